@@ -1,0 +1,1 @@
+"""creditwindow's shared code: event contracts, wire format, settings, logging, Kafka/Redis helpers."""

@@ -1,0 +1,116 @@
+"""The envelope every creditwindow event carries, and the base of all event models."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = [
+    "ApplicationId",
+    "CustomerId",
+    "Event",
+    "deterministic_id",
+    "utc_now",
+]
+
+# A namespace for ids derived from other ids, so a redelivered input yields the same output id.
+_ID_NAMESPACE = uuid.UUID("5b0f6c0e-8c1a-4f43-9e2e-7d3c0c1d2a10")
+
+_MOBILE = re.compile(r"^\+?(86)?1[3-9]\d{9}$")
+_RESIDENT_ID = re.compile(r"^\d{17}[\dXx]$")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def deterministic_id(*parts: object) -> uuid.UUID:
+    """A UUID that is a pure function of its parts (uuid5): the same input event gives the same id."""
+    return uuid.uuid5(_ID_NAMESPACE, "|".join(str(p) for p in parts))
+
+
+def _pseudonymous(value: str) -> str:
+    # Ids travel on every topic and in every log line: refuse ones that are really a phone number or
+    # an ID-card number, so personal data cannot enter the fleet disguised as an id.
+    if _MOBILE.match(value) or _RESIDENT_ID.match(value):
+        raise ValueError("looks like a phone or ID-card number; ids must be pseudonymous")
+    return value
+
+
+CustomerId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{5,63}$"),
+    AfterValidator(_pseudonymous),
+    Field(
+        description="Pseudonymous customer id (never a name, phone or ID-card number). Kafka key.",
+        examples=["cus_8f3a51c2d9e04b77"],
+    ),
+]
+
+ApplicationId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{5,79}$"),
+    AfterValidator(_pseudonymous),
+    Field(
+        description="Id of the credit application; the correlation id of every event it causes.",
+        examples=["app_0001_3c2d9e04"],
+    ),
+]
+
+
+class Event(BaseModel):
+    """Base of every event: the envelope fields, frozen, JSON on the wire.
+
+    Subclasses set `EVENT_TYPE` and `SCHEMA_VERSION`; consumers accept the current version and the
+    previous one. Changes are additive: a field is never removed or retyped within a version.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", str_max_length=4096)
+
+    EVENT_TYPE: ClassVar[str] = ""
+    SCHEMA_VERSION: ClassVar[int] = 1
+    ACCEPTED_VERSIONS: ClassVar[frozenset[int]] = frozenset({1})
+
+    event_id: uuid.UUID = Field(
+        default_factory=uuid.uuid4, description="Unique id of this event.", examples=[uuid.UUID(int=1)]
+    )
+    event_type: str = Field(description="Name of the event type (past tense).", examples=["ApplicationReceived"])
+    schema_version: int = Field(ge=1, le=99, description="Version of this event's schema.", examples=[1])
+    occurred_at: datetime = Field(default_factory=utc_now, description="When it happened (UTC).")
+    correlation_id: str = Field(
+        max_length=80,
+        description="The application id this event belongs to, carried down the chain.",
+        examples=["app_0001_3c2d9e04"],
+    )
+    causation_id: uuid.UUID | None = Field(
+        default=None, description="event_id of the event that caused this one (None for a source event)."
+    )
+    producer: Annotated[str, StringConstraints(max_length=64)] = Field(
+        default="unknown", description="The service or tool that produced the event.", examples=["scoring"]
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_type_and_version(cls, data: Any) -> Any:
+        # Type and version come from the class, so producers never spell them by hand.
+        if isinstance(data, dict):
+            data.setdefault("event_type", cls.EVENT_TYPE)
+            data.setdefault("schema_version", cls.SCHEMA_VERSION)
+        return data
+
+    @model_validator(mode="after")
+    def _check_envelope(self) -> Self:
+        if self.event_type != self.EVENT_TYPE:
+            raise ValueError(f"event_type {self.event_type!r} is not {self.EVENT_TYPE!r}")
+        if self.schema_version not in self.ACCEPTED_VERSIONS:
+            raise ValueError(
+                f"{self.EVENT_TYPE} schema_version {self.schema_version} is not accepted "
+                f"(accepted: {sorted(self.ACCEPTED_VERSIONS)})"
+            )
+        if self.occurred_at.utcoffset() is None:
+            raise ValueError("occurred_at must carry a time zone (UTC)")
+        return self

@@ -1,0 +1,35 @@
+"""`NotificationSent`: the customer was told (topic `credit.notifications`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from shared.contracts.applications import Locale
+from shared.contracts.envelope import ApplicationId, CustomerId, Event
+from shared.contracts.windows import Category
+
+__all__ = ["NotificationSent"]
+
+
+class NotificationSent(Event):
+    """A rendered disclosure delivered on a channel, exactly once per decision and channel."""
+
+    EVENT_TYPE: ClassVar[str] = "NotificationSent"
+
+    notification_id: uuid.UUID = Field(description="Deterministic from decision and channel: duplicates share it.")
+    decision_id: uuid.UUID
+    decision_seq: int = Field(ge=1)
+    application_id: ApplicationId
+    customer_id: CustomerId
+    channel: Literal["inbox", "webhook"]
+    locale: Locale
+    outcome: Literal["opened", "closed"]
+    category: Category | None = None
+    reference: str = Field(max_length=40, description="Decision reference the customer quotes for review.", examples=["CW-3F2A-9C1B"])
+    title: str = Field(max_length=200)
+    body: str = Field(max_length=4000, description="The rendered disclosure text.")
+    policy_version: str = Field(max_length=80)
+    model_id: str | None = Field(default=None, max_length=120)

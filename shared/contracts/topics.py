@@ -1,0 +1,60 @@
+"""Every topic name, in one place. A namespace prefix isolates test, benchmark and shadow runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Topics"]
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Topic names under an optional namespace (`""` in production: `credit.applications`)."""
+
+    namespace: str = ""
+
+    def _name(self, base: str) -> str:
+        return f"{self.namespace}.{base}" if self.namespace else base
+
+    @property
+    def applications(self) -> str:
+        return self._name("credit.applications")
+
+    @property
+    def scores(self) -> str:
+        return self._name("credit.scores")
+
+    @property
+    def windows(self) -> str:
+        return self._name("credit.windows")
+
+    @property
+    def notifications(self) -> str:
+        return self._name("credit.notifications")
+
+    @property
+    def policy(self) -> str:
+        return self._name("credit.policy")
+
+    @property
+    def deadletter(self) -> str:
+        return self._name("credit.deadletter")
+
+    @property
+    def shadow_windows(self) -> str:
+        return self._name("credit.windows.shadow")
+
+    def all(self) -> tuple[str, ...]:
+        return (
+            self.applications,
+            self.scores,
+            self.windows,
+            self.notifications,
+            self.policy,
+            self.deadletter,
+            self.shadow_windows,
+        )
+
+    def group(self, service: str) -> str:
+        """Consumer group of a service: one group per service, replicas share it."""
+        return self._name(f"creditwindow.{service}")

@@ -1,0 +1,89 @@
+"""`WindowOpened` / `WindowClosed`: the policy's decision on a borrowing window (topic `credit.windows`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.applications import Locale, Segment
+from shared.contracts.envelope import ApplicationId, CustomerId, Event
+from shared.contracts.scores import Reason, RecourseAction
+
+__all__ = [
+    "Category",
+    "Decision",
+    "LimitBasis",
+    "Trigger",
+    "WindowClosed",
+    "WindowOpened",
+]
+
+Category = Literal["credit", "strategy", "system", "regulatory"]
+Trigger = Literal["application", "expiry", "segment_paused"]
+Bound = Literal["risk_grade", "requested_amount", "income_cap", "absolute_cap", "segment_budget"]
+
+
+class LimitBasis(BaseModel):
+    """How the limit was reached: each bound considered, and the one that bound."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    grade_limit: int = Field(ge=0, description="Limit from the grade grid and income, after cycle factor and programme.")
+    cycle_factor: float = Field(gt=0, description="Macro cycle factor applied.")
+    programme: str | None = Field(default=None, max_length=64, description="Segment programme that boosted the limit.")
+    programme_boost: float = Field(default=1.0, gt=0, description="Multiplier from the programme.")
+    income_cap: int | None = Field(default=None, ge=0, description="Regulatory cap from annual income.")
+    absolute_cap: int | None = Field(default=None, ge=0, description="Regulatory absolute cap per person.")
+    budget_available: int | None = Field(default=None, ge=0, description="Segment budget left when decided.")
+    bound_by: Bound = Field(description="What set the final limit.")
+
+
+class Decision(Event):
+    """Fields every decision carries. A decision names the policy and model versions behind it."""
+
+    decision_id: uuid.UUID = Field(description="Id of this decision; the reference a customer quotes.")
+    decision_seq: int = Field(ge=1, description="Monotonic per customer: a higher sequence is newer.")
+    application_id: ApplicationId
+    customer_id: CustomerId
+    segment: Segment
+    locale: Locale = "zh-CN"
+    partner_id: str | None = Field(default=None, max_length=40)
+    policy_version: str = Field(max_length=80, description="name@version of the policy used.", examples=["default@1"])
+    model_id: str | None = Field(default=None, max_length=120)
+    trigger: Trigger = Field(default="application", description="What caused the decision.")
+
+
+class WindowOpened(Decision):
+    """The borrowing window is open: a limit, a price and an expiry."""
+
+    EVENT_TYPE: ClassVar[str] = "WindowOpened"
+
+    limit: int = Field(gt=0, description="Credit limit, CNY.", examples=[20000])
+    apr: float = Field(gt=0, lt=1, description="Annual percentage rate.", examples=[0.1095])
+    daily_rate: float = Field(gt=0, lt=0.01, description="Daily rate (APR / 365).", examples=[0.0003])
+    valid_until: datetime = Field(description="The window closes at this time unless renewed.")
+    grade: str = Field(max_length=2)
+    pd: float = Field(ge=0, le=1)
+    points: float
+    basis: LimitBasis
+
+
+class WindowClosed(Decision):
+    """The borrowing window is closed, with the category and reasons the customer is told."""
+
+    EVENT_TYPE: ClassVar[str] = "WindowClosed"
+
+    category: Category
+    reason: str = Field(max_length=64, description="Code of the rule that closed it.", examples=["score_below_cutoff"])
+    reasons: tuple[Reason, ...] = Field(default=(), max_length=4, description="Scorecard reasons (credit).")
+    recourse: tuple[RecourseAction, ...] = Field(default=(), max_length=8)
+    retry_after: datetime | None = Field(default=None, description="When trying again makes sense (strategy, system).")
+    closes_decision_id: uuid.UUID | None = Field(
+        default=None, description="For expiry or a pause: the earlier opened decision this closes."
+    )
+    grade: str | None = Field(default=None, max_length=2)
+    pd: float | None = Field(default=None, ge=0, le=1)
+    points: float | None = None

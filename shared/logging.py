@@ -1,0 +1,79 @@
+"""structlog, configured once per process: JSON lines (console on a terminal), ids bound, PII redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = ["configure_logging", "redact"]
+
+# What personal data looks like in this domain. Ids are pseudonymous, so none of these should ever
+# appear; if one does (a bug, a hostile payload echoed in an error) it is masked before writing.
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])"), "[id-card]"),
+    (re.compile(r"(?<![0-9A-Za-z])(?:\+?86[- ]?)?1[3-9]\d{9}(?!\d)"), "[phone]"),
+    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[email]"),
+    (re.compile(r"(?<!\d)(?:\d[ -]?){15,18}\d(?!\d)"), "[card]"),
+)
+_SENSITIVE_KEYS = frozenset(
+    {"name", "full_name", "phone", "mobile", "id_card", "id_number", "email", "address", "password", "secret", "authorization"}
+)
+
+
+def redact(value: Any) -> Any:
+    """Mask anything that looks like personal data, recursively through dicts and lists."""
+    if isinstance(value, str):
+        for pattern, mask in _PATTERNS:
+            value = pattern.sub(mask, value)
+        return value
+    if isinstance(value, Mapping):
+        return {k: ("[redacted]" if str(k).lower() in _SENSITIVE_KEYS else redact(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact(v) for v in value)
+    return value
+
+
+def _redact_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in list(event_dict.items()):
+        if key.lower() in _SENSITIVE_KEYS:
+            event_dict[key] = "[redacted]"
+        elif isinstance(value, (str, Mapping, list, tuple)):
+            event_dict[key] = redact(value)
+    return event_dict
+
+
+def configure_logging(*, service: str, level: str = "INFO", fmt: str = "auto", instance: str = "") -> None:
+    """Configure structlog and the standard library (FastStream, aiokafka) to write through it."""
+    console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        _redact_processor,
+    ]
+    renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared, processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # The Kafka client is chatty at INFO about every rebalance and coordinator hop.
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service, **({"instance": instance} if instance else {}))

@@ -1,0 +1,152 @@
+"""Every code a customer can be told about, with its wording in zh-CN and en.
+
+Scoring emits reason and advice codes, policy emits closure reasons, categories and bounds;
+notification renders them. The wording lives here, once, so no service invents its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "ADVICE",
+    "BOUNDS",
+    "CATEGORIES",
+    "CLOSURE_REASONS",
+    "LOCALES",
+    "REASONS",
+    "Text",
+    "reason_code",
+]
+
+LocaleName = Literal["zh-CN", "en"]
+LOCALES: tuple[LocaleName, ...] = ("zh-CN", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    zh: str
+    en: str
+
+    def __call__(self, locale: str) -> str:
+        return self.en if locale == "en" else self.zh
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """What the customer can do, and how long it usually takes to show."""
+
+    text: Text
+    typical: Text
+
+
+def reason_code(characteristic: str) -> str:
+    return f"R_{characteristic.upper()}"
+
+
+# Principal reasons: one per scorecard characteristic ("what cost you the most points").
+REASONS: dict[str, Text] = {
+    reason_code("checking_account"): Text("支票账户状态(余额偏低或无账户)", "Status of your checking account (low or negative balance)"),
+    reason_code("duration_months"): Text("申请期限较长", "The long duration you asked for"),
+    reason_code("credit_history"): Text("过往信用记录(曾有逾期或严重账户)", "Your credit history (past delays or a critical account)"),
+    reason_code("purpose"): Text("借款用途的历史风险较高", "The purpose of the credit carries more risk historically"),
+    reason_code("credit_amount"): Text("申请金额相对偏高", "The amount asked for is high"),
+    reason_code("savings"): Text("储蓄或理财资产较少", "Little in savings or bonds"),
+    reason_code("employment_since"): Text("当前工作年限较短", "Short time in your present employment"),
+    reason_code("installment_rate_pct"): Text("月供占可支配收入比例较高", "Installments take a high share of disposable income"),
+    reason_code("other_debtors"): Text("无担保人或共同借款人", "No guarantor or co-applicant"),
+    reason_code("residence_since_years"): Text("当前住址居住时间较短", "Short time at your present residence"),
+    reason_code("property"): Text("可证明的资产较少", "Little property on record"),
+    reason_code("age_years"): Text("年龄段的历史还款表现", "Repayment history of your age band"),
+    reason_code("other_installment_plans"): Text("在其他机构有分期计划", "Installment plans elsewhere"),
+    reason_code("housing"): Text("住房情况", "Your housing situation"),
+    reason_code("existing_credits"): Text("本平台已有借款笔数较多", "Number of existing credits with us"),
+    reason_code("job"): Text("职业类别", "Your type of job"),
+    reason_code("dependents"): Text("需抚养人数", "Number of dependents"),
+    reason_code("telephone"): Text("未登记本人名下的电话", "No telephone registered in your name"),
+}
+
+# Recourse advice: changes a person can act on (never age, never history that cannot be undone).
+ADVICE: dict[str, Advice] = {
+    "A_SHORTER_DURATION": Advice(
+        Text("选择更短的借款期限(例如 {target} 个月以内)", "Apply for a shorter duration (e.g. {target} months or less)"),
+        Text("下次申请即可生效", "takes effect on your next application"),
+    ),
+    "A_LOWER_AMOUNT": Advice(
+        Text("降低申请金额(例如 {target} 以内)", "Ask for a lower amount (e.g. up to {target})"),
+        Text("下次申请即可生效", "takes effect on your next application"),
+    ),
+    "A_LOWER_INSTALLMENT_RATE": Advice(
+        Text("将月供降到可支配收入的 {target}% 以内", "Lower the installment to {target}% of disposable income or less"),
+        Text("通常 1-3 个月", "usually 1-3 months"),
+    ),
+    "A_BUILD_SAVINGS": Advice(
+        Text("积累储蓄(例如达到 {target})", "Build up savings (e.g. to {target})"),
+        Text("通常 3-6 个月", "usually 3-6 months"),
+    ),
+    "A_CHECKING_BALANCE": Advice(
+        Text("保持支票账户余额为正({target})", "Keep a positive checking balance ({target})"),
+        Text("通常 1-3 个月", "usually 1-3 months"),
+    ),
+    "A_FEWER_INSTALLMENT_PLANS": Advice(
+        Text("结清其他机构的分期计划", "Pay off installment plans elsewhere"),
+        Text("结清后下次申请生效", "effective on your next application after paying off"),
+    ),
+    "A_ADD_GUARANTOR": Advice(
+        Text("增加担保人或共同借款人", "Add a guarantor or co-applicant"),
+        Text("下次申请即可生效", "takes effect on your next application"),
+    ),
+    "A_REGISTER_TELEPHONE": Advice(
+        Text("在本人名下登记联系电话", "Register a telephone in your own name"),
+        Text("通常 1 周内", "usually within a week"),
+    ),
+    "A_FEWER_EXISTING_CREDITS": Advice(
+        Text("先结清部分现有借款(例如降到 {target} 笔)", "Repay some existing credits first (e.g. down to {target})"),
+        Text("结清后下次申请生效", "effective on your next application after repaying"),
+    ),
+    "A_WAIT_OVERDUE": Advice(
+        Text("保持按时还款,逾期记录满 12 个月后不再影响", "Keep paying on time: an overdue stops counting after 12 months"),
+        Text("最近一次逾期满 12 个月后", "12 months after the last overdue"),
+    ),
+    "A_FEWER_INQUIRIES": Advice(
+        Text("近期减少信用查询与新的借款申请", "Make fewer credit applications for a while"),
+        Text("通常 3 个月", "usually 3 months"),
+    ),
+}
+
+CATEGORIES: dict[str, Text] = {
+    "credit": Text("信用评估结果", "a credit assessment"),
+    "strategy": Text("平台策略调整,与您的信用无关", "a platform decision, not about your credit"),
+    "system": Text("系统技术原因,与您的信用无关", "a technical problem, not about your credit"),
+    "regulatory": Text("监管规定的额度上限", "a regulatory limit"),
+}
+
+# Why a window closed, per policy rule.
+CLOSURE_REASONS: dict[str, Text] = {
+    "score_below_cutoff": Text("综合信用评分未达到当前标准", "Your credit score is below the current cut-off"),
+    "knockout_recent_overdue": Text("近 12 个月内有逾期记录", "An overdue payment in the last 12 months"),
+    "knockout_inquiries": Text("近 3 个月信用查询次数过多", "Too many credit inquiries in the last 3 months"),
+    "unprofitable_risk": Text("按当前风险水平无法提供可持续的定价", "Your risk level does not allow a sustainable price at present"),
+    "segment_paused": Text("平台暂停了该客群的新额度发放", "The platform has paused new windows for your segment"),
+    "region_paused": Text("平台暂停了您所在地区的新额度发放", "The platform has paused new windows in your region"),
+    "channel_paused": Text("平台暂停了该申请渠道", "The platform has paused this application channel"),
+    "budget_exhausted": Text("本期额度预算已用完", "This period's credit budget is spent"),
+    "maintenance": Text("系统维护中", "Scheduled maintenance"),
+    "scoring_failed": Text("评分服务暂时无法处理您的申请", "Your application could not be scored"),
+    "application_invalid": Text("申请信息无法读取", "Your application could not be read"),
+    "dependency_unavailable": Text("依赖服务暂时不可用", "A service we depend on is unavailable"),
+    "income_cap": Text("按收入计算的监管上限不足以开通额度", "The income-based regulatory cap leaves no room for a limit"),
+    "absolute_cap": Text("已达到每人借款总额上限", "The per-person absolute cap is reached"),
+    "below_minimum_limit": Text("可提供的额度低于最低开通额度", "The limit available is below the minimum we open"),
+    "expired": Text("额度有效期已到期", "Your window reached the end of its validity"),
+}
+
+# What bounded an opened window's limit.
+BOUNDS: dict[str, Text] = {
+    "risk_grade": Text("您的风险等级与收入对应的额度", "the limit for your risk grade and income"),
+    "requested_amount": Text("您申请的金额", "the amount you asked for"),
+    "income_cap": Text("监管规定:余额不超过年收入的三分之一", "regulation: balance at most a third of annual income"),
+    "absolute_cap": Text("监管规定:每人借款总额上限", "regulation: the absolute cap per person"),
+    "segment_budget": Text("本期客群额度预算的剩余部分", "what is left of this period's segment budget"),
+}

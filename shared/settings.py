@@ -1,0 +1,110 @@
+"""Typed configuration, read once per process from the environment (12-factor), with local defaults.
+
+Every variable is listed in the README. Nothing here connects to anything.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.contracts.topics import Topics
+
+__all__ = ["DEV_SIGNING_KEY", "REPO_ROOT", "Settings"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The local platform's key. Production sets CW_POLICY_SIGNING_KEY; the services warn when they
+# run with this one.
+DEV_SIGNING_KEY = "creditwindow-local-dev-signing-key-not-for-production"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    """creditwindow settings. Kafka and Redis endpoints use their conventional variable names."""
+
+    model_config = SettingsConfigDict(env_prefix="CW_", extra="ignore", frozen=True)
+
+    # --- endpoints -------------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers (comma separated).",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=_env("REDIS_URL"),
+        description="Redis URL; rediss:// for TLS, redis://:password@host for AUTH.",
+    )
+
+    # --- Kafka security (documented in the README; PLAINTEXT on the local platform) ------------------
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    redis_ssl_ca_certs: Path | None = None
+
+    # --- topics ------------------------------------------------------------------------------------
+    topic_namespace: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,64}$", description="Prefix of every topic and group.")
+    topic_partitions: int = Field(default=6, ge=1, le=256)
+    topic_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=60_000)
+    topic_replication_factor: int = Field(default=1, ge=1, le=5)
+
+    # --- consuming and producing ---------------------------------------------------------------
+    batch_max_records: int = Field(default=500, ge=1, le=10_000, description="Records handled per batch.")
+    batch_timeout_ms: int = Field(default=20, ge=1, le=10_000, description="Wait for a batch to fill.")
+    producer_linger_ms: int = Field(default=2, ge=0, le=1000)
+    retry_initial_ms: int = Field(default=200, ge=1, description="First backoff on a transient fault.")
+    retry_max_ms: int = Field(default=5_000, ge=1, description="Longest backoff on a transient fault.")
+
+    # --- services ----------------------------------------------------------------------------------
+    instance_id: str = Field(default="", max_length=64, description="Replica name in logs and metrics.")
+    http_host: str = "127.0.0.1"
+    scoring_http_port: int = Field(default=8101, ge=0, le=65535, description="0 disables the HTTP endpoint.")
+    policy_http_port: int = Field(default=8102, ge=0, le=65535)
+    notification_http_port: int = Field(default=8103, ge=0, le=65535)
+    model_path: Path = Field(
+        default=REPO_ROOT / "services" / "scoring" / "models" / "german-woe.json",
+        description="The scorecard artifact the scoring service loads.",
+    )
+    policy_path: Path = Field(
+        default=REPO_ROOT / "services" / "policy" / "policies" / "default.yaml",
+        description="The policy used until a signed PolicyUpdated is restored from the topic.",
+    )
+    policy_signing_key: SecretStr = Field(default=SecretStr(DEV_SIGNING_KEY), description="HMAC key for policy updates.")
+    policy_signing_key_id: str = "k1"
+    webhook_signing_key: SecretStr = Field(default=SecretStr("creditwindow-local-webhook-key"))
+    webhook_urls: dict[str, str] = Field(
+        default_factory=dict, description='Partner id -> webhook URL, as JSON: {"p1": "http://127.0.0.1:9000/hook"}'
+    )
+    webhook_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=5, ge=1, le=20)
+    shadow: bool = Field(default=False, description="Policy in shadow mode: decisions to the shadow topic only.")
+
+    # --- logging -------------------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    # --- local platform ------------------------------------------------------------------------------
+    home: Path = Field(default=REPO_ROOT / ".cache", description="Where the local platform keeps jars, data and logs.")
+    kafka_port: int = Field(default=9092, ge=1, le=65535, description="Port of the local Kafka broker.")
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    redis_port: int = Field(default=6379, ge=1, le=65535, description="Port of the local Redis.")
+    kafka_heap: str = Field(default="768m", pattern=r"^\d+[mg]$", description="Heap of the local broker.")
+
+    @cached_property
+    def topics(self) -> Topics:
+        return Topics(self.topic_namespace)
+
+    @property
+    def uses_dev_signing_key(self) -> bool:
+        return self.policy_signing_key.get_secret_value() == DEV_SIGNING_KEY

@@ -1,0 +1,188 @@
+"""The wire format: events <-> Kafka records (JSON value, customer key, type/version/correlation headers).
+
+Pure functions, no I/O: the services' adapters and every test use the same encoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from shared.contracts import EVENT_TYPES, DeadLetter, Event
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "Record",
+    "RefusedRecord",
+    "WireMessage",
+    "dead_letter_for",
+    "decode",
+    "encode",
+    "event_key",
+]
+
+# Events are small (an application is ~1 KiB). Anything far larger is refused before parsing, so a
+# hostile or broken producer cannot make a service parse megabytes of JSON.
+MAX_EVENT_BYTES = 64 * 1024
+# Kept in a dead letter at most; the rest is marked truncated.
+MAX_DEAD_LETTER_PAYLOAD = 256 * 1024
+# pydantic's JSON parser refuses deeper nesting on its own; this bound is ours and documented.
+MAX_JSON_DEPTH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class WireMessage:
+    key: bytes
+    value: bytes
+    headers: dict[str, str]
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """The parts of a consumed Kafka record the fleet looks at (an aiokafka ConsumerRecord fits)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedRecord:
+    """A record that did not decode into an accepted event, and why."""
+
+    record: Record
+    error_type: str
+    error: str
+
+
+def event_key(event: Event) -> str:
+    """The Kafka key of an event: the customer, so each customer's events stay in order."""
+    for attribute in ("customer_id", "policy_name", "source_key"):
+        value = getattr(event, attribute, None)
+        if value:
+            return str(value)
+    return event.correlation_id
+
+
+def encode(event: Event) -> WireMessage:
+    value = event.model_dump_json().encode()
+    headers = {
+        "content-type": "application/json",
+        "event_type": event.event_type,
+        "schema_version": str(event.schema_version),
+        "correlation_id": event.correlation_id,
+    }
+    return WireMessage(
+        key=event_key(event).encode(), value=value, headers=headers, correlation_id=event.correlation_id
+    )
+
+
+def _json_depth_exceeds(raw: bytes, limit: int) -> bool:
+    # A linear scan outside strings: cheap, and it runs before any parser allocates.
+    depth = 0
+    in_string = False
+    escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):  # { [
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x7D, 0x5D):
+            depth -= 1
+    return False
+
+
+def _header(record: Record, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return None
+
+
+def decode(record: Record, accepted: Iterable[type[Event]]) -> Event | RefusedRecord:
+    """Decode a record into one of the accepted event types, or say why it is refused."""
+    types = {model.EVENT_TYPE: model for model in accepted}
+    raw = record.value
+    if not raw:
+        return RefusedRecord(record, "undecodable", "empty value")
+    if len(raw) > MAX_EVENT_BYTES:
+        return RefusedRecord(record, "too_large", f"value is {len(raw)} bytes, limit {MAX_EVENT_BYTES}")
+    # Counting brackets is C-speed; only a record that could be too deep pays for the scan.
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and _json_depth_exceeds(raw, MAX_JSON_DEPTH):
+        return RefusedRecord(record, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    event_type = _header(record, "event_type")
+    if event_type is None:
+        # Producers other than ours may omit headers: the body names its type too.
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return RefusedRecord(record, "undecodable", f"not JSON: {exc}")
+        if not isinstance(body, dict):
+            return RefusedRecord(record, "invalid", "JSON value is not an object")
+        event_type = body.get("event_type")
+    model = types.get(event_type) if isinstance(event_type, str) else None
+    if model is None:
+        known = ", ".join(sorted(types))
+        return RefusedRecord(record, "unexpected_type", f"event_type {event_type!r} is not one of: {known}")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        kind = "undecodable" if any(e["type"] == "json_invalid" for e in exc.errors()) else "invalid"
+        return RefusedRecord(record, kind, _summarise(exc))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return RefusedRecord(record, "undecodable", str(exc)[:500])
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False)[:10]:
+        location = ".".join(str(p) for p in error["loc"]) or "(root)"
+        parts.append(f"{location}: {error['msg']}")
+    more = exc.error_count() - len(parts)
+    if more > 0:
+        parts.append(f"... and {more} more")
+    return "; ".join(parts)[:2000]
+
+
+def dead_letter_for(refused: RefusedRecord, *, failed_by: str) -> DeadLetter:
+    """The dead letter for a refused record: original bytes and headers, source position, reason."""
+    record = refused.record
+    raw = record.value or b""
+    kept = raw[:MAX_DEAD_LETTER_PAYLOAD]
+    headers = {
+        str(k): (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))[:1024]
+        for k, v in list(record.headers or ())[:64]
+    }
+    key = record.key.decode("utf-8", "replace")[:256] if record.key else None
+    return DeadLetter(
+        correlation_id=(headers.get("correlation_id") or f"{record.topic}:{record.partition}:{record.offset}")[:80],
+        producer=failed_by,
+        error=refused.error[:2000],
+        error_type=refused.error_type,
+        failed_by=failed_by,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        source_key=key,
+        payload_b64=base64.b64encode(kept).decode(),
+        payload_truncated=len(kept) < len(raw),
+        headers=headers,
+    )
+
