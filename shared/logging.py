@@ -74,6 +74,9 @@ def configure_logging(*, service: str, level: str = "INFO", fmt: str = "auto", i
     root.handlers[:] = [handler]
     root.setLevel(level)
     # The Kafka client is chatty at INFO about every rebalance and coordinator hop.
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    quiet = max(logging.WARNING, logging.getLevelName(level))
+    logging.getLogger("aiokafka").setLevel(quiet)
+    # FastStream logs every message received and processed at INFO: far too much for a fleet.
+    logging.getLogger(f"creditwindow.{service}.faststream").setLevel(quiet)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service, **({"instance": instance} if instance else {}))

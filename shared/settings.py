@@ -32,15 +32,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CW_", extra="ignore", frozen=True)
 
     # --- endpoints -------------------------------------------------------------------------------
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092",
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
         validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS"),
-        description="Kafka bootstrap servers (comma separated).",
+        description="Kafka bootstrap servers (comma separated). Unset: the local platform's broker.",
     )
-    redis_url: str = Field(
-        default="redis://127.0.0.1:6379/0",
+    redis_url: str | None = Field(
+        default=None,
         validation_alias=_env("REDIS_URL"),
-        description="Redis URL; rediss:// for TLS, redis://:password@host for AUTH.",
+        description="Redis URL; rediss:// for TLS, redis://:password@host for AUTH. Unset: the local Redis.",
     )
 
     # --- Kafka security (documented in the README; PLAINTEXT on the local platform) ------------------
@@ -104,6 +104,19 @@ class Settings(BaseSettings):
     @cached_property
     def topics(self) -> Topics:
         return Topics(self.topic_namespace)
+
+    @property
+    def kafka_servers(self) -> str:
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis_dsn(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def redis_prefix(self) -> str:
+        """Prefix of every Redis key: the topic namespace, so isolated runs share nothing."""
+        return f"cw:{self.topic_namespace}:" if self.topic_namespace else "cw:"
 
     @property
     def uses_dev_signing_key(self) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from shared.contracts import EVENT_TYPES, DeadLetter, Event
+from shared.contracts import EVENT_TYPES, DeadLetter, Event, deterministic_id
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -172,6 +172,8 @@ def dead_letter_for(refused: RefusedRecord, *, failed_by: str) -> DeadLetter:
     }
     key = record.key.decode("utf-8", "replace")[:256] if record.key else None
     return DeadLetter(
+        # The same refused record always gives the same dead letter: redeliveries and replicas dedupe.
+        event_id=deterministic_id("deadletter", failed_by, record.topic, record.partition, record.offset),
         correlation_id=(headers.get("correlation_id") or f"{record.topic}:{record.partition}:{record.offset}")[:80],
         producer=failed_by,
         error=refused.error[:2000],

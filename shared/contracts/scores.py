@@ -41,7 +41,9 @@ class ScoreComputed(Event):
 
     application_id: ApplicationId
     customer_id: CustomerId
-    facts: ApplicationFacts
+    facts: ApplicationFacts | None = Field(
+        default=None, description="The application's facts; None only when the application could not be read."
+    )
     outcome: Literal["scored", "unscorable"] = Field(description="`unscorable` closes the window as a system matter.")
     failure: str | None = Field(default=None, max_length=500, description="Why it could not be scored (no personal data).")
     model_id: str | None = Field(default=None, max_length=120, description="name@version+content hash of the scorecard.", examples=["german-woe@1+3f2a9c1b"])

@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 Category = Literal["credit", "strategy", "system", "regulatory"]
-Trigger = Literal["application", "expiry", "segment_paused"]
+Trigger = Literal["application", "expiry", "pause", "redecision"]
 Bound = Literal["risk_grade", "requested_amount", "income_cap", "absolute_cap", "segment_budget"]
 
 
@@ -37,6 +37,7 @@ class LimitBasis(BaseModel):
     programme_boost: float = Field(default=1.0, gt=0, description="Multiplier from the programme.")
     income_cap: int | None = Field(default=None, ge=0, description="Regulatory cap from annual income.")
     absolute_cap: int | None = Field(default=None, ge=0, description="Regulatory absolute cap per person.")
+    programme_part: int = Field(default=0, ge=0, description="Part of the limit charged to the programme's budget.")
     budget_available: int | None = Field(default=None, ge=0, description="Segment budget left when decided.")
     bound_by: Bound = Field(description="What set the final limit.")
 
@@ -48,7 +49,7 @@ class Decision(Event):
     decision_seq: int = Field(ge=1, description="Monotonic per customer: a higher sequence is newer.")
     application_id: ApplicationId
     customer_id: CustomerId
-    segment: Segment
+    segment: Segment | None = Field(default=None, description="None only when the application could not be read.")
     locale: Locale = "zh-CN"
     partner_id: str | None = Field(default=None, max_length=40)
     policy_version: str = Field(max_length=80, description="name@version of the policy used.", examples=["default@1"])
@@ -68,6 +69,7 @@ class WindowOpened(Decision):
     grade: str = Field(max_length=2)
     pd: float = Field(ge=0, le=1)
     points: float
+    expected_loss: float = Field(ge=0, description="limit x PD x LGD, CNY: what the window takes from the loss budget.")
     basis: LimitBasis
 
 

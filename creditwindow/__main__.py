@@ -1,0 +1,3 @@
+from creditwindow.cli import main
+
+main()

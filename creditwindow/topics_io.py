@@ -1,0 +1,149 @@
+"""Reading and writing the fleet's topics from tools (demo, CLI, tests, benchmark, fault suite).
+
+A `TopicReader` reads every partition of some topics without a consumer group (it changes nothing
+for the services), decoding each record with the fleet's own wire format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.contracts import EVENT_TYPES, Event
+from shared.messaging import aiokafka_kwargs, topic_partitions
+from shared.settings import Settings
+from shared.wire import Record, RefusedRecord, decode, encode
+
+__all__ = ["Publisher", "ReadRecord", "TopicReader", "end_offsets"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRecord:
+    record: Record
+    event: Event | None
+    refused: RefusedRecord | None
+    timestamp_ms: int
+
+
+async def end_offsets(settings: Settings, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    found = await topic_partitions(settings, topics)
+    partitions = [TopicPartition(topic, p) for topic, ps in found.items() for p in ps]
+    if not partitions:
+        return {}
+    consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+class TopicReader:
+    """Reads topics from given offsets (default: the beginning), decoding every record."""
+
+    def __init__(self, settings: Settings, topics: Sequence[str], *, start: dict[TopicPartition, int] | None = None) -> None:
+        self.settings = settings
+        self.topics = list(topics)
+        self.start = start
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> TopicReader:
+        self._consumer = AIOKafkaConsumer(
+            **aiokafka_kwargs(self.settings),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await self._consumer.start()
+        found = await topic_partitions(self.settings, self.topics)
+        partitions = [TopicPartition(topic, p) for topic, ps in found.items() for p in ps]
+        self._consumer.assign(partitions)
+        for tp in partitions:
+            if self.start and tp in self.start:
+                self._consumer.seek(tp, self.start[tp])
+            else:
+                await self._consumer.seek_to_beginning(tp)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def poll(self, timeout_ms: int = 200) -> list[ReadRecord]:
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=5000)
+        out = []
+        for records in batches.values():
+            for raw in records:
+                record = Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()))
+                decoded = decode(record, EVENT_TYPES.values())
+                if isinstance(decoded, RefusedRecord):
+                    out.append(ReadRecord(record, None, decoded, raw.timestamp))
+                else:
+                    out.append(ReadRecord(record, decoded, None, raw.timestamp))
+        return out
+
+    async def until(
+        self,
+        done: Callable[[list[ReadRecord]], bool],
+        *,
+        timeout_s: float,
+        on_batch: Callable[[list[ReadRecord]], None] | None = None,
+    ) -> list[ReadRecord]:
+        """Read until `done(everything read)` is true or the timeout passes; returns everything read."""
+        seen: list[ReadRecord] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = await self.poll()
+            if batch:
+                seen.extend(batch)
+                if on_batch is not None:
+                    on_batch(batch)
+            if done(seen):
+                break
+        return seen
+
+    async def drain(self, *, idle_s: float = 1.0, timeout_s: float = 30.0) -> list[ReadRecord]:
+        """Read until nothing new arrives for `idle_s`."""
+        seen: list[ReadRecord] = []
+        deadline = time.monotonic() + timeout_s
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < idle_s:
+            batch = await self.poll()
+            if batch:
+                seen.extend(batch)
+                quiet_since = time.monotonic()
+        return seen
+
+
+class Publisher:
+    """Publishes events (or raw bytes) the way upstream apps do: keyed, with headers, acks=all."""
+
+    def __init__(self, settings: Settings, *, linger_ms: int = 5) -> None:
+        self._producer = AIOKafkaProducer(
+            **aiokafka_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=linger_ms, max_batch_size=256 * 1024
+        )
+
+    async def __aenter__(self) -> Publisher:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._producer.stop()
+
+    async def send(self, topic: str, event: Event) -> asyncio.Future:  # type: ignore[type-arg]
+        message = encode(event)
+        return await self._producer.send(
+            topic, message.value, key=message.key, headers=[(k, v.encode()) for k, v in message.headers.items()]
+        )
+
+    async def send_raw(self, topic: str, value: bytes, *, key: bytes | None, headers: Iterable[tuple[str, bytes]] = ()) -> asyncio.Future:  # type: ignore[type-arg]
+        return await self._producer.send(topic, value, key=key, headers=list(headers))
+
+    async def flush(self) -> None:
+        await self._producer.flush()

@@ -1,0 +1,53 @@
+"""Notification's Kafka adapter: window decisions in, notifications (and dead letters) out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from faststream.kafka import KafkaRouter
+from faststream.params import NoCast
+
+from services.notification.announcing import Announcer
+from services.notification.metrics import NotificationMetrics
+from shared.contracts import DeadLetter, NotificationSent, WindowClosed, WindowOpened
+from shared.messaging import Outbox, batch_subscriber_options, intake, retry_transient
+from shared.settings import Settings
+
+__all__ = ["NotificationDeps", "build_router"]
+
+Records = Annotated[list[Any], NoCast]
+
+
+@dataclass(slots=True)
+class NotificationDeps:
+    settings: Settings
+    outbox: Outbox
+    metrics: NotificationMetrics
+    announcer: Announcer
+
+
+def build_router(deps: NotificationDeps) -> KafkaRouter:
+    settings = deps.settings
+    topics = settings.topics
+    router = KafkaRouter()
+    router.publisher(topics.notifications, schema=NotificationSent, title="credit.notifications:NotificationSent")
+    router.publisher(topics.deadletter, schema=DeadLetter, title="credit.deadletter:DeadLetter")
+
+    @router.subscriber(
+        topics.windows,
+        **batch_subscriber_options(settings, "notification"),
+        title="credit.windows:WindowOpened|WindowClosed",
+        description="Tells each customer the decision and its basis, once per decision.",
+    )
+    async def on_windows(records: Records) -> None:
+        batch = intake(records, (WindowOpened, WindowClosed))
+        await retry_transient(
+            lambda: deps.outbox.dead_letter(topics.deadletter, batch.refused), settings=settings, what="dead_letter"
+        )
+        notices = await retry_transient(
+            lambda: deps.announcer.announce([decision for _, decision in batch.events]), settings=settings, what="announce"
+        )
+        deps.metrics.observe(notices, refused=batch.refused)
+
+    return router

@@ -1,0 +1,31 @@
+"""Notification's business metrics (Prometheus)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter
+
+from shared.contracts import NotificationSent
+from shared.wire import RefusedRecord
+
+__all__ = ["NotificationMetrics"]
+
+
+class NotificationMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.notifications = Counter(
+            "creditwindow_notifications_total",
+            "Notifications by channel, outcome and delivery result.",
+            ["channel", "outcome", "result"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "creditwindow_dead_letters_total", "Records refused to the dead-letter topic.", ["source", "error_type"], registry=registry
+        )
+
+    def observe(self, notices: Sequence[NotificationSent], *, refused: Sequence[RefusedRecord] = ()) -> None:
+        for notice in notices:
+            self.notifications.labels(notice.channel, notice.outcome, "sent").inc()
+        for record in refused:
+            self.dead_letters.labels(record.record.topic, record.error_type).inc()

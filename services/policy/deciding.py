@@ -1,0 +1,157 @@
+"""The policy service layer: rules, the atomic limit store and the outbox, in the order that keeps
+every application to exactly one decision.
+
+For a batch of scores: propose (pure rules) -> allocate (one Lua call per application, pipelined:
+budget, sequence, superseding, idempotency) -> build the events -> remember them -> publish and wait
+for the broker -> mark them published. A redelivered score finds its application already decided:
+if that decision was published nothing happens; if not, the remembered event is published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from services.policy.decisions import Allocation, Proposal, closure_id, decide, lifecycle_closure, propose
+from services.policy.document import PolicyDocument
+from services.policy.redis_limits import LifecycleClosure
+from shared.contracts import Decision, ScoreComputed, Topics, WindowClosed, WindowOpened, utc_now
+from shared.messaging import Outbox
+
+__all__ = ["Decider", "LimitStore", "PolicyState"]
+
+log = structlog.get_logger("creditwindow.policy")
+
+
+class LimitStore(Protocol):
+    """Budgets, current windows and decision records (Redis in production, a fake in handler tests)."""
+
+    async def allocate(self, proposals: Sequence[Proposal], policy: PolicyDocument) -> list[Allocation]: ...
+
+    async def remember(self, decisions: Sequence[tuple[str, bytes]]) -> None: ...
+
+    async def mark_published(self, application_ids: Sequence[str]) -> None: ...
+
+    async def due_expiries(self, now: datetime, limit: int = 200) -> list[str]: ...
+
+    async def open_applications(self) -> list[str]: ...
+
+    async def application(self, application_id: str) -> dict[str, str]: ...
+
+    async def close(
+        self, application_id: str, *, closure_id: str, category: str, reason: str, trigger: str, now: datetime
+    ) -> LifecycleClosure | None: ...
+
+    async def pending_closures(self, limit: int = 200) -> list[LifecycleClosure]: ...
+
+    async def closure_published(self, application_ids: Sequence[str]) -> None: ...
+
+
+@dataclass(slots=True)
+class PolicyState:
+    """The active policy of this replica, and where it came from."""
+
+    active: PolicyDocument
+    source: str
+    history_end: dict[int, int] = field(default_factory=dict)
+
+
+class Decider:
+    def __init__(
+        self,
+        *,
+        store: LimitStore,
+        outbox: Outbox,
+        topics: Topics,
+        state: PolicyState,
+        shadow: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.topics = topics
+        self.state = state
+        self.shadow = shadow
+        self.clock = clock
+
+    @property
+    def _out_topic(self) -> str:
+        return self.topics.shadow_windows if self.shadow else self.topics.windows
+
+    async def decide(self, scores: Sequence[ScoreComputed]) -> list[Decision]:
+        """Decide a batch; returns the decisions published now (not those published before)."""
+        policy = self.state.active
+        now = self.clock()
+        unique: dict[str, ScoreComputed] = {}
+        for score in scores:
+            unique.setdefault(score.application_id, score)  # a duplicate in the same batch is the same application
+        proposals = [propose(score, policy, now) for score in unique.values()]
+        allocations = await self.store.allocate(proposals, policy)
+        decisions: list[Decision] = []
+        new_records: list[tuple[str, bytes]] = []
+        for proposal, allocation in zip(proposals, allocations, strict=True):
+            if allocation.published:
+                continue
+            if allocation.stored_event is not None:
+                decisions.append(_parse_decision(allocation.stored_event))
+                continue
+            decision = decide(proposal, allocation, policy, now)
+            decisions.append(decision)
+            new_records.append((decision.application_id, decision.model_dump_json().encode()))
+        await self.store.remember(new_records)
+        await self.outbox.publish((self._out_topic, d) for d in decisions)
+        await self.store.mark_published([d.application_id for d in decisions])
+        return decisions
+
+    async def sweep(self) -> list[WindowClosed]:
+        """Close expired windows and publish closures decided but not yet announced."""
+        now = self.clock()
+        for application_id in await self.store.due_expiries(now):
+            await self.store.close(
+                application_id,
+                closure_id=str(closure_id(application_id, "expiry")),
+                category="strategy",
+                reason="expired",
+                trigger="expiry",
+                now=now,
+            )
+        return await self._announce_closures()
+
+    async def close_paused(self, paused: dict[str, set[str]]) -> list[WindowClosed]:
+        """Close the open windows in newly paused segments, regions or channels (category strategy)."""
+        if not any(paused.values()):
+            return []
+        now = self.clock()
+        for application_id in await self.store.open_applications():
+            fields = await self.store.application(application_id)
+            for dimension in ("segment", "region", "channel"):
+                if fields.get(dimension) in paused[dimension]:
+                    await self.store.close(
+                        application_id,
+                        closure_id=str(closure_id(application_id, "pause")),
+                        category="strategy",
+                        reason=f"{dimension}_paused",
+                        trigger="pause",
+                        now=now,
+                    )
+                    break
+        return await self._announce_closures()
+
+    async def _announce_closures(self) -> list[WindowClosed]:
+        pending = await self.store.pending_closures()
+        closures = [lifecycle_closure(c.application_id, c.fields, policy_label=self.state.active.label) for c in pending]
+        if closures:
+            await self.outbox.publish((self._out_topic, c) for c in closures)
+            await self.store.closure_published([c.application_id for c in pending])
+            for closure in closures:
+                log.info("window_closed", customer_id=closure.customer_id, reason=closure.reason, trigger=closure.trigger)
+        return closures
+
+
+def _parse_decision(payload: bytes) -> Decision:
+    model = WindowOpened if b'"event_type":"WindowOpened"' in payload else WindowClosed
+    return model.model_validate_json(payload)

@@ -1,0 +1,50 @@
+"""Policy's business metrics (Prometheus)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from shared.contracts import Decision, WindowClosed, WindowOpened
+from shared.wire import RefusedRecord
+
+__all__ = ["PolicyMetrics"]
+
+
+class PolicyMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.decisions = Counter(
+            "creditwindow_decisions_total",
+            "Window decisions published, by outcome, category and reason.",
+            ["outcome", "category", "reason", "trigger"],
+            registry=registry,
+        )
+        self.limits = Histogram(
+            "creditwindow_limit_granted_cny",
+            "Limits of opened windows, CNY.",
+            buckets=(500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 200_000),
+            registry=registry,
+        )
+        self.budget_utilisation = Gauge(
+            "creditwindow_budget_utilisation", "Share of the segment's exposure budget reserved.", ["segment"], registry=registry
+        )
+        self.budget_reserved = Gauge(
+            "creditwindow_budget_reserved_cny", "Exposure reserved by open windows, CNY.", ["segment"], registry=registry
+        )
+        self.policy_updates = Counter(
+            "creditwindow_policy_updates_total", "PolicyUpdated events by result.", ["result"], registry=registry
+        )
+        self.dead_letters = Counter(
+            "creditwindow_dead_letters_total", "Records refused to the dead-letter topic.", ["source", "error_type"], registry=registry
+        )
+
+    def observe(self, decisions: Sequence[Decision], *, refused: Sequence[RefusedRecord] = ()) -> None:
+        for decision in decisions:
+            if isinstance(decision, WindowOpened):
+                self.decisions.labels("opened", "-", decision.basis.bound_by, decision.trigger).inc()
+                self.limits.observe(decision.limit)
+            elif isinstance(decision, WindowClosed):
+                self.decisions.labels("closed", decision.category, decision.reason, decision.trigger).inc()
+        for record in refused:
+            self.dead_letters.labels(record.record.topic, record.error_type).inc()

@@ -1,0 +1,134 @@
+"""The policy's rules: a score and a policy version in, an offer or a closure with its category out.
+
+Pure: no Kafka, no Redis, no clock (``now`` is an argument). The budget is applied afterwards,
+atomically, by the budget store (see ``budget.py`` for the rule, ``redis_limits.py`` for the store).
+Order of the rules, first match wins:
+
+1. unscorable application             -> system      (scoring_failed / application_invalid)
+2. maintenance window                 -> system      (retry when it ends)
+3. paused segment, region or channel  -> strategy
+4. knock-outs (overdue, inquiries)    -> credit      (with the scorecard's reasons)
+5. points below the segment cut-off   -> credit      (reasons and recourse)
+6. expected profit not positive       -> credit      (unprofitable_risk)
+7. a cap leaves less than the minimum -> regulatory  (income_cap / absolute_cap)
+8. otherwise an offer: limit from grade and income x cycle factor x programme, capped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from services.policy.document import PolicyDocument
+from shared.contracts import LimitBasis, Reason, RecourseAction, ScoreComputed
+from shared.contracts.windows import Category
+
+__all__ = ["Close", "Offer", "evaluate", "round_down"]
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Keep the window closed, and why."""
+
+    category: Category
+    reason: str
+    retry_after: datetime | None = None
+    reasons: tuple[Reason, ...] = ()
+    recourse: tuple[RecourseAction, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A window the policy would open, before the portfolio budget has its say."""
+
+    limit: int
+    apr: float
+    pd: float
+    margin: float  # expected profit per unit of limit: APR - funding cost - PD x LGD
+    el_rate: float  # expected loss per unit of limit: PD x LGD
+    basis: LimitBasis
+    programme: str | None = None
+    programme_part: int = 0  # the part of the limit due to the programme boost
+    valid_until: datetime = field(default_factory=lambda: datetime.min)
+
+
+def round_down(amount: float, step: int) -> int:
+    return int(math.floor(amount / step + 1e-9) * step)
+
+
+def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Offer | Close:
+    timing = policy.timing
+    system_retry = now + timedelta(minutes=timing.system_retry_minutes)
+    strategy_retry = now + timedelta(hours=timing.strategy_retry_hours)
+
+    if score.outcome != "scored" or score.facts is None or score.points is None or score.pd is None:
+        reason = "application_invalid" if (score.failure or "").startswith("application_invalid") else "scoring_failed"
+        return Close("system", reason, retry_after=system_retry)
+
+    for window in policy.maintenance:
+        if window.start <= now < window.end:
+            return Close("system", "maintenance", retry_after=window.end)
+
+    facts = score.facts
+    pauses = policy.pauses
+    if facts.segment in pauses.segments:
+        return Close("strategy", "segment_paused", retry_after=strategy_retry)
+    if facts.region in pauses.regions:
+        return Close("strategy", "region_paused", retry_after=strategy_retry)
+    if facts.channel in pauses.channels:
+        return Close("strategy", "channel_paused", retry_after=strategy_retry)
+
+    if facts.bureau.overdue_count_12m > policy.knockouts.max_overdue_12m:
+        return Close("credit", "knockout_recent_overdue", reasons=score.reasons, recourse=score.recourse)
+    if facts.bureau.inquiries_3m > policy.knockouts.max_inquiries_3m:
+        return Close("credit", "knockout_inquiries", reasons=score.reasons, recourse=score.recourse)
+
+    if score.points < policy.cutoffs[facts.segment]:
+        return Close("credit", "score_below_cutoff", reasons=score.reasons, recourse=score.recourse)
+
+    terms = policy.grades.get(score.grade or "")  # type: ignore[call-overload]
+    if terms is None:
+        return Close("system", "scoring_failed", retry_after=system_retry)
+    el_rate = score.pd * policy.pricing.lgd
+    margin = terms.apr - policy.pricing.funding_cost - el_rate
+    if margin <= 0:
+        return Close("credit", "unprofitable_risk", reasons=score.reasons, recourse=score.recourse)
+
+    programme = policy.programme_for(facts.segment)
+    boost = programme.boost if programme else 1.0
+    unboosted = min(facts.annual_income * terms.income_multiple, terms.max_limit) * policy.cycle_factor
+    grade_limit = unboosted * boost
+    income_cap = facts.annual_income * policy.regulatory.income_fraction
+    absolute_cap = policy.regulatory.absolute_cap
+    bounds = [(grade_limit, "risk_grade"), (income_cap, "income_cap"), (absolute_cap, "absolute_cap")]
+    if policy.limits.cap_at_requested:
+        bounds.append((facts.requested_amount, "requested_amount"))
+    amount, bound_by = min(bounds, key=lambda b: b[0])
+    limit = round_down(amount, policy.limits.round_to)
+    if limit < policy.limits.min_limit:
+        if bound_by in ("income_cap", "absolute_cap"):
+            return Close("regulatory", bound_by, retry_after=None)
+        return Close("credit", "below_minimum_limit", reasons=score.reasons, recourse=score.recourse)
+
+    programme_part = max(0, limit - round_down(min(limit, unboosted), policy.limits.round_to)) if programme else 0
+    basis = LimitBasis(
+        grade_limit=round_down(grade_limit, policy.limits.round_to),
+        cycle_factor=policy.cycle_factor,
+        programme=programme.name if programme else None,
+        programme_boost=boost,
+        income_cap=round_down(income_cap, policy.limits.round_to),
+        absolute_cap=absolute_cap,
+        bound_by=bound_by,  # type: ignore[arg-type]
+    )
+    return Offer(
+        limit=limit,
+        apr=terms.apr,
+        pd=score.pd,
+        margin=margin,
+        el_rate=el_rate,
+        basis=basis,
+        programme=programme.name if programme else None,
+        programme_part=programme_part,
+        valid_until=now + timedelta(days=timing.window_validity_days),
+    )

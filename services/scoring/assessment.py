@@ -1,0 +1,115 @@
+"""Turning an application into a `ScoreComputed`: pure, no I/O.
+
+An application that cannot be scored still gets an outcome: `unscorable`, which the policy service
+turns into a `system` closure ("not your credit"), so nothing is silent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.contracts import Applicant, ApplicationFacts, ApplicationReceived, Reason, RecourseAction, ScoreComputed, deterministic_id
+from shared.wire import MAX_EVENT_BYTES, RefusedRecord
+
+__all__ = ["ScoreResult", "Scorer", "assess", "unreadable"]
+
+PRODUCER = "scoring"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{5,63}$")
+_APP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{5,79}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    points: float
+    pd: float
+    grade: str
+    reasons: tuple[Reason, ...]
+    recourse: tuple[RecourseAction, ...]
+    recourse_target_points: float | None
+
+
+class Scorer(Protocol):
+    """A scorecard: characteristics in, points/PD/grade/reasons/recourse out."""
+
+    model_id: str
+
+    def score(self, applicant: Applicant, segment: str) -> ScoreResult: ...
+
+
+def assess(application: ApplicationReceived, scorer: Scorer | None) -> ScoreComputed:
+    """Score one application. The output's id is derived from the input's, so a redelivery is a duplicate."""
+    envelope = {
+        "event_id": deterministic_id(PRODUCER, application.event_id),
+        "correlation_id": application.application_id,
+        "causation_id": application.event_id,
+        "producer": PRODUCER,
+        "application_id": application.application_id,
+        "customer_id": application.customer_id,
+        "facts": application.facts,
+    }
+    if scorer is None:
+        return ScoreComputed(**envelope, outcome="unscorable", failure="model_unavailable")
+    try:
+        result = scorer.score(application.applicant, application.facts.segment)
+    except (ValueError, KeyError, ArithmeticError) as exc:
+        return ScoreComputed(
+            **envelope, outcome="unscorable", failure=f"scoring_error: {type(exc).__name__}", model_id=scorer.model_id
+        )
+    return ScoreComputed(
+        **envelope,
+        outcome="scored",
+        model_id=scorer.model_id,
+        points=result.points,
+        pd=result.pd,
+        grade=result.grade,
+        reasons=result.reasons[:4],
+        recourse=result.recourse,
+        recourse_target_points=result.recourse_target_points,
+    )
+
+
+def unreadable(refused: RefusedRecord) -> ScoreComputed | None:
+    """The outcome of an application that did not decode but names a customer (body or Kafka key).
+
+    None when no customer can be named: then the dead letter is the only trace.
+    """
+    record = refused.record
+    body: dict[str, object] = {}
+    if record.value and len(record.value) <= MAX_EVENT_BYTES and refused.error_type not in ("too_deep",):
+        try:
+            parsed = json.loads(record.value)
+            body = parsed if isinstance(parsed, dict) else {}
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            body = {}
+    customer = body.get("customer_id")
+    if not (isinstance(customer, str) and _ID.match(customer)):
+        key = record.key.decode("utf-8", "replace") if record.key else ""
+        customer = key if _ID.match(key) else None
+    if customer is None:
+        return None
+    application_id = body.get("application_id")
+    if not (isinstance(application_id, str) and _APP_ID.match(application_id)):
+        topic_tag = hashlib.sha256(record.topic.encode()).hexdigest()[:8]
+        application_id = f"unread_{topic_tag}_{record.partition}_{record.offset}"
+    try:
+        facts = ApplicationFacts.model_validate(body.get("facts"))
+    except ValueError:
+        facts = None  # the customer still hears back, in the default language
+    try:
+        return ScoreComputed(
+            event_id=deterministic_id(PRODUCER, "unreadable", record.topic, record.partition, record.offset),
+            correlation_id=application_id,
+            producer=PRODUCER,
+            application_id=application_id,
+            customer_id=customer,
+            facts=facts,
+            outcome="unscorable",
+            failure=f"application_invalid: {refused.error_type}",
+        )
+    except ValueError:
+        # The salvaged ids themselves fail the contract (e.g. an id that is a phone number).
+        return None

@@ -1,0 +1,113 @@
+"""What every service process shares: the ASGI app with /health and /metrics, startup and shutdown.
+
+A service's `app.py` builds its parts (broker, Redis client, handlers) in a factory and hands them
+here; nothing connects until the app starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from prometheus_client import CollectorRegistry, make_asgi_app
+from redis.asyncio import Redis
+
+from shared.messaging import ensure_topics
+from shared.settings import Settings
+
+__all__ = ["FleetApp", "PrefixRoute", "build_app", "json_response", "serve"]
+
+log = structlog.get_logger("creditwindow.runtime")
+
+PrefixRoute = tuple[str, Callable[[str], Awaitable[AsgiResponse]]]
+
+
+def json_response(body: Any, status: int = 200) -> AsgiResponse:
+    return AsgiResponse(
+        json.dumps(body, default=str, ensure_ascii=False).encode(),
+        status_code=status,
+        headers={"content-type": "application/json"},
+    )
+
+
+class FleetApp(AsgiFastStream):
+    """AsgiFastStream plus GET routes by path prefix (`/limits/{customer_id}`)."""
+
+    prefix_routes: Sequence[PrefixRoute] = ()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("method") == "GET":
+            for prefix, handler in self.prefix_routes:
+                if scope["path"].startswith(prefix) and len(scope["path"]) > len(prefix):
+                    response = await handler(scope["path"][len(prefix) :])
+                    await response(scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
+
+
+def build_app(
+    *,
+    service: str,
+    settings: Settings,
+    broker: KafkaBroker,
+    registry: CollectorRegistry,
+    redis: Redis | None = None,
+    on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
+    after_startup: Sequence[Callable[[], Awaitable[None]]] = (),
+    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
+    prefix_routes: Sequence[PrefixRoute] = (),
+    description: str = "",
+) -> FleetApp:
+    """The service's app: topics ensured before consuming, Redis closed after, /health and /metrics."""
+
+    @get(include_in_schema=False)
+    async def health(scope: Any) -> AsgiResponse:
+        kafka_ok = await broker.ping(timeout=2.0)
+        redis_ok: bool | None = None
+        if redis is not None:
+            try:
+                redis_ok = bool(await asyncio.wait_for(redis.ping(), 2.0))
+            except Exception:
+                redis_ok = False
+        ready = kafka_ok and redis_ok is not False
+        body = {"service": service, "status": "ready" if ready else "unavailable", "kafka": kafka_ok}
+        if redis is not None:
+            body["redis"] = redis_ok
+        return json_response(body, 200 if ready else 503)
+
+    async def topics() -> None:
+        await ensure_topics(settings)
+
+    async def close_redis() -> None:
+        if redis is not None:
+            await redis.aclose()
+
+    app = FleetApp(
+        broker,
+        logger=logging.getLogger(f"creditwindow.{service}.app"),
+        asgi_routes=[("/health", health), ("/metrics", make_asgi_app(registry))],
+        on_startup=[topics, *on_startup],
+        after_startup=[*after_startup],
+        on_shutdown=[*on_shutdown],
+        after_shutdown=[close_redis],
+        specification=AsyncAPI(
+            title=f"creditwindow {service}",
+            version="1.0.0",
+            description=description or f"The creditwindow {service} service.",
+        ),
+    )
+    app.prefix_routes = tuple(prefix_routes)
+    return app
+
+
+def serve(app: FleetApp, *, host: str, port: int) -> None:
+    """Run until SIGINT/SIGTERM. Port 0 binds a free port (replicas on one host)."""
+    # log_config None: uvicorn logs through the process's structlog set-up, not its own handlers.
+    asyncio.run(app.run(run_extra_options={"host": host, "port": port, "access_log": "false", "log_config": None}))
