@@ -96,6 +96,19 @@ def schema_export(directory: Annotated[Path, typer.Argument(help="Where to write
         console.print(f"wrote {path}")
 
 
+@app.command("demo")
+def demo(count: Annotated[int | None, typer.Option(help="Applications to publish (default: all 1,000 rows).")] = None) -> None:
+    """Run the whole fleet end to end on the local platform with the German Credit applications."""
+    from creditwindow.demo import run_demo
+
+    result = run_demo(count=count, console=console)
+    if not result.complete:
+        fail(
+            f"only {len(result.decisions)} decisions and {len(result.notifications)} notifications "
+            f"for {result.published} applications"
+        )
+
+
 def _mount_optional(name: str, module: str, help_text: str) -> None:
     try:
         sub = importlib.import_module(module).app

@@ -110,7 +110,7 @@ class Pacing(_Part):
     """
 
     enabled: bool = True
-    max_margin: float = Field(default=0.12, ge=0, le=1, description="Required margin at a full budget.")
+    max_margin: float = Field(default=0.03, ge=0, le=1, description="Required margin at a full budget.")
     steepness: float = Field(default=2.0, gt=0, le=20)
 
 
@@ -118,7 +118,7 @@ class Pricing(_Part):
     """Expected profit per unit of limit = APR - funding cost - PD x LGD; a window opens only above zero."""
 
     funding_cost: Rate = 0.035
-    lgd: Rate = Field(default=0.6, description="Loss given default.")
+    lgd: Rate = Field(default=0.45, description="Loss given default.")
 
 
 class Limits(_Part):

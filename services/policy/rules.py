@@ -17,6 +17,7 @@ Order of the rules, first match wins:
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -99,12 +100,15 @@ def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Off
     boost = programme.boost if programme else 1.0
     unboosted = min(facts.annual_income * terms.income_multiple, terms.max_limit) * policy.cycle_factor
     grade_limit = unboosted * boost
-    income_cap = facts.annual_income * policy.regulatory.income_fraction
+    # As an exact fraction (0.3333333333 is a third), so a third of 90,000 is 30,000, not 29,999.99.
+    income_cap = float(facts.annual_income * Fraction(policy.regulatory.income_fraction).limit_denominator(10_000))
     absolute_cap = policy.regulatory.absolute_cap
     bounds = [(grade_limit, "risk_grade"), (income_cap, "income_cap"), (absolute_cap, "absolute_cap")]
     if policy.limits.cap_at_requested:
         bounds.append((facts.requested_amount, "requested_amount"))
-    amount, bound_by = min(bounds, key=lambda b: b[0])
+    # On a tie the regulation is named: it would bind even if the grade grid were looser.
+    priority = {"absolute_cap": 0, "income_cap": 1, "requested_amount": 2, "risk_grade": 3}
+    amount, bound_by = min(bounds, key=lambda b: (b[0], priority[b[1]]))
     limit = round_down(amount, policy.limits.round_to)
     if limit < policy.limits.min_limit:
         if bound_by in ("income_cap", "absolute_cap"):

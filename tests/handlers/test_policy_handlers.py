@@ -1,0 +1,82 @@
+"""The policy handler with the in-memory broker and a fake limit store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+
+from services.policy.deciding import Decider, PolicyState
+from services.policy.handlers import PolicyDeps, build_router
+from services.policy.metrics import PolicyMetrics
+from shared.contracts import DeadLetter, WindowClosed, WindowOpened
+from shared.messaging import Outbox
+from shared.settings import Settings
+from shared.wire import encode
+from tests.handlers.capture import capture
+from tests.handlers.fakes import FakeLimitStore
+from tests.unit.policy.factories import default_policy, score
+from prometheus_client import CollectorRegistry
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def _wire() -> tuple[KafkaBroker, FakeLimitStore, Settings]:
+    settings = Settings(topic_namespace="h")
+    broker = KafkaBroker()
+    store = FakeLimitStore()
+    outbox = Outbox(broker, service="policy")
+    state = PolicyState(default_policy(), source="test")
+    decider = Decider(store=store, outbox=outbox, topics=settings.topics, state=state, clock=lambda: NOW)
+    broker.include_router(build_router(PolicyDeps(settings, outbox, PolicyMetrics(CollectorRegistry()), decider, state)))
+    return broker, store, settings
+
+
+async def _send(broker: KafkaBroker, topic: str, value: bytes, key: bytes = b"cus_unit00000001", headers: dict[str, str] | None = None) -> None:
+    await broker.publish(value, topic, key=key, headers=headers or {})
+
+
+async def test_a_scored_application_opens_a_window_with_the_policy_version() -> None:
+    broker, store, settings = _wire()
+    out = capture(broker, settings.topics.windows)
+    async with TestKafkaBroker(broker):
+        message = encode(score())
+        await _send(broker, settings.topics.scores, message.value, headers=message.headers)
+    (opened,) = out.of(WindowOpened)
+    assert opened.policy_version == "default@1"
+    assert opened.limit > 0 and opened.decision_seq == 1
+    assert store.windows["cus_unit00000001"]["limit"] == opened.limit
+
+
+async def test_a_duplicated_score_gives_one_decision() -> None:
+    broker, store, settings = _wire()
+    out = capture(broker, settings.topics.windows)
+    async with TestKafkaBroker(broker):
+        message = encode(score())
+        for _ in range(3):
+            await _send(broker, settings.topics.scores, message.value, headers=message.headers)
+    assert len(out.events) == 1
+    assert store.budgets["individual"].reserved_exposure == out.of(WindowOpened)[0].limit
+
+
+async def test_a_knocked_out_application_is_closed_with_category_and_reasons() -> None:
+    broker, _, settings = _wire()
+    out = capture(broker, settings.topics.windows)
+    async with TestKafkaBroker(broker):
+        message = encode(score(overdue=2))
+        await _send(broker, settings.topics.scores, message.value, headers=message.headers)
+    (closed,) = out.of(WindowClosed)
+    assert (closed.category, closed.reason) == ("credit", "knockout_recent_overdue")
+    assert closed.reasons
+
+
+async def test_garbage_goes_to_the_dead_letter_topic_and_the_next_score_is_decided() -> None:
+    broker, _, settings = _wire()
+    out = capture(broker, settings.topics.windows, settings.topics.deadletter)
+    async with TestKafkaBroker(broker):
+        await _send(broker, settings.topics.scores, b"\x00not json")
+        message = encode(score())
+        await _send(broker, settings.topics.scores, message.value, headers=message.headers)
+    (letter,) = out.of(DeadLetter)
+    assert letter.source_topic == settings.topics.scores and letter.error_type == "undecodable"
+    assert len(out.of(WindowOpened)) == 1

@@ -1,0 +1,67 @@
+"""Plain values for policy tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from services.policy.document import PolicyDocument, load_policy
+from shared.contracts import ApplicationFacts, BureauSignals, Reason, RecourseAction, ScoreComputed
+from shared.settings import Settings
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def default_policy(**changes: Any) -> PolicyDocument:
+    policy = load_policy(Settings().policy_path)
+    if not changes:
+        return policy
+    data = policy.model_dump()
+    for dotted, value in changes.items():
+        target = data
+        *path, last = dotted.split("__")
+        for part in path:
+            target = target[part]
+        target[last] = value
+    return PolicyDocument.model_validate(data)
+
+
+def score(
+    *,
+    points: float = 600.0,
+    pd: float = 0.04,
+    grade: str = "A",
+    segment: str = "individual",
+    income: int = 120_000,
+    overdue: int = 0,
+    inquiries: int = 0,
+    region: str = "CN-SH",
+    channel: str = "app",
+    outcome: str = "scored",
+    application_id: str = "app_unit_000001",
+    customer_id: str = "cus_unit00000001",
+) -> ScoreComputed:
+    return ScoreComputed(
+        correlation_id=application_id,
+        producer="test",
+        application_id=application_id,
+        customer_id=customer_id,
+        facts=ApplicationFacts(
+            segment=segment,  # type: ignore[arg-type]
+            region=region,
+            channel=channel,
+            annual_income=income,
+            requested_amount=5000,
+            bureau=BureauSignals(overdue_count_12m=overdue, inquiries_3m=inquiries),
+        ),
+        outcome=outcome,  # type: ignore[arg-type]
+        failure=None if outcome == "scored" else "scoring_error: ValueError",
+        model_id="german-woe@1+test",
+        points=points if outcome == "scored" else None,
+        pd=pd if outcome == "scored" else None,
+        grade=grade if outcome == "scored" else None,
+        reasons=(Reason(code="R_CHECKING_ACCOUNT", characteristic="checking_account", points_lost=30.0),),
+        recourse=(
+            RecourseAction(code="A_SHORTER_DURATION", characteristic="duration_months", current="48", target="24", points_gain=12.0),
+        ),
+    )

@@ -1,0 +1,90 @@
+"""The wire format: what goes on Kafka and what a decoder refuses."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from shared.contracts import ApplicationReceived, ScoreComputed
+from shared.germancredit import applications
+from shared.wire import MAX_EVENT_BYTES, Record, RefusedRecord, dead_letter_for, decode, encode
+
+
+def _record(value: bytes | None, headers: dict[str, str] | None = None, key: bytes | None = b"cus_0123456789") -> Record:
+    return Record("credit.applications", 3, 42, key, value, tuple((k, v.encode()) for k, v in (headers or {}).items()))
+
+
+def _application() -> ApplicationReceived:
+    return next(applications("unit"))
+
+
+def test_an_event_round_trips_with_customer_key_and_headers() -> None:
+    event = _application()
+    message = encode(event)
+    assert message.key == event.customer_id.encode()
+    assert message.headers["event_type"] == "ApplicationReceived"
+    assert message.headers["schema_version"] == "1"
+    assert message.headers["correlation_id"] == event.application_id
+    assert decode(_record(message.value, message.headers), [ApplicationReceived]) == event
+
+
+def test_a_body_without_headers_is_decoded_by_its_event_type() -> None:
+    event = _application()
+    assert decode(_record(encode(event).value), [ApplicationReceived]) == event
+
+
+def test_undecodable_bytes_are_refused_with_the_reason() -> None:
+    refused = decode(_record(b"\xff\xfe not json"), [ApplicationReceived])
+    assert isinstance(refused, RefusedRecord)
+    assert refused.error_type == "undecodable"
+
+
+def test_an_invalid_field_is_refused_naming_the_field() -> None:
+    body = json.loads(encode(_application()).value)
+    body["applicant"]["age_years"] = 300
+    refused = decode(_record(json.dumps(body).encode()), [ApplicationReceived])
+    assert isinstance(refused, RefusedRecord)
+    assert refused.error_type == "invalid"
+    assert "applicant.age_years" in refused.error
+
+
+def test_an_event_of_another_type_is_refused() -> None:
+    body = encode(_application()).value
+    refused = decode(_record(body, {"event_type": "ApplicationReceived"}), [ScoreComputed])
+    assert isinstance(refused, RefusedRecord) and refused.error_type == "unexpected_type"
+
+
+def test_an_oversized_payload_is_refused_before_parsing() -> None:
+    refused = decode(_record(b"{" + b" " * (MAX_EVENT_BYTES + 1) + b"}"), [ApplicationReceived])
+    assert isinstance(refused, RefusedRecord) and refused.error_type == "too_large"
+
+
+def test_deep_nesting_is_refused_before_parsing() -> None:
+    refused = decode(_record(b"[" * 5000 + b"]" * 5000), [ApplicationReceived])
+    assert isinstance(refused, RefusedRecord) and refused.error_type == "too_deep"
+
+
+def test_a_customer_id_that_is_a_phone_number_is_refused() -> None:
+    body = json.loads(encode(_application()).value)
+    body["customer_id"] = "13812345678"
+    refused = decode(_record(json.dumps(body).encode()), [ApplicationReceived])
+    assert isinstance(refused, RefusedRecord) and "pseudonymous" in refused.error
+
+
+def test_a_dead_letter_keeps_the_original_bytes_source_and_reason() -> None:
+    record = _record(b"\x00\x01garbage", {"event_type": "X"})
+    refused = decode(record, [ApplicationReceived])
+    assert isinstance(refused, RefusedRecord)
+    letter = dead_letter_for(refused, failed_by="scoring")
+    assert base64.b64decode(letter.payload_b64) == b"\x00\x01garbage"
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("credit.applications", 3, 42)
+    assert letter.headers == {"event_type": "X"}
+    assert letter.error and letter.failed_by == "scoring"
+    assert dead_letter_for(refused, failed_by="scoring").event_id == letter.event_id  # a redelivery is the same letter
+
+
+def test_locale_spellings_are_normalised() -> None:
+    body = json.loads(encode(_application()).value)
+    body["facts"]["locale"] = "en_US"
+    decoded = decode(_record(json.dumps(body).encode()), [ApplicationReceived])
+    assert isinstance(decoded, ApplicationReceived) and decoded.facts.locale == "en"
