@@ -9,27 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from typing import Protocol
 
-from shared.contracts import Applicant, ApplicationFacts, ApplicationReceived, Reason, RecourseAction, ScoreComputed, deterministic_id
+from services.scoring.scorecard import ScoreResult
+from shared.contracts import Applicant, ApplicationFacts, ApplicationReceived, ScoreComputed, deterministic_id
 from shared.wire import MAX_EVENT_BYTES, RefusedRecord
 
-__all__ = ["ScoreResult", "Scorer", "assess", "unreadable"]
+__all__ = ["Scorer", "assess", "unreadable"]
 
 PRODUCER = "scoring"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{5,63}$")
 _APP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{5,79}$")
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreResult:
-    points: float
-    pd: float
-    grade: str
-    reasons: tuple[Reason, ...]
-    recourse: tuple[RecourseAction, ...]
-    recourse_target_points: float | None
 
 
 class Scorer(Protocol):

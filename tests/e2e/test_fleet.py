@@ -1,0 +1,89 @@
+"""The whole fleet as separate processes on the real Kafka broker and Redis."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+
+from redis.asyncio import Redis
+
+from services.policy.redis_limits import RedisLimits
+from shared.contracts import DeadLetter, NotificationSent, WindowClosed, WindowOpened
+from shared.germancredit import applications
+from shared.wire import encode
+from tests.e2e.conftest import RunningFleet
+
+
+def _decisions(records: list) -> list:  # type: ignore[type-arg]
+    return [r.event for r in records if isinstance(r.event, (WindowOpened, WindowClosed))]
+
+
+async def test_two_hundred_applications_end_in_two_hundred_decisions_limits_and_notifications(fleet: RunningFleet) -> None:
+    topics = fleet.settings.topics
+    batch = list(applications("e2e200", count=200))
+    await fleet.publish(topics.applications, batch)
+
+    def done(seen: list) -> bool:  # type: ignore[type-arg]
+        notices = {r.event.decision_id for r in seen if isinstance(r.event, NotificationSent)}
+        return len(_decisions(seen)) >= 200 and len(notices) >= 200
+
+    seen = await fleet.read([topics.windows, topics.notifications], done, timeout_s=120)
+    seen += await fleet.drain([topics.windows, topics.notifications], idle_s=2)  # anything extra would show here
+    decisions = {d.decision_id: d for d in _decisions(seen)}
+    per_application = Counter(d.application_id for d in decisions.values())
+    assert set(per_application) == {a.application_id for a in batch}
+    assert set(per_application.values()) == {1}
+
+    notices = [r.event for r in seen if isinstance(r.event, NotificationSent)]
+    assert len(notices) == 200
+    assert {n.decision_id for n in notices} == set(decisions)  # one notification per decision
+
+    redis = Redis.from_url(fleet.settings.redis_dsn)
+    try:
+        store = RedisLimits(redis, fleet.settings.redis_prefix)
+        opened = [d for d in decisions.values() if isinstance(d, WindowOpened)]
+        assert opened, "the German Credit data opens some windows"
+        for window in opened:
+            current = await store.current(window.customer_id)
+            assert current is not None
+            assert (current.status, current.limit, current.decision_id) == ("open", window.limit, str(window.decision_id))
+        reserved = await store.budgets()
+        by_segment: Counter[str | None] = Counter()
+        for window in opened:
+            by_segment[window.segment] += window.limit
+        assert {k: int(v["exposure"]) for k, v in reserved.items() if v["exposure"]} == dict(by_segment)
+    finally:
+        await redis.aclose()
+
+
+async def test_bad_input_is_dead_lettered_and_everything_after_it_is_still_decided(fleet: RunningFleet) -> None:
+    topics = fleet.settings.topics
+    good, invalid_app = list(applications("e2ebad", count=2))
+    body = json.loads(encode(invalid_app).value)
+    body["applicant"]["age_years"] = 300  # impossible
+    key = invalid_app.customer_id.encode()
+    await fleet.publish_raw(topics.applications, b"\xff\xfe\x00 not an event", key=b"cus_bytes0000001")
+    await fleet.publish_raw(topics.applications, json.dumps(body).encode(), key=key, headers=[("event_type", b"ApplicationReceived")])
+    await fleet.publish(topics.applications, [good])
+
+    def done(seen: list) -> bool:  # type: ignore[type-arg]
+        letters = [r for r in seen if isinstance(r.event, DeadLetter)]
+        return len(letters) >= 2 and len(_decisions(seen)) >= 3
+
+    seen = await fleet.read([topics.deadletter, topics.windows], done, timeout_s=90)
+    letters = {r.event.source_key: r.event for r in seen if isinstance(r.event, DeadLetter)}
+    assert letters["cus_bytes0000001"].error_type == "undecodable"
+    assert base64.b64decode(letters["cus_bytes0000001"].payload_b64) == b"\xff\xfe\x00 not an event"
+    assert letters[invalid_app.customer_id].error_type == "invalid"
+    assert "applicant.age_years" in letters[invalid_app.customer_id].error
+    assert all(d.source_topic == topics.applications and d.failed_by == "scoring" for d in letters.values())
+
+    decisions = {d.application_id: d for d in _decisions(seen)}
+    assert good.application_id in decisions  # a valid event after the bad ones is decided
+    # both bad records named a customer (body or key): each still ends in a decision, a system one
+    invalid_decision = decisions[invalid_app.application_id]
+    assert isinstance(invalid_decision, WindowClosed)
+    assert (invalid_decision.category, invalid_decision.reason) == ("system", "application_invalid")
+    garbage = [d for d in decisions.values() if d.customer_id == "cus_bytes0000001"]
+    assert len(garbage) == 1 and garbage[0].category == "system"  # type: ignore[union-attr]
