@@ -94,8 +94,13 @@ class TopicReader:
         *,
         timeout_s: float,
         on_batch: Callable[[list[ReadRecord]], None] | None = None,
+        settle_s: float = 0.0,
     ) -> list[ReadRecord]:
-        """Read until `done(everything read)` is true or the timeout passes; returns everything read."""
+        """Read until `done(everything read)` is true or the timeout passes; returns everything read.
+
+        With `settle_s`, keep reading after that until nothing new arrives for `settle_s`, so that
+        anything extra (a duplicate, a second decision) would be seen too.
+        """
         seen: list[ReadRecord] = []
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -106,6 +111,11 @@ class TopicReader:
                     on_batch(batch)
             if done(seen):
                 break
+        if settle_s > 0:
+            extra = await self.drain(idle_s=settle_s, timeout_s=max(settle_s * 10, 30))
+            seen.extend(extra)
+            if extra and on_batch is not None:
+                on_batch(extra)
         return seen
 
     async def drain(self, *, idle_s: float = 1.0, timeout_s: float = 30.0) -> list[ReadRecord]:

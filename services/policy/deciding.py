@@ -19,7 +19,7 @@ import structlog
 from services.policy.decisions import Allocation, Proposal, closure_id, decide, lifecycle_closure, propose
 from services.policy.document import PolicyDocument
 from services.policy.redis_limits import LifecycleClosure
-from shared.contracts import Decision, ScoreComputed, Topics, WindowClosed, WindowOpened, utc_now
+from shared.contracts import Decision, ScoreComputed, Topics, Trigger, WindowClosed, WindowOpened, utc_now
 from shared.messaging import Outbox
 
 __all__ = ["Decider", "LimitStore", "PolicyState"]
@@ -47,6 +47,10 @@ class LimitStore(Protocol):
     ) -> LifecycleClosure | None: ...
 
     async def pending_closures(self, limit: int = 200) -> list[LifecycleClosure]: ...
+
+    async def due_deferred(self, now: datetime, limit: int = 200) -> list[tuple[str, bytes]]: ...
+
+    async def redecided(self, record_keys: Sequence[str]) -> None: ...
 
     async def closure_published(self, application_ids: Sequence[str]) -> None: ...
 
@@ -82,14 +86,14 @@ class Decider:
     def _out_topic(self) -> str:
         return self.topics.shadow_windows if self.shadow else self.topics.windows
 
-    async def decide(self, scores: Sequence[ScoreComputed]) -> list[Decision]:
+    async def decide(self, scores: Sequence[ScoreComputed], trigger: Trigger = "application") -> list[Decision]:
         """Decide a batch; returns the decisions published now (not those published before)."""
         policy = self.state.active
         now = self.clock()
         unique: dict[str, ScoreComputed] = {}
         for score in scores:
             unique.setdefault(score.application_id, score)  # a duplicate in the same batch is the same application
-        proposals = [propose(score, policy, now) for score in unique.values()]
+        proposals = [propose(score, policy, now, trigger) for score in unique.values()]
         allocations = await self.store.allocate(proposals, policy)
         decisions: list[Decision] = []
         new_records: list[tuple[str, bytes]] = []
@@ -101,38 +105,46 @@ class Decider:
                 continue
             decision = decide(proposal, allocation, policy, now)
             decisions.append(decision)
-            new_records.append((decision.application_id, decision.model_dump_json().encode()))
+            new_records.append((proposal.record_key, decision.model_dump_json().encode()))
+        keys = {p.decision_id: p.record_key for p in proposals}
         await self.store.remember(new_records)
         await self.outbox.publish((self._out_topic, d) for d in decisions)
-        await self.store.mark_published([d.application_id for d in decisions])
+        await self.store.mark_published([keys[d.decision_id] for d in decisions])
         return decisions
 
-    async def sweep(self) -> list[WindowClosed]:
-        """Close expired windows and publish closures decided but not yet announced."""
+    async def sweep(self) -> list[Decision]:
+        """Close expired windows, decide again what maintenance deferred, announce pending closures."""
         now = self.clock()
-        for application_id in await self.store.due_expiries(now):
+        for record in await self.store.due_expiries(now):
             await self.store.close(
-                application_id,
-                closure_id=str(closure_id(application_id, "expiry")),
+                record,
+                closure_id=str(closure_id(record, "expiry")),
                 category="strategy",
                 reason="expired",
                 trigger="expiry",
                 now=now,
             )
-        return await self._announce_closures()
+        redecided: list[Decision] = []
+        in_maintenance = any(w.start <= now < w.end for w in self.state.active.maintenance)
+        due = [] if in_maintenance else await self.store.due_deferred(now)
+        if due:
+            scores = [ScoreComputed.model_validate_json(payload) for _, payload in due]
+            redecided = await self.decide(scores, trigger="redecision")
+            await self.store.redecided([record for record, _ in due])
+        return [*redecided, *await self._announce_closures()]
 
     async def close_paused(self, paused: dict[str, set[str]]) -> list[WindowClosed]:
         """Close the open windows in newly paused segments, regions or channels (category strategy)."""
         if not any(paused.values()):
             return []
         now = self.clock()
-        for application_id in await self.store.open_applications():
-            fields = await self.store.application(application_id)
+        for record in await self.store.open_applications():
+            fields = await self.store.application(record)
             for dimension in ("segment", "region", "channel"):
                 if fields.get(dimension) in paused[dimension]:
                     await self.store.close(
-                        application_id,
-                        closure_id=str(closure_id(application_id, "pause")),
+                        record,
+                        closure_id=str(closure_id(record, "pause")),
                         category="strategy",
                         reason=f"{dimension}_paused",
                         trigger="pause",
@@ -143,10 +155,10 @@ class Decider:
 
     async def _announce_closures(self) -> list[WindowClosed]:
         pending = await self.store.pending_closures()
-        closures = [lifecycle_closure(c.application_id, c.fields, policy_label=self.state.active.label) for c in pending]
+        closures = [lifecycle_closure(c.fields, policy_label=self.state.active.label) for c in pending]
         if closures:
             await self.outbox.publish((self._out_topic, c) for c in closures)
-            await self.store.closure_published([c.application_id for c in pending])
+            await self.store.closure_published([c.record for c in pending])
             for closure in closures:
                 log.info("window_closed", customer_id=closure.customer_id, reason=closure.reason, trigger=closure.trigger)
         return closures

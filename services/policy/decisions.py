@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from services.policy.document import PolicyDocument
 from services.policy.rules import Close, Offer, evaluate
-from shared.contracts import Decision, ScoreComputed, WindowClosed, WindowOpened, deterministic_id
+from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, deterministic_id
 
 __all__ = ["Allocation", "Proposal", "closure_id", "decide", "decision_id_for", "lifecycle_closure", "propose"]
 
@@ -35,6 +35,14 @@ class Proposal:
     verdict: Offer | Close
     decision_id: uuid.UUID
     policy_label: str
+    trigger: Trigger = "application"
+
+    @property
+    def record_key(self) -> str:
+        """The limit store's idempotency key: one decision per application, one more if decided again."""
+        if self.trigger == "redecision":
+            return f"{self.score.application_id}~r"
+        return self.score.application_id
 
     @property
     def supersedes(self) -> bool:
@@ -57,8 +65,9 @@ class Allocation:
     published: bool = False
 
 
-def propose(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Proposal:
-    return Proposal(score, evaluate(score, policy, now), decision_id_for(score.application_id), policy.label)
+def propose(score: ScoreComputed, policy: PolicyDocument, now: datetime, trigger: Trigger = "application") -> Proposal:
+    key = score.application_id if trigger == "application" else f"{score.application_id}~r"
+    return Proposal(score, evaluate(score, policy, now), decision_id_for(key), policy.label, trigger)
 
 
 def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, now: datetime) -> Decision:
@@ -75,10 +84,13 @@ def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, n
         "application_id": score.application_id,
         "customer_id": score.customer_id,
         "segment": facts.segment if facts else None,
+        "region": facts.region if facts else None,
+        "channel": facts.channel if facts else None,
         "locale": facts.locale if facts else "zh-CN",
         "partner_id": facts.partner_id if facts else None,
         "policy_version": proposal.policy_label,
         "model_id": score.model_id,
+        "trigger": proposal.trigger,
     }
     verdict = proposal.verdict
     if isinstance(verdict, Offer) and allocation.granted > 0:
@@ -105,7 +117,7 @@ def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, n
         closed = Close(
             "strategy",
             allocation.refusal or "budget_exhausted",
-            retry_after=now + timedelta(hours=policy.timing.strategy_retry_hours),
+            retry_after=now + policy.timing.strategy_retry,
         )
     else:
         closed = verdict
@@ -122,9 +134,10 @@ def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, n
     )
 
 
-def lifecycle_closure(application_id: str, fields: dict[str, str], *, policy_label: str) -> WindowClosed:
+def lifecycle_closure(fields: dict[str, str], *, policy_label: str) -> WindowClosed:
     """The `WindowClosed` announcing an expiry or a pause closure recorded by the limit store."""
     closure = uuid.UUID(fields["closure_id"])
+    application_id = fields["application_id"]
     return WindowClosed(
         event_id=closure,
         correlation_id=application_id,
@@ -135,6 +148,8 @@ def lifecycle_closure(application_id: str, fields: dict[str, str], *, policy_lab
         application_id=application_id,
         customer_id=fields["customer"],
         segment=fields.get("segment") or None,  # type: ignore[arg-type]
+        region=fields.get("region") or None,
+        channel=fields.get("channel") or None,
         locale=fields.get("locale") or "zh-CN",  # type: ignore[arg-type]
         partner_id=fields.get("partner") or None,
         policy_version=policy_label,

@@ -6,7 +6,7 @@ by naming the version it used, and a candidate can be simulated before it is app
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -128,9 +128,19 @@ class Limits(_Part):
 
 
 class Timing(_Part):
-    window_validity_days: int = Field(default=30, ge=1, le=366)
-    strategy_retry_hours: int = Field(default=24, ge=1, le=24 * 90)
-    system_retry_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    """Durations as ISO 8601 (``P30D``, ``PT30M``) or seconds."""
+
+    window_validity: timedelta = Field(default=timedelta(days=30), description="How long an opened window stays open.")
+    strategy_retry: timedelta = Field(default=timedelta(hours=24), description="When to try again after a strategy closure.")
+    system_retry: timedelta = Field(default=timedelta(minutes=30), description="When to try again after a system closure.")
+
+    @model_validator(mode="after")
+    def _positive(self) -> Self:
+        for name in ("window_validity", "strategy_retry", "system_retry"):
+            value = getattr(self, name)
+            if value <= timedelta(0) or value > timedelta(days=366):
+                raise ValueError(f"{name} must be between 1 second and 366 days")
+        return self
 
 
 class PolicyDocument(_Part):

@@ -6,13 +6,15 @@ first answer back). Keys, under a prefix (``cw:`` or ``cw:<namespace>:``):
 
     budget:<segment>     hash  exposure, el                reserved by open windows
     programme:<name>     hash  reserved                     boosted parts reserved
-    app:<application>    hash  the decision of one application (idempotency record), its event
+    app:<record>         hash  the decision of one application (idempotency record), its event;
+                               record = application id, or application id + '~r' for a re-decision
     seq:<customer>       int   the customer's decision sequence (monotonic)
     window:<customer>    hash  the customer's current window: status, limit, apr, valid_until,
                                decision_id, decision_seq, policy_version, ...
     expiry               zset  open applications by valid_until (ms)
     open                 set   open applications
     closing              zset  lifecycle closures decided but not yet published
+    deferred             zset  records closed for maintenance, by when to decide them again
 
 Single-node Redis (the scripts touch several keys; on a cluster they would need hash tags).
 """
@@ -28,7 +30,7 @@ from redis.asyncio import Redis
 
 from services.policy.decisions import Allocation, Proposal
 from services.policy.document import PolicyDocument
-from services.policy.rules import Offer
+from services.policy.rules import Close, Offer
 
 __all__ = ["CurrentWindow", "LifecycleClosure", "RedisLimits"]
 
@@ -56,7 +58,9 @@ local function rdown(x, step) return math.floor(x / step + 1e-9) * step end
 #  7 offer limit, 8 programme name, 9 programme part, 10 programme budget, 11 el_rate, 12 margin,
 #  13 exposure cap, 14 el cap, 15 pacing enabled (1/0), 16 max_margin, 17 steepness, 18 round_to,
 #  19 min_limit, 20 valid_until ms, 21 supersedes (1/0), 22 apr, 23 policy label, 24 category,
-#  25 reason, 26 region, 27 channel, 28 locale, 29 partner, 30 model_id
+#  25 reason, 26 region, 27 channel, 28 locale, 29 partner, 30 model_id, 31 application_id,
+#  32 score json to decide again later ('' if none), 33 when (ms)
+# ARGV 2 is the decision's record key: the application id, or for a re-decision the application id + '~r'.
 _DECIDE = _COMMON + r"""
 local app_id, customer, segment, kind = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local app_key = P .. 'app:' .. app_id
@@ -113,7 +117,7 @@ local status = 'closed'
 if granted > 0 then status = 'open' end
 if ARGV[21] == '1' then
   local wkey = P .. 'window:' .. customer
-  local prev = redis.call('HGET', wkey, 'application_id')
+  local prev = redis.call('HGET', wkey, 'record')
   if prev and prev ~= app_id then release(prev) end
   local category, reason = ARGV[24], ARGV[25]
   if granted == 0 and kind == 'open' then category, reason = 'strategy', refusal end
@@ -122,7 +126,7 @@ if ARGV[21] == '1' then
   redis.call('DEL', wkey)
   redis.call('HSET', wkey, 'status', status, 'limit', granted, 'apr', granted > 0 and ARGV[22] or '',
     'valid_until', valid_until, 'decision_id', ARGV[6], 'decision_seq', seq, 'policy_version', ARGV[23],
-    'application_id', app_id, 'segment', segment, 'category', granted > 0 and '' or category,
+    'record', app_id, 'application_id', ARGV[31], 'segment', segment, 'category', granted > 0 and '' or category,
     'reason', granted > 0 and '' or reason)
   if granted > 0 then
     redis.call('ZADD', P .. 'expiry', ARGV[20], app_id)
@@ -132,7 +136,13 @@ end
 redis.call('HSET', app_key, 'seq', seq, 'granted', granted, 'refusal', refusal, 'part', part,
   'available', available, 'budget_bound', budget_bound, 'status', status, 'el', el, 'customer', customer,
   'segment', segment, 'programme', ARGV[8], 'decision_id', ARGV[6], 'region', ARGV[26], 'channel', ARGV[27],
-  'locale', ARGV[28], 'partner', ARGV[29], 'model_id', ARGV[30], 'policy_version', ARGV[23])
+  'locale', ARGV[28], 'partner', ARGV[29], 'model_id', ARGV[30], 'policy_version', ARGV[23],
+  'application_id', ARGV[31])
+if ARGV[32] ~= '' then
+  -- closed for maintenance: keep the score to decide again when the maintenance ends
+  redis.call('HSET', app_key, 'deferred_score', ARGV[32])
+  redis.call('ZADD', P .. 'deferred', ARGV[33], app_id)
+end
 return {'new', tostring(seq), tostring(granted), refusal, tostring(part), tostring(available), '', '0', tostring(budget_bound)}
 """
 
@@ -147,7 +157,7 @@ local seq = redis.call('INCR', P .. 'seq:' .. customer)
 redis.call('HSET', k, 'status', 'closed', 'closure_id', ARGV[3], 'closure_seq', seq, 'closure_category', ARGV[4],
   'closure_reason', ARGV[5], 'closure_trigger', ARGV[6], 'closure_at', ARGV[7])
 local wkey = P .. 'window:' .. customer
-if redis.call('HGET', wkey, 'application_id') == app_id then
+if redis.call('HGET', wkey, 'record') == app_id then
   redis.call('HSET', wkey, 'status', 'closed', 'limit', 0, 'apr', '', 'valid_until', '', 'decision_id', ARGV[3],
     'decision_seq', seq, 'category', ARGV[4], 'reason', ARGV[5])
 end
@@ -165,7 +175,7 @@ return 1
 """
 
 _APP_FIELDS = (
-    "customer", "segment", "decision_id", "policy_version", "model_id", "locale", "partner", "closure_id",
+    "application_id", "customer", "segment", "decision_id", "policy_version", "model_id", "locale", "partner", "closure_id",
     "closure_seq", "closure_category", "closure_reason", "closure_trigger", "closure_at", "region", "channel",
     "status", "granted",
 )  # fmt: skip
@@ -196,7 +206,7 @@ class CurrentWindow:
 class LifecycleClosure:
     """A window closed by expiry or a pause, to be announced as `WindowClosed`."""
 
-    application_id: str
+    record: str  # the decision record key (see the module docstring)
     fields: dict[str, str]
 
     @property
@@ -240,9 +250,10 @@ class RedisLimits:
         budget = policy.budgets.get(segment)  # type: ignore[call-overload]
         programme = policy.programme_for(segment) if facts else None
         offer = verdict if isinstance(verdict, Offer) else None
+        defer = isinstance(verdict, Close) and verdict.reason == "maintenance" and verdict.retry_after is not None
         return [
             self.prefix,
-            score.application_id,
+            proposal.record_key,
             score.customer_id,
             segment,
             "open" if offer else "close",
@@ -271,6 +282,9 @@ class RedisLimits:
             facts.locale if facts else "zh-CN",
             (facts.partner_id or "") if facts else "",
             score.model_id or "",
+            score.application_id,
+            score.model_dump_json() if defer else "",
+            int(verdict.retry_after.timestamp() * 1000) if defer else 0,  # type: ignore[union-attr]
         ]
 
     @staticmethod
@@ -326,7 +340,28 @@ class RedisLimits:
         )
         if not answer:
             return None
-        return LifecycleClosure(application_id, await self.application(application_id))
+        return LifecycleClosure(application_id, await self.application(application_id))  # by record key
+
+    async def due_deferred(self, now: datetime, limit: int = 200) -> list[tuple[str, bytes]]:
+        """Records closed for maintenance whose time to be decided again has come, with their scores."""
+        keys = [
+            _s(m)
+            for m in await self.redis.zrangebyscore(
+                f"{self.prefix}deferred", "-inf", int(now.timestamp() * 1000), start=0, num=limit
+            )
+        ]
+        out = []
+        for key in keys:
+            score = await self.redis.hget(f"{self.prefix}app:{key}", "deferred_score")
+            if score:
+                out.append((key, score if isinstance(score, bytes) else score.encode()))
+            else:
+                await self.redis.zrem(f"{self.prefix}deferred", key)
+        return out
+
+    async def redecided(self, record_keys: Sequence[str]) -> None:
+        if record_keys:
+            await self.redis.zrem(f"{self.prefix}deferred", *record_keys)
 
     async def pending_closures(self, limit: int = 200) -> list[LifecycleClosure]:
         members = await self.redis.zrange(f"{self.prefix}closing", 0, limit - 1)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from services.policy.document import PolicyDocument
 from shared.contracts import LimitBasis, Reason, RecourseAction, ScoreComputed
@@ -60,8 +60,8 @@ def round_down(amount: float, step: int) -> int:
 
 def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Offer | Close:
     timing = policy.timing
-    system_retry = now + timedelta(minutes=timing.system_retry_minutes)
-    strategy_retry = now + timedelta(hours=timing.strategy_retry_hours)
+    system_retry = now + timing.system_retry
+    strategy_retry = now + timing.strategy_retry
 
     if score.outcome != "scored" or score.facts is None or score.points is None or score.pd is None:
         reason = "application_invalid" if (score.failure or "").startswith("application_invalid") else "scoring_failed"
@@ -134,5 +134,5 @@ def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Off
         basis=basis,
         programme=programme.name if programme else None,
         programme_part=programme_part,
-        valid_until=now + timedelta(days=timing.window_validity_days),
+        valid_until=now + timing.window_validity,
     )

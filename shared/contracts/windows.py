@@ -50,6 +50,8 @@ class Decision(Event):
     application_id: ApplicationId
     customer_id: CustomerId
     segment: Segment | None = Field(default=None, description="None only when the application could not be read.")
+    region: str | None = Field(default=None, max_length=12, description="Region code (for pauses and rebuilds).")
+    channel: str | None = Field(default=None, max_length=40, description="Application channel (for pauses and rebuilds).")
     locale: Locale = "zh-CN"
     partner_id: str | None = Field(default=None, max_length=40)
     policy_version: str = Field(max_length=80, description="name@version of the policy used.", examples=["default@1"])

@@ -32,10 +32,11 @@ class RunningFleet:
             await (await publisher.send_raw(topic, value, key=key, headers=headers))
 
     async def read(
-        self, topics: list[str], done: Callable[[list[ReadRecord]], bool], *, timeout_s: float = 90
+        self, topics: list[str], done: Callable[[list[ReadRecord]], bool], *, timeout_s: float = 90, settle_s: float = 0.0
     ) -> list[ReadRecord]:
+        """Read the topics from the start until `done`, then (with settle_s) until quiet."""
         async with TopicReader(self.settings, topics) as reader:
-            seen = await reader.until(done, timeout_s=timeout_s)
+            seen = await reader.until(done, timeout_s=timeout_s, settle_s=settle_s)
         dead = [p.name for p in self.fleet.exited()]
         assert not dead, f"service processes exited: {dead}\n" + "\n".join(self.fleet.tail(n) for n in dead)
         return seen

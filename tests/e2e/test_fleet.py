@@ -28,9 +28,10 @@ async def test_two_hundred_applications_end_in_two_hundred_decisions_limits_and_
         notices = {r.event.decision_id for r in seen if isinstance(r.event, NotificationSent)}
         return len(_decisions(seen)) >= 200 and len(notices) >= 200
 
-    seen = await fleet.read([topics.windows, topics.notifications], done, timeout_s=120)
-    seen += await fleet.drain([topics.windows, topics.notifications], idle_s=2)  # anything extra would show here
+    # settle: anything extra (a second decision, a duplicate notification) would show up too
+    seen = await fleet.read([topics.windows, topics.notifications], done, timeout_s=120, settle_s=2)
     decisions = {d.decision_id: d for d in _decisions(seen)}
+    assert len(_decisions(seen)) == 200  # no duplicate decision records either
     per_application = Counter(d.application_id for d in decisions.values())
     assert set(per_application) == {a.application_id for a in batch}
     assert set(per_application.values()) == {1}

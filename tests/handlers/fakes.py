@@ -30,7 +30,7 @@ class FakeLimitStore:
         self.calls.append(f"allocate:{len(proposals)}")
         out = []
         for proposal in proposals:
-            app_id = proposal.score.application_id
+            app_id = proposal.record_key
             if app_id in self.apps:
                 a = self.apps[app_id]
                 out.append(
@@ -86,6 +86,12 @@ class FakeLimitStore:
         return []
 
     async def closure_published(self, application_ids: Sequence[str]) -> None:
+        return None
+
+    async def due_deferred(self, now: datetime, limit: int = 200) -> list[tuple[str, bytes]]:
+        return []
+
+    async def redecided(self, record_keys: Sequence[str]) -> None:
         return None
 
 
