@@ -7,6 +7,7 @@ services exactly as an operator would (`creditwindow run <service>`), each its o
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,11 +15,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import psutil
 
 __all__ = ["SERVICES", "Fleet", "ServiceProcess"]
 
 SERVICES = ("scoring", "policy", "notification")
+_SERVING = re.compile(r"Uvicorn running on (http://[0-9.]+:[0-9]+)")
 
 
 @dataclass(slots=True)
@@ -104,6 +107,40 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 proc.process.kill()
                 proc.process.wait(timeout=10)
+
+    def http_address(self, name: str) -> str | None:
+        """Where a process serves /health and /metrics, read from its log (it binds a free port)."""
+        proc = self.processes[name]
+        if not proc.log_path.exists():
+            return None
+        found = None
+        with proc.log_path.open(errors="replace") as log:
+            for line in log:
+                match = _SERVING.search(line)
+                if match:
+                    found = match.group(1)  # the latest start wins after a restart
+        return found
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Wait until every live process answers /health with 200 (Kafka and Redis reachable)."""
+        deadline = time.monotonic() + timeout_s
+        pending = {name for name, p in self.processes.items() if p.alive}
+        while pending and time.monotonic() < deadline:
+            for name in sorted(pending):
+                proc = self.processes[name]
+                if not proc.alive:
+                    raise RuntimeError(f"{name} exited while starting:\n{self.tail(name)}")
+                address = self.http_address(name)
+                if address is None:
+                    continue
+                try:
+                    if httpx.get(f"{address}/health", timeout=2.0).status_code == 200:
+                        pending.discard(name)
+                except httpx.HTTPError:
+                    continue
+            time.sleep(0.2)
+        if pending:
+            raise TimeoutError(f"not ready after {timeout_s:.0f} s: {sorted(pending)}")
 
     def exited(self) -> list[ServiceProcess]:
         """Processes that died on their own (not those we killed and did not restart yet)."""

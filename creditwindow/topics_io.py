@@ -63,11 +63,10 @@ class TopicReader:
         found = await topic_partitions(self.settings, self.topics)
         partitions = [TopicPartition(topic, p) for topic, ps in found.items() for p in ps]
         self._consumer.assign(partitions)
+        # explicit offsets: seek_to_beginning can lose a race with the reset that assign() starts
+        beginnings = await self._consumer.beginning_offsets(partitions) if partitions else {}
         for tp in partitions:
-            if self.start and tp in self.start:
-                self._consumer.seek(tp, self.start[tp])
-            else:
-                await self._consumer.seek_to_beginning(tp)
+            self._consumer.seek(tp, self.start[tp] if self.start and tp in self.start else beginnings[tp])
         return self
 
     async def __aexit__(self, *_: object) -> None:

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from services.policy.deciding import Decider, PolicyState
 from services.policy.document import load_policy
-from services.policy.handlers import PolicyDeps, build_router, restore_policy
+from services.policy.handlers import PolicyDeps, build_router, refuse_updates, restore_policy
 from services.policy.metrics import PolicyMetrics
 from services.policy.redis_limits import RedisLimits
 from shared.logging import configure_logging
@@ -20,6 +20,7 @@ from shared.messaging import Outbox, is_transient, make_broker
 from shared.redis_connection import make_redis
 from shared.runtime import FleetApp, build_app, json_response, serve
 from shared.settings import Settings
+from shared.wire import RefusedRecord
 
 __all__ = ["create_app", "main"]
 
@@ -39,8 +40,10 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     outbox = Outbox(broker, service=service)
     metrics = PolicyMetrics(registry)
     decider = Decider(store=store, outbox=outbox, topics=settings.topics, state=state, shadow=settings.shadow)
-    broker.include_router(build_router(PolicyDeps(settings, outbox, metrics, decider, state)))
+    deps = PolicyDeps(settings, outbox, metrics, decider, state)
+    broker.include_router(build_router(deps))
     tasks: list[asyncio.Task[None]] = []
+    refused_at_start: list[RefusedRecord] = []
 
     async def sweep_forever() -> None:
         while True:
@@ -58,9 +61,10 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     async def restore() -> None:
         if settings.uses_dev_signing_key:
             log.warning("dev_signing_key", hint="set CW_POLICY_SIGNING_KEY outside the local platform")
-        await restore_policy(settings, state)
+        refused_at_start.extend(await restore_policy(settings, state))
 
     async def start_sweeper() -> None:
+        await refuse_updates(deps, refused_at_start)
         if not settings.shadow:
             tasks.append(asyncio.create_task(sweep_forever(), name="policy-sweeper"))
 

@@ -27,7 +27,7 @@ from shared.messaging import (
 from shared.settings import Settings
 from shared.wire import Record, RefusedRecord, decode
 
-__all__ = ["PolicyDeps", "build_router", "restore_policy"]
+__all__ = ["PolicyDeps", "build_router", "refuse_updates", "restore_policy"]
 
 Records = Annotated[list[Any], NoCast]
 log = structlog.get_logger("creditwindow.policy")
@@ -87,25 +87,24 @@ def build_router(deps: PolicyDeps) -> KafkaRouter:
     return router
 
 
-async def _apply_update(deps: PolicyDeps, record: Record) -> None:
-    settings = deps.settings
+def _check(deps_settings: Settings, record: Record, active: Any) -> Accepted | RefusedRecord:
     decoded = decode(record, (PolicyUpdated,))
     if isinstance(decoded, RefusedRecord):
-        verdict: Any = decoded
-    else:
-        checked = check_update(
-            decoded,
-            deps.state.active,
-            key=settings.policy_signing_key.get_secret_value().encode(),
-            key_id=settings.policy_signing_key_id,
-        )
-        verdict = checked if isinstance(checked, Accepted) else RefusedRecord(record, f"policy_{checked.error_type}", checked.error)
+        return decoded
+    checked = check_update(
+        decoded,
+        active,
+        key=deps_settings.policy_signing_key.get_secret_value().encode(),
+        key_id=deps_settings.policy_signing_key_id,
+    )
+    return checked if isinstance(checked, Accepted) else RefusedRecord(record, f"policy_{checked.error_type}", checked.error)
+
+
+async def _apply_update(deps: PolicyDeps, record: Record) -> None:
+    settings = deps.settings
+    verdict = _check(settings, record, deps.state.active)
     if isinstance(verdict, RefusedRecord):
-        deps.metrics.policy_updates.labels(verdict.error_type).inc()
-        log.error("policy_update_refused", error_type=verdict.error_type, error=verdict.error, offset=record.offset)
-        await retry_transient(
-            lambda: deps.outbox.dead_letter(settings.topics.deadletter, [verdict]), settings=settings, what="dead_letter"
-        )
+        await refuse_updates(deps, [verdict])
         return
     previous = deps.state.active
     deps.state.active = verdict.document
@@ -118,19 +117,38 @@ async def _apply_update(deps: PolicyDeps, record: Record) -> None:
     deps.metrics.observe(closures)
 
 
-async def restore_policy(settings: Settings, state: PolicyState) -> None:
-    """Replay `credit.policy` up to its end at start, so decisions use the latest valid version."""
+async def refuse_updates(deps: PolicyDeps, refused: list[RefusedRecord]) -> None:
+    """Dead-letter refused updates (ids are per record: replicas and restarts write the same letter)."""
+    for verdict in refused:
+        deps.metrics.policy_updates.labels(verdict.error_type).inc()
+        log.error("policy_update_refused", error_type=verdict.error_type, error=verdict.error, offset=verdict.record.offset)
+    if refused:
+        await retry_transient(
+            lambda: deps.outbox.dead_letter(deps.settings.topics.deadletter, refused), settings=deps.settings, what="dead_letter"
+        )
+
+
+async def restore_policy(settings: Settings, state: PolicyState) -> list[RefusedRecord]:
+    """Replay `credit.policy` up to its end at start, so decisions use the latest valid version.
+
+    Returns the refused updates met on the way: the caller dead-letters them once the broker is up
+    (a forged update published while no replica ran still leaves its trace).
+    """
     partitions = (await topic_partitions(settings, [settings.topics.policy]))[settings.topics.policy]
     assigned = [TopicPartition(settings.topics.policy, p) for p in partitions]
+    refused: list[RefusedRecord] = []
     if not assigned:
-        return
-    consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), group_id=None, enable_auto_commit=False)
+        return refused
+    consumer = AIOKafkaConsumer(
+        **aiokafka_kwargs(settings), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         consumer.assign(assigned)
         ends = await consumer.end_offsets(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        key = settings.policy_signing_key.get_secret_value().encode()
+        # explicit offsets: seek_to_beginning can lose a race with the reset that assign() starts
+        for tp, offset in (await consumer.beginning_offsets(assigned)).items():
+            consumer.seek(tp, offset)
         for tp in assigned:
             while await consumer.position(tp) < ends[tp]:
                 batch = await consumer.getmany(tp, timeout_ms=1000)
@@ -138,13 +156,14 @@ async def restore_policy(settings: Settings, state: PolicyState) -> None:
                     if raw.offset >= ends[tp]:
                         break
                     record = Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()))
-                    decoded = decode(record, (PolicyUpdated,))
-                    if isinstance(decoded, PolicyUpdated):
-                        checked = check_update(decoded, state.active, key=key, key_id=settings.policy_signing_key_id)
-                        if isinstance(checked, Accepted):
-                            state.active = checked.document
-                            state.source = f"{settings.topics.policy}@{raw.offset}"
+                    verdict = _check(settings, record, state.active)
+                    if isinstance(verdict, Accepted):
+                        state.active = verdict.document
+                        state.source = f"{settings.topics.policy}@{raw.offset}"
+                    else:
+                        refused.append(verdict)
             state.history_end[tp.partition] = ends[tp]
-        log.info("policy_restored", policy=state.active.label, source=state.source)
+        log.info("policy_restored", policy=state.active.label, source=state.source, refused=len(refused))
+        return refused
     finally:
         await consumer.stop()

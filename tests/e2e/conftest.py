@@ -60,6 +60,7 @@ async def start_fleet(
         extra_env=extra_env or {},
     )
     fleet.start()
+    await asyncio.to_thread(fleet.wait_ready)
     return RunningFleet(settings, fleet)
 
 

@@ -1,0 +1,243 @@
+"""The policy service on the real broker and Redis: categories, caps, pauses, expiry, maintenance,
+the control plane and the budget under two replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+import yaml
+from redis.asyncio import Redis
+
+from creditwindow.policy_ops import publish_update, signed_update
+from services.policy.redis_limits import RedisLimits
+from shared.contracts import DeadLetter, ScoreComputed, WindowClosed, WindowOpened, utc_now
+from tests.e2e.conftest import RunningFleet, start_fleet
+from tests.unit.policy.factories import default_policy, score
+
+POLICY_ONLY = ("policy",)
+
+
+def _policy_file(tmp_path: Path, name: str = "policy.yaml", **changes: object) -> Path:
+    data = default_policy(**changes).model_dump(mode="json")  # type: ignore[arg-type]
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _policy_text(version: int, **changes: object) -> str:
+    data = default_policy(**changes).model_dump(mode="json")  # type: ignore[arg-type]
+    data["version"] = version
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+_ids = itertools.count(1)
+
+
+def _score(**kwargs: object) -> ScoreComputed:
+    n = next(_ids)
+    return score(application_id=f"app_pol_{n:06d}", customer_id=f"cus_pol_{n:09d}", **kwargs)  # type: ignore[arg-type]
+
+
+def _decisions(records: list) -> list:  # type: ignore[type-arg]
+    return [r.event for r in records if isinstance(r.event, (WindowOpened, WindowClosed))]
+
+
+async def _decided(fleet: RunningFleet, wanted: int, *, timeout_s: float = 60, **filters: object) -> list:  # type: ignore[type-arg]
+    def match(d: object) -> bool:
+        return all(getattr(d, k) == v for k, v in filters.items())
+
+    seen = await fleet.read(
+        [fleet.settings.topics.windows], lambda s: sum(1 for d in _decisions(s) if match(d)) >= wanted, timeout_s=timeout_s
+    )
+    return [d for d in _decisions(seen) if match(d)]
+
+
+@pytest.fixture
+async def policy_fleet(endpoints: dict[str, str], namespace: str, log_root: Path, tmp_path: Path) -> AsyncIterator[RunningFleet]:
+    running = await start_fleet(endpoints, namespace, log_root, services=POLICY_ONLY)
+    try:
+        yield running
+    finally:
+        running.fleet.stop()
+
+
+async def _limits(fleet: RunningFleet) -> tuple[Redis, RedisLimits]:
+    redis = Redis.from_url(fleet.settings.redis_dsn)
+    return redis, RedisLimits(redis, fleet.settings.redis_prefix)
+
+
+async def test_every_category_is_decided_and_named(policy_fleet: RunningFleet) -> None:
+    topics = policy_fleet.settings.topics
+    good, weak, broken, poor = _score(), _score(points=400), _score(outcome="unscorable"), _score(income=1_200)
+    await policy_fleet.publish(topics.scores, [good, weak, broken, poor])
+    decisions = {d.application_id: d for d in await _decided(policy_fleet, 4)}
+    assert isinstance(decisions[good.application_id], WindowOpened)
+    assert (decisions[weak.application_id].category, decisions[weak.application_id].reason) == ("credit", "score_below_cutoff")
+    assert decisions[weak.application_id].reasons
+    assert (decisions[broken.application_id].category, decisions[broken.application_id].reason) == ("system", "scoring_failed")
+    assert decisions[broken.application_id].retry_after is not None
+    assert (decisions[poor.application_id].category, decisions[poor.application_id].reason) == ("regulatory", "income_cap")
+    assert all(d.policy_version == "default@1" for d in decisions.values())
+
+
+async def test_a_cap_that_only_lowers_the_limit_is_named_and_redis_serves_it(policy_fleet: RunningFleet) -> None:
+    topics = policy_fleet.settings.topics
+    capped = _score(grade="A", income=90_000)
+    await policy_fleet.publish(topics.scores, [capped])
+    (opened,) = await _decided(policy_fleet, 1, application_id=capped.application_id)
+    assert isinstance(opened, WindowOpened)
+    assert (opened.limit, opened.basis.bound_by, opened.basis.income_cap) == (30_000, "income_cap", 30_000)
+    redis, store = await _limits(policy_fleet)
+    try:
+        current = await store.current(capped.customer_id)
+        assert current is not None and (current.status, current.limit, current.decision_seq) == ("open", 30_000, 1)
+        assert current.valid_until == opened.valid_until.replace(microsecond=(opened.valid_until.microsecond // 1000) * 1000)
+    finally:
+        await redis.aclose()
+
+
+async def test_pausing_a_segment_closes_its_open_windows_and_resuming_opens_again(policy_fleet: RunningFleet) -> None:
+    settings = policy_fleet.settings
+    topics = settings.topics
+    business, person = _score(segment="small_business"), _score()
+    await policy_fleet.publish(topics.scores, [business, person])
+    await _decided(policy_fleet, 2)
+
+    await publish_update(signed_update(_policy_text(2, pauses__segments=["small_business"]), settings), settings)
+    (closure,) = await _decided(policy_fleet, 1, trigger="pause")
+    assert isinstance(closure, WindowClosed)
+    assert (closure.customer_id, closure.category, closure.reason) == (business.customer_id, "strategy", "segment_paused")
+    later = _score(segment="small_business")
+    await policy_fleet.publish(topics.scores, [later])
+    (refused,) = await _decided(policy_fleet, 1, application_id=later.application_id)
+    assert (refused.category, refused.reason, refused.policy_version) == ("strategy", "segment_paused", "default@2")
+
+    redis, store = await _limits(policy_fleet)
+    try:
+        assert (await store.current(business.customer_id)).status == "closed"  # type: ignore[union-attr]
+        assert (await store.current(person.customer_id)).status == "open"  # type: ignore[union-attr]
+        budgets = await store.budgets()
+        assert budgets["small_business"]["exposure"] == 0  # the closed window's reservation is released
+    finally:
+        await redis.aclose()
+
+    await publish_update(signed_update(_policy_text(3), settings), settings)
+    await asyncio.sleep(1.0)  # the replica applies the update from its own subscription
+    again = _score(segment="small_business")
+    await policy_fleet.publish(topics.scores, [again])
+    (reopened,) = await _decided(policy_fleet, 1, application_id=again.application_id)
+    assert isinstance(reopened, WindowOpened) and reopened.policy_version == "default@3"
+
+
+async def test_forged_unsigned_replayed_and_tampered_updates_take_no_effect(policy_fleet: RunningFleet) -> None:
+    settings = policy_fleet.settings
+    topics = settings.topics
+    await publish_update(signed_update(_policy_text(2), settings), settings)
+    forged = signed_update(_policy_text(3, cycle_factor=2.0), settings.model_copy(update={"policy_signing_key": SecretStr("not-the-key")}))
+    real = signed_update(_policy_text(4, cycle_factor=2.0), settings)
+    tampered = real.model_copy(update={"document": real.document.replace("cycle_factor: 2.0", "cycle_factor: 1.9")})
+    replayed = signed_update(_policy_text(2, cycle_factor=2.0), settings)
+    for update in (forged, tampered, replayed):
+        await publish_update(update, settings)
+    unsigned = signed_update(_policy_text(5), settings).model_dump(mode="json")
+    unsigned["signature"] = ""
+    await policy_fleet.publish_raw(topics.policy, json.dumps(unsigned).encode(), key=b"default")
+
+    seen = await policy_fleet.read([topics.deadletter], lambda s: len([r for r in s if isinstance(r.event, DeadLetter)]) >= 4)
+    kinds = Counter(r.event.error_type for r in seen if isinstance(r.event, DeadLetter))
+    assert kinds == Counter({"policy_forged": 2, "policy_replayed": 1, "invalid": 1})
+    probe = _score(grade="D", pd=0.18, income=100_000)
+    await policy_fleet.publish(topics.scores, [probe])
+    (decision,) = await _decided(policy_fleet, 1, application_id=probe.application_id)
+    assert decision.policy_version == "default@2"  # none of the bad updates took effect
+    assert decision.basis.cycle_factor == 1.0
+
+
+async def test_the_active_policy_is_restored_from_the_topic_on_restart(policy_fleet: RunningFleet) -> None:
+    settings = policy_fleet.settings
+    await publish_update(signed_update(_policy_text(2, cycle_factor=0.5), settings), settings)
+    await asyncio.sleep(1.0)
+    policy_fleet.fleet.stop()
+    policy_fleet.fleet.start()
+    await asyncio.to_thread(policy_fleet.fleet.wait_ready)
+    probe = _score(grade="D", pd=0.18, income=100_000)
+    await policy_fleet.publish(settings.topics.scores, [probe])
+    (decision,) = await _decided(policy_fleet, 1, application_id=probe.application_id)
+    assert (decision.policy_version, decision.limit) == ("default@2", 11_000)
+
+
+async def test_an_expired_window_closes_and_releases_its_budget(endpoints: dict[str, str], namespace: str, log_root: Path, tmp_path: Path) -> None:
+    path = _policy_file(tmp_path, timing__window_validity=timedelta(seconds=3))
+    fleet = await start_fleet(endpoints, namespace, log_root, services=POLICY_ONLY, env={"CW_POLICY_PATH": str(path)})
+    try:
+        opened_score = _score()
+        await fleet.publish(fleet.settings.topics.scores, [opened_score])
+        (opened,) = await _decided(fleet, 1, trigger="application")
+        assert isinstance(opened, WindowOpened) and opened.valid_until - opened.occurred_at == timedelta(seconds=3)
+        (expired,) = await _decided(fleet, 1, trigger="expiry", timeout_s=30)
+        assert (expired.category, expired.reason, expired.closes_decision_id) == ("strategy", "expired", opened.decision_id)
+        assert expired.decision_seq > opened.decision_seq
+        redis, store = await _limits(fleet)
+        try:
+            assert (await store.budgets())["individual"]["exposure"] == 0
+            assert (await store.current(opened.customer_id)).status == "closed"  # type: ignore[union-attr]
+        finally:
+            await redis.aclose()
+    finally:
+        fleet.fleet.stop()
+
+
+async def test_maintenance_closes_as_system_and_the_application_is_decided_again_after(
+    endpoints: dict[str, str], namespace: str, log_root: Path, tmp_path: Path
+) -> None:
+    start = utc_now() - timedelta(seconds=1)
+    window = {"start": start.isoformat(), "end": (start + timedelta(seconds=8)).isoformat(), "note": "test"}
+    path = _policy_file(tmp_path, maintenance=[window])
+    fleet = await start_fleet(endpoints, namespace, log_root, services=POLICY_ONLY, env={"CW_POLICY_PATH": str(path)})
+    try:
+        waiting = _score()
+        await fleet.publish(fleet.settings.topics.scores, [waiting])
+        (closed,) = await _decided(fleet, 1, trigger="application")
+        assert (closed.category, closed.reason) == ("system", "maintenance")
+        (again,) = await _decided(fleet, 1, trigger="redecision", timeout_s=40)
+        assert isinstance(again, WindowOpened)
+        assert again.application_id == waiting.application_id and again.decision_seq > closed.decision_seq
+    finally:
+        fleet.fleet.stop()
+
+
+async def test_two_policy_replicas_deciding_at_once_never_overspend_the_budget(
+    endpoints: dict[str, str], namespace: str, log_root: Path, tmp_path: Path
+) -> None:
+    cap = 500_000
+    path = _policy_file(tmp_path, budgets__individual={"exposure": cap, "expected_loss": 10**9}, pacing__enabled=False)
+    fleet = await start_fleet(
+        endpoints, namespace, log_root, services=POLICY_ONLY, replicas=2,
+        env={"CW_POLICY_PATH": str(path), "CW_BATCH_MAX_RECORDS": "20"},
+    )  # fmt: skip
+    try:
+        scores = [_score(grade="D", pd=0.18, income=100_000) for _ in range(120)]  # 22,000 asked each: 2.64M in all
+        await fleet.publish(fleet.settings.topics.scores, scores + scores[:20])  # duplicates too
+        decisions = await _decided(fleet, 120, timeout_s=90)
+        assert Counter(d.application_id for d in decisions) == Counter({s.application_id: 1 for s in scores})
+        opened = [d for d in decisions if isinstance(d, WindowOpened)]
+        granted = sum(d.limit for d in opened)
+        assert granted <= cap
+        assert granted >= cap - 22_000  # the budget was used, not left idle
+        assert any(d.reason == "budget_exhausted" for d in decisions if isinstance(d, WindowClosed))
+        redis, store = await _limits(fleet)
+        try:
+            assert int((await store.budgets())["individual"]["exposure"]) == granted
+        finally:
+            await redis.aclose()
+        assert len({p.name for p in fleet.fleet.processes.values() if p.alive}) == 2
+    finally:
+        fleet.fleet.stop()
