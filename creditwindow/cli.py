@@ -20,8 +20,14 @@ __all__ = ["app", "main"]
 app = typer.Typer(help="creditwindow: credit-line window decisions on Kafka, with the reasons told.", no_args_is_help=True)
 dev = typer.Typer(help="The local platform: a real Kafka broker (KRaft) and Redis on 127.0.0.1.", no_args_is_help=True)
 schema = typer.Typer(help="Event schemas for upstream apps.", no_args_is_help=True)
+limits = typer.Typer(help="Customers' current windows as cached in Redis.", no_args_is_help=True)
+cache = typer.Typer(help="The Redis cache: derived state, rebuilt from credit.windows.", no_args_is_help=True)
+budget = typer.Typer(help="Portfolio budgets per segment.", no_args_is_help=True)
 app.add_typer(dev, name="dev")
 app.add_typer(schema, name="schema")
+app.add_typer(limits, name="limits")
+app.add_typer(cache, name="cache")
+app.add_typer(budget, name="budget")
 
 console = Console()
 err = Console(stderr=True)
@@ -107,6 +113,134 @@ def demo(count: Annotated[int | None, typer.Option(help="Applications to publish
             f"only {len(result.decisions)} decisions and {len(result.notifications)} notifications "
             f"for {result.published} applications"
         )
+
+
+def _redis_call(coro_factory):  # type: ignore[no-untyped-def]
+    """Run an async Redis operation with a clear error when Redis does not answer."""
+    import asyncio
+
+    from redis.asyncio import Redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    settings = Settings()
+
+    async def run():  # type: ignore[no-untyped-def]
+        redis = Redis.from_url(settings.redis_dsn, socket_connect_timeout=3)
+        try:
+            return await coro_factory(redis, settings)
+        finally:
+            await redis.aclose()
+
+    try:
+        return asyncio.run(run())
+    except (RedisConnectionError, OSError) as exc:
+        fail(f"Redis at {settings.redis_dsn} does not answer ({exc}). Start the local platform with `creditwindow dev up`.")
+
+
+@limits.command("get")
+def limits_get(customer: Annotated[str, typer.Argument(help="Pseudonymous customer id.")], as_json: JsonOption = False) -> None:
+    """A customer's current window: status, limit, APR, valid until, decision, sequence, policy."""
+    from services.policy.redis_limits import RedisLimits
+
+    window = _redis_call(lambda redis, settings: RedisLimits(redis, settings.redis_prefix).current(customer))
+    if window is None:
+        if as_json:
+            print(json.dumps({"customer_id": customer, "status": "none"}))
+        else:
+            console.print(f"no window recorded for {customer}")
+        raise typer.Exit(1)
+    if as_json:
+        print(json.dumps(window.as_dict()))
+        return
+    table = Table(show_header=False)
+    for key, value in window.as_dict().items():
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)
+
+
+@budget.command("show")
+def budget_show(as_json: JsonOption = False) -> None:
+    """Per segment: exposure and expected loss reserved, the policy's budget, utilisation."""
+    import asyncio
+
+    from creditwindow.policy_ops import active_policy
+    from services.policy.redis_limits import RedisLimits
+
+    policy, source = asyncio.run(active_policy(Settings()))
+    reserved = _redis_call(lambda redis, settings: RedisLimits(redis, settings.redis_prefix).budgets())
+    programmes = _redis_call(lambda redis, settings: RedisLimits(redis, settings.redis_prefix).programmes())
+    rows = []
+    for segment, limit in policy.budgets.items():
+        used = reserved.get(segment, {"exposure": 0.0, "expected_loss": 0.0})
+        rows.append(
+            {
+                "segment": segment,
+                "reserved": int(used["exposure"]),
+                "limit": limit.exposure,
+                "utilisation": used["exposure"] / limit.exposure if limit.exposure else 1.0,
+                "expected_loss_reserved": used["expected_loss"],
+                "expected_loss_limit": limit.expected_loss,
+            }
+        )
+    for programme in policy.programmes:
+        rows.append(
+            {
+                "segment": f"{programme.segment} ({programme.name})",
+                "reserved": programmes.get(programme.name, 0),
+                "limit": programme.budget,
+                "utilisation": programmes.get(programme.name, 0) / programme.budget if programme.budget else 1.0,
+                "expected_loss_reserved": None,
+                "expected_loss_limit": None,
+            }
+        )
+    if as_json:
+        print(json.dumps({"policy": policy.label, "source": source, "budgets": rows}))
+        return
+    table = Table("segment", "reserved", "limit", "utilisation", "EL reserved", "EL limit", title=f"budgets under {policy.label}")
+    for row in rows:
+        table.add_row(
+            row["segment"], f"{row['reserved']:,}", f"{row['limit']:,}", f"{row['utilisation']:.1%}",
+            "" if row["expected_loss_reserved"] is None else f"{row['expected_loss_reserved']:,.2f}",
+            "" if row["expected_loss_limit"] is None else f"{row['expected_loss_limit']:,}",
+        )  # fmt: skip
+    console.print(table)
+
+
+@cache.command("rebuild")
+def cache_rebuild(
+    check: Annotated[bool, typer.Option("--check", help="Rebuild beside the live cache and compare; change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Replace the live cache (stop the policy service first).")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Rebuild current windows, budgets and decision records from credit.windows."""
+    import asyncio
+
+    from creditwindow.topics_io import TopicReader
+    from services.policy.rebuild import derive, snapshot, write
+    from shared.contracts import Decision
+
+    settings = Settings()
+
+    async def read() -> list[Decision]:
+        async with TopicReader(settings, [settings.topics.windows]) as reader:
+            return [r.event for r in await reader.drain(idle_s=1.0, timeout_s=600) if isinstance(r.event, Decision)]
+
+    decisions = asyncio.run(read())
+    derived = derive(decisions)
+    if check:
+        live = _redis_call(lambda redis, s: snapshot(redis, s.redis_prefix))
+        ours, theirs = derived.comparable(), live.comparable()
+        differences = {k: {"rebuilt": ours[k], "live": theirs[k]} for k in ours if ours[k] != theirs[k]}
+        summary = {"decisions": len(decisions), "customers": len(derived.windows), "identical": not differences}
+        if as_json:
+            print(json.dumps({**summary, "differences": sorted(differences)}))
+        else:
+            console.print(f"{len(decisions)} decisions, {len(derived.windows)} customers: " + ("[green]identical[/]" if not differences else f"[red]differs in {sorted(differences)}[/]"))
+        raise typer.Exit(0 if not differences else 1)
+    if not yes:
+        fail("this replaces the live cache: stop the policy service, then run with --yes (or use --check)")
+    _redis_call(lambda redis, s: write(redis, s.redis_prefix, derived))
+    console.print(f"rebuilt {len(derived.windows)} customers' windows from {len(decisions)} decisions")
 
 
 def _mount_optional(name: str, module: str, help_text: str) -> None:

@@ -61,6 +61,7 @@ class Allocation:
     programme_part: int
     available: int
     budget_bound: bool = False  # the segment budget, not a cap or the grade, set the limit
+    expected_loss_fen: int = 0  # limit x PD x LGD as reserved, in fen
     stored_event: bytes | None = None
     published: bool = False
 
@@ -110,7 +111,7 @@ def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, n
             grade=score.grade or "",
             pd=verdict.pd,
             points=score.points or 0.0,
-            expected_loss=round(allocation.granted * verdict.el_rate, 2),
+            expected_loss=allocation.expected_loss_fen / 100,
             basis=basis,
         )
     if isinstance(verdict, Offer):

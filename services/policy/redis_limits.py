@@ -4,7 +4,7 @@ Every change is one Lua script, so it is atomic across policy replicas: a reserv
 the budget and is taken, or it is not; an application is decided once (a second delivery gets the
 first answer back). Keys, under a prefix (``cw:`` or ``cw:<namespace>:``):
 
-    budget:<segment>     hash  exposure, el                reserved by open windows
+    budget:<segment>     hash  exposure (CNY), el_fen (expected loss, in fen: integers add exactly)
     programme:<name>     hash  reserved                     boosted parts reserved
     app:<record>         hash  the decision of one application (idempotency record), its event;
                                record = application id, or application id + '~r' for a re-decision
@@ -22,7 +22,7 @@ Single-node Redis (the scripts touch several keys; on a cluster they would need 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,11 +38,11 @@ _COMMON = r"""
 local P = ARGV[1]
 local function release(app_id)
   local k = P .. 'app:' .. app_id
-  local a = redis.call('HMGET', k, 'status', 'granted', 'el', 'segment', 'programme', 'part')
+  local a = redis.call('HMGET', k, 'status', 'granted', 'el_fen', 'segment', 'programme', 'part')
   if a[1] ~= 'open' then return 0 end
   local bkey = P .. 'budget:' .. a[4]
   redis.call('HINCRBY', bkey, 'exposure', -tonumber(a[2]))
-  redis.call('HINCRBYFLOAT', bkey, 'el', '-' .. (a[3] or '0'))
+  redis.call('HINCRBY', bkey, 'el_fen', -tonumber(a[3] or '0'))
   if a[5] and a[5] ~= '' and tonumber(a[6] or '0') > 0 then
     redis.call('HINCRBY', P .. 'programme:' .. a[5], 'reserved', -tonumber(a[6]))
   end
@@ -64,20 +64,20 @@ local function rdown(x, step) return math.floor(x / step + 1e-9) * step end
 _DECIDE = _COMMON + r"""
 local app_id, customer, segment, kind = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local app_key = P .. 'app:' .. app_id
-local seen = redis.call('HMGET', app_key, 'seq', 'granted', 'refusal', 'part', 'available', 'event', 'published', 'budget_bound')
+local seen = redis.call('HMGET', app_key, 'seq', 'granted', 'refusal', 'part', 'available', 'event', 'published', 'budget_bound', 'el_fen')
 if seen[1] then
-  return {'existing', seen[1], seen[2] or '0', seen[3] or '', seen[4] or '0', seen[5] or '0', seen[6] or '', seen[7] or '0', seen[8] or '0'}
+  return {'existing', seen[1], seen[2] or '0', seen[3] or '', seen[4] or '0', seen[5] or '0', seen[6] or '', seen[7] or '0', seen[8] or '0', seen[9] or '0'}
 end
 local granted, refusal, part, available, budget_bound = 0, '', 0, 0, 0
-local el = '0'
+local el_fen = 0
 if kind == 'open' then
   local offer = tonumber(ARGV[7])
   local el_rate, margin = tonumber(ARGV[11]), tonumber(ARGV[12])
   local cap_exp, cap_el = tonumber(ARGV[13]), tonumber(ARGV[14])
   local step, min_limit = tonumber(ARGV[18]), tonumber(ARGV[19])
   local bkey = P .. 'budget:' .. segment
-  local b = redis.call('HMGET', bkey, 'exposure', 'el')
-  local res_exp, res_el = tonumber(b[1] or '0'), tonumber(b[2] or '0')
+  local b = redis.call('HMGET', bkey, 'exposure', 'el_fen')
+  local res_exp, res_el = tonumber(b[1] or '0'), tonumber(b[2] or '0') / 100
   local room_exp = math.max(0, cap_exp - res_exp)
   local room_loss = room_exp
   if el_rate > 0 then room_loss = math.max(0, cap_el - res_el) / el_rate end
@@ -105,9 +105,9 @@ if kind == 'open' then
       granted = limit
       part = math.min(part, limit)
       if limit < offer and limit == available then budget_bound = 1 end
-      el = string.format('%.4f', granted * el_rate)
+      el_fen = math.floor(granted * el_rate * 100 + 0.5)
       redis.call('HINCRBY', bkey, 'exposure', granted)
-      redis.call('HINCRBYFLOAT', bkey, 'el', el)
+      redis.call('HINCRBY', bkey, 'el_fen', el_fen)
       if part > 0 then redis.call('HINCRBY', pkey, 'reserved', part) end
     end
   end
@@ -134,7 +134,7 @@ if ARGV[21] == '1' then
   end
 end
 redis.call('HSET', app_key, 'seq', seq, 'granted', granted, 'refusal', refusal, 'part', part,
-  'available', available, 'budget_bound', budget_bound, 'status', status, 'el', el, 'customer', customer,
+  'available', available, 'budget_bound', budget_bound, 'status', status, 'el_fen', el_fen, 'customer', customer,
   'segment', segment, 'programme', ARGV[8], 'decision_id', ARGV[6], 'region', ARGV[26], 'channel', ARGV[27],
   'locale', ARGV[28], 'partner', ARGV[29], 'model_id', ARGV[30], 'policy_version', ARGV[23],
   'application_id', ARGV[31])
@@ -143,7 +143,7 @@ if ARGV[32] ~= '' then
   redis.call('HSET', app_key, 'deferred_score', ARGV[32])
   redis.call('ZADD', P .. 'deferred', ARGV[33], app_id)
 end
-return {'new', tostring(seq), tostring(granted), refusal, tostring(part), tostring(available), '', '0', tostring(budget_bound)}
+return {'new', tostring(seq), tostring(granted), refusal, tostring(part), tostring(available), '', '0', tostring(budget_bound), tostring(el_fen)}
 """
 
 # ARGV: 1 prefix, 2 application_id, 3 closure decision_id, 4 category, 5 reason, 6 trigger, 7 now ms
@@ -199,7 +199,7 @@ class CurrentWindow:
     reason: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +212,10 @@ class LifecycleClosure:
     @property
     def seq(self) -> int:
         return int(self.fields["closure_seq"])
+
+
+def _jsonable(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _s(value: bytes | str | None) -> str:
@@ -300,6 +304,7 @@ class RedisLimits:
             stored_event=values[6].encode() if values[6] else None,
             published=values[7] == "1",
             budget_bound=values[8] == "1",
+            expected_loss_fen=int(float(values[9] or 0)),
         )
 
     async def remember(self, decisions: Sequence[tuple[str, bytes]]) -> None:
@@ -399,11 +404,12 @@ class RedisLimits:
         )
 
     async def budgets(self) -> dict[str, dict[str, float]]:
+        """Reserved per segment: exposure and expected loss, CNY."""
         result = {}
         async for key in self.redis.scan_iter(match=f"{self.prefix}budget:*", count=100):
             name = _s(key)[len(self.prefix) + len("budget:") :]
-            raw = await self.redis.hgetall(key)
-            result[name] = {_s(k): float(_s(v)) for k, v in raw.items()}
+            raw = {_s(k): _s(v) for k, v in (await self.redis.hgetall(key)).items()}
+            result[name] = {"exposure": float(raw.get("exposure") or 0), "expected_loss": int(raw.get("el_fen") or 0) / 100}
         return result
 
     async def programmes(self) -> dict[str, int]:

@@ -88,3 +88,23 @@ async def test_bad_input_is_dead_lettered_and_everything_after_it_is_still_decid
     assert (invalid_decision.category, invalid_decision.reason) == ("system", "application_invalid")
     garbage = [d for d in decisions.values() if d.customer_id == "cus_bytes0000001"]
     assert len(garbage) == 1 and garbage[0].category == "system"  # type: ignore[union-attr]
+
+
+async def test_the_redis_cache_rebuilt_from_credit_windows_is_identical_to_the_live_one(fleet: RunningFleet) -> None:
+    from services.policy.rebuild import derive, snapshot
+
+    topics = fleet.settings.topics
+    first = list(applications("e2erb1", count=120))
+    again = list(applications("e2erb2", count=40))  # the same customers apply again: superseding
+    await fleet.publish(topics.applications, first)
+    await fleet.read([topics.windows], lambda s: len(_decisions(s)) >= 120)
+    await fleet.publish(topics.applications, again)
+    seen = await fleet.read([topics.windows], lambda s: len(_decisions(s)) >= 160, settle_s=1.5)
+    redis = Redis.from_url(fleet.settings.redis_dsn)
+    try:
+        live = await snapshot(redis, fleet.settings.redis_prefix)
+    finally:
+        await redis.aclose()
+    rebuilt = derive(_decisions(seen))
+    assert rebuilt.comparable() == live.comparable()
+    assert len(rebuilt.windows) == 120

@@ -60,7 +60,12 @@ class FakeLimitStore:
             self.apps[app_id] = {"seq": seq, "granted": granted, "refusal": refusal}
             if proposal.supersedes:
                 self.windows[proposal.score.customer_id] = {"application_id": app_id, "limit": granted, "seq": seq}
-            out.append(Allocation(fresh=True, seq=seq, granted=granted, refusal=refusal, programme_part=0, available=available))
+            el_fen = round(granted * proposal.verdict.el_rate * 100) if isinstance(proposal.verdict, Offer) else 0
+            out.append(
+                Allocation(
+                    fresh=True, seq=seq, granted=granted, refusal=refusal, programme_part=0, available=available, expected_loss_fen=el_fen
+                )
+            )
         return out
 
     async def remember(self, decisions: Sequence[tuple[str, bytes]]) -> None:
