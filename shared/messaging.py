@@ -249,6 +249,8 @@ class Outbox:
         for letter in letters:
             log.warning(
                 "dead_lettered",
+                event_id=str(letter.event_id),
+                correlation_id=letter.correlation_id,
                 source_topic=letter.source_topic,
                 source_partition=letter.source_partition,
                 source_offset=letter.source_offset,

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     # --- services ----------------------------------------------------------------------------------
     instance_id: str = Field(default="", max_length=64, description="Replica name in logs and metrics.")
     http_host: str = "127.0.0.1"
-    scoring_http_port: int = Field(default=8101, ge=0, le=65535, description="0 disables the HTTP endpoint.")
+    scoring_http_port: int = Field(default=8101, ge=0, le=65535, description="HTTP port of /health and /metrics (0: a free port).")
     policy_http_port: int = Field(default=8102, ge=0, le=65535)
     notification_http_port: int = Field(default=8103, ge=0, le=65535)
     model_path: Path = Field(

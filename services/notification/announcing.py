@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+import structlog
+
 from services.notification.disclosure import render
 from services.notification.redis_ledger import Claim
 from shared.contracts import Decision, NotificationSent, Topics, deterministic_id, utc_now
 from shared.messaging import Outbox
 
 __all__ = ["Announcer", "Ledger", "notification_for"]
+
+log = structlog.get_logger("creditwindow.notification")
 
 PRODUCER = "notification"
 
@@ -79,4 +83,14 @@ class Announcer:
         await self.ledger.remember(new)
         await self.outbox.publish((self.topics.notifications, n) for n in notices)
         await self.ledger.mark_published([str(n.decision_id) for n in notices])
+        for n in notices:
+            log.info(
+                "notification_sent",
+                event_id=str(n.event_id),
+                correlation_id=n.correlation_id,
+                customer_id=n.customer_id,
+                channel=n.channel,
+                outcome=n.outcome,
+                locale=n.locale,
+            )
         return notices

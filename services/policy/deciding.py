@@ -110,6 +110,8 @@ class Decider:
         await self.store.remember(new_records)
         await self.outbox.publish((self._out_topic, d) for d in decisions)
         await self.store.mark_published([keys[d.decision_id] for d in decisions])
+        for d in decisions:
+            _log_decision(d)
         return decisions
 
     async def sweep(self) -> list[Decision]:
@@ -160,8 +162,23 @@ class Decider:
             await self.outbox.publish((self._out_topic, c) for c in closures)
             await self.store.closure_published([c.record for c in pending])
             for closure in closures:
-                log.info("window_closed", customer_id=closure.customer_id, reason=closure.reason, trigger=closure.trigger)
+                _log_decision(closure)
         return closures
+
+
+def _log_decision(decision: Decision) -> None:
+    ids = {
+        "event_id": str(decision.event_id),
+        "correlation_id": decision.correlation_id,
+        "customer_id": decision.customer_id,
+        "decision_seq": decision.decision_seq,
+        "policy_version": decision.policy_version,
+        "trigger": decision.trigger,
+    }
+    if isinstance(decision, WindowOpened):
+        log.info("window_opened", **ids, limit=decision.limit, grade=decision.grade, bound_by=decision.basis.bound_by)
+    elif isinstance(decision, WindowClosed):
+        log.info("window_closed", **ids, category=decision.category, reason=decision.reason)
 
 
 def _parse_decision(payload: bytes) -> Decision:

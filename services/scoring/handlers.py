@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import structlog
 from faststream.kafka import KafkaRouter
 from faststream.params import NoCast
 
@@ -17,6 +19,7 @@ from shared.settings import Settings
 __all__ = ["ScoringDeps", "build_router"]
 
 Records = Annotated[list[Any], NoCast]
+log = structlog.get_logger("creditwindow.scoring")
 
 
 @dataclass(slots=True)
@@ -50,5 +53,16 @@ def build_router(deps: ScoringDeps) -> KafkaRouter:
 
         await retry_transient(publish, settings=deps.settings, what="publish_scores")
         deps.metrics.observe(scores, refused=batch.refused)
+        for score in scores:
+            log.log(
+                logging.INFO if score.outcome != "scored" else logging.DEBUG,
+                "application_scored",
+                event_id=str(score.event_id),
+                correlation_id=score.correlation_id,
+                customer_id=score.customer_id,
+                outcome=score.outcome,
+                grade=score.grade,
+                model_id=score.model_id,
+            )
 
     return router
