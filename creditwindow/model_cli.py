@@ -64,7 +64,9 @@ def train(
 def evaluate(
     folds: Annotated[int, typer.Option("--folds", min=2, max=20, help="Number of CV folds.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary, as JSON.")] = False,
-    seed: Annotated[int | None, typer.Option("--seed", help="Fold shuffling seed (default: the training seed).")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Fold shuffling seed (default: the training seed).")
+    ] = None,
     docs: Annotated[bool, typer.Option("--docs/--no-docs", help="Write docs/model.md sections and plots.")] = True,
     model: ArtifactOption = DEFAULT_ARTIFACT,
 ) -> None:
@@ -101,18 +103,21 @@ def psi(
     from services.scoring.drift import population_stability
     from services.scoring.scorecard import Scorecard
 
-    source = sys.stdin if scores == "-" else Path(scores).open(encoding="utf-8")
+    try:
+        text = sys.stdin.read() if scores == "-" else Path(scores).read_text(encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"cannot read scores: {exc}", err=True)
+        raise typer.Exit(2) from None
     values: list[float] = []
-    with source:
-        for number, line in enumerate(source, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            try:
-                values.append(float(text))
-            except ValueError:
-                typer.echo(f"line {number}: not a number: {text[:40]!r}", err=True)
-                raise typer.Exit(2) from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        item = line.strip()
+        if not item:
+            continue
+        try:
+            values.append(float(item))
+        except ValueError:
+            typer.echo(f"line {number}: not a number: {item[:40]!r}", err=True)
+            raise typer.Exit(2) from None
     if not values:
         typer.echo("no scores given", err=True)
         raise typer.Exit(2)

@@ -1,0 +1,22 @@
+"""The scoring service's domain: the scorecard runtime, recourse and score drift (all pure).
+
+Training, evaluation and the benchmark (`training`, `evaluation`, `experiments`,
+`bench_scorecard`) need the optional ``model`` dependencies and are not imported here.
+"""
+
+from services.scoring.drift import ScoreDistribution, Stability, population_stability
+from services.scoring.recourse import LEVERS, Change, plan
+from services.scoring.scorecard import DEFAULT_ARTIFACT, InvalidArtifact, Scorecard, ScoreResult
+
+__all__ = [
+    "DEFAULT_ARTIFACT",
+    "LEVERS",
+    "Change",
+    "InvalidArtifact",
+    "ScoreDistribution",
+    "ScoreResult",
+    "Scorecard",
+    "Stability",
+    "plan",
+    "population_stability",
+]

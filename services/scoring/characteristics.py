@@ -12,9 +12,10 @@ special bin and ``n + 1`` for the missing bin, the order optbinning uses in its 
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = ["CategoricalCharacteristic", "Characteristic", "NumericCharacteristic", "category_of"]
@@ -22,7 +23,7 @@ __all__ = ["CategoricalCharacteristic", "Characteristic", "NumericCharacteristic
 Value = int | float | str | bool | None
 
 
-def category_of(value: int | float | str | bool) -> str:
+def category_of(value: float | str | bool) -> str:
     """The category code of a value: booleans are ``yes``/``no`` (how the telephone flag was trained)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -37,29 +38,23 @@ class NumericCharacteristic:
     splits: tuple[float, ...]
     points: tuple[float, ...]
     kind: Literal["numeric"] = "numeric"
+    n_bins: int = field(init=False)
+    special_bin: int = field(init=False)
+    missing_bin: int = field(init=False)
+    best_points: float = field(init=False)
 
-    @property
-    def n_bins(self) -> int:
-        return len(self.splits) + 1
-
-    @property
-    def special_bin(self) -> int:
-        return self.n_bins
-
-    @property
-    def missing_bin(self) -> int:
-        return self.n_bins + 1
-
-    @property
-    def best_points(self) -> float:
-        return max(self.points[: self.n_bins])
+    def __post_init__(self) -> None:
+        n = len(self.splits) + 1
+        if len(self.points) != n + 2:
+            raise ValueError(f"{self.name}: {len(self.points)} points for {n} bins plus special and missing")
+        _derive(self, n)
 
     def locate(self, value: Value) -> int:
         if value is None:
             return self.missing_bin
         if isinstance(value, bool) or not isinstance(value, int | float):
             return self.special_bin
-        if value != value:  # NaN, from callers outside the Applicant contract
+        if math.isnan(value):  # from callers outside the Applicant contract
             return self.missing_bin
         return bisect_right(self.splits, value)
 
@@ -78,22 +73,16 @@ class CategoricalCharacteristic:
     bin_of: Mapping[str, int]
     points: tuple[float, ...]
     kind: Literal["categorical"] = "categorical"
+    n_bins: int = field(init=False)
+    special_bin: int = field(init=False)
+    missing_bin: int = field(init=False)
+    best_points: float = field(init=False)
 
-    @property
-    def n_bins(self) -> int:
-        return len(self.points) - 2
-
-    @property
-    def special_bin(self) -> int:
-        return self.n_bins
-
-    @property
-    def missing_bin(self) -> int:
-        return self.n_bins + 1
-
-    @property
-    def best_points(self) -> float:
-        return max(self.points[: self.n_bins])
+    def __post_init__(self) -> None:
+        n = len(self.points) - 2
+        if n < 1 or any(not 0 <= i < n for i in self.bin_of.values()):
+            raise ValueError(f"{self.name}: categories must map to the {n} regular bins")
+        _derive(self, n)
 
     def locate(self, value: Value) -> int:
         if value is None:
@@ -102,3 +91,11 @@ class CategoricalCharacteristic:
 
 
 Characteristic = NumericCharacteristic | CategoricalCharacteristic
+
+
+def _derive(table: Characteristic, n_bins: int) -> None:
+    # Frozen dataclasses: the derived look-up values are set once, here.
+    object.__setattr__(table, "n_bins", n_bins)
+    object.__setattr__(table, "special_bin", n_bins)
+    object.__setattr__(table, "missing_bin", n_bins + 1)
+    object.__setattr__(table, "best_points", max(table.points[:n_bins]))

@@ -48,9 +48,9 @@ class ScoreDistribution:
     def from_artifact(cls, data: Mapping[str, Any]) -> ScoreDistribution:
         edges, shares = data.get("edges"), data.get("shares")
         if not isinstance(edges, list) or not isinstance(shares, list):
-            raise ValueError("edges and shares must be lists")
+            raise TypeError("edges and shares must be lists")
         if any(isinstance(v, bool) or not isinstance(v, int | float) for v in (*edges, *shares)):
-            raise ValueError("edges and shares must be numbers")
+            raise TypeError("edges and shares must be numbers")
         return cls(edges=tuple(float(e) for e in edges), shares=tuple(float(s) for s in shares))
 
     @classmethod

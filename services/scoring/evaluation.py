@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 METRICS = ("auc", "ks", "gini", "brier")
+LABELS = {"auc": "AUC", "ks": "KS", "gini": "Gini", "brier": "Brier"}
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class CrossValidation:
 
     def summary(self) -> dict[str, Any]:
         """Mean and sample standard deviation of each metric over the folds."""
-        out: dict[str, Any] = {"folds": len(self.folds), "seed": self.seed, "rows": int(len(self.bad))}
+        out: dict[str, Any] = {"folds": len(self.folds), "seed": self.seed, "rows": len(self.bad)}
         for metric in METRICS:
             values = [getattr(f, metric) for f in self.folds]
             out[metric] = {
@@ -137,14 +138,21 @@ def write_plots(cv: CrossValidation, directory: Path) -> dict[str, Path]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    bins = np.linspace(np.floor(cv.points.min() / 10) * 10, np.ceil(cv.points.max() / 10) * 10, 31)
+    bins = np.linspace(np.floor(cv.points.min() / 10) * 10, np.ceil(cv.points.max() / 10) * 10, 31).tolist()
     ax.hist(cv.points[cv.bad == 0], bins=bins, alpha=0.6, density=True, label=f"goods ({int((cv.bad == 0).sum())})")
     ax.hist(cv.points[cv.bad == 1], bins=bins, alpha=0.6, density=True, label=f"bads ({int(cv.bad.sum())})")
     for segment, cutoff in cv.cutoffs.items():
         ax.axvline(cutoff, ls="--", lw=1, color="black" if segment == "individual" else "grey")
         left = segment != "individual"
-        ax.text(cutoff, ax.get_ylim()[1] * 0.95, f" {segment} cut-off ", fontsize=7, rotation=90, va="top",
-                ha="right" if left else "left")
+        ax.text(
+            cutoff,
+            ax.get_ylim()[1] * 0.95,
+            f" {segment} cut-off ",
+            fontsize=7,
+            rotation=90,
+            va="top",
+            ha="right" if left else "left",
+        )
     ax.set(xlabel="points (held-out)", ylabel="density", title="Score distributions, goods vs bads (held-out)")
     ax.legend()
     fig.tight_layout()
@@ -171,24 +179,28 @@ def cv_section(cv: CrossValidation, images: Mapping[str, Path], docs_dir: Path) 
     """Markdown for the cross-validation section of docs/model.md."""
     s = cv.summary()
     lines = [
-        f"Stratified {s['folds']}-fold cross-validation, shuffled with seed {s['seed']}, {s['rows']} rows; each fold "
-        "re-trains the whole pipeline (binning, regression, Platt calibration with its own inner folds) and scores "
-        "its held-out rows with the runtime `Scorecard` loaded from that fold's artifact. "
-        "Std is the sample standard deviation over folds.",
+        (
+            f"Stratified {s['folds']}-fold cross-validation, shuffled with seed {s['seed']}, {s['rows']} rows; each fold "
+            "re-trains the whole pipeline (binning, regression, Platt calibration with its own inner folds) and scores "
+            "its held-out rows with the runtime `Scorecard` loaded from that fold's artifact. "
+            "Std is the sample standard deviation over folds."
+        ),
         "",
         "| metric | mean | std |",
         "| --- | ---: | ---: |",
     ]
     for metric in METRICS:
-        lines.append(f"| {metric.upper() if metric != 'brier' else 'Brier'} | {s[metric]['mean']:.4f} | {s[metric]['std']:.4f} |")
+        lines.append(f"| {LABELS[metric]} | {s[metric]['mean']:.4f} | {s[metric]['std']:.4f} |")
     lines += ["", "| fold | rows | AUC | KS | Gini | Brier |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     for f in cv.folds:
         lines.append(f"| {f.fold + 1} | {f.rows} | {f.auc:.4f} | {f.ks:.4f} | {f.gini:.4f} | {f.brier:.4f} |")
     p = s["pooled"]
     lines += [
         "",
-        f"Pooled over all held-out rows: AUC {p['auc']:.4f}, KS {p['ks']:.4f}, Gini {p['gini']:.4f}, Brier {p['brier']:.4f} "
-        "(pooling mixes five models' point scales, so it is a little below the fold mean).",
+        (
+            f"Pooled over all held-out rows: AUC {p['auc']:.4f}, KS {p['ks']:.4f}, Gini {p['gini']:.4f}, Brier {p['brier']:.4f} "
+            "(pooling mixes the folds' models, whose point scales differ slightly)."
+        ),
         "",
     ]
     for title, key in (("ROC", "roc"), ("Score distributions", "scores"), ("Calibration", "calibration")):
@@ -211,13 +223,19 @@ def artifact_section(artifact: Mapping[str, Any], model_id: str) -> str:
     """Markdown describing the committed artifact: scaling, calibration, grades, cut-offs, points."""
     scaling, calibration = artifact["scaling"], artifact["calibration"]
     lines = [
-        f"Model id: `{model_id}` (format `{artifact['format']}`), trained on {artifact['training']['rows']} rows, "
-        f"data sha256 `{artifact['training']['data_sha256']}`.",
+        (
+            f"Model id: `{model_id}` (format `{artifact['format']}`), trained on {artifact['training']['rows']} rows, "
+            f"data sha256 `{artifact['training']['data_sha256']}`."
+        ),
         "",
-        f"Scaling: {scaling['base_points']:g} points at good:bad odds {scaling['base_odds']:g}:1, "
-        f"{scaling['pdo']:g} points to double the odds (factor {scaling['factor']:.4f}, offset {scaling['offset']:.4f}).",
-        f"PD: Platt, `pd = 1 / (1 + exp(-({calibration['intercept']:.6f} + ({calibration['slope']:.6f}) * points)))`, "
-        f"fitted on {calibration['fitted_on']}.",
+        (
+            f"Scaling: {scaling['base_points']:g} points at good:bad odds {scaling['base_odds']:g}:1, "
+            f"{scaling['pdo']:g} points to double the odds (factor {scaling['factor']:.4f}, offset {scaling['offset']:.4f})."
+        ),
+        (
+            f"PD: Platt, `pd = 1 / (1 + exp(-({calibration['intercept']:.6f} + ({calibration['slope']:.6f}) * points)))`, "
+            f"fitted on {calibration['fitted_on']}."
+        ),
         "",
         "| segment | cut-off (points) | PD at cut-off | approval rate (train) | bad rate of approved (train) |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -235,8 +253,10 @@ def artifact_section(artifact: Mapping[str, Any], model_id: str) -> str:
     m = artifact["metrics"]
     lines += [
         "",
-        f"In-sample: AUC {m['in_sample']['auc']:.4f}, KS {m['in_sample']['ks']:.4f}, Brier {m['in_sample']['brier']:.4f}. "
-        f"Out-of-fold (the calibration folds): AUC {m['out_of_fold']['auc']:.4f}, KS {m['out_of_fold']['ks']:.4f}.",
+        (
+            f"In-sample: AUC {m['in_sample']['auc']:.4f}, KS {m['in_sample']['ks']:.4f}, Brier {m['in_sample']['brier']:.4f}. "
+            f"Out-of-fold (the calibration folds): AUC {m['out_of_fold']['auc']:.4f}, KS {m['out_of_fold']['ks']:.4f}."
+        ),
         "",
         "| characteristic | IV | bin | rows | bad rate | WoE | points |",
         "| --- | ---: | --- | ---: | ---: | ---: | ---: |",

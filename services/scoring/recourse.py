@@ -196,25 +196,36 @@ def plan(
     """
     if deficit <= 0:
         return ()
-    options = [_changes(applicant, lever, tables[lever.characteristic]) for lever in levers if lever.characteristic in tables]
-    if sum(max((c.points_gain for c in group), default=0.0) for group in options) < deficit + _MARGIN:
+    options = [
+        _changes(applicant, lever, tables[lever.characteristic]) for lever in levers if lever.characteristic in tables
+    ]
+    needed = deficit + _MARGIN
+    # reachable[i]: the most the levers from i on can still add; a state that cannot reach the
+    # cut-off even with all of them is dropped, and a state that already reaches it is not grown
+    # (one more change can only rank worse).
+    reachable = [0.0] * (len(options) + 1)
+    for i in range(len(options) - 1, -1, -1):
+        reachable[i] = reachable[i + 1] + max((c.points_gain for c in options[i]), default=0.0)
+    if reachable[0] < needed:
         return ()
     states: dict[tuple[int, int], tuple[float, tuple[Change, ...]]] = {(0, 0): (0.0, ())}
-    for group in options:
-        grown = dict(states)
+    for i, group in enumerate(options):
+        grown = {key: state for key, state in states.items() if state[0] + reachable[i + 1] >= needed}
         for (count, steps), (gain, chosen) in states.items():
-            if count >= max_changes:
+            if count >= max_changes or gain >= needed or gain + reachable[i] < needed:
                 continue
             for change in group:
-                key = (count + 1, steps + change.steps)
                 total = gain + change.points_gain
+                if total + reachable[i + 1] < needed:
+                    continue
+                key = (count + 1, steps + change.steps)
                 if key not in grown or total > grown[key][0]:
                     grown[key] = (total, (*chosen, change))
         states = grown
     feasible = [
         (count, steps, -gain, chosen)
         for (count, steps), (gain, chosen) in states.items()
-        if count > 0 and gain >= deficit + _MARGIN
+        if count > 0 and gain >= needed
     ]
     if not feasible:
         return ()

@@ -26,6 +26,7 @@ canonical JSON (`canonical_json`), which is exactly the file ``train`` writes, s
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -94,26 +95,36 @@ def _require(condition: bool, message: str) -> None:
 
 
 def _number(value: object, where: str) -> float:
-    _require(
-        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value),
-        f"{where} must be a finite number, got {value!r}",
-    )
-    return float(value)  # type: ignore[arg-type]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidArtifact(f"{where} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def _mapping(value: object, where: str) -> Mapping[str, Any]:
-    _require(isinstance(value, Mapping), f"{where} must be an object")
-    return value  # type: ignore[return-value]
+    if not isinstance(value, Mapping):
+        raise InvalidArtifact(f"{where} must be an object")
+    return value
+
+
+def _items(value: object, where: str) -> list[Any]:
+    if not isinstance(value, list) or not value:
+        raise InvalidArtifact(f"{where} must be a non-empty list")
+    return value
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArtifact(f"{where} must be a non-empty string")
+    return value
 
 
 def _characteristic(raw: object, where: str) -> Characteristic:
     spec = _mapping(raw, where)
-    name = spec.get("name")
+    name = _text(spec.get("name"), f"{where}.name")
     _require(name in Applicant.model_fields, f"{where}.name {name!r} is not an Applicant characteristic")
     where = f"characteristic {name}"
-    bins = spec.get("bins")
-    _require(isinstance(bins, list) and len(bins) > 0, f"{where} needs a non-empty list of bins")
-    points = [_number(_mapping(b, f"{where} bin").get("points"), f"{where} bin points") for b in bins]
+    bins = [_mapping(b, f"{where} bin") for b in _items(spec.get("bins"), f"{where}: bins")]
+    points = [_number(b.get("points"), f"{where} bin points") for b in bins]
     points.append(_number(_mapping(spec.get("special"), f"{where}.special").get("points"), f"{where} special points"))
     points.append(_number(_mapping(spec.get("missing"), f"{where}.missing").get("points"), f"{where} missing points"))
     kind = spec.get("kind")
@@ -127,16 +138,13 @@ def _characteristic(raw: object, where: str) -> Characteristic:
                 splits.append(_number(upper, f"{where} bin upper"))
             if lower is not None:
                 _require(_number(lower, f"{where} bin lower") == splits[i - 1], f"{where}: bins must be contiguous")
-        _require(all(a < b for a, b in zip(splits, splits[1:])), f"{where}: split points must ascend")
+        _require(all(a < b for a, b in itertools.pairwise(splits)), f"{where}: split points must ascend")
         return NumericCharacteristic(name=name, splits=tuple(splits), points=tuple(points))
     _require(kind == "categorical", f"{where}.kind must be numeric or categorical, got {kind!r}")
     bin_of: dict[str, int] = {}
     for i, b in enumerate(bins):
-        categories = b.get("categories")
-        _require(
-            isinstance(categories, list) and len(categories) > 0 and all(isinstance(c, str) for c in categories),
-            f"{where}: each bin needs a non-empty list of category codes",
-        )
+        categories = _items(b.get("categories"), f"{where}: a bin's categories")
+        _require(all(isinstance(c, str) for c in categories), f"{where}: category codes must be strings")
         for category in categories:
             _require(category not in bin_of, f"{where}: category {category!r} is in two bins")
             bin_of[category] = i
@@ -144,16 +152,15 @@ def _characteristic(raw: object, where: str) -> Characteristic:
 
 
 def _grades(raw: object) -> tuple[Grade, ...]:
-    _require(isinstance(raw, list) and len(raw) > 0, "grades must be a non-empty list")
+    bands = [_mapping(band, "grade band") for band in _items(raw, "grades")]
     grades = []
-    for i, band in enumerate(raw):
-        band = _mapping(band, "grade band")
-        last = i == len(raw) - 1
+    for i, band in enumerate(bands):
+        last = i == len(bands) - 1
         bound = band.get("pd_below")
         _require((bound is None) == last, "only the last grade band is open (pd_below null)")
         grades.append(Grade(grade=str(band.get("grade")), pd_below=1.0 if last else _number(bound, "pd_below")))
     _require([g.grade for g in grades] == list(GRADES[: len(grades)]), f"grades must be {GRADES} in order")
-    _require(all(a.pd_below < b.pd_below for a, b in zip(grades, grades[1:])), "grade bands must ascend")
+    _require(all(a.pd_below < b.pd_below for a, b in itertools.pairwise(grades)), "grade bands must ascend")
     return tuple(grades)
 
 
@@ -206,11 +213,8 @@ class Scorecard:
         """Validate an artifact (as parsed from JSON) and build the lookup tables."""
         data = _mapping(data, "artifact")
         _require(data.get("format") == FORMAT, f"format must be {FORMAT!r}, got {data.get('format')!r}")
-        name, version = data.get("name"), data.get("version")
-        _require(isinstance(name, str) and name != "", "name must be a non-empty string")
-        _require(isinstance(version, str) and version != "", "version must be a non-empty string")
-        raw = data.get("characteristics")
-        _require(isinstance(raw, list) and len(raw) > 0, "characteristics must be a non-empty list")
+        name, version = _text(data.get("name"), "name"), _text(data.get("version"), "version")
+        raw = _items(data.get("characteristics"), "characteristics")
         characteristics = tuple(_characteristic(c, f"characteristics[{i}]") for i, c in enumerate(raw))
         names = [c.name for c in characteristics]
         _require(len(set(names)) == len(names), "a characteristic appears twice")
@@ -220,12 +224,16 @@ class Scorecard:
         _require(slope < 0, "calibration.slope must be negative: more points, lower PD")
         cutoffs_raw = _mapping(data.get("cutoffs"), "cutoffs")
         cutoffs = {
-            segment: _number(_mapping(cutoffs_raw.get(segment), f"cutoffs.{segment}").get("points"), f"cutoffs.{segment}.points")
+            segment: _number(
+                _mapping(cutoffs_raw.get(segment), f"cutoffs.{segment}").get("points"), f"cutoffs.{segment}.points"
+            )
             for segment in SEGMENTS
         }
         try:
-            distribution = ScoreDistribution.from_artifact(_mapping(data.get("score_distribution"), "score_distribution"))
-        except ValueError as exc:
+            distribution = ScoreDistribution.from_artifact(
+                _mapping(data.get("score_distribution"), "score_distribution")
+            )
+        except (TypeError, ValueError) as exc:
             raise InvalidArtifact(f"score_distribution: {exc}") from exc
         digest = hashlib.sha256(canonical_json(data).encode()).hexdigest()
         return cls(

@@ -30,7 +30,8 @@ import hashlib
 import math
 import platform
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -56,13 +57,14 @@ __all__ = [
     "DOMAIN_TRENDS",
     "NUMERIC",
     "TrainedModel",
-    "applicant_frame",
     "TrainingConfig",
+    "applicant_frame",
     "brier",
     "discrimination",
     "fit_pipeline",
     "frame",
     "platt",
+    "quiet_optbinning",
     "train",
     "training_data_sha256",
     "write_artifact",
@@ -153,6 +155,14 @@ def frame(rows: Sequence[GermanRow]) -> tuple[pd.DataFrame, np.ndarray]:
     return applicant_frame([row.applicant for row in rows]), bad
 
 
+@contextmanager
+def quiet_optbinning() -> Iterator[None]:
+    """Silence the pandas deprecation warnings optbinning's own code triggers (not ours to fix)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"optbinning(\.|$)")
+        yield
+
+
 def fit_pipeline(features: pd.DataFrame, bad: np.ndarray, config: TrainingConfig) -> OptbinningScorecard:
     """Binning, logistic regression and points scaling, fitted with optbinning's `Scorecard`."""
     fit_params = {name: {"monotonic_trend": trend} for name, trend in sorted(config.trends.items())}
@@ -176,9 +186,7 @@ def fit_pipeline(features: pd.DataFrame, bad: np.ndarray, config: TrainingConfig
             "scorecard_points": config.base_points,
         },
     )
-    with warnings.catch_warnings():
-        # optbinning warns about pandas idioms it uses; nothing the model depends on.
-        warnings.simplefilter("ignore", category=FutureWarning)
+    with quiet_optbinning():
         scorecard.fit(features, bad)
     return scorecard
 
@@ -311,6 +319,11 @@ def train(rows: Sequence[GermanRow] | None = None, config: TrainingConfig | None
         raise ValueError(f"cutoff_pd must name the segments {SEGMENTS}")
     if len(config.grade_pd_below) != len(GRADES) - 1:
         raise ValueError(f"grade_pd_below needs {len(GRADES) - 1} bounds for grades {GRADES}")
+    with quiet_optbinning():
+        return _train(rows, config)
+
+
+def _train(rows: Sequence[GermanRow], config: TrainingConfig) -> TrainedModel:
     features, bad = frame(rows)
     fitted = fit_pipeline(features, bad, config)
     points = fitted.score(features)
@@ -380,9 +393,7 @@ def train(rows: Sequence[GermanRow] | None = None, config: TrainingConfig | None
             "bads": int(bad.sum()),
             "target": "bad = 1 when creditability is not good",
             "config": config.as_dict(),
-            "libraries": {
-                lib: package_version(lib) for lib in ("numpy", "optbinning", "pandas", "scikit-learn")
-            }
+            "libraries": {lib: package_version(lib) for lib in ("numpy", "optbinning", "pandas", "scikit-learn")}
             | {"python": platform.python_version()},
         },
         "metrics": {
