@@ -31,6 +31,7 @@ class ServiceProcess:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    stopped_on_purpose: bool = False
 
     @property
     def name(self) -> str:
@@ -80,11 +81,13 @@ class Fleet:
     def start(self) -> None:
         for proc in self.processes.values():
             if not proc.alive:
+                proc.stopped_on_purpose = False
                 self._spawn(proc)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.processes[name]
         if proc.alive and proc.process is not None:
+            proc.stopped_on_purpose = True
             proc.process.send_signal(sig)
             proc.process.wait(timeout=30)
 
@@ -92,11 +95,13 @@ class Fleet:
         proc = self.processes[name]
         if not proc.alive:
             proc.restarts += 1
+            proc.stopped_on_purpose = False
             self._spawn(proc)
 
     def stop(self, timeout: float = 20.0) -> None:
         running = [p for p in self.processes.values() if p.alive]
         for proc in running:
+            proc.stopped_on_purpose = True
             assert proc.process is not None
             proc.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -144,7 +149,11 @@ class Fleet:
 
     def exited(self) -> list[ServiceProcess]:
         """Processes that died on their own (not those we killed and did not restart yet)."""
-        return [p for p in self.processes.values() if p.process is not None and p.process.poll() is not None]
+        return [
+            p
+            for p in self.processes.values()
+            if p.process is not None and p.process.poll() is not None and not p.stopped_on_purpose
+        ]
 
     def resources(self) -> dict[str, dict[str, float]]:
         """CPU seconds and resident memory (MiB) of each live service process."""

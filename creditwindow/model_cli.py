@@ -95,7 +95,10 @@ def evaluate(
 
 @app.command()
 def psi(
-    scores: Annotated[str, typer.Option("--scores", help="File of scores, one per line, or - for stdin.")],
+    scores: Annotated[
+        str, typer.Option("--scores", help="File of scores, one per line, - for stdin, or 'topic' for the live credit.scores.")
+    ] = "topic",
+    last: Annotated[int, typer.Option("--last", help="With --scores topic: the latest N scores of this model.")] = 2000,
     model: ArtifactOption = DEFAULT_ARTIFACT,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the result, as JSON.")] = False,
 ) -> None:
@@ -103,11 +106,14 @@ def psi(
     from services.scoring.drift import population_stability
     from services.scoring.scorecard import Scorecard
 
-    try:
-        text = sys.stdin.read() if scores == "-" else Path(scores).read_text(encoding="utf-8")
-    except OSError as exc:
-        typer.echo(f"cannot read scores: {exc}", err=True)
-        raise typer.Exit(2) from None
+    if scores == "topic":
+        text = "\n".join(str(v) for v in _live_scores(Scorecard.load(model).model_id, last))
+    else:
+        try:
+            text = sys.stdin.read() if scores == "-" else Path(scores).read_text(encoding="utf-8")
+        except OSError as exc:
+            typer.echo(f"cannot read scores: {exc}", err=True)
+            raise typer.Exit(2) from None
     values: list[float] = []
     for number, line in enumerate(text.splitlines(), start=1):
         item = line.strip()
@@ -138,6 +144,33 @@ def psi(
     _last_line(
         {"model_id": scorecard.model_id, "n": stability.n, "psi": round(stability.psi, 6), "verdict": stability.verdict}
     )
+
+
+def _live_scores(model_id: str, last: int) -> list[float]:
+    """The latest `last` points that `model_id` gave, read from credit.scores (no consumer group)."""
+    import asyncio
+
+    from creditwindow.topics_io import TopicReader
+    from shared.contracts import ScoreComputed
+    from shared.settings import Settings
+
+    settings = Settings()
+
+    async def read() -> list[float]:
+        async with TopicReader(settings, [settings.topics.scores]) as reader:
+            records = await reader.drain(idle_s=1.0, timeout_s=300)
+        scored = [
+            (r.timestamp_ms, r.event.points)
+            for r in records
+            if isinstance(r.event, ScoreComputed) and r.event.model_id == model_id and r.event.points is not None
+        ]
+        return [points for _, points in sorted(scored)[-last:]]
+
+    try:
+        return asyncio.run(read())
+    except Exception as exc:  # the broker is the usual suspect: say where and how to start it
+        typer.echo(f"cannot read {settings.topics.scores} at {settings.kafka_servers}: {exc!r}; start the platform with `creditwindow dev up`", err=True)
+        raise typer.Exit(2) from None
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     registry = CollectorRegistry()
     broker = make_broker(settings, service="scoring", middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name="scoring")])
     outbox = Outbox(broker, service="scoring")
-    broker.include_router(build_router(ScoringDeps(settings, outbox, ScoringMetrics(registry), scorecard)))
+    metrics = ScoringMetrics(registry, model_id=scorecard.model_id, reference=scorecard.score_distribution)
+    broker.include_router(build_router(ScoringDeps(settings, outbox, metrics, scorecard)))
     return build_app(
         service="scoring",
         settings=settings,
