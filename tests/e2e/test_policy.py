@@ -260,3 +260,21 @@ async def test_the_policy_service_serves_a_customers_current_limit_over_http(pol
     assert missing.status_code == 404
     assert health.status_code == 200 and health.json() == {"service": "policy", "status": "ready", "kafka": True, "redis": True}
     assert 'creditwindow_decisions_total{category="-",outcome="opened",reason="risk_grade",trigger="application"} 1.0' in metrics
+
+
+async def test_one_customers_applications_are_decided_in_order_and_the_latest_supersedes(policy_fleet: RunningFleet) -> None:
+    customer = "cus_order_0000001"
+    scores = [
+        score(application_id=f"app_order_{n}", customer_id=customer, grade=grade, pd=pd, income=100_000)
+        for n, (grade, pd) in enumerate([("D", 0.18), ("B", 0.07), ("C", 0.12)], start=1)
+    ]
+    await policy_fleet.publish(policy_fleet.settings.topics.scores, scores)
+    decisions = await _decided(policy_fleet, 3, customer_id=customer)
+    assert [(d.application_id, d.decision_seq) for d in decisions] == [(s.application_id, n) for n, s in enumerate(scores, start=1)]
+    redis, store = await _limits(policy_fleet)
+    try:
+        current = await store.current(customer)
+        assert current is not None and (current.application_id, current.decision_seq) == ("app_order_3", 3)
+        assert int((await store.budgets())["individual"]["exposure"]) == decisions[-1].limit  # earlier windows released
+    finally:
+        await redis.aclose()
