@@ -5,7 +5,6 @@ Every variable is listed in the README. Nothing here connects to anything.
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -101,8 +100,9 @@ class Settings(BaseSettings):
     redis_port: int = Field(default=6379, ge=1, le=65535, description="Port of the local Redis.")
     kafka_heap: str = Field(default="768m", pattern=r"^\d+[mg]$", description="Heap of the local broker.")
 
-    @cached_property
+    @property
     def topics(self) -> Topics:
+        # Not cached: a cached value would survive model_copy(update={"topic_namespace": ...}).
         return Topics(self.topic_namespace)
 
     @property
