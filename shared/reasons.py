@@ -213,6 +213,9 @@ CLOSURE_REASONS: dict[str, Text] = {
     "region_paused": Text("平台暂停了您所在地区的新额度发放", "The platform has paused new windows in your region"),
     "channel_paused": Text("平台暂停了该申请渠道", "The platform has paused this application channel"),
     "budget_exhausted": Text("本期额度预算已用完", "This period's credit budget is spent"),
+    "budget_paced": Text(
+        "本期额度预算趋紧,平台正在放缓新额度的发放", "This period's credit budget is running low, so the platform is pacing new windows"
+    ),
     "maintenance": Text("系统维护中", "Scheduled maintenance"),
     "scoring_failed": Text("评分服务暂时无法处理您的申请", "Your application could not be scored"),
     "application_invalid": Text("申请信息无法读取", "Your application could not be read"),
