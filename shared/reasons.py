@@ -11,7 +11,6 @@ from typing import Literal
 
 __all__ = [
     "ADVICE",
-    "Advice",
     "BOUNDS",
     "CATEGORIES",
     "CLOSURE_REASONS",
@@ -19,6 +18,7 @@ __all__ = [
     "REASONS",
     "REASON_ADVICE",
     "REGULATORY_RULES",
+    "Advice",
     "Text",
     "reason_code",
 ]

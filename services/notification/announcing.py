@@ -72,7 +72,9 @@ def source_of(record: Record) -> DeliverySource:
 
 
 class Announcer:
-    def __init__(self, *, ledger: Ledger, webhooks: WebhookOutbox, partners: Container[str], outbox: Outbox, topics: Topics) -> None:
+    def __init__(
+        self, *, ledger: Ledger, webhooks: WebhookOutbox, partners: Container[str], outbox: Outbox, topics: Topics
+    ) -> None:
         self.ledger = ledger
         self.webhooks = webhooks
         self.partners = partners

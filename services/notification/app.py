@@ -27,11 +27,15 @@ _DEV_WEBHOOK_KEY = "creditwindow-local-webhook-key"
 
 def create_app(settings: Settings | None = None) -> FleetApp:
     settings = settings or Settings()
-    configure_logging(service="notification", level=settings.log_level, fmt=settings.log_format, instance=settings.instance_id)
+    configure_logging(
+        service="notification", level=settings.log_level, fmt=settings.log_format, instance=settings.instance_id
+    )
     registry = CollectorRegistry()
     metrics = NotificationMetrics(registry)
     broker = make_broker(
-        settings, service="notification", middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name="notification")]
+        settings,
+        service="notification",
+        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name="notification")],
     )
     redis = make_redis(settings)
     outbox = Outbox(broker, service="notification")

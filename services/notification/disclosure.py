@@ -335,4 +335,6 @@ def render(decision: Decision) -> Disclosure:
     template = _environment().get_template(f"{view.kind}.{view.locale}.txt.j2")
     module = template.make_module({"v": view})
     body = "\n".join(line.rstrip() for line in str(module).strip().splitlines())
-    return Disclosure(title=str(module.title).strip(), body=body, reference=view.reference, unknown_codes=view.unknown_codes)
+    return Disclosure(
+        title=str(module.title).strip(), body=body, reference=view.reference, unknown_codes=view.unknown_codes
+    )

@@ -73,7 +73,7 @@ class WebhookDispatcher:
         urls: Mapping[str, str],
         signing_key: bytes,
         max_attempts: int,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff | None = None,
         concurrency: int = 16,
         poll_s: float = 0.5,
         lease_margin_s: float = 10.0,
@@ -88,7 +88,7 @@ class WebhookDispatcher:
         self.urls = urls
         self.signing_key = signing_key
         self.max_attempts = max_attempts
-        self.backoff = backoff
+        self.backoff = backoff or Backoff()
         self.concurrency = concurrency
         self.poll_s = poll_s
         # A lease outlasts the longest try, so it only runs out when its holder died or froze.
@@ -134,7 +134,7 @@ class WebhookDispatcher:
             if free > 0:
                 try:
                     claimed = await self.queue.claim(free, self.lease_ms)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - the dispatcher outlives any fault and retries
                     log.warning("webhook_claim_failed", error=repr(exc)[:300], retry_in_s=fault_delay)
                     await asyncio.sleep(fault_delay)
                     fault_delay = min(fault_delay * 2, 5.0)
@@ -171,7 +171,10 @@ class WebhookDispatcher:
     async def handle(self, claimed: ClaimedDelivery) -> None:
         d = claimed.delivery
         bound = log.bind(
-            notification_id=d.notification_id, decision_id=d.decision_id, customer_id=d.customer_id, partner_id=d.partner_id
+            notification_id=d.notification_id,
+            decision_id=d.decision_id,
+            customer_id=d.customer_id,
+            partner_id=d.partner_id,
         )
         try:
             notice = NotificationSent.model_validate_json(d.notice)
@@ -192,7 +195,7 @@ class WebhookDispatcher:
                 bound.error("webhook_dead_lettered", attempts=claimed.attempts, reason=reason)
                 self._count(notice.outcome, "dead_lettered")
             await self.queue.finish(claimed)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one delivery's fault must not stop the others
             # The lease runs out and the delivery is resumed from its recorded state.
             bound.warning("webhook_delivery_interrupted", error=repr(exc)[:300])
 
@@ -204,7 +207,9 @@ class WebhookDispatcher:
             verdict = Verdict("failed", "no webhook URL is configured for the partner any more")
         elif claimed.attempts > self.max_attempts:
             # Tries that never came back (the process died mid-POST) count too.
-            verdict = Verdict("failed", f"gave up after {claimed.attempts - 1} attempts ({claimed.last_error or 'interrupted'})")
+            verdict = Verdict(
+                "failed", f"gave up after {claimed.attempts - 1} attempts ({claimed.last_error or 'interrupted'})"
+            )
         else:
             headers = signed_headers(
                 self.signing_key,
@@ -222,7 +227,9 @@ class WebhookDispatcher:
                 claimed.attempts, spread=self.spread(), retry_after_s=answer.retry_after_s if answer else None
             )
             await self.queue.settle(claimed, "retry", delay_ms=int(delay * 1000), error=verdict.reason)
-            bound.warning("webhook_attempt_failed", attempt=claimed.attempts, reason=verdict.reason, retry_in_s=round(delay, 2))
+            bound.warning(
+                "webhook_attempt_failed", attempt=claimed.attempts, reason=verdict.reason, retry_in_s=round(delay, 2)
+            )
             return None
         if not await self.queue.settle(claimed, verdict.outcome, error=verdict.reason):
             bound.warning("webhook_lease_lost", attempt=claimed.attempts)

@@ -21,7 +21,10 @@ class NotificationMetrics:
             registry=registry,
         )
         self.dead_letters = Counter(
-            "creditwindow_dead_letters_total", "Records refused to the dead-letter topic.", ["source", "error_type"], registry=registry
+            "creditwindow_dead_letters_total",
+            "Records refused to the dead-letter topic.",
+            ["source", "error_type"],
+            registry=registry,
         )
         self.webhooks_enqueued = Counter(
             "creditwindow_webhooks_enqueued_total", "Webhook deliveries enqueued for partners.", registry=registry
@@ -33,7 +36,9 @@ class NotificationMetrics:
             registry=registry,
         )
 
-    def observe(self, notices: Sequence[NotificationSent], *, refused: Sequence[RefusedRecord] = (), webhooks: int = 0) -> None:
+    def observe(
+        self, notices: Sequence[NotificationSent], *, refused: Sequence[RefusedRecord] = (), webhooks: int = 0
+    ) -> None:
         for notice in notices:
             self.notifications.labels(notice.channel, notice.outcome, "sent").inc()
         for record in refused:

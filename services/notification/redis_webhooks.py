@@ -30,7 +30,9 @@ TTL_S = 30 * 24 * 3600
 _NOW = "local t = redis.call('TIME') ; local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
 # ARGV: prefix, then per delivery: id, partner, customer, decision, correlation, body, notice, source
-_ENQUEUE = _NOW + r"""
+_ENQUEUE = (
+    _NOW
+    + r"""
 local P = ARGV[1]
 local created = 0
 for i = 2, #ARGV, 8 do
@@ -45,9 +47,12 @@ for i = 2, #ARGV, 8 do
 end
 return created
 """
+)
 
 # ARGV: prefix, limit, lease_ms, token
-_CLAIM = _NOW + r"""
+_CLAIM = (
+    _NOW
+    + r"""
 local P, limit, lease, token = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local ids = redis.call('ZRANGEBYSCORE', P .. 'whq', '-inf', now, 'LIMIT', 0, limit)
 local out = {}
@@ -68,9 +73,12 @@ for _, id in ipairs(ids) do
 end
 return out
 """
+)
 
 # ARGV: prefix, id, token, outcome (retry | delivered | failed), delay_ms, error
-_SETTLE = _NOW + r"""
+_SETTLE = (
+    _NOW
+    + r"""
 local P, id, token, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local k = P .. 'wh:' .. id
 if redis.call('HGET', k, 'lease') ~= token then return 0 end
@@ -83,6 +91,7 @@ else
 end
 return 1
 """
+)
 
 # ARGV: prefix, id, token, ttl
 _FINISH = r"""
@@ -135,7 +144,9 @@ class RedisWebhookQueue:
         answer = await self._claim(keys=[], args=[self.prefix, limit, lease_ms, token])
         claimed = []
         for i in range(0, len(answer), 11):
-            (the_id, state, attempts, partner, customer, decision, correlation, body, notice, source, error) = answer[i : i + 11]
+            (the_id, state, attempts, partner, customer, decision, correlation, body, notice, source, error) = answer[
+                i : i + 11
+            ]
             delivery = WebhookDelivery(
                 notification_id=_s(the_id),
                 partner_id=_s(partner),
@@ -161,8 +172,14 @@ class RedisWebhookQueue:
 
     async def state(self, notification_id: str) -> dict[str, str]:
         """A delivery's state, attempts and last error (for operators and tests)."""
-        fields = await self.redis.hmget(f"{self.prefix}wh:{notification_id}", "state", "attempts", "last_error", "partner")
-        return {k: _s(v) for k, v in zip(("state", "attempts", "last_error", "partner"), fields, strict=True) if v is not None}
+        fields = await self.redis.hmget(
+            f"{self.prefix}wh:{notification_id}", "state", "attempts", "last_error", "partner"
+        )
+        return {
+            k: _s(v)
+            for k, v in zip(("state", "attempts", "last_error", "partner"), fields, strict=True)
+            if v is not None
+        }
 
     async def waiting(self) -> int:
         """Deliveries in the queue (pending, leased, or delivered/failed but not yet finished)."""

@@ -36,13 +36,18 @@ def _decision(seq: int = 1, partner: str | None = None, locale: str = "zh-CN", *
     proposal = propose(score(**kwargs), default_policy(), NOW)  # type: ignore[arg-type]
     limit = getattr(proposal.verdict, "limit", 0)
     decision = decide(
-        proposal, Allocation(fresh=True, seq=seq, granted=limit, refusal=None, programme_part=0, available=10**7), default_policy(), NOW
+        proposal,
+        Allocation(fresh=True, seq=seq, granted=limit, refusal=None, programme_part=0, available=10**7),
+        default_policy(),
+        NOW,
     )
     return decision.model_copy(update={"partner_id": partner, "locale": locale})
 
 
 class Wired:
-    def __init__(self, urls: dict[str, str] | None = None, sender: object | None = None, timeout_s: float = 0.5) -> None:
+    def __init__(
+        self, urls: dict[str, str] | None = None, sender: object | None = None, timeout_s: float = 0.5
+    ) -> None:
         self.settings = Settings(topic_namespace="h", webhook_urls=urls or {})
         self.broker = KafkaBroker()
         self.outbox = Outbox(self.broker, service="notification")
@@ -70,7 +75,13 @@ class Wired:
         )
         self.broker.include_router(
             build_router(
-                NotificationDeps(self.settings, self.outbox, NotificationMetrics(CollectorRegistry()), announcer, self.dispatcher.wake)
+                NotificationDeps(
+                    self.settings,
+                    self.outbox,
+                    NotificationMetrics(CollectorRegistry()),
+                    announcer,
+                    self.dispatcher.wake,
+                )
             )
         )
         self.out: Captured = capture(self.broker, self.settings.topics.notifications, self.settings.topics.deadletter)
@@ -119,7 +130,9 @@ async def test_a_closure_is_told_in_the_customers_language_with_its_category() -
     wired = Wired()
     async with TestKafkaBroker(wired.broker):
         await wired.send(_decision(overdue=1))
-        await wired.send(_decision(overdue=1, locale="en", application_id="app_unit_000009", customer_id="cus_unit00000009"))
+        await wired.send(
+            _decision(overdue=1, locale="en", application_id="app_unit_000009", customer_id="cus_unit00000009")
+        )
     zh, en = wired.out.of(NotificationSent)
     assert zh.outcome == "closed" and zh.category == "credit"
     assert zh.locale == "zh-CN" and "逾期" in zh.body and "信用评估结果" in zh.body

@@ -33,7 +33,11 @@ def _common(locale: str, **changes: Any) -> dict[str, Any]:
 
 def opened(locale: str = "zh-CN", **changes: Any) -> WindowOpened:
     basis = LimitBasis(
-        grade_limit=30_000, cycle_factor=1.0, income_cap=40_000, absolute_cap=200_000, bound_by=changes.pop("bound_by", "risk_grade")
+        grade_limit=30_000,
+        cycle_factor=1.0,
+        income_cap=40_000,
+        absolute_cap=200_000,
+        bound_by=changes.pop("bound_by", "risk_grade"),
     )
     return WindowOpened(
         **_common(locale, **changes),
@@ -56,13 +60,21 @@ REASONS = (
     Reason(code="R_SAVINGS", characteristic="savings", points_lost=18.0),
 )
 RECOURSE = (
-    RecourseAction(code="A_CHECKING_BALANCE", characteristic="checking_account", current="lt_0", target=">= 200", points_gain=35.0),
-    RecourseAction(code="A_SHORTER_DURATION", characteristic="duration_months", current="48", target="24", points_gain=15.0),
-    RecourseAction(code="A_LOWER_AMOUNT", characteristic="credit_amount", current="9000", target="3999", points_gain=6.0),
+    RecourseAction(
+        code="A_CHECKING_BALANCE", characteristic="checking_account", current="lt_0", target=">= 200", points_gain=35.0
+    ),
+    RecourseAction(
+        code="A_SHORTER_DURATION", characteristic="duration_months", current="48", target="24", points_gain=15.0
+    ),
+    RecourseAction(
+        code="A_LOWER_AMOUNT", characteristic="credit_amount", current="9000", target="3999", points_gain=6.0
+    ),
 )
 
 
-def closed(locale: str = "zh-CN", category: str = "credit", reason: str = "score_below_cutoff", **changes: Any) -> WindowClosed:
+def closed(
+    locale: str = "zh-CN", category: str = "credit", reason: str = "score_below_cutoff", **changes: Any
+) -> WindowClosed:
     fields: dict[str, Any] = {"category": category, "reason": reason}
     if category == "credit":
         fields.update(reasons=REASONS, recourse=RECOURSE, grade="F", pd=0.31, points=480.0)
@@ -70,5 +82,7 @@ def closed(locale: str = "zh-CN", category: str = "credit", reason: str = "score
         fields["retry_after"] = DECIDED_AT + (timedelta(hours=24) if category == "strategy" else timedelta(minutes=30))
     if category == "system":
         changes.setdefault("model_id", None)
-    fields.update({k: changes.pop(k) for k in list(changes) if k in WindowClosed.model_fields and k not in _common(locale)})
+    fields.update(
+        {k: changes.pop(k) for k in list(changes) if k in WindowClosed.model_fields and k not in _common(locale)}
+    )
     return WindowClosed(**_common(locale, **changes), **fields)

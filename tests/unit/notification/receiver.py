@@ -56,7 +56,7 @@ class Receiver:
 @contextmanager
 def running_receiver(receiver: Receiver) -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             key = self.headers.get("Idempotency-Key", "")
             ok = receiver._signature_ok(
@@ -69,7 +69,14 @@ def running_receiver(receiver: Receiver) -> Iterator[Receiver]:
                 time.sleep(receiver.delay_s)
             with receiver.lock:
                 receiver.seen.append(
-                    Seen(key, int(self.headers.get("X-Creditwindow-Attempt", "0")), ok, status, json.loads(body), dict(self.headers))
+                    Seen(
+                        key,
+                        int(self.headers.get("X-Creditwindow-Attempt", "0")),
+                        ok,
+                        status,
+                        json.loads(body),
+                        dict(self.headers),
+                    )
                 )
             self.send_response(status)
             self.send_header("Content-Length", "0")

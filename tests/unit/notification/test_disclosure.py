@@ -74,7 +74,10 @@ def test_a_credit_closure_gives_each_principal_reason_what_to_do_and_how_long(lo
 
 
 def test_a_credit_closure_tells_at_most_four_reasons() -> None:
-    many = tuple(Reason(code=f"R_{c.upper()}", characteristic=c, points_lost=1.0) for c in ("savings", "property", "housing", "job"))
+    many = tuple(
+        Reason(code=f"R_{c.upper()}", characteristic=c, points_lost=1.0)
+        for c in ("savings", "property", "housing", "job")
+    )
     view = compose(closed("en").model_copy(update={"reasons": many + many}))
     assert len(view.factors) == 4
 
@@ -87,7 +90,9 @@ def test_a_knock_out_leads_with_what_to_do_about_it(locale: str) -> None:
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-@pytest.mark.parametrize("reason", ["segment_paused", "region_paused", "channel_paused", "budget_exhausted", "budget_paced"])
+@pytest.mark.parametrize(
+    "reason", ["segment_paused", "region_paused", "channel_paused", "budget_exhausted", "budget_paced"]
+)
 def test_a_strategy_closure_says_it_is_not_about_credit_and_when_to_try_again(reason: str, locale: str) -> None:
     decision = closed(locale, "strategy", reason)
     body = render(decision).body
@@ -99,7 +104,9 @@ def test_a_strategy_closure_says_it_is_not_about_credit_and_when_to_try_again(re
 @pytest.mark.parametrize("locale", LOCALES)
 def test_a_pause_closing_an_open_window_names_the_window_it_closes(locale: str) -> None:
     earlier = uuid.UUID("0f2a9c1b-77d0-4e5a-9b61-0c2d4e6f8a10")
-    decision = closed(locale, "strategy", "segment_paused", trigger="pause", retry_after=None, closes_decision_id=earlier)
+    decision = closed(
+        locale, "strategy", "segment_paused", trigger="pause", retry_after=None, closes_decision_id=earlier
+    )
     disclosure = render(decision)
     assert compose(decision).closes_reference in disclosure.body
     assert disclosure.title in ("您的借款额度已关闭", "Your borrowing window is closed")
@@ -131,7 +138,9 @@ def test_every_closure_reason_renders_in_words_in_both_languages(reason: str, lo
     assert "_" not in disclosure.body.split(disclosure.reference)[0]  # no raw code shown
 
 
-@pytest.mark.parametrize("decision", [opened("zh-CN"), opened("en"), closed("zh-CN"), closed("en", "system", "scoring_failed")])
+@pytest.mark.parametrize(
+    "decision", [opened("zh-CN"), opened("en"), closed("zh-CN"), closed("en", "system", "scoring_failed")]
+)
 def test_every_message_carries_the_reference_and_the_versions_behind_it(decision: object) -> None:
     disclosure = render(decision)  # type: ignore[arg-type]
     assert disclosure.reference in disclosure.body
@@ -147,7 +156,9 @@ def test_a_reference_is_short_quotable_and_stable_per_decision() -> None:
 
 
 def test_a_code_without_words_is_told_generically_and_reported() -> None:
-    odd = closed("en").model_copy(update={"reasons": (Reason(code="R_SHOE_SIZE", characteristic="shoe_size", points_lost=3.0),)})
+    odd = closed("en").model_copy(
+        update={"reasons": (Reason(code="R_SHOE_SIZE", characteristic="shoe_size", points_lost=3.0),)}
+    )
     disclosure = render(odd)
     assert "R_SHOE_SIZE" in disclosure.unknown_codes
     assert "R_SHOE_SIZE" not in disclosure.body and "another factor in the assessment" in disclosure.body

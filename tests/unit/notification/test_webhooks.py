@@ -22,7 +22,9 @@ from services.notification.webhooks import (
 from tests.unit.notification.factories import closed, opened
 
 KEY = b"k"
-SOURCE = DeliverySource("credit.windows", 2, 41, "cus_gold00000001", b'{"event_type":"WindowOpened"}', {"event_type": "WindowOpened"})
+SOURCE = DeliverySource(
+    "credit.windows", 2, 41, "cus_gold00000001", b'{"event_type":"WindowOpened"}', {"event_type": "WindowOpened"}
+)
 
 
 def test_a_signature_verifies_only_for_the_same_key_body_and_a_recent_timestamp() -> None:
@@ -61,7 +63,9 @@ def test_each_try_carries_the_idempotency_key_timestamp_signature_and_attempt() 
         (302, None, 1, "failed"),
     ],
 )
-def test_an_answer_is_delivered_retried_or_given_up(status: int | None, error: str | None, attempt: int, outcome: str) -> None:
+def test_an_answer_is_delivered_retried_or_given_up(
+    status: int | None, error: str | None, attempt: int, outcome: str
+) -> None:
     verdict = judge(status, error, attempt=attempt, max_attempts=5)
     assert verdict.outcome == outcome
     if outcome == "failed":
