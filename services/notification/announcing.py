@@ -25,7 +25,7 @@ from services.notification.redis_ledger import Claim
 from services.notification.webhooks import DeliverySource, WebhookDelivery
 from shared.contracts import Decision, NotificationSent, Topics
 from shared.messaging import Outbox
-from shared.wire import Record
+from shared.wire import Record, RefusedRecord
 
 __all__ = ["Announcement", "Announcer", "Ledger", "WebhookOutbox", "source_of"]
 
@@ -50,12 +50,13 @@ class WebhookOutbox(Protocol):
 
 @dataclass(slots=True)
 class Announcement:
-    """What a batch told: inbox notices published now, webhook deliveries newly enqueued, and codes
-    that had no wording (rendered generically)."""
+    """What a batch told: inbox notices published now, webhook deliveries newly enqueued, codes that
+    had no wording (rendered generically), and decisions that could not be rendered (dead-lettered)."""
 
     notices: list[NotificationSent] = field(default_factory=list)
     webhooks_enqueued: int = 0
     unknown_codes: list[tuple[str, str]] = field(default_factory=list)
+    unrenderable: list[RefusedRecord] = field(default_factory=list)
 
 
 def source_of(record: Record) -> DeliverySource:
@@ -92,20 +93,28 @@ class Announcer:
         for (decision_id, (record, decision)), claim in zip(unique.items(), claims, strict=True):
             if claim.state in ("done", "stale"):
                 continue
-            disclosure = render(decision)
+            try:
+                disclosure = render(decision)
+                if claim.stored_event is not None:
+                    notice = NotificationSent.model_validate_json(claim.stored_event)
+                else:
+                    notice = notification_for(decision, disclosure, "inbox")
+                    remembered.append((decision_id, notice.model_dump_json().encode()))
+                delivery = webhook_delivery_for(decision, disclosure, source_of(record), self.partners)
+            except Exception as exc:  # noqa: BLE001 - rendering is pure: what fails once fails on every redelivery
+                # A decision we cannot put into words must not block the partition: dead-letter it.
+                # Its claim stays unpublished, so a replay after the fix tells it.
+                result.unrenderable.append(RefusedRecord(record, "unrenderable", f"{type(exc).__name__}: {exc}"[:1000]))
+                continue
+            result.notices.append(notice)
+            if delivery is not None:
+                deliveries.append(delivery)
             for code in disclosure.unknown_codes:
                 # Told generically; the wording belongs in shared.reasons.
                 log.warning("wording_missing", code=code, decision_id=decision_id, customer_id=decision.customer_id)
                 result.unknown_codes.append((decision_id, code))
-            if claim.stored_event is not None:
-                result.notices.append(NotificationSent.model_validate_json(claim.stored_event))
-            else:
-                notice = notification_for(decision, disclosure, "inbox")
-                result.notices.append(notice)
-                remembered.append((decision_id, notice.model_dump_json().encode()))
-            delivery = webhook_delivery_for(decision, disclosure, source_of(record), self.partners)
-            if delivery is not None:
-                deliveries.append(delivery)
+        if result.unrenderable:
+            await self.outbox.dead_letter(self.topics.deadletter, result.unrenderable)
         await self.ledger.remember(remembered)
         result.webhooks_enqueued = await self.webhooks.enqueue(deliveries) if deliveries else 0
         await self.outbox.publish((self.topics.notifications, n) for n in result.notices)

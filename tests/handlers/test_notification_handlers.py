@@ -8,10 +8,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
+import structlog
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.notification.announcing import Announcer
+from services.notification.disclosure import Disclosure, render
 from services.notification.dispatching import WebhookDispatcher
 from services.notification.handlers import NotificationDeps, build_router
 from services.notification.http_webhook import Answer, HttpWebhookSender
@@ -274,3 +277,46 @@ async def test_a_delivery_posted_but_not_announced_is_announced_without_posting_
         await wired.dispatcher.run_once()
     assert sender.posts == []
     assert len(wired.notices("webhook")) == 1
+
+
+# --- poison and privacy ---------------------------------------------------------------------------
+
+
+async def test_a_decision_that_cannot_be_rendered_is_dead_lettered_and_the_next_is_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.notification import announcing
+
+    def broken_for_one(decision: Decision) -> Disclosure:
+        if decision.customer_id == "cus_unit00000007":
+            raise KeyError("template variable")
+        return render(decision)
+
+    monkeypatch.setattr(announcing, "render", broken_for_one)
+    wired = Wired()
+    poison = _decision(application_id="app_unit_000007", customer_id="cus_unit00000007")
+    async with TestKafkaBroker(wired.broker):
+        await wired.send(poison)
+        await wired.send(_decision())
+    (letter,) = wired.out.of(DeadLetter)
+    assert letter.error_type == "unrenderable" and "KeyError" in letter.error
+    assert letter.source_key == "cus_unit00000007"
+    assert [n.customer_id for n in wired.notices("inbox")] == ["cus_unit00000001"]
+
+
+async def test_webhook_logs_name_ids_never_the_message_or_the_partners_url() -> None:
+    secret_url = "http://127.0.0.1:9/hook?token=s3cret-partner-token"  # port 9: nothing listens
+    wired = Wired(urls={"p1": secret_url})
+    decision = _decision(partner="p1", locale="en")
+    with structlog.testing.capture_logs() as logs:
+        async with TestKafkaBroker(wired.broker):
+            await wired.send(decision)
+            for _ in range(4):
+                await wired.dispatcher.run_once()
+                await asyncio.sleep(0.25)
+    events = [entry["event"] for entry in logs]
+    assert "webhook_attempt_failed" in events and "webhook_dead_lettered" in events
+    text = repr(logs) + "".join(letter.error for letter in wired.out.of(DeadLetter))
+    assert "s3cret" not in text
+    assert render(decision).title not in text and "Limit:" not in text
+    assert all(entry.get("customer_id") in (None, decision.customer_id) for entry in logs)
