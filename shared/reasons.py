@@ -16,6 +16,9 @@ __all__ = [
     "CLOSURE_REASONS",
     "LOCALES",
     "REASONS",
+    "REASON_ADVICE",
+    "REGULATORY_RULES",
+    "Advice",
     "Text",
     "reason_code",
 ]
@@ -115,6 +118,84 @@ ADVICE: dict[str, Advice] = {
     ),
 }
 
+# What to do about each principal reason when the scorecard found no concrete target for it
+# (its recourse covers only the characteristics a person can act on). Honest where nothing is to
+# be done: age, job, housing and dependents are never things we ask someone to change.
+REASON_ADVICE: dict[str, Advice] = {
+    reason_code("checking_account"): Advice(
+        Text("保持支票账户余额为正,并逐步提高余额", "Keep your checking account in credit and build up its balance"),
+        Text("通常 1-3 个月", "usually 1-3 months"),
+    ),
+    reason_code("duration_months"): Advice(
+        Text("选择更短的借款期限", "Apply for a shorter duration"),
+        Text("下次申请即可生效", "takes effect on your next application"),
+    ),
+    reason_code("credit_history"): Advice(
+        Text("按时偿还所有现有借款,过往逾期的影响会随时间减弱", "Repay every current credit on time: past delays weigh less as time goes by"),
+        Text("通常 6-12 个月", "usually 6-12 months"),
+    ),
+    reason_code("purpose"): Advice(
+        Text("用途本身无需改变,改善这里列出的其他因素作用更大", "The purpose itself need not change: improving the other factors listed helps more"),
+        Text("取决于其他因素的改善", "depends on the other factors"),
+    ),
+    reason_code("credit_amount"): Advice(
+        Text("降低申请金额", "Ask for a lower amount"),
+        Text("下次申请即可生效", "takes effect on your next application"),
+    ),
+    reason_code("savings"): Advice(
+        Text("积累储蓄或理财资产", "Build up savings or bonds"),
+        Text("通常 3-6 个月", "usually 3-6 months"),
+    ),
+    reason_code("employment_since"): Advice(
+        Text("在当前工作岗位的年限增长后,此项会自然改善", "This improves by itself as you stay longer in your present job"),
+        Text("通常 1 年以上", "usually a year or more"),
+    ),
+    reason_code("installment_rate_pct"): Advice(
+        Text("降低月供占可支配收入的比例(例如先结清部分借款)", "Lower your installments as a share of disposable income (e.g. repay some credit first)"),
+        Text("通常 1-3 个月", "usually 1-3 months"),
+    ),
+    reason_code("other_debtors"): Advice(
+        Text("增加担保人或共同借款人", "Add a guarantor or co-applicant"),
+        Text("下次申请即可生效", "takes effect on your next application"),
+    ),
+    reason_code("residence_since_years"): Advice(
+        Text("在当前住址居住的时间增长后,此项会自然改善", "This improves by itself the longer you live at your present address"),
+        Text("通常 1 年以上", "usually a year or more"),
+    ),
+    reason_code("property"): Advice(
+        Text("申请时登记名下的资产(如房产、储蓄型保险或车辆)", "Declare property you own (real estate, savings insurance or a car) when you apply"),
+        Text("下次申请即可生效", "takes effect on your next application"),
+    ),
+    reason_code("age_years"): Advice(
+        Text("年龄不是您需要改变的因素,请关注这里列出的其他因素", "Age is nothing you need to change: focus on the other factors listed"),
+        Text("不适用", "not applicable"),
+    ),
+    reason_code("other_installment_plans"): Advice(
+        Text("结清其他机构的分期计划", "Pay off installment plans elsewhere"),
+        Text("结清后下次申请生效", "effective on your next application after paying off"),
+    ),
+    reason_code("housing"): Advice(
+        Text("住房情况无需为此改变,请关注这里列出的其他因素", "Your housing need not change for this: focus on the other factors listed"),
+        Text("不适用", "not applicable"),
+    ),
+    reason_code("existing_credits"): Advice(
+        Text("先结清部分现有借款", "Repay some existing credits first"),
+        Text("结清后下次申请生效", "effective on your next application after repaying"),
+    ),
+    reason_code("job"): Advice(
+        Text("职业类别无需为此改变,请关注这里列出的其他因素", "Your type of job need not change for this: focus on the other factors listed"),
+        Text("不适用", "not applicable"),
+    ),
+    reason_code("dependents"): Advice(
+        Text("抚养人数无需为此改变,请关注这里列出的其他因素", "The number of dependents need not change for this: focus on the other factors listed"),
+        Text("不适用", "not applicable"),
+    ),
+    reason_code("telephone"): Advice(
+        Text("在本人名下登记联系电话", "Register a telephone in your own name"),
+        Text("通常 1 周内", "usually within a week"),
+    ),
+}
+
 CATEGORIES: dict[str, Text] = {
     "credit": Text("信用评估结果", "a credit assessment"),
     "strategy": Text("平台策略调整,与您的信用无关", "a platform decision, not about your credit"),
@@ -132,6 +213,9 @@ CLOSURE_REASONS: dict[str, Text] = {
     "region_paused": Text("平台暂停了您所在地区的新额度发放", "The platform has paused new windows in your region"),
     "channel_paused": Text("平台暂停了该申请渠道", "The platform has paused this application channel"),
     "budget_exhausted": Text("本期额度预算已用完", "This period's credit budget is spent"),
+    "budget_paced": Text(
+        "本期额度预算趋紧,平台正在放缓新额度的发放", "This period's credit budget is running low, so the platform is pacing new windows"
+    ),
     "maintenance": Text("系统维护中", "Scheduled maintenance"),
     "scoring_failed": Text("评分服务暂时无法处理您的申请", "Your application could not be scored"),
     "application_invalid": Text("申请信息无法读取", "Your application could not be read"),
@@ -149,4 +233,16 @@ BOUNDS: dict[str, Text] = {
     "income_cap": Text("监管规定:余额不超过年收入的三分之一", "regulation: balance at most a third of annual income"),
     "absolute_cap": Text("监管规定:每人借款总额上限", "regulation: the absolute cap per person"),
     "segment_budget": Text("本期客群额度预算的剩余部分", "what is left of this period's segment budget"),
+}
+
+# The rule behind a regulatory closure, as the customer reads it.
+REGULATORY_RULES: dict[str, Text] = {
+    "income_cap": Text(
+        "监管规定:每人在本平台的借款余额不得超过其年收入的三分之一。",
+        "The rule: a person's balance with us may be at most one third of their annual income.",
+    ),
+    "absolute_cap": Text(
+        "监管规定:每人在本平台的借款余额不得超过统一的绝对上限。",
+        "The rule: a person's balance with us may not exceed a fixed absolute cap that applies to everyone.",
+    ),
 }

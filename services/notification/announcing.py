@@ -1,30 +1,40 @@
-"""The notification service layer: claim each decision once, render it, publish it, remember it.
+"""The notification service layer: claim each decision once, render it, tell it on every channel.
 
-Same pattern as the policy's decider: claim (atomic, in order) -> render -> remember the rendered
-event -> publish and wait for the broker -> mark published. A redelivered decision finds its claim:
-published means nothing to do; not yet published means the remembered event is published.
+Same pattern as the policy's decider: claim (atomic, in order) -> render -> remember the inbox
+event -> enqueue the partner's webhook delivery (durable, idempotent) -> publish the inbox event and
+wait for the broker -> mark published. A redelivered decision finds its claim: published means
+nothing to do; not yet published means the remembered event is published and the webhook enqueued
+again, which finds it already there. A decision older than the customer's latest is stale: no
+channel hears of it.
+
+Webhooks are only enqueued here, never sent: the dispatcher (`dispatching.py`) posts them in the
+background, so a slow or failing partner never holds up the batch, nor any customer's inbox.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 
+from services.notification.channels import notification_for, webhook_delivery_for
 from services.notification.disclosure import render
 from services.notification.redis_ledger import Claim
-from shared.contracts import Decision, NotificationSent, Topics, deterministic_id, utc_now
+from services.notification.webhooks import DeliverySource, WebhookDelivery
+from shared.contracts import Decision, NotificationSent, Topics
 from shared.messaging import Outbox
+from shared.wire import Record, RefusedRecord
 
-__all__ = ["Announcer", "Ledger", "notification_for"]
+__all__ = ["Announcement", "Announcer", "Ledger", "WebhookOutbox", "source_of"]
 
 log = structlog.get_logger("creditwindow.notification")
 
-PRODUCER = "notification"
-
 
 class Ledger(Protocol):
+    """Which decisions were announced (Redis in production, a fake in handler tests)."""
+
     async def claim(self, decisions: Sequence[tuple[str, str, int]]) -> list[Claim]: ...
 
     async def remember(self, notices: Sequence[tuple[str, bytes]]) -> None: ...
@@ -32,58 +42,84 @@ class Ledger(Protocol):
     async def mark_published(self, decision_ids: Sequence[str]) -> None: ...
 
 
-def notification_for(decision: Decision, channel: str = "inbox") -> NotificationSent:
-    disclosure = render(decision)
-    closed = decision.event_type == "WindowClosed"
-    return NotificationSent(
-        event_id=deterministic_id("notification", decision.decision_id, channel),
-        correlation_id=decision.correlation_id,
-        causation_id=decision.event_id,
-        producer=PRODUCER,
-        occurred_at=utc_now(),
-        notification_id=deterministic_id("notification", decision.decision_id, channel),
-        decision_id=decision.decision_id,
-        decision_seq=decision.decision_seq,
-        application_id=decision.application_id,
-        customer_id=decision.customer_id,
-        channel=channel,  # type: ignore[arg-type]
-        locale=decision.locale,
-        outcome="closed" if closed else "opened",
-        category=getattr(decision, "category", None),
-        reference=disclosure.reference,
-        title=disclosure.title,
-        body=disclosure.body,
-        policy_version=decision.policy_version,
-        model_id=decision.model_id,
+class WebhookOutbox(Protocol):
+    """Where webhook deliveries wait for the dispatcher. `enqueue` ignores a delivery already there."""
+
+    async def enqueue(self, deliveries: Sequence[WebhookDelivery]) -> int: ...
+
+
+@dataclass(slots=True)
+class Announcement:
+    """What a batch told: inbox notices published now, webhook deliveries newly enqueued, codes that
+    had no wording (rendered generically), and decisions that could not be rendered (dead-lettered)."""
+
+    notices: list[NotificationSent] = field(default_factory=list)
+    webhooks_enqueued: int = 0
+    unknown_codes: list[tuple[str, str]] = field(default_factory=list)
+    unrenderable: list[RefusedRecord] = field(default_factory=list)
+
+
+def source_of(record: Record) -> DeliverySource:
+    return DeliverySource(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key.decode("utf-8", "replace") if record.key else None,
+        value=record.value or b"",
+        headers={
+            str(k): (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)) for k, v in record.headers or ()
+        },
     )
 
 
 class Announcer:
-    def __init__(self, *, ledger: Ledger, outbox: Outbox, topics: Topics) -> None:
+    def __init__(
+        self, *, ledger: Ledger, webhooks: WebhookOutbox, partners: Container[str], outbox: Outbox, topics: Topics
+    ) -> None:
         self.ledger = ledger
+        self.webhooks = webhooks
+        self.partners = partners
         self.outbox = outbox
         self.topics = topics
 
-    async def announce(self, decisions: Sequence[Decision]) -> list[NotificationSent]:
-        unique: dict[str, Decision] = {}
-        for decision in decisions:
-            unique.setdefault(str(decision.decision_id), decision)
-        claims = await self.ledger.claim([(d, x.customer_id, x.decision_seq) for d, x in unique.items()])
-        notices: list[NotificationSent] = []
-        new: list[tuple[str, bytes]] = []
-        for (decision_id, decision), claim in zip(unique.items(), claims, strict=True):
+    async def announce(self, events: Sequence[tuple[Record, Decision]]) -> Announcement:
+        unique: dict[str, tuple[Record, Decision]] = {}
+        for record, decision in events:
+            unique.setdefault(str(decision.decision_id), (record, decision))
+        claims = await self.ledger.claim([(d, x.customer_id, x.decision_seq) for d, (_, x) in unique.items()])
+        result = Announcement()
+        remembered: list[tuple[str, bytes]] = []
+        deliveries: list[WebhookDelivery] = []
+        for (decision_id, (record, decision)), claim in zip(unique.items(), claims, strict=True):
             if claim.state in ("done", "stale"):
                 continue
-            if claim.stored_event is not None:
-                notices.append(NotificationSent.model_validate_json(claim.stored_event))
+            try:
+                disclosure = render(decision)
+                if claim.stored_event is not None:
+                    notice = NotificationSent.model_validate_json(claim.stored_event)
+                else:
+                    notice = notification_for(decision, disclosure, "inbox")
+                    remembered.append((decision_id, notice.model_dump_json().encode()))
+                delivery = webhook_delivery_for(decision, disclosure, source_of(record), self.partners)
+            except Exception as exc:  # noqa: BLE001 - rendering is pure: what fails once fails on every redelivery
+                # A decision we cannot put into words must not block the partition: dead-letter it.
+                # Its claim stays unpublished, so a replay after the fix tells it.
+                result.unrenderable.append(RefusedRecord(record, "unrenderable", f"{type(exc).__name__}: {exc}"[:1000]))
                 continue
-            notice = notification_for(decision)
-            notices.append(notice)
-            new.append((decision_id, notice.model_dump_json().encode()))
-        await self.ledger.remember(new)
-        await self.outbox.publish((self.topics.notifications, n) for n in notices)
-        await self.ledger.mark_published([str(n.decision_id) for n in notices])
-        for n in notices:
+            result.notices.append(notice)
+            if delivery is not None:
+                deliveries.append(delivery)
+            for code in disclosure.unknown_codes:
+                # Told generically; the wording belongs in shared.reasons.
+                log.warning("wording_missing", code=code, decision_id=decision_id, customer_id=decision.customer_id)
+                result.unknown_codes.append((decision_id, code))
+        if result.unrenderable:
+            await self.outbox.dead_letter(self.topics.deadletter, result.unrenderable)
+        await self.ledger.remember(remembered)
+        result.webhooks_enqueued = await self.webhooks.enqueue(deliveries) if deliveries else 0
+        await self.outbox.publish((self.topics.notifications, n) for n in result.notices)
+        await self.ledger.mark_published([str(n.decision_id) for n in result.notices])
+        for n in result.notices:
             log.info(
                 "notification_sent",
                 event_id=str(n.event_id),
@@ -93,4 +129,4 @@ class Announcer:
                 outcome=n.outcome,
                 locale=n.locale,
             )
-        return notices
+        return result

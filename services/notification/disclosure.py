@@ -1,74 +1,340 @@
 """The disclosure a customer receives: the result and its basis, in their language. Pure.
 
-First version: plain text composed from the shared wording (`shared.reasons`).
+`compose` turns a decision into a `View`: every figure already formatted for the customer's locale
+with Babel (money in CNY, percentages, dates in China time) and every code already put into words
+from the shared wording (`shared.reasons`). `render` pours the view into the Jinja2 template of the
+decision's kind and locale (`templates/<kind>.<locale>.txt.j2`), which also sets the title.
+
+What each kind says (issue 5):
+
+- opened: the limit, the price (APR, and the daily rate with the interest on 10,000 CNY a day, as
+  customers in China are used to reading it), how long the window stays open, what set the limit;
+- closed, credit: the closure rule in words, at most four principal reasons, and for each what to
+  do and how long it usually takes (the scorecard's concrete recourse where it has one for that
+  reason, the shared advice otherwise), plus any other change of the recourse plan;
+- closed, strategy or system: that it is not about their credit, and when to try again;
+- closed, regulatory: the rule that bounds the limit;
+- every message: a quotable decision reference to ask for an explanation or a human review, and
+  the policy and model versions behind the decision.
+
+No personal data enters a message beyond what the decision itself carries (no income, no name).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, tzinfo
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from babel import Locale
+from babel.dates import format_date, format_time, get_timezone, get_timezone_name
+from babel.numbers import format_currency, format_percent
+from babel.units import format_unit
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from shared.contracts import Decision, WindowClosed, WindowOpened
-from shared.reasons import ADVICE, BOUNDS, CATEGORIES, CLOSURE_REASONS, REASONS
+from shared.reasons import (
+    ADVICE,
+    BOUNDS,
+    CATEGORIES,
+    CLOSURE_REASONS,
+    REASON_ADVICE,
+    REASONS,
+    REGULATORY_RULES,
+    Advice,
+    Text,
+    reason_code,
+)
 
-__all__ = ["Disclosure", "reference_for", "render"]
+__all__ = [
+    "CLOSURE_ADVICE",
+    "MAX_REASONS",
+    "TEMPLATES",
+    "Disclosure",
+    "Step",
+    "View",
+    "compose",
+    "daily_percent",
+    "duration",
+    "moment",
+    "money",
+    "percent",
+    "reference_for",
+    "render",
+]
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MAX_REASONS = 4
+# Customers are in China: times are shown in China time whatever the language.
+TIME_ZONE: tzinfo = get_timezone("Asia/Shanghai")
+BABEL_LOCALES = {"zh-CN": "zh_Hans_CN", "en": "en"}
+# A knock-out names its own cause: the advice for it comes first.
+CLOSURE_ADVICE = {"knockout_recent_overdue": "A_WAIT_OVERDUE", "knockout_inquiries": "A_FEWER_INQUIRIES"}
+# Advice whose target is an amount of money: its figures are shown as CNY.
+_MONEY_ADVICE = frozenset({"A_LOWER_AMOUNT", "A_BUILD_SAVINGS", "A_CHECKING_BALANCE"})
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_UNKNOWN = Text("其他评估因素", "another factor in the assessment")
+
+Kind = Literal["opened", "closed_credit", "closed_strategy", "closed_system", "closed_regulatory"]
 
 
 @dataclass(frozen=True, slots=True)
 class Disclosure:
+    """A rendered message, and any code that had no wording (shown generically, to be logged)."""
+
     title: str
     body: str
     reference: str
+    unknown_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One thing to tell: a factor or action in words, what to do, and how long it usually takes."""
+
+    text: str
+    advice: str = ""
+    typical: str = ""
+    in_plan: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """Everything a template shows, already in the customer's words and number formats."""
+
+    kind: Kind
+    locale: str
+    reference: str
+    policy_version: str
+    model_id: str | None
+    trigger: str
+    # opened
+    limit: str = ""
+    apr: str = ""
+    daily_rate: str = ""
+    interest_per_10k_per_day: str = ""
+    ten_thousand: str = ""
+    open_for: str = ""
+    valid_until: str = ""
+    bound_by: str = ""
+    bound: str = ""
+    grade: str = ""
+    absolute_cap: str = ""
+    # closed
+    category: str = ""
+    reason: str = ""
+    reason_code: str = ""
+    lead_advice: Step | None = None
+    factors: tuple[Step, ...] = ()
+    other_changes: tuple[Step, ...] = ()
+    has_recourse: bool = False
+    rule: str = ""
+    retry_after: str = ""
+    closes_reference: str = ""
+    unknown_codes: tuple[str, ...] = field(default=())
 
 
 def reference_for(decision: Decision) -> str:
-    """A short, quotable decision reference (from the decision id)."""
-    hex_id = decision.decision_id.hex.upper()
-    return f"CW-{hex_id[:4]}-{hex_id[4:8]}"
+    """A quotable decision reference: the first 60 bits of the decision id in Crockford base32.
+
+    Twelve characters without look-alikes (no I, L, O, U), so it survives being read out over the
+    phone; 60 bits keep references of different decisions apart in practice.
+    """
+    return _reference(decision.decision_id.int)
 
 
-def _t(texts: dict, code: str, locale: str) -> str:
-    text = texts.get(code)
-    return text(locale) if text is not None else code
+def _reference(number: int) -> str:
+    top = number >> 68
+    chars = "".join(_CROCKFORD[(top >> shift) & 31] for shift in range(55, -1, -5))
+    return f"CW-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+
+
+# --- formatting (Babel) ----------------------------------------------------------------------------
+
+
+def _babel(locale: str) -> Locale:
+    return Locale.parse(BABEL_LOCALES.get(locale, "zh_Hans_CN"))
+
+
+def money(amount: float, locale: str, *, cents: bool = False) -> str:
+    """CNY in the customer's locale: ¥20,000 (zh-CN), CN¥20,000 (en); cents when they matter."""
+    if cents:
+        return format_currency(amount, "CNY", locale=_babel(locale))
+    return format_currency(amount, "CNY", format="¤#,##0", currency_digits=False, locale=_babel(locale))
+
+
+def percent(rate: float, locale: str, *, digits: int = 2) -> str:
+    pattern = "#,##0." + "0" * digits + "%"
+    return format_percent(rate, format=pattern, locale=_babel(locale))
+
+
+def daily_percent(rate: float, locale: str) -> str:
+    # Daily rates are tiny: show up to four decimals of a percent, at least two (0.02%, 0.025%).
+    return format_percent(rate, format="0.00##%", locale=_babel(locale))
+
+
+def moment(when: datetime, locale: str) -> str:
+    """A date and time in China time, with the zone named: 2026年12月28日 20:00(中国时间)."""
+    babel_locale = _babel(locale)
+    local = when.astimezone(TIME_ZONE)
+    day = format_date(local.date(), "long", locale=babel_locale)
+    clock = format_time(local, "short", tzinfo=TIME_ZONE, locale=babel_locale)
+    zone = get_timezone_name(TIME_ZONE, "long", locale=babel_locale)
+    return f"{day} {clock}({zone})" if locale == "zh-CN" else f"{day}, {clock} ({zone})"
+
+
+def duration(span: timedelta, locale: str) -> str:
+    """A whole number of days (or hours, under two days) in words: 30天, 30 days."""
+    babel_locale = _babel(locale)
+    hours = max(0, round(span.total_seconds() / 3600))
+    if hours < 48:
+        return format_unit(hours, "duration-hour", locale=babel_locale)
+    return format_unit(round(hours / 24), "duration-day", locale=babel_locale)
+
+
+# --- composing ---------------------------------------------------------------------------------------
+
+
+class _Words:
+    """Looks up wording in one locale and keeps the codes that had none."""
+
+    def __init__(self, locale: str) -> None:
+        self.locale = locale
+        self.unknown: list[str] = []
+
+    def text(self, table: dict[str, Text], code: str) -> str:
+        found = table.get(code)
+        if found is None:
+            self.unknown.append(code)
+            return _UNKNOWN(self.locale)
+        return found(self.locale)
+
+    def advice(self, code: str, target: str, *, in_plan: bool) -> Step | None:
+        advice: Advice | None = ADVICE.get(code)
+        if advice is None:
+            self.unknown.append(code)
+            return None
+        shown = _NUMBER.sub(lambda m: money(float(m.group()), self.locale), target) if code in _MONEY_ADVICE else target
+        return Step(advice.text(self.locale).format(target=shown), typical=advice.typical(self.locale), in_plan=in_plan)
+
+
+def _factors(decision: WindowClosed, words: _Words) -> tuple[tuple[Step, ...], tuple[Step, ...]]:
+    """The principal reasons with what to do for each, and the recourse changes not yet named."""
+    by_reason = {reason_code(action.characteristic): action for action in decision.recourse}
+    used: set[str] = set()
+    factors = []
+    for reason in decision.reasons[:MAX_REASONS]:
+        action = by_reason.get(reason.code)
+        concrete = words.advice(action.code, action.target, in_plan=True) if action is not None else None
+        if concrete is not None:
+            used.add(reason.code)
+            advice, typical, in_plan = concrete.text, concrete.typical, concrete.in_plan
+        else:
+            generic = REASON_ADVICE.get(reason.code)
+            advice = generic.text(words.locale) if generic else ""
+            typical = generic.typical(words.locale) if generic else ""
+            in_plan = False
+        factors.append(Step(words.text(REASONS, reason.code), advice, typical, in_plan))
+    others = []
+    for action in decision.recourse:
+        if reason_code(action.characteristic) in used:
+            continue
+        step = words.advice(action.code, action.target, in_plan=True)
+        if step is not None:
+            others.append(step)
+    return tuple(factors), tuple(others)
+
+
+def compose(decision: Decision) -> View:
+    """The view of a decision: what the customer is told, formatted for their locale."""
+    locale = decision.locale
+    words = _Words(locale)
+    common = {
+        "locale": locale,
+        "reference": reference_for(decision),
+        "policy_version": decision.policy_version,
+        "model_id": decision.model_id,
+        "trigger": decision.trigger,
+    }
+    if isinstance(decision, WindowOpened):
+        basis = decision.basis
+        view = View(
+            kind="opened",
+            limit=money(decision.limit, locale),
+            apr=percent(decision.apr, locale),
+            daily_rate=daily_percent(decision.daily_rate, locale),
+            interest_per_10k_per_day=money(10_000 * decision.daily_rate, locale, cents=True),
+            ten_thousand=money(10_000, locale),
+            open_for=duration(decision.valid_until - decision.occurred_at, locale),
+            valid_until=moment(decision.valid_until, locale),
+            bound_by=basis.bound_by,
+            bound=words.text(BOUNDS, basis.bound_by),
+            grade=decision.grade,
+            absolute_cap=money(basis.absolute_cap, locale) if basis.absolute_cap is not None else "",
+            **common,  # type: ignore[arg-type]
+        )
+        return _with_unknown(view, words)
+
+    if not isinstance(decision, WindowClosed):
+        raise TypeError(f"not a window decision: {type(decision).__name__}")
+    kind: Kind = {
+        "credit": "closed_credit",
+        "strategy": "closed_strategy",
+        "system": "closed_system",
+        "regulatory": "closed_regulatory",
+    }[decision.category]  # type: ignore[assignment]
+    factors, others = _factors(decision, words) if decision.category == "credit" else ((), ())
+    lead_code = CLOSURE_ADVICE.get(decision.reason)
+    view = View(
+        kind=kind,
+        category=words.text(CATEGORIES, decision.category),
+        reason=words.text(CLOSURE_REASONS, decision.reason),
+        reason_code=decision.reason,
+        lead_advice=words.advice(lead_code, "", in_plan=False) if lead_code else None,
+        factors=factors,
+        other_changes=others,
+        has_recourse=any(step.in_plan for step in (*factors, *others)),
+        rule=words.text(REGULATORY_RULES, decision.reason) if decision.category == "regulatory" else "",
+        retry_after=moment(decision.retry_after, locale) if decision.retry_after else "",
+        closes_reference=_reference(decision.closes_decision_id.int) if decision.closes_decision_id else "",
+        **common,  # type: ignore[arg-type]
+    )
+    return _with_unknown(view, words)
+
+
+def _with_unknown(view: View, words: _Words) -> View:
+    if not words.unknown:
+        return view
+    return replace(view, unknown_codes=tuple(dict.fromkeys(words.unknown)))
+
+
+# --- rendering (Jinja2) -------------------------------------------------------------------------------
+
+
+@cache
+def _environment() -> Environment:
+    # Plain text for an inbox and for partners' apps: nothing to HTML-escape here; the partner's
+    # app escapes for its own medium.
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(enabled_extensions=("html", "xml"), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
 
 
 def render(decision: Decision) -> Disclosure:
-    locale = decision.locale
-    en = locale == "en"
-    reference = reference_for(decision)
-    footer = (
-        f"Reference {reference} (policy {decision.policy_version}, model {decision.model_id or '-'}): "
-        "quote it to ask for an explanation or a human review."
-        if en
-        else f"决定编号 {reference}(策略 {decision.policy_version},模型 {decision.model_id or '-'}):可凭此编号申请解释或人工复核。"
+    """The disclosure of a decision in the customer's language, from the template of its kind."""
+    view = compose(decision)
+    template = _environment().get_template(f"{view.kind}.{view.locale}.txt.j2")
+    module = template.make_module({"v": view})
+    body = "\n".join(line.rstrip() for line in str(module).strip().splitlines())
+    return Disclosure(
+        title=str(module.title).strip(), body=body, reference=view.reference, unknown_codes=view.unknown_codes
     )
-    if isinstance(decision, WindowOpened):
-        bound = _t(BOUNDS, decision.basis.bound_by, locale)
-        valid = decision.valid_until.date().isoformat()
-        if en:
-            title = "Your borrowing window is open"
-            body = (
-                f"Limit CNY {decision.limit:,} at {decision.apr:.2%} a year ({decision.daily_rate:.4%} a day), "
-                f"open until {valid}. Your limit was set by {bound}."
-            )
-        else:
-            title = "您的借款额度已开通"
-            body = f"额度 {decision.limit:,} 元,年化利率 {decision.apr:.2%}(日利率 {decision.daily_rate:.4%}),有效期至 {valid}。额度依据:{bound}。"
-        return Disclosure(title, f"{body}\n{footer}", reference)
-
-    assert isinstance(decision, WindowClosed)
-    category = _t(CATEGORIES, decision.category, locale)
-    reason = _t(CLOSURE_REASONS, decision.reason, locale)
-    lines = [
-        (f"This is {category}: {reason}." if en else f"原因类别:{category}。{reason}。"),
-    ]
-    for item in decision.reasons[:4]:
-        lines.append(f"- {_t(REASONS, item.code, locale)}")
-    for action in decision.recourse:
-        advice = ADVICE.get(action.code)
-        if advice is not None:
-            lines.append(f"* {advice.text(locale).format(target=action.target)} ({advice.typical(locale)})")
-    if decision.retry_after is not None:
-        when = decision.retry_after.strftime("%Y-%m-%d %H:%M UTC")
-        lines.append(f"You can try again after {when}." if en else f"您可在 {when} 之后再次申请。")
-    title = "Your borrowing window is not open" if en else "您的借款额度暂未开通"
-    return Disclosure(title, "\n".join(lines) + f"\n{footer}", reference)

@@ -1,7 +1,12 @@
-"""Notification's Kafka adapter: window decisions in, notifications (and dead letters) out."""
+"""Notification's Kafka adapter: window decisions in, notifications (and dead letters) out.
+
+The handler only enqueues partners' webhooks (in Redis, before the batch's offsets are committed);
+the dispatcher posts them in the background.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -25,6 +30,7 @@ class NotificationDeps:
     outbox: Outbox
     metrics: NotificationMetrics
     announcer: Announcer
+    webhooks_waiting: Callable[[], None] = lambda: None  # wakes the dispatcher
 
 
 def build_router(deps: NotificationDeps) -> KafkaRouter:
@@ -38,16 +44,17 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         topics.windows,
         **batch_subscriber_options(settings, "notification"),
         title="credit.windows:WindowOpened|WindowClosed",
-        description="Tells each customer the decision and its basis, once per decision.",
+        description="Tells each customer the decision and its basis, once per decision, in the inbox and to partners.",
     )
     async def on_windows(records: Records) -> None:
         batch = intake(records, (WindowOpened, WindowClosed))
         await retry_transient(
             lambda: deps.outbox.dead_letter(topics.deadletter, batch.refused), settings=settings, what="dead_letter"
         )
-        notices = await retry_transient(
-            lambda: deps.announcer.announce([decision for _, decision in batch.events]), settings=settings, what="announce"
+        told = await retry_transient(lambda: deps.announcer.announce(batch.events), settings=settings, what="announce")
+        deps.metrics.observe(
+            told.notices, refused=[*batch.refused, *told.unrenderable], webhooks=told.webhooks_enqueued
         )
-        deps.metrics.observe(notices, refused=batch.refused)
+        deps.webhooks_waiting()
 
     return router

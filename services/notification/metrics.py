@@ -21,11 +21,27 @@ class NotificationMetrics:
             registry=registry,
         )
         self.dead_letters = Counter(
-            "creditwindow_dead_letters_total", "Records refused to the dead-letter topic.", ["source", "error_type"], registry=registry
+            "creditwindow_dead_letters_total",
+            "Records refused to the dead-letter topic.",
+            ["source", "error_type"],
+            registry=registry,
+        )
+        self.webhooks_enqueued = Counter(
+            "creditwindow_webhooks_enqueued_total", "Webhook deliveries enqueued for partners.", registry=registry
+        )
+        self.webhook_attempts = Counter(
+            "creditwindow_webhook_attempts_total",
+            "Webhook POST tries by verdict: delivered, retry (due again later) or failed (dead-lettered).",
+            ["verdict"],
+            registry=registry,
         )
 
-    def observe(self, notices: Sequence[NotificationSent], *, refused: Sequence[RefusedRecord] = ()) -> None:
+    def observe(
+        self, notices: Sequence[NotificationSent], *, refused: Sequence[RefusedRecord] = (), webhooks: int = 0
+    ) -> None:
         for notice in notices:
             self.notifications.labels(notice.channel, notice.outcome, "sent").inc()
         for record in refused:
             self.dead_letters.labels(record.record.topic, record.error_type).inc()
+        if webhooks:
+            self.webhooks_enqueued.inc(webhooks)

@@ -1,75 +1,322 @@
-"""The notification handler with the in-memory broker and a fake ledger."""
+"""The notification handler and webhook dispatcher with the in-memory broker, fakes, and a real local
+HTTP receiver standing in for a partner."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
+import structlog
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.notification.announcing import Announcer
+from services.notification.disclosure import Disclosure, render
+from services.notification.dispatching import WebhookDispatcher
 from services.notification.handlers import NotificationDeps, build_router
+from services.notification.http_webhook import Answer, HttpWebhookSender
 from services.notification.metrics import NotificationMetrics
+from services.notification.webhooks import Backoff
 from services.policy.decisions import Allocation, decide, propose
-from shared.contracts import Decision, NotificationSent
+from shared.contracts import DeadLetter, Decision, NotificationSent, WindowClosed
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
-from tests.handlers.capture import capture
+from tests.handlers.capture import Captured, capture
 from tests.handlers.fakes import FakeLedger
+from tests.unit.notification.fakes import FakeSender, FakeWebhookQueue
+from tests.unit.notification.receiver import Receiver, running_receiver
 from tests.unit.policy.factories import default_policy, score
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+KEY = b"test-webhook-key"
 
 
-def _decision(seq: int = 1, **kwargs: object) -> Decision:
+def _decision(seq: int = 1, partner: str | None = None, locale: str = "zh-CN", **kwargs: object) -> Decision:
     proposal = propose(score(**kwargs), default_policy(), NOW)  # type: ignore[arg-type]
     limit = getattr(proposal.verdict, "limit", 0)
-    return decide(proposal, Allocation(fresh=True, seq=seq, granted=limit, refusal=None, programme_part=0, available=10**7), default_policy(), NOW)
+    decision = decide(
+        proposal,
+        Allocation(fresh=True, seq=seq, granted=limit, refusal=None, programme_part=0, available=10**7),
+        default_policy(),
+        NOW,
+    )
+    return decision.model_copy(update={"partner_id": partner, "locale": locale})
 
 
-def _wire() -> tuple[KafkaBroker, Settings]:
-    settings = Settings(topic_namespace="h")
-    broker = KafkaBroker()
-    outbox = Outbox(broker, service="notification")
-    announcer = Announcer(ledger=FakeLedger(), outbox=outbox, topics=settings.topics)
-    broker.include_router(build_router(NotificationDeps(settings, outbox, NotificationMetrics(CollectorRegistry()), announcer)))
-    return broker, settings
+class Wired:
+    def __init__(
+        self, urls: dict[str, str] | None = None, sender: object | None = None, timeout_s: float = 0.5
+    ) -> None:
+        self.settings = Settings(topic_namespace="h", webhook_urls=urls or {})
+        self.broker = KafkaBroker()
+        self.outbox = Outbox(self.broker, service="notification")
+        self.ledger = FakeLedger()
+        self.queue = FakeWebhookQueue()
+        self.sender = sender or HttpWebhookSender(timeout_s=timeout_s)
+        self.dispatcher = WebhookDispatcher(
+            queue=self.queue,
+            sender=self.sender,  # type: ignore[arg-type]
+            outbox=self.outbox,
+            topics=self.settings.topics,
+            urls=self.settings.webhook_urls,
+            signing_key=KEY,
+            max_attempts=4,
+            backoff=Backoff(initial_s=0.05, max_s=0.2),
+            poll_s=0.05,
+            lease_margin_s=0.5,
+        )
+        announcer = Announcer(
+            ledger=self.ledger,
+            webhooks=self.queue,
+            partners=self.settings.webhook_urls.keys(),
+            outbox=self.outbox,
+            topics=self.settings.topics,
+        )
+        self.broker.include_router(
+            build_router(
+                NotificationDeps(
+                    self.settings,
+                    self.outbox,
+                    NotificationMetrics(CollectorRegistry()),
+                    announcer,
+                    self.dispatcher.wake,
+                )
+            )
+        )
+        self.out: Captured = capture(self.broker, self.settings.topics.notifications, self.settings.topics.deadletter)
+
+    async def send(self, decision: Decision) -> None:
+        message = encode(decision)
+        await self.broker.publish(message.value, self.settings.topics.windows, key=message.key, headers=message.headers)
+
+    def notices(self, channel: str) -> list[NotificationSent]:
+        return [n for n in self.out.of(NotificationSent) if n.channel == channel]
 
 
-async def _send(broker: KafkaBroker, topic: str, decision: Decision) -> None:
-    message = encode(decision)
-    await broker.publish(message.value, topic, key=message.key, headers=message.headers)
+async def _eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+# --- the inbox -------------------------------------------------------------------------------------
 
 
 async def test_each_decision_is_announced_once_even_when_redelivered() -> None:
-    broker, settings = _wire()
-    out = capture(broker, settings.topics.notifications)
+    wired = Wired()
     decision = _decision()
-    async with TestKafkaBroker(broker):
+    async with TestKafkaBroker(wired.broker):
         for _ in range(3):
-            await _send(broker, settings.topics.windows, decision)
-    (notice,) = out.of(NotificationSent)
+            await wired.send(decision)
+    (notice,) = wired.out.of(NotificationSent)
     assert notice.decision_id == decision.decision_id
     assert notice.outcome == "opened" and notice.channel == "inbox"
 
 
 async def test_a_decision_older_than_the_customers_latest_is_not_announced() -> None:
-    broker, settings = _wire()
-    out = capture(broker, settings.topics.notifications)
-    newer = _decision(seq=2, application_id="app_unit_000002")
-    older = _decision(seq=1, application_id="app_unit_000001")
-    async with TestKafkaBroker(broker):
-        await _send(broker, settings.topics.windows, newer)
-        await _send(broker, settings.topics.windows, older)
-    assert [n.decision_id for n in out.of(NotificationSent)] == [newer.decision_id]
+    wired = Wired(urls={"p1": "http://127.0.0.1:9/hook"})
+    newer = _decision(seq=2, application_id="app_unit_000002", partner="p1")
+    older = _decision(seq=1, application_id="app_unit_000001", partner="p1")
+    async with TestKafkaBroker(wired.broker):
+        await wired.send(newer)
+        await wired.send(older)
+    assert [n.decision_id for n in wired.out.of(NotificationSent)] == [newer.decision_id]
+    assert [d.delivery.decision_id for d in wired.queue.entries.values()] == [str(newer.decision_id)]
 
 
 async def test_a_closure_is_told_in_the_customers_language_with_its_category() -> None:
-    broker, settings = _wire()
-    out = capture(broker, settings.topics.notifications)
-    async with TestKafkaBroker(broker):
-        await _send(broker, settings.topics.windows, _decision(overdue=1))
-    (notice,) = out.of(NotificationSent)
-    assert notice.outcome == "closed" and notice.category == "credit"
-    assert notice.locale == "zh-CN" and "逾期" in notice.body
+    wired = Wired()
+    async with TestKafkaBroker(wired.broker):
+        await wired.send(_decision(overdue=1))
+        await wired.send(
+            _decision(overdue=1, locale="en", application_id="app_unit_000009", customer_id="cus_unit00000009")
+        )
+    zh, en = wired.out.of(NotificationSent)
+    assert zh.outcome == "closed" and zh.category == "credit"
+    assert zh.locale == "zh-CN" and "逾期" in zh.body and "信用评估结果" in zh.body
+    assert en.locale == "en" and "overdue" in en.body and "a credit assessment" in en.body
+
+
+# --- enqueueing webhooks ------------------------------------------------------------------------------
+
+
+async def test_a_partners_decision_is_enqueued_for_its_webhook_once_even_when_redelivered() -> None:
+    wired = Wired(urls={"p1": "http://127.0.0.1:9/hook"})
+    decision = _decision(partner="p1")
+    async with TestKafkaBroker(wired.broker):
+        for _ in range(3):
+            await wired.send(decision)
+    (entry,) = wired.queue.entries.values()
+    assert entry.delivery.partner_id == "p1" and entry.delivery.decision_id == str(decision.decision_id)
+    assert entry.delivery.source.topic == wired.settings.topics.windows
+    assert len(wired.notices("inbox")) == 1
+    assert wired.notices("webhook") == []  # published only once the partner has it
+
+
+async def test_a_decision_whose_partner_has_no_webhook_is_told_in_the_inbox_only() -> None:
+    wired = Wired(urls={"p1": "http://127.0.0.1:9/hook"})
+    async with TestKafkaBroker(wired.broker):
+        await wired.send(_decision(partner="p2"))
+        await wired.send(_decision(partner=None, application_id="app_unit_000003", customer_id="cus_unit00000003"))
+    assert wired.queue.entries == {}
+    assert len(wired.notices("inbox")) == 2
+
+
+# --- delivering them ------------------------------------------------------------------------------------
+
+
+async def test_a_webhook_failing_at_first_is_delivered_once_signed_and_announced_once() -> None:
+    receiver = Receiver(KEY, answer=lambda key, before: 503 if before < 2 else 200)
+    with running_receiver(receiver):
+        wired = Wired(urls={"p1": receiver.url})
+        decision = _decision(partner="p1", locale="en")
+        async with TestKafkaBroker(wired.broker):
+            await wired.dispatcher.start()
+            try:
+                await wired.send(decision)
+                await wired.send(decision)
+                await _eventually(lambda: len(wired.notices("webhook")) == 1)
+                await asyncio.sleep(0.3)  # a second POST or announcement would show by now
+            finally:
+                await wired.dispatcher.stop()
+    tries = receiver.seen
+    assert [t.status for t in tries] == [503, 503, 200]
+    assert all(t.signature_ok for t in tries)
+    assert [t.attempt for t in tries] == [1, 2, 3]
+    assert len({t.idempotency_key for t in tries}) == 1
+    (sent,) = wired.notices("webhook")
+    assert tries[0].idempotency_key == str(sent.notification_id)
+    assert sent.decision_id == decision.decision_id and sent.locale == "en"
+    body = tries[-1].body
+    assert body["decision_id"] == str(decision.decision_id) and body["type"] == "window.opened"
+    assert body["title"] == sent.title and body["reference"] == sent.reference
+    assert wired.queue.states() == {str(sent.notification_id): "done"}
+
+
+async def test_a_partner_that_always_fails_ends_in_a_dead_letter_with_the_reason() -> None:
+    receiver = Receiver(KEY, answer=lambda key, before: 500)
+    with running_receiver(receiver):
+        wired = Wired(urls={"p1": receiver.url})
+        decision = _decision(partner="p1", overdue=1)
+        async with TestKafkaBroker(wired.broker):
+            await wired.dispatcher.start()
+            try:
+                await wired.send(decision)
+                await _eventually(lambda: len(wired.out.of(DeadLetter)) == 1)
+                await asyncio.sleep(0.3)
+            finally:
+                await wired.dispatcher.stop()
+    assert len(receiver.seen) == 4  # max_attempts
+    (letter,) = wired.out.of(DeadLetter)
+    assert letter.error_type == "webhook_undeliverable" and letter.failed_by == "notification"
+    assert "partner p1" in letter.error and "HTTP 500" in letter.error and "4 attempts" in letter.error
+    assert letter.source_topic == wired.settings.topics.windows and letter.source_key == decision.customer_id
+    original = WindowClosed.model_validate_json(__import__("base64").b64decode(letter.payload_b64))
+    assert original.decision_id == decision.decision_id
+    assert wired.notices("webhook") == [] and len(wired.notices("inbox")) == 1
+
+
+async def test_a_hanging_partner_does_not_hold_up_other_customers_notifications() -> None:
+    receiver = Receiver(KEY, delay_s=1.5)
+    with running_receiver(receiver):
+        wired = Wired(urls={"slow": receiver.url}, timeout_s=1.0)
+        async with TestKafkaBroker(wired.broker):
+            await wired.dispatcher.start()
+            try:
+                await wired.send(_decision(partner="slow"))
+                await _eventually(lambda: len(receiver.seen) > 0 or wired.queue.history[-1][1].startswith("claimed"), 2)
+                started = time.monotonic()
+                for n in range(2, 5):
+                    await wired.send(_decision(application_id=f"app_unit_00000{n}", customer_id=f"cus_unit0000000{n}"))
+                told_in = time.monotonic() - started
+            finally:
+                await wired.dispatcher.stop(grace_s=0)
+    assert len(wired.notices("inbox")) == 4
+    assert told_in < 0.5, f"the inbox waited {told_in:.2f} s for a partner"
+
+
+async def test_an_answer_the_partner_means_is_not_retried() -> None:
+    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=FakeSender([Answer(422)]))
+    async with TestKafkaBroker(wired.broker):
+        await wired.send(_decision(partner="p1"))
+        await wired.dispatcher.run_once()
+    assert len(wired.sender.posts) == 1  # type: ignore[attr-defined]
+    (letter,) = wired.out.of(DeadLetter)
+    assert "HTTP 422: not retried" in letter.error
+
+
+async def test_a_delivery_whose_dispatcher_died_is_resumed_after_its_lease() -> None:
+    sender = FakeSender([Answer(200)])
+    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender)
+    async with TestKafkaBroker(wired.broker):
+        await wired.send(_decision(partner="p1"))
+        abandoned = await wired.queue.claim(10, lease_ms=200)  # a replica that dies holding it
+        assert len(abandoned) == 1
+        assert await wired.dispatcher.run_once() == 0  # leased: nobody else takes it
+        await asyncio.sleep(0.25)
+        assert await wired.dispatcher.run_once() == 1
+        assert not await wired.queue.settle(abandoned[0], "delivered")  # the dead holder's word counts no more
+    assert len(sender.posts) == 1
+    assert sender.posts[0][2]["X-Creditwindow-Attempt"] == "2"
+    assert len(wired.notices("webhook")) == 1
+
+
+async def test_a_delivery_posted_but_not_announced_is_announced_without_posting_again() -> None:
+    sender = FakeSender([Answer(200)])
+    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender)
+    async with TestKafkaBroker(wired.broker):
+        await wired.send(_decision(partner="p1"))
+        (claimed,) = await wired.queue.claim(10, lease_ms=100)
+        await wired.queue.settle(claimed, "delivered")  # the POST went through, then the process died
+        await asyncio.sleep(0.15)
+        await wired.dispatcher.run_once()
+    assert sender.posts == []
+    assert len(wired.notices("webhook")) == 1
+
+
+# --- poison and privacy ---------------------------------------------------------------------------
+
+
+async def test_a_decision_that_cannot_be_rendered_is_dead_lettered_and_the_next_is_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.notification import announcing
+
+    def broken_for_one(decision: Decision) -> Disclosure:
+        if decision.customer_id == "cus_unit00000007":
+            raise KeyError("template variable")
+        return render(decision)
+
+    monkeypatch.setattr(announcing, "render", broken_for_one)
+    wired = Wired()
+    poison = _decision(application_id="app_unit_000007", customer_id="cus_unit00000007")
+    async with TestKafkaBroker(wired.broker):
+        await wired.send(poison)
+        await wired.send(_decision())
+    (letter,) = wired.out.of(DeadLetter)
+    assert letter.error_type == "unrenderable" and "KeyError" in letter.error
+    assert letter.source_key == "cus_unit00000007"
+    assert [n.customer_id for n in wired.notices("inbox")] == ["cus_unit00000001"]
+
+
+async def test_webhook_logs_name_ids_never_the_message_or_the_partners_url() -> None:
+    secret_url = "http://127.0.0.1:9/hook?token=s3cret-partner-token"  # port 9: nothing listens
+    wired = Wired(urls={"p1": secret_url})
+    decision = _decision(partner="p1", locale="en")
+    with structlog.testing.capture_logs() as logs:
+        async with TestKafkaBroker(wired.broker):
+            await wired.send(decision)
+            for _ in range(4):
+                await wired.dispatcher.run_once()
+                await asyncio.sleep(0.25)
+    events = [entry["event"] for entry in logs]
+    assert "webhook_attempt_failed" in events and "webhook_dead_lettered" in events
+    text = repr(logs) + "".join(letter.error for letter in wired.out.of(DeadLetter))
+    assert "s3cret" not in text
+    assert render(decision).title not in text and "Limit:" not in text
+    assert all(entry.get("customer_id") in (None, decision.customer_id) for entry in logs)

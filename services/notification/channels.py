@@ -1,0 +1,65 @@
+"""Where a decision is told, and what each channel carries. Pure.
+
+Every decision goes to the customer's in-app inbox (a `NotificationSent` on `credit.notifications`).
+A decision whose `partner_id` has a webhook URL also goes to that partner (see `webhooks.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+
+from services.notification.disclosure import Disclosure
+from services.notification.webhooks import DeliverySource, WebhookDelivery, notification_id, webhook_payload
+from shared.contracts import Decision, NotificationSent, utc_now
+
+__all__ = ["PRODUCER", "notification_for", "webhook_delivery_for"]
+
+PRODUCER = "notification"
+
+
+def notification_for(decision: Decision, disclosure: Disclosure, channel: str = "inbox") -> NotificationSent:
+    """The record that the customer was told on `channel`; its ids are the same for every copy."""
+    closed = decision.event_type == "WindowClosed"
+    the_id = notification_id(decision, channel)
+    return NotificationSent(
+        event_id=the_id,
+        correlation_id=decision.correlation_id,
+        causation_id=decision.event_id,
+        producer=PRODUCER,
+        occurred_at=utc_now(),
+        notification_id=the_id,
+        decision_id=decision.decision_id,
+        decision_seq=decision.decision_seq,
+        application_id=decision.application_id,
+        customer_id=decision.customer_id,
+        channel=channel,  # type: ignore[arg-type]
+        locale=decision.locale,
+        outcome="closed" if closed else "opened",
+        category=getattr(decision, "category", None),
+        reference=disclosure.reference,
+        title=disclosure.title,
+        body=disclosure.body,
+        policy_version=decision.policy_version,
+        model_id=decision.model_id,
+    )
+
+
+def webhook_delivery_for(
+    decision: Decision, disclosure: Disclosure, source: DeliverySource, partners: Container[str]
+) -> WebhookDelivery | None:
+    """The webhook delivery of a decision, when its partner has a webhook; None otherwise."""
+    partner = decision.partner_id
+    if not partner or partner not in partners:
+        return None
+    payload = webhook_payload(decision, disclosure, partner)
+    notice = notification_for(decision, disclosure, "webhook")
+    return WebhookDelivery(
+        notification_id=str(payload.notification_id),
+        partner_id=partner,
+        customer_id=decision.customer_id,
+        decision_id=str(decision.decision_id),
+        correlation_id=decision.correlation_id,
+        body=payload.model_dump_json().encode(),
+        notice=notice.model_dump_json().encode(),
+        source=source,
+    )

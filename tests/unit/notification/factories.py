@@ -1,0 +1,88 @@
+"""Fixed window decisions for notification tests: every id and time pinned, so renders are stable."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.contracts import LimitBasis, Reason, RecourseAction, WindowClosed, WindowOpened
+
+DECIDED_AT = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)  # 12:00 China time
+DECISION_ID = uuid.UUID("3f2a9c1b-77d0-4e5a-9b61-0c2d4e6f8a10")
+
+
+def _common(locale: str, **changes: Any) -> dict[str, Any]:
+    common: dict[str, Any] = {
+        "event_id": DECISION_ID,
+        "correlation_id": "app_gold_000001",
+        "producer": "policy",
+        "occurred_at": DECIDED_AT,
+        "decision_id": DECISION_ID,
+        "decision_seq": 3,
+        "application_id": "app_gold_000001",
+        "customer_id": "cus_gold00000001",
+        "segment": "individual",
+        "locale": locale,
+        "policy_version": "default@7",
+        "model_id": "german-woe@1+3f2a9c1b",
+    }
+    common.update(changes)
+    return common
+
+
+def opened(locale: str = "zh-CN", **changes: Any) -> WindowOpened:
+    basis = LimitBasis(
+        grade_limit=30_000,
+        cycle_factor=1.0,
+        income_cap=40_000,
+        absolute_cap=200_000,
+        bound_by=changes.pop("bound_by", "risk_grade"),
+    )
+    return WindowOpened(
+        **_common(locale, **changes),
+        limit=30_000,
+        apr=0.1095,
+        daily_rate=0.0003,
+        valid_until=DECIDED_AT + timedelta(days=30),
+        grade="C",
+        pd=0.08,
+        points=540.2,
+        expected_loss=1080.0,
+        basis=basis,
+    )
+
+
+REASONS = (
+    Reason(code="R_CHECKING_ACCOUNT", characteristic="checking_account", points_lost=41.0),
+    Reason(code="R_CREDIT_HISTORY", characteristic="credit_history", points_lost=30.5),
+    Reason(code="R_DURATION_MONTHS", characteristic="duration_months", points_lost=22.0),
+    Reason(code="R_SAVINGS", characteristic="savings", points_lost=18.0),
+)
+RECOURSE = (
+    RecourseAction(
+        code="A_CHECKING_BALANCE", characteristic="checking_account", current="lt_0", target=">= 200", points_gain=35.0
+    ),
+    RecourseAction(
+        code="A_SHORTER_DURATION", characteristic="duration_months", current="48", target="24", points_gain=15.0
+    ),
+    RecourseAction(
+        code="A_LOWER_AMOUNT", characteristic="credit_amount", current="9000", target="3999", points_gain=6.0
+    ),
+)
+
+
+def closed(
+    locale: str = "zh-CN", category: str = "credit", reason: str = "score_below_cutoff", **changes: Any
+) -> WindowClosed:
+    fields: dict[str, Any] = {"category": category, "reason": reason}
+    if category == "credit":
+        fields.update(reasons=REASONS, recourse=RECOURSE, grade="F", pd=0.31, points=480.0)
+    if category in ("strategy", "system"):
+        fields["retry_after"] = DECIDED_AT + (timedelta(hours=24) if category == "strategy" else timedelta(minutes=30))
+    if category == "system":
+        changes.setdefault("model_id", None)
+    fields.update(
+        {k: changes.pop(k) for k in list(changes) if k in WindowClosed.model_fields and k not in _common(locale)}
+    )
+    return WindowClosed(**_common(locale, **changes), **fields)

@@ -1,0 +1,44 @@
+"""Golden files: the exact messages a customer reads, per category and language.
+
+A change to a template, to the shared wording or to Babel's locale data shows here as a diff to
+review. To accept the new renders, regenerate the files and review them with `git diff`:
+
+    UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/notification/test_golden.py
+
+Each file holds the title, a blank line, and the body.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from services.notification.disclosure import render
+from shared.contracts import Decision
+from tests.unit.notification.factories import closed, opened
+
+GOLDEN = Path(__file__).parent / "golden"
+
+CASES: dict[str, Callable[[str], Decision]] = {
+    "opened": lambda locale: opened(locale),
+    "closed_credit": lambda locale: closed(locale),
+    "closed_credit_knockout": lambda locale: closed(locale, reason="knockout_recent_overdue"),
+    "closed_strategy": lambda locale: closed(locale, "strategy", "region_paused"),
+    "closed_system": lambda locale: closed(locale, "system", "scoring_failed"),
+    "closed_regulatory": lambda locale: closed(locale, "regulatory", "income_cap"),
+}
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rendered_message_matches_its_golden_file(case: str, locale: str) -> None:
+    disclosure = render(CASES[case](locale))
+    rendered = f"{disclosure.title}\n\n{disclosure.body}\n"
+    path = GOLDEN / f"{case}.{locale}.txt"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(rendered, encoding="utf-8")
+    assert path.exists(), f"no golden file {path.name}: run with UPDATE_GOLDEN=1 and review it"
+    assert rendered == path.read_text(encoding="utf-8")
