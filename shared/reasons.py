@@ -52,7 +52,7 @@ def reason_code(characteristic: str) -> str:
 REASONS: dict[str, Text] = {
     reason_code("checking_account"): Text("支票账户状态(余额偏低或无账户)", "Status of your checking account (low or negative balance)"),
     reason_code("duration_months"): Text("申请期限较长", "The long duration you asked for"),
-    reason_code("credit_history"): Text("过往信用记录(曾有逾期或严重账户)", "Your credit history (past delays or a critical account)"),
+    reason_code("credit_history"): Text("信用历史记录的类型(可证明的按时还款记录较少)", "The kind of credit history on record (little proven on-time repayment)"),
     reason_code("purpose"): Text("借款用途的历史风险较高", "The purpose of the credit carries more risk historically"),
     reason_code("credit_amount"): Text("申请金额相对偏高", "The amount asked for is high"),
     reason_code("savings"): Text("储蓄或理财资产较少", "Little in savings or bonds"),
