@@ -135,7 +135,7 @@ class Publisher:
 
     def __init__(self, settings: Settings, *, linger_ms: int = 5) -> None:
         self._producer = AIOKafkaProducer(
-            **aiokafka_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=linger_ms, max_batch_size=256 * 1024
+            **aiokafka_kwargs(settings), acks="all", linger_ms=linger_ms, max_batch_size=256 * 1024
         )
 
     async def __aenter__(self) -> Publisher:
