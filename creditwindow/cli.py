@@ -255,6 +255,16 @@ def _mount_optional(name: str, module: str, help_text: str) -> None:
 
 _mount_optional("model", "creditwindow.model_cli", "Train, evaluate and watch the scorecard.")
 
+# Operators' commands, each in its own module.
+from creditwindow import asyncapi_docs, dlq, policy_cli, shadow, simulate, tail  # noqa: E402
+
+app.command("tail")(tail.tail)
+app.command("simulate")(simulate.simulate)
+app.add_typer(policy_cli.app, name="policy")
+app.add_typer(dlq.app, name="dlq")
+app.add_typer(shadow.app, name="shadow")
+app.add_typer(asyncapi_docs.app, name="asyncapi")
+
 
 def main() -> None:
     try:

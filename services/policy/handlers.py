@@ -49,7 +49,8 @@ def build_router(deps: PolicyDeps) -> KafkaRouter:
     out_topic = topics.shadow_windows if settings.shadow else topics.windows
     router.publisher(out_topic, schema=WindowOpened, title=f"{out_topic}:WindowOpened")
     router.publisher(out_topic, schema=WindowClosed, title=f"{out_topic}:WindowClosed")
-    router.publisher(topics.deadletter, schema=DeadLetter, title="credit.deadletter:DeadLetter")
+    if not settings.shadow:
+        router.publisher(topics.deadletter, schema=DeadLetter, title="credit.deadletter:DeadLetter")
     service = "policy-shadow" if settings.shadow else "policy"
 
     @router.subscriber(
@@ -67,6 +68,9 @@ def build_router(deps: PolicyDeps) -> KafkaRouter:
             lambda: deps.decider.decide([score for _, score in batch.events]), settings=settings, what="decide"
         )
         deps.metrics.observe(decisions, refused=batch.refused)
+
+    if settings.shadow:
+        return router  # a shadow keeps its candidate policy: it does not follow credit.policy
 
     @router.subscriber(
         topics.policy,
