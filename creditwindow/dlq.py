@@ -90,14 +90,22 @@ class ReplayPlan:
     skipped: list[tuple[DeadLetter, str]] = field(default_factory=list)
 
 
-def plan_replay(selected: Sequence[DeadLetter], replayed: dict[str, str], fleet_topics: Iterable[str]) -> ReplayPlan:
-    """Replay each selected letter once, only to a topic of this fleet, only when its bytes were kept whole."""
+def plan_replay(
+    selected: Sequence[DeadLetter], replayed: dict[str, str], fleet_topics: Iterable[str], *, named: bool = False
+) -> ReplayPlan:
+    """Replay each selected letter once, only to a topic of this fleet, only when its bytes were kept whole.
+
+    A letter left by a replay that failed again is the same record once more: it is replayed only
+    when named by id (`named`), not by `--all` or a filter.
+    """
     allowed = set(fleet_topics)
     plan = ReplayPlan()
     for letter in selected:
         key = str(letter.event_id)
         if key in replayed:
             plan.skipped.append((letter, f"already replayed to {replayed[key]}"))
+        elif letter.replayed_from and not named:
+            plan.skipped.append((letter, f"a replay of {letter.replayed_from[:8]} that failed again (name it to replay it)"))
         elif letter.payload_truncated:
             plan.skipped.append((letter, "its payload was truncated when it was dead-lettered"))
         elif letter.source_topic not in allowed:
@@ -234,7 +242,8 @@ def replay(
 
     async def run() -> tuple[ReplayPlan, list[str]]:
         selected = select_letters(await _letters(settings), wanted)
-        plan = plan_replay(selected, await _replays(settings, selected) if selected else {}, settings.topics.all())
+        replayed = await _replays(settings, selected) if selected else {}
+        plan = plan_replay(selected, replayed, settings.topics.all(), named=bool(wanted.ids))
         published: list[str] = []
         if plan.replay and not dry_run:
             async with Publisher(settings) as publisher:

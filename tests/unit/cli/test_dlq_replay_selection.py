@@ -80,3 +80,9 @@ def test_the_payload_is_shown_as_json_text_or_hex() -> None:
     assert payload_text(_letter(2, value=b"plain words")) == "plain words"
     assert payload_text(_letter(3, value=b"\xff\x00")) == "hex: ff00"
     assert base64.b64decode(_letter(4).payload_b64) == b'{"x": 1}'
+
+
+def test_a_failed_replay_is_replayed_again_only_when_named() -> None:
+    again = _letter(5).model_copy(update={"replayed_from": "0f3a9c1b-0000-0000-0000-000000000000"})
+    assert plan_replay([again], {}, ["credit.scores"]).skipped == [(again, "a replay of 0f3a9c1b that failed again (name it to replay it)")]
+    assert plan_replay([again], {}, ["credit.scores"], named=True).replay == [again]
