@@ -50,8 +50,13 @@ def build_app(service: str) -> FleetApp:
 
 
 def document(service: str) -> dict[str, Any]:
-    """The service's AsyncAPI document as JSON-ready data."""
-    return build_app(service).schema.to_specification().to_jsonable()  # type: ignore[no-any-return]
+    """The service's AsyncAPI document as JSON-ready data, its maps in a stable order."""
+    data: dict[str, Any] = build_app(service).schema.to_specification().to_jsonable()
+    # FastStream lists publishers in no fixed order; sorted maps keep regenerated documents diffable.
+    for parent, key in ((data, "channels"), (data, "operations"), (data.get("components", {}), "messages"), (data.get("components", {}), "schemas")):
+        if key in parent:
+            parent[key] = dict(sorted(parent[key].items()))
+    return data
 
 
 def export(directory: Path) -> list[Path]:

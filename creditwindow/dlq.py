@@ -170,6 +170,12 @@ def _summary(letter: DeadLetter, replay: str | None) -> dict[str, Any]:
     }
 
 
+def _replay_cell(row: dict[str, Any]) -> str:
+    if row["replayed_to"]:
+        return "to " + str(row["replayed_to"]).split("credit.", 1)[-1]
+    return f"replay of {str(row['replayed_from'])[:8]}" if row["replayed_from"] else "no"
+
+
 SourceOption = Annotated[str | None, typer.Option("--source", help="Only letters from this topic (full name).")]
 ErrorTypeOption = Annotated[str | None, typer.Option("--error-type", help="Only this error type, e.g. invalid, undecodable.")]
 FailedByOption = Annotated[str | None, typer.Option("--failed-by", help="Only letters refused by this service.")]
@@ -189,11 +195,11 @@ def list_letters(source: SourceOption = None, error_type: ErrorTypeOption = None
     if as_json:
         print(json.dumps(rows, ensure_ascii=False))
         return
-    table = Table("id", "at", "failed by", "error type", "source", "key", "replayed", "error", title=f"{len(rows)} dead letter(s) on {settings.topics.deadletter}")
+    table = Table("id", "at (UTC)", "failed by", "error type", "source", "key", "replayed", "error", title=f"{len(rows)} dead letter(s) on {settings.topics.deadletter}")
     for row in rows:
         table.add_row(
-            row["id"][:8], row["at"][:19], row["failed_by"], row["error_type"], row["source"], row["key"] or "-",
-            row["replayed_to"] or "no", row["error"][:80],
+            row["id"][:8], row["at"][5:19].replace("T", " "), row["failed_by"], row["error_type"], row["source"].split("credit.", 1)[-1],
+            row["key"] or "-", _replay_cell(row), row["error"][:120],
         )  # fmt: skip
     console.print(table)
 
