@@ -161,12 +161,11 @@ def limits_get(customer: Annotated[str, typer.Argument(help="Pseudonymous custom
 @budget.command("show")
 def budget_show(as_json: JsonOption = False) -> None:
     """Per segment: exposure and expected loss reserved, the policy's budget, utilisation."""
-    import asyncio
-
     from creditwindow.policy_ops import active_policy
+    from creditwindow.terminal import reach
     from services.policy.redis_limits import RedisLimits
 
-    policy, source = asyncio.run(active_policy(Settings()))
+    policy, source = reach(lambda: active_policy(Settings()), Settings())
     reserved = _redis_call(lambda redis, settings: RedisLimits(redis, settings.redis_prefix).budgets())
     programmes = _redis_call(lambda redis, settings: RedisLimits(redis, settings.redis_prefix).programmes())
     rows = []
@@ -225,7 +224,9 @@ def cache_rebuild(
         async with TopicReader(settings, [settings.topics.windows]) as reader:
             return [r.event for r in await reader.drain(idle_s=1.0, timeout_s=600) if isinstance(r.event, Decision)]
 
-    decisions = asyncio.run(read())
+    from creditwindow.terminal import reach
+
+    decisions = reach(read, settings)
     derived = derive(decisions)
     if check:
         live = _redis_call(lambda redis, s: snapshot(redis, s.redis_prefix))
@@ -277,6 +278,16 @@ def _mount_optional(name: str, module: str, help_text: str) -> None:
 
 
 _mount_optional("model", "creditwindow.model_cli", "Train, evaluate and watch the scorecard.")
+
+# Operators' commands, each in its own module.
+from creditwindow import asyncapi_docs, dlq, policy_cli, shadow, simulate, tail  # noqa: E402
+
+app.command("tail")(tail.tail)
+app.command("simulate")(simulate.simulate)
+app.add_typer(policy_cli.app, name="policy")
+app.add_typer(dlq.app, name="dlq")
+app.add_typer(shadow.app, name="shadow")
+app.add_typer(asyncapi_docs.app, name="asyncapi")
 
 
 def main() -> None:

@@ -32,9 +32,11 @@ def signed_update(document_text: str, settings: Settings, *, issued_by: str = "o
     )
 
 
-async def publish_update(update: PolicyUpdated, settings: Settings) -> None:
+async def publish_update(update: PolicyUpdated, settings: Settings) -> int:
+    """Publish a signed update and wait for the broker; returns its offset on the policy topic."""
     async with Publisher(settings) as publisher:
-        await (await publisher.send(settings.topics.policy, update))
+        metadata = await (await publisher.send(settings.topics.policy, update))
+    return int(metadata.offset)
 
 
 async def active_policy(settings: Settings) -> tuple[PolicyDocument, str]:

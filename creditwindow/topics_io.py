@@ -18,7 +18,7 @@ from shared.messaging import aiokafka_kwargs, topic_partitions
 from shared.settings import Settings
 from shared.wire import Record, RefusedRecord, decode, encode
 
-__all__ = ["Publisher", "ReadRecord", "TopicReader", "end_offsets"]
+__all__ = ["Publisher", "ReadRecord", "TopicReader", "end_offsets", "offsets_at", "read_to_end"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,22 @@ async def end_offsets(settings: Settings, topics: Sequence[str]) -> dict[TopicPa
     await consumer.start()
     try:
         return dict(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+async def offsets_at(settings: Settings, topics: Sequence[str], timestamp_ms: int) -> dict[TopicPartition, int]:
+    """Per partition, the first offset written at or after `timestamp_ms` (the end where there is none)."""
+    found = await topic_partitions(settings, topics)
+    partitions = [TopicPartition(topic, p) for topic, ps in found.items() for p in ps]
+    if not partitions:
+        return {}
+    consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        at = await consumer.offsets_for_times({tp: max(0, timestamp_ms) for tp in partitions})
+        ends = await consumer.end_offsets(partitions)
+        return {tp: (at[tp].offset if at.get(tp) is not None else ends[tp]) for tp in partitions}
     finally:
         await consumer.stop()
 
@@ -87,6 +103,14 @@ class TopicReader:
                     out.append(ReadRecord(record, decoded, None, raw.timestamp))
         return out
 
+    async def caught_up(self, ends: dict[TopicPartition, int]) -> bool:
+        """Whether every assigned partition has been read up to `ends` (offsets taken earlier)."""
+        assert self._consumer is not None
+        for tp in self._consumer.assignment():
+            if await self._consumer.position(tp) < ends.get(tp, 0):
+                return False
+        return True
+
     async def until(
         self,
         done: Callable[[list[ReadRecord]], bool],
@@ -128,6 +152,35 @@ class TopicReader:
                 seen.extend(batch)
                 quiet_since = time.monotonic()
         return seen
+
+
+async def read_to_end(
+    settings: Settings,
+    topics: Sequence[str],
+    *,
+    start: dict[TopicPartition, int] | None = None,
+    on_batch: Callable[[list[ReadRecord], int], None] | None = None,
+    timeout_s: float = 600.0,
+) -> list[ReadRecord]:
+    """Everything the topics hold from `start` (default: the beginning) up to their end now.
+
+    `on_batch(batch, total)` reports progress: `total` is how many records there are to read.
+    """
+    ends = await end_offsets(settings, topics)
+    seen: list[ReadRecord] = []
+    async with TopicReader(settings, topics, start=start) as reader:
+        assert reader._consumer is not None
+        first = {tp: await reader._consumer.position(tp) for tp in reader._consumer.assignment()}
+        total = sum(max(0, ends.get(tp, 0) - offset) for tp, offset in first.items())
+        deadline = time.monotonic() + timeout_s
+        while not await reader.caught_up(ends):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {', '.join(topics)} took longer than {timeout_s:.0f} s")
+            batch = [r for r in await reader.poll() if r.record.offset < ends.get(TopicPartition(r.record.topic, r.record.partition), 0)]
+            seen.extend(batch)
+            if on_batch is not None and batch:
+                on_batch(batch, total)
+    return seen
 
 
 class Publisher:

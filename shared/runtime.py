@@ -19,6 +19,7 @@ from faststream.specification import AsyncAPI
 from prometheus_client import CollectorRegistry, make_asgi_app
 from redis.asyncio import Redis
 
+from shared.asyncapi import describe_events
 from shared.messaging import ensure_topics
 from shared.settings import Settings
 
@@ -89,6 +90,7 @@ def build_app(
         if redis is not None:
             await redis.aclose()
 
+    describe_events(broker)
     app = FleetApp(
         broker,
         logger=logging.getLogger(f"creditwindow.{service}.app"),

@@ -16,6 +16,7 @@ from shared.contracts import EVENT_TYPES, DeadLetter, Event, deterministic_id
 
 __all__ = [
     "MAX_EVENT_BYTES",
+    "REPLAY_HEADER",
     "Record",
     "RefusedRecord",
     "WireMessage",
@@ -32,6 +33,8 @@ MAX_EVENT_BYTES = 64 * 1024
 MAX_DEAD_LETTER_PAYLOAD = 256 * 1024
 # pydantic's JSON parser refuses deeper nesting on its own; this bound is ours and documented.
 MAX_JSON_DEPTH = 32
+# Header of a record re-published from a dead letter (`creditwindow dlq replay`): the letter's event_id.
+REPLAY_HEADER = "replay_of"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,5 +189,7 @@ def dead_letter_for(refused: RefusedRecord, *, failed_by: str) -> DeadLetter:
         payload_b64=base64.b64encode(kept).decode(),
         payload_truncated=len(kept) < len(raw),
         headers=headers,
+        # A replay that fails again says which dead letter it came from.
+        replayed_from=headers[REPLAY_HEADER][:80] if REPLAY_HEADER in headers else None,
     )
 

@@ -15,6 +15,7 @@ from services.policy.document import load_policy
 from services.policy.handlers import PolicyDeps, build_router, refuse_updates, restore_policy
 from services.policy.metrics import PolicyMetrics
 from services.policy.redis_limits import RedisLimits
+from services.policy.shadow import LiveBook, ShadowLimits, ShadowOutbox
 from shared.logging import configure_logging
 from shared.messaging import Outbox, is_transient, make_broker
 from shared.redis_connection import make_redis
@@ -35,9 +36,10 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     registry = CollectorRegistry()
     broker = make_broker(settings, service=service, middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service)])
     redis = make_redis(settings)
-    store = RedisLimits(redis, settings.redis_prefix)
+    # Shadow mode: the candidate decides in memory (Redis only read) and dead-letters nothing.
+    store = ShadowLimits(LiveBook(redis, settings.redis_prefix)) if settings.shadow else RedisLimits(redis, settings.redis_prefix)
     state = PolicyState(load_policy(settings.policy_path), source=f"file:{settings.policy_path.name}")
-    outbox = Outbox(broker, service=service)
+    outbox = (ShadowOutbox if settings.shadow else Outbox)(broker, service=service)
     metrics = PolicyMetrics(registry)
     decider = Decider(store=store, outbox=outbox, topics=settings.topics, state=state, shadow=settings.shadow)
     deps = PolicyDeps(settings, outbox, metrics, decider, state)
@@ -59,6 +61,10 @@ def create_app(settings: Settings | None = None) -> FleetApp:
             await asyncio.sleep(SWEEP_INTERVAL_S)
 
     async def restore() -> None:
+        if settings.shadow:
+            # The candidate file is the shadow's policy: signed updates for the live fleet do not replace it.
+            log.info("shadow_policy", policy=state.active.label, source=state.source, topic=settings.topics.shadow_windows)
+            return
         if settings.uses_dev_signing_key:
             log.warning("dev_signing_key", hint="set CW_POLICY_SIGNING_KEY outside the local platform")
         refused_at_start.extend(await restore_policy(settings, state))

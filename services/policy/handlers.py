@@ -49,7 +49,8 @@ def build_router(deps: PolicyDeps) -> KafkaRouter:
     out_topic = topics.shadow_windows if settings.shadow else topics.windows
     router.publisher(out_topic, schema=WindowOpened, title=f"{out_topic}:WindowOpened")
     router.publisher(out_topic, schema=WindowClosed, title=f"{out_topic}:WindowClosed")
-    router.publisher(topics.deadletter, schema=DeadLetter, title="credit.deadletter:DeadLetter")
+    if not settings.shadow:
+        router.publisher(topics.deadletter, schema=DeadLetter, title="credit.deadletter:DeadLetter")
     service = "policy-shadow" if settings.shadow else "policy"
 
     @router.subscriber(
@@ -67,6 +68,9 @@ def build_router(deps: PolicyDeps) -> KafkaRouter:
             lambda: deps.decider.decide([score for _, score in batch.events]), settings=settings, what="decide"
         )
         deps.metrics.observe(decisions, refused=batch.refused)
+
+    if settings.shadow:
+        return router  # a shadow keeps its candidate policy: it does not follow credit.policy
 
     @router.subscriber(
         topics.policy,
@@ -121,6 +125,7 @@ async def refuse_updates(deps: PolicyDeps, refused: list[RefusedRecord]) -> None
     """Dead-letter refused updates (ids are per record: replicas and restarts write the same letter)."""
     for verdict in refused:
         deps.metrics.policy_updates.labels(verdict.error_type).inc()
+        deps.metrics.dead_letters.labels(verdict.record.topic, verdict.error_type).inc()
         log.error("policy_update_refused", error_type=verdict.error_type, error=verdict.error, offset=verdict.record.offset)
     if refused:
         await retry_transient(

@@ -1,0 +1,81 @@
+"""What every operator command shares: the consoles, `--json`, clear errors, and reaching Kafka and Redis.
+
+A command that cannot reach the broker or Redis says which address it tried and how to start the
+local platform, instead of printing a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rich.console import Console
+
+from shared.contracts import Topics
+from shared.settings import Settings
+
+__all__ = ["JsonOption", "console", "err", "fail", "reach", "resolve_topic", "unreachable_message"]
+
+T = TypeVar("T")
+
+console = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print data as JSON.")]
+
+_HOW_TO_START = "Start the local platform with `creditwindow dev up` (or set KAFKA_BOOTSTRAP_SERVERS / REDIS_URL)."
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print an error on stderr and leave with `code`."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def unreachable_message(exc: BaseException, settings: Settings) -> str | None:
+    """The operator's message for a connection failure, or None when `exc` is something else."""
+    if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError)):
+        return f"Kafka at {settings.kafka_servers} does not answer ({str(exc)[:200]}). {_HOW_TO_START}"
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError)):
+        return f"Redis at {settings.redis_dsn} does not answer ({str(exc)[:200]}). {_HOW_TO_START}"
+    return None
+
+
+def reach(operation: Callable[[], Awaitable[T]], settings: Settings) -> T:
+    """Run an async operation against Kafka and/or Redis; a connection failure ends the command clearly."""
+    try:
+        return asyncio.run(operation())  # type: ignore[arg-type]
+    except Exception as exc:
+        message = unreachable_message(exc, settings)
+        if message is None:
+            raise
+        fail(message)
+
+
+_SHORT_NAMES = {
+    "applications": "applications",
+    "scores": "scores",
+    "windows": "windows",
+    "notifications": "notifications",
+    "policy": "policy",
+    "deadletter": "deadletter",
+    "dlq": "deadletter",
+    "shadow": "shadow_windows",
+    "windows.shadow": "shadow_windows",
+}
+
+
+def resolve_topic(name: str, topics: Topics) -> str:
+    """A topic by short name (`windows`), base name (`credit.windows`) or full name, in the namespace."""
+    base = name.removeprefix(f"{topics.namespace}.") if topics.namespace else name
+    base = base.removeprefix("credit.")
+    attribute = _SHORT_NAMES.get(base)
+    if attribute is None:
+        known = ", ".join(sorted(k for k in _SHORT_NAMES if k != "dlq"))
+        raise ValueError(f"unknown topic {name!r}: use one of {known} (with or without the `credit.` prefix)")
+    return str(getattr(topics, attribute))

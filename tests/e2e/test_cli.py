@@ -1,0 +1,312 @@
+"""The operators' CLI as an operator runs it (a subprocess), on the real broker and Redis.
+
+Each test has its own topic and Redis namespace, passed to the CLI in its environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from redis.asyncio import Redis
+
+from creditwindow.topics_io import Publisher, ReadRecord, TopicReader, read_to_end
+from shared.contracts import DeadLetter, ScoreComputed, WindowClosed, WindowOpened
+from shared.germancredit import applications
+from shared.messaging import ensure_topics
+from shared.settings import Settings
+from shared.wire import REPLAY_HEADER, encode
+from tests.conftest import settings_for
+from tests.e2e.conftest import RunningFleet, start_fleet
+from tests.unit.policy.factories import default_policy, score
+
+_ids = itertools.count(1)
+
+
+def _score(points: float = 600.0, **kwargs: object) -> ScoreComputed:
+    n = next(_ids)
+    return score(application_id=f"app_cli_{n:06d}_{time.time_ns() % 10**8}", customer_id=f"cus_cli_{n:06d}_{time.time_ns() % 10**6:06d}", points=points, **kwargs)  # type: ignore[arg-type]
+
+
+def _policy_file(path: Path, version: int, **changes: object) -> Path:
+    data = default_policy(**changes).model_dump(mode="json")
+    data["version"] = version
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+async def settings(endpoints: dict[str, str], namespace: str) -> Settings:
+    made = settings_for(endpoints, namespace)
+    await ensure_topics(made)
+    return made
+
+
+@pytest.fixture
+def cli_env(endpoints: dict[str, str], namespace: str) -> dict[str, str]:
+    return {**os.environ, **endpoints, "CW_TOPIC_NAMESPACE": namespace, "COLUMNS": "200", "CW_LOG_FORMAT": "json"}
+
+
+async def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`creditwindow ARGS` in a subprocess, as an operator runs it."""
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "creditwindow", *args], env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result.stdout
+
+
+async def _publish(settings: Settings, topic: str, events: list) -> None:  # type: ignore[type-arg]
+    async with Publisher(settings) as publisher:
+        await asyncio.gather(*[await publisher.send(topic, e) for e in events])
+
+
+async def _read_until(settings: Settings, topics: list[str], done, timeout_s: float = 60) -> list[ReadRecord]:  # type: ignore[no-untyped-def]
+    async with TopicReader(settings, topics) as reader:
+        seen = await reader.until(done, timeout_s=timeout_s)
+    assert done(seen), f"timed out waiting on {topics}: {len(seen)} records"
+    return seen
+
+
+@pytest.fixture
+async def policy_fleet(endpoints: dict[str, str], namespace: str, log_root: Path) -> AsyncIterator[RunningFleet]:
+    running = await start_fleet(endpoints, namespace, log_root, services=("policy",))
+    try:
+        yield running
+    finally:
+        running.fleet.stop()
+
+
+# --- tail -----------------------------------------------------------------------------------------
+
+
+async def test_tail_shows_a_published_application_decoded_and_filtered(settings: Settings, cli_env: dict[str, str]) -> None:
+    (application,) = applications(f"tail{time.time_ns() % 10**9}", count=1)
+    await _publish(settings, settings.topics.applications, [application])
+
+    lines = _ok(await cli(cli_env, "tail", "applications", "--from-beginning", "--json")).splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert (record["topic"], record["event_type"], record["key"]) == (settings.topics.applications, "ApplicationReceived", application.customer_id)
+    assert record["event"]["application_id"] == application.application_id
+
+    table = _ok(await cli(cli_env, "tail", "credit.applications", "scores", "--from-beginning", "--customer", application.customer_id))
+    assert application.customer_id in table and "ApplicationReceived" in table and f"asks {application.facts.requested_amount:,}" in table
+    assert _ok(await cli(cli_env, "tail", "applications", "--from-beginning", "--type", "WindowClosed", "--json")) == ""
+    assert _ok(await cli(cli_env, "tail", "applications", "--from-beginning", "--customer", "cus_nobody_000001", "--json")) == ""
+
+
+async def test_tail_follows_new_events_until_its_limit(settings: Settings, cli_env: dict[str, str]) -> None:
+    (application,) = applications(f"follow{time.time_ns() % 10**9}", count=1)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "creditwindow", "tail", "applications", "--json", "--limit", "1"],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while follower.poll() is None and time.monotonic() < deadline:
+            await _publish(settings, settings.topics.applications, [application])  # until the follower has started and sees one
+            await asyncio.sleep(1.0)
+        out, errors = follower.communicate(timeout=10)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0, errors
+    (line,) = out.splitlines()
+    assert json.loads(line)["event"]["application_id"] == application.application_id
+
+
+# --- policy -----------------------------------------------------------------------------------------
+
+
+async def test_policy_apply_refuses_an_invalid_file_naming_the_field(policy_fleet: RunningFleet, cli_env: dict[str, str], tmp_path: Path) -> None:
+    bad = _policy_file(tmp_path / "bad.yaml", 2)
+    bad.write_text(bad.read_text().replace("apr: 0.073", "apr: 0.5"))
+    result = await cli(cli_env, "policy", "apply", str(bad), "--yes")
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert "grades.A.apr: Input should be less than or equal to 0.36" in message and "is not a valid policy" in message
+    assert await read_to_end(policy_fleet.settings, [policy_fleet.settings.topics.policy]) == []
+
+
+async def test_policy_apply_signs_and_publishes_a_valid_file_that_the_fleet_applies(policy_fleet: RunningFleet, cli_env: dict[str, str], tmp_path: Path) -> None:
+    settings = policy_fleet.settings
+    candidate = _policy_file(tmp_path / "strict.yaml", 2, cutoffs__individual=700.0)
+
+    diff = _ok(await cli(cli_env, "policy", "diff", str(candidate)))
+    assert "default@1" in diff and "default@2" in diff and "+  individual: 700.0" in diff
+
+    applied = json.loads(_ok(await cli(cli_env, "policy", "apply", str(candidate), "--yes", "--json")))
+    assert (applied["applied"], applied["previous"], applied["topic"]) == ("default@2", "default@1", settings.topics.policy)
+    shown = json.loads(_ok(await cli(cli_env, "policy", "show", "--json")))
+    assert shown["policy"] == "default@2" and shown["document"]["cutoffs"]["individual"] == 700.0
+
+    decided: WindowOpened | WindowClosed | None = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (decided is None or decided.policy_version != "default@2"):
+        probe = _score(points=650)  # the replica applies the update asynchronously: probe until it has
+        await _publish(settings, settings.topics.scores, [probe])
+        seen = await _read_until(settings, [settings.topics.windows], lambda s, a=probe.application_id: any(getattr(r.event, "application_id", None) == a for r in s))
+        decided = next(r.event for r in seen if getattr(r.event, "application_id", None) == probe.application_id)  # type: ignore[assignment]
+    assert isinstance(decided, WindowClosed) and decided.policy_version == "default@2"
+    assert (decided.category, decided.reason) == ("credit", "score_below_cutoff")
+
+    again = await cli(cli_env, "policy", "apply", str(candidate), "--yes")
+    assert again.returncode == 1 and "would be refused by the fleet (replayed)" in " ".join(again.stderr.split())
+
+
+# --- dlq ----------------------------------------------------------------------------------------
+
+
+async def test_dlq_replay_republishes_each_letter_to_its_source_once(policy_fleet: RunningFleet, cli_env: dict[str, str]) -> None:
+    settings = policy_fleet.settings
+    topics = settings.topics
+    # A record the policy refuses now, and a letter left by an older release for a score that is fine today.
+    async with Publisher(settings) as publisher:
+        await (await publisher.send_raw(topics.scores, b'{"event_type": "ScoreComputed"}', key=b"cus_dlq_broken01", headers=[("event_type", b"ScoreComputed")]))
+    fine = _score()
+    wire = encode(fine)
+    old_letter = DeadLetter(
+        correlation_id=fine.application_id, producer="policy", error="schema_version 1 is not accepted", error_type="invalid",
+        failed_by="policy", source_topic=topics.scores, source_partition=0, source_offset=0, source_key=fine.customer_id,
+        payload_b64=base64.b64encode(wire.value).decode(), headers=wire.headers,
+    )  # fmt: skip
+    await _publish(settings, topics.deadletter, [old_letter])
+    await _read_until(settings, [topics.deadletter], lambda s: sum(isinstance(r.event, DeadLetter) for r in s) >= 2)
+
+    listed = json.loads(_ok(await cli(cli_env, "dlq", "list", "--json")))
+    assert {row["error_type"] for row in listed} == {"invalid"} and len(listed) == 2
+    refused = next(row for row in listed if row["id"] != str(old_letter.event_id))
+    assert refused["key"] == "cus_dlq_broken01" and refused["replayed_to"] is None
+    shown = json.loads(_ok(await cli(cli_env, "dlq", "show", str(old_letter.event_id)[:8], "--json")))
+    assert fine.application_id in shown["payload"]
+
+    replayed = json.loads(_ok(await cli(cli_env, "dlq", "replay", "--all", "--json")))
+    assert sorted(r["id"] for r in replayed["replayed"]) == sorted(row["id"] for row in listed)
+
+    # the fixed one is decided now; the broken one is refused again and says it was a replay
+    seen = await _read_until(
+        settings, [topics.windows, topics.deadletter],
+        lambda s: any(getattr(r.event, "application_id", None) == fine.application_id for r in s)
+        and any(isinstance(r.event, DeadLetter) and r.event.replayed_from == refused["id"] for r in s),
+    )  # fmt: skip
+    assert any(isinstance(r.event, WindowOpened) and r.event.application_id == fine.application_id for r in seen)
+
+    second = json.loads(_ok(await cli(cli_env, "dlq", "replay", "--all", "--json")))
+    assert second["replayed"] == []
+    reasons = {s["id"]: s["why"] for s in second["skipped"]}
+    assert reasons[str(old_letter.event_id)].startswith("already replayed to ") and reasons[refused["id"]].startswith("already replayed to ")
+    assert any(why.startswith(f"a replay of {refused['id'][:8]}") for why in reasons.values())
+
+    replays = [r for r in await read_to_end(settings, [topics.scores]) if any(k == REPLAY_HEADER for k, _ in r.record.headers)]
+    assert sorted(dict(r.record.headers)[REPLAY_HEADER].decode() for r in replays) == sorted(row["id"] for row in listed)
+
+
+# --- simulate -----------------------------------------------------------------------------------------
+
+
+async def test_simulate_compares_a_candidate_with_the_active_policy_without_side_effects(settings: Settings, cli_env: dict[str, str], tmp_path: Path) -> None:
+    strong, middling, weak = _score(points=600), _score(points=530), _score(points=400)
+    await _publish(settings, settings.topics.scores, [strong, middling, weak])
+    candidate = _policy_file(tmp_path / "candidate.yaml", 2, cutoffs__individual=560.0)
+
+    result = json.loads(_ok(await cli(cli_env, "simulate", "--policy", str(candidate), "--json")))
+    assert (result["active"], result["candidate"], result["applications"]) == ("default@1", "default@2", 3)
+    individual = result["segments"]["individual"]
+    assert (individual["before"]["opened"], individual["after"]["opened"]) == (2, 1)
+    assert individual["before"]["approval_rate"] == pytest.approx(2 / 3) and individual["after"]["approval_rate"] == pytest.approx(1 / 3)
+    assert individual["after"]["total_limit"] < individual["before"]["total_limit"]
+    assert individual["after"]["expected_loss"] < individual["before"]["expected_loss"]
+    (changed,) = result["changed"]
+    assert (changed["customer_id"], changed["after"]) == (middling.customer_id, "closed credit/score_below_cutoff")
+
+    text = _ok(await cli(cli_env, "simulate", "--policy", str(candidate)))
+    assert "1 application(s) would be decided differently" in text and middling.customer_id in text
+    assert await read_to_end(settings, [settings.topics.windows, settings.topics.shadow_windows, settings.topics.policy]) == []
+    redis = Redis.from_url(settings.redis_dsn)
+    try:
+        assert [key async for key in redis.scan_iter(match=f"{settings.redis_prefix}*")] == []
+    finally:
+        await redis.aclose()
+
+
+# --- shadow -----------------------------------------------------------------------------------------
+
+
+def _serving_address(log: Path, process: subprocess.Popen[bytes], timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        match = re.search(r"Uvicorn running on (http://[0-9.]+:[0-9]+)", log.read_text(errors="replace"))
+        if match:
+            try:
+                if httpx.get(f"{match.group(1)}/health", timeout=2).status_code == 200:
+                    return match.group(1)
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.2)
+    raise TimeoutError(log.read_text())
+
+
+async def test_a_shadow_policy_decides_beside_the_live_one_without_effects_and_is_reported(
+    endpoints: dict[str, str], namespace: str, log_root: Path, settings: Settings, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    topics = settings.topics
+    candidate = _policy_file(tmp_path / "candidate.yaml", 2, cutoffs__individual=560.0)
+    log = tmp_path / "shadow.log"
+    with log.open("wb") as out:
+        shadow = subprocess.Popen(
+            [sys.executable, "-m", "creditwindow", "shadow", "run", "--policy", str(candidate), "--port", "0"],
+            env=cli_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    try:
+        await asyncio.to_thread(_serving_address, log, shadow)
+        strong, middling, weak = _score(points=600), _score(points=530), _score(points=400)
+        await _publish(settings, topics.scores, [strong, middling, weak])
+        async with Publisher(settings) as publisher:
+            await (await publisher.send_raw(topics.scores, b"\x00garbage", key=b"cus_shadow_garbage"))
+        shadowed = await _read_until(settings, [topics.shadow_windows], lambda s: sum(r.event is not None for r in s) >= 3)
+        assert {r.event.policy_version for r in shadowed if r.event is not None} == {"default@2"}  # type: ignore[union-attr]
+
+        # no effects: nothing live decided, nothing dead-lettered, nothing written to Redis
+        assert await read_to_end(settings, [topics.windows, topics.deadletter, topics.notifications]) == []
+        redis = Redis.from_url(settings.redis_dsn)
+        try:
+            assert [key async for key in redis.scan_iter(match=f"{settings.redis_prefix}*")] == []
+        finally:
+            await redis.aclose()
+
+        live = await start_fleet(endpoints, namespace, log_root, services=("policy",))
+        try:
+            await _read_until(settings, [topics.windows], lambda s: sum(r.event is not None for r in s) >= 3)
+        finally:
+            live.fleet.stop()
+    finally:
+        shadow.send_signal(signal.SIGTERM)
+        shadow.wait(timeout=30)
+
+    report = json.loads(_ok(await cli(cli_env, "shadow", "report", "--json")))
+    assert (report["shadow_policies"], report["joined"], report["agreed"]) == (["default@2"], 3, 2)
+    assert report["agreement_rate"] == pytest.approx(2 / 3)
+    individual = report["segments"]["individual"]
+    assert (individual["live"]["opened"], individual["shadow"]["opened"]) == (2, 1)
+    (difference,) = report["differences"]
+    assert (difference["customer_id"], difference["after"]) == (middling.customer_id, "closed credit/score_below_cutoff")
+    text = _ok(await cli(cli_env, "shadow", "report"))
+    assert "66.7%" in text and middling.customer_id in text
