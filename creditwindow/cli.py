@@ -267,23 +267,14 @@ def faults(
         raise typer.Exit(1)
 
 
-def _mount_optional(name: str, module: str, help_text: str) -> None:
-    try:
-        sub = importlib.import_module(module).app
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith(module.split(".")[0]):
-            return
-        raise
-    app.add_typer(sub, name=name, help=help_text)
-
-
-_mount_optional("model", "creditwindow.model_cli", "Train, evaluate and watch the scorecard.")
 
 # Operators' commands, each in its own module.
-from creditwindow import asyncapi_docs, dlq, policy_cli, shadow, simulate, tail  # noqa: E402
+from creditwindow import asyncapi_docs, dlq, experiment_cli, model_cli, policy_cli, shadow, simulate, tail  # noqa: E402
 
 app.command("tail")(tail.tail)
 app.command("simulate")(simulate.simulate)
+app.add_typer(model_cli.app, name="model", help="Train, evaluate and watch the scorecard.")
+app.add_typer(experiment_cli.app, name="experiment", help="Offline experiments (budget pacing).")
 app.add_typer(policy_cli.app, name="policy")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(shadow.app, name="shadow")

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from services.policy.pacing_experiment import (
+from creditwindow.pacing_experiment import (
     DEFAULT_GRID,
     DEFAULT_SEED,
     DEFAULT_SHARES,

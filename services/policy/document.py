@@ -110,8 +110,8 @@ class Pacing(_Part):
     """
 
     enabled: bool = True
-    max_margin: float = Field(default=0.03, ge=0, le=1, description="Required margin at a full budget.")
-    steepness: float = Field(default=2.0, gt=0, le=20)
+    max_margin: float = Field(default=0.02, ge=0, le=1, description="Required margin at a full budget.")
+    steepness: float = Field(default=0.5, gt=0, le=20)
 
 
 class Pricing(_Part):

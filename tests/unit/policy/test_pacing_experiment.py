@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from creditwindow.experiment_cli import app
 from services.policy.budget import BudgetState
 from services.policy.document import Budget, Pacing, PolicyDocument
-from services.policy.pacing_experiment import (
+from creditwindow.pacing_experiment import (
     Case,
     Experiment,
     Level,
