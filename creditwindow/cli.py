@@ -247,7 +247,7 @@ def cache_rebuild(
 @app.command("faults")
 def faults(
     applications: Annotated[int, typer.Option(help="Applications to publish.")] = 20_000,
-    seconds: Annotated[float, typer.Option(help="How long publishing (and the faults) last.")] = 150.0,
+    seconds: Annotated[float, typer.Option(help="How long publishing (and the faults) last.")] = 240.0,
     seed: Annotated[int, typer.Option(help="Seed of the input and of the fault moments.")] = 20261128,
     report: Annotated[Path, typer.Option(help="Where to write the markdown report.")] = Path("docs/reliability.md"),
     as_json: JsonOption = False,

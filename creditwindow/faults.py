@@ -54,9 +54,10 @@ class FaultPlan:
     malformed_share: float = 0.05
     duplicate_share: float = 0.05
     replicas: int = 2
-    publish_seconds: float = 150.0  # faults happen while applications keep arriving
+    publish_seconds: float = 240.0  # faults happen while applications keep arriving
     seed: int = 20261128
     settle_timeout_s: float = 300.0
+    infrastructure: bool = True  # also stop and restart the broker and Redis (local platform only)
 
 
 @dataclass(slots=True)
@@ -170,21 +171,38 @@ async def _send_until_acked(
 # --- faults ------------------------------------------------------------------------------------------
 
 
-async def _chaos(plan: FaultPlan, fleet: Fleet, platform: LocalPlatform, faults: list[Fault], say: Any) -> None:
+_STREAM = {"scoring": "scores", "policy": "windows", "notification": "notifications"}
+
+
+def _stream_of(fault: Fault) -> str:
+    if fault.kind in ("sigkill", "replica_down"):
+        return _STREAM[fault.target.rsplit("-", 1)[0]]
+    return "notifications"  # broker or Redis: the end of the chain flows only when everything does
+
+
+async def _await_flow(flow: dict[str, list[float]], stream: str, since: float, timeout_s: float) -> float | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        after = [t for t in flow[stream][-200:] if t > since]
+        if after:
+            return min(after) - since
+        await asyncio.sleep(0.05)
+    return None
+
+
+async def _chaos(
+    plan: FaultPlan, fleet: Fleet, platform: LocalPlatform, faults: list[Fault], flow: dict[str, list[float]], say: Any
+) -> None:
+    """Each fault in turn, at seeded random moments; the next starts only once the fleet recovered."""
     rng = random.Random(plan.seed + 1)
-    window = plan.publish_seconds
     names = sorted(fleet.processes)
-    # Seeded random moments, spread over the publishing window, never two faults at once.
     actions: list[tuple[str, str]] = [("sigkill", n) for n in names]
-    survivor_pairs = [n for n in names if n.endswith("-0")]
-    actions.append(("replica_down", rng.choice(survivor_pairs)))
-    actions += [("broker", "kafka"), ("redis", "redis")]
+    actions.append(("replica_down", rng.choice([n for n in names if n.endswith("-0")])))
+    if plan.infrastructure:
+        actions += [("broker", "kafka"), ("redis", "redis")]
     rng.shuffle(actions)
-    slot = window * 0.85 / len(actions)
-    began = time.monotonic()
+    await asyncio.sleep(plan.publish_seconds * 0.05)
     for i, (kind, target) in enumerate(actions):
-        at = began + window * 0.05 + i * slot + rng.uniform(0, slot * 0.3)
-        await asyncio.sleep(max(0.0, at - time.monotonic()))
         fault = Fault(kind, target, started=time.time())
         faults.append(fault)
         say(f"fault {i + 1}/{len(actions)}: {kind} {target}")
@@ -194,7 +212,7 @@ async def _chaos(plan: FaultPlan, fleet: Fleet, platform: LocalPlatform, faults:
             fleet.restart(target)
         elif kind == "replica_down":
             fleet.kill(target, signal.SIGKILL)
-            await asyncio.sleep(min(slot * 0.6, 20.0))  # the other replica carries its partitions meanwhile
+            await asyncio.sleep(rng.uniform(8.0, 12.0))  # the other replica carries its partitions meanwhile
             fleet.restart(target)
         elif kind == "broker":
             await asyncio.to_thread(platform.stop_kafka)
@@ -205,6 +223,11 @@ async def _chaos(plan: FaultPlan, fleet: Fleet, platform: LocalPlatform, faults:
             await asyncio.sleep(rng.uniform(2.0, 5.0))
             await asyncio.to_thread(platform.start_redis)
         fault.restored = time.time()
+        fault.recovered_after_s = await _await_flow(flow, _stream_of(fault), fault.restored, timeout_s=90.0)
+        if fault.recovered_after_s is not None:
+            fault.recovered_after_s = round(fault.recovered_after_s, 3)
+        say(f"  back after {fault.restored - fault.started:.1f} s down; flowing again {fault.recovered_after_s} s later")
+        await asyncio.sleep(rng.uniform(1.0, 4.0))
 
 
 async def _watch(settings: Settings, stop: asyncio.Event, flow: dict[str, list[float]]) -> None:
@@ -219,17 +242,6 @@ async def _watch(settings: Settings, stop: asyncio.Event, flow: dict[str, list[f
                         flow[names[item.record.topic]].append(time.time())
         except Exception:
             await asyncio.sleep(1.0)  # the broker is down: read again when it is back
-
-
-def _recovery(faults: list[Fault], flow: dict[str, list[float]]) -> None:
-    stream = {"scoring": "scores", "policy": "windows", "notification": "notifications"}
-    for fault in faults:
-        if fault.kind in ("sigkill", "replica_down"):
-            name = stream[fault.target.rsplit("-", 1)[0]]
-        else:
-            name = "notifications"  # the end of the chain: everything before it flows again
-        after = [t for t in flow[name] if t > fault.restored]
-        fault.recovered_after_s = round(min(after) - fault.restored, 3) if after else None
 
 
 # --- the books ---------------------------------------------------------------------------------------
@@ -354,15 +366,23 @@ async def _check(settings: Settings, published: _Published, seen: dict[str, list
 async def _run(plan: FaultPlan, console: Console) -> FaultReport:
     base = Settings()
     platform = LocalPlatform(base, say=lambda line: console.print(line, highlight=False))
-    if platform.kafka_external or platform.redis_external:
-        raise PlatformError("the fault suite stops and starts Kafka and Redis: run it on the local platform (unset KAFKA_BOOTSTRAP_SERVERS/REDIS_URL)")
+    if plan.infrastructure and (platform.kafka_external or platform.redis_external):
+        raise PlatformError(
+            "the fault suite stops and starts Kafka and Redis: run it on the local platform "
+            "(unset KAFKA_BOOTSTRAP_SERVERS/REDIS_URL), or without infrastructure faults"
+        )
     await asyncio.to_thread(platform.up)
     namespace = f"faults{time.strftime('%m%d%H%M%S')}"
     settings = base.model_copy(update={"topic_namespace": namespace})
     await ensure_topics(settings)
     report = FaultReport(plan=plan, namespace=namespace)
     fleet = Fleet(
-        env={"CW_TOPIC_NAMESPACE": namespace, "CW_RETRY_MAX_MS": "2000"},
+        env={
+            "CW_TOPIC_NAMESPACE": namespace,
+            "CW_RETRY_MAX_MS": "2000",
+            **({"KAFKA_BOOTSTRAP_SERVERS": base.kafka_servers} if platform.kafka_external else {}),
+            **({"REDIS_URL": base.redis_dsn} if platform.redis_external else {}),
+        },
         log_dir=base.home / "logs" / namespace,
         replicas=plan.replicas,
         services=SERVICES,
@@ -381,7 +401,7 @@ async def _run(plan: FaultPlan, console: Console) -> FaultReport:
             watcher = asyncio.create_task(_watch(settings, stop_watch, flow))
             await asyncio.gather(
                 _publish(settings, plan, published, progress, sending),
-                _chaos(plan, fleet, platform, report.faults, lambda line: progress.console.print(line)),
+                _chaos(plan, fleet, platform, report.faults, flow, lambda line: progress.console.print(line)),
             )
             for proc in fleet.processes.values():  # anything still down comes back for the count
                 if not proc.alive:
@@ -389,7 +409,6 @@ async def _run(plan: FaultPlan, console: Console) -> FaultReport:
             seen = await _read_all(settings, published, plan.settle_timeout_s, progress, deciding)
             stop_watch.set()
             await watcher
-        _recovery(report.faults, flow)
         await _check(settings, published, seen, report)
         report.counts["service_restarts"] = sum(p.restarts for p in fleet.processes.values())
         report.counts["unexpected_exits"] = len(fleet.exited())

@@ -51,6 +51,7 @@ class Fleet:
     replicas: int = 1
     services: tuple[str, ...] = SERVICES
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service
+    instance_prefix: str = ""  # two fleets in one namespace need distinct instance ids
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -66,7 +67,7 @@ class Fleet:
             "CW_LOG_FORMAT": "json",
             **self.env,
             **self.extra_env.get(proc.service, {}),
-            "CW_INSTANCE_ID": proc.name,
+            "CW_INSTANCE_ID": f"{self.instance_prefix}{proc.name}",
         }
         with proc.log_path.open("ab") as log:
             proc.process = subprocess.Popen(

@@ -42,7 +42,13 @@ def endpoints() -> Iterator[dict[str, str]]:
 
         with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka, RedisContainer("redis:7") as redis:
             host, port = redis.get_container_host_ip(), redis.get_exposed_port(6379)
-            yield {"KAFKA_BOOTSTRAP_SERVERS": kafka.get_bootstrap_server(), "REDIS_URL": f"redis://{host}:{port}/0"}
+            found = {"KAFKA_BOOTSTRAP_SERVERS": kafka.get_bootstrap_server(), "REDIS_URL": f"redis://{host}:{port}/0"}
+            os.environ.update(found)  # the CLI and the fault suite read their endpoints from the environment
+            try:
+                yield found
+            finally:
+                for name in found:
+                    os.environ.pop(name, None)
         return
     from creditwindow.platform import LocalPlatform
 

@@ -29,6 +29,7 @@ async def test_a_new_model_version_replaces_the_old_without_losing_or_doubling_a
         env={**endpoints, "CW_TOPIC_NAMESPACE": namespace, "CW_MODEL_PATH": str(v2_path)},
         log_dir=log_root / namespace / "v2",
         services=("scoring",),
+        instance_prefix="v2-",
     )
     topics = running.settings.topics
     batch = list(applications("rollout", count=600))
