@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
@@ -90,6 +90,7 @@ class Decider:
         """Decide a batch; returns the decisions published now (not those published before)."""
         policy = self.state.active
         now = self.clock()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the store keeps milliseconds
         unique: dict[str, ScoreComputed] = {}
         for score in scores:
             unique.setdefault(score.application_id, score)  # a duplicate in the same batch is the same application
@@ -103,7 +104,13 @@ class Decider:
             if allocation.stored_event is not None:
                 decisions.append(_parse_decision(allocation.stored_event))
                 continue
-            decision = decide(proposal, allocation, policy, now)
+            if not allocation.fresh and allocation.decided_at_ms:
+                # Decided before but never remembered (a crash in between): build it as it was then.
+                then = datetime.fromtimestamp(allocation.decided_at_ms / 1000, UTC)
+                proposal = propose(proposal.score, policy, then, trigger)
+                decision = decide(proposal, allocation, policy, then)
+            else:
+                decision = decide(proposal, allocation, policy, now)
             decisions.append(decision)
             new_records.append((proposal.record_key, decision.model_dump_json().encode()))
         keys = {p.decision_id: p.record_key for p in proposals}

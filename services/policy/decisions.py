@@ -36,6 +36,7 @@ class Proposal:
     decision_id: uuid.UUID
     policy_label: str
     trigger: Trigger = "application"
+    decided_at: datetime = datetime.min.replace(tzinfo=UTC)
 
     @property
     def record_key(self) -> str:
@@ -50,7 +51,7 @@ class Proposal:
         return not (isinstance(self.verdict, Close) and self.verdict.category == "system")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Allocation:
     """The limit store's answer for one proposal."""
 
@@ -62,13 +63,14 @@ class Allocation:
     available: int
     budget_bound: bool = False  # the segment budget, not a cap or the grade, set the limit
     expected_loss_fen: int = 0  # limit x PD x LGD as reserved, in fen
+    decided_at_ms: int = 0  # when the store first decided it: a rebuilt event uses that time
     stored_event: bytes | None = None
     published: bool = False
 
 
 def propose(score: ScoreComputed, policy: PolicyDocument, now: datetime, trigger: Trigger = "application") -> Proposal:
     key = score.application_id if trigger == "application" else f"{score.application_id}~r"
-    return Proposal(score, evaluate(score, policy, now), decision_id_for(key), policy.label, trigger)
+    return Proposal(score, evaluate(score, policy, now), decision_id_for(key), policy.label, trigger, now)
 
 
 def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, now: datetime) -> Decision:

@@ -59,14 +59,14 @@ local function rdown(x, step) return math.floor(x / step + 1e-9) * step end
 #  13 exposure cap, 14 el cap, 15 pacing enabled (1/0), 16 max_margin, 17 steepness, 18 round_to,
 #  19 min_limit, 20 valid_until ms, 21 supersedes (1/0), 22 apr, 23 policy label, 24 category,
 #  25 reason, 26 region, 27 channel, 28 locale, 29 partner, 30 model_id, 31 application_id,
-#  32 score json to decide again later ('' if none), 33 when (ms)
+#  32 score json to decide again later ('' if none), 33 when (ms), 34 decided at (ms)
 # ARGV 2 is the decision's record key: the application id, or for a re-decision the application id + '~r'.
 _DECIDE = _COMMON + r"""
 local app_id, customer, segment, kind = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local app_key = P .. 'app:' .. app_id
-local seen = redis.call('HMGET', app_key, 'seq', 'granted', 'refusal', 'part', 'available', 'event', 'published', 'budget_bound', 'el_fen')
+local seen = redis.call('HMGET', app_key, 'seq', 'granted', 'refusal', 'part', 'available', 'event', 'published', 'budget_bound', 'el_fen', 'decided_at')
 if seen[1] then
-  return {'existing', seen[1], seen[2] or '0', seen[3] or '', seen[4] or '0', seen[5] or '0', seen[6] or '', seen[7] or '0', seen[8] or '0', seen[9] or '0'}
+  return {'existing', seen[1], seen[2] or '0', seen[3] or '', seen[4] or '0', seen[5] or '0', seen[6] or '', seen[7] or '0', seen[8] or '0', seen[9] or '0', seen[10] or '0'}
 end
 local granted, refusal, part, available, budget_bound = 0, '', 0, 0, 0
 local el_fen = 0
@@ -137,13 +137,13 @@ redis.call('HSET', app_key, 'seq', seq, 'granted', granted, 'refusal', refusal, 
   'available', available, 'budget_bound', budget_bound, 'status', status, 'el_fen', el_fen, 'customer', customer,
   'segment', segment, 'programme', ARGV[8], 'decision_id', ARGV[6], 'region', ARGV[26], 'channel', ARGV[27],
   'locale', ARGV[28], 'partner', ARGV[29], 'model_id', ARGV[30], 'policy_version', ARGV[23],
-  'application_id', ARGV[31])
+  'application_id', ARGV[31], 'decided_at', ARGV[34])
 if ARGV[32] ~= '' then
   -- closed for maintenance: keep the score to decide again when the maintenance ends
   redis.call('HSET', app_key, 'deferred_score', ARGV[32])
   redis.call('ZADD', P .. 'deferred', ARGV[33], app_id)
 end
-return {'new', tostring(seq), tostring(granted), refusal, tostring(part), tostring(available), '', '0', tostring(budget_bound), tostring(el_fen)}
+return {'new', tostring(seq), tostring(granted), refusal, tostring(part), tostring(available), '', '0', tostring(budget_bound), tostring(el_fen), ARGV[34]}
 """
 
 # ARGV: 1 prefix, 2 application_id, 3 closure decision_id, 4 category, 5 reason, 6 trigger, 7 now ms
@@ -289,6 +289,7 @@ class RedisLimits:
             score.application_id,
             score.model_dump_json() if defer else "",
             int(verdict.retry_after.timestamp() * 1000) if defer else 0,  # type: ignore[union-attr]
+            int(proposal.decided_at.timestamp() * 1000),
         ]
 
     @staticmethod
@@ -305,6 +306,7 @@ class RedisLimits:
             published=values[7] == "1",
             budget_bound=values[8] == "1",
             expected_loss_fen=int(float(values[9] or 0)),
+            decided_at_ms=int(values[10] or 0),
         )
 
     async def remember(self, decisions: Sequence[tuple[str, bytes]]) -> None:

@@ -158,7 +158,20 @@ class ShadowLimits:
             record = proposal.record_key
             seen = self.decided.get(record)
             if seen is not None:
-                out.append(Allocation(False, seen.seq, seen.granted, seen.refusal, seen.part, seen.available, seen.budget_bound, seen.el_fen, seen.event, seen.published))
+                out.append(
+                    Allocation(
+                        fresh=False,
+                        seq=seen.seq,
+                        granted=seen.granted,
+                        refusal=seen.refusal,
+                        programme_part=seen.part,
+                        available=seen.available,
+                        budget_bound=seen.budget_bound,
+                        expected_loss_fen=seen.el_fen,
+                        stored_event=seen.event,
+                        published=seen.published,
+                    )
+                )
                 continue
             out.append(await self._allocate_new(proposal, policy))
         return out
@@ -203,7 +216,16 @@ class ShadowLimits:
             )  # fmt: skip
         if isinstance(verdict, Close) and verdict.reason == "maintenance" and verdict.retry_after is not None:
             self.deferred[proposal.record_key] = (int(verdict.retry_after.timestamp() * 1000), score.model_dump_json().encode())
-        return Allocation(True, seq, granted, refusal, part, available, bound, el_fen)
+        return Allocation(
+            fresh=True,
+            seq=seq,
+            granted=granted,
+            refusal=refusal,
+            programme_part=part,
+            available=available,
+            budget_bound=bound,
+            expected_loss_fen=el_fen,
+        )
 
     async def remember(self, decisions: Sequence[tuple[str, bytes]]) -> None:
         for record, payload in decisions:

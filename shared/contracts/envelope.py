@@ -69,7 +69,7 @@ class Event(BaseModel):
     previous one. Changes are additive: a field is never removed or retyped within a version.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore", str_max_length=4096)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     EVENT_TYPE: ClassVar[str] = ""
     SCHEMA_VERSION: ClassVar[int] = 1
@@ -78,7 +78,7 @@ class Event(BaseModel):
     event_id: uuid.UUID = Field(
         default_factory=uuid.uuid4, description="Unique id of this event.", examples=[uuid.UUID(int=1)]
     )
-    event_type: str = Field(description="Name of the event type (past tense).", examples=["ApplicationReceived"])
+    event_type: str = Field(max_length=64, description="Name of the event type (past tense).", examples=["ApplicationReceived"])
     schema_version: int = Field(ge=1, le=99, description="Version of this event's schema.", examples=[1])
     occurred_at: datetime = Field(default_factory=utc_now, description="When it happened (UTC).")
     correlation_id: str = Field(

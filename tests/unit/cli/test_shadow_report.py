@@ -11,7 +11,7 @@ from tests.unit.policy.factories import NOW, default_policy, score
 def _decision(n: int, *, points: float = 600, granted: int = 20_000, policy_version: int = 1, trigger: str = "application") -> Decision:
     policy = default_policy(version=policy_version)
     proposal = propose(score(application_id=f"app_shd_{n:06d}", customer_id=f"cus_shd_{n:09d}", points=points), policy, NOW, trigger)  # type: ignore[arg-type]
-    return decide(proposal, Allocation(True, 1, granted, None, 0, 1_000_000), policy, NOW)
+    return decide(proposal, Allocation(fresh=True, seq=1, granted=granted, refusal=None, programme_part=0, available=1_000_000), policy, NOW)
 
 
 def test_agreement_counts_same_outcome_and_limit_by_application() -> None:

@@ -22,12 +22,12 @@ def _read(event: Event, topic: str = "credit.windows") -> ReadRecord:
 
 def _opened() -> ReadRecord:
     proposal = propose(score(customer_id="cus_tail_000001"), default_policy(), NOW)
-    return _read(decide(proposal, Allocation(True, 1, 20_000, None, 0, 1_000_000), default_policy(), NOW))
+    return _read(decide(proposal, Allocation(fresh=True, seq=1, granted=20_000, refusal=None, programme_part=0, available=1_000_000), default_policy(), NOW))
 
 
 def _closed() -> ReadRecord:
     proposal = propose(score(customer_id="cus_tail_000002", points=400), default_policy(), NOW)
-    return _read(decide(proposal, Allocation(True, 1, 0, None, 0, 1_000_000), default_policy(), NOW))
+    return _read(decide(proposal, Allocation(fresh=True, seq=1, granted=0, refusal=None, programme_part=0, available=1_000_000), default_policy(), NOW))
 
 
 def _refused() -> ReadRecord:

@@ -1,0 +1,36 @@
+"""The structlog processor masks anything that looks like personal data."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import structlog
+
+from shared.logging import configure_logging, redact
+
+
+def test_phone_id_card_email_and_card_numbers_are_masked() -> None:
+    text = "call 13812345678 or +86 139 1234 5678? id 11010519491231002X mail zhang.san@example.com card 6222 0212 3456 7890 123"
+    masked = redact(text)
+    for secret in ("13812345678", "11010519491231002X", "zhang.san@example.com", "6222 0212 3456 7890 123"):
+        assert secret not in masked
+    assert "[phone]" in masked and "[id-card]" in masked and "[email]" in masked and "[card]" in masked
+
+
+def test_pseudonymous_ids_and_uuids_survive() -> None:
+    values = ["cus_8f3a51c2d9e04b77", "app_20261128_000001", "3f2a9c1b-0d4e-5f60-8a7b-9c0d1e2f3a4b", "german-woe@1+eb436e95"]
+    assert [redact(v) for v in values] == values
+
+
+def test_sensitive_keys_are_redacted_in_log_lines() -> None:
+    stream = io.StringIO()
+    configure_logging(service="test", fmt="json")
+    handler = logging.getLogger().handlers[0]
+    handler.setStream(stream)  # type: ignore[attr-defined]
+    structlog.get_logger("t").warning("probe", name="张三", phone="13812345678", note="id 11010519491231002X", customer_id="cus_8f3a51c2d9e04b77")
+    line = json.loads(stream.getvalue().strip().splitlines()[-1])
+    assert line["name"] == "[redacted]" and line["phone"] == "[redacted]"
+    assert "11010519491231002X" not in line["note"]
+    assert line["customer_id"] == "cus_8f3a51c2d9e04b77"
