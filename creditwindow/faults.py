@@ -41,7 +41,7 @@ from services.policy.document import load_policy
 from services.policy.rebuild import derive, snapshot
 from shared.contracts import DeadLetter, Decision, NotificationSent, ScoreComputed, WindowClosed, WindowOpened
 from shared.germancredit import applications
-from shared.messaging import ensure_topics
+from shared.messaging import delete_namespace, ensure_topics
 from shared.settings import REPO_ROOT, Settings
 from shared.wire import encode
 
@@ -415,6 +415,10 @@ async def _run(plan: FaultPlan, console: Console) -> FaultReport:
     finally:
         stop_watch.set()
         fleet.stop()
+        try:
+            await delete_namespace(settings)
+        except Exception as exc:  # cleanup must not hide the report
+            console.print(f"could not delete namespace {namespace}: {exc!r}")
     report.seconds = time.monotonic() - began
     return report
 

@@ -32,6 +32,7 @@ __all__ = [
     "Outbox",
     "aiokafka_kwargs",
     "batch_subscriber_options",
+    "delete_namespace",
     "ensure_topics",
     "intake",
     "is_transient",
@@ -180,6 +181,30 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def delete_namespace(settings: Settings) -> None:
+    """Delete a namespace's topics and Redis keys (test and benchmark runs clean up after themselves)."""
+    if not settings.topic_namespace:
+        raise ValueError("refusing to delete the production namespace")
+    from redis.asyncio import Redis
+
+    admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings), request_timeout_ms=15_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [t for t in existing if t.startswith(f"{settings.topic_namespace}.")]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+    redis = Redis.from_url(settings.redis_dsn)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{settings.redis_prefix}*", count=1000)]
+        for i in range(0, len(keys), 500):
+            await redis.delete(*keys[i : i + 500])
+    finally:
+        await redis.aclose()
 
 
 async def topic_partitions(settings: Settings, topics: Sequence[str]) -> dict[str, list[int]]:

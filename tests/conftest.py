@@ -64,7 +64,7 @@ def endpoints() -> Iterator[dict[str, str]]:
 @pytest.fixture
 def namespace() -> str:
     """A fresh topic and Redis namespace: each test sees only its own events and state."""
-    return f"t{time.strftime('%H%M%S')}{uuid.uuid4().hex[:6]}"
+    return f"t{time.strftime('%H%M%S')}x{uuid.uuid4().hex[:6]}"
 
 
 def settings_for(endpoints: dict[str, str], namespace: str, **overrides: object) -> Settings:

@@ -12,7 +12,7 @@ import pytest
 from creditwindow.fleet import SERVICES, Fleet
 from creditwindow.topics_io import Publisher, ReadRecord, TopicReader
 from shared.contracts import Event
-from shared.messaging import ensure_topics
+from shared.messaging import delete_namespace, ensure_topics
 from shared.settings import Settings
 from tests.conftest import settings_for
 
@@ -71,3 +71,10 @@ async def fleet(endpoints: dict[str, str], namespace: str, log_root: Path) -> As
         yield running
     finally:
         running.fleet.stop()
+
+
+@pytest.fixture(autouse=True)
+async def _clean_namespace(endpoints: dict[str, str], namespace: str) -> AsyncIterator[None]:
+    """Every e2e test's topics and Redis keys go when it ends, so the broker does not fill up."""
+    yield
+    await delete_namespace(settings_for(endpoints, namespace))
