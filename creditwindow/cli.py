@@ -167,7 +167,8 @@ def budget_show(as_json: JsonOption = False) -> None:
 
     policy, source = reach(lambda: active_policy(Settings()), Settings())
     reserved = _redis_call(lambda redis, settings: RedisLimits(redis, settings.redis_prefix).budgets())
-    programmes = _redis_call(lambda redis, settings: RedisLimits(redis, settings.redis_prefix).programmes())
+    names = [p.name for p in policy.programmes]
+    programmes = _redis_call(lambda redis, settings: RedisLimits(redis, settings.redis_prefix).programmes(names))
     rows = []
     for segment, limit in policy.budgets.items():
         used = reserved.get(segment, {"exposure": 0.0, "expected_loss": 0.0})

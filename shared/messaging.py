@@ -12,14 +12,16 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from prometheus_client import CollectorRegistry, Counter
 from redis import exceptions as redis_errors
 
 from shared.contracts import Event, Topics
@@ -28,6 +30,9 @@ from shared.wire import Record, RefusedRecord, dead_letter_for, decode, encode
 
 __all__ = [
     "BATCH_ACK_POLICY",
+    "BrokerSender",
+    "ProducerSender",
+    "RecordSender",
     "Intake",
     "Outbox",
     "aiokafka_kwargs",
@@ -247,6 +252,54 @@ def intake(records: Iterable[Any], accepted: Sequence[type[E]]) -> Intake[E]:
 # --- outbox ----------------------------------------------------------------------------------------
 
 
+class RecordSender(Protocol):
+    """Where the outbox hands records: a dedicated aiokafka producer, or a FastStream broker in tests."""
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str], correlation_id: str) -> Any: ...
+
+
+class BrokerSender:
+    """Through a FastStream broker: the in-memory `TestKafkaBroker` of handler tests delivers inline."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self._broker = broker
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str], correlation_id: str) -> Any:
+        return await self._broker.publish(
+            value, topic, key=key, headers=headers, correlation_id=correlation_id, no_confirm=True
+        )
+
+
+class ProducerSender:
+    """A dedicated aiokafka producer: a batch of sends, acknowledged together (the fast path)."""
+
+    def __init__(self, settings: Settings, *, client_id: str) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None  # made at start: aiokafka needs the running loop
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            **aiokafka_kwargs(self._settings),
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=False,  # see make_broker: idempotent aiokafka producers hang after a broker restart
+            linger_ms=self._settings.producer_linger_ms,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=15_000,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str], correlation_id: str) -> Any:
+        if self._producer is None:
+            raise RuntimeError("the outbox's producer is not started")
+        return await self._producer.send(topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+
+
 class Outbox:
     """Publishes events keyed by customer with type/version/correlation headers, and waits for acks.
 
@@ -254,27 +307,36 @@ class Outbox:
     when the broker acknowledged every one, so the caller can commit its input offsets after it.
     """
 
-    def __init__(self, broker: KafkaBroker, *, service: str) -> None:
-        self._broker = broker
+    def __init__(self, sender: RecordSender | KafkaBroker, *, service: str, registry: CollectorRegistry | None = None) -> None:
+        self._sender: RecordSender = BrokerSender(sender) if isinstance(sender, KafkaBroker) else sender
         self._service = service
+        self._published = (
+            Counter("creditwindow_published_records_total", "Records published, by topic.", ["topic"], registry=registry)
+            if registry is not None
+            else None
+        )
+
+    async def start(self) -> None:
+        if isinstance(self._sender, ProducerSender):
+            await self._sender.start()
+
+    async def stop(self) -> None:
+        if isinstance(self._sender, ProducerSender):
+            await self._sender.stop()
 
     async def publish(self, items: Iterable[tuple[str, Event]]) -> int:
         futures = []
+        topics: list[str] = []
         for topic, event in items:
             message = encode(event)
-            futures.append(
-                await self._broker.publish(
-                    message.value,
-                    topic,
-                    key=message.key,
-                    headers=message.headers,
-                    correlation_id=message.correlation_id,
-                    no_confirm=True,
-                )
-            )
+            futures.append(await self._sender.send(topic, message.key, message.value, message.headers, message.correlation_id))
+            topics.append(topic)
         pending = [f for f in futures if f is not None]  # the in-memory test broker delivers inline
         if pending:
             await asyncio.gather(*pending)
+        if self._published is not None:
+            for topic in topics:
+                self._published.labels(topic).inc()
         return len(futures)
 
     async def dead_letter(self, topic: str, refused: Iterable[RefusedRecord]) -> int:

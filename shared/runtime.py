@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, make_asgi_app
 from redis.asyncio import Redis
 
 from shared.asyncapi import describe_events
-from shared.messaging import ensure_topics
+from shared.messaging import Outbox, ensure_topics
 from shared.settings import Settings
 
 __all__ = ["FleetApp", "PrefixRoute", "build_app", "json_response", "serve"]
@@ -60,6 +60,7 @@ def build_app(
     broker: KafkaBroker,
     registry: CollectorRegistry,
     redis: Redis | None = None,
+    outbox: Outbox | None = None,
     on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     after_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
@@ -90,15 +91,23 @@ def build_app(
         if redis is not None:
             await redis.aclose()
 
+    async def start_outbox() -> None:
+        if outbox is not None:
+            await outbox.start()
+
+    async def stop_outbox() -> None:
+        if outbox is not None:
+            await outbox.stop()
+
     describe_events(broker)
     app = FleetApp(
         broker,
         logger=logging.getLogger(f"creditwindow.{service}.app"),
         asgi_routes=[("/health", health), ("/metrics", make_asgi_app(registry))],
-        on_startup=[topics, *on_startup],
+        on_startup=[topics, start_outbox, *on_startup],
         after_startup=[*after_startup],
         on_shutdown=[*on_shutdown],
-        after_shutdown=[close_redis],
+        after_shutdown=[stop_outbox, close_redis],
         specification=AsyncAPI(
             title=f"creditwindow {service}",
             version="1.0.0",

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
 
     # --- consuming and producing ---------------------------------------------------------------
     batch_max_records: int = Field(default=500, ge=1, le=10_000, description="Records handled per batch.")
-    batch_timeout_ms: int = Field(default=20, ge=1, le=10_000, description="Wait for a batch to fill.")
+    batch_timeout_ms: int = Field(default=5, ge=1, le=10_000, description="How long an idle consumer waits before polling again.")
     producer_linger_ms: int = Field(default=2, ge=0, le=1000)
     retry_initial_ms: int = Field(default=200, ge=1, description="First backoff on a transient fault.")
     retry_max_ms: int = Field(default=5_000, ge=1, description="Longest backoff on a transient fault.")

@@ -14,7 +14,7 @@ from services.notification.metrics import NotificationMetrics
 from services.notification.redis_ledger import RedisLedger
 from services.notification.redis_webhooks import RedisWebhookQueue
 from shared.logging import configure_logging
-from shared.messaging import Outbox, make_broker
+from shared.messaging import Outbox, ProducerSender, make_broker
 from shared.redis_connection import make_redis
 from shared.runtime import FleetApp, build_app, serve
 from shared.settings import Settings
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FleetApp:
         middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name="notification")],
     )
     redis = make_redis(settings)
-    outbox = Outbox(broker, service="notification")
+    outbox = Outbox(ProducerSender(settings, client_id="creditwindow-notification-out"), service="notification", registry=registry)
     queue = RedisWebhookQueue(redis, settings.redis_prefix)
     sender = HttpWebhookSender(timeout_s=settings.webhook_timeout_s)
     dispatcher = WebhookDispatcher(
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FleetApp:
         settings=settings,
         broker=broker,
         registry=registry,
+        outbox=outbox,
         redis=redis,
         after_startup=[start_dispatcher],
         on_shutdown=[stop_dispatcher],

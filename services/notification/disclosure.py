@@ -156,8 +156,14 @@ def _reference(number: int) -> str:
 # --- formatting (Babel) ----------------------------------------------------------------------------
 
 
+@cache
 def _babel(locale: str) -> Locale:
     return Locale.parse(BABEL_LOCALES.get(locale, "zh_Hans_CN"))
+
+
+@cache
+def _zone_name(locale: str) -> str:
+    return get_timezone_name(TIME_ZONE, "long", locale=_babel(locale))
 
 
 def money(amount: float, locale: str, *, cents: bool = False) -> str:
@@ -183,7 +189,7 @@ def moment(when: datetime, locale: str) -> str:
     local = when.astimezone(TIME_ZONE)
     day = format_date(local.date(), "long", locale=babel_locale)
     clock = format_time(local, "short", tzinfo=TIME_ZONE, locale=babel_locale)
-    zone = get_timezone_name(TIME_ZONE, "long", locale=babel_locale)
+    zone = _zone_name(locale)
     return f"{day} {clock}({zone})" if locale == "zh-CN" else f"{day}, {clock} ({zone})"
 
 

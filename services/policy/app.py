@@ -17,7 +17,7 @@ from services.policy.metrics import PolicyMetrics
 from services.policy.redis_limits import RedisLimits
 from services.policy.shadow import LiveBook, ShadowLimits, ShadowOutbox
 from shared.logging import configure_logging
-from shared.messaging import Outbox, is_transient, make_broker
+from shared.messaging import Outbox, ProducerSender, is_transient, make_broker
 from shared.redis_connection import make_redis
 from shared.runtime import FleetApp, build_app, json_response, serve
 from shared.settings import Settings
@@ -39,7 +39,8 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     # Shadow mode: the candidate decides in memory (Redis only read) and dead-letters nothing.
     store = ShadowLimits(LiveBook(redis, settings.redis_prefix)) if settings.shadow else RedisLimits(redis, settings.redis_prefix)
     state = PolicyState(load_policy(settings.policy_path), source=f"file:{settings.policy_path.name}")
-    outbox = (ShadowOutbox if settings.shadow else Outbox)(broker, service=service)
+    sender = ProducerSender(settings, client_id=f"creditwindow-{service}-out")
+    outbox = (ShadowOutbox if settings.shadow else Outbox)(sender, service=service, registry=registry)
     metrics = PolicyMetrics(registry)
     decider = Decider(store=store, outbox=outbox, topics=settings.topics, state=state, shadow=settings.shadow)
     deps = PolicyDeps(settings, outbox, metrics, decider, state)
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FleetApp:
         settings=settings,
         broker=broker,
         registry=registry,
+        outbox=outbox,
         redis=redis,
         on_startup=[restore],
         after_startup=[start_sweeper],

@@ -64,8 +64,8 @@ class LiveBook:
     async def budgets(self) -> dict[str, dict[str, float]]:
         return await self._limits.budgets()
 
-    async def programmes(self) -> dict[str, int]:
-        return await self._limits.programmes()
+    async def programmes(self, names: Sequence[str]) -> dict[str, int]:
+        return await self._limits.programmes(names)
 
     async def open_window(self, customer_id: str) -> LiveReservation | None:
         """The customer's current live window if it is open, with what it reserved."""
@@ -115,12 +115,12 @@ class ShadowLimits:
     deferred: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     seeded: bool = False
 
-    async def _seed(self) -> None:
+    async def _seed(self, policy: PolicyDocument) -> None:
         if self.seeded:
             return
         for segment, reserved in (await self.live.budgets()).items():
             self.budgets[segment] = BudgetState(int(reserved["exposure"]), reserved["expected_loss"])
-        self.programmes.update(await self.live.programmes())
+        self.programmes.update(await self.live.programmes([p.name for p in policy.programmes]))
         self.seeded = True
 
     def _state(self, segment: str, programme: str) -> BudgetState:
@@ -152,7 +152,7 @@ class ShadowLimits:
 
     async def allocate(self, proposals: Sequence[Proposal], policy: PolicyDocument) -> list[Allocation]:
         """Decide each proposal once, under the shadow's budget book (the live store's rule, in memory)."""
-        await self._seed()
+        await self._seed(policy)
         out = []
         for proposal in proposals:
             record = proposal.record_key

@@ -9,7 +9,7 @@ from services.scoring.handlers import ScoringDeps, build_router
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.scorecard import Scorecard
 from shared.logging import configure_logging
-from shared.messaging import Outbox, make_broker
+from shared.messaging import Outbox, ProducerSender, make_broker
 from shared.runtime import FleetApp, build_app, serve
 from shared.settings import Settings
 
@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     scorecard = Scorecard.load(settings.model_path)
     registry = CollectorRegistry()
     broker = make_broker(settings, service="scoring", middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name="scoring")])
-    outbox = Outbox(broker, service="scoring")
+    outbox = Outbox(ProducerSender(settings, client_id="creditwindow-scoring-out"), service="scoring", registry=registry)
     metrics = ScoringMetrics(registry, model_id=scorecard.model_id, reference=scorecard.score_distribution)
     broker.include_router(build_router(ScoringDeps(settings, outbox, metrics, scorecard)))
     return build_app(
@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FleetApp:
         settings=settings,
         broker=broker,
         registry=registry,
+        outbox=outbox,
         description=f"Scores applications with the {scorecard.model_id} scorecard.",
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
@@ -32,7 +33,7 @@ class RecordingLiveBook:
         self.reads.append("budgets")
         return {"individual": {"exposure": self.exposure, "expected_loss": 0.0}}
 
-    async def programmes(self) -> dict[str, int]:
+    async def programmes(self, names: Sequence[str] = ()) -> dict[str, int]:
         self.reads.append("programmes")
         return {}
 
