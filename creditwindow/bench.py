@@ -203,7 +203,7 @@ async def _measure(
     publishing_done = asyncio.Event()
 
     async def read() -> None:
-        async with TopicReader(settings, [decision_topic, notification_topic], start=start) as reader:
+        async with TopicReader(settings, [decision_topic, notification_topic], start=start, decode=False) as reader:
             quiet_deadline = None
             while len(decided) < phase.sent or len(notified) < phase.sent:
                 batch = await reader.poll(timeout_ms=100)

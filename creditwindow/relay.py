@@ -36,6 +36,7 @@ async def relay(source: str, sink: str, group: str, size: int, settings: Setting
     await consumer.start()
     await producer.start()
     stop = asyncio.Event()
+    pending: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -50,7 +51,12 @@ async def relay(source: str, sink: str, group: str, size: int, settings: Setting
                     futures.append(await producer.send(sink, payload, key=record.key, headers=list(record.headers)))
             if futures:
                 await asyncio.gather(*futures)
-                await consumer.commit()
+                # the fleet's commit semantics: after the outputs are acknowledged, explicit offsets,
+                # in the background (see shared.messaging.commit_in_background)
+                offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+                task = asyncio.create_task(consumer.commit(offsets))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
     finally:
         await consumer.stop()
         await producer.stop()

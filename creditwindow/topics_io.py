@@ -61,10 +61,13 @@ async def offsets_at(settings: Settings, topics: Sequence[str], timestamp_ms: in
 class TopicReader:
     """Reads topics from given offsets (default: the beginning), decoding every record."""
 
-    def __init__(self, settings: Settings, topics: Sequence[str], *, start: dict[TopicPartition, int] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, topics: Sequence[str], *, start: dict[TopicPartition, int] | None = None, decode: bool = True
+    ) -> None:
         self.settings = settings
         self.topics = list(topics)
         self.start = start
+        self.decode = decode  # False: raw records only (a benchmark must not spend CPU the fleet needs)
         self._consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> TopicReader:
@@ -96,6 +99,9 @@ class TopicReader:
         for records in batches.values():
             for raw in records:
                 record = Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()))
+                if not self.decode:
+                    out.append(ReadRecord(record, None, None, raw.timestamp))
+                    continue
                 decoded = decode(record, EVENT_TYPES.values())
                 if isinstance(decoded, RefusedRecord):
                     out.append(ReadRecord(record, None, decoded, raw.timestamp))

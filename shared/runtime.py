@@ -7,6 +7,7 @@ here; nothing connects until the app starts.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -91,6 +92,13 @@ def build_app(
         if redis is not None:
             await redis.aclose()
 
+    async def quiet_gc() -> None:
+        # Everything built at start (models, templates, the scorecard) never dies: move it out of the
+        # collector's sight, and collect young objects less often. Cuts pauses on the message path.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 100)
+
     async def start_outbox() -> None:
         if outbox is not None:
             await outbox.start()
@@ -105,7 +113,7 @@ def build_app(
         logger=logging.getLogger(f"creditwindow.{service}.app"),
         asgi_routes=[("/health", health), ("/metrics", make_asgi_app(registry))],
         on_startup=[topics, start_outbox, *on_startup],
-        after_startup=[*after_startup],
+        after_startup=[*after_startup, quiet_gc],
         on_shutdown=[*on_shutdown],
         after_shutdown=[stop_outbox, close_redis],
         specification=AsyncAPI(

@@ -60,8 +60,8 @@ class Settings(BaseSettings):
 
     # --- consuming and producing ---------------------------------------------------------------
     batch_max_records: int = Field(default=500, ge=1, le=10_000, description="Records handled per batch.")
-    batch_timeout_ms: int = Field(default=5, ge=1, le=10_000, description="How long an idle consumer waits before polling again.")
-    producer_linger_ms: int = Field(default=2, ge=0, le=1000)
+    batch_timeout_ms: int = Field(default=100, ge=1, le=10_000, description="Longest wait of one poll; a poll returns as soon as records arrive.")
+    producer_linger_ms: int = Field(default=0, ge=0, le=1000, description="Producer linger: 0 sends at once (records still batch while one request is in flight).")
     retry_initial_ms: int = Field(default=200, ge=1, description="First backoff on a transient fault.")
     retry_max_ms: int = Field(default=5_000, ge=1, description="Longest backoff on a transient fault.")
 

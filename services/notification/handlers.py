@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
 from faststream.params import NoCast
 
 from services.notification.announcing import Announcer
 from services.notification.metrics import NotificationMetrics
 from shared.contracts import DeadLetter, NotificationSent, WindowClosed, WindowOpened
-from shared.messaging import Outbox, batch_subscriber_options, intake, retry_transient
+from shared.messaging import Outbox, batch_subscriber_options, commit_in_background, intake, retry_transient
 from shared.settings import Settings
 
 __all__ = ["NotificationDeps", "build_router"]
@@ -46,7 +47,7 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         title="credit.windows:WindowOpened|WindowClosed",
         description="Tells each customer the decision and its basis, once per decision, in the inbox and to partners.",
     )
-    async def on_windows(records: Records) -> None:
+    async def on_windows(records: Records, message: KafkaMessage) -> None:
         batch = intake(records, (WindowOpened, WindowClosed))
         await retry_transient(
             lambda: deps.outbox.dead_letter(topics.deadletter, batch.refused), settings=settings, what="dead_letter"
@@ -56,5 +57,6 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
             told.notices, refused=[*batch.refused, *told.unrenderable], webhooks=told.webhooks_enqueued
         )
         deps.webhooks_waiting()
+        commit_in_background(message)
 
     return router

@@ -9,6 +9,7 @@ if that decision was published nothing happens; if not, the remembered event is 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -91,6 +92,7 @@ class Decider:
         policy = self.state.active
         now = self.clock()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the store keeps milliseconds
+        began = time.perf_counter()
         unique: dict[str, ScoreComputed] = {}
         for score in scores:
             unique.setdefault(score.application_id, score)  # a duplicate in the same batch is the same application
@@ -114,9 +116,20 @@ class Decider:
             decisions.append(decision)
             new_records.append((proposal.record_key, decision.model_dump_json().encode()))
         keys = {p.decision_id: p.record_key for p in proposals}
+        allocated = time.perf_counter()
         await self.store.remember(new_records)
+        remembered = time.perf_counter()
         await self.outbox.publish((self._out_topic, d) for d in decisions)
+        published = time.perf_counter()
         await self.store.mark_published([keys[d.decision_id] for d in decisions])
+        log.debug(
+            "batch_decided",
+            size=len(scores),
+            allocate_ms=round((allocated - began) * 1000, 2),
+            remember_ms=round((remembered - allocated) * 1000, 2),
+            publish_ms=round((published - remembered) * 1000, 2),
+            total_ms=round((time.perf_counter() - began) * 1000, 2),
+        )
         for d in decisions:
             _log_decision(d)
         return decisions

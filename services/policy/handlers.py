@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
 from faststream.params import NoCast
 
 from services.policy.control import Accepted, check_update, newly_paused
@@ -19,6 +21,7 @@ from shared.messaging import (
     Outbox,
     aiokafka_kwargs,
     batch_subscriber_options,
+    commit_in_background,
     intake,
     raw_records,
     retry_transient,
@@ -59,7 +62,8 @@ def build_router(deps: PolicyDeps) -> KafkaRouter:
         title="credit.scores:ScoreComputed",
         description="Decides each scored application: open a window with a limit, or close it with a category.",
     )
-    async def on_scores(records: Records) -> None:
+    async def on_scores(records: Records, message: KafkaMessage) -> None:
+        log.debug("batch_received", size=len(records), waited_ms=round(time.time() * 1000 - min(r.timestamp for r in records), 1))
         batch = intake(records, (ScoreComputed,))
         await retry_transient(
             lambda: deps.outbox.dead_letter(topics.deadletter, batch.refused), settings=settings, what="dead_letter"
@@ -68,6 +72,7 @@ def build_router(deps: PolicyDeps) -> KafkaRouter:
             lambda: deps.decider.decide([score for _, score in batch.events]), settings=settings, what="decide"
         )
         deps.metrics.observe(decisions, refused=batch.refused)
+        commit_in_background(message)
 
     if settings.shadow:
         return router  # a shadow keeps its candidate policy: it does not follow credit.policy

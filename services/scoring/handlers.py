@@ -8,12 +8,13 @@ from typing import Annotated, Any
 
 import structlog
 from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
 from faststream.params import NoCast
 
 from services.scoring.assessment import Scorer, assess, unreadable
 from services.scoring.metrics import ScoringMetrics
 from shared.contracts import ApplicationReceived, DeadLetter, ScoreComputed
-from shared.messaging import Outbox, batch_subscriber_options, intake, retry_transient
+from shared.messaging import Outbox, batch_subscriber_options, commit_in_background, intake, retry_transient
 from shared.settings import Settings
 
 __all__ = ["ScoringDeps", "build_router"]
@@ -42,7 +43,7 @@ def build_router(deps: ScoringDeps) -> KafkaRouter:
         title="credit.applications:ApplicationReceived",
         description="Scores each application; unreadable ones are dead-lettered and still get an outcome.",
     )
-    async def on_applications(records: Records) -> None:
+    async def on_applications(records: Records, message: KafkaMessage) -> None:
         batch = intake(records, (ApplicationReceived,))
         scores = [assess(application, deps.scorer) for _, application in batch.events]
         scores += [score for refused in batch.refused if (score := unreadable(refused)) is not None]
@@ -52,6 +53,7 @@ def build_router(deps: ScoringDeps) -> KafkaRouter:
             await deps.outbox.publish((topics.scores, score) for score in scores)
 
         await retry_transient(publish, settings=deps.settings, what="publish_scores")
+        commit_in_background(message)
         deps.metrics.observe(scores, refused=batch.refused)
         for score in scores:
             log.log(
