@@ -10,6 +10,7 @@ from services.scoring.metrics import ScoringMetrics
 from services.scoring.scorecard import Scorecard
 from shared.logging import configure_logging
 from shared.messaging import Outbox, ProducerSender, make_broker
+from shared.redis_connection import make_redis
 from shared.runtime import FleetApp, build_app, serve
 from shared.settings import Settings
 
@@ -32,6 +33,8 @@ def create_app(settings: Settings | None = None) -> FleetApp:
         broker=broker,
         registry=registry,
         outbox=outbox,
+        # Scoring itself needs no Redis, but the fleet decides nothing without it: /health says so.
+        redis=make_redis(settings),
         description=f"Scores applications with the {scorecard.model_id} scorecard.",
     )
 

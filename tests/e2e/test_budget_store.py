@@ -55,3 +55,16 @@ async def test_lua_and_python_budget_rules_agree_on_a_random_stream(endpoints: d
         compared += 1
         refused += expected.refusal is not None
     assert compared > 100 and refused > 10  # the stream filled the budgets, so pacing and exhaustion were exercised
+
+
+async def test_the_store_reloads_its_script_after_redis_lost_it(endpoints: dict[str, str]) -> None:
+    settings = settings_for(endpoints, f"lua{uuid.uuid4().hex[:8]}")
+    redis = Redis.from_url(settings.redis_dsn)
+    try:
+        store = RedisLimits(redis, settings.redis_prefix)
+        await redis.script_flush()  # what a Redis restart without persistence of scripts looks like
+        proposal = propose(score(application_id="app_reload_0001", customer_id="cus_reload_00001"), default_policy(), NOW)
+        (allocation,) = await store.allocate([proposal], default_policy())
+        assert allocation.fresh and allocation.granted > 0
+    finally:
+        await redis.aclose()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -45,6 +47,7 @@ async def test_every_service_is_healthy_and_exports_its_metrics_after_traffic(fl
         scraped[name.split("-")[0]] = _samples(httpx.get(f"{address}/metrics", timeout=5).text)
     assert httpx.get(f"{fleet.fleet.http_address('policy-0')}/health", timeout=5).json()["redis"] is True
     assert httpx.get(f"{fleet.fleet.http_address('notification-0')}/health", timeout=5).json()["redis"] is True
+    assert httpx.get(f"{fleet.fleet.http_address('scoring-0')}/health", timeout=5).json()["redis"] is True
 
     for service, samples in scraped.items():  # FastStream's Kafka middleware, per service
         assert _total(samples, "faststream_received_messages_total", app_name=service) > 0, service
@@ -66,3 +69,29 @@ async def test_every_service_is_healthy_and_exports_its_metrics_after_traffic(fl
     assert _total(notification, "creditwindow_notifications_total", outcome="opened") > 0
     assert _total(notification, "creditwindow_notifications_total", outcome="closed") > 0
     assert _total(notification, "creditwindow_dead_letters_total", source=topics.windows, error_type="invalid") == 1
+
+
+async def test_health_is_not_ready_while_redis_does_not_answer(endpoints: dict[str, str], namespace: str, log_root: Path) -> None:
+    from creditwindow.fleet import Fleet
+
+    fleet = Fleet(
+        env={"KAFKA_BOOTSTRAP_SERVERS": endpoints["KAFKA_BOOTSTRAP_SERVERS"], "REDIS_URL": "redis://127.0.0.1:1/0", "CW_TOPIC_NAMESPACE": namespace},
+        log_dir=log_root / namespace / "no-redis",
+        services=("scoring",),
+    )
+    fleet.start()
+    try:
+        deadline = time.monotonic() + 60
+        body = None
+        while time.monotonic() < deadline:
+            address = fleet.http_address("scoring-0")
+            if address:
+                response = httpx.get(f"{address}/health", timeout=5)
+                body = (response.status_code, response.json())
+                if body[1].get("kafka"):
+                    break
+            await asyncio.sleep(0.3)
+        assert body is not None and body[0] == 503
+        assert body[1]["kafka"] is True and body[1]["redis"] is False and body[1]["status"] == "unavailable"
+    finally:
+        fleet.stop()
