@@ -183,7 +183,7 @@ def _stream_of(fault: Fault) -> str:
 async def _await_flow(flow: dict[str, list[float]], stream: str, since: float, timeout_s: float) -> float | None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        after = [t for t in flow[stream][-200:] if t > since]
+        after = [t for t in flow[stream][-2000:] if t > since]
         if after:
             return min(after) - since
         await asyncio.sleep(0.05)
@@ -236,10 +236,12 @@ async def _watch(settings: Settings, stop: asyncio.Event, flow: dict[str, list[f
     names = {topics.scores: "scores", topics.windows: "windows", topics.notifications: "notifications"}
     while not stop.is_set():
         try:
-            async with TopicReader(settings, list(names)) as reader:
+            async with TopicReader(settings, list(names), decode=False) as reader:
                 while not stop.is_set():
                     for item in await reader.poll(timeout_ms=200):
-                        flow[names[item.record.topic]].append(time.time())
+                        # the record's own (producer) timestamp: a reader that reconnects and reads
+                        # old records again must not count them as the stream flowing again
+                        flow[names[item.record.topic]].append(item.timestamp_ms / 1000)
         except Exception:
             await asyncio.sleep(1.0)  # the broker is down: read again when it is back
 
@@ -453,7 +455,8 @@ def write_report(report: FaultReport, path: Path) -> None:
         "## Faults and time to recover",
         "",
         "Time to recover: from the moment the faulty part is back (process restarted, broker or Redis",
-        "answering) to the next record on the stream it feeds (scores, windows or notifications).",
+        "answering) to the first record written after that moment (by its producer timestamp) on the",
+        "stream it feeds: scores, windows or notifications (the end of the chain for broker and Redis).",
         "",
         "| # | fault | target | down for (s) | recovered after (s) |",
         "|---|---|---|---|---|",
