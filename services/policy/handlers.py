@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -63,7 +62,6 @@ def build_router(deps: PolicyDeps) -> KafkaRouter:
         description="Decides each scored application: open a window with a limit, or close it with a category.",
     )
     async def on_scores(records: Records, message: KafkaMessage) -> None:
-        log.debug("batch_received", size=len(records), waited_ms=round(time.time() * 1000 - min(r.timestamp for r in records), 1))
         batch = intake(records, (ScoreComputed,))
         await retry_transient(
             lambda: deps.outbox.dead_letter(topics.deadletter, batch.refused), settings=settings, what="dead_letter"
