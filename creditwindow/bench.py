@@ -38,7 +38,7 @@ from rich.table import Table
 from creditwindow.fleet import Fleet
 from creditwindow.platform import LocalPlatform
 from creditwindow.topics_io import TopicReader, end_offsets
-from shared.contracts import ApplicationReceived, NotificationSent, WindowClosed, WindowOpened
+from shared.contracts import ApplicationReceived
 from shared.germancredit import load_rows
 from shared.messaging import aiokafka_kwargs, delete_namespace, ensure_topics
 from shared.settings import REPO_ROOT, Settings

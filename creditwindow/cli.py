@@ -213,7 +213,6 @@ def cache_rebuild(
     as_json: JsonOption = False,
 ) -> None:
     """Rebuild current windows, budgets and decision records from credit.windows."""
-    import asyncio
 
     from creditwindow.topics_io import TopicReader
     from services.policy.rebuild import derive, snapshot, write

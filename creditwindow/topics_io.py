@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -29,33 +30,34 @@ class ReadRecord:
     timestamp_ms: int
 
 
-async def end_offsets(settings: Settings, topics: Sequence[str]) -> dict[TopicPartition, int]:
+@asynccontextmanager
+async def _offset_lookup(settings: Settings, topics: Sequence[str]) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
+    """A group-less consumer for offset queries, and every partition of `topics` (none: no consumer)."""
     found = await topic_partitions(settings, topics)
     partitions = [TopicPartition(topic, p) for topic, ps in found.items() for p in ps]
-    if not partitions:
-        return {}
     consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), group_id=None, enable_auto_commit=False)
-    await consumer.start()
+    if partitions:
+        await consumer.start()
     try:
-        return dict(await consumer.end_offsets(partitions))
+        yield consumer, partitions
     finally:
-        await consumer.stop()
+        if partitions:
+            await consumer.stop()
+
+
+async def end_offsets(settings: Settings, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    async with _offset_lookup(settings, topics) as (consumer, partitions):
+        return dict(await consumer.end_offsets(partitions)) if partitions else {}
 
 
 async def offsets_at(settings: Settings, topics: Sequence[str], timestamp_ms: int) -> dict[TopicPartition, int]:
     """Per partition, the first offset written at or after `timestamp_ms` (the end where there is none)."""
-    found = await topic_partitions(settings, topics)
-    partitions = [TopicPartition(topic, p) for topic, ps in found.items() for p in ps]
-    if not partitions:
-        return {}
-    consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with _offset_lookup(settings, topics) as (consumer, partitions):
+        if not partitions:
+            return {}
         at = await consumer.offsets_for_times({tp: max(0, timestamp_ms) for tp in partitions})
         ends = await consumer.end_offsets(partitions)
         return {tp: (at[tp].offset if at.get(tp) is not None else ends[tp]) for tp in partitions}
-    finally:
-        await consumer.stop()
 
 
 class TopicReader:

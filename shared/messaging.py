@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from itertools import chain
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -20,14 +20,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from faststream import AckPolicy
-from faststream.message import AckStatus
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import BatchSubscriber
+from faststream.message import AckStatus
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from prometheus_client import CollectorRegistry, Counter
 from redis import exceptions as redis_errors
 
-from shared.contracts import Event, Topics
+from shared.contracts import DeadLetter, Event, Topics
 from shared.settings import Settings
 from shared.wire import Record, RefusedRecord, dead_letter_for, decode, encode
 
@@ -301,6 +301,10 @@ def intake(records: Iterable[Any], accepted: Sequence[type[E]]) -> Intake[E]:
 class RecordSender(Protocol):
     """Where the outbox hands records: a dedicated aiokafka producer, or a FastStream broker in tests."""
 
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
     async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str], correlation_id: str) -> Any: ...
 
 
@@ -309,6 +313,12 @@ class BrokerSender:
 
     def __init__(self, broker: KafkaBroker) -> None:
         self._broker = broker
+
+    async def start(self) -> None:
+        """The broker connects itself."""
+
+    async def stop(self) -> None:
+        """The broker disconnects itself."""
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str], correlation_id: str) -> Any:
         return await self._broker.publish(
@@ -356,33 +366,38 @@ class Outbox:
     def __init__(self, sender: RecordSender | KafkaBroker, *, service: str, registry: CollectorRegistry | None = None) -> None:
         self._sender: RecordSender = BrokerSender(sender) if isinstance(sender, KafkaBroker) else sender
         self._service = service
-        self._published = (
-            Counter("creditwindow_published_records_total", "Records published, by topic.", ["topic"], registry=registry)
-            if registry is not None
-            else None
-        )
+        self._published: Counter | None = None
+        self._dead_letters: Counter | None = None
+        if registry is not None:
+            self._published = Counter("creditwindow_published_records_total", "Records published, by topic.", ["topic"], registry=registry)
+            self._dead_letters = Counter(
+                "creditwindow_dead_letters_total",
+                "Records refused to the dead-letter topic, by source topic and error type.",
+                ["source", "error_type"],
+                registry=registry,
+            )
 
     async def start(self) -> None:
-        if isinstance(self._sender, ProducerSender):
-            await self._sender.start()
+        await self._sender.start()
 
     async def stop(self) -> None:
-        if isinstance(self._sender, ProducerSender):
-            await self._sender.stop()
+        await self._sender.stop()
 
     async def publish(self, items: Iterable[tuple[str, Event]]) -> int:
         futures = []
-        topics: list[str] = []
+        sent: list[tuple[str, Event]] = []
         for topic, event in items:
             message = encode(event)
             futures.append(await self._sender.send(topic, message.key, message.value, message.headers, message.correlation_id))
-            topics.append(topic)
+            sent.append((topic, event))
         pending = [f for f in futures if f is not None]  # the in-memory test broker delivers inline
         if pending:
             await asyncio.gather(*pending)
-        if self._published is not None:
-            for topic in topics:
+        if self._published is not None and self._dead_letters is not None:
+            for topic, event in sent:
                 self._published.labels(topic).inc()
+                if isinstance(event, DeadLetter):  # every path to the dead-letter topic is counted here
+                    self._dead_letters.labels(event.source_topic, event.error_type).inc()
         return len(futures)
 
     async def dead_letter(self, topic: str, refused: Iterable[RefusedRecord]) -> int:

@@ -8,7 +8,7 @@ from redis.retry import Retry
 
 from shared.settings import Settings
 
-__all__ = ["make_redis"]
+__all__ = ["make_redis", "text"]
 
 
 def make_redis(settings: Settings) -> Redis:
@@ -23,3 +23,10 @@ def make_redis(settings: Settings) -> Redis:
     if settings.redis_ssl_ca_certs:
         kwargs["ssl_ca_certs"] = str(settings.redis_ssl_ca_certs)
     return Redis.from_url(settings.redis_dsn, **kwargs)  # type: ignore[arg-type]
+
+
+def text(value: bytes | str | int | float | None) -> str:
+    """A Redis reply as text (the client returns bytes): None is empty."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from shared.contracts import EVENT_TYPES, DeadLetter, Event, deterministic_id
+from shared.contracts import DeadLetter, Event, deterministic_id
 
 __all__ = [
     "MAX_EVENT_BYTES",

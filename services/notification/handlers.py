@@ -53,9 +53,7 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
             lambda: deps.outbox.dead_letter(topics.deadletter, batch.refused), settings=settings, what="dead_letter"
         )
         told = await retry_transient(lambda: deps.announcer.announce(batch.events), settings=settings, what="announce")
-        deps.metrics.observe(
-            told.notices, refused=[*batch.refused, *told.unrenderable], webhooks=told.webhooks_enqueued
-        )
+        deps.metrics.observe(told.notices, webhooks=told.webhooks_enqueued)
         deps.webhooks_waiting()
         commit_in_background(message)
 

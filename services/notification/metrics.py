@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter
 
 from shared.contracts import NotificationSent
-from shared.wire import RefusedRecord
 
 __all__ = ["NotificationMetrics"]
 
@@ -20,12 +19,6 @@ class NotificationMetrics:
             ["channel", "outcome", "result"],
             registry=registry,
         )
-        self.dead_letters = Counter(
-            "creditwindow_dead_letters_total",
-            "Records refused to the dead-letter topic.",
-            ["source", "error_type"],
-            registry=registry,
-        )
         self.webhooks_enqueued = Counter(
             "creditwindow_webhooks_enqueued_total", "Webhook deliveries enqueued for partners.", registry=registry
         )
@@ -36,12 +29,9 @@ class NotificationMetrics:
             registry=registry,
         )
 
-    def observe(
-        self, notices: Sequence[NotificationSent], *, refused: Sequence[RefusedRecord] = (), webhooks: int = 0
-    ) -> None:
+    def observe(self, notices: Sequence[NotificationSent], *, webhooks: int = 0) -> None:
+        """Dead letters are counted by the outbox that publishes them."""
         for notice in notices:
             self.notifications.labels(notice.channel, notice.outcome, "sent").inc()
-        for record in refused:
-            self.dead_letters.labels(record.record.topic, record.error_type).inc()
         if webhooks:
             self.webhooks_enqueued.inc(webhooks)

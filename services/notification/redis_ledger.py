@@ -14,6 +14,8 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from shared.redis_connection import text
+
 __all__ = ["Claim", "RedisLedger"]
 
 TTL_S = 30 * 24 * 3600
@@ -51,10 +53,6 @@ class Claim:
     stored_event: bytes | None = None
 
 
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class RedisLedger:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
@@ -73,7 +71,7 @@ class RedisLedger:
         for i in range(0, len(answer), 2):
             stored = answer[i + 1]
             stored_bytes = stored.encode() if isinstance(stored, str) else stored
-            claims.append(Claim(_s(answer[i]), stored_bytes or None))  # type: ignore[arg-type]
+            claims.append(Claim(text(answer[i]), stored_bytes or None))  # type: ignore[arg-type]
         return claims
 
     async def remember(self, notices: Sequence[tuple[str, bytes]]) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services.notification.webhooks import ClaimedDelivery, DeliverySource, WebhookDelivery
+from shared.redis_connection import text
 
 __all__ = ["RedisWebhookQueue"]
 
@@ -107,10 +108,6 @@ return 1
 """
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _b(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
@@ -148,16 +145,16 @@ class RedisWebhookQueue:
                 i : i + 11
             ]
             delivery = WebhookDelivery(
-                notification_id=_s(the_id),
-                partner_id=_s(partner),
-                customer_id=_s(customer),
-                decision_id=_s(decision),
-                correlation_id=_s(correlation),
+                notification_id=text(the_id),
+                partner_id=text(partner),
+                customer_id=text(customer),
+                decision_id=text(decision),
+                correlation_id=text(correlation),
                 body=_b(body),
                 notice=_b(notice),
                 source=DeliverySource.from_json(_b(source)),
             )
-            claimed.append(ClaimedDelivery(delivery, _s(state), int(attempts), token, _s(error)))  # type: ignore[arg-type]
+            claimed.append(ClaimedDelivery(delivery, text(state), int(attempts), token, text(error)))  # type: ignore[arg-type]
         return claimed
 
     async def settle(self, claimed: ClaimedDelivery, outcome: str, *, delay_ms: int = 0, error: str = "") -> bool:
@@ -176,7 +173,7 @@ class RedisWebhookQueue:
             f"{self.prefix}wh:{notification_id}", "state", "attempts", "last_error", "partner"
         )
         return {
-            k: _s(v)
+            k: text(v)
             for k, v in zip(("state", "attempts", "last_error", "partner"), fields, strict=True)
             if v is not None
         }

@@ -69,7 +69,7 @@ def build_router(deps: PolicyDeps) -> KafkaRouter:
         decisions = await retry_transient(
             lambda: deps.decider.decide([score for _, score in batch.events]), settings=settings, what="decide"
         )
-        deps.metrics.observe(decisions, refused=batch.refused)
+        deps.metrics.observe(decisions)
         commit_in_background(message)
 
     if settings.shadow:
@@ -128,7 +128,6 @@ async def refuse_updates(deps: PolicyDeps, refused: list[RefusedRecord]) -> None
     """Dead-letter refused updates (ids are per record: replicas and restarts write the same letter)."""
     for verdict in refused:
         deps.metrics.policy_updates.labels(verdict.error_type).inc()
-        deps.metrics.dead_letters.labels(verdict.record.topic, verdict.error_type).inc()
         log.error("policy_update_refused", error_type=verdict.error_type, error=verdict.error, offset=verdict.record.offset)
     if refused:
         await retry_transient(

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from shared.contracts import Decision, WindowClosed, WindowOpened
-from shared.wire import RefusedRecord
 
 __all__ = ["PolicyMetrics"]
 
@@ -35,16 +34,12 @@ class PolicyMetrics:
         self.policy_updates = Counter(
             "creditwindow_policy_updates_total", "PolicyUpdated events by result.", ["result"], registry=registry
         )
-        self.dead_letters = Counter(
-            "creditwindow_dead_letters_total", "Records refused to the dead-letter topic.", ["source", "error_type"], registry=registry
-        )
 
-    def observe(self, decisions: Sequence[Decision], *, refused: Sequence[RefusedRecord] = ()) -> None:
+    def observe(self, decisions: Sequence[Decision]) -> None:
+        """Dead letters are counted by the outbox that publishes them."""
         for decision in decisions:
             if isinstance(decision, WindowOpened):
                 self.decisions.labels("opened", "-", decision.basis.bound_by, decision.trigger).inc()
                 self.limits.observe(decision.limit)
             elif isinstance(decision, WindowClosed):
                 self.decisions.labels("closed", decision.category, decision.reason, decision.trigger).inc()
-        for record in refused:
-            self.dead_letters.labels(record.record.topic, record.error_type).inc()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from shared.contracts import Decision, WindowClosed, WindowOpened
+from shared.redis_connection import text
 
 __all__ = ["DERIVED", "Derived", "derive", "snapshot", "write"]
 
@@ -173,25 +174,21 @@ def _close(state: Derived, closure: Decision, record: str) -> None:
         )
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 async def snapshot(redis: Redis, prefix: str) -> Derived:
     """The live cache's comparable keys."""
     state = Derived()
     async for key in redis.scan_iter(match=f"{prefix}window:*", count=500):
-        state.windows[_text(key)[len(prefix) + 7 :]] = {_text(k): _text(v) for k, v in (await redis.hgetall(key)).items()}
+        state.windows[text(key)[len(prefix) + 7 :]] = {text(k): text(v) for k, v in (await redis.hgetall(key)).items()}
     async for key in redis.scan_iter(match=f"{prefix}budget:*", count=100):
-        raw = {_text(k): _text(v) for k, v in (await redis.hgetall(key)).items()}
-        state.budgets[_text(key)[len(prefix) + 7 :]] = {"exposure": int(raw.get("exposure", 0)), "el_fen": int(raw.get("el_fen", 0))}
+        raw = {text(k): text(v) for k, v in (await redis.hgetall(key)).items()}
+        state.budgets[text(key)[len(prefix) + 7 :]] = {"exposure": int(raw.get("exposure", 0)), "el_fen": int(raw.get("el_fen", 0))}
     async for key in redis.scan_iter(match=f"{prefix}programme:*", count=100):
-        state.programmes[_text(key)[len(prefix) + 10 :]] = int(_text(await redis.hget(key, "reserved") or b"0"))
+        state.programmes[text(key)[len(prefix) + 10 :]] = int(text(await redis.hget(key, "reserved") or b"0"))
     async for key in redis.scan_iter(match=f"{prefix}seq:*", count=500):
-        state.seqs[_text(key)[len(prefix) + 4 :]] = int(_text(await redis.get(key) or b"0"))
+        state.seqs[text(key)[len(prefix) + 4 :]] = int(text(await redis.get(key) or b"0"))
     for member, score in await redis.zrange(f"{prefix}expiry", 0, -1, withscores=True):
-        state.expiry[_text(member)] = int(score)
-    state.open = {_text(m) for m in await redis.smembers(f"{prefix}open")}
+        state.expiry[text(member)] = int(score)
+    state.open = {text(m) for m in await redis.smembers(f"{prefix}open")}
     return state
 
 

@@ -32,6 +32,7 @@ from redis.exceptions import NoScriptError
 from services.policy.decisions import Allocation, Proposal
 from services.policy.document import PolicyDocument
 from services.policy.rules import Close, Offer
+from shared.redis_connection import text
 
 __all__ = ["SEGMENTS", "CurrentWindow", "LifecycleClosure", "RedisLimits"]
 
@@ -221,12 +222,6 @@ def _jsonable(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _s(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class RedisLimits:
     """The policy's limit store on Redis (see module docstring for the keys)."""
 
@@ -307,7 +302,7 @@ class RedisLimits:
 
     @staticmethod
     def _allocation(answer: Sequence[bytes | str]) -> Allocation:
-        values = [_s(v) for v in answer]
+        values = [text(v) for v in answer]
         return Allocation(
             fresh=values[0] == "new",
             seq=int(values[1]),
@@ -343,14 +338,14 @@ class RedisLimits:
         members = await self.redis.zrangebyscore(
             f"{self.prefix}expiry", "-inf", int(now.timestamp() * 1000), start=0, num=limit
         )
-        return [_s(m) for m in members]
+        return [text(m) for m in members]
 
     async def open_applications(self) -> list[str]:
-        return sorted(_s(m) for m in await self.redis.smembers(f"{self.prefix}open"))
+        return sorted(text(m) for m in await self.redis.smembers(f"{self.prefix}open"))
 
     async def application(self, application_id: str) -> dict[str, str]:
         values = await self.redis.hmget(f"{self.prefix}app:{application_id}", _APP_FIELDS)
-        return {k: _s(v) for k, v in zip(_APP_FIELDS, values, strict=True) if v is not None}
+        return {k: text(v) for k, v in zip(_APP_FIELDS, values, strict=True) if v is not None}
 
     async def close(self, application_id: str, *, closure_id: str, category: str, reason: str, trigger: str, now: datetime) -> LifecycleClosure | None:
         """Close an open window (expiry, pause): release its budget. None if it was not open."""
@@ -365,7 +360,7 @@ class RedisLimits:
     async def due_deferred(self, now: datetime, limit: int = 200) -> list[tuple[str, bytes]]:
         """Records closed for maintenance whose time to be decided again has come, with their scores."""
         keys = [
-            _s(m)
+            text(m)
             for m in await self.redis.zrangebyscore(
                 f"{self.prefix}deferred", "-inf", int(now.timestamp() * 1000), start=0, num=limit
             )
@@ -387,7 +382,7 @@ class RedisLimits:
         members = await self.redis.zrange(f"{self.prefix}closing", 0, limit - 1)
         closures = []
         for member in members:
-            application_id = _s(member)
+            application_id = text(member)
             closures.append(LifecycleClosure(application_id, await self.application(application_id)))
         return closures
 
@@ -401,7 +396,7 @@ class RedisLimits:
         raw = await self.redis.hgetall(f"{self.prefix}window:{customer_id}")
         if not raw:
             return None
-        w = {_s(k): _s(v) for k, v in raw.items()}
+        w = {text(k): text(v) for k, v in raw.items()}
         valid_until = datetime.fromtimestamp(int(w["valid_until"]) / 1000, UTC) if w.get("valid_until") else None
         return CurrentWindow(
             customer_id=customer_id,
@@ -426,7 +421,7 @@ class RedisLimits:
         result = {}
         for segment, (exposure, el_fen) in zip(segments, await pipe.execute(), strict=True):
             if exposure is not None or el_fen is not None:
-                result[segment] = {"exposure": float(_s(exposure) or 0), "expected_loss": int(_s(el_fen) or 0) / 100}
+                result[segment] = {"exposure": float(text(exposure) or 0), "expected_loss": int(text(el_fen) or 0) / 100}
         return result
 
     async def programmes(self, names: Sequence[str]) -> dict[str, int]:
@@ -434,4 +429,4 @@ class RedisLimits:
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
             pipe.hget(f"{self.prefix}programme:{name}", "reserved")
-        return {name: int(float(_s(v) or 0)) for name, v in zip(names, await pipe.execute(), strict=True) if v is not None}
+        return {name: int(float(text(v) or 0)) for name, v in zip(names, await pipe.execute(), strict=True) if v is not None}

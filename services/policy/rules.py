@@ -17,9 +17,9 @@ Order of the rules, first match wins:
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from dataclasses import dataclass, field
 from datetime import datetime
+from fractions import Fraction
 
 from services.policy.document import PolicyDocument
 from shared.contracts import LimitBasis, Reason, RecourseAction, ScoreComputed

@@ -54,7 +54,7 @@ def build_router(deps: ScoringDeps) -> KafkaRouter:
 
         await retry_transient(publish, settings=deps.settings, what="publish_scores")
         commit_in_background(message)
-        deps.metrics.observe(scores, refused=batch.refused)
+        deps.metrics.observe(scores)
         for score in scores:
             log.log(
                 logging.INFO if score.outcome != "scored" else logging.DEBUG,

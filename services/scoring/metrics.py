@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.scoring.drift import ScoreDistribution, population_stability
 from shared.contracts import ScoreComputed
-from shared.wire import RefusedRecord
 
 __all__ = ["ScoringMetrics"]
 
@@ -33,22 +32,18 @@ class ScoringMetrics:
         self.points = Histogram(
             "creditwindow_score_points", "Scorecard points of scored applications.", buckets=range(300, 801, 25), registry=registry
         )
-        self.dead_letters = Counter(
-            "creditwindow_dead_letters_total", "Records refused to the dead-letter topic.", ["source", "error_type"], registry=registry
-        )
         self.psi = Gauge(
             "creditwindow_score_psi", "Population stability index of live scores against training.", ["model_id"], registry=registry
         )
 
-    def observe(self, scores: Sequence[ScoreComputed], *, refused: Sequence[RefusedRecord]) -> None:
+    def observe(self, scores: Sequence[ScoreComputed]) -> None:
+        """Dead letters are counted by the outbox that publishes them."""
         for score in scores:
             self.scores.labels(score.outcome, score.grade or "-", score.model_id or "-").inc()
             if score.points is not None:
                 self.points.observe(score.points)
                 if score.model_id == self.model_id:
                     self.recent.append(score.points)
-        for record in refused:
-            self.dead_letters.labels(record.record.topic, record.error_type).inc()
         now = time.monotonic()
         if self.reference is not None and len(self.recent) >= PSI_MIN_SCORES and now - self._psi_at >= PSI_EVERY_S:
             self._psi_at = now

@@ -26,7 +26,7 @@ async def test_a_forged_policy_update_is_counted_as_a_dead_letter_from_the_polic
     settings = Settings(topic_namespace="h")
     broker = KafkaBroker()
     registry = CollectorRegistry()
-    outbox = Outbox(broker, service="policy")
+    outbox = Outbox(broker, service="policy", registry=registry)  # the outbox counts what it dead-letters
     state = PolicyState(default_policy(), source="test")
     decider = Decider(store=FakeLimitStore(), outbox=outbox, topics=settings.topics, state=state, clock=lambda: NOW)
     broker.include_router(build_router(PolicyDeps(settings, outbox, PolicyMetrics(registry), decider, state)))

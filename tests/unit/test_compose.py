@@ -32,7 +32,7 @@ def test_each_service_runs_its_own_process_with_the_cli_and_waits_for_topics_and
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"
         port = int(service["command"][-1])
         assert port == Settings().model_dump()[f"{name}_http_port"]
-        assert f"/health" in " ".join(service["healthcheck"]["test"])
+        assert "/health" in " ".join(service["healthcheck"]["test"])
 
 
 def test_service_environment_names_real_settings() -> None:
