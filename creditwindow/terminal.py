@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
@@ -19,7 +20,7 @@ from rich.console import Console
 from shared.contracts import Topics
 from shared.settings import Settings
 
-__all__ = ["JsonOption", "console", "err", "fail", "reach", "resolve_topic", "unreachable_message"]
+__all__ = ["JsonOption", "console", "err", "fail", "reach", "resolve_topic", "unreachable_message", "with_redis"]
 
 T = TypeVar("T")
 
@@ -55,6 +56,19 @@ def reach(operation: Callable[[], Awaitable[T]], settings: Settings) -> T:
         if message is None:
             raise
         fail(message)
+
+
+def with_redis(operation: Callable[[Redis], Awaitable[T]], settings: Settings) -> T:
+    """Run an async operation on a Redis client made for this command; an unreachable Redis ends it clearly."""
+
+    async def run() -> T:
+        redis = Redis.from_url(settings.redis_dsn, socket_connect_timeout=3)
+        try:
+            return await operation(redis)
+        finally:
+            await redis.aclose()
+
+    return reach(run, settings)
 
 
 _SHORT_NAMES = {

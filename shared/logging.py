@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import structlog
 
-__all__ = ["configure_logging", "redact"]
+__all__ = ["configure_logging", "event_ids", "redact"]
 
 # What personal data looks like in this domain. Ids are pseudonymous, so none of these should ever
 # appear; if one does (a bug, a hostile payload echoed in an error) it is masked before writing.
@@ -29,6 +29,15 @@ _SENSITIVE_KEYS = frozenset(
 # Every pattern above needs an "@" or eleven digits (single separators allowed): one C-speed search
 # rules most strings out before the four patterns run.
 _SUSPECT = re.compile(r"@|\d(?:[ -]?\d){10}")
+
+
+def event_ids(event: Any) -> dict[str, str]:
+    """The ids every log line about an event binds: its id, its correlation id, its customer (if any)."""
+    ids = {"event_id": str(event.event_id), "correlation_id": event.correlation_id}
+    customer = getattr(event, "customer_id", None)
+    if customer:
+        ids["customer_id"] = customer
+    return ids
 
 
 def redact(value: Any) -> Any:

@@ -1,7 +1,8 @@
-"""What every service process shares: the ASGI app with /health and /metrics, startup and shutdown.
+"""What every service process shares: its plumbing (metrics registry, Kafka broker, Redis client,
+outbox), and the ASGI app with /health and /metrics, startup and shutdown.
 
-A service's `app.py` builds its parts (broker, Redis client, handlers) in a factory and hands them
-here; nothing connects until the app starts.
+A service's `app.py` takes its `Plumbing`, wires its logic to it and hands it back to `build_app`;
+nothing connects until the app starts.
 """
 
 from __future__ import annotations
@@ -11,20 +12,24 @@ import gc
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from prometheus_client import CollectorRegistry, make_asgi_app
 from redis.asyncio import Redis
 
 from shared.asyncapi import describe_events
-from shared.messaging import Outbox, ensure_topics
+from shared.logging import configure_logging
+from shared.messaging import Outbox, ProducerSender, ensure_topics, make_broker
+from shared.redis_connection import make_redis
 from shared.settings import Settings
 
-__all__ = ["FleetApp", "PrefixRoute", "build_app", "json_response", "serve"]
+__all__ = ["FleetApp", "Plumbing", "PrefixRoute", "build_app", "json_response", "plumbing", "serve"]
 
 log = structlog.get_logger("creditwindow.runtime")
 
@@ -54,14 +59,36 @@ class FleetApp(AsgiFastStream):
         await super().__call__(scope, receive, send)
 
 
+@dataclass(frozen=True, slots=True)
+class Plumbing:
+    """What a service process is built on: its settings, metrics registry, Kafka broker, Redis client and outbox."""
+
+    service: str
+    settings: Settings
+    registry: CollectorRegistry
+    broker: KafkaBroker
+    redis: Redis
+    outbox: Outbox
+
+
+def plumbing(settings: Settings, service: str) -> Plumbing:
+    """Logging configured, and the parts every service needs made (none of them connects yet)."""
+    configure_logging(service=service, level=settings.log_level, fmt=settings.log_format, instance=settings.instance_id)
+    registry = CollectorRegistry()
+    return Plumbing(
+        service=service,
+        settings=settings,
+        registry=registry,
+        broker=make_broker(settings, service=service, middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service)]),
+        redis=make_redis(settings),
+        # The outbox publishes with its own producer: FastStream's per-message publish path costs more.
+        outbox=Outbox(ProducerSender(settings, client_id=f"creditwindow-{service}-out"), service=service, registry=registry),
+    )
+
+
 def build_app(
+    parts: Plumbing,
     *,
-    service: str,
-    settings: Settings,
-    broker: KafkaBroker,
-    registry: CollectorRegistry,
-    redis: Redis | None = None,
-    outbox: Outbox | None = None,
     on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     after_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
@@ -69,28 +96,25 @@ def build_app(
     description: str = "",
 ) -> FleetApp:
     """The service's app: topics ensured before consuming, Redis closed after, /health and /metrics."""
+    service, broker, redis, outbox = parts.service, parts.broker, parts.redis, parts.outbox
 
     @get(include_in_schema=False)
     async def health(scope: Any) -> AsgiResponse:
+        # Scoring itself needs no Redis, but the fleet decides nothing without it: every service says so.
         kafka_ok = await broker.ping(timeout=2.0)
-        redis_ok: bool | None = None
-        if redis is not None:
-            try:
-                redis_ok = bool(await asyncio.wait_for(redis.ping(), 2.0))
-            except Exception:
-                redis_ok = False
-        ready = kafka_ok and redis_ok is not False
-        body = {"service": service, "status": "ready" if ready else "unavailable", "kafka": kafka_ok}
-        if redis is not None:
-            body["redis"] = redis_ok
+        try:
+            redis_ok = bool(await asyncio.wait_for(redis.ping(), 2.0))
+        except Exception:
+            redis_ok = False
+        ready = kafka_ok and redis_ok
+        body = {"service": service, "status": "ready" if ready else "unavailable", "kafka": kafka_ok, "redis": redis_ok}
         return json_response(body, 200 if ready else 503)
 
     async def topics() -> None:
-        await ensure_topics(settings)
+        await ensure_topics(parts.settings)
 
     async def close_redis() -> None:
-        if redis is not None:
-            await redis.aclose()
+        await redis.aclose()
 
     async def quiet_gc() -> None:
         # Everything built at start (models, templates, the scorecard) never dies: move it out of the
@@ -100,18 +124,16 @@ def build_app(
         gc.set_threshold(20_000, 20, 100)
 
     async def start_outbox() -> None:
-        if outbox is not None:
-            await outbox.start()
+        await outbox.start()
 
     async def stop_outbox() -> None:
-        if outbox is not None:
-            await outbox.stop()
+        await outbox.stop()
 
     describe_events(broker)
     app = FleetApp(
         broker,
         logger=logging.getLogger(f"creditwindow.{service}.app"),
-        asgi_routes=[("/health", health), ("/metrics", make_asgi_app(registry))],
+        asgi_routes=[("/health", health), ("/metrics", make_asgi_app(parts.registry))],
         on_startup=[topics, start_outbox, *on_startup],
         after_startup=[*after_startup, quiet_gc],
         on_shutdown=[*on_shutdown],

@@ -87,7 +87,6 @@ class Settings(BaseSettings):
     )
     webhook_timeout_s: float = Field(default=2.0, gt=0, le=60)
     webhook_max_attempts: int = Field(default=5, ge=1, le=20)
-    shadow: bool = Field(default=False, description="Policy in shadow mode: decisions to the shadow topic only.")
 
     # --- logging -------------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

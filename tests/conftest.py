@@ -50,7 +50,7 @@ def endpoints() -> Iterator[dict[str, str]]:
                 for name in found:
                     os.environ.pop(name, None)
         return
-    from creditwindow.platform import LocalPlatform
+    from devtools.platform import LocalPlatform
 
     settings = Settings()
     platform = LocalPlatform(settings, say=lambda line: print(f"[platform] {line}"))

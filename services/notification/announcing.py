@@ -15,37 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import structlog
 
 from services.notification.channels import notification_for, webhook_delivery_for
 from services.notification.disclosure import render
-from services.notification.redis_ledger import Claim
-from services.notification.webhooks import DeliverySource, WebhookDelivery
+from services.notification.ports import DeliverySource, EventPublisher, Ledger, WebhookDelivery, WebhookOutbox
 from shared.contracts import Decision, NotificationSent, Topics
-from shared.messaging import Outbox
+from shared.logging import event_ids
 from shared.wire import Record, RefusedRecord
 
-__all__ = ["Announcement", "Announcer", "Ledger", "WebhookOutbox", "source_of"]
+__all__ = ["Announcement", "Announcer", "source_of"]
 
 log = structlog.get_logger("creditwindow.notification")
-
-
-class Ledger(Protocol):
-    """Which decisions were announced (Redis in production, a fake in handler tests)."""
-
-    async def claim(self, decisions: Sequence[tuple[str, str, int]]) -> list[Claim]: ...
-
-    async def remember(self, notices: Sequence[tuple[str, bytes]]) -> None: ...
-
-    async def mark_published(self, decision_ids: Sequence[str]) -> None: ...
-
-
-class WebhookOutbox(Protocol):
-    """Where webhook deliveries wait for the dispatcher. `enqueue` ignores a delivery already there."""
-
-    async def enqueue(self, deliveries: Sequence[WebhookDelivery]) -> int: ...
 
 
 @dataclass(slots=True)
@@ -74,12 +56,12 @@ def source_of(record: Record) -> DeliverySource:
 
 class Announcer:
     def __init__(
-        self, *, ledger: Ledger, webhooks: WebhookOutbox, partners: Container[str], outbox: Outbox, topics: Topics
+        self, *, ledger: Ledger, webhooks: WebhookOutbox, partners: Container[str], publisher: EventPublisher, topics: Topics
     ) -> None:
         self.ledger = ledger
         self.webhooks = webhooks
         self.partners = partners
-        self.outbox = outbox
+        self.publisher = publisher
         self.topics = topics
 
     async def announce(self, events: Sequence[tuple[Record, Decision]]) -> Announcement:
@@ -114,19 +96,11 @@ class Announcer:
                 log.warning("wording_missing", code=code, decision_id=decision_id, customer_id=decision.customer_id)
                 result.unknown_codes.append((decision_id, code))
         if result.unrenderable:
-            await self.outbox.dead_letter(self.topics.deadletter, result.unrenderable)
+            await self.publisher.dead_letter(self.topics.deadletter, result.unrenderable)
         await self.ledger.remember(remembered)
         result.webhooks_enqueued = await self.webhooks.enqueue(deliveries) if deliveries else 0
-        await self.outbox.publish((self.topics.notifications, n) for n in result.notices)
+        await self.publisher.publish((self.topics.notifications, n) for n in result.notices)
         await self.ledger.mark_published([str(n.decision_id) for n in result.notices])
         for n in result.notices:
-            log.info(
-                "notification_sent",
-                event_id=str(n.event_id),
-                correlation_id=n.correlation_id,
-                customer_id=n.customer_id,
-                channel=n.channel,
-                outcome=n.outcome,
-                locale=n.locale,
-            )
+            log.info("notification_sent", **event_ids(n), channel=n.channel, outcome=n.outcome, locale=n.locale)
         return result

@@ -1,9 +1,17 @@
-"""The notification service process: `creditwindow run notification` or `faststream run services.notification.app:create_app --factory`."""
+"""The notification service's composition root: `creditwindow run notification` or
+`faststream run services.notification.app:create_app --factory`.
+
+`compose` wires the logic to whatever ledger, webhook queue, HTTP sender and publisher it is given
+(the handler tests give it fakes and the in-memory broker); `create_app` gives it Redis, httpx and
+the Kafka outbox, and runs the webhook dispatcher beside the handler.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import structlog
-from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.notification.announcing import Announcer
@@ -11,71 +19,101 @@ from services.notification.dispatching import WebhookDispatcher
 from services.notification.handlers import NotificationDeps, build_router
 from services.notification.http_webhook import HttpWebhookSender
 from services.notification.metrics import NotificationMetrics
+from services.notification.ports import EventPublisher, Ledger, WebhookQueue, WebhookSender
 from services.notification.redis_ledger import RedisLedger
 from services.notification.redis_webhooks import RedisWebhookQueue
-from shared.logging import configure_logging
-from shared.messaging import Outbox, ProducerSender, make_broker
-from shared.redis_connection import make_redis
-from shared.runtime import FleetApp, build_app, serve
+from services.notification.webhooks import Backoff
+from shared.runtime import FleetApp, build_app, plumbing, serve
 from shared.settings import Settings
 
-__all__ = ["create_app", "main"]
+__all__ = ["DispatchTiming", "Notification", "compose", "create_app", "main"]
 
 log = structlog.get_logger("creditwindow.notification")
+SERVICE = "notification"
 _DEV_WEBHOOK_KEY = "creditwindow-local-webhook-key"
 
 
-def create_app(settings: Settings | None = None) -> FleetApp:
-    settings = settings or Settings()
-    configure_logging(
-        service="notification", level=settings.log_level, fmt=settings.log_format, instance=settings.instance_id
-    )
-    registry = CollectorRegistry()
+@dataclass(slots=True)
+class Notification:
+    """The wired notification service: its broker with the router mounted, and the parts tests look at."""
+
+    broker: KafkaBroker
+    deps: NotificationDeps
+    dispatcher: WebhookDispatcher
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchTiming:
+    """How the webhook dispatcher paces itself (tests shorten it)."""
+
+    backoff: Backoff = Backoff()
+    poll_s: float = 0.5
+    lease_margin_s: float = 10.0
+
+
+def compose(
+    settings: Settings,
+    *,
+    broker: KafkaBroker,
+    ledger: Ledger,
+    queue: WebhookQueue,
+    sender: WebhookSender,
+    publisher: EventPublisher,
+    registry: CollectorRegistry,
+    timing: DispatchTiming = DispatchTiming(),
+) -> Notification:
+    """The notification service on `broker`: decisions told in the inbox, partners' webhooks queued and posted."""
     metrics = NotificationMetrics(registry)
-    broker = make_broker(
-        settings,
-        service="notification",
-        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name="notification")],
-    )
-    redis = make_redis(settings)
-    outbox = Outbox(ProducerSender(settings, client_id="creditwindow-notification-out"), service="notification", registry=registry)
-    queue = RedisWebhookQueue(redis, settings.redis_prefix)
-    sender = HttpWebhookSender(timeout_s=settings.webhook_timeout_s)
     dispatcher = WebhookDispatcher(
         queue=queue,
         sender=sender,
-        outbox=outbox,
+        publisher=publisher,
         topics=settings.topics,
         urls=settings.webhook_urls,
         signing_key=settings.webhook_signing_key.get_secret_value().encode(),
         max_attempts=settings.webhook_max_attempts,
+        backoff=timing.backoff,
+        poll_s=timing.poll_s,
+        lease_margin_s=timing.lease_margin_s,
         metrics=metrics,
     )
     announcer = Announcer(
-        ledger=RedisLedger(redis, settings.redis_prefix),
+        ledger=ledger,
         webhooks=queue,
         partners=settings.webhook_urls.keys(),
-        outbox=outbox,
+        publisher=publisher,
         topics=settings.topics,
     )
-    broker.include_router(build_router(NotificationDeps(settings, outbox, metrics, announcer, dispatcher.wake)))
+    deps = NotificationDeps(settings, publisher, metrics, announcer, dispatcher.wake)
+    broker.include_router(build_router(deps))
+    return Notification(broker, deps, dispatcher)
+
+
+def create_app(settings: Settings | None = None) -> FleetApp:
+    parts = plumbing(settings or Settings(), SERVICE)
+    settings = parts.settings
+    sender = HttpWebhookSender(timeout_s=settings.webhook_timeout_s)
+    notification = compose(
+        settings,
+        broker=parts.broker,
+        ledger=RedisLedger(parts.redis, settings.redis_prefix),
+        queue=RedisWebhookQueue(parts.redis, settings.redis_prefix),
+        sender=sender,
+        publisher=parts.outbox,
+        registry=parts.registry,
+    )
 
     async def start_dispatcher() -> None:
         if settings.webhook_urls and settings.webhook_signing_key.get_secret_value() == _DEV_WEBHOOK_KEY:
             log.warning("webhook_dev_signing_key", hint="set CW_WEBHOOK_SIGNING_KEY in production")
-        await dispatcher.start()
+        await notification.dispatcher.start()
 
     async def stop_dispatcher() -> None:
-        await dispatcher.stop()
+        await notification.dispatcher.stop()
         await sender.aclose()
 
     return build_app(
-        service="notification",
-        settings=settings,
-        broker=broker,
-        registry=registry,
-        outbox=outbox,
-        redis=redis,
+        parts,
         after_startup=[start_dispatcher],
         on_shutdown=[stop_dispatcher],
         description="Tells every customer the decision on their window and its basis, once per decision, "

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Container
 
 from services.notification.disclosure import Disclosure
-from services.notification.webhooks import DeliverySource, WebhookDelivery, notification_id, webhook_payload
+from services.notification.ports import DeliverySource, WebhookDelivery
+from services.notification.webhooks import notification_id, webhook_payload
 from shared.contracts import Decision, NotificationSent, utc_now
 
 __all__ = ["PRODUCER", "notification_for", "webhook_delivery_for"]

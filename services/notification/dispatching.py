@@ -21,45 +21,17 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol
 
 import structlog
 
-from services.notification.http_webhook import Answer
 from services.notification.metrics import NotificationMetrics
-from services.notification.webhooks import (
-    Backoff,
-    ClaimedDelivery,
-    Verdict,
-    dead_letter_for_delivery,
-    judge,
-    signed_headers,
-)
+from services.notification.ports import Answer, ClaimedDelivery, EventPublisher, WebhookQueue, WebhookSender
+from services.notification.webhooks import Backoff, Verdict, dead_letter_for_delivery, judge, signed_headers
 from shared.contracts import NotificationSent, Topics, utc_now
-from shared.messaging import Outbox
 
-__all__ = ["WebhookDispatcher", "WebhookQueue", "WebhookSender"]
+__all__ = ["WebhookDispatcher"]
 
 log = structlog.get_logger("creditwindow.notification")
-
-
-class WebhookQueue(Protocol):
-    """Durable deliveries with next-attempt times and leases (Redis in production)."""
-
-    async def claim(self, limit: int, lease_ms: int) -> list[ClaimedDelivery]: ...
-
-    async def settle(self, claimed: ClaimedDelivery, outcome: str, *, delay_ms: int = 0, error: str = "") -> bool: ...
-
-    async def finish(self, claimed: ClaimedDelivery) -> bool: ...
-
-
-class WebhookSender(Protocol):
-    """One POST to a partner (httpx in production)."""
-
-    @property
-    def attempt_bound_s(self) -> float: ...
-
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer: ...
 
 
 class WebhookDispatcher:
@@ -68,7 +40,7 @@ class WebhookDispatcher:
         *,
         queue: WebhookQueue,
         sender: WebhookSender,
-        outbox: Outbox,
+        publisher: EventPublisher,
         topics: Topics,
         urls: Mapping[str, str],
         signing_key: bytes,
@@ -83,7 +55,7 @@ class WebhookDispatcher:
     ) -> None:
         self.queue = queue
         self.sender = sender
-        self.outbox = outbox
+        self.publisher = publisher
         self.topics = topics
         self.urls = urls
         self.signing_key = signing_key
@@ -186,12 +158,12 @@ class WebhookDispatcher:
                 state, reason = verdict.outcome, verdict.reason
             if state == "delivered":
                 sent = notice.model_copy(update={"occurred_at": utc_now()})
-                await self.outbox.publish([(self.topics.notifications, sent)])
+                await self.publisher.publish([(self.topics.notifications, sent)])
                 bound.info("webhook_delivered", attempts=claimed.attempts)
                 self._count(notice.outcome, "sent")
             else:
                 letter = dead_letter_for_delivery(d, reason, attempts=claimed.attempts)
-                await self.outbox.publish([(self.topics.deadletter, letter)])
+                await self.publisher.publish([(self.topics.deadletter, letter)])
                 bound.error("webhook_dead_lettered", attempts=claimed.attempts, reason=reason)
                 self._count(notice.outcome, "dead_lettered")
             await self.queue.finish(claimed)

@@ -8,27 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
 
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from faststream.params import NoCast
 
 from services.notification.announcing import Announcer
 from services.notification.metrics import NotificationMetrics
+from services.notification.ports import EventPublisher
 from shared.contracts import DeadLetter, NotificationSent, WindowClosed, WindowOpened
-from shared.messaging import Outbox, batch_subscriber_options, commit_in_background, intake, retry_transient
+from shared.messaging import Records, batch_subscriber_options, commit_in_background, retry_transient, take
 from shared.settings import Settings
 
 __all__ = ["NotificationDeps", "build_router"]
 
-Records = Annotated[list[Any], NoCast]
 
 
 @dataclass(slots=True)
 class NotificationDeps:
     settings: Settings
-    outbox: Outbox
+    publisher: EventPublisher
     metrics: NotificationMetrics
     announcer: Announcer
     webhooks_waiting: Callable[[], None] = lambda: None  # wakes the dispatcher
@@ -48,10 +46,7 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         description="Tells each customer the decision and its basis, once per decision, in the inbox and to partners.",
     )
     async def on_windows(records: Records, message: KafkaMessage) -> None:
-        batch = intake(records, (WindowOpened, WindowClosed))
-        await retry_transient(
-            lambda: deps.outbox.dead_letter(topics.deadletter, batch.refused), settings=settings, what="dead_letter"
-        )
+        batch = await take(records, (WindowOpened, WindowClosed), publisher=deps.publisher, settings=settings)
         told = await retry_transient(lambda: deps.announcer.announce(batch.events), settings=settings, what="announce")
         deps.metrics.observe(told.notices, webhooks=told.webhooks_enqueued)
         deps.webhooks_waiting()

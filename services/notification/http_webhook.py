@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["Answer", "HttpWebhookSender"]
+from services.notification.ports import Answer
 
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A partner's answer to one try: an HTTP status, or the error that kept it from answering."""
-
-    status: int | None
-    error: str | None = None
-    retry_after_s: float | None = None
+__all__ = ["HttpWebhookSender"]
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -9,14 +9,13 @@ A decision whose sequence is not above the customer's announced one is stale: it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from redis.asyncio import Redis
 
+from services.notification.ports import Claim
 from shared.redis_connection import text
 
-__all__ = ["Claim", "RedisLedger"]
+__all__ = ["RedisLedger"]
 
 TTL_S = 30 * 24 * 3600
 
@@ -45,12 +44,6 @@ for i = 3, #ARGV, 3 do
 end
 return out
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    state: Literal["fresh", "again", "done", "stale"]
-    stored_event: bytes | None = None
 
 
 class RedisLedger:

@@ -21,7 +21,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.notification.webhooks import ClaimedDelivery, DeliverySource, WebhookDelivery
+from services.notification.ports import ClaimedDelivery, DeliverySource, WebhookDelivery
 from shared.redis_connection import text
 
 __all__ = ["RedisWebhookQueue"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,16 +28,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notification.disclosure import Disclosure
+from services.notification.ports import WebhookDelivery
 from shared.contracts import Category, DeadLetter, Decision, WindowClosed, WindowOpened, deterministic_id
 
 __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "Backoff",
-    "ClaimedDelivery",
-    "DeliverySource",
     "Verdict",
-    "WebhookDelivery",
     "WebhookPayload",
     "dead_letter_for_delivery",
     "judge",
@@ -212,56 +209,6 @@ def judge(status: int | None, error: str | None, *, attempt: int, max_attempts: 
 # --- the delivery and its dead letter ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DeliverySource:
-    """Where the decision came from: kept so a dead letter points at the original record."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: str | None
-    value: bytes
-    headers: dict[str, str]
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "topic": self.topic,
-                "partition": self.partition,
-                "offset": self.offset,
-                "key": self.key,
-                "value_b64": base64.b64encode(self.value).decode(),
-                "headers": self.headers,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, raw: str | bytes) -> DeliverySource:
-        data = json.loads(raw)
-        return cls(
-            topic=data["topic"],
-            partition=int(data["partition"]),
-            offset=int(data["offset"]),
-            key=data.get("key"),
-            value=base64.b64decode(data["value_b64"]),
-            headers=dict(data.get("headers") or {}),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookDelivery:
-    """One decision to POST to one partner, with the NotificationSent to publish once it is delivered."""
-
-    notification_id: str
-    partner_id: str
-    customer_id: str
-    decision_id: str
-    correlation_id: str
-    body: bytes
-    notice: bytes
-    source: DeliverySource
-
-
 def dead_letter_for_delivery(delivery: WebhookDelivery, reason: str, *, attempts: int) -> DeadLetter:
     """The dead letter of a delivery given up: the original decision record, and why it failed."""
     source = delivery.source
@@ -279,18 +226,3 @@ def dead_letter_for_delivery(delivery: WebhookDelivery, reason: str, *, attempts
         payload_b64=base64.b64encode(source.value).decode(),
         headers=source.headers,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedDelivery:
-    """A delivery a dispatcher holds the lease of: `state` says what is left to do with it.
-
-    pending: POST it (this is try number `attempts`); delivered: publish its NotificationSent;
-    failed: publish its dead letter. Only the holder of `token` may settle or finish it.
-    """
-
-    delivery: WebhookDelivery
-    state: Literal["pending", "delivered", "failed"]
-    attempts: int
-    token: str
-    last_error: str = ""

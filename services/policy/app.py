@@ -1,79 +1,116 @@
-"""The policy service process: `creditwindow run policy` or `faststream run services.policy.app:create_app --factory`."""
+"""The policy service's composition root: `creditwindow run policy` or
+`faststream run services.policy.app:create_app --factory`.
+
+`compose` wires the logic to whatever book and publisher it is given (the handler tests give it an
+in-memory book and the in-memory broker); `create_app` gives it the Redis book and the Kafka outbox
+and adds the process around them: policy restored from `credit.policy` at start, the lifecycle
+sweeper, `/health`, `/metrics` and `/limits/{customer_id}`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 from faststream.asgi import AsgiResponse
-from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
-from services.policy.deciding import Decider, PolicyState
-from services.policy.document import load_policy
-from services.policy.handlers import PolicyDeps, build_router, refuse_updates, restore_policy
+from services.policy.document import PolicyDocument, load_policy
+from services.policy.handlers import PolicyDeps, policy_updates_router, refuse_updates, restore_policy, scores_router
 from services.policy.metrics import PolicyMetrics
-from services.policy.redis_limits import RedisLimits
-from services.policy.shadow import LiveBook, ShadowLimits, ShadowOutbox
-from shared.logging import configure_logging
-from shared.messaging import Outbox, ProducerSender, is_transient, make_broker
-from shared.redis_connection import make_redis
-from shared.runtime import FleetApp, build_app, json_response, serve
+from services.policy.ports import EventPublisher, LimitStore
+from services.policy.redis_book import RedisBook
+from services.policy.underwriting import PolicyState, Underwriter
+from shared.contracts import utc_now
+from shared.messaging import is_transient
+from shared.runtime import FleetApp, build_app, json_response, plumbing, serve
 from shared.settings import Settings
 from shared.wire import RefusedRecord
 
-__all__ = ["create_app", "main"]
+__all__ = ["Policy", "compose", "create_app", "main", "sweep_forever"]
 
 log = structlog.get_logger("creditwindow.policy")
 SWEEP_INTERVAL_S = 1.0
+SERVICE = "policy"
+
+
+@dataclass(slots=True)
+class Policy:
+    """The wired policy service: its broker with the routers mounted, and the parts tests look at."""
+
+    broker: KafkaBroker
+    deps: PolicyDeps
+    store: LimitStore
+
+    @property
+    def state(self) -> PolicyState:
+        return self.deps.state
+
+    @property
+    def underwriter(self) -> Underwriter:
+        return self.deps.underwriter
+
+    @property
+    def metrics(self) -> PolicyMetrics:
+        return self.deps.metrics
+
+
+def compose(
+    settings: Settings,
+    *,
+    broker: KafkaBroker,
+    store: LimitStore,
+    publisher: EventPublisher,
+    registry: CollectorRegistry,
+    policy: PolicyDocument | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Policy:
+    """The live policy service on `broker`: scores decided into `credit.windows`, signed updates followed."""
+    source = "given" if policy is not None else f"file:{settings.policy_path.name}"
+    state = PolicyState(policy or load_policy(settings.policy_path), source=source)
+    underwriter = Underwriter(store=store, publisher=publisher, out_topic=settings.topics.windows, state=state, clock=clock)
+    deps = PolicyDeps(settings, publisher, PolicyMetrics(registry), underwriter, state)
+    broker.include_router(scores_router(deps, group=SERVICE))
+    broker.include_router(policy_updates_router(deps))
+    return Policy(broker, deps, store)
+
+
+async def sweep_forever(policy: Policy, interval_s: float = SWEEP_INTERVAL_S) -> None:
+    """Expire windows, re-decide what maintenance deferred, announce closures, refresh the budget gauges."""
+    while True:
+        try:
+            policy.metrics.observe(await policy.underwriter.sweep())
+            for segment, reserved in (await policy.store.budgets()).items():
+                budget = policy.state.active.budgets.get(segment)  # type: ignore[call-overload]
+                policy.metrics.budget_reserved.labels(segment).set(reserved.exposure)
+                if budget and budget.exposure:
+                    policy.metrics.budget_utilisation.labels(segment).set(reserved.exposure / budget.exposure)
+        except Exception as exc:  # the sweeper must outlive any fault; it retries next tick
+            log.warning("sweep_failed", error=repr(exc)[:300], transient=is_transient(exc))
+        await asyncio.sleep(interval_s)
 
 
 def create_app(settings: Settings | None = None) -> FleetApp:
-    settings = settings or Settings()
-    service = "policy-shadow" if settings.shadow else "policy"
-    configure_logging(service=service, level=settings.log_level, fmt=settings.log_format, instance=settings.instance_id)
-    registry = CollectorRegistry()
-    broker = make_broker(settings, service=service, middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service)])
-    redis = make_redis(settings)
-    # Shadow mode: the candidate decides in memory (Redis only read) and dead-letters nothing.
-    store = ShadowLimits(LiveBook(redis, settings.redis_prefix)) if settings.shadow else RedisLimits(redis, settings.redis_prefix)
-    state = PolicyState(load_policy(settings.policy_path), source=f"file:{settings.policy_path.name}")
-    sender = ProducerSender(settings, client_id=f"creditwindow-{service}-out")
-    outbox = (ShadowOutbox if settings.shadow else Outbox)(sender, service=service, registry=registry)
-    metrics = PolicyMetrics(registry)
-    decider = Decider(store=store, outbox=outbox, topics=settings.topics, state=state, shadow=settings.shadow)
-    deps = PolicyDeps(settings, outbox, metrics, decider, state)
-    broker.include_router(build_router(deps))
+    parts = plumbing(settings or Settings(), SERVICE)
+    settings = parts.settings
+    store = RedisBook(parts.redis, settings.redis_prefix)
+    policy = compose(settings, broker=parts.broker, store=store, publisher=parts.outbox, registry=parts.registry)
     tasks: list[asyncio.Task[None]] = []
     refused_at_start: list[RefusedRecord] = []
 
-    async def sweep_forever() -> None:
-        while True:
-            try:
-                metrics.observe(await decider.sweep())
-                for segment, reserved in (await store.budgets()).items():
-                    budget = state.active.budgets.get(segment)  # type: ignore[call-overload]
-                    metrics.budget_reserved.labels(segment).set(reserved.get("exposure", 0))
-                    if budget and budget.exposure:
-                        metrics.budget_utilisation.labels(segment).set(reserved.get("exposure", 0) / budget.exposure)
-            except Exception as exc:  # the sweeper must outlive any fault; it retries next tick
-                log.warning("sweep_failed", error=repr(exc)[:300], transient=is_transient(exc))
-            await asyncio.sleep(SWEEP_INTERVAL_S)
-
     async def restore() -> None:
-        if settings.shadow:
-            # The candidate file is the shadow's policy: signed updates for the live fleet do not replace it.
-            log.info("shadow_policy", policy=state.active.label, source=state.source, topic=settings.topics.shadow_windows)
-            return
         if settings.uses_dev_signing_key:
             log.warning("dev_signing_key", hint="set CW_POLICY_SIGNING_KEY outside the local platform")
-        refused_at_start.extend(await restore_policy(settings, state))
+        refused_at_start.extend(await restore_policy(settings, policy.state))
 
     async def start_sweeper() -> None:
-        await refuse_updates(deps, refused_at_start)
-        if not settings.shadow:
-            tasks.append(asyncio.create_task(sweep_forever(), name="policy-sweeper"))
+        await refuse_updates(policy.deps, refused_at_start)
+        tasks.append(asyncio.create_task(sweep_forever(policy), name="policy-sweeper"))
 
     async def stop_sweeper() -> None:
         for task in tasks:
@@ -82,18 +119,13 @@ def create_app(settings: Settings | None = None) -> FleetApp:
                 await task
 
     async def limits(customer_id: str) -> AsgiResponse:
-        window = await store.current(customer_id)
+        window = await policy.store.current(customer_id)
         if window is None:
             return json_response({"customer_id": customer_id, "status": "none"}, 404)
         return json_response(window.as_dict())
 
     return build_app(
-        service=service,
-        settings=settings,
-        broker=broker,
-        registry=registry,
-        outbox=outbox,
-        redis=redis,
+        parts,
         on_startup=[restore],
         after_startup=[start_sweeper],
         on_shutdown=[stop_sweeper],

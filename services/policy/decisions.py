@@ -1,7 +1,7 @@
-"""From a score to a decision event, around the atomic budget step. Pure.
+"""From a score to a decision event, around the book's atomic step. Pure.
 
-``propose`` applies the rules; the limit store then allocates atomically (budget, sequence,
-superseding); ``decide`` turns the proposal and the store's answer into `WindowOpened` or
+``propose`` applies the rules; ``request_for`` puts the proposal to the book (budget, sequence,
+superseding); ``decide`` turns the proposal and the book's answer into `WindowOpened` or
 `WindowClosed`. Ids are derived from the application, so a redelivered score is the same decision.
 """
 
@@ -12,10 +12,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.policy.document import PolicyDocument
+from services.policy.ports import Allocation, BudgetTerms, CloseRequest, DecideRequest, DecisionRecord, OfferTerms
 from services.policy.rules import Close, Offer, evaluate
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, deterministic_id
 
-__all__ = ["Allocation", "Proposal", "closure_id", "decide", "decision_id_for", "lifecycle_closure", "propose"]
+__all__ = [
+    "Proposal",
+    "budget_terms",
+    "close_request",
+    "closure_id",
+    "decide",
+    "decision_id_for",
+    "lifecycle_closure",
+    "propose",
+    "request_for",
+]
 
 PRODUCER = "policy"
 
@@ -51,26 +62,77 @@ class Proposal:
         return not (isinstance(self.verdict, Close) and self.verdict.category == "system")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Allocation:
-    """The limit store's answer for one proposal."""
-
-    fresh: bool  # False: this application was decided before (a redelivery or a duplicate)
-    seq: int
-    granted: int
-    refusal: str | None
-    programme_part: int
-    available: int
-    budget_bound: bool = False  # the segment budget, not a cap or the grade, set the limit
-    expected_loss_fen: int = 0  # limit x PD x LGD as reserved, in fen
-    decided_at_ms: int = 0  # when the store first decided it: a rebuilt event uses that time
-    stored_event: bytes | None = None
-    published: bool = False
-
-
 def propose(score: ScoreComputed, policy: PolicyDocument, now: datetime, trigger: Trigger = "application") -> Proposal:
     key = score.application_id if trigger == "application" else f"{score.application_id}~r"
     return Proposal(score, evaluate(score, policy, now), decision_id_for(key), policy.label, trigger, now)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def budget_terms(policy: PolicyDocument, segment: str) -> BudgetTerms:
+    """What the policy says about a segment's budget, as the book takes it."""
+    budget = policy.budgets.get(segment)  # type: ignore[call-overload]
+    programme = policy.programme_for(segment)
+    pacing = policy.pacing
+    return BudgetTerms(
+        exposure=budget.exposure if budget else 0,
+        expected_loss=budget.expected_loss if budget else 0,
+        programme_budget=programme.budget if programme else 0,
+        pacing=pacing.enabled,
+        max_margin=pacing.max_margin,
+        steepness=pacing.steepness,
+        round_to=policy.limits.round_to,
+        min_limit=policy.limits.min_limit,
+    )
+
+
+def request_for(proposal: Proposal, policy: PolicyDocument) -> DecideRequest:
+    """The book's request for a proposal: the offer's terms, or the closure, and the facts to record."""
+    score = proposal.score
+    facts = score.facts
+    segment = facts.segment if facts else "unknown"
+    verdict = proposal.verdict
+    offer = None
+    if isinstance(verdict, Offer):
+        programme = policy.programme_for(segment)
+        offer = OfferTerms(
+            limit=verdict.limit,
+            el_rate=verdict.el_rate,
+            margin=verdict.margin,
+            apr=repr(verdict.apr),
+            valid_until_ms=_ms(verdict.valid_until),
+            programme=programme.name if programme else "",
+            part=verdict.programme_part,
+        )
+    defer = isinstance(verdict, Close) and verdict.reason == "maintenance" and verdict.retry_after is not None
+    return DecideRequest(
+        record=proposal.record_key,
+        customer=score.customer_id,
+        segment=segment,
+        decision_id=str(proposal.decision_id),
+        application_id=score.application_id,
+        policy_version=proposal.policy_label,
+        decided_at_ms=_ms(proposal.decided_at),
+        budget=budget_terms(policy, segment),
+        offer=offer,
+        category="" if offer else verdict.category,  # type: ignore[union-attr]
+        reason="" if offer else verdict.reason,  # type: ignore[union-attr]
+        supersedes=proposal.supersedes,
+        region=facts.region if facts else "",
+        channel=facts.channel if facts else "",
+        locale=facts.locale if facts else "zh-CN",
+        partner=(facts.partner_id or "") if facts else "",
+        model_id=score.model_id or "",
+        deferred_score=score.model_dump_json() if defer else "",
+        deferred_until_ms=_ms(verdict.retry_after) if defer else 0,  # type: ignore[union-attr]
+    )
+
+
+def close_request(record: str, *, trigger: str, reason: str, now: datetime) -> CloseRequest:
+    """A lifecycle closure (expiry, pause) of the window `record` opened: category strategy."""
+    return CloseRequest(record, str(closure_id(record, trigger)), "strategy", reason, trigger, _ms(now))
 
 
 def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, now: datetime) -> Decision:
@@ -137,28 +199,27 @@ def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, n
     )
 
 
-def lifecycle_closure(fields: dict[str, str], *, policy_label: str) -> WindowClosed:
-    """The `WindowClosed` announcing an expiry or a pause closure recorded by the limit store."""
-    closure = uuid.UUID(fields["closure_id"])
-    application_id = fields["application_id"]
+def lifecycle_closure(facts: DecisionRecord, *, policy_label: str) -> WindowClosed:
+    """The `WindowClosed` announcing an expiry or a pause closure recorded by the book."""
+    closure = uuid.UUID(facts.closure_id)
     return WindowClosed(
         event_id=closure,
-        correlation_id=application_id,
+        correlation_id=facts.application_id,
         producer=PRODUCER,
-        occurred_at=datetime.fromtimestamp(int(fields["closure_at"]) / 1000, UTC),
+        occurred_at=datetime.fromtimestamp(facts.closure_at / 1000, UTC),
         decision_id=closure,
-        decision_seq=int(fields["closure_seq"]),
-        application_id=application_id,
-        customer_id=fields["customer"],
-        segment=fields.get("segment") or None,  # type: ignore[arg-type]
-        region=fields.get("region") or None,
-        channel=fields.get("channel") or None,
-        locale=fields.get("locale") or "zh-CN",  # type: ignore[arg-type]
-        partner_id=fields.get("partner") or None,
+        decision_seq=facts.closure_seq,
+        application_id=facts.application_id,
+        customer_id=facts.customer,
+        segment=facts.segment if facts.segment in ("individual", "small_business") else None,  # type: ignore[arg-type]
+        region=facts.region or None,
+        channel=facts.channel or None,
+        locale=facts.locale or "zh-CN",  # type: ignore[arg-type]
+        partner_id=facts.partner or None,
         policy_version=policy_label,
-        model_id=fields.get("model_id") or None,
-        trigger=fields["closure_trigger"],  # type: ignore[arg-type]
-        category=fields["closure_category"],  # type: ignore[arg-type]
-        reason=fields["closure_reason"],
-        closes_decision_id=uuid.UUID(fields["decision_id"]),
+        model_id=facts.model_id or None,
+        trigger=facts.closure_trigger,  # type: ignore[arg-type]
+        category=facts.closure_category,  # type: ignore[arg-type]
+        reason=facts.closure_reason,
+        closes_decision_id=uuid.UUID(facts.decision_id),
     )

@@ -13,6 +13,8 @@ from typing import Annotated, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared.contracts import SEGMENTS, Segment
+
 __all__ = [
     "Budget",
     "GradeTerms",
@@ -25,7 +27,6 @@ __all__ = [
     "parse_policy",
 ]
 
-SEGMENTS = ("individual", "small_business")
 GRADES = ("A", "B", "C", "D", "E", "F", "G")
 
 
@@ -67,7 +68,7 @@ class Programme(_Part):
     """A segment programme: a limit boost with a budget of its own for the boosted part."""
 
     name: str = Field(pattern=r"^[a-z0-9_]{1,40}$")
-    segment: Literal["individual", "small_business"]
+    segment: Segment
     boost: float = Field(gt=1, le=3, description="Multiplier on the grade limit.")
     budget: Money = Field(description="Exposure the boosted parts may take in total, CNY.")
 
@@ -75,7 +76,7 @@ class Programme(_Part):
 class Pauses(_Part):
     """Strategy switches: no new windows here; open windows here are closed (category `strategy`)."""
 
-    segments: tuple[Literal["individual", "small_business"], ...] = ()
+    segments: tuple[Segment, ...] = ()
     regions: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
 
@@ -149,7 +150,7 @@ class PolicyDocument(_Part):
     name: str = Field(pattern=r"^[a-z0-9_-]{1,40}$")
     version: int = Field(ge=1)
     description: str = Field(default="", max_length=2000)
-    cutoffs: dict[Literal["individual", "small_business"], float] = Field(description="Minimum points per segment.")
+    cutoffs: dict[Segment, float] = Field(description="Minimum points per segment.")
     knockouts: Knockouts = Knockouts()
     grades: dict[Literal["A", "B", "C", "D", "E", "F", "G"], GradeTerms]
     regulatory: Regulatory = Regulatory()
@@ -157,7 +158,7 @@ class PolicyDocument(_Part):
     programmes: tuple[Programme, ...] = ()
     pauses: Pauses = Pauses()
     maintenance: tuple[MaintenanceWindow, ...] = ()
-    budgets: dict[Literal["individual", "small_business"], Budget]
+    budgets: dict[Segment, Budget]
     pacing: Pacing = Pacing()
     pricing: Pricing = Pricing()
     limits: Limits = Limits()

@@ -1,82 +1,86 @@
-"""Policy's Kafka adapter: scores in, window decisions out; signed policy updates in."""
+"""Policy's Kafka adapter: scores in, window decisions out; signed policy updates in.
+
+Two routers, mounted by the composition roots: `scores_router` (the live fleet and a shadow replica)
+and `policy_updates_router` (the live fleet only: a shadow keeps its candidate policy).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from faststream.params import NoCast
 
 from services.policy.control import Accepted, check_update, newly_paused
-from services.policy.deciding import Decider, PolicyState
 from services.policy.metrics import PolicyMetrics
+from services.policy.ports import EventPublisher
+from services.policy.underwriting import PolicyState, Underwriter
 from shared.contracts import DeadLetter, PolicyUpdated, ScoreComputed, WindowClosed, WindowOpened
 from shared.messaging import (
-    Outbox,
+    Records,
     aiokafka_kwargs,
     batch_subscriber_options,
     commit_in_background,
-    intake,
     raw_records,
     retry_transient,
+    take,
     topic_partitions,
 )
 from shared.settings import Settings
 from shared.wire import Record, RefusedRecord, decode
 
-__all__ = ["PolicyDeps", "build_router", "refuse_updates", "restore_policy"]
+__all__ = ["PolicyDeps", "policy_updates_router", "refuse_updates", "restore_policy", "scores_router"]
 
-Records = Annotated[list[Any], NoCast]
 log = structlog.get_logger("creditwindow.policy")
 
 
 @dataclass(slots=True)
 class PolicyDeps:
     settings: Settings
-    outbox: Outbox
+    publisher: EventPublisher
     metrics: PolicyMetrics
-    decider: Decider
+    underwriter: Underwriter
     state: PolicyState
 
 
-def build_router(deps: PolicyDeps) -> KafkaRouter:
+def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) -> KafkaRouter:
+    """Scores in (consumer group of `group`), decisions out to the underwriter's topic."""
     settings = deps.settings
     topics = settings.topics
     router = KafkaRouter()
-    out_topic = topics.shadow_windows if settings.shadow else topics.windows
+    out_topic = deps.underwriter.out_topic
     router.publisher(out_topic, schema=WindowOpened, title=f"{out_topic}:WindowOpened")
     router.publisher(out_topic, schema=WindowClosed, title=f"{out_topic}:WindowClosed")
-    if not settings.shadow:
+    if dead_letters:
         router.publisher(topics.deadletter, schema=DeadLetter, title="credit.deadletter:DeadLetter")
-    service = "policy-shadow" if settings.shadow else "policy"
 
     @router.subscriber(
         topics.scores,
-        **batch_subscriber_options(settings, service),
+        **batch_subscriber_options(settings, group),
         title="credit.scores:ScoreComputed",
         description="Decides each scored application: open a window with a limit, or close it with a category.",
     )
     async def on_scores(records: Records, message: KafkaMessage) -> None:
-        batch = intake(records, (ScoreComputed,))
-        await retry_transient(
-            lambda: deps.outbox.dead_letter(topics.deadletter, batch.refused), settings=settings, what="dead_letter"
-        )
+        batch = await take(records, (ScoreComputed,), publisher=deps.publisher, settings=settings)
         decisions = await retry_transient(
-            lambda: deps.decider.decide([score for _, score in batch.events]), settings=settings, what="decide"
+            lambda: deps.underwriter.decide([score for _, score in batch.events]), settings=settings, what="decide"
         )
         deps.metrics.observe(decisions)
         commit_in_background(message)
 
-    if settings.shadow:
-        return router  # a shadow keeps its candidate policy: it does not follow credit.policy
+    return router
+
+
+def policy_updates_router(deps: PolicyDeps) -> KafkaRouter:
+    """Signed policy updates in: every replica reads every one (no group) and applies those that verify."""
+    router = KafkaRouter()
 
     @router.subscriber(
-        topics.policy,
+        deps.settings.topics.policy,
         batch=True,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,  # no group: every replica reads every update, nothing to commit
@@ -119,7 +123,7 @@ async def _apply_update(deps: PolicyDeps, record: Record) -> None:
     deps.metrics.policy_updates.labels("applied").inc()
     log.info("policy_applied", policy=verdict.document.label, previous=previous.label)
     closures = await retry_transient(
-        lambda: deps.decider.close_paused(newly_paused(previous, verdict.document)), settings=settings, what="close_paused"
+        lambda: deps.underwriter.close_paused(newly_paused(previous, verdict.document)), settings=settings, what="close_paused"
     )
     deps.metrics.observe(closures)
 
@@ -131,7 +135,7 @@ async def refuse_updates(deps: PolicyDeps, refused: list[RefusedRecord]) -> None
         log.error("policy_update_refused", error_type=verdict.error_type, error=verdict.error, offset=verdict.record.offset)
     if refused:
         await retry_transient(
-            lambda: deps.outbox.dead_letter(deps.settings.topics.deadletter, refused), settings=deps.settings, what="dead_letter"
+            lambda: deps.publisher.dead_letter(deps.settings.topics.deadletter, refused), settings=deps.settings, what="dead_letter"
         )
 
 

@@ -1,7 +1,7 @@
 """The policy's rules: a score and a policy version in, an offer or a closure with its category out.
 
 Pure: no Kafka, no Redis, no clock (``now`` is an argument). The budget is applied afterwards,
-atomically, by the budget store (see ``budget.py`` for the rule, ``redis_limits.py`` for the store).
+atomically, by the portfolio book (``book.py`` for the rules, ``redis_book.py`` for its atomic twin).
 Order of the rules, first match wins:
 
 1. unscorable application             -> system      (scoring_failed / application_invalid)
@@ -16,16 +16,16 @@ Order of the rules, first match wins:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 
+from services.policy.book import round_down
 from services.policy.document import PolicyDocument
 from shared.contracts import LimitBasis, Reason, RecourseAction, ScoreComputed
 from shared.contracts.windows import Category
 
-__all__ = ["Close", "Offer", "evaluate", "round_down"]
+__all__ = ["Close", "Offer", "evaluate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +52,6 @@ class Offer:
     programme: str | None = None
     programme_part: int = 0  # the part of the limit due to the programme boost
     valid_until: datetime = field(default_factory=lambda: datetime.min)
-
-
-def round_down(amount: float, step: int) -> int:
-    return int(math.floor(amount / step + 1e-9) * step)
 
 
 def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Offer | Close:

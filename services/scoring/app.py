@@ -1,42 +1,59 @@
-"""The scoring service process: `creditwindow run scoring` or `faststream run services.scoring.app:create_app --factory`."""
+"""The scoring service's composition root: `creditwindow run scoring` or
+`faststream run services.scoring.app:create_app --factory`.
+
+`compose` wires the handler to whatever scorer and publisher it is given (the handler tests give it
+the in-memory broker); `create_app` loads the scorecard artifact and gives it the Kafka outbox.
+"""
 
 from __future__ import annotations
 
-from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from dataclasses import dataclass
+
+from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.scoring.handlers import ScoringDeps, build_router
 from services.scoring.metrics import ScoringMetrics
+from services.scoring.ports import EventPublisher, Scorer
 from services.scoring.scorecard import Scorecard
-from shared.logging import configure_logging
-from shared.messaging import Outbox, ProducerSender, make_broker
-from shared.redis_connection import make_redis
-from shared.runtime import FleetApp, build_app, serve
+from shared.runtime import FleetApp, build_app, plumbing, serve
 from shared.settings import Settings
 
-__all__ = ["create_app", "main"]
+__all__ = ["Scoring", "compose", "create_app", "main"]
+
+SERVICE = "scoring"
+
+
+@dataclass(slots=True)
+class Scoring:
+    """The wired scoring service: its broker with the router mounted, and its parts."""
+
+    broker: KafkaBroker
+    deps: ScoringDeps
+
+
+def compose(
+    settings: Settings,
+    *,
+    broker: KafkaBroker,
+    scorecard: Scorecard,
+    publisher: EventPublisher,
+    registry: CollectorRegistry,
+    scorer: Scorer | None = None,
+) -> Scoring:
+    """The scoring service on `broker`; `scorer` defaults to the scorecard (None there: model unavailable)."""
+    metrics = ScoringMetrics(registry, model_id=scorecard.model_id, reference=scorecard.score_distribution)
+    deps = ScoringDeps(settings, publisher, metrics, scorer if scorer is not None else scorecard)
+    broker.include_router(build_router(deps))
+    return Scoring(broker, deps)
 
 
 def create_app(settings: Settings | None = None) -> FleetApp:
-    settings = settings or Settings()
-    configure_logging(service="scoring", level=settings.log_level, fmt=settings.log_format, instance=settings.instance_id)
+    parts = plumbing(settings or Settings(), SERVICE)
     # A missing or broken artifact stops the service at start (fail fast) instead of closing every window.
-    scorecard = Scorecard.load(settings.model_path)
-    registry = CollectorRegistry()
-    broker = make_broker(settings, service="scoring", middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name="scoring")])
-    outbox = Outbox(ProducerSender(settings, client_id="creditwindow-scoring-out"), service="scoring", registry=registry)
-    metrics = ScoringMetrics(registry, model_id=scorecard.model_id, reference=scorecard.score_distribution)
-    broker.include_router(build_router(ScoringDeps(settings, outbox, metrics, scorecard)))
-    return build_app(
-        service="scoring",
-        settings=settings,
-        broker=broker,
-        registry=registry,
-        outbox=outbox,
-        # Scoring itself needs no Redis, but the fleet decides nothing without it: /health says so.
-        redis=make_redis(settings),
-        description=f"Scores applications with the {scorecard.model_id} scorecard.",
-    )
+    scorecard = Scorecard.load(parts.settings.model_path)
+    compose(parts.settings, broker=parts.broker, scorecard=scorecard, publisher=parts.outbox, registry=parts.registry)
+    return build_app(parts, description=f"Scores applications with the {scorecard.model_id} scorecard.")
 
 
 def main(port: int | None = None) -> None:

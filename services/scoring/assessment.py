@@ -9,25 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Protocol
 
-from services.scoring.scorecard import ScoreResult
-from shared.contracts import Applicant, ApplicationFacts, ApplicationReceived, ScoreComputed, deterministic_id
+from services.scoring.ports import Scorer
+from shared.contracts import ApplicationFacts, ApplicationReceived, ScoreComputed, deterministic_id
 from shared.wire import MAX_EVENT_BYTES, RefusedRecord
 
-__all__ = ["Scorer", "assess", "unreadable"]
+__all__ = ["assess", "unreadable"]
 
 PRODUCER = "scoring"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{5,63}$")
 _APP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{5,79}$")
-
-
-class Scorer(Protocol):
-    """A scorecard: characteristics in, points/PD/grade/reasons/recourse out."""
-
-    model_id: str
-
-    def score(self, applicant: Applicant, segment: str) -> ScoreResult: ...
 
 
 def assess(application: ApplicationReceived, scorer: Scorer | None) -> ScoreComputed:

@@ -4,29 +4,28 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Any
 
 import structlog
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from faststream.params import NoCast
 
-from services.scoring.assessment import Scorer, assess, unreadable
+from services.scoring.assessment import assess, unreadable
 from services.scoring.metrics import ScoringMetrics
+from services.scoring.ports import EventPublisher, Scorer
 from shared.contracts import ApplicationReceived, DeadLetter, ScoreComputed
-from shared.messaging import Outbox, batch_subscriber_options, commit_in_background, intake, retry_transient
+from shared.logging import event_ids
+from shared.messaging import Records, batch_subscriber_options, commit_in_background, retry_transient, take
 from shared.settings import Settings
 
 __all__ = ["ScoringDeps", "build_router"]
 
-Records = Annotated[list[Any], NoCast]
 log = structlog.get_logger("creditwindow.scoring")
 
 
 @dataclass(slots=True)
 class ScoringDeps:
     settings: Settings
-    outbox: Outbox
+    publisher: EventPublisher
     metrics: ScoringMetrics
     scorer: Scorer | None
 
@@ -44,27 +43,16 @@ def build_router(deps: ScoringDeps) -> KafkaRouter:
         description="Scores each application; unreadable ones are dead-lettered and still get an outcome.",
     )
     async def on_applications(records: Records, message: KafkaMessage) -> None:
-        batch = intake(records, (ApplicationReceived,))
+        batch = await take(records, (ApplicationReceived,), publisher=deps.publisher, settings=deps.settings)
         scores = [assess(application, deps.scorer) for _, application in batch.events]
         scores += [score for refused in batch.refused if (score := unreadable(refused)) is not None]
-
-        async def publish() -> None:
-            await deps.outbox.dead_letter(topics.deadletter, batch.refused)
-            await deps.outbox.publish((topics.scores, score) for score in scores)
-
-        await retry_transient(publish, settings=deps.settings, what="publish_scores")
+        await retry_transient(
+            lambda: deps.publisher.publish((topics.scores, score) for score in scores), settings=deps.settings, what="publish_scores"
+        )
         commit_in_background(message)
         deps.metrics.observe(scores)
         for score in scores:
-            log.log(
-                logging.INFO if score.outcome != "scored" else logging.DEBUG,
-                "application_scored",
-                event_id=str(score.event_id),
-                correlation_id=score.correlation_id,
-                customer_id=score.customer_id,
-                outcome=score.outcome,
-                grade=score.grade,
-                model_id=score.model_id,
-            )
+            level = logging.INFO if score.outcome != "scored" else logging.DEBUG
+            log.log(level, "application_scored", **event_ids(score), outcome=score.outcome, grade=score.grade, model_id=score.model_id)
 
     return router

@@ -36,8 +36,9 @@ from typing import Any
 
 from services.scoring.characteristics import CategoricalCharacteristic, Characteristic, NumericCharacteristic
 from services.scoring.drift import ScoreDistribution
+from services.scoring.ports import ScoreResult
 from services.scoring.recourse import plan
-from shared.contracts import Applicant, Reason, RecourseAction
+from shared.contracts import SEGMENTS, Applicant, Reason
 from shared.reasons import reason_code
 
 __all__ = [
@@ -45,7 +46,6 @@ __all__ = [
     "FORMAT",
     "GRADES",
     "MAX_REASONS",
-    "SEGMENTS",
     "Grade",
     "InvalidArtifact",
     "ScoreResult",
@@ -55,7 +55,6 @@ __all__ = [
 
 FORMAT = "creditwindow-scorecard/1"
 DEFAULT_ARTIFACT = Path(__file__).resolve().parent / "models" / "german-woe.json"
-SEGMENTS = ("individual", "small_business")
 MAX_REASONS = 4
 GRADES = ("A", "B", "C", "D", "E", "F", "G")
 
@@ -75,18 +74,6 @@ class Grade:
 
     grade: str
     pd_below: float
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreResult:
-    """The scorecard's verdict on one applicant for one segment."""
-
-    points: float
-    pd: float
-    grade: str
-    reasons: tuple[Reason, ...]
-    recourse: tuple[RecourseAction, ...]
-    recourse_target_points: float | None
 
 
 def _require(condition: bool, message: str) -> None:

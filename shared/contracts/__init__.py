@@ -1,6 +1,7 @@
 """Event contracts shared by every service: pydantic v2 models, JSON on the wire."""
 
 from shared.contracts.applications import (
+    SEGMENTS,
     Applicant,
     ApplicationFacts,
     ApplicationReceived,
@@ -47,6 +48,7 @@ __all__ = [
     "PolicyUpdated",
     "Reason",
     "RecourseAction",
+    "SEGMENTS",
     "ScoreComputed",
     "Segment",
     "Topics",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
@@ -14,10 +14,13 @@ __all__ = [
     "ApplicationReceived",
     "BureauSignals",
     "Locale",
+    "SEGMENTS",
     "Segment",
 ]
 
 Segment = Literal["individual", "small_business"]
+# The segments, in order: the one definition every service and tool uses.
+SEGMENTS: tuple[Segment, ...] = get_args(Segment)
 
 # A category code of the applicant's characteristics. Known codes are listed per field; an unseen
 # code is not an error: the scorecard puts it in the characteristic's "special" bin (issue 3).

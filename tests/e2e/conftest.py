@@ -3,18 +3,50 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
-from creditwindow.fleet import SERVICES, Fleet
-from creditwindow.topics_io import Publisher, ReadRecord, TopicReader
+from creditwindow.topics_io import Publisher, ReadRecord, TopicReader, end_offsets
+from devtools.fleet import SERVICES, Fleet
+from devtools.namespaces import delete_namespace
 from shared.contracts import Event
-from shared.messaging import delete_namespace, ensure_topics
+from shared.messaging import aiokafka_kwargs, ensure_topics
 from shared.settings import Settings
 from tests.conftest import settings_for
+
+# Personal data the privacy test plants, and what any personal data looks like in a log line.
+PHONE = "13812345678"
+ID_CARD = "11010519491231002X"
+EMAIL = "zhang.san@example.com"
+NAME = "张三丰"
+PATTERNS = (
+    re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])"),
+    re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])"),
+    re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
+)
+
+
+def personal_data_in_logs(root: Path) -> list[str]:
+    """Every log line under `root` that carries something that looks like personal data."""
+    hits = []
+    for path in sorted(root.rglob("*.log")):
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+            if NAME in line or any(p.search(line) for p in PATTERNS):
+                hits.append(f"{path.relative_to(root)}:{number}: {line[:200]}")
+    return hits
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_personal_data_in_any_log(log_root: Path) -> Iterator[None]:
+    """When the session ends, every service log any test wrote is scanned: one line with personal data fails the run."""
+    yield
+    hits = personal_data_in_logs(log_root)
+    assert not hits, "personal data in service logs:\n" + "\n".join(hits[:20])
 
 
 @dataclass(slots=True)
@@ -40,6 +72,30 @@ class RunningFleet:
         dead = [p.name for p in self.fleet.exited()]
         assert not dead, f"service processes exited: {dead}\n" + "\n".join(self.fleet.tail(n) for n in dead)
         return seen
+
+    async def until_logged(self, name: str, *needles: str, timeout_s: float = 30) -> None:
+        """Wait until the process `name` has logged a line holding every needle."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not self.fleet.logged(name, *needles):
+            assert asyncio.get_running_loop().time() < deadline, f"{name} never logged {needles}:\n{self.fleet.tail(name)}"
+            await asyncio.sleep(0.05)
+
+    async def consumed(self, service: str, topics: list[str], *, timeout_s: float = 60) -> None:
+        """Wait until the service's consumer group has committed every record the topics hold now."""
+        ends = await end_offsets(self.settings, topics)
+        group = self.settings.topics.group(service)
+        admin = AIOKafkaAdminClient(**aiokafka_kwargs(self.settings))
+        await admin.start()
+        try:
+            deadline = asyncio.get_running_loop().time() + timeout_s
+            while True:
+                committed = await admin.list_consumer_group_offsets(group)
+                if all(tp in committed and committed[tp].offset >= end for tp, end in ends.items() if end > 0):
+                    return
+                assert asyncio.get_running_loop().time() < deadline, f"{group} did not catch up with {topics}"
+                await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
 
     async def drain(self, topics: list[str], *, idle_s: float = 2.0) -> list[ReadRecord]:
         async with TopicReader(self.settings, topics) as reader:

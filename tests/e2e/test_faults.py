@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from creditwindow.faults import FaultPlan, run_faults
+from devtools.faults import FaultPlan, run_faults
 
 
 def test_the_fleet_loses_nothing_and_doubles_nothing_under_faults(endpoints: dict[str, str], tmp_path: Path) -> None:

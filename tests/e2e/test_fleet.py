@@ -8,9 +8,9 @@ from collections import Counter
 
 from redis.asyncio import Redis
 
-from services.policy.redis_limits import RedisLimits
+from devtools.germancredit import applications
+from services.policy.redis_book import RedisBook
 from shared.contracts import DeadLetter, NotificationSent, WindowClosed, WindowOpened
-from shared.germancredit import applications
 from shared.wire import encode
 from tests.e2e.conftest import RunningFleet
 
@@ -42,7 +42,7 @@ async def test_two_hundred_applications_end_in_two_hundred_decisions_limits_and_
 
     redis = Redis.from_url(fleet.settings.redis_dsn)
     try:
-        store = RedisLimits(redis, fleet.settings.redis_prefix)
+        store = RedisBook(redis, fleet.settings.redis_prefix)
         opened = [d for d in decisions.values() if isinstance(d, WindowOpened)]
         assert opened, "the German Credit data opens some windows"
         for window in opened:
@@ -53,7 +53,7 @@ async def test_two_hundred_applications_end_in_two_hundred_decisions_limits_and_
         by_segment: Counter[str | None] = Counter()
         for window in opened:
             by_segment[window.segment] += window.limit
-        assert {k: int(v["exposure"]) for k, v in reserved.items() if v["exposure"]} == dict(by_segment)
+        assert {k: v.exposure for k, v in reserved.items() if v.exposure} == dict(by_segment)
     finally:
         await redis.aclose()
 
@@ -91,7 +91,7 @@ async def test_bad_input_is_dead_lettered_and_everything_after_it_is_still_decid
 
 
 async def test_the_redis_cache_rebuilt_from_credit_windows_is_identical_to_the_live_one(fleet: RunningFleet) -> None:
-    from services.policy.rebuild import derive, snapshot
+    from services.policy.rebuild import derive
 
     topics = fleet.settings.topics
     first = list(applications("e2erb1", count=120))
@@ -102,7 +102,7 @@ async def test_the_redis_cache_rebuilt_from_credit_windows_is_identical_to_the_l
     seen = await fleet.read([topics.windows], lambda s: len(_decisions(s)) >= 160, settle_s=1.5)
     redis = Redis.from_url(fleet.settings.redis_dsn)
     try:
-        live = await snapshot(redis, fleet.settings.redis_prefix)
+        live = await RedisBook(redis, fleet.settings.redis_prefix).snapshot()
     finally:
         await redis.aclose()
     rebuilt = derive(_decisions(seen))

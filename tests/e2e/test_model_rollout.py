@@ -7,10 +7,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from creditwindow.fleet import Fleet
+from devtools.fleet import Fleet
+from devtools.germancredit import applications
 from services.scoring.scorecard import DEFAULT_ARTIFACT, Scorecard
 from shared.contracts import WindowClosed, WindowOpened
-from shared.germancredit import applications
 from tests.e2e.conftest import start_fleet
 
 

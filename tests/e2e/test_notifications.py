@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from services.notification.channels import webhook_delivery_for
 from services.notification.disclosure import render
 from services.notification.dispatching import WebhookDispatcher
 from services.notification.http_webhook import HttpWebhookSender
+from services.notification.ports import DeliverySource, WebhookDelivery
 from services.notification.redis_webhooks import RedisWebhookQueue
-from services.notification.webhooks import Backoff, DeliverySource, WebhookDelivery
+from services.notification.webhooks import Backoff
 from services.policy.document import load_policy
 from shared.contracts import (
     ApplicationFacts,
@@ -168,7 +170,8 @@ async def test_each_category_is_told_once_in_the_customers_language_in_the_inbox
                     topics.windows, record.record.value or b"", key=record.record.key, headers=record.record.headers
                 )
             await running.publish(topics.windows, [stale])
-            await asyncio.sleep(4)  # consumed and, were anything told twice, published by now
+            # Consumed and committed: were anything told twice, it was published before the commit.
+            await running.consumed("notification", [topics.windows])
             seen = await running.drain(watched, idle_s=2)
             assert not running.fleet.exited()
         finally:
@@ -246,7 +249,7 @@ async def test_dispatchers_sharing_one_redis_post_each_delivery_once_and_resume_
                 return WebhookDispatcher(
                     queue=RedisWebhookQueue(redis, settings.redis_prefix),
                     sender=HttpWebhookSender(timeout_s=1.0),
-                    outbox=Outbox(broker, service="notification"),
+                    publisher=Outbox(broker, service="notification"),
                     topics=settings.topics,
                     urls=urls,
                     signing_key=b"shared-key",
@@ -271,7 +274,7 @@ async def test_dispatchers_sharing_one_redis_post_each_delivery_once_and_resume_
             for replica in replicas:
                 await replica.start()
             await _until(lambda: len(receiver.accepted()) >= 24, timeout_s=30)
-            await asyncio.sleep(0.5)
+            await _until_true(lambda: _is_zero(queue.waiting()), timeout_s=30)  # every delivery announced and finished
             for replica in replicas:
                 await replica.stop()
             assert await queue.waiting() == 0
@@ -309,7 +312,9 @@ async def test_claims_on_one_redis_never_overlap_and_a_lease_runs_out(
         ids = [c.delivery.notification_id for batch in claims for c in batch]
         assert len(ids) == 50 and len(set(ids)) == 50
         assert await queue.claim(50, 300) == []  # all leased
-        await asyncio.sleep(0.4)
+        (seconds, micros) = await redis.time()
+        leased_until = seconds * 1000 + micros // 1000 + 300
+        await _until_true(lambda: _redis_ms_past(redis, leased_until))  # the queue keeps Redis's time
         again = await queue.claim(50, 300)
         assert len(again) == 50 and {c.attempts for c in again} == {2}
         stale_holder = claims[0][0]
@@ -331,6 +336,22 @@ def _deliveries(count: int) -> list[WebhookDelivery]:
         assert delivery is not None
         out.append(delivery)
     return out
+
+
+async def _is_zero(count: Awaitable[int]) -> bool:
+    return await count == 0
+
+
+async def _redis_ms_past(redis: Redis, moment_ms: int) -> bool:
+    seconds, micros = await redis.time()
+    return seconds * 1000 + micros // 1000 > moment_ms
+
+
+async def _until_true(condition: Callable[[], Awaitable[bool]], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
 
 
 async def _until(condition, timeout_s: float = 15.0) -> None:  # type: ignore[no-untyped-def]

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.germancredit import applications
 from shared.contracts import NotificationSent
-from shared.germancredit import applications
 from tests.e2e.conftest import RunningFleet
 
 APPLICATIONS = 250  # past the 200 scores the PSI gauge waits for
@@ -37,7 +37,12 @@ async def test_every_service_is_healthy_and_exports_its_metrics_after_traffic(fl
     await fleet.read(
         [topics.notifications], lambda seen: len({r.event.application_id for r in seen if isinstance(r.event, NotificationSent)}) >= APPLICATIONS
     )
-    time.sleep(1.5)  # the policy's sweeper refreshes the budget gauges every second
+    # The policy's sweeper refreshes the budget gauges every second: wait until it has.
+    policy_metrics = f"{fleet.fleet.http_address('policy-0')}/metrics"
+    deadline = time.monotonic() + 30
+    while _total(_samples(httpx.get(policy_metrics, timeout=5).text), "creditwindow_budget_reserved_cny", segment="individual") <= 0:
+        assert time.monotonic() < deadline, "the budget gauges were never refreshed"
+        await asyncio.sleep(0.1)
 
     scraped = {}
     for name in ("scoring-0", "policy-0", "notification-0"):
@@ -72,7 +77,7 @@ async def test_every_service_is_healthy_and_exports_its_metrics_after_traffic(fl
 
 
 async def test_health_is_not_ready_while_redis_does_not_answer(endpoints: dict[str, str], namespace: str, log_root: Path) -> None:
-    from creditwindow.fleet import Fleet
+    from devtools.fleet import Fleet
 
     fleet = Fleet(
         env={"KAFKA_BOOTSTRAP_SERVERS": endpoints["KAFKA_BOOTSTRAP_SERVERS"], "REDIS_URL": "redis://127.0.0.1:1/0", "CW_TOPIC_NAMESPACE": namespace},

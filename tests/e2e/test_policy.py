@@ -12,12 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 import yaml
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from creditwindow.policy_ops import publish_update, signed_update
-from services.policy.redis_limits import RedisLimits
+from services.policy.redis_book import RedisBook
 from shared.contracts import DeadLetter, ScoreComputed, WindowClosed, WindowOpened, utc_now
 from tests.e2e.conftest import RunningFleet, start_fleet
 from tests.unit.policy.factories import default_policy, score
@@ -69,9 +69,9 @@ async def policy_fleet(endpoints: dict[str, str], namespace: str, log_root: Path
         running.fleet.stop()
 
 
-async def _limits(fleet: RunningFleet) -> tuple[Redis, RedisLimits]:
+async def _limits(fleet: RunningFleet) -> tuple[Redis, RedisBook]:
     redis = Redis.from_url(fleet.settings.redis_dsn)
-    return redis, RedisLimits(redis, fleet.settings.redis_prefix)
+    return redis, RedisBook(redis, fleet.settings.redis_prefix)
 
 
 async def test_every_category_is_decided_and_named(policy_fleet: RunningFleet) -> None:
@@ -125,12 +125,12 @@ async def test_pausing_a_segment_closes_its_open_windows_and_resuming_opens_agai
         assert (await store.current(business.customer_id)).status == "closed"  # type: ignore[union-attr]
         assert (await store.current(person.customer_id)).status == "open"  # type: ignore[union-attr]
         budgets = await store.budgets()
-        assert budgets["small_business"]["exposure"] == 0  # the closed window's reservation is released
+        assert budgets["small_business"].exposure == 0  # the closed window's reservation is released
     finally:
         await redis.aclose()
 
     await publish_update(signed_update(_policy_text(3), settings), settings)
-    await asyncio.sleep(1.0)  # the replica applies the update from its own subscription
+    await policy_fleet.until_logged("policy-0", "policy_applied", "default@3")  # from its own subscription
     again = _score(segment="small_business")
     await policy_fleet.publish(topics.scores, [again])
     (reopened,) = await _decided(policy_fleet, 1, application_id=again.application_id)
@@ -164,7 +164,7 @@ async def test_forged_unsigned_replayed_and_tampered_updates_take_no_effect(poli
 async def test_the_active_policy_is_restored_from_the_topic_on_restart(policy_fleet: RunningFleet) -> None:
     settings = policy_fleet.settings
     await publish_update(signed_update(_policy_text(2, cycle_factor=0.5), settings), settings)
-    await asyncio.sleep(1.0)
+    await policy_fleet.until_logged("policy-0", "policy_applied", "default@2")
     policy_fleet.fleet.stop()
     policy_fleet.fleet.start()
     await asyncio.to_thread(policy_fleet.fleet.wait_ready)
@@ -187,7 +187,7 @@ async def test_an_expired_window_closes_and_releases_its_budget(endpoints: dict[
         assert expired.decision_seq > opened.decision_seq
         redis, store = await _limits(fleet)
         try:
-            assert (await store.budgets())["individual"]["exposure"] == 0
+            assert (await store.budgets())["individual"].exposure == 0
             assert (await store.current(opened.customer_id)).status == "closed"  # type: ignore[union-attr]
         finally:
             await redis.aclose()
@@ -235,7 +235,7 @@ async def test_two_policy_replicas_deciding_at_once_never_overspend_the_budget(
         assert any(d.reason == "budget_exhausted" for d in decisions if isinstance(d, WindowClosed))
         redis, store = await _limits(fleet)
         try:
-            assert int((await store.budgets())["individual"]["exposure"]) == granted
+            assert (await store.budgets())["individual"].exposure == granted
         finally:
             await redis.aclose()
         assert len({p.name for p in fleet.fleet.processes.values() if p.alive}) == 2
@@ -275,6 +275,6 @@ async def test_one_customers_applications_are_decided_in_order_and_the_latest_su
     try:
         current = await store.current(customer)
         assert current is not None and (current.application_id, current.decision_seq) == ("app_order_3", 3)
-        assert int((await store.budgets())["individual"]["exposure"]) == decisions[-1].limit  # earlier windows released
+        assert (await store.budgets())["individual"].exposure == decisions[-1].limit  # earlier windows released
     finally:
         await redis.aclose()

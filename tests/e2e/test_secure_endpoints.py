@@ -12,8 +12,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ResponseError
 
-from services.policy.decisions import propose
-from services.policy.redis_limits import RedisLimits
+from services.policy.decisions import propose, request_for
+from services.policy.redis_book import RedisBook
 from shared.redis_connection import make_redis
 from shared.settings import Settings
 from tests.unit.policy.factories import NOW, default_policy, score
@@ -51,8 +51,8 @@ async def test_the_limit_store_works_through_redis_auth_and_refuses_without_it(r
     port, password = redis_with_password
     authed = make_redis(Settings(redis_url=f"redis://:{password}@127.0.0.1:{port}/0"))
     try:
-        proposal = propose(score(), default_policy(), NOW)
-        (allocation,) = await RedisLimits(authed, "cw:auth:").allocate([proposal], default_policy())
+        request = request_for(propose(score(), default_policy(), NOW), default_policy())
+        (allocation,) = await RedisBook(authed, "cw:auth:").allocate([request])
         assert allocation.fresh and allocation.granted > 0
     finally:
         await authed.aclose()

@@ -13,21 +13,20 @@ import structlog
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
-from services.notification.announcing import Announcer
+from services.notification.app import DispatchTiming, compose
 from services.notification.disclosure import Disclosure, render
-from services.notification.dispatching import WebhookDispatcher
-from services.notification.handlers import NotificationDeps, build_router
-from services.notification.http_webhook import Answer, HttpWebhookSender
-from services.notification.metrics import NotificationMetrics
+from services.notification.http_webhook import HttpWebhookSender
+from services.notification.ports import Answer
 from services.notification.webhooks import Backoff
-from services.policy.decisions import Allocation, decide, propose
+from services.policy.decisions import decide, propose
+from services.policy.ports import Allocation
 from shared.contracts import DeadLetter, Decision, NotificationSent, WindowClosed
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
 from tests.handlers.capture import Captured, capture
 from tests.handlers.fakes import FakeLedger
-from tests.unit.notification.fakes import FakeSender, FakeWebhookQueue
+from tests.unit.notification.fakes import FakeSender, FakeWebhookQueue, ManualClock
 from tests.unit.notification.receiver import Receiver, running_receiver
 from tests.unit.policy.factories import default_policy, score
 
@@ -48,45 +47,33 @@ def _decision(seq: int = 1, partner: str | None = None, locale: str = "zh-CN", *
 
 
 class Wired:
+    """The notification service built by its own composition root, with fakes and a quick dispatcher."""
+
     def __init__(
-        self, urls: dict[str, str] | None = None, sender: object | None = None, timeout_s: float = 0.5
+        self,
+        urls: dict[str, str] | None = None,
+        sender: object | None = None,
+        timeout_s: float = 0.5,
+        clock: ManualClock | None = None,
     ) -> None:
-        self.settings = Settings(topic_namespace="h", webhook_urls=urls or {})
+        self.settings = Settings(
+            topic_namespace="h", webhook_urls=urls or {}, webhook_signing_key=KEY.decode(), webhook_max_attempts=4
+        )
         self.broker = KafkaBroker()
-        self.outbox = Outbox(self.broker, service="notification")
         self.ledger = FakeLedger()
-        self.queue = FakeWebhookQueue()
+        self.queue = FakeWebhookQueue(clock) if clock is not None else FakeWebhookQueue()
         self.sender = sender or HttpWebhookSender(timeout_s=timeout_s)
-        self.dispatcher = WebhookDispatcher(
+        notification = compose(
+            self.settings,
+            broker=self.broker,
+            ledger=self.ledger,
             queue=self.queue,
             sender=self.sender,  # type: ignore[arg-type]
-            outbox=self.outbox,
-            topics=self.settings.topics,
-            urls=self.settings.webhook_urls,
-            signing_key=KEY,
-            max_attempts=4,
-            backoff=Backoff(initial_s=0.05, max_s=0.2),
-            poll_s=0.05,
-            lease_margin_s=0.5,
+            publisher=Outbox(self.broker, service="notification"),
+            registry=CollectorRegistry(),
+            timing=DispatchTiming(backoff=Backoff(initial_s=0.05, max_s=0.2), poll_s=0.05, lease_margin_s=0.5),
         )
-        announcer = Announcer(
-            ledger=self.ledger,
-            webhooks=self.queue,
-            partners=self.settings.webhook_urls.keys(),
-            outbox=self.outbox,
-            topics=self.settings.topics,
-        )
-        self.broker.include_router(
-            build_router(
-                NotificationDeps(
-                    self.settings,
-                    self.outbox,
-                    NotificationMetrics(CollectorRegistry()),
-                    announcer,
-                    self.dispatcher.wake,
-                )
-            )
-        )
+        self.dispatcher = notification.dispatcher
         self.out: Captured = capture(self.broker, self.settings.topics.notifications, self.settings.topics.deadletter)
 
     async def send(self, decision: Decision) -> None:
@@ -181,7 +168,8 @@ async def test_a_webhook_failing_at_first_is_delivered_once_signed_and_announced
                 await wired.send(decision)
                 await wired.send(decision)
                 await _eventually(lambda: len(wired.notices("webhook")) == 1)
-                await asyncio.sleep(0.3)  # a second POST or announcement would show by now
+                # Finished is final: nothing claims a finished delivery, so no second POST can follow.
+                await _eventually(lambda: set(wired.queue.states().values()) == {"done"})
             finally:
                 await wired.dispatcher.stop()
     tries = receiver.seen
@@ -208,7 +196,7 @@ async def test_a_partner_that_always_fails_ends_in_a_dead_letter_with_the_reason
             try:
                 await wired.send(decision)
                 await _eventually(lambda: len(wired.out.of(DeadLetter)) == 1)
-                await asyncio.sleep(0.3)
+                await _eventually(lambda: set(wired.queue.states().values()) == {"dead"})
             finally:
                 await wired.dispatcher.stop()
     assert len(receiver.seen) == 4  # max_attempts
@@ -252,13 +240,14 @@ async def test_an_answer_the_partner_means_is_not_retried() -> None:
 
 async def test_a_delivery_whose_dispatcher_died_is_resumed_after_its_lease() -> None:
     sender = FakeSender([Answer(200)])
-    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender)
+    clock = ManualClock()
+    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender, clock=clock)
     async with TestKafkaBroker(wired.broker):
         await wired.send(_decision(partner="p1"))
         abandoned = await wired.queue.claim(10, lease_ms=200)  # a replica that dies holding it
         assert len(abandoned) == 1
         assert await wired.dispatcher.run_once() == 0  # leased: nobody else takes it
-        await asyncio.sleep(0.25)
+        clock.advance(0.25)  # the lease runs out
         assert await wired.dispatcher.run_once() == 1
         assert not await wired.queue.settle(abandoned[0], "delivered")  # the dead holder's word counts no more
     assert len(sender.posts) == 1
@@ -268,12 +257,13 @@ async def test_a_delivery_whose_dispatcher_died_is_resumed_after_its_lease() -> 
 
 async def test_a_delivery_posted_but_not_announced_is_announced_without_posting_again() -> None:
     sender = FakeSender([Answer(200)])
-    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender)
+    clock = ManualClock()
+    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender, clock=clock)
     async with TestKafkaBroker(wired.broker):
         await wired.send(_decision(partner="p1"))
         (claimed,) = await wired.queue.claim(10, lease_ms=100)
         await wired.queue.settle(claimed, "delivered")  # the POST went through, then the process died
-        await asyncio.sleep(0.15)
+        clock.advance(0.15)  # its lease runs out
         await wired.dispatcher.run_once()
     assert sender.posts == []
     assert len(wired.notices("webhook")) == 1
@@ -306,14 +296,15 @@ async def test_a_decision_that_cannot_be_rendered_is_dead_lettered_and_the_next_
 
 async def test_webhook_logs_name_ids_never_the_message_or_the_partners_url() -> None:
     secret_url = "http://127.0.0.1:9/hook?token=s3cret-partner-token"  # port 9: nothing listens
-    wired = Wired(urls={"p1": secret_url})
+    clock = ManualClock()
+    wired = Wired(urls={"p1": secret_url}, clock=clock)
     decision = _decision(partner="p1", locale="en")
     with structlog.testing.capture_logs() as logs:
         async with TestKafkaBroker(wired.broker):
             await wired.send(decision)
-            for _ in range(4):
+            for _ in range(4):  # max_attempts tries, each due once its backoff has passed
                 await wired.dispatcher.run_once()
-                await asyncio.sleep(0.25)
+                clock.advance(1.0)
     events = [entry["event"] for entry in logs]
     assert "webhook_attempt_failed" in events and "webhook_dead_lettered" in events
     text = repr(logs) + "".join(letter.error for letter in wired.out.of(DeadLetter))

@@ -1,34 +1,30 @@
-"""The policy handler with the in-memory broker and a fake limit store."""
+"""The policy service, built by its own composition root, on the in-memory broker and the in-memory book."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
+from prometheus_client import CollectorRegistry
 
-from services.policy.deciding import Decider, PolicyState
-from services.policy.handlers import PolicyDeps, build_router
-from services.policy.metrics import PolicyMetrics
+from services.policy.app import compose
+from services.policy.memory_book import MemoryBook
 from shared.contracts import DeadLetter, WindowClosed, WindowOpened
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
 from tests.handlers.capture import capture
-from tests.handlers.fakes import FakeLimitStore
 from tests.unit.policy.factories import default_policy, score
-from prometheus_client import CollectorRegistry
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-def _wire() -> tuple[KafkaBroker, FakeLimitStore, Settings]:
+def _wire() -> tuple[KafkaBroker, MemoryBook, Settings]:
     settings = Settings(topic_namespace="h")
     broker = KafkaBroker()
-    store = FakeLimitStore()
-    outbox = Outbox(broker, service="policy")
-    state = PolicyState(default_policy(), source="test")
-    decider = Decider(store=store, outbox=outbox, topics=settings.topics, state=state, clock=lambda: NOW)
-    broker.include_router(build_router(PolicyDeps(settings, outbox, PolicyMetrics(CollectorRegistry()), decider, state)))
+    store = MemoryBook()
+    publisher = Outbox(broker, service="policy")
+    compose(settings, broker=broker, store=store, publisher=publisher, registry=CollectorRegistry(), policy=default_policy(), clock=lambda: NOW)
     return broker, store, settings
 
 
@@ -45,7 +41,7 @@ async def test_a_scored_application_opens_a_window_with_the_policy_version() -> 
     (opened,) = out.of(WindowOpened)
     assert opened.policy_version == "default@1"
     assert opened.limit > 0 and opened.decision_seq == 1
-    assert store.windows["cus_unit00000001"]["limit"] == opened.limit
+    assert store.book.state.windows["cus_unit00000001"].limit == opened.limit
 
 
 async def test_a_duplicated_score_gives_one_decision() -> None:
@@ -56,7 +52,7 @@ async def test_a_duplicated_score_gives_one_decision() -> None:
         for _ in range(3):
             await _send(broker, settings.topics.scores, message.value, headers=message.headers)
     assert len(out.events) == 1
-    assert store.budgets["individual"].reserved_exposure == out.of(WindowOpened)[0].limit
+    assert store.book.state.budgets["individual"].exposure == out.of(WindowOpened)[0].limit
 
 
 async def test_a_knocked_out_application_is_closed_with_category_and_reasons() -> None:

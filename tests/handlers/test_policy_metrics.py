@@ -8,15 +8,13 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
 from creditwindow.policy_ops import signed_update
-from services.policy.deciding import Decider, PolicyState
-from services.policy.handlers import PolicyDeps, build_router
-from services.policy.metrics import PolicyMetrics
+from services.policy.app import compose
+from services.policy.memory_book import MemoryBook
 from shared.contracts import DeadLetter
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
 from tests.handlers.capture import capture
-from tests.handlers.fakes import FakeLimitStore
 from tests.unit.policy.factories import default_policy, score
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -27,9 +25,7 @@ async def test_a_forged_policy_update_is_counted_as_a_dead_letter_from_the_polic
     broker = KafkaBroker()
     registry = CollectorRegistry()
     outbox = Outbox(broker, service="policy", registry=registry)  # the outbox counts what it dead-letters
-    state = PolicyState(default_policy(), source="test")
-    decider = Decider(store=FakeLimitStore(), outbox=outbox, topics=settings.topics, state=state, clock=lambda: NOW)
-    broker.include_router(build_router(PolicyDeps(settings, outbox, PolicyMetrics(registry), decider, state)))
+    compose(settings, broker=broker, store=MemoryBook(), publisher=outbox, registry=registry, policy=default_policy(), clock=lambda: NOW)
     out = capture(broker, settings.topics.deadletter)
     text = default_policy().model_dump_json().replace('"version":1', '"version":2')
     forged = signed_update(text, Settings(policy_signing_key="not-the-fleets-key"))

@@ -1,4 +1,4 @@
-"""The policy handler in shadow mode: decisions to the shadow topic only, budgets in memory."""
+"""A shadow policy replica, built by its own composition root: decisions to the shadow topic only, budgets in memory."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
-from services.policy.deciding import Decider, PolicyState
-from services.policy.handlers import PolicyDeps, build_router
-from services.policy.metrics import PolicyMetrics
-from services.policy.shadow import LiveReservation, ShadowLimits, ShadowOutbox
+from services.policy.memory_book import MemoryBook
+from services.policy.ports import DecisionRecord, Reserved
+from services.policy.shadow_app import compose_shadow
 from shared.contracts import WindowClosed, WindowOpened
+from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
 from tests.handlers.capture import capture
@@ -24,33 +24,33 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 class RecordingLiveBook:
     """The live store as the shadow sees it: reads only, counted."""
 
-    def __init__(self, *, exposure: float = 0.0, windows: dict[str, LiveReservation] | None = None) -> None:
+    def __init__(self, *, exposure: int = 0, windows: dict[str, DecisionRecord] | None = None) -> None:
         self.exposure = exposure
         self.windows = windows or {}
         self.reads: list[str] = []
 
-    async def budgets(self) -> dict[str, dict[str, float]]:
+    async def budgets(self) -> dict[str, Reserved]:
         self.reads.append("budgets")
-        return {"individual": {"exposure": self.exposure, "expected_loss": 0.0}}
+        return {"individual": Reserved(self.exposure, 0)}
 
     async def programmes(self, names: Sequence[str] = ()) -> dict[str, int]:
         self.reads.append("programmes")
         return {}
 
-    async def open_window(self, customer_id: str) -> LiveReservation | None:
+    async def open_window(self, customer_id: str) -> DecisionRecord | None:
         self.reads.append(f"window:{customer_id}")
         return self.windows.get(customer_id)
 
 
-def _wire(live: RecordingLiveBook, **policy_changes: object) -> tuple[KafkaBroker, ShadowLimits, Settings]:
-    settings = Settings(topic_namespace="h", shadow=True)
+def _wire(live: RecordingLiveBook, **policy_changes: object) -> tuple[KafkaBroker, MemoryBook, Settings]:
+    settings = Settings(topic_namespace="h")
     broker = KafkaBroker()
-    store = ShadowLimits(live)  # type: ignore[arg-type]
-    outbox = ShadowOutbox(broker, service="policy-shadow")
-    state = PolicyState(default_policy(**policy_changes), source="test")
-    decider = Decider(store=store, outbox=outbox, topics=settings.topics, state=state, shadow=True, clock=lambda: NOW)
-    broker.include_router(build_router(PolicyDeps(settings, outbox, PolicyMetrics(CollectorRegistry()), decider, state)))
-    return broker, store, settings
+    shadow = compose_shadow(
+        settings, candidate=default_policy(**policy_changes), broker=broker, live=live,
+        publisher=Outbox(broker, service="policy-shadow"), registry=CollectorRegistry(), clock=lambda: NOW,
+    )  # fmt: skip
+    assert isinstance(shadow.store, MemoryBook)
+    return broker, shadow.store, settings
 
 
 async def _send_score(broker: KafkaBroker, settings: Settings, **kwargs: object) -> None:
@@ -85,12 +85,15 @@ async def test_the_shadow_grants_under_the_live_reservations() -> None:
         await _send_score(broker, settings, income=120_000)
     (opened,) = out.of(WindowOpened)
     assert opened.limit == 5_000 and opened.basis.bound_by == "segment_budget"
-    assert store.budgets["individual"].reserved_exposure == 30_000_000
+    assert store.book.state.budgets["individual"].exposure == 30_000_000
     assert live.reads.count("budgets") == 1
 
 
 async def test_a_customer_applying_again_frees_their_live_window_in_the_shadow_book_once() -> None:
-    held = LiveReservation("individual", 40_000, 720.0, "", 0)
+    held = DecisionRecord(
+        seq=1, granted=40_000, status="open", customer="cus_again_000001", segment="individual", decision_id="d-live",
+        application_id="app_live_000001", policy_version="default@1", el_fen=72_000,
+    )  # fmt: skip
     live = RecordingLiveBook(exposure=30_000_000 - 1_000, windows={"cus_again_000001": held})
     broker, store, settings = _wire(live, pacing__enabled=False)
     out = capture(broker, settings.topics.shadow_windows)
@@ -101,7 +104,7 @@ async def test_a_customer_applying_again_frees_their_live_window_in_the_shadow_b
     assert first.limit == 1_000  # granted while the live window still counted
     assert second.limit == 10_000  # the live 40,000 was released once; the first shadow window too
     assert live.reads.count("window:cus_again_000001") == 1
-    assert store.budgets["individual"].reserved_exposure == 30_000_000 - 1_000 - 40_000 + 10_000
+    assert store.book.state.budgets["individual"].exposure == 30_000_000 - 1_000 - 40_000 + 10_000
 
 
 async def test_a_redelivered_score_gives_one_shadow_decision() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from creditwindow.asyncapi_docs import DOCS_DIR, SERVICES, build_app, document
+from creditwindow.commands.asyncapi import DOCS_DIR, SERVICES, build_app, document
 from shared.asyncapi import events_in_title
 from shared.contracts import EVENT_TYPES
 

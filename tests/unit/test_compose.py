@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from creditwindow.fleet import SERVICES
+from devtools.fleet import SERVICES
 from shared.settings import REPO_ROOT, Settings
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())

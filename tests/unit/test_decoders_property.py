@@ -8,7 +8,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.scoring.assessment import unreadable
-from shared.contracts import EVENT_TYPES, ApplicationReceived, Event, PolicyUpdated, ScoreComputed, WindowClosed, WindowOpened
+from shared.contracts import (
+    EVENT_TYPES,
+    ApplicationReceived,
+    Event,
+    PolicyUpdated,
+    ScoreComputed,
+    WindowClosed,
+    WindowOpened,
+)
 from shared.wire import Record, RefusedRecord, dead_letter_for, decode
 
 ACCEPTED = {

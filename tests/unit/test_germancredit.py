@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.germancredit import applications, load_rows
+from devtools.germancredit import applications, load_rows
 
 
 def test_all_thousand_rows_load_with_both_labels() -> None:

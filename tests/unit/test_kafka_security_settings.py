@@ -7,7 +7,8 @@ import ssl
 import pytest
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram512
 
-from shared.messaging import _security, aiokafka_kwargs, make_broker
+from shared.messaging import aiokafka_kwargs, make_broker
+from shared.messaging.connection import _security
 from shared.settings import Settings
 
 

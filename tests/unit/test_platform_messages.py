@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from creditwindow.platform import LocalPlatform, PlatformError
+from devtools.platform import LocalPlatform, PlatformError
 from shared.settings import Settings
 
 
 def test_a_missing_java_is_named_with_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("JAVA_HOME", raising=False)
-    monkeypatch.setattr("creditwindow.platform.Path", lambda *a: tmp_path / "no-jvm")  # no /usr/lib/jvm either
+    monkeypatch.setattr("devtools.platform.Path", lambda *a: tmp_path / "no-jvm")  # no /usr/lib/jvm either
     with pytest.raises(PlatformError, match="Java 17 not found"):
         LocalPlatform(Settings(home=tmp_path))._java()
 

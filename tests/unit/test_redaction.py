@@ -6,7 +6,6 @@ import json
 import logging
 
 import pytest
-
 import structlog
 
 from shared.logging import configure_logging, redact

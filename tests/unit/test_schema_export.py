@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from creditwindow.cli import app
+from devtools.germancredit import applications
 from shared.contracts import EVENT_TYPES
-from shared.germancredit import applications
 from shared.wire import encode
 
 

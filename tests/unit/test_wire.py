@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import json
 
+from devtools.germancredit import applications
 from shared.contracts import ApplicationReceived, ScoreComputed
-from shared.germancredit import applications
 from shared.wire import MAX_EVENT_BYTES, Record, RefusedRecord, dead_letter_for, decode, encode
 
 

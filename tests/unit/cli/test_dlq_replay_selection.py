@@ -7,7 +7,14 @@ from datetime import timedelta
 
 import pytest
 
-from creditwindow.dlq import LetterFilter, payload_text, plan_replay, replay_headers, replayed_ids, select_letters
+from creditwindow.commands.dlq import (
+    LetterFilter,
+    payload_text,
+    plan_replay,
+    replay_headers,
+    replayed_ids,
+    select_letters,
+)
 from creditwindow.topics_io import ReadRecord
 from shared.contracts import DeadLetter
 from shared.wire import REPLAY_HEADER, Record, RefusedRecord, dead_letter_for

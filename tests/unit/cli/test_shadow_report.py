@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from creditwindow.shadow import compare
-from services.policy.decisions import Allocation, decide, propose
+from creditwindow.outcomes import compare
+from services.policy.decisions import decide, propose
+from services.policy.ports import Allocation
 from shared.contracts import Decision
 from tests.unit.policy.factories import NOW, default_policy, score
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from creditwindow.simulate import Outcome, changes, replay_scores, summarise
+from creditwindow.outcomes import Outcome, changes, summarise
+from creditwindow.replay import replay_scores
 from shared.contracts import ScoreComputed
 from tests.unit.policy.factories import NOW, default_policy, score
 

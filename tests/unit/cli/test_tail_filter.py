@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from creditwindow.tail import TailFilter, as_json_line, customer_of, summarise
+from creditwindow.commands.tail import TailFilter, as_json_line, customer_of, summarise
 from creditwindow.terminal import resolve_topic
 from creditwindow.topics_io import ReadRecord
-from services.policy.decisions import Allocation, decide, propose
+from services.policy.decisions import decide, propose
+from services.policy.ports import Allocation
 from shared.contracts import Event, Topics
 from shared.wire import Record, RefusedRecord, encode
 from tests.unit.policy.factories import NOW, default_policy, score

@@ -12,8 +12,20 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from services.notification.http_webhook import Answer
-from services.notification.webhooks import ClaimedDelivery, WebhookDelivery
+from services.notification.ports import Answer, ClaimedDelivery, WebhookDelivery
+
+
+class ManualClock:
+    """A clock that moves only when told: lease and backoff tests wait for no real time."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @dataclass

@@ -9,9 +9,9 @@ import pytest
 
 from services.notification.channels import notification_for, webhook_delivery_for
 from services.notification.disclosure import render
+from services.notification.ports import DeliverySource
 from services.notification.webhooks import (
     Backoff,
-    DeliverySource,
     dead_letter_for_delivery,
     judge,
     sign,

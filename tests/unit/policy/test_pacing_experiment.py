@@ -4,35 +4,29 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from creditwindow.experiment_cli import app
-from services.policy.budget import BudgetState
-from services.policy.document import Budget, Pacing, PolicyDocument
-from creditwindow.pacing_experiment import (
+from devtools.commands.experiment import app
+from devtools.experiments.pacing.experiment import Experiment, Level, pareto_frontier, run_experiment, summary
+from devtools.experiments.pacing.report import write_doc
+from devtools.experiments.pacing.simulation import (
     Case,
-    Experiment,
-    Level,
     Run,
-    Spread,
     arrival_order,
     demand,
     hindsight_order,
     market,
-    paired,
-    pareto_frontier,
     replay,
-    run_experiment,
     score_cases,
-    summary,
     with_budget_share,
     with_pacing,
-    write_doc,
 )
+from devtools.experiments.pacing.statistics import Spread, paired
+from services.policy.document import Budget, Pacing, PolicyDocument
+from services.policy.ports import Reserved
 from services.policy.rules import Offer
 from services.scoring.scorecard import Scorecard
 from tests.unit.policy.factories import default_policy
@@ -112,23 +106,23 @@ def test_first_come_first_served_never_paces_and_pacing_does_once_the_budget_fil
 
 
 def test_no_run_ever_takes_more_than_its_budget(experiment: Experiment, policy: PolicyDocument) -> None:
-    programmes: dict[str, int] = {p.segment: p.budget for p in policy.programmes}
+    programmes: dict[str, int] = {p.name: p.budget for p in policy.programmes}
     for run in _every_run(experiment):
-        for segment, state in run.ledger.items():
+        for segment, reserved in run.ledger.items():
             budget = run.budgets[segment]
-            assert state.reserved_exposure <= budget.exposure
-            assert state.reserved_el <= budget.expected_loss
-            assert state.programme_reserved <= programmes.get(segment, 0)
+            assert reserved.exposure <= budget.exposure
+            assert reserved.el_fen <= budget.expected_loss * 100
+        for name, part in run.programmes.items():
+            assert part <= programmes[name]
         assert run.exposure_used <= 1 and run.el_used <= 1
 
 
 def test_the_ledger_is_the_sum_of_the_grants_with_expected_loss_in_whole_fen(experiment: Experiment) -> None:
     for run in _every_run(experiment):
-        for segment, state in run.ledger.items():
+        for segment, reserved in run.ledger.items():
             grants = [g for g in run.grants if g.segment == segment]
-            assert state.reserved_exposure == sum(g.limit for g in grants)
-            fen = sum(math.floor(g.limit * g.el_rate * 100 + 0.5) for g in grants)
-            assert state.reserved_el == fen / 100
+            assert reserved.exposure == sum(g.limit for g in grants)
+            assert reserved.el_fen == sum(math.floor(g.limit * g.el_rate * 100 + 0.5) for g in grants)
 
 
 def test_a_tight_budget_binds_for_first_come_first_served(experiment: Experiment) -> None:
@@ -184,7 +178,7 @@ def test_replay_refuses_nothing_when_every_offer_is_closed_already(
     closed = policy.model_copy(update={"cutoffs": {"individual": 10_000.0, "small_business": 10_000.0}})
     run = replay(market(cases, closed), range(len(cases)))
     assert (run.offers, run.grants, run.paced, run.exhausted) == (0, (), 0, 0)
-    assert all(state == BudgetState() for state in run.ledger.values())
+    assert all(reserved == Reserved() for reserved in run.ledger.values())
 
 
 def test_a_paired_difference_counts_the_shuffles_each_side_won() -> None:
@@ -236,13 +230,11 @@ def test_the_document_keeps_hand_written_text_and_replaces_only_its_sections(
     assert "](img/pacing.png)" in text
 
 
-def test_a_small_run_through_the_command_finishes_quickly_and_ends_with_json(tmp_path: Path) -> None:
-    started = time.perf_counter()
+def test_a_small_run_through_the_command_ends_with_json(tmp_path: Path) -> None:
+    # No time limit asserted here: speed is measured by benchmarks, not by timed unit tests.
     result = CliRunner().invoke(app, ["pacing", "--shuffles", "5", "--json", "--out", str(tmp_path)])
-    elapsed = time.perf_counter() - started
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert (data["shuffles"], data["budget_shares"], data["offers"]) == (5, [0.25, 0.5, 0.75], 483)
     assert {"fcfs", "pacing", "tuned", "balanced"} == set(data["levels"][0]["rules"])
     assert (tmp_path / "pacing.md").exists() and (tmp_path / "img" / "pacing.png").stat().st_size > 0
-    assert elapsed < 20

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
+from devtools.germancredit import GermanRow, load_rows
 from services.scoring.scorecard import DEFAULT_ARTIFACT, Scorecard
-from shared.germancredit import GermanRow, load_rows
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,10 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from creditwindow.model_cli import app
+from creditwindow.commands.model import app
+from devtools.germancredit import GermanRow
 from services.scoring.drift import ScoreDistribution, population_stability
 from services.scoring.scorecard import Scorecard
-from shared.germancredit import GermanRow
 
 
 def test_training_scores_are_stable_against_their_own_distribution(

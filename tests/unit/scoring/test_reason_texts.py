@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+from devtools.germancredit import GermanRow
 from services.scoring.recourse import LEVERS
 from services.scoring.scorecard import Scorecard
-from shared.germancredit import GermanRow
 from shared.reasons import ADVICE, LOCALES, REASONS, reason_code
 
 

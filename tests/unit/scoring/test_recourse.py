@@ -4,11 +4,11 @@ import itertools
 
 import pytest
 
+from devtools.germancredit import GermanRow
 from services.scoring.characteristics import CategoricalCharacteristic, NumericCharacteristic
 from services.scoring.recourse import LEVERS, Change, Lower, Raise, SwitchTo, applied, plan
 from services.scoring.scorecard import Scorecard
 from shared.contracts import Applicant
-from shared.germancredit import GermanRow
 
 NEVER = {"age_years", "credit_history", "job", "housing", "dependents"}
 ACTIONABLE = {lever.characteristic for lever in LEVERS}

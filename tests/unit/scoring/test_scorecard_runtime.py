@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from devtools.germancredit import GermanRow
 from services.scoring.characteristics import CategoricalCharacteristic, NumericCharacteristic
 from services.scoring.scorecard import DEFAULT_ARTIFACT, MAX_REASONS, InvalidArtifact, Scorecard, canonical_json
 from shared.contracts import Applicant
-from shared.germancredit import GermanRow
 from shared.reasons import reason_code
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from creditwindow.model_cli import app
+from creditwindow.cli import app
+from devtools.germancredit import GermanRow
+from modelling.training import TrainedModel, train, training_data_sha256
 from services.scoring.scorecard import DEFAULT_ARTIFACT, Scorecard, canonical_json
-from services.scoring.training import TrainedModel, train, training_data_sha256
-from shared.germancredit import GermanRow
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,7 @@ def test_training_twice_writes_byte_identical_artifacts(tmp_path: Path) -> None:
         out = tmp_path / f"model-{hash_seed}.json"
         env = os.environ | {"PYTHONHASHSEED": hash_seed}
         subprocess.run(
-            [sys.executable, "-m", "creditwindow.model_cli", "train", "--out", str(out)],
+            [sys.executable, "-m", "creditwindow", "model", "train", "--out", str(out)],
             cwd=REPO,
             env=env,
             check=True,
@@ -81,7 +81,7 @@ def test_pd_calibration_matches_the_bad_rate(trained: TrainedModel, rows: tuple[
 
 
 def test_evaluate_cross_validates_above_the_auc_bar_and_prints_json_last() -> None:
-    result = CliRunner().invoke(app, ["evaluate", "--folds", "5", "--json", "--no-docs"])
+    result = CliRunner().invoke(app, ["model", "evaluate", "--folds", "5", "--json", "--no-docs"])
     assert result.exit_code == 0, result.output
     summary: dict[str, Any] = json.loads(result.output.strip().splitlines()[-1])
     assert summary["folds"] == 5 and summary["rows"] == 1000

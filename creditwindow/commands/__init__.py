@@ -1,0 +1,1 @@
+"""The operators' commands, one per module; `creditwindow.cli` mounts them."""

@@ -1,0 +1,68 @@
+"""`creditwindow budget show`: reserved against the active policy's budget, per segment and programme."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from creditwindow.policy_ops import active_policy
+from creditwindow.terminal import JsonOption, console, reach, with_redis
+from services.policy.ports import Reserved
+from services.policy.redis_book import RedisBook
+from shared.settings import Settings
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Portfolio budgets per segment.", no_args_is_help=True)
+
+
+@app.command("show")
+def show(as_json: JsonOption = False) -> None:
+    """Per segment: exposure and expected loss reserved, the policy's budget, utilisation."""
+    settings = Settings()
+    policy, source = reach(lambda: active_policy(settings), settings)
+    names = [p.name for p in policy.programmes]
+
+    async def read(redis: Any) -> tuple[dict[str, Reserved], dict[str, int]]:
+        book = RedisBook(redis, settings.redis_prefix)
+        return await book.budgets(), await book.programmes(names)
+
+    reserved, programmes = with_redis(read, settings)
+    rows = []
+    for segment, limit in policy.budgets.items():
+        used = reserved.get(segment, Reserved())
+        rows.append(
+            {
+                "segment": segment,
+                "reserved": used.exposure,
+                "limit": limit.exposure,
+                "utilisation": used.exposure / limit.exposure if limit.exposure else 1.0,
+                "expected_loss_reserved": used.el_fen / 100,
+                "expected_loss_limit": limit.expected_loss,
+            }
+        )
+    for programme in policy.programmes:
+        rows.append(
+            {
+                "segment": f"{programme.segment} ({programme.name})",
+                "reserved": programmes.get(programme.name, 0),
+                "limit": programme.budget,
+                "utilisation": programmes.get(programme.name, 0) / programme.budget if programme.budget else 1.0,
+                "expected_loss_reserved": None,
+                "expected_loss_limit": None,
+            }
+        )
+    if as_json:
+        print(json.dumps({"policy": policy.label, "source": source, "budgets": rows}))
+        return
+    table = Table("segment", "reserved", "limit", "utilisation", "EL reserved", "EL limit", title=f"budgets under {policy.label}")
+    for row in rows:
+        table.add_row(
+            row["segment"], f"{row['reserved']:,}", f"{row['limit']:,}", f"{row['utilisation']:.1%}",
+            "" if row["expected_loss_reserved"] is None else f"{row['expected_loss_reserved']:,.2f}",
+            "" if row["expected_loss_limit"] is None else f"{row['expected_loss_limit']:,}",
+        )  # fmt: skip
+    console.print(table)

@@ -1,0 +1,25 @@
+"""`creditwindow run SERVICE`: one service in this process (start more processes for replicas)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated
+
+import typer
+
+from creditwindow.terminal import fail
+
+__all__ = ["SERVICES", "run"]
+
+SERVICES = ("scoring", "policy", "notification")
+
+
+def run(
+    service: Annotated[str, typer.Argument(help="scoring | policy | notification")],
+    port: Annotated[int | None, typer.Option(help="HTTP port for /health and /metrics (0: a free port).")] = None,
+) -> None:
+    """Run one service in this process (its own consumer group; start more for replicas)."""
+    if service not in SERVICES:
+        fail(f"unknown service {service!r}: choose one of {', '.join(SERVICES)}")
+    # Only the chosen service is imported: a scoring process does not load the policy's code.
+    importlib.import_module(f"services.{service}.app").main(port=port)

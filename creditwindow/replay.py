@@ -1,0 +1,50 @@
+"""Recorded scores through a policy, on a book of their own: what `creditwindow simulate` compares. Pure.
+
+The scores are replayed in the order they happened through the policy's rules (`decisions.propose`)
+and the portfolio book (`book.Book`, the ledger the fleet keeps in Redis): budgets fill as windows
+open, a customer's new decision supersedes (and releases) the previous window, windows expire at
+their `valid_until`. Nothing is published and Redis is not touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from creditwindow.outcomes import Outcome
+from services.policy.book import Book
+from services.policy.decisions import close_request, propose, request_for
+from services.policy.document import PolicyDocument
+from services.policy.rules import Close, Offer
+from shared.contracts import ScoreComputed
+
+__all__ = ["replay_scores"]
+
+
+def replay_scores(scores: Iterable[ScoreComputed], policy: PolicyDocument, *, on_each: Callable[[], None] | None = None) -> list[Outcome]:
+    """Decide every application once (first score of each), in the order scored, on an empty book."""
+    book = Book()
+    outcomes: list[Outcome] = []
+    seen: set[str] = set()
+    for score in sorted(scores, key=lambda s: s.occurred_at):
+        if score.application_id in seen:
+            continue  # a redelivered score is the same application
+        seen.add(score.application_id)
+        now = score.occurred_at
+        for record in book.due_expiries(int(now.timestamp() * 1000), limit=len(book.state.expiry)):
+            book.close(close_request(record, trigger="expiry", reason="expired", now=now))
+        proposal = propose(score, policy, now)
+        answer = book.decide(request_for(proposal, policy))
+        segment = score.facts.segment if score.facts else "unknown"
+        verdict = proposal.verdict
+        if isinstance(verdict, Offer) and answer.granted > 0:
+            bound_by = "segment_budget" if answer.budget_bound else verdict.basis.bound_by
+            outcome = Outcome(score.application_id, score.customer_id, segment, True, answer.granted, answer.expected_loss_fen / 100, None, bound_by)
+        elif isinstance(verdict, Offer):
+            outcome = Outcome(score.application_id, score.customer_id, segment, False, 0, 0.0, "strategy", answer.refusal or "budget_exhausted")
+        else:
+            assert isinstance(verdict, Close)
+            outcome = Outcome(score.application_id, score.customer_id, segment, False, 0, 0.0, verdict.category, verdict.reason)
+        outcomes.append(outcome)
+        if on_each is not None:
+            on_each()
+    return outcomes

@@ -1,0 +1,490 @@
+"""`creditwindow bench` / `make bench`: end-to-end decisions per second and latency, against a bare
+aiokafka relay chain measured in the same run on the same broker.
+
+Fleet: the three services as separate processes. Baseline: three relay processes
+(`devtools.relay`) doing the same hops with no logic: the same batch sizes and commit
+semantics, the same keys, and payloads of the sizes the fleet writes on each hop. Phases:
+
+1. as fast as it can: N applications (German Credit rows, fresh ids) published at once;
+   decisions/s reaching `credit.windows`, notifications/s reaching `credit.notifications`;
+2. fixed rates (100, 200, 500/s by default): latency percentiles from the application's
+   `occurred_at` to the decision record and to the notification record (broker timestamps);
+3. the same "as fast as it can" phase with two replicas of each service: the scaling ratio.
+
+CPU seconds and peak RSS per process come from psutil and /proc. Only 127.0.0.1; bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from aiokafka import AIOKafkaProducer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from creditwindow.topics_io import TopicReader, end_offsets
+from devtools.fleet import Fleet
+from devtools.germancredit import load_rows
+from devtools.namespaces import delete_namespace
+from devtools.platform import LocalPlatform
+from shared.contracts import ApplicationReceived
+from shared.messaging import aiokafka_kwargs, ensure_topics
+from shared.settings import REPO_ROOT, Settings
+from shared.wire import encode
+
+__all__ = ["BenchPlan", "run_bench"]
+
+SENT_HEADER = "bench_sent_ms"
+
+
+@dataclass(frozen=True, slots=True)
+class BenchPlan:
+    applications: int = 20_000
+    rates: tuple[int, ...] = (100, 200, 500)
+    rate_seconds: float = 20.0
+    warmup: int = 1_000
+    scaling: bool = True
+
+
+@dataclass(slots=True)
+class Latency:
+    n: int = 0
+    p50: float = 0.0
+    p95: float = 0.0
+    p99: float = 0.0
+    max: float = 0.0
+
+    @classmethod
+    def of(cls, values_ms: list[float]) -> Latency:
+        if not values_ms:
+            return cls()
+        ordered = sorted(values_ms)
+
+        def pct(p: float) -> float:
+            return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
+
+        return cls(len(ordered), pct(0.50), pct(0.95), pct(0.99), round(ordered[-1], 2))
+
+
+@dataclass(slots=True)
+class Phase:
+    system: str  # fleet | relay
+    replicas: int
+    rate: int | None  # None: as fast as it can
+    sent: int = 0
+    decided: int = 0
+    notified: int = 0
+    seconds: float = 0.0
+    decisions_per_s: float = 0.0
+    notifications_per_s: float = 0.0
+    to_decision: Latency = field(default_factory=Latency)
+    to_notification: Latency = field(default_factory=Latency)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BenchReport:
+    plan: BenchPlan
+    phases: list[Phase] = field(default_factory=list)
+    peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    hop_bytes: dict[str, int] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+
+    def phase(self, system: str, rate: int | None, replicas: int = 1) -> Phase | None:
+        return next((p for p in self.phases if (p.system, p.rate, p.replicas) == (system, rate, replicas)), None)
+
+    def summary(self) -> dict[str, Any]:
+        fleet, relay = self.phase("fleet", None), self.phase("relay", None)
+        scaled = self.phase("fleet", None, replicas=2)
+        out: dict[str, Any] = {
+            "fleet_per_s": round(fleet.decisions_per_s, 1) if fleet else None,
+            "fleet_notifications_per_s": round(fleet.notifications_per_s, 1) if fleet else None,
+            "relay_per_s": round(relay.decisions_per_s, 1) if relay else None,
+            "ratio": round(fleet.decisions_per_s / relay.decisions_per_s, 3) if fleet and relay and relay.decisions_per_s else None,
+            "p99_ms": {},
+            "p99_notification_ms": {},
+            "relay_p99_ms": {},
+            "peak_rss_mib": self.peak_rss_mib,
+        }
+        for rate in self.plan.rates:
+            f, r = self.phase("fleet", rate), self.phase("relay", rate)
+            out["p99_ms"][str(rate)] = f.to_decision.p99 if f else None
+            out["p99_notification_ms"][str(rate)] = f.to_notification.p99 if f else None
+            out["relay_p99_ms"][str(rate)] = r.to_decision.p99 if r else None
+        if scaled and fleet and fleet.decisions_per_s:
+            out["replicas_2_per_s"] = round(scaled.decisions_per_s, 1)
+            out["scaling_ratio"] = round(scaled.decisions_per_s / fleet.decisions_per_s, 3)
+        return out
+
+
+# --- load --------------------------------------------------------------------------------------------
+
+
+def _application(n: int, run: str) -> ApplicationReceived:
+    rows = load_rows()
+    row = rows[n % len(rows)]
+    application_id = f"app_b{run}_{n:07d}"
+    return ApplicationReceived(
+        correlation_id=application_id,
+        producer="bench",
+        application_id=application_id,
+        customer_id=f"cus_b{run}_{n:07d}",
+        facts=row.facts,
+        applicant=row.applicant,
+    )
+
+
+async def _publish(
+    settings: Settings, topic: str, count: int, rate: int | None, run: str, sent_at: dict[bytes, float], on_sent: Callable[[], None]
+) -> float:
+    """Publish `count` applications, at `rate` per second or as fast as possible; returns the first send time.
+
+    `sent_at` gets each key's start time (the application's occurred_at), in seconds.
+    """
+    producer = AIOKafkaProducer(**aiokafka_kwargs(settings), acks="all", linger_ms=0 if rate else 5, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        prepared = [] if rate else [_application(n, run) for n in range(count)]
+        encoded = [encode(a) for a in prepared]
+        first = time.time()
+        began = time.monotonic()
+        futures = []
+        for n in range(count):
+            if rate:
+                delay = began + n / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                application = _application(n, run)  # occurred_at is now: latency starts here
+                message = encode(application)
+            else:
+                application, message = prepared[n], encoded[n]
+            sent_at[message.key] = application.occurred_at.timestamp()
+            headers = [(k, v.encode()) for k, v in message.headers.items()]
+            futures.append(await producer.send(topic, message.value, key=message.key, headers=headers))
+            on_sent()
+        await asyncio.gather(*futures)
+        return first
+    finally:
+        await producer.stop()
+
+
+# --- measuring ---------------------------------------------------------------------------------------
+
+
+async def _measure(
+    settings: Settings,
+    source_topic: str,
+    decision_topic: str,
+    notification_topic: str,
+    phase: Phase,
+    progress: Progress,
+) -> None:
+    """Publish while reading this run's decisions and notifications (by key); fill in the phase."""
+    run = uuid.uuid4().hex[:6]
+    start = await end_offsets(settings, [decision_topic, notification_topic])
+    sent_at: dict[bytes, float] = {}
+    decided: dict[bytes, float] = {}
+    notified: dict[bytes, float] = {}
+    label = f"{phase.system} x{phase.replicas} " + (f"{phase.rate}/s" if phase.rate else "max")
+    sending = progress.add_task(f"{label}: sent", total=phase.sent)
+    deciding = progress.add_task(f"{label}: decided", total=phase.sent)
+    publishing_done = asyncio.Event()
+
+    async def read() -> None:
+        async with TopicReader(settings, [decision_topic, notification_topic], start=start, decode=False) as reader:
+            quiet_deadline = None
+            while len(decided) < phase.sent or len(notified) < phase.sent:
+                batch = await reader.poll(timeout_ms=100)
+                for item in batch:
+                    key = item.record.key
+                    if key not in sent_at:
+                        continue
+                    arrived = item.timestamp_ms / 1000  # the broker's timestamp: when the hop wrote it
+                    if item.record.topic == decision_topic:
+                        if key not in decided:
+                            decided[key] = arrived
+                            progress.advance(deciding)
+                    elif key not in notified:
+                        notified[key] = arrived
+                if publishing_done.is_set():
+                    quiet_deadline = quiet_deadline or time.monotonic() + 120
+                    if time.monotonic() > quiet_deadline:
+                        break  # report what arrived; the counts show anything missing
+
+    reading = asyncio.create_task(read())
+    first = await _publish(settings, source_topic, phase.sent, phase.rate, run, sent_at, lambda: progress.advance(sending))
+    publishing_done.set()
+    await reading
+    phase.decided, phase.notified = len(decided), len(notified)
+    if decided:
+        phase.seconds = max(decided.values()) - first
+        phase.decisions_per_s = len(decided) / max(phase.seconds, 1e-9)
+    if notified:
+        phase.notifications_per_s = len(notified) / max(max(notified.values()) - first, 1e-9)
+    phase.to_decision = Latency.of([(t - sent_at[k]) * 1000 for k, t in decided.items()])
+    phase.to_notification = Latency.of([(t - sent_at[k]) * 1000 for k, t in notified.items()])
+
+
+# --- processes ---------------------------------------------------------------------------------------
+
+
+def _peak_rss_mib(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Relay:
+    """Three relay processes: applications -> scores -> windows -> notifications, no logic."""
+
+    def __init__(self, settings: Settings, sizes: dict[str, int], log_dir: Path) -> None:
+        topics = settings.topics
+        self.hops = [
+            ("relay-scoring", topics.applications, topics.scores, sizes["scores"]),
+            ("relay-policy", topics.scores, topics.windows, sizes["windows"]),
+            ("relay-notification", topics.windows, topics.notifications, sizes["notifications"]),
+        ]
+        self.settings = settings
+        self.log_dir = log_dir
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "CW_TOPIC_NAMESPACE": self.settings.topic_namespace}
+        for name, source, sink, size in self.hops:
+            with (self.log_dir / f"{name}.log").open("ab") as log:
+                self.processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "devtools.relay", "--source", source, "--sink", sink,
+                     "--group", f"{self.settings.topic_namespace}.{name}", "--size", str(size)],
+                    env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.processes.items() if p.poll() is None}
+
+
+def _cpu(pids: dict[str, int]) -> dict[str, float]:
+    usage = {}
+    for name, pid in pids.items():
+        try:
+            times = psutil.Process(pid).cpu_times()
+            usage[name] = times.user + times.system
+        except psutil.Error:
+            continue
+    return usage
+
+
+def _fleet_pids(fleet: Fleet) -> dict[str, int]:
+    return {name: p.process.pid for name, p in fleet.processes.items() if p.alive and p.process is not None}
+
+
+async def _phases(
+    settings: Settings, system: str, replicas: int, rates: tuple[int | None, ...], count: int, plan: BenchPlan,
+    pids: Callable[[], dict[str, int]], report: BenchReport, progress: Progress,
+) -> None:  # fmt: skip
+    topics = settings.topics
+    for rate in rates:
+        sent = count if rate is None else int(rate * plan.rate_seconds)
+        phase = Phase(system=system, replicas=replicas, rate=rate, sent=sent)
+        before = _cpu(pids())
+        await _measure(settings, topics.applications, topics.windows, topics.notifications, phase, progress)
+        after = _cpu(pids())
+        phase.cpu_s = {k: round(after[k] - before.get(k, 0.0), 2) for k in after}
+        report.phases.append(phase)
+
+
+async def _hop_sizes(settings: Settings) -> dict[str, int]:
+    """Mean record size the fleet wrote on each hop (for the relay's payloads)."""
+    sizes = {}
+    for name in ("scores", "windows", "notifications"):
+        topic = getattr(settings.topics, name)
+        async with TopicReader(settings, [topic]) as reader:
+            values = [len(r.record.value or b"") for r in (await reader.drain(idle_s=0.5, timeout_s=60))[:5000]]
+        sizes[name] = int(statistics.mean(values)) if values else 1024
+    return sizes
+
+
+async def _run(plan: BenchPlan, console: Console) -> BenchReport:
+    base = Settings()
+    await asyncio.to_thread(LocalPlatform(base, say=lambda line: console.print(line, highlight=False)).up)
+    report = BenchReport(plan=plan, machine={"cpus": os.cpu_count(), "python": sys.version.split()[0]})
+    stamp = time.strftime("%m%d%H%M%S")
+    columns = (TextColumn("{task.description:<30}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    runs: list[tuple[str, int]] = [("fleet", 1), ("relay", 1)] + ([("fleet", 2)] if plan.scaling else [])
+    with Progress(*columns, console=console, transient=False) as progress:
+        for system, replicas in runs:
+            settings = base.model_copy(update={"topic_namespace": f"bench{stamp}{system}{replicas}"})
+            await ensure_topics(settings)
+            log_dir = base.home / "logs" / settings.topic_namespace
+            fleet = relay = None
+            try:
+                if system == "fleet":
+                    fleet = Fleet(env={"CW_TOPIC_NAMESPACE": settings.topic_namespace}, log_dir=log_dir, replicas=replicas)
+                    fleet.start()
+                    await asyncio.to_thread(fleet.wait_ready, 90.0)
+                    pids: Callable[[], dict[str, int]] = lambda f=fleet: _fleet_pids(f)  # noqa: E731
+                else:
+                    relay = Relay(settings, report.hop_bytes, log_dir)
+                    relay.start()
+                    pids = relay.pids
+                    await asyncio.sleep(3.0)  # the relay consumers join their groups
+                # warm up (imports, JIT-free Python still has caches to fill), not measured
+                await _measure(settings, settings.topics.applications, settings.topics.windows, settings.topics.notifications,
+                               Phase(system, replicas, None, sent=plan.warmup), progress)  # fmt: skip
+                rates: tuple[int | None, ...] = (None, *plan.rates) if replicas == 1 else (None,)
+                await _phases(settings, system, replicas, rates, plan.applications, plan, pids, report, progress)
+                if system == "fleet" and replicas == 1:
+                    report.hop_bytes = await _hop_sizes(settings)
+                for name, pid in pids().items():
+                    report.peak_rss_mib[f"{name}" + ("" if replicas == 1 else f" (x{replicas})")] = round(_peak_rss_mib(pid), 1)
+            finally:
+                if fleet is not None:
+                    fleet.stop()
+                if relay is not None:
+                    relay.stop()
+                await delete_namespace(settings)
+    return report
+
+
+# --- the report --------------------------------------------------------------------------------------
+
+
+def _plot(report: BenchReport, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = list(report.plan.rates)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, (system, title) in zip(axes, (("fleet", "fleet (3 services)"), ("relay", "bare aiokafka relay")), strict=True):
+        phases = [report.phase(system, rate) for rate in rates]
+        for attr, label, style in (("to_decision", "application -> decision", "-"), ("to_notification", "application -> notification", "--")):
+            for pct, marker in (("p50", "o"), ("p95", "s"), ("p99", "^")):
+                values = [getattr(getattr(p, attr), pct) if p else float("nan") for p in phases]
+                ax.plot(rates, values, style, marker=marker, label=f"{label} {pct}")
+        ax.set_title(title)
+        ax.set_xlabel("applications per second (fixed rate)")
+        ax.set_xticks(rates)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("latency, ms (log scale)")
+    axes[0].set_yscale("log")
+    axes[1].legend(fontsize=7, loc="upper left")
+    fig.suptitle("creditwindow: latency against rate, same broker, same run")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(report: BenchReport, path: Path) -> None:
+    summary = report.summary()
+    image = path.parent / "img" / "bench-latency.png"
+    _plot(report, image)
+    lines = [
+        "# Benchmarks: decisions per second and latency against a bare Kafka relay",
+        "",
+        "Generated by `creditwindow bench` (`make bench`) on the local platform; re-run it to refresh this page.",
+        f"Machine: {report.machine.get('cpus')} CPUs, Python {report.machine.get('python')}; everything (broker, Redis,",
+        "services, relay, load generator) shares those CPUs, so figures are for comparison within one run.",
+        "",
+        "## Headline",
+        "",
+        f"- fleet: **{summary['fleet_per_s']} decisions/s** ({summary['fleet_notifications_per_s']} notifications/s)",
+        f"- bare aiokafka relay, same hops, same commit semantics: **{summary['relay_per_s']} records/s**",
+        f"- ratio fleet / relay: **{summary['ratio']}**",
+    ]
+    if "scaling_ratio" in summary:
+        lines.append(f"- two replicas of each service: {summary['replicas_2_per_s']} decisions/s, scaling ratio **{summary['scaling_ratio']}**")
+    lines += [
+        "",
+        "## Phases",
+        "",
+        "| system | replicas | rate | sent | decided | notified | decisions/s | notifications/s | to decision p50 / p95 / p99 / max (ms) | to notification p50 / p95 / p99 / max (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in report.phases:
+        d, n = p.to_decision, p.to_notification
+        rate = "max" if p.rate is None else f"{p.rate}/s"
+        lines.append(
+            f"| {p.system} | {p.replicas} | {rate} | {p.sent:,} | {p.decided:,} | {p.notified:,} | {p.decisions_per_s:,.0f} | "
+            f"{p.notifications_per_s:,.0f} | {d.p50} / {d.p95} / {d.p99} / {d.max} | {n.p50} / {n.p95} / {n.p99} / {n.max} |"
+        )
+    lines += [
+        "",
+        "At the \"max\" rate everything is published at once, so its latencies are queueing time, not service time.",
+        "",
+        f"![latency against rate]({image.relative_to(path.parent)})",
+        "",
+        "## CPU seconds per phase and peak memory per process",
+        "",
+        "| system | replicas | rate | " + " | ".join(sorted({k for p in report.phases for k in p.cpu_s})) + " |",
+        "|---|---|---|" + "---|" * len({k for p in report.phases for k in p.cpu_s}),
+    ]
+    names = sorted({k for p in report.phases for k in p.cpu_s})
+    for p in report.phases:
+        rate = "max" if p.rate is None else f"{p.rate}/s"
+        lines.append(f"| {p.system} | {p.replicas} | {rate} | " + " | ".join(f"{p.cpu_s.get(n, '')}" for n in names) + " |")
+    lines += ["", "| process | peak RSS (MiB) |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(report.peak_rss_mib.items())]
+    lines += [
+        "",
+        f"Relay payload sizes (the fleet's mean record size per hop, bytes): {report.hop_bytes}.",
+        "",
+        "```json",
+        json.dumps(summary, indent=2),
+        "```",
+        "",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+
+
+def run_bench(plan: BenchPlan, *, console: Console | None = None, report_path: Path | None = None) -> BenchReport:
+    console = console or Console()
+    report = asyncio.run(_run(plan, console))
+    if report_path is not None:
+        write_report(report, report_path)
+    return report
+
+
+def print_report(report: BenchReport, console: Console) -> None:
+    table = Table("system", "replicas", "rate", "decided", "decisions/s", "p50 ms", "p95 ms", "p99 ms", "notif p99 ms", title="creditwindow bench")
+    for p in report.phases:
+        table.add_row(
+            p.system, str(p.replicas), "max" if p.rate is None else f"{p.rate}/s", f"{p.decided:,}/{p.sent:,}",
+            f"{p.decisions_per_s:,.0f}", str(p.to_decision.p50), str(p.to_decision.p95), str(p.to_decision.p99),
+            str(p.to_notification.p99),
+        )  # fmt: skip
+    console.print(table)
+
+
+DEFAULT_REPORT = REPO_ROOT / "docs" / "benchmarks.md"
+

@@ -1,0 +1,1 @@
+"""The development commands, one per module: `dev`, `demo`, `bench`, `faults`, `experiment`."""

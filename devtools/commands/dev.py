@@ -1,0 +1,53 @@
+"""`creditwindow dev up | down | status`: the local platform (a real Kafka broker and Redis on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from creditwindow.terminal import JsonOption, console, fail
+from shared.settings import Settings
+
+__all__ = ["app"]
+
+app = typer.Typer(help="The local platform: a real Kafka broker (KRaft) and Redis on 127.0.0.1.", no_args_is_help=True)
+
+
+def _platform():  # type: ignore[no-untyped-def]
+    from devtools.platform import LocalPlatform
+
+    return LocalPlatform(Settings(), say=lambda line: console.print(line, highlight=False))
+
+
+@app.command("up")
+def up() -> None:
+    """Start Kafka and Redis (idempotent), wait until they answer, create the topics."""
+    from devtools.platform import PlatformError
+
+    try:
+        _platform().up()
+    except PlatformError as exc:
+        fail(str(exc))
+
+
+@app.command("down")
+def down() -> None:
+    """Stop the local Kafka and Redis (idempotent)."""
+    _platform().down()
+
+
+@app.command("status")
+def status(as_json: JsonOption = False) -> None:
+    """Where each part of the platform runs and whether it answers."""
+    components = _platform().status()
+    if as_json:
+        print(json.dumps([c.__dict__ for c in components]))
+    else:
+        table = Table("part", "address", "answers", "pid", "")
+        for c in components:
+            table.add_row(c.name, c.address, "[green]yes[/]" if c.running else "[red]no[/]", str(c.pid or "-"), c.detail)
+        console.print(table)
+    if not all(c.running for c in components):
+        raise typer.Exit(1)

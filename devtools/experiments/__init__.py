@@ -1,0 +1,1 @@
+"""Offline experiments on the German Credit applications."""

@@ -1,0 +1,315 @@
+"""What the policy's logic needs from outside, and the values that cross: one module.
+
+The logic (`underwriting.py`, `decisions.py`, `book.py`) imports from here, never from an adapter.
+`LimitStore` is the portfolio book as a service: the Redis adapter (`redis_book.py`) keeps it
+atomically for the fleet, the in-memory one (`memory_book.py`) for a shadow replica and for tests.
+Both run the same ledger rules (`book.py`); the Lua script is the atomic twin of that module.
+
+Money, one rule: limits and exposure are whole CNY (a limit is a multiple of `round_to`), expected
+loss is integer fen (see `book.expected_loss_fen`), so every sum in the book is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from shared.ports import EventPublisher
+
+__all__ = [
+    "Allocation",
+    "BookState",
+    "BudgetTerms",
+    "CloseRequest",
+    "CurrentWindow",
+    "DecideRequest",
+    "DecisionRecord",
+    "EventPublisher",
+    "LifecycleClosure",
+    "LimitStore",
+    "LiveBook",
+    "OfferTerms",
+    "Reserved",
+    "WindowEntry",
+]
+
+
+# --- what the book is asked ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OfferTerms:
+    """The window the rules would open, before the budget has its say."""
+
+    limit: int  # CNY
+    el_rate: float  # expected loss per unit of limit: PD x LGD
+    margin: float  # expected profit per unit of limit a year
+    apr: str  # as it is stored and announced (repr of the float)
+    valid_until_ms: int
+    programme: str = ""  # the segment programme charged with `part`, if any
+    part: int = 0  # the part of the limit due to the programme boost
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetTerms:
+    """What the active policy says about the segment's budget: plain numbers, as the Lua script gets them."""
+
+    exposure: int  # CNY: open windows' limits at most this
+    expected_loss: int  # CNY: open windows' expected losses at most this
+    programme_budget: int = 0  # CNY: the programme's boosted parts at most this
+    pacing: bool = False
+    max_margin: float = 0.0
+    steepness: float = 1.0
+    round_to: int = 100
+    min_limit: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class DecideRequest:
+    """Decide one application (or one re-decision) in the book: grant, supersede, record."""
+
+    record: str  # the decision record's key: the application id, or the application id + '~r'
+    customer: str
+    segment: str
+    decision_id: str
+    application_id: str
+    policy_version: str
+    decided_at_ms: int
+    budget: BudgetTerms
+    offer: OfferTerms | None = None  # None: the rules closed the window
+    category: str = ""  # of a closure by the rules
+    reason: str = ""
+    supersedes: bool = True  # False for a system closure: the customer's window stays as it was
+    region: str = ""
+    channel: str = ""
+    locale: str = "zh-CN"
+    partner: str = ""
+    model_id: str = ""
+    deferred_score: str = ""  # closed for maintenance: the score to decide again, as JSON
+    deferred_until_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequest:
+    """Close an open window by its record: an expiry or a pause (category strategy)."""
+
+    record: str
+    closure_id: str
+    category: str
+    reason: str
+    trigger: str
+    at_ms: int
+
+
+# --- what the book answers and holds -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Allocation:
+    """The book's answer for one request."""
+
+    fresh: bool  # False: this record was decided before (a redelivery or a duplicate)
+    seq: int
+    granted: int
+    refusal: str | None
+    programme_part: int
+    available: int
+    budget_bound: bool = False  # the segment budget, not a cap or the grade, set the limit
+    expected_loss_fen: int = 0
+    decided_at_ms: int = 0  # when the book first decided it: a rebuilt event uses that time
+    stored_event: bytes | None = None
+    published: bool = False
+
+
+@dataclass(slots=True)
+class Reserved:
+    """A segment's reservations: exposure in CNY, expected loss in fen."""
+
+    exposure: int = 0
+    el_fen: int = 0
+
+
+@dataclass(slots=True)
+class DecisionRecord:
+    """One decided record: what was granted and reserved, and the facts a later closure needs."""
+
+    seq: int
+    granted: int
+    status: str  # open | closed | released
+    customer: str
+    segment: str
+    decision_id: str
+    application_id: str
+    policy_version: str
+    refusal: str = ""
+    part: int = 0
+    available: int = 0
+    budget_bound: bool = False
+    el_fen: int = 0
+    programme: str = ""
+    region: str = ""
+    channel: str = ""
+    locale: str = "zh-CN"
+    partner: str = ""
+    model_id: str = ""
+    decided_at: int = 0
+    event: bytes | None = None
+    published: bool = False
+    deferred_score: str = ""
+    closure_id: str = ""
+    closure_seq: int = 0
+    closure_category: str = ""
+    closure_reason: str = ""
+    closure_trigger: str = ""
+    closure_at: int = 0
+
+
+@dataclass(slots=True)
+class WindowEntry:
+    """A customer's current window: the latest decision that is about them (by sequence)."""
+
+    status: str  # open | closed
+    limit: int
+    apr: str
+    valid_until: int | None  # ms
+    decision_id: str
+    decision_seq: int
+    policy_version: str
+    record: str
+    application_id: str
+    segment: str
+    category: str
+    reason: str
+
+
+@dataclass(slots=True)
+class BookState:
+    """Everything the book holds. Redis holds the same, key by key; a rebuild derives it from the log."""
+
+    budgets: dict[str, Reserved] = field(default_factory=dict)
+    programmes: dict[str, int] = field(default_factory=dict)
+    records: dict[str, DecisionRecord] = field(default_factory=dict)
+    windows: dict[str, WindowEntry] = field(default_factory=dict)
+    seqs: dict[str, int] = field(default_factory=dict)
+    expiry: dict[str, int] = field(default_factory=dict)  # open record -> valid_until ms
+    open: set[str] = field(default_factory=set)
+    closing: dict[str, int] = field(default_factory=dict)  # lifecycle closure not yet announced -> its seq
+    deferred: dict[str, int] = field(default_factory=dict)  # maintenance closure -> when to decide again (ms)
+
+    def comparable(self) -> dict[str, Any]:
+        """What `creditwindow cache rebuild --check` compares: the book's money and windows, not its records."""
+        return {
+            "windows": {c: _plain(w) for c, w in self.windows.items()},
+            "budgets": {s: _plain(r) for s, r in self.budgets.items() if r.exposure or r.el_fen},
+            "programmes": {p: v for p, v in self.programmes.items() if v},
+            "seqs": dict(self.seqs),
+            "expiry": dict(self.expiry),
+            "open": sorted(self.open),
+        }
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    return {f.name: getattr(value, f.name) for f in fields(value)}
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleClosure:
+    """A window closed by expiry or a pause, to be announced as `WindowClosed`."""
+
+    record: str
+    facts: DecisionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentWindow:
+    """A customer's current window as an operator or an upstream app reads it."""
+
+    customer_id: str
+    status: str
+    limit: int
+    apr: float | None
+    valid_until: datetime | None
+    decision_id: str
+    decision_seq: int
+    policy_version: str
+    application_id: str
+    segment: str
+    category: str | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, customer_id: str, entry: WindowEntry) -> CurrentWindow:
+        return cls(
+            customer_id=customer_id,
+            status=entry.status,
+            limit=entry.limit,
+            apr=float(entry.apr) if entry.apr else None,
+            valid_until=datetime.fromtimestamp(entry.valid_until / 1000, UTC) if entry.valid_until else None,
+            decision_id=entry.decision_id,
+            decision_seq=entry.decision_seq,
+            policy_version=entry.policy_version,
+            application_id=entry.application_id,
+            segment=entry.segment,
+            category=entry.category or None,
+            reason=entry.reason or None,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: (v.isoformat() if isinstance(v := getattr(self, f.name), datetime) else v) for f in fields(self)}
+
+
+# --- the ports ------------------------------------------------------------------------------------
+
+
+class LimitStore(Protocol):
+    """The portfolio book as a service: budgets, current windows, decision records, lifecycle queues."""
+
+    async def allocate(self, requests: Sequence[DecideRequest]) -> list[Allocation]:
+        """Decide each request atomically and in order (budget, sequence, superseding, idempotency)."""
+        ...
+
+    async def remember(self, decisions: Sequence[tuple[str, bytes]]) -> None:
+        """Keep each record's decision event (if none is kept yet), so a redelivery republishes the same bytes."""
+        ...
+
+    async def mark_published(self, records: Sequence[str]) -> None: ...
+
+    async def due_expiries(self, now: datetime, limit: int = 200) -> list[str]: ...
+
+    async def open_records(self) -> list[str]: ...
+
+    async def record(self, record: str) -> DecisionRecord | None: ...
+
+    async def close(self, request: CloseRequest) -> LifecycleClosure | None:
+        """Close an open window and release its budget; None if it was not open."""
+        ...
+
+    async def pending_closures(self, limit: int = 200) -> list[LifecycleClosure]: ...
+
+    async def closure_published(self, records: Sequence[str]) -> None: ...
+
+    async def due_deferred(self, now: datetime, limit: int = 200) -> list[tuple[str, bytes]]:
+        """Records closed for maintenance whose time to be decided again has come, with their scores."""
+        ...
+
+    async def redecided(self, records: Sequence[str]) -> None: ...
+
+    async def current(self, customer_id: str) -> CurrentWindow | None: ...
+
+    async def budgets(self) -> dict[str, Reserved]: ...
+
+    async def programmes(self, names: Sequence[str]) -> dict[str, int]: ...
+
+
+class LiveBook(Protocol):
+    """A read-only view of the fleet's book: what a shadow replica starts from."""
+
+    async def budgets(self) -> dict[str, Reserved]: ...
+
+    async def programmes(self, names: Sequence[str]) -> dict[str, int]: ...
+
+    async def open_window(self, customer_id: str) -> DecisionRecord | None:
+        """The record of the customer's current window if it is open."""
+        ...

@@ -1,0 +1,156 @@
+"""The policy service layer: the rules, the portfolio book and the publisher, in the order that keeps
+every application to exactly one decision.
+
+For a batch of scores: propose (pure rules) -> allocate in the book (one atomic step for the batch:
+budget, sequence, superseding, idempotency) -> build the events -> remember them -> publish and
+wait for the broker -> mark them published. A redelivered score finds its application already
+decided: if that decision was published nothing happens; if not, the remembered event is published.
+The same underwriter serves the live fleet (Redis book, `credit.windows`) and a shadow replica
+(in-memory book, `credit.windows.shadow`): the composition root decides which.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+
+from services.policy.decisions import close_request, decide, lifecycle_closure, propose, request_for
+from services.policy.document import PolicyDocument
+from services.policy.ports import EventPublisher, LimitStore
+from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, utc_now
+from shared.logging import event_ids
+
+__all__ = ["PolicyState", "Underwriter"]
+
+log = structlog.get_logger("creditwindow.policy")
+
+
+@dataclass(slots=True)
+class PolicyState:
+    """The active policy of this replica, and where it came from."""
+
+    active: PolicyDocument
+    source: str
+    history_end: dict[int, int] = field(default_factory=dict)
+
+
+class Underwriter:
+    """Decides batches of scores, and runs the windows' lifecycle (expiry, re-decision, pauses)."""
+
+    def __init__(
+        self,
+        *,
+        store: LimitStore,
+        publisher: EventPublisher,
+        out_topic: str,
+        state: PolicyState,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.out_topic = out_topic
+        self.state = state
+        self.clock = clock
+
+    async def decide(self, scores: Sequence[ScoreComputed], trigger: Trigger = "application") -> list[Decision]:
+        """Decide a batch; returns the decisions published now (not those published before)."""
+        policy = self.state.active
+        now = self.clock()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the store keeps milliseconds
+        began = time.perf_counter()
+        unique: dict[str, ScoreComputed] = {}
+        for score in scores:
+            unique.setdefault(score.application_id, score)  # a duplicate in the same batch is the same application
+        proposals = [propose(score, policy, now, trigger) for score in unique.values()]
+        allocations = await self.store.allocate([request_for(p, policy) for p in proposals])
+        decisions: list[Decision] = []
+        new_records: list[tuple[str, bytes]] = []
+        for proposal, allocation in zip(proposals, allocations, strict=True):
+            if allocation.published:
+                continue
+            if allocation.stored_event is not None:
+                decisions.append(_parse_decision(allocation.stored_event))
+                continue
+            if not allocation.fresh and allocation.decided_at_ms:
+                # Decided before but never remembered (a crash in between): build it as it was then.
+                then = datetime.fromtimestamp(allocation.decided_at_ms / 1000, UTC)
+                proposal = propose(proposal.score, policy, then, trigger)
+                decision = decide(proposal, allocation, policy, then)
+            else:
+                decision = decide(proposal, allocation, policy, now)
+            decisions.append(decision)
+            new_records.append((proposal.record_key, decision.model_dump_json().encode()))
+        keys = {p.decision_id: p.record_key for p in proposals}
+        allocated = time.perf_counter()
+        await self.store.remember(new_records)
+        remembered = time.perf_counter()
+        await self.publisher.publish((self.out_topic, d) for d in decisions)
+        published = time.perf_counter()
+        await self.store.mark_published([keys[d.decision_id] for d in decisions])
+        log.debug(
+            "batch_decided",
+            size=len(scores),
+            allocate_ms=round((allocated - began) * 1000, 2),
+            remember_ms=round((remembered - allocated) * 1000, 2),
+            publish_ms=round((published - remembered) * 1000, 2),
+            total_ms=round((time.perf_counter() - began) * 1000, 2),
+        )
+        for d in decisions:
+            _log_decision(d)
+        return decisions
+
+    async def sweep(self) -> list[Decision]:
+        """Close expired windows, decide again what maintenance deferred, announce pending closures."""
+        now = self.clock()
+        for record in await self.store.due_expiries(now):
+            await self.store.close(close_request(record, trigger="expiry", reason="expired", now=now))
+        redecided: list[Decision] = []
+        in_maintenance = any(w.start <= now < w.end for w in self.state.active.maintenance)
+        due = [] if in_maintenance else await self.store.due_deferred(now)
+        if due:
+            scores = [ScoreComputed.model_validate_json(payload) for _, payload in due]
+            redecided = await self.decide(scores, trigger="redecision")
+            await self.store.redecided([record for record, _ in due])
+        return [*redecided, *await self._announce_closures()]
+
+    async def close_paused(self, paused: dict[str, set[str]]) -> list[WindowClosed]:
+        """Close the open windows in newly paused segments, regions or channels (category strategy)."""
+        if not any(paused.values()):
+            return []
+        now = self.clock()
+        for record in await self.store.open_records():
+            facts = await self.store.record(record)
+            if facts is None:
+                continue
+            for dimension, value in (("segment", facts.segment), ("region", facts.region), ("channel", facts.channel)):
+                if value in paused[dimension]:
+                    await self.store.close(close_request(record, trigger="pause", reason=f"{dimension}_paused", now=now))
+                    break
+        return await self._announce_closures()
+
+    async def _announce_closures(self) -> list[WindowClosed]:
+        pending = await self.store.pending_closures()
+        closures = [lifecycle_closure(c.facts, policy_label=self.state.active.label) for c in pending]
+        if closures:
+            await self.publisher.publish((self.out_topic, c) for c in closures)
+            await self.store.closure_published([c.record for c in pending])
+            for closure in closures:
+                _log_decision(closure)
+        return closures
+
+
+def _log_decision(decision: Decision) -> None:
+    ids = {**event_ids(decision), "decision_seq": decision.decision_seq, "policy_version": decision.policy_version, "trigger": decision.trigger}
+    if isinstance(decision, WindowOpened):
+        log.info("window_opened", **ids, limit=decision.limit, grade=decision.grade, bound_by=decision.basis.bound_by)
+    elif isinstance(decision, WindowClosed):
+        log.info("window_closed", **ids, category=decision.category, reason=decision.reason)
+
+
+def _parse_decision(payload: bytes) -> Decision:
+    model = WindowOpened if b'"event_type":"WindowOpened"' in payload else WindowClosed
+    return model.model_validate_json(payload)

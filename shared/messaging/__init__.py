@@ -1,0 +1,49 @@
+"""Kafka adapters every service shares, one module per concern:
+
+- `connection`: client arguments, the service's broker, batch subscriber options;
+- `batch_poll`: a fix to FastStream's batch poll, applied by `make_broker`;
+- `intake`: a consumed batch decoded into events and refused records;
+- `outbox`: events published and acknowledged before a batch's offsets are committed;
+- `commits`: committing those offsets without making the next batch wait;
+- `retries`: transient faults retried with backoff;
+- `topic_admin`: the fleet's topics created and looked up.
+
+Delivery rules (ARCHITECTURE.md): handlers consume in batches with `AckPolicy.NACK_ON_ERROR`, so the
+offsets of a batch are committed only after the handler returned, i.e. after its Redis writes and
+after every record it published was acknowledged by the broker. An exception rewinds the batch.
+"""
+
+from shared.messaging.commits import commit_in_background
+from shared.messaging.connection import (
+    BATCH_ACK_POLICY,
+    Records,
+    aiokafka_kwargs,
+    batch_subscriber_options,
+    make_broker,
+    raw_records,
+)
+from shared.messaging.intake import Intake, intake, take
+from shared.messaging.outbox import BrokerSender, Outbox, ProducerSender, RecordSender
+from shared.messaging.retries import is_transient, retry_transient
+from shared.messaging.topic_admin import ensure_topics, topic_partitions
+
+__all__ = [
+    "BATCH_ACK_POLICY",
+    "BrokerSender",
+    "Intake",
+    "Outbox",
+    "ProducerSender",
+    "RecordSender",
+    "Records",
+    "aiokafka_kwargs",
+    "batch_subscriber_options",
+    "commit_in_background",
+    "ensure_topics",
+    "intake",
+    "is_transient",
+    "make_broker",
+    "raw_records",
+    "retry_transient",
+    "take",
+    "topic_partitions",
+]

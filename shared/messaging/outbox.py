@@ -1,0 +1,139 @@
+"""The outbox: events published keyed by customer, with headers, acknowledged before the batch commits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry, Counter
+
+from shared.contracts import DeadLetter, Event
+from shared.logging import event_ids
+from shared.messaging.connection import aiokafka_kwargs
+from shared.settings import Settings
+from shared.wire import RefusedRecord, dead_letter_for, encode
+
+__all__ = ["BrokerSender", "Outbox", "ProducerSender", "RecordSender"]
+
+log = structlog.get_logger("creditwindow.messaging")
+
+
+class RecordSender(Protocol):
+    """Where the outbox hands records: a dedicated aiokafka producer, or a FastStream broker in tests."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str], correlation_id: str) -> Any: ...
+
+
+class BrokerSender:
+    """Through a FastStream broker: the in-memory `TestKafkaBroker` of handler tests delivers inline."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self._broker = broker
+
+    async def start(self) -> None:
+        """The broker connects itself."""
+
+    async def stop(self) -> None:
+        """The broker disconnects itself."""
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str], correlation_id: str) -> Any:
+        return await self._broker.publish(
+            value, topic, key=key, headers=headers, correlation_id=correlation_id, no_confirm=True
+        )
+
+
+class ProducerSender:
+    """A dedicated aiokafka producer: a batch of sends, acknowledged together (the fast path)."""
+
+    def __init__(self, settings: Settings, *, client_id: str) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None  # made at start: aiokafka needs the running loop
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            **aiokafka_kwargs(self._settings),
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=False,  # see make_broker: idempotent aiokafka producers hang after a broker restart
+            linger_ms=self._settings.producer_linger_ms,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=15_000,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str], correlation_id: str) -> Any:
+        if self._producer is None:
+            raise RuntimeError("the outbox's producer is not started")
+        return await self._producer.send(topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+
+
+class Outbox:
+    """Publishes events keyed by customer with type/version/correlation headers, and waits for acks.
+
+    All records of a batch are sent at once (the producer batches them) and the call returns only
+    when the broker acknowledged every one, so the caller can commit its input offsets after it.
+    """
+
+    def __init__(self, sender: RecordSender | KafkaBroker, *, service: str, registry: CollectorRegistry | None = None) -> None:
+        self._sender: RecordSender = BrokerSender(sender) if isinstance(sender, KafkaBroker) else sender
+        self._service = service
+        self._published: Counter | None = None
+        self._dead_letters: Counter | None = None
+        if registry is not None:
+            self._published = Counter("creditwindow_published_records_total", "Records published, by topic.", ["topic"], registry=registry)
+            self._dead_letters = Counter(
+                "creditwindow_dead_letters_total",
+                "Records refused to the dead-letter topic, by source topic and error type.",
+                ["source", "error_type"],
+                registry=registry,
+            )
+
+    async def start(self) -> None:
+        await self._sender.start()
+
+    async def stop(self) -> None:
+        await self._sender.stop()
+
+    async def publish(self, items: Iterable[tuple[str, Event]]) -> int:
+        futures = []
+        sent: list[tuple[str, Event]] = []
+        for topic, event in items:
+            message = encode(event)
+            futures.append(await self._sender.send(topic, message.key, message.value, message.headers, message.correlation_id))
+            sent.append((topic, event))
+        pending = [f for f in futures if f is not None]  # the in-memory test broker delivers inline
+        if pending:
+            await asyncio.gather(*pending)
+        if self._published is not None and self._dead_letters is not None:
+            for topic, event in sent:
+                self._published.labels(topic).inc()
+                if isinstance(event, DeadLetter):  # every path to the dead-letter topic is counted here
+                    self._dead_letters.labels(event.source_topic, event.error_type).inc()
+        return len(futures)
+
+    async def dead_letter(self, topic: str, refused: Iterable[RefusedRecord]) -> int:
+        letters = [dead_letter_for(r, failed_by=self._service) for r in refused]
+        for letter in letters:
+            log.warning(
+                "dead_lettered",
+                **event_ids(letter),
+                source_topic=letter.source_topic,
+                source_partition=letter.source_partition,
+                source_offset=letter.source_offset,
+                error_type=letter.error_type,
+                error=letter.error,
+            )
+        return await self.publish((topic, letter) for letter in letters)

@@ -1,0 +1,183 @@
+"""The portfolio book's two twins agree: the pure Python `Book` and the Lua script on the real Redis.
+
+Hypothesis draws random streams of decisions (offers against tight budgets with pacing, credit
+and system closures, maintenance deferrals, duplicates, customers applying again) and lifecycle
+closures (expiry, pause), runs each stream through both, and compares every answer and, at the
+end, every value of the book: budgets, programmes, decision records, windows, sequences, queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+
+from services.policy.book import Book
+from services.policy.ports import BudgetTerms, CloseRequest, DecideRequest, OfferTerms
+from services.policy.redis_book import RedisBook
+from tests.conftest import settings_for
+
+NOW_MS = 1_795_000_000_000
+CUSTOMERS = [f"cus_twin_{n:06d}" for n in range(6)]
+SEGMENTS = ("individual", "small_business")
+
+
+@dataclass(frozen=True)
+class Decide:
+    request: DecideRequest
+
+
+@dataclass(frozen=True)
+class Close:
+    which: int  # index into the records decided so far
+    trigger: str
+    at_ms: int
+
+
+budgets = st.builds(
+    BudgetTerms,
+    exposure=st.integers(0, 40).map(lambda n: n * 5_000),
+    expected_loss=st.integers(0, 4_000),
+    programme_budget=st.integers(0, 20).map(lambda n: n * 500),
+    pacing=st.booleans(),
+    max_margin=st.floats(0, 0.06, allow_nan=False),
+    steepness=st.floats(0.1, 4, allow_nan=False),
+    round_to=st.sampled_from([100, 500]),
+    min_limit=st.sampled_from([500, 1_000]),
+)
+offers = st.builds(
+    OfferTerms,
+    limit=st.integers(5, 600).map(lambda n: n * 100),
+    el_rate=st.floats(0, 0.25, allow_nan=False, allow_subnormal=False),
+    margin=st.floats(-0.01, 0.08, allow_nan=False),
+    apr=st.sampled_from(["0.073", "0.1095", "0.24"]),
+    valid_until_ms=st.integers(NOW_MS, NOW_MS + 10_000),
+    programme=st.sampled_from(["", "boost"]),
+    part=st.integers(0, 50).map(lambda n: n * 100),
+)
+
+
+@st.composite
+def decide(draw: st.DrawFn, n: int) -> Decide:
+    kind = draw(st.sampled_from(["offer", "offer", "offer", "credit", "system", "maintenance", "duplicate"]))
+    record = f"app_twin_{draw(st.integers(0, max(0, n - 1))):05d}" if kind == "duplicate" and n else f"app_twin_{n:05d}"
+    offer = draw(offers) if kind in ("offer", "duplicate") else None
+    return Decide(
+        DecideRequest(
+            record=record,
+            customer=draw(st.sampled_from(CUSTOMERS)),
+            segment=draw(st.sampled_from(SEGMENTS)),
+            decision_id=str(uuid.UUID(int=n)),
+            application_id=record,
+            policy_version="default@1",
+            decided_at_ms=NOW_MS + n,
+            budget=draw(budgets),
+            offer=offer,
+            category={"credit": "credit", "system": "system", "maintenance": "system"}.get(kind, ""),
+            reason={"credit": "score_below_cutoff", "system": "scoring_failed", "maintenance": "maintenance"}.get(kind, ""),
+            supersedes=kind not in ("system", "maintenance"),
+            region=draw(st.sampled_from(["CN-SH", "CN-BJ"])),
+            channel="app",
+            locale=draw(st.sampled_from(["zh-CN", "en"])),
+            model_id="german-woe@1",
+            deferred_score='{"score": 1}' if kind == "maintenance" else "",
+            deferred_until_ms=NOW_MS + 5_000 if kind == "maintenance" else 0,
+        )
+    )
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[Decide | Close]:
+    ops: list[Decide | Close] = []
+    for n in range(draw(st.integers(1, 40))):
+        if n and draw(st.integers(0, 4)) == 0:
+            ops.append(Close(draw(st.integers(0, n - 1)), draw(st.sampled_from(["expiry", "pause"])), NOW_MS + 20_000 + n))
+        else:
+            ops.append(draw(decide(n)))
+    return ops
+
+
+async def _run_both(endpoints: dict[str, str], ops: list[Decide | Close]) -> None:
+    prefix = f"cw:twin{uuid.uuid4().hex[:10]}:"
+    redis = Redis.from_url(settings_for(endpoints, "twins").redis_dsn)
+    try:
+        store, book = RedisBook(redis, prefix), Book()
+        decided: list[str] = []
+        for op in ops:
+            if isinstance(op, Decide):
+                (in_redis,) = await store.allocate([op.request])
+                assert in_redis == book.decide(op.request), op
+                decided.append(op.request.record)
+            else:
+                record = decided[op.which % len(decided)] if decided else "app_twin_none"
+                request = CloseRequest(record, str(uuid.UUID(int=10**6 + op.at_ms % 10**6)), "strategy", f"{op.trigger}_x", op.trigger, op.at_ms)
+                closed = await store.close(request)
+                assert (closed is not None) == (book.close(request) is not None), op
+        assert await store.snapshot() == book.state
+    finally:
+        doomed = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
+        if doomed:
+            await redis.delete(*doomed)
+        await redis.aclose()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(ops=streams())
+def test_the_lua_book_and_the_python_book_hold_the_same_values(endpoints: dict[str, str], ops: list[Decide | Close]) -> None:
+    asyncio.run(_run_both(endpoints, ops))
+
+
+def test_a_batch_is_decided_in_order_as_one_call(endpoints: dict[str, str]) -> None:
+    """Several requests of one customer in one call: each sees the previous one's reservation and supersedes it."""
+    terms = BudgetTerms(exposure=10_000, expected_loss=1_000, round_to=100, min_limit=500)
+    requests = [
+        DecideRequest(
+            record=f"app_batch_{n}", customer="cus_batch_00001", segment="individual", decision_id=str(uuid.UUID(int=n)),
+            application_id=f"app_batch_{n}", policy_version="default@1", decided_at_ms=NOW_MS, budget=terms,
+            offer=OfferTerms(limit=6_000, el_rate=0.05, margin=0.03, apr="0.1", valid_until_ms=NOW_MS + 1),
+        )  # fmt: skip
+        for n in range(3)
+    ]
+    book = Book()
+    expected = [book.decide(r) for r in requests]
+    assert [a.granted for a in expected] == [6_000, 4_000, 6_000]  # the second met the first still counted
+
+    async def run() -> None:
+        prefix = f"cw:batch{uuid.uuid4().hex[:8]}:"
+        redis = Redis.from_url(settings_for(endpoints, "twins").redis_dsn)
+        try:
+            store = RedisBook(redis, prefix)
+            assert await store.allocate(requests) == expected
+            assert await store.snapshot() == book.state
+        finally:
+            doomed = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+            await redis.delete(*doomed)
+            await redis.aclose()
+
+    asyncio.run(run())
+
+
+def test_the_store_reloads_its_script_after_redis_lost_it(endpoints: dict[str, str]) -> None:
+    async def run() -> None:
+        prefix = f"cw:reload{uuid.uuid4().hex[:8]}:"
+        redis = Redis.from_url(settings_for(endpoints, "twins").redis_dsn)
+        try:
+            store = RedisBook(redis, prefix)
+            await redis.script_flush()  # what a Redis restart without persistence of scripts looks like
+            request = DecideRequest(
+                record="app_reload_0001", customer="cus_reload_00001", segment="individual", decision_id=str(uuid.UUID(int=1)),
+                application_id="app_reload_0001", policy_version="default@1", decided_at_ms=NOW_MS,
+                budget=BudgetTerms(exposure=100_000, expected_loss=10_000),
+                offer=OfferTerms(limit=5_000, el_rate=0.02, margin=0.03, apr="0.1", valid_until_ms=NOW_MS + 1),
+            )  # fmt: skip
+            (allocation,) = await store.allocate([request])
+            assert allocation.fresh and allocation.granted == 5_000
+        finally:
+            await redis.delete(*[key async for key in redis.scan_iter(match=f"{prefix}*")])
+            await redis.aclose()
+
+    asyncio.run(run())
