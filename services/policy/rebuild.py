@@ -97,4 +97,4 @@ def _restore(book: Book, decision: Decision, record: str) -> None:
             category="" if opened else decision.category,  # type: ignore[union-attr]
             reason="" if opened else decision.reason,  # type: ignore[union-attr]
         )
-    book.restore(record, entry, window, window.valid_until or 0 if window else 0)
+    book.restore(record, entry, window, (window.valid_until or 0) if window else 0)

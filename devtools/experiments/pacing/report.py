@@ -96,7 +96,7 @@ def render_sections(experiment: Experiment, images: Mapping[str, str]) -> dict[s
     parameters = [
         (
             f"Regenerate with `creditwindow experiment pacing {command_arguments(experiment)}` "
-            f"(without the mounted command: `python -m creditwindow.experiment_cli pacing {command_arguments(experiment)}`)."
+            "(the experiment's code: `devtools/experiments/pacing/`)."
         ),
         "",
         (
