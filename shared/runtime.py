@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from shared.asyncapi import describe_events
 from shared.logging import configure_logging
-from shared.messaging import Outbox, ProducerSender, ensure_topics, make_broker
+from shared.messaging import Outbox, ProducerSender, ServiceHealth, ensure_topics, make_broker
 from shared.redis_connection import make_redis
 from shared.settings import Settings
 
@@ -69,6 +69,7 @@ class Plumbing:
     broker: KafkaBroker
     redis: Redis
     outbox: Outbox
+    health: ServiceHealth
 
 
 def plumbing(settings: Settings, service: str) -> Plumbing:
@@ -83,6 +84,7 @@ def plumbing(settings: Settings, service: str) -> Plumbing:
         redis=make_redis(settings),
         # The outbox publishes with its own producer: FastStream's per-message publish path costs more.
         outbox=Outbox(ProducerSender(settings, client_id=f"creditwindow-{service}-out"), service=service, registry=registry),
+        health=ServiceHealth(registry),
     )
 
 
@@ -106,8 +108,10 @@ def build_app(
             redis_ok = bool(await asyncio.wait_for(redis.ping(), 2.0))
         except Exception:
             redis_ok = False
-        ready = kafka_ok and redis_ok
-        body = {"service": service, "status": "ready" if ready else "unavailable", "kafka": kafka_ok, "redis": redis_ok}
+        ready = kafka_ok and redis_ok and parts.health.ready
+        body: dict[str, object] = {"service": service, "status": "ready" if ready else "unavailable", "kafka": kafka_ok, "redis": redis_ok}
+        if parts.health.problems:
+            body["problems"] = {part: problem.as_dict() for part, problem in parts.health.problems.items()}
         return json_response(body, 200 if ready else 503)
 
     async def topics() -> None:

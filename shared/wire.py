@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from shared.contracts import DeadLetter, Event, deterministic_id
 
 __all__ = [
+    "MAX_DEAD_LETTER_BYTES",
     "MAX_EVENT_BYTES",
     "REPLAY_HEADER",
     "Record",
@@ -31,6 +32,14 @@ __all__ = [
 MAX_EVENT_BYTES = 64 * 1024
 # Kept in a dead letter at most; the rest is marked truncated.
 MAX_DEAD_LETTER_PAYLOAD = 256 * 1024
+# A whole dead letter, as JSON, stays under this: well within the broker's default message limit
+# (1 MiB), whatever the refused record carried. A record's key and headers are capped first (control
+# characters cost six bytes each in JSON); then the payload is cut, or left out and said so.
+MAX_DEAD_LETTER_BYTES = 512 * 1024
+MAX_HEADERS = 32
+MAX_HEADER_KEY = 64
+MAX_HEADER_VALUE = 512
+MAX_KEY = 256
 # pydantic's JSON parser refuses deeper nesting on its own; this bound is ours and documented.
 MAX_JSON_DEPTH = 32
 # Header of a record re-published from a dead letter (`creditwindow dlq replay`): the letter's event_id.
@@ -168,12 +177,25 @@ def dead_letter_for(refused: RefusedRecord, *, failed_by: str) -> DeadLetter:
     """The dead letter for a refused record: original bytes and headers, source position, reason."""
     record = refused.record
     raw = record.value or b""
-    kept = raw[:MAX_DEAD_LETTER_PAYLOAD]
     headers = {
-        str(k): (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))[:1024]
-        for k, v in list(record.headers or ())[:64]
+        str(k)[:MAX_HEADER_KEY]: (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))[:MAX_HEADER_VALUE]
+        for k, v in list(record.headers or ())[:MAX_HEADERS]
     }
-    key = record.key.decode("utf-8", "replace")[:256] if record.key else None
+    key = record.key.decode("utf-8", "replace")[:MAX_KEY] if record.key else None
+    letter = _letter(refused, failed_by, raw[:MAX_DEAD_LETTER_PAYLOAD], len(raw), headers, key)
+    size = len(letter.model_dump_json())
+    if size <= MAX_DEAD_LETTER_BYTES:
+        return letter
+    # Too large with the payload (its base64 costs 4 bytes per 3): keep what fits, or nothing.
+    room = MAX_DEAD_LETTER_BYTES - (size - len(letter.payload_b64)) - 64
+    kept = raw[: max(0, room) * 3 // 4]
+    return _letter(refused, failed_by, kept, len(raw), headers, key, omitted=not kept)
+
+
+def _letter(
+    refused: RefusedRecord, failed_by: str, kept: bytes, size: int, headers: dict[str, str], key: str | None, *, omitted: bool = False
+) -> DeadLetter:
+    record = refused.record
     return DeadLetter(
         # The same refused record always gives the same dead letter: redeliveries and replicas dedupe.
         event_id=deterministic_id("deadletter", failed_by, record.topic, record.partition, record.offset),
@@ -187,7 +209,8 @@ def dead_letter_for(refused: RefusedRecord, *, failed_by: str) -> DeadLetter:
         source_offset=record.offset,
         source_key=key,
         payload_b64=base64.b64encode(kept).decode(),
-        payload_truncated=len(kept) < len(raw),
+        payload_truncated=len(kept) < size,
+        payload_omitted=omitted,
         headers=headers,
         # A replay that fails again says which dead letter it came from.
         replayed_from=headers[REPLAY_HEADER][:80] if REPLAY_HEADER in headers else None,

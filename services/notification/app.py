@@ -23,6 +23,7 @@ from services.notification.ports import EventPublisher, Ledger, WebhookQueue, We
 from services.notification.redis_ledger import RedisLedger
 from services.notification.redis_webhooks import RedisWebhookQueue
 from services.notification.webhooks import Backoff
+from shared.messaging import ServiceHealth
 from shared.runtime import FleetApp, build_app, plumbing, serve
 from shared.settings import Settings
 
@@ -61,6 +62,7 @@ def compose(
     publisher: EventPublisher,
     registry: CollectorRegistry,
     timing: DispatchTiming = DispatchTiming(),
+    health: ServiceHealth | None = None,
 ) -> Notification:
     """The notification service on `broker`: decisions told in the inbox, partners' webhooks queued and posted."""
     metrics = NotificationMetrics(registry)
@@ -84,7 +86,7 @@ def compose(
         publisher=publisher,
         topics=settings.topics,
     )
-    deps = NotificationDeps(settings, publisher, metrics, announcer, dispatcher.wake)
+    deps = NotificationDeps(settings, publisher, metrics, announcer, health or ServiceHealth(registry), dispatcher.wake)
     broker.include_router(build_router(deps))
     return Notification(broker, deps, dispatcher)
 
@@ -101,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FleetApp:
         sender=sender,
         publisher=parts.outbox,
         registry=parts.registry,
+        health=parts.health,
     )
 
     async def start_dispatcher() -> None:

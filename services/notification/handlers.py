@@ -16,7 +16,14 @@ from services.notification.announcing import Announcer
 from services.notification.metrics import NotificationMetrics
 from services.notification.ports import EventPublisher
 from shared.contracts import DeadLetter, NotificationSent, WindowClosed, WindowOpened
-from shared.messaging import Records, batch_subscriber_options, commit_in_background, retry_transient, take
+from shared.messaging import (
+    Records,
+    ServiceHealth,
+    batch_subscriber_options,
+    commit_in_background,
+    retry_transient,
+    take,
+)
 from shared.settings import Settings
 
 __all__ = ["NotificationDeps", "build_router"]
@@ -29,6 +36,7 @@ class NotificationDeps:
     publisher: EventPublisher
     metrics: NotificationMetrics
     announcer: Announcer
+    health: ServiceHealth
     webhooks_waiting: Callable[[], None] = lambda: None  # wakes the dispatcher
 
 
@@ -46,10 +54,15 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         description="Tells each customer the decision and its basis, once per decision, in the inbox and to partners.",
     )
     async def on_windows(records: Records, message: KafkaMessage) -> None:
-        batch = await take(records, (WindowOpened, WindowClosed), publisher=deps.publisher, settings=settings)
-        told = await retry_transient(lambda: deps.announcer.announce(batch.events), settings=settings, what="announce")
-        deps.metrics.observe(told.notices, webhooks=told.webhooks_enqueued)
-        deps.webhooks_waiting()
-        commit_in_background(message)
+        await deps.health.guard(topics.windows, lambda: _announce_batch(deps, records, message))
 
     return router
+
+
+async def _announce_batch(deps: NotificationDeps, records: Records, message: KafkaMessage) -> None:
+    settings = deps.settings
+    batch = await take(records, (WindowOpened, WindowClosed), publisher=deps.publisher, settings=settings)
+    told = await retry_transient(lambda: deps.announcer.announce(batch.events), settings=settings, what="announce")
+    deps.metrics.observe(told.notices, webhooks=told.webhooks_enqueued)
+    deps.webhooks_waiting()
+    commit_in_background(message)

@@ -27,7 +27,7 @@ from services.policy.ports import EventPublisher, LimitStore
 from services.policy.redis_book import RedisBook
 from services.policy.underwriting import PolicyState, Underwriter
 from shared.contracts import utc_now
-from shared.messaging import is_transient
+from shared.messaging import ServiceHealth, is_transient
 from shared.runtime import FleetApp, build_app, json_response, plumbing, serve
 from shared.settings import Settings
 from shared.wire import RefusedRecord
@@ -69,12 +69,13 @@ def compose(
     registry: CollectorRegistry,
     policy: PolicyDocument | None = None,
     clock: Callable[[], datetime] = utc_now,
+    health: ServiceHealth | None = None,
 ) -> Policy:
     """The live policy service on `broker`: scores decided into `credit.windows`, signed updates followed."""
     source = "given" if policy is not None else f"file:{settings.policy_path.name}"
     state = PolicyState(policy or load_policy(settings.policy_path), source=source)
     underwriter = Underwriter(store=store, publisher=publisher, out_topic=settings.topics.windows, state=state, clock=clock)
-    deps = PolicyDeps(settings, publisher, PolicyMetrics(registry), underwriter, state)
+    deps = PolicyDeps(settings, publisher, PolicyMetrics(registry), underwriter, state, health or ServiceHealth(registry))
     broker.include_router(scores_router(deps, group=SERVICE))
     broker.include_router(policy_updates_router(deps))
     return Policy(broker, deps, store)
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     parts = plumbing(settings or Settings(), SERVICE)
     settings = parts.settings
     store = RedisBook(parts.redis, settings.redis_prefix)
-    policy = compose(settings, broker=parts.broker, store=store, publisher=parts.outbox, registry=parts.registry)
+    policy = compose(settings, broker=parts.broker, store=store, publisher=parts.outbox, registry=parts.registry, health=parts.health)
     tasks: list[asyncio.Task[None]] = []
     refused_at_start: list[RefusedRecord] = []
 

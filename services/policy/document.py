@@ -35,7 +35,7 @@ class PolicyError(ValueError):
 
 
 class _Part(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 Money = Annotated[int, Field(ge=0, le=10_000_000_000)]

@@ -22,6 +22,7 @@ from services.policy.underwriting import PolicyState, Underwriter
 from shared.contracts import DeadLetter, PolicyUpdated, ScoreComputed, WindowClosed, WindowOpened
 from shared.messaging import (
     Records,
+    ServiceHealth,
     aiokafka_kwargs,
     batch_subscriber_options,
     commit_in_background,
@@ -45,6 +46,7 @@ class PolicyDeps:
     metrics: PolicyMetrics
     underwriter: Underwriter
     state: PolicyState
+    health: ServiceHealth
 
 
 def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) -> KafkaRouter:
@@ -65,14 +67,19 @@ def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) ->
         description="Decides each scored application: open a window with a limit, or close it with a category.",
     )
     async def on_scores(records: Records, message: KafkaMessage) -> None:
-        batch = await take(records, (ScoreComputed,), publisher=deps.publisher, settings=settings)
-        decisions = await retry_transient(
-            lambda: deps.underwriter.decide([score for _, score in batch.events]), settings=settings, what="decide"
-        )
-        deps.metrics.observe(decisions)
-        commit_in_background(message)
+        await deps.health.guard(topics.scores, lambda: _decide_batch(deps, records, message))
 
     return router
+
+
+async def _decide_batch(deps: PolicyDeps, records: Records, message: KafkaMessage) -> None:
+    settings = deps.settings
+    batch = await take(records, (ScoreComputed,), publisher=deps.publisher, settings=settings)
+    decisions = await retry_transient(
+        lambda: deps.underwriter.decide([score for _, score in batch.events]), settings=settings, what="decide"
+    )
+    deps.metrics.observe(decisions)
+    commit_in_background(message)
 
 
 def policy_updates_router(deps: PolicyDeps) -> KafkaRouter:

@@ -26,6 +26,7 @@ from services.policy.ports import EventPublisher, LiveBook
 from services.policy.redis_book import RedisBook
 from services.policy.underwriting import PolicyState, Underwriter
 from shared.contracts import Event, utc_now
+from shared.messaging import ServiceHealth
 from shared.runtime import FleetApp, build_app, plumbing
 from shared.settings import Settings
 from shared.wire import RefusedRecord
@@ -63,13 +64,14 @@ def compose_shadow(
     publisher: EventPublisher,
     registry: CollectorRegistry,
     clock: Callable[[], datetime] = utc_now,
+    health: ServiceHealth | None = None,
 ) -> Policy:
     """The candidate on `broker`: scores decided in memory into `credit.windows.shadow`."""
     store = MemoryBook(live, programmes=[p.name for p in candidate.programmes])
     state = PolicyState(candidate, source="candidate")
     shadow_publisher = RefusalsLogged(publisher)
     underwriter = Underwriter(store=store, publisher=shadow_publisher, out_topic=settings.topics.shadow_windows, state=state, clock=clock)
-    deps = PolicyDeps(settings, shadow_publisher, PolicyMetrics(registry), underwriter, state)
+    deps = PolicyDeps(settings, shadow_publisher, PolicyMetrics(registry), underwriter, state, health or ServiceHealth(registry))
     broker.include_router(scores_router(deps, group=SERVICE, dead_letters=False))
     return Policy(broker, deps, store)
 
@@ -78,7 +80,9 @@ def create_shadow_app(settings: Settings, candidate_path: Path) -> FleetApp:
     parts = plumbing(settings, SERVICE)
     candidate = load_policy(candidate_path)
     live = RedisBook(parts.redis, settings.redis_prefix)
-    compose_shadow(settings, candidate=candidate, broker=parts.broker, live=live, publisher=parts.outbox, registry=parts.registry)
+    compose_shadow(
+        settings, candidate=candidate, broker=parts.broker, live=live, publisher=parts.outbox, registry=parts.registry, health=parts.health
+    )
 
     async def announce() -> None:
         log.info("shadow_policy", policy=candidate.label, source=str(candidate_path), topic=settings.topics.shadow_windows)

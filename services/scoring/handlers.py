@@ -14,7 +14,14 @@ from services.scoring.metrics import ScoringMetrics
 from services.scoring.ports import EventPublisher, Scorer
 from shared.contracts import ApplicationReceived, DeadLetter, ScoreComputed
 from shared.logging import event_ids
-from shared.messaging import Records, batch_subscriber_options, commit_in_background, retry_transient, take
+from shared.messaging import (
+    Records,
+    ServiceHealth,
+    batch_subscriber_options,
+    commit_in_background,
+    retry_transient,
+    take,
+)
 from shared.settings import Settings
 
 __all__ = ["ScoringDeps", "build_router"]
@@ -28,6 +35,7 @@ class ScoringDeps:
     publisher: EventPublisher
     metrics: ScoringMetrics
     scorer: Scorer | None
+    health: ServiceHealth
 
 
 def build_router(deps: ScoringDeps) -> KafkaRouter:
@@ -43,16 +51,21 @@ def build_router(deps: ScoringDeps) -> KafkaRouter:
         description="Scores each application; unreadable ones are dead-lettered and still get an outcome.",
     )
     async def on_applications(records: Records, message: KafkaMessage) -> None:
-        batch = await take(records, (ApplicationReceived,), publisher=deps.publisher, settings=deps.settings)
-        scores = [assess(application, deps.scorer) for _, application in batch.events]
-        scores += [score for refused in batch.refused if (score := unreadable(refused)) is not None]
-        await retry_transient(
-            lambda: deps.publisher.publish((topics.scores, score) for score in scores), settings=deps.settings, what="publish_scores"
-        )
-        commit_in_background(message)
-        deps.metrics.observe(scores)
-        for score in scores:
-            level = logging.INFO if score.outcome != "scored" else logging.DEBUG
-            log.log(level, "application_scored", **event_ids(score), outcome=score.outcome, grade=score.grade, model_id=score.model_id)
+        await deps.health.guard(topics.applications, lambda: _score_batch(deps, records, message))
 
     return router
+
+
+async def _score_batch(deps: ScoringDeps, records: Records, message: KafkaMessage) -> None:
+    topics = deps.settings.topics
+    batch = await take(records, (ApplicationReceived,), publisher=deps.publisher, settings=deps.settings)
+    scores = [assess(application, deps.scorer) for _, application in batch.events]
+    scores += [score for refused in batch.refused if (score := unreadable(refused)) is not None]
+    await retry_transient(
+        lambda: deps.publisher.publish((topics.scores, score) for score in scores), settings=deps.settings, what="publish_scores"
+    )
+    commit_in_background(message)
+    deps.metrics.observe(scores)
+    for score in scores:
+        level = logging.INFO if score.outcome != "scored" else logging.DEBUG
+        log.log(level, "application_scored", **event_ids(score), outcome=score.outcome, grade=score.grade, model_id=score.model_id)

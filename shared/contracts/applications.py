@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
-from shared.contracts.envelope import ApplicationId, CustomerId, Event
+from shared.contracts.envelope import ApplicationId, CustomerId, Event, Part
 
 __all__ = [
     "Applicant",
@@ -46,11 +46,7 @@ Locale = Annotated[
 ]
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class Applicant(_Part):
+class Applicant(Part):
     """The applicant's characteristics, as in the UCI German Credit data (codes, not free text).
 
     Every field may be missing (None): the scorecard scores a missing value with the binning's
@@ -105,14 +101,14 @@ class Applicant(_Part):
     telephone: bool | None = Field(default=None, description="A telephone registered in the customer's name.")
 
 
-class BureauSignals(_Part):
+class BureauSignals(Part):
     """Signals from the credit bureau, as counts (never the raw report)."""
 
     overdue_count_12m: int = Field(default=0, ge=0, le=999, description="Overdue payments in the last 12 months.")
     inquiries_3m: int = Field(default=0, ge=0, le=999, description="Hard credit inquiries in the last 3 months.")
 
 
-class ApplicationFacts(_Part):
+class ApplicationFacts(Part):
     """What the policy and notification services need of an application, carried down the chain."""
 
     segment: Segment = Field(description="individual or small_business.", examples=["individual"])

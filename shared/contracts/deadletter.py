@@ -24,6 +24,9 @@ class DeadLetter(Event):
     source_offset: int = Field(ge=-1)
     source_key: str | None = Field(default=None, max_length=256, description="Original key (UTF-8, replaced on error).")
     payload_b64: str = Field(description="Original value, base64 (truncated past the size limit).")
-    payload_truncated: bool = False
+    payload_truncated: bool = Field(default=False, description="Only the first part of the value is kept.")
+    payload_omitted: bool = Field(
+        default=False, description="The value is not kept at all: the letter would have exceeded the broker's limit."
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="Original headers (UTF-8, replaced on error).")
     replayed_from: str | None = Field(default=None, max_length=80, description="Set when a replay failed again.")

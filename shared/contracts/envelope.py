@@ -13,6 +13,7 @@ __all__ = [
     "ApplicationId",
     "CustomerId",
     "Event",
+    "Part",
     "deterministic_id",
     "utc_now",
 ]
@@ -62,6 +63,17 @@ ApplicationId = Annotated[
 ]
 
 
+# Every contract model: immutable, unknown fields ignored (contracts only gain fields), and no NaN or
+# infinity in any float (a NaN score would compare false against every cut-off).
+CONTRACT_CONFIG = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
+
+
+class Part(BaseModel):
+    """Base of the value objects events carry (facts, reasons, the limit's basis)."""
+
+    model_config = CONTRACT_CONFIG
+
+
 class Event(BaseModel):
     """Base of every event: the envelope fields, frozen, JSON on the wire.
 
@@ -69,7 +81,7 @@ class Event(BaseModel):
     previous one. Changes are additive: a field is never removed or retyped within a version.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = CONTRACT_CONFIG
 
     EVENT_TYPE: ClassVar[str] = ""
     SCHEMA_VERSION: ClassVar[int] = 1

@@ -4,28 +4,24 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from shared.contracts.applications import ApplicationFacts
-from shared.contracts.envelope import ApplicationId, CustomerId, Event
+from shared.contracts.envelope import ApplicationId, CustomerId, Event, Part
 
 __all__ = ["Reason", "RecourseAction", "ScoreComputed"]
 
 
-class Reason(BaseModel):
+class Reason(Part):
     """A principal reason: a characteristic that cost points against its best bin."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     code: str = Field(max_length=64, description="Stable reason code; its text lives in shared.reasons.", examples=["R_CHECKING"])
     characteristic: str = Field(max_length=64, description="The characteristic behind it.", examples=["checking_account"])
     points_lost: float = Field(ge=0, description="Points below the characteristic's best bin.", examples=[42.0])
 
 
-class RecourseAction(BaseModel):
+class RecourseAction(Part):
     """A change the applicant can act on that, with the others listed, reaches the cut-off."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     code: str = Field(max_length=64, description="Stable advice code; its text lives in shared.reasons.", examples=["A_SHORTER_DURATION"])
     characteristic: str = Field(max_length=64, examples=["duration_months"])

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from shared.contracts.applications import Locale, Segment
-from shared.contracts.envelope import ApplicationId, CustomerId, Event
+from shared.contracts.envelope import ApplicationId, CustomerId, Event, Part
 from shared.contracts.scores import Reason, RecourseAction
 
 __all__ = [
@@ -26,10 +26,8 @@ Trigger = Literal["application", "expiry", "pause", "redecision"]
 Bound = Literal["risk_grade", "requested_amount", "income_cap", "absolute_cap", "segment_budget"]
 
 
-class LimitBasis(BaseModel):
+class LimitBasis(Part):
     """How the limit was reached: each bound considered, and the one that bound."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     grade_limit: int = Field(ge=0, description="Limit from the grade grid and income, after cycle factor and programme.")
     cycle_factor: float = Field(gt=0, description="Macro cycle factor applied.")

@@ -6,6 +6,7 @@
 - `outbox`: events published and acknowledged before a batch's offsets are committed;
 - `commits`: committing those offsets without making the next batch wait;
 - `retries`: transient faults retried with backoff;
+- `guard`: a failing batch backed off and reported (`/health`, a metric), never retried in a tight loop;
 - `topic_admin`: the fleet's topics created and looked up.
 
 Delivery rules (ARCHITECTURE.md): handlers consume in batches with `AckPolicy.NACK_ON_ERROR`, so the
@@ -22,6 +23,7 @@ from shared.messaging.connection import (
     make_broker,
     raw_records,
 )
+from shared.messaging.guard import Problem, ServiceHealth
 from shared.messaging.intake import Intake, intake, take
 from shared.messaging.outbox import BrokerSender, Outbox, ProducerSender, RecordSender
 from shared.messaging.retries import is_transient, retry_transient
@@ -32,9 +34,11 @@ __all__ = [
     "BrokerSender",
     "Intake",
     "Outbox",
+    "Problem",
     "ProducerSender",
     "RecordSender",
     "Records",
+    "ServiceHealth",
     "aiokafka_kwargs",
     "batch_subscriber_options",
     "commit_in_background",

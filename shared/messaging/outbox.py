@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter
 from shared.contracts import DeadLetter, Event
 from shared.logging import event_ids
 from shared.messaging.connection import aiokafka_kwargs
+from shared.messaging.retries import is_transient
 from shared.settings import Settings
 from shared.wire import RefusedRecord, dead_letter_for, encode
 
@@ -80,6 +82,12 @@ class ProducerSender:
         return await self._producer.send(topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
 
 
+# Dead letters this process published lately, by id: a batch rewound and redelivered does not
+# publish them again (their ids are derived from the refused record, so a copy would change nothing,
+# but a poison batch retried in a loop would flood the topic).
+RECENT_LETTERS = 10_000
+
+
 class Outbox:
     """Publishes events keyed by customer with type/version/correlation headers, and waits for acks.
 
@@ -90,13 +98,21 @@ class Outbox:
     def __init__(self, sender: RecordSender | KafkaBroker, *, service: str, registry: CollectorRegistry | None = None) -> None:
         self._sender: RecordSender = BrokerSender(sender) if isinstance(sender, KafkaBroker) else sender
         self._service = service
+        self._recent: OrderedDict[str, None] = OrderedDict()
         self._published: Counter | None = None
         self._dead_letters: Counter | None = None
+        self._lost_letters: Counter | None = None
         if registry is not None:
             self._published = Counter("creditwindow_published_records_total", "Records published, by topic.", ["topic"], registry=registry)
             self._dead_letters = Counter(
                 "creditwindow_dead_letters_total",
                 "Records refused to the dead-letter topic, by source topic and error type.",
+                ["source", "error_type"],
+                registry=registry,
+            )
+            self._lost_letters = Counter(
+                "creditwindow_dead_letter_failures_total",
+                "Dead letters the broker would not take (logged with their source; the batch goes on).",
                 ["source", "error_type"],
                 registry=registry,
             )
@@ -125,7 +141,14 @@ class Outbox:
         return len(futures)
 
     async def dead_letter(self, topic: str, refused: Iterable[RefusedRecord]) -> int:
+        """Publish a dead letter per refused record, once per process lifetime of its id.
+
+        A letter the broker refuses for good (not a transient fault) is logged and counted, and the
+        caller goes on: one crafted record must never stop its partition. Transient faults propagate,
+        so the caller retries them like any other publication.
+        """
         letters = [dead_letter_for(r, failed_by=self._service) for r in refused]
+        letters = [letter for letter in letters if str(letter.event_id) not in self._recent]
         for letter in letters:
             log.warning(
                 "dead_lettered",
@@ -136,4 +159,23 @@ class Outbox:
                 error_type=letter.error_type,
                 error=letter.error,
             )
-        return await self.publish((topic, letter) for letter in letters)
+        if not letters:
+            return 0
+        try:
+            sent = await self.publish((topic, letter) for letter in letters)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            for letter in letters:
+                log.error(
+                    "dead_letter_not_published", **event_ids(letter), source_topic=letter.source_topic,
+                    source_partition=letter.source_partition, source_offset=letter.source_offset, error=repr(exc)[:300],
+                )  # fmt: skip
+                if self._lost_letters is not None:
+                    self._lost_letters.labels(letter.source_topic, letter.error_type).inc()
+            sent = 0
+        for letter in letters:
+            self._recent[str(letter.event_id)] = None
+        while len(self._recent) > RECENT_LETTERS:
+            self._recent.popitem(last=False)
+        return sent

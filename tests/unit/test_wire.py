@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from devtools.germancredit import applications
 from shared.contracts import ApplicationReceived, ScoreComputed
-from shared.wire import MAX_EVENT_BYTES, Record, RefusedRecord, dead_letter_for, decode, encode
+from shared.wire import MAX_DEAD_LETTER_BYTES, MAX_EVENT_BYTES, Record, RefusedRecord, dead_letter_for, decode, encode
 
 
 def _record(value: bytes | None, headers: dict[str, str] | None = None, key: bytes | None = b"cus_0123456789") -> Record:
@@ -88,3 +91,30 @@ def test_locale_spellings_are_normalised() -> None:
     body["facts"]["locale"] = "en_US"
     decoded = decode(_record(json.dumps(body).encode()), [ApplicationReceived])
     assert isinstance(decoded, ApplicationReceived) and decoded.facts.locale == "en"
+
+
+# --- dead letters always fit the broker ----------------------------------------------------------------
+
+_CONTROL = "".join(chr(c) for c in range(32))
+
+
+def test_a_record_with_a_huge_header_key_of_control_characters_gets_a_letter_that_fits() -> None:
+    crafted = Record("credit.applications", 3, 77, b"\x01" * 5_000, b"\x00" * 350_000, (((_CONTROL * 10_000)[:300_000], b"\x02" * 300_000),))
+    letter = dead_letter_for(RefusedRecord(crafted, "too_large", "value is 350000 bytes"), failed_by="scoring")
+    assert len(encode(letter).value) <= MAX_DEAD_LETTER_BYTES
+    assert letter.payload_truncated and (letter.source_partition, letter.source_offset) == (3, 77)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    value=st.binary(max_size=900_000),
+    header_count=st.integers(0, 100),
+    header_chars=st.text(alphabet=_CONTROL + "ab\u4e2d", min_size=0, max_size=3).map(lambda t: t * 2_000),
+    key=st.binary(max_size=20_000),
+)
+def test_every_dead_letter_fits_whatever_the_record_carried(value: bytes, header_count: int, header_chars: str, key: bytes) -> None:
+    headers = tuple((f"{header_chars}{n}", header_chars.encode()) for n in range(header_count))
+    letter = dead_letter_for(RefusedRecord(Record("t", 0, 1, key, value, headers), "too_large", _CONTROL * 500), failed_by="policy")
+    size = len(encode(letter).value)
+    assert size <= MAX_DEAD_LETTER_BYTES
+    assert letter.payload_omitted or letter.payload_b64 or not value
