@@ -5,10 +5,10 @@ from __future__ import annotations
 import difflib
 from datetime import UTC, datetime
 
-from creditwindow.topics_io import Publisher, TopicReader
 from services.policy.control import Accepted, check_update
 from services.policy.document import PolicyDocument, load_policy, parse_policy
 from shared.contracts import PolicyUpdated
+from shared.messaging.topic_io import Publisher, TopicReader
 from shared.settings import Settings
 from shared.signing import sign_policy
 

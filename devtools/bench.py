@@ -35,13 +35,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from creditwindow.topics_io import TopicReader, end_offsets
 from devtools.fleet import Fleet
 from devtools.germancredit import load_rows
 from devtools.namespaces import delete_namespace
 from devtools.platform import LocalPlatform
 from shared.contracts import ApplicationReceived
 from shared.messaging import aiokafka_kwargs, ensure_topics
+from shared.messaging.topic_io import TopicReader, end_offsets
 from shared.settings import REPO_ROOT, Settings
 from shared.wire import encode
 

@@ -20,12 +20,12 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from creditwindow.topics_io import Publisher, TopicReader, end_offsets
 from devtools.fleet import Fleet
 from devtools.germancredit import applications
 from devtools.platform import LocalPlatform
 from shared.contracts import DeadLetter, NotificationSent, WindowClosed, WindowOpened
 from shared.messaging import ensure_topics
+from shared.messaging.topic_io import Publisher, TopicReader, end_offsets
 from shared.settings import Settings
 
 __all__ = ["DemoResult", "run_demo"]

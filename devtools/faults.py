@@ -34,7 +34,6 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from creditwindow.topics_io import Publisher, TopicReader
 from devtools.fleet import SERVICES, Fleet
 from devtools.germancredit import applications
 from devtools.namespaces import delete_namespace
@@ -44,6 +43,7 @@ from services.policy.rebuild import derive
 from services.policy.redis_book import RedisBook
 from shared.contracts import DeadLetter, Decision, NotificationSent, ScoreComputed, WindowClosed, WindowOpened
 from shared.messaging import ensure_topics
+from shared.messaging.topic_io import Publisher, TopicReader
 from shared.settings import REPO_ROOT, Settings
 from shared.wire import encode
 

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from creditwindow.terminal import JsonOption, console, fail, reach, with_redis
-from creditwindow.topics_io import TopicReader
 from services.policy.rebuild import derive
 from services.policy.redis_book import RedisBook
 from shared.contracts import Decision
+from shared.messaging.topic_io import TopicReader
 from shared.settings import Settings
 
 __all__ = ["app"]

@@ -18,8 +18,8 @@ import typer
 from rich.table import Table
 
 from creditwindow.terminal import JsonOption, console, fail, reach
-from creditwindow.topics_io import Publisher, ReadRecord, offsets_at, read_to_end
 from shared.contracts import DeadLetter
+from shared.messaging.topic_io import Publisher, ReadRecord, offsets_at, read_to_end
 from shared.settings import Settings
 from shared.wire import REPLAY_HEADER
 

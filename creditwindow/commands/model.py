@@ -83,8 +83,8 @@ def _live_scores(model_id: str, last: int) -> list[float]:
     """The latest `last` points that `model_id` gave, read from credit.scores (no consumer group)."""
     import asyncio
 
-    from creditwindow.topics_io import TopicReader
     from shared.contracts import ScoreComputed
+    from shared.messaging.topic_io import TopicReader
     from shared.settings import Settings
 
     settings = Settings()

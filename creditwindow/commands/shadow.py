@@ -22,8 +22,8 @@ from rich.table import Table
 from creditwindow.commands.policy import read_candidate
 from creditwindow.outcomes import SegmentSummary, compare
 from creditwindow.terminal import JsonOption, console, reach
-from creditwindow.topics_io import read_to_end
 from shared.contracts import Decision
+from shared.messaging.topic_io import read_to_end
 from shared.settings import Settings
 
 __all__ = ["app"]

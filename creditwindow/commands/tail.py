@@ -17,7 +17,6 @@ import typer
 from rich.table import Table
 
 from creditwindow.terminal import JsonOption, console, fail, reach, resolve_topic
-from creditwindow.topics_io import ReadRecord, TopicReader, end_offsets
 from shared.contracts import (
     ApplicationReceived,
     DeadLetter,
@@ -28,6 +27,7 @@ from shared.contracts import (
     WindowClosed,
     WindowOpened,
 )
+from shared.messaging.topic_io import ReadRecord, TopicReader, end_offsets
 from shared.settings import Settings
 
 __all__ = ["TailFilter", "as_json_line", "customer_of", "summarise"]

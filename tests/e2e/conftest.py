@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from creditwindow.topics_io import Publisher, ReadRecord, TopicReader, end_offsets
 from devtools.fleet import SERVICES, Fleet
 from devtools.namespaces import delete_namespace
 from shared.contracts import Event
 from shared.messaging import aiokafka_kwargs, ensure_topics
+from shared.messaging.topic_io import Publisher, ReadRecord, TopicReader, end_offsets
 from shared.settings import Settings
 from tests.conftest import settings_for
 

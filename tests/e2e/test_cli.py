@@ -23,10 +23,10 @@ import pytest
 import yaml
 from redis.asyncio import Redis
 
-from creditwindow.topics_io import Publisher, ReadRecord, TopicReader, read_to_end
 from devtools.germancredit import applications
 from shared.contracts import DeadLetter, ScoreComputed, WindowClosed, WindowOpened
 from shared.messaging import ensure_topics
+from shared.messaging.topic_io import Publisher, ReadRecord, TopicReader, read_to_end
 from shared.settings import Settings
 from shared.wire import REPLAY_HEADER, encode
 from tests.conftest import settings_for

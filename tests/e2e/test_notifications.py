@@ -15,7 +15,6 @@ from pathlib import Path
 import yaml
 from redis.asyncio import Redis
 
-from creditwindow.topics_io import TopicReader
 from services.notification.channels import webhook_delivery_for
 from services.notification.disclosure import render
 from services.notification.dispatching import WebhookDispatcher
@@ -37,6 +36,7 @@ from shared.contracts import (
     deterministic_id,
 )
 from shared.messaging import Outbox, ensure_topics, make_broker
+from shared.messaging.topic_io import TopicReader
 from shared.reasons import CATEGORIES
 from shared.settings import Settings
 from shared.signing import sign_policy

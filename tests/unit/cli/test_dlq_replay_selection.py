@@ -15,8 +15,8 @@ from creditwindow.commands.dlq import (
     replayed_ids,
     select_letters,
 )
-from creditwindow.topics_io import ReadRecord
 from shared.contracts import DeadLetter
+from shared.messaging.topic_io import ReadRecord
 from shared.wire import REPLAY_HEADER, Record, RefusedRecord, dead_letter_for
 from tests.unit.policy.factories import NOW
 

@@ -8,10 +8,10 @@ import pytest
 
 from creditwindow.commands.tail import TailFilter, as_json_line, customer_of, summarise
 from creditwindow.terminal import resolve_topic
-from creditwindow.topics_io import ReadRecord
 from services.policy.decisions import decide, propose
 from services.policy.ports import Allocation
 from shared.contracts import Event, Topics
+from shared.messaging.topic_io import ReadRecord
 from shared.wire import Record, RefusedRecord, encode
 from tests.unit.policy.factories import NOW, default_policy, score
 

@@ -1,4 +1,4 @@
-"""Reading and writing the fleet's topics from tools (demo, CLI, tests, benchmark, fault suite).
+"""Reading and writing the fleet's topics outside a consumer group: rebuilds, the CLI, tools and tests.
 
 A `TopicReader` reads every partition of some topics without a consumer group (it changes nothing
 for the services), decoding each record with the fleet's own wire format.
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.contracts import EVENT_TYPES, Event
-from shared.messaging import aiokafka_kwargs, topic_partitions
+from shared.messaging.connection import aiokafka_kwargs
+from shared.messaging.topic_admin import topic_partitions
 from shared.settings import Settings
 from shared.wire import Record, RefusedRecord, decode, encode
 
