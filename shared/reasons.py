@@ -224,6 +224,9 @@ CLOSURE_REASONS: dict[str, Text] = {
     "absolute_cap": Text("已达到每人借款总额上限", "The per-person absolute cap is reached"),
     "below_minimum_limit": Text("可提供的额度低于最低开通额度", "The limit available is below the minimum we open"),
     "expired": Text("额度有效期已到期", "Your window reached the end of its validity"),
+    "newer_application": Text(
+        "您之后提交的申请已有结果,本次申请不再改变您的额度", "A newer application of yours has been decided; this one no longer changes your window"
+    ),
 }
 
 # What bounded an opened window's limit.

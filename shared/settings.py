@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.topics import Topics
@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(default=0, ge=0, le=1000, description="Producer linger: 0 sends at once (records still batch while one request is in flight).")
     retry_initial_ms: int = Field(default=200, ge=1, description="First backoff on a transient fault.")
     retry_max_ms: int = Field(default=5_000, ge=1, description="Longest backoff on a transient fault.")
+    producer_request_timeout_ms: int = Field(default=10_000, ge=1_000, le=120_000, description="How long a publication may take before it fails.")
+
+    # --- the book in Redis (policy) -------------------------------------------------------------------
+    book_retention_days: float = Field(
+        default=30, gt=0, le=3650, description="Closed and superseded decision records and closed windows are kept this long."
+    )
+    book_rebuild_grace_s: float = Field(
+        default=12.0, ge=0, le=600, description="A rebuild waits this long before reading the log (longer than a publication may take)."
+    )
 
     # --- services ----------------------------------------------------------------------------------
     instance_id: str = Field(default="", max_length=64, description="Replica name in logs and metrics.")
@@ -98,6 +107,17 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     redis_port: int = Field(default=6379, ge=1, le=65535, description="Port of the local Redis.")
     kafka_heap: str = Field(default="768m", pattern=r"^\d+[mg]$", description="Heap of the local broker.")
+
+    @model_validator(mode="after")
+    def _retention_outlives_the_topics(self) -> Settings:
+        # A redelivered score must still find its decision record: keep records longer than the scores.
+        if self.book_retention_days * 86_400_000 <= self.topic_retention_ms:
+            raise ValueError("CW_BOOK_RETENTION_DAYS must be longer than the topics' retention (CW_TOPIC_RETENTION_MS)")
+        return self
+
+    @property
+    def book_retention_ms(self) -> int:
+        return int(self.book_retention_days * 86_400_000)
 
     @property
     def topics(self) -> Topics:

@@ -1,14 +1,22 @@
-"""`creditwindow cache rebuild [--check | --yes]`: the book rebuilt from `credit.windows`, compared or written."""
+"""`creditwindow cache rebuild [--check | --yes]`: the book rebuilt from `credit.windows`, compared or written.
+
+`--yes` runs the fleet's own rebuild protocol (`services.policy.recovery`): safe while the policy
+service runs, which waits (not ready) under the fence and resumes on the new book.
+"""
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from typing import Annotated
 
 import typer
+from redis.asyncio import Redis
 
 from creditwindow.terminal import JsonOption, console, fail, reach, with_redis
 from services.policy.rebuild import derive
+from services.policy.recovery import rebuild_into
 from services.policy.redis_book import RedisBook
 from shared.contracts import Decision
 from shared.messaging.topic_io import TopicReader
@@ -19,10 +27,16 @@ __all__ = ["app"]
 app = typer.Typer(help="The Redis cache: derived state, rebuilt from credit.windows.", no_args_is_help=True)
 
 
+async def _install(book: RedisBook, settings: Settings) -> str:
+    generation = uuid.uuid4().hex
+    await rebuild_into(book, settings, generation, grace_s=settings.book_rebuild_grace_s)
+    return generation
+
+
 @app.command("rebuild")
 def rebuild(
     check: Annotated[bool, typer.Option("--check", help="Rebuild beside the live cache and compare; change nothing.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Replace the live cache (stop the policy service first).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Replace the live cache (safe while the fleet runs: it waits under a fence).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Rebuild current windows, budgets and decision records from credit.windows."""
@@ -32,6 +46,21 @@ def rebuild(
         async with TopicReader(settings, [settings.topics.windows]) as reader:
             return [r.event for r in await reader.drain(idle_s=1.0, timeout_s=600) if isinstance(r.event, Decision)]
 
+    if yes and not check:
+
+        async def rebuild(redis: Redis) -> str | None:
+            book = RedisBook(redis, settings.redis_prefix, retention_ms=settings.book_retention_ms)
+            return await book.guard.under_fence(
+                f"operator-{uuid.uuid4().hex[:8]}",
+                lambda: _install(book, settings),
+            )
+
+        began = time.monotonic()
+        generation = with_redis(rebuild, settings)
+        if generation is None:
+            fail("another rebuild holds the fence: try again when it is done")
+        console.print(f"rebuilt the book from {settings.topics.windows} in {time.monotonic() - began:.1f} s (generation {generation})")
+        return
     decisions = reach(read, settings)
     derived = derive(decisions)
     if check:
@@ -45,7 +74,4 @@ def rebuild(
             verdict = "[green]identical[/]" if not differences else f"[red]differs in {differences}[/]"
             console.print(f"{len(decisions)} decisions, {len(derived.windows)} customers: {verdict}")
         raise typer.Exit(0 if not differences else 1)
-    if not yes:
-        fail("this replaces the live cache: stop the policy service, then run with --yes (or use --check)")
-    with_redis(lambda redis: RedisBook(redis, settings.redis_prefix).replace(derived), settings)
-    console.print(f"rebuilt {len(derived.windows)} customers' windows from {len(decisions)} decisions")
+    fail("say what to do: --check compares a rebuild with the live cache, --yes replaces it")

@@ -20,10 +20,12 @@ from services.notification.handlers import NotificationDeps, build_router
 from services.notification.http_webhook import HttpWebhookSender
 from services.notification.metrics import NotificationMetrics
 from services.notification.ports import EventPublisher, Ledger, WebhookQueue, WebhookSender
+from services.notification.recovery import notification_recovery
 from services.notification.redis_ledger import RedisLedger
-from services.notification.redis_webhooks import RedisWebhookQueue
+from services.notification.redis_webhooks import STATE, RedisWebhookQueue
 from services.notification.webhooks import Backoff
 from shared.messaging import ServiceHealth
+from shared.redis_state import StateGuard
 from shared.runtime import FleetApp, build_app, plumbing, serve
 from shared.settings import Settings
 
@@ -95,16 +97,23 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     parts = plumbing(settings or Settings(), SERVICE)
     settings = parts.settings
     sender = HttpWebhookSender(timeout_s=settings.webhook_timeout_s)
+    guard = StateGuard(parts.redis, settings.redis_prefix, STATE)  # the ledger and the queue: one state
+    ledger = RedisLedger(parts.redis, settings.redis_prefix, guard)
+    queue = RedisWebhookQueue(parts.redis, settings.redis_prefix, guard)
+    recovery = notification_recovery(ledger, queue, settings, parts.health)
     notification = compose(
         settings,
         broker=parts.broker,
-        ledger=RedisLedger(parts.redis, settings.redis_prefix),
-        queue=RedisWebhookQueue(parts.redis, settings.redis_prefix),
+        ledger=ledger,
+        queue=queue,
         sender=sender,
         publisher=parts.outbox,
         registry=parts.registry,
         health=parts.health,
     )
+
+    async def recover() -> None:
+        await recovery.recover()  # a ledger to work on (rebuilt from the topics if Redis has none) before consuming
 
     async def start_dispatcher() -> None:
         if settings.webhook_urls and settings.webhook_signing_key.get_secret_value() == _DEV_WEBHOOK_KEY:
@@ -112,11 +121,13 @@ def create_app(settings: Settings | None = None) -> FleetApp:
         await notification.dispatcher.start()
 
     async def stop_dispatcher() -> None:
+        await recovery.stop()
         await notification.dispatcher.stop()
         await sender.aclose()
 
     return build_app(
         parts,
+        on_startup=[recover],
         after_startup=[start_dispatcher],
         on_shutdown=[stop_dispatcher],
         description="Tells every customer the decision on their window and its basis, once per decision, "

@@ -4,79 +4,112 @@
     nseq:<customer>        int   highest decision sequence announced to the customer
 
 A decision whose sequence is not above the customer's announced one is stale: it is not announced.
+The ledger and the webhook queue are the notification state (family ``notify``): every script
+starts with the state guard (shared/redis_state.py) and refuses a state that was lost (a flush, a
+restart without persistence, a failover to a replica that missed writes) or is being rebuilt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
-from services.notification.ports import Claim
-from shared.redis_connection import text
+from services.notification.ports import Claim, WebhookDelivery
+from services.notification.redis_webhooks import STATE, RedisWebhookQueue
+from shared.redis_state import StateGuard, guard_lua
 
-__all__ = ["RedisLedger"]
+__all__ = ["TTL_S", "RedisLedger"]
 
 TTL_S = 30 * 24 * 3600
 
-# ARGV: 1 prefix, 2 ttl, then triples: decision_id, customer_id, seq
-_CLAIM = r"""
-local P, ttl = ARGV[1], tonumber(ARGV[2])
+# ARGV 2: {ttl, claims: [[decision_id, customer_id, seq], ...]}. Reply: {version, claims: [[state, event], ...]}.
+_CLAIM = guard_lua(STATE) + r"""
+local a = cjson.decode(ARGV[2])
 local out = {}
-for i = 3, #ARGV, 3 do
-  local k = P .. 'notice:' .. ARGV[i]
+for _, c in ipairs(a.claims) do
+  local k = P .. 'notice:' .. c[1]
   local seen = redis.call('HMGET', k, 'claimed', 'published', 'event')
   if seen[1] then
-    if seen[2] == '1' then table.insert(out, 'done') ; table.insert(out, '')
-    else table.insert(out, 'again') ; table.insert(out, seen[3] or '') end
+    if seen[2] == '1' then out[#out + 1] = {'done', ''}
+    else out[#out + 1] = {'again', seen[3] or ''} end
   else
-    local seq_key = P .. 'nseq:' .. ARGV[i + 1]
+    local seq_key = P .. 'nseq:' .. c[2]
     local last = tonumber(redis.call('GET', seq_key) or '0')
-    if tonumber(ARGV[i + 2]) <= last then
-      table.insert(out, 'stale') ; table.insert(out, '')
+    if c[3] <= last then
+      out[#out + 1] = {'stale', ''}
     else
-      redis.call('SET', seq_key, ARGV[i + 2])
+      redis.call('SET', seq_key, c[3])
       redis.call('HSET', k, 'claimed', '1')
-      redis.call('EXPIRE', k, ttl)
-      table.insert(out, 'fresh') ; table.insert(out, '')
+      redis.call('EXPIRE', k, a.ttl)
+      out[#out + 1] = {'fresh', ''}
     end
   end
 end
-return out
+return cjson.encode({version = version, claims = out})
+"""
+
+# ARGV 2: a JSON array of [command, key suffix, args...]. Reply: the version.
+_WRITE = guard_lua(STATE) + r"""
+for _, op in ipairs(cjson.decode(ARGV[2])) do
+  local args = {}
+  for i = 3, #op do args[#args + 1] = op[i] end
+  redis.call(op[1], P .. op[2], unpack(args))
+end
+return version
 """
 
 
 class RedisLedger:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, guard: StateGuard | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.guard = guard or StateGuard(redis, prefix, STATE)
         self._claim = redis.register_script(_CLAIM)
+        self._write = redis.register_script(_WRITE)
 
     async def claim(self, decisions: Sequence[tuple[str, str, int]]) -> list[Claim]:
         """Claim (decision_id, customer_id, seq) triples atomically, in order, in one round trip."""
         if not decisions:
             return []
-        args: list[str | int] = [self.prefix, TTL_S]
-        for decision_id, customer_id, seq in decisions:
-            args += [decision_id, customer_id, seq]
-        answer = await self._claim(keys=[], args=args)
-        claims = []
-        for i in range(0, len(answer), 2):
-            stored = answer[i + 1]
-            stored_bytes = stored.encode() if isinstance(stored, str) else stored
-            claims.append(Claim(text(answer[i]), stored_bytes or None))  # type: ignore[arg-type]
-        return claims
+        argument = {"ttl": TTL_S, "claims": [list(d) for d in decisions]}
+        reply: dict[str, Any] = orjson.loads(await self.guard.run(self._claim, orjson.dumps(argument)))
+        self.guard.seen(reply["version"])
+        return [Claim(state, stored.encode() or None) for state, stored in reply["claims"]]
+
+    async def _ops(self, ops: list[list[Any]]) -> None:
+        if ops:
+            self.guard.seen(await self.guard.run(self._write, orjson.dumps(ops)))
 
     async def remember(self, notices: Sequence[tuple[str, bytes]]) -> None:
-        if notices:
-            pipe = self.redis.pipeline(transaction=False)
-            for decision_id, payload in notices:
-                pipe.hsetnx(f"{self.prefix}notice:{decision_id}", "event", payload)
-            await pipe.execute()
+        await self._ops([["HSETNX", f"notice:{d}", "event", payload.decode()] for d, payload in notices])
 
     async def mark_published(self, decision_ids: Sequence[str]) -> None:
-        if decision_ids:
-            pipe = self.redis.pipeline(transaction=False)
-            for decision_id in decision_ids:
-                pipe.hset(f"{self.prefix}notice:{decision_id}", "published", "1")
-            await pipe.execute()
+        await self._ops([["HSET", f"notice:{d}", "published", "1"] for d in decision_ids])
+
+    async def install(
+        self, told: Mapping[str, tuple[bytes, int]], seqs: Mapping[str, int], queue: RedisWebhookQueue,
+        deliveries: Sequence[WebhookDelivery], generation: str, *, now_s: float,
+    ) -> None:  # fmt: skip
+        """Replace the notification state (under the fence): the decisions told (decision id -> the
+        inbox notice and when it was told), each customer's highest sequence told, and the webhook
+        deliveries still owed; then mark it complete as `generation`."""
+        await self.guard.retire()
+        for pattern in ("notice:*", "nseq:*", "wh:*", "whq"):
+            doomed = [key async for key in self.redis.scan_iter(match=f"{self.prefix}{pattern}", count=1000)]
+            for i in range(0, len(doomed), 500):
+                await self.redis.delete(*doomed[i : i + 500])
+        pipe = self.redis.pipeline(transaction=False)
+        for decision_id, (notice, told_at_s) in told.items():
+            left = int(told_at_s + TTL_S - now_s)
+            if left > 0:
+                key = f"{self.prefix}notice:{decision_id}"
+                pipe.hset(key, mapping={"claimed": "1", "published": "1", "event": notice})
+                pipe.expire(key, left)
+        for customer, seq in seqs.items():
+            pipe.set(f"{self.prefix}nseq:{customer}", seq)
+        queue.restore(pipe, deliveries, int(now_s * 1000))
+        self.guard.mark_complete(pipe, generation)
+        await pipe.execute()

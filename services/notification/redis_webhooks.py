@@ -19,43 +19,42 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from services.notification.ports import ClaimedDelivery, DeliverySource, WebhookDelivery
 from shared.redis_connection import text
+from shared.redis_state import StateGuard, guard_lua
 
 __all__ = ["RedisWebhookQueue"]
 
 TTL_S = 30 * 24 * 3600
+STATE = "notify"  # the notification state's family (shared/redis_state.py)
 
-_NOW = "local t = redis.call('TIME') ; local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+# Every script starts with the state guard (shared/redis_state.py): the queue belongs to the
+# notification state, which refuses to be used when it was lost or is being rebuilt.
+_PRELUDE = guard_lua(STATE) + "local t = redis.call('TIME') ; local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-# ARGV: prefix, then per delivery: id, partner, customer, decision, correlation, body, notice, source
-_ENQUEUE = (
-    _NOW
-    + r"""
-local P = ARGV[1]
+# ARGV 2: a JSON array of deliveries. Reply: how many were new.
+_ENQUEUE = _PRELUDE + r"""
 local created = 0
-for i = 2, #ARGV, 8 do
-  local k = P .. 'wh:' .. ARGV[i]
+for _, d in ipairs(cjson.decode(ARGV[2])) do
+  local k = P .. 'wh:' .. d.id
   if redis.call('EXISTS', k) == 0 then
-    redis.call('HSET', k, 'state', 'pending', 'attempts', 0, 'partner', ARGV[i + 1], 'customer', ARGV[i + 2],
-      'decision', ARGV[i + 3], 'correlation', ARGV[i + 4], 'body', ARGV[i + 5], 'notice', ARGV[i + 6],
-      'source', ARGV[i + 7], 'created', now)
-    redis.call('ZADD', P .. 'whq', now, ARGV[i])
+    redis.call('HSET', k, 'state', 'pending', 'attempts', 0, 'partner', d.partner, 'customer', d.customer,
+      'decision', d.decision, 'correlation', d.correlation, 'body', d.body, 'notice', d.notice,
+      'source', d.source, 'created', now)
+    redis.call('ZADD', P .. 'whq', now, d.id)
     created = created + 1
   end
 end
-return created
+return cjson.encode({version = version, created = created})
 """
-)
 
-# ARGV: prefix, limit, lease_ms, token
-_CLAIM = (
-    _NOW
-    + r"""
-local P, limit, lease, token = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local ids = redis.call('ZRANGEBYSCORE', P .. 'whq', '-inf', now, 'LIMIT', 0, limit)
+# ARGV 2: {limit, lease_ms, token}. Reply: the claimed deliveries.
+_CLAIM = _PRELUDE + r"""
+local a = cjson.decode(ARGV[2])
+local ids = redis.call('ZRANGEBYSCORE', P .. 'whq', '-inf', now, 'LIMIT', 0, a.limit)
 local out = {}
 for _, id in ipairs(ids) do
   local k = P .. 'wh:' .. id
@@ -63,61 +62,58 @@ for _, id in ipairs(ids) do
   if (not state) or state == 'done' or state == 'dead' then
     redis.call('ZREM', P .. 'whq', id)
   else
-    redis.call('ZADD', P .. 'whq', now + lease, id)
-    redis.call('HSET', k, 'lease', token)
+    redis.call('ZADD', P .. 'whq', now + a.lease_ms, id)
+    redis.call('HSET', k, 'lease', a.token)
     if state == 'pending' then redis.call('HINCRBY', k, 'attempts', 1) end
     local f = redis.call('HMGET', k, 'state', 'attempts', 'partner', 'customer', 'decision', 'correlation',
       'body', 'notice', 'source', 'last_error')
-    table.insert(out, id)
-    for j = 1, 10 do table.insert(out, f[j] or '') end
+    out[#out + 1] = {id = id, state = f[1], attempts = tonumber(f[2]), partner = f[3], customer = f[4], decision = f[5],
+      correlation = f[6], body = f[7] or '', notice = f[8] or '', source = f[9] or '', last_error = f[10] or ''}
   end
 end
-return out
+return cjson.encode({version = version, claimed = out})
 """
-)
 
-# ARGV: prefix, id, token, outcome (retry | delivered | failed), delay_ms, error
-_SETTLE = (
-    _NOW
-    + r"""
-local P, id, token, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local k = P .. 'wh:' .. id
-if redis.call('HGET', k, 'lease') ~= token then return 0 end
-if outcome == 'retry' then
-  redis.call('HSET', k, 'last_error', ARGV[6])
+# ARGV 2: {id, token, outcome (retry | delivered | failed), delay_ms, error}. Reply: 1, or 0 if the lease was lost.
+_SETTLE = _PRELUDE + r"""
+local a = cjson.decode(ARGV[2])
+local k = P .. 'wh:' .. a.id
+if redis.call('HGET', k, 'lease') ~= a.token then return cjson.encode({version = version, ok = 0}) end
+if a.outcome == 'retry' then
+  redis.call('HSET', k, 'last_error', a.error)
   redis.call('HDEL', k, 'lease')
-  redis.call('ZADD', P .. 'whq', now + tonumber(ARGV[5]), id)
+  redis.call('ZADD', P .. 'whq', now + a.delay_ms, a.id)
 else
-  redis.call('HSET', k, 'state', outcome, 'last_error', ARGV[6])
+  redis.call('HSET', k, 'state', a.outcome, 'last_error', a.error)
 end
-return 1
+return cjson.encode({version = version, ok = 1})
 """
-)
 
-# ARGV: prefix, id, token, ttl
-_FINISH = r"""
-local P, id, token = ARGV[1], ARGV[2], ARGV[3]
-local k = P .. 'wh:' .. id
-if redis.call('HGET', k, 'lease') ~= token then return 0 end
+# ARGV 2: {id, token, ttl_s}. Reply: 1, or 0 if the lease was lost.
+_FINISH = _PRELUDE + r"""
+local a = cjson.decode(ARGV[2])
+local k = P .. 'wh:' .. a.id
+if redis.call('HGET', k, 'lease') ~= a.token then return cjson.encode({version = version, ok = 0}) end
 local state = redis.call('HGET', k, 'state')
 redis.call('HSET', k, 'state', state == 'delivered' and 'done' or 'dead')
 redis.call('HDEL', k, 'lease', 'body', 'notice', 'source')
-redis.call('ZREM', P .. 'whq', id)
-redis.call('EXPIRE', k, tonumber(ARGV[4]))
-return 1
+redis.call('ZREM', P .. 'whq', a.id)
+redis.call('EXPIRE', k, a.ttl_s)
+return cjson.encode({version = version, ok = 1})
 """
 
 
-def _b(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode()
-
-
 class RedisWebhookQueue:
-    """The durable webhook outbox (see the module doc for keys and promises)."""
+    """The durable webhook outbox (see the module doc for keys and promises).
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    It is part of the notification state (`guard`, shared with the ledger): every script refuses a
+    state that was lost or is being rebuilt, with `StateLost`.
+    """
+
+    def __init__(self, redis: Redis, prefix: str, guard: StateGuard | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.guard = guard or StateGuard(redis, prefix, STATE)
         self._enqueue = redis.register_script(_ENQUEUE)
         self._claim = redis.register_script(_CLAIM)
         self._settle = redis.register_script(_SETTLE)
@@ -127,45 +123,60 @@ class RedisWebhookQueue:
         """Add deliveries not seen before, due now; returns how many were new."""
         if not deliveries:
             return 0
-        args: list[str | bytes] = [self.prefix]
-        for d in deliveries:
-            args += [
-                d.notification_id, d.partner_id, d.customer_id, d.decision_id, d.correlation_id,
-                d.body, d.notice, d.source.to_json(),
-            ]  # fmt: skip
-        return int(await self._enqueue(keys=[], args=args))
+        body = [
+            {
+                "id": d.notification_id, "partner": d.partner_id, "customer": d.customer_id, "decision": d.decision_id,
+                "correlation": d.correlation_id, "body": d.body.decode(), "notice": d.notice.decode(), "source": d.source.to_json(),
+            }  # fmt: skip
+            for d in deliveries
+        ]
+        return int((await self._call(self._enqueue, body))["created"])
+
+    async def _call(self, script: Any, argument: Any) -> dict[str, Any]:
+        reply: dict[str, Any] = orjson.loads(await self.guard.run(script, orjson.dumps(argument)))
+        self.guard.seen(reply["version"])
+        return reply
 
     async def claim(self, limit: int, lease_ms: int) -> list[ClaimedDelivery]:
         """Take up to `limit` due deliveries, each leased for `lease_ms`."""
         token = uuid.uuid4().hex
-        answer = await self._claim(keys=[], args=[self.prefix, limit, lease_ms, token])
+        reply = await self._call(self._claim, {"limit": limit, "lease_ms": lease_ms, "token": token})
         claimed = []
-        for i in range(0, len(answer), 11):
-            (the_id, state, attempts, partner, customer, decision, correlation, body, notice, source, error) = answer[
-                i : i + 11
-            ]
+        for c in reply["claimed"] or []:  # cjson encodes an empty array as an object
             delivery = WebhookDelivery(
-                notification_id=text(the_id),
-                partner_id=text(partner),
-                customer_id=text(customer),
-                decision_id=text(decision),
-                correlation_id=text(correlation),
-                body=_b(body),
-                notice=_b(notice),
-                source=DeliverySource.from_json(_b(source)),
+                notification_id=c["id"],
+                partner_id=c["partner"],
+                customer_id=c["customer"],
+                decision_id=c["decision"],
+                correlation_id=c["correlation"],
+                body=c["body"].encode(),
+                notice=c["notice"].encode(),
+                source=DeliverySource.from_json(c["source"]),
             )
-            claimed.append(ClaimedDelivery(delivery, text(state), int(attempts), token, text(error)))  # type: ignore[arg-type]
+            claimed.append(ClaimedDelivery(delivery, c["state"], int(c["attempts"]), token, c["last_error"]))
         return claimed
 
     async def settle(self, claimed: ClaimedDelivery, outcome: str, *, delay_ms: int = 0, error: str = "") -> bool:
         """Record a try's outcome; False if the lease was lost (another dispatcher has it now)."""
-        args = [self.prefix, claimed.delivery.notification_id, claimed.token, outcome, delay_ms, error]
-        return bool(await self._settle(keys=[], args=args))
+        argument = {"id": claimed.delivery.notification_id, "token": claimed.token, "outcome": outcome, "delay_ms": delay_ms, "error": error}
+        return bool((await self._call(self._settle, argument))["ok"])
 
     async def finish(self, claimed: ClaimedDelivery) -> bool:
         """Take a delivered or failed delivery out of the queue, once its event is published."""
-        args = [self.prefix, claimed.delivery.notification_id, claimed.token, TTL_S]
-        return bool(await self._finish(keys=[], args=args))
+        argument = {"id": claimed.delivery.notification_id, "token": claimed.token, "ttl_s": TTL_S}
+        return bool((await self._call(self._finish, argument))["ok"])
+
+    def restore(self, pipe: Any, deliveries: Sequence[WebhookDelivery], now_ms: int) -> None:
+        """Queue deliveries afresh, due now, in a rebuild's pipeline (under the fence)."""
+        for d in deliveries:
+            pipe.hset(
+                f"{self.prefix}wh:{d.notification_id}",
+                mapping={
+                    "state": "pending", "attempts": 0, "partner": d.partner_id, "customer": d.customer_id, "decision": d.decision_id,
+                    "correlation": d.correlation_id, "body": d.body, "notice": d.notice, "source": d.source.to_json(), "created": now_ms,
+                },
+            )  # fmt: skip
+            pipe.zadd(f"{self.prefix}whq", {d.notification_id: now_ms})
 
     async def state(self, notification_id: str) -> dict[str, str]:
         """A delivery's state, attempts and last error (for operators and tests)."""

@@ -20,14 +20,16 @@ from faststream.asgi import AsgiResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
+from services.policy.control import paused
 from services.policy.document import PolicyDocument, load_policy
 from services.policy.handlers import PolicyDeps, policy_updates_router, refuse_updates, restore_policy, scores_router
 from services.policy.metrics import PolicyMetrics
 from services.policy.ports import EventPublisher, LimitStore
+from services.policy.recovery import book_recovery
 from services.policy.redis_book import RedisBook
 from services.policy.underwriting import PolicyState, Underwriter
 from shared.contracts import utc_now
-from shared.messaging import ServiceHealth, is_transient
+from shared.messaging import ServiceHealth, is_transient, retry_transient
 from shared.runtime import FleetApp, build_app, json_response, plumbing, serve
 from shared.settings import Settings
 from shared.wire import RefusedRecord
@@ -99,7 +101,8 @@ async def sweep_forever(policy: Policy, interval_s: float = SWEEP_INTERVAL_S) ->
 def create_app(settings: Settings | None = None) -> FleetApp:
     parts = plumbing(settings or Settings(), SERVICE)
     settings = parts.settings
-    store = RedisBook(parts.redis, settings.redis_prefix)
+    store = RedisBook(parts.redis, settings.redis_prefix, retention_ms=settings.book_retention_ms)
+    recovery = book_recovery(store, settings, parts.health)
     policy = compose(settings, broker=parts.broker, store=store, publisher=parts.outbox, registry=parts.registry, health=parts.health)
     tasks: list[asyncio.Task[None]] = []
     refused_at_start: list[RefusedRecord] = []
@@ -108,12 +111,16 @@ def create_app(settings: Settings | None = None) -> FleetApp:
         if settings.uses_dev_signing_key:
             log.warning("dev_signing_key", hint="set CW_POLICY_SIGNING_KEY outside the local platform")
         refused_at_start.extend(await restore_policy(settings, policy.state))
+        await recovery.recover()  # a book to work on (rebuilt from the log if Redis has none) before consuming
 
     async def start_sweeper() -> None:
         await refuse_updates(policy.deps, refused_at_start)
+        # A pause applied while no replica ran still closes the windows it covers.
+        policy.metrics.observe(await retry_transient(lambda: policy.underwriter.close_paused(paused(policy.state.active)), settings=settings, what="close_paused"))
         tasks.append(asyncio.create_task(sweep_forever(policy), name="policy-sweeper"))
 
     async def stop_sweeper() -> None:
+        await recovery.stop()
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

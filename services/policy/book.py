@@ -19,10 +19,14 @@ The rules, in the order a decision applies them:
 - **reserve**: the grant's exposure, expected loss and programme part are added to the segment.
 - **supersede**: a decision about the customer (anything but a system closure) becomes their
   current window; the window it replaces is **released** (its reservation given back). The new one
-  is reserved first, while the old one still counts.
+  is reserved first, while the old one still counts. Windows are ordered by the application behind
+  them: a re-decision keeps its original application's order, so it never supersedes the window of
+  a newer application (an offer is then refused as ``newer_application``).
 - **expire / close**: an open window past its `valid_until`, or in a newly paused segment, is
   closed and released; the closure is queued for announcement.
-- A record is decided once: asking again returns the first answer.
+- A record is decided once: asking again returns the first answer. An application id that
+  belongs to another customer is a conflict (refused). The closure of an application that could not
+  be read defers to a real decision of the same application (`fallback_of`).
 """
 
 from __future__ import annotations
@@ -149,15 +153,28 @@ class Book:
 
     def decide(self, r: DecideRequest) -> Allocation:
         seen = self.state.records.get(r.record)
+        if seen is None and r.fallback_of and (read := self.state.records.get(r.fallback_of)) is not None:
+            # The application was read and decided after all: its decision stands.
+            conflict = read.customer != r.customer
+            return Allocation(fresh=False, seq=0, granted=0, refusal=None, programme_part=0, available=0, conflict=conflict, decided_as_read=not conflict)
         if seen is not None:
+            if seen.customer != r.customer:
+                return Allocation(fresh=False, seq=0, granted=0, refusal=None, programme_part=0, available=0, conflict=True)
             return Allocation(
                 fresh=False, seq=seen.seq, granted=seen.granted, refusal=seen.refusal or None, programme_part=seen.part,
                 available=seen.available, budget_bound=seen.budget_bound, expected_loss_fen=seen.el_fen,
                 decided_at_ms=seen.decided_at, stored_event=seen.event, published=seen.published,
             )  # fmt: skip
+        seq = self.next_seq(r.customer)
+        original = self.state.records.get(r.redecides) if r.redecides else None
+        origin = original.seq if original is not None else seq
+        current = self.state.windows.get(r.customer)
+        outdated = r.supersedes and current is not None and current.origin_seq > origin
         granted, refusal, part, available, bound, el_fen = 0, "", 0, 0, False, 0
         offer = r.offer
-        if offer is not None:
+        if offer is not None and outdated:
+            refusal = "newer_application"  # a newer application of the customer was decided meanwhile
+        elif offer is not None:
             reserved = self.state.budgets.get(r.segment, Reserved())
             result = grant(offer, reserved, self.state.programmes.get(offer.programme, 0), r.budget)
             available, refusal = result.available, result.refusal
@@ -165,9 +182,8 @@ class Book:
                 granted, part, bound = result.limit, result.part, result.budget_bound
                 el_fen = expected_loss_fen(granted, offer.el_rate)
                 self.reserve(r.segment, granted, el_fen, offer.programme, part)
-        seq = self.next_seq(r.customer)
         status = "open" if granted > 0 else "closed"
-        if r.supersedes:
+        if r.supersedes and not outdated:
             category, reason = r.category, r.reason
             if granted == 0 and offer is not None:
                 category, reason = "strategy", refusal
@@ -176,7 +192,7 @@ class Book:
                 valid_until=offer.valid_until_ms if (offer is not None and granted > 0) else None,
                 decision_id=r.decision_id, decision_seq=seq, policy_version=r.policy_version, record=r.record,
                 application_id=r.application_id, segment=r.segment,
-                category="" if granted > 0 else category, reason="" if granted > 0 else reason,
+                category="" if granted > 0 else category, reason="" if granted > 0 else reason, origin_seq=origin,
             )  # fmt: skip
             self.supersede(r.customer, r.record, window, offer.valid_until_ms if offer is not None else 0)
         self.state.records[r.record] = DecisionRecord(
@@ -246,7 +262,8 @@ class Book:
         self.state.records[record] = entry
         if entry.status == "open":
             self.reserve(entry.segment, entry.granted, entry.el_fen, entry.programme, entry.part)
-        if window is not None:
+        current = self.state.windows.get(entry.customer)
+        if window is not None and not (current is not None and current.origin_seq > window.origin_seq):
             self.supersede(entry.customer, record, window, valid_until_ms)
 
     def restore_closure(self, request: CloseRequest, seq: int, customer: str) -> None:
@@ -256,6 +273,8 @@ class Book:
         entry = self.state.records.get(request.record)
         if entry is not None:
             entry.status = "closed"
+            entry.closure_id, entry.closure_seq, entry.closure_at = request.closure_id, seq, request.at_ms
+            entry.closure_category, entry.closure_reason, entry.closure_trigger = request.category, request.reason, request.trigger
         window = self.state.windows.get(customer)
         if window is not None and window.record == request.record:
             self.state.windows[customer] = replace(

@@ -13,7 +13,7 @@ from services.policy.document import PolicyDocument, PolicyError, parse_policy
 from shared.contracts import PolicyUpdated
 from shared.signing import verify_policy
 
-__all__ = ["Accepted", "Refused", "check_update", "newly_paused"]
+__all__ = ["Accepted", "Refused", "check_update", "newly_paused", "paused"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +53,12 @@ def check_update(update: PolicyUpdated, active: PolicyDocument, *, key: bytes, k
     return Accepted(document)
 
 
+def paused(policy: PolicyDocument) -> dict[str, set[str]]:
+    """Every segment, region and channel the policy pauses."""
+    return {"segment": set(policy.pauses.segments), "region": set(policy.pauses.regions), "channel": set(policy.pauses.channels)}
+
+
 def newly_paused(old: PolicyDocument, new: PolicyDocument) -> dict[str, set[str]]:
     """Segments, regions and channels paused by the new version that were not paused before."""
-    return {
-        "segment": set(new.pauses.segments) - set(old.pauses.segments),
-        "region": set(new.pauses.regions) - set(old.pauses.regions),
-        "channel": set(new.pauses.channels) - set(old.pauses.channels),
-    }
+    before, after = paused(old), paused(new)
+    return {dimension: after[dimension] - before[dimension] for dimension in after}

@@ -18,6 +18,8 @@ from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, Win
 
 __all__ = [
     "Proposal",
+    "record_key",
+    "unreadable",
     "budget_terms",
     "close_request",
     "closure_id",
@@ -31,8 +33,25 @@ __all__ = [
 PRODUCER = "policy"
 
 
-def decision_id_for(application_id: str) -> uuid.UUID:
-    return deterministic_id("decision", application_id)
+def decision_id_for(record: str) -> uuid.UUID:
+    """The decision's id, derived from its record key: a redelivered score is the same decision."""
+    return deterministic_id("decision", record)
+
+
+def record_key(application_id: str, trigger: str, *, unreadable: bool = False) -> str:
+    """The book's key of a decision: one per application; one more if decided again (``~r``); an
+    application that could not be read is closed under ``~invalid``, so a corrected resubmission of
+    the same application is still decided."""
+    if trigger == "redecision":
+        return f"{application_id}~r"
+    if unreadable:
+        return f"{application_id}~invalid"
+    return application_id
+
+
+def unreadable(score: ScoreComputed) -> bool:
+    """The application behind this score could not be read (a dead letter and a system closure)."""
+    return score.outcome != "scored" and (score.failure or "").startswith("application_invalid")
 
 
 def closure_id(application_id: str, trigger: str) -> uuid.UUID:
@@ -51,10 +70,8 @@ class Proposal:
 
     @property
     def record_key(self) -> str:
-        """The limit store's idempotency key: one decision per application, one more if decided again."""
-        if self.trigger == "redecision":
-            return f"{self.score.application_id}~r"
-        return self.score.application_id
+        """The book's idempotency key (see `record_key`)."""
+        return record_key(self.score.application_id, self.trigger, unreadable=unreadable(self.score))
 
     @property
     def supersedes(self) -> bool:
@@ -63,7 +80,7 @@ class Proposal:
 
 
 def propose(score: ScoreComputed, policy: PolicyDocument, now: datetime, trigger: Trigger = "application") -> Proposal:
-    key = score.application_id if trigger == "application" else f"{score.application_id}~r"
+    key = record_key(score.application_id, trigger, unreadable=unreadable(score))
     return Proposal(score, evaluate(score, policy, now), decision_id_for(key), policy.label, trigger, now)
 
 
@@ -120,6 +137,8 @@ def request_for(proposal: Proposal, policy: PolicyDocument) -> DecideRequest:
         category="" if offer else verdict.category,  # type: ignore[union-attr]
         reason="" if offer else verdict.reason,  # type: ignore[union-attr]
         supersedes=proposal.supersedes,
+        fallback_of=score.application_id if proposal.record_key != score.application_id and proposal.trigger == "application" else "",
+        redecides=score.application_id if proposal.trigger == "redecision" else "",
         region=facts.region if facts else "",
         channel=facts.channel if facts else "",
         locale=facts.locale if facts else "zh-CN",

@@ -75,10 +75,18 @@ def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) ->
 async def _decide_batch(deps: PolicyDeps, records: Records, message: KafkaMessage) -> None:
     settings = deps.settings
     batch = await take(records, (ScoreComputed,), publisher=deps.publisher, settings=settings)
-    decisions = await retry_transient(
+    decided = await retry_transient(
         lambda: deps.underwriter.decide([score for _, score in batch.events]), settings=settings, what="decide"
     )
-    deps.metrics.observe(decisions)
+    if decided.conflicts:
+        # An application id another customer's application already holds: never skipped in silence.
+        owners = {id(score): record for record, score in batch.events}
+        refused = [
+            RefusedRecord(owners[id(score)], "application_id_reused", f"application {score.application_id} belongs to another customer's application")
+            for score in decided.conflicts
+        ]
+        await retry_transient(lambda: deps.publisher.dead_letter(settings.topics.deadletter, refused), settings=settings, what="dead_letter")
+    deps.metrics.observe(decided.decisions)
     commit_in_background(message)
 
 

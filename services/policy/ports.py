@@ -82,6 +82,12 @@ class DecideRequest:
     category: str = ""  # of a closure by the rules
     reason: str = ""
     supersedes: bool = True  # False for a system closure: the customer's window stays as it was
+    # A closure of an application that could not be read defers to a real decision of the same
+    # application: when this record (the plain application id) is decided, its answer is returned.
+    fallback_of: str = ""
+    # A re-decision names the record it decides again: it supersedes only if no newer application of
+    # the customer was decided since (its order is the original's sequence, not its own).
+    redecides: str = ""
     region: str = ""
     channel: str = ""
     locale: str = "zh-CN"
@@ -121,6 +127,8 @@ class Allocation:
     decided_at_ms: int = 0  # when the book first decided it: a rebuilt event uses that time
     stored_event: bytes | None = None
     published: bool = False
+    conflict: bool = False  # the application id belongs to another customer's application: refused
+    decided_as_read: bool = False  # an unreadable attempt of an application that was read and decided: nothing to do
 
 
 @dataclass(slots=True)
@@ -182,6 +190,7 @@ class WindowEntry:
     segment: str
     category: str
     reason: str
+    origin_seq: int = 0  # the order of the application behind it (a re-decision keeps its original's)
 
 
 @dataclass(slots=True)

@@ -5,19 +5,23 @@ rules (`Book.restore`, `Book.restore_closure`): what each decision reserved, whi
 superseded, which closure released it. The result is the `BookState` the store would hold; the Redis
 adapter writes it (`RedisBook.replace`) or compares it with the live one (`RedisBook.snapshot`).
 
-Not rebuilt: maintenance deferrals still waiting (their score is not on the topic) and the
-notification ledger (it belongs to the notification service).
+Maintenance deferrals still waiting are rebuilt too, with the scores they were closed on (read from
+`credit.scores` by the caller, from the oldest such closure on). The notification ledger belongs to
+the notification service, which rebuilds it from its own topics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 from services.policy.book import Book
+from services.policy.decisions import record_key
 from services.policy.ports import BookState, CloseRequest, DecisionRecord, WindowEntry
-from shared.contracts import Decision, WindowClosed, WindowOpened
+from shared.contracts import Decision, ScoreComputed, WindowClosed, WindowOpened
 
-__all__ = ["derive"]
+__all__ = ["deferred_since", "derive", "waiting_deferrals"]
 
 
 def _ms(value: object) -> int:
@@ -25,16 +29,20 @@ def _ms(value: object) -> int:
 
 
 def _record_key(decision: Decision, by_decision: dict[str, str]) -> str | None:
-    if decision.trigger == "application":
-        return decision.application_id
-    if decision.trigger == "redecision":
-        return f"{decision.application_id}~r"
+    if decision.trigger in ("application", "redecision"):
+        unread = isinstance(decision, WindowClosed) and decision.reason == "application_invalid"
+        return record_key(decision.application_id, decision.trigger, unreadable=unread)
     closes = getattr(decision, "closes_decision_id", None)
     return by_decision.get(str(closes)) if closes else None
 
 
-def derive(decisions: Iterable[Decision]) -> BookState:
-    """Replay decisions in sequence order per customer; the first copy of a decision wins."""
+def derive(decisions: Iterable[Decision], scores: Mapping[uuid.UUID, ScoreComputed] | None = None) -> BookState:
+    """Replay decisions in sequence order per customer; the first copy of a decision wins.
+
+    `scores` (by event id) give back the maintenance deferrals still waiting: an application closed
+    for maintenance and not yet decided again is deferred again, with the score it was closed on.
+    """
+    decisions = list(decisions)
     book = Book()
     by_decision: dict[str, str] = {}
     seen: set[str] = set()
@@ -54,7 +62,32 @@ def derive(decisions: Iterable[Decision]) -> BookState:
             assert isinstance(decision, WindowClosed)
             request = CloseRequest(record, str(decision.decision_id), decision.category, decision.reason, decision.trigger, _ms(decision.occurred_at))
             book.restore_closure(request, decision.decision_seq, customer)
+    for record, (until, score_id) in waiting_deferrals(book.state, by_decision, decisions).items():
+        score = (scores or {}).get(score_id)
+        if score is not None:
+            book.state.records[record].deferred_score = score.model_dump_json()
+            book.state.deferred[record] = until
     return book.state
+
+
+def waiting_deferrals(state: BookState, by_decision: Mapping[str, str], decisions: Iterable[Decision]) -> dict[str, tuple[int, uuid.UUID]]:
+    """Maintenance closures not decided again yet: record -> (when to decide again, the score's event id)."""
+    waiting = {}
+    for decision in decisions:
+        if (
+            isinstance(decision, WindowClosed) and decision.trigger == "application" and decision.reason == "maintenance"
+            and decision.retry_after is not None and decision.causation_id is not None
+            and f"{decision.application_id}~r" not in state.records
+        ):  # fmt: skip
+            record = by_decision.get(str(decision.decision_id), decision.application_id)
+            waiting[record] = (_ms(decision.retry_after), decision.causation_id)
+    return waiting
+
+
+def deferred_since(decisions: Iterable[Decision]) -> datetime | None:
+    """When the oldest maintenance closure that may still wait was decided: scores are read from there."""
+    times = [d.occurred_at for d in decisions if isinstance(d, WindowClosed) and d.reason == "maintenance" and d.trigger == "application"]
+    return min(times) if times else None
 
 
 def _restore(book: Book, decision: Decision, record: str) -> None:
@@ -77,10 +110,12 @@ def _restore(book: Book, decision: Decision, record: str) -> None:
         locale=decision.locale,
         partner=decision.partner_id or "",
         model_id=decision.model_id or "",
+        decided_at=_ms(decision.occurred_at),
         event=decision.model_dump_json().encode(),
         published=True,
     )
     system_closure = isinstance(decision, WindowClosed) and decision.category == "system"
+    original = book.state.records.get(decision.application_id) if decision.trigger == "redecision" else None
     window = None
     if not system_closure:
         window = WindowEntry(
@@ -96,5 +131,6 @@ def _restore(book: Book, decision: Decision, record: str) -> None:
             segment=segment,
             category="" if opened else decision.category,  # type: ignore[union-attr]
             reason="" if opened else decision.reason,  # type: ignore[union-attr]
+            origin_seq=original.seq if original is not None else decision.decision_seq,
         )
     book.restore(record, entry, window, (window.valid_until or 0) if window else 0)

@@ -29,7 +29,6 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from services.policy.ports import (
     Allocation,
@@ -44,14 +43,19 @@ from services.policy.ports import (
 )
 from shared.contracts import SEGMENTS
 from shared.redis_connection import text
+from shared.redis_state import StateGuard, guard_lua
 
 __all__ = ["RedisBook"]
 
-_LEDGER = r"""
-local P = ARGV[1]
+# Every script starts with the state guard (see shared/redis_state.py): it refuses a book that is
+# fenced for a rebuild, of another generation, or behind a version this process saw.
+_LEDGER = guard_lua("book") + r"""
 local function rdown(x, step) return math.floor(x / step + 1e-9) * step end
 -- 0 - x, not -x: Lua's -0 prints as "-0", which HINCRBY refuses
 local function signed(x, sign) if sign < 0 then return 0 - x end return x end
+local function keep_for(key, retention)
+  if retention > 0 then redis.call('PEXPIRE', key, retention) end
+end
 local function reserve(segment, exposure, el_fen, programme, part, sign)
   local bkey = P .. 'budget:' .. segment
   redis.call('HINCRBY', bkey, 'exposure', signed(exposure, sign))
@@ -60,35 +64,58 @@ local function reserve(segment, exposure, el_fen, programme, part, sign)
     redis.call('HINCRBY', P .. 'programme:' .. programme, 'reserved', signed(part, sign))
   end
 end
-local function release(record)
+local function release(record, retention)
   local k = P .. 'app:' .. record
   local a = redis.call('HMGET', k, 'status', 'granted', 'el_fen', 'segment', 'programme', 'part')
   if a[1] ~= 'open' then return 0 end
   reserve(a[4], tonumber(a[2]), tonumber(a[3] or '0'), a[5] or '', tonumber(a[6] or '0'), -1)
   redis.call('HSET', k, 'status', 'released')
+  keep_for(k, retention)
   redis.call('ZREM', P .. 'expiry', record)
   redis.call('SREM', P .. 'open', record)
   return tonumber(a[2])
 end
 """
 
-# ARGV: 1 prefix, 2 a JSON array of DecideRequests. Reply: a JSON array of answers, in order.
+# ARGV 2: a JSON array of DecideRequests. Reply: {version, answers: [...]}, answers in order.
 _DECIDE = _LEDGER + r"""
+local function existing(key, customer)
+  local s = redis.call('HMGET', key, 'seq', 'granted', 'refusal', 'part', 'available', 'event', 'published',
+    'budget_bound', 'el_fen', 'decided_at', 'customer')
+  if not s[1] then return nil end
+  if s[11] ~= customer then return {conflict = 1} end
+  return {fresh = 0, seq = tonumber(s[1]), granted = tonumber(s[2] or '0'), refusal = s[3] or '',
+    part = tonumber(s[4] or '0'), available = tonumber(s[5] or '0'), event = s[6] or '',
+    published = s[7] == '1' and 1 or 0, budget_bound = tonumber(s[8] or '0'), el_fen = tonumber(s[9] or '0'),
+    decided_at = tonumber(s[10] or '0')}
+end
 local function decide(r)
   local key = P .. 'app:' .. r.record
-  local s = redis.call('HMGET', key, 'seq', 'granted', 'refusal', 'part', 'available', 'event', 'published',
-    'budget_bound', 'el_fen', 'decided_at')
-  if s[1] then
-    return {fresh = 0, seq = tonumber(s[1]), granted = tonumber(s[2] or '0'), refusal = s[3] or '',
-      part = tonumber(s[4] or '0'), available = tonumber(s[5] or '0'), event = s[6] or '',
-      published = s[7] == '1' and 1 or 0, budget_bound = tonumber(s[8] or '0'), el_fen = tonumber(s[9] or '0'),
-      decided_at = tonumber(s[10] or '0')}
+  local seen = existing(key, r.customer)
+  if not seen and r.fallback_of ~= '' then
+    local owner = redis.call('HGET', P .. 'app:' .. r.fallback_of, 'customer')
+    if owner then
+      -- the application was read and decided after all: its decision stands
+      if owner ~= r.customer then return {conflict = 1} end
+      return {as_read = 1}
+    end
   end
+  if seen then return seen end
+  local seq = redis.call('INCR', P .. 'seq:' .. r.customer)
+  local origin = seq
+  if r.redecides ~= '' then
+    origin = tonumber(redis.call('HGET', P .. 'app:' .. r.redecides, 'seq') or tostring(seq))
+  end
+  local wkey = P .. 'window:' .. r.customer
+  local current = redis.call('HGET', wkey, 'origin_seq')
+  local outdated = r.supersedes and current and tonumber(current) > origin
   local granted, refusal, part, available, bound, el_fen, programme = 0, '', 0, 0, 0, 0, ''
   local o = r.offer
-  if o then
+  if o then programme = o.programme end
+  if o and outdated then
+    refusal = 'newer_application'
+  elseif o then
     local b = r.budget
-    programme = o.programme
     local h = redis.call('HMGET', P .. 'budget:' .. r.segment, 'exposure', 'el_fen')
     local res_exp, res_el_fen = tonumber(h[1] or '0'), tonumber(h[2] or '0')
     local room_exp = math.max(0, b.exposure - res_exp)
@@ -123,13 +150,11 @@ local function decide(r)
       end
     end
   end
-  local seq = redis.call('INCR', P .. 'seq:' .. r.customer)
   local status = 'closed'
   if granted > 0 then status = 'open' end
-  if r.supersedes then
-    local wkey = P .. 'window:' .. r.customer
+  if r.supersedes and not outdated then
     local prev = redis.call('HGET', wkey, 'record')
-    if prev and prev ~= r.record then release(prev) end
+    if prev and prev ~= r.record then release(prev, r.retention_ms) end
     local category, reason, apr, valid_until = r.category, r.reason, '', ''
     if granted > 0 then
       category, reason, apr, valid_until = '', '', o.apr, o.valid_until_ms
@@ -139,10 +164,13 @@ local function decide(r)
     redis.call('DEL', wkey)
     redis.call('HSET', wkey, 'status', status, 'limit', granted, 'apr', apr, 'valid_until', valid_until,
       'decision_id', r.decision_id, 'decision_seq', seq, 'policy_version', r.policy_version, 'record', r.record,
-      'application_id', r.application_id, 'segment', r.segment, 'category', category, 'reason', reason)
+      'application_id', r.application_id, 'segment', r.segment, 'category', category, 'reason', reason,
+      'origin_seq', origin)
     if granted > 0 then
       redis.call('ZADD', P .. 'expiry', o.valid_until_ms, r.record)
       redis.call('SADD', P .. 'open', r.record)
+    else
+      keep_for(wkey, r.retention_ms)
     end
   end
   redis.call('HSET', key, 'seq', seq, 'granted', granted, 'refusal', refusal, 'part', part, 'available', available,
@@ -154,42 +182,58 @@ local function decide(r)
     -- closed for maintenance: keep the score to decide again when the maintenance ends
     redis.call('HSET', key, 'deferred_score', r.deferred_score)
     redis.call('ZADD', P .. 'deferred', r.deferred_until_ms, r.record)
+  elseif granted == 0 then
+    keep_for(key, r.retention_ms)
   end
   return {fresh = 1, seq = seq, granted = granted, refusal = refusal, part = part, available = available,
     event = '', published = 0, budget_bound = bound, el_fen = el_fen, decided_at = r.decided_at_ms}
 end
-local out = {}
-for i, r in ipairs(cjson.decode(ARGV[2])) do out[i] = decide(r) end
-return cjson.encode(out)
+local answers = {}
+for i, r in ipairs(cjson.decode(ARGV[2])) do answers[i] = decide(r) end
+return cjson.encode({version = version, answers = answers})
 """
 
-# ARGV: 1 prefix, 2 a JSON CloseRequest. Reply: the closure's sequence, or false when it was not open.
+# ARGV 2: a JSON CloseRequest plus retention_ms. Reply: {version, seq} (seq 0 when the window was not open).
 _CLOSE = _LEDGER + r"""
 local r = cjson.decode(ARGV[2])
 local k = P .. 'app:' .. r.record
 local customer = redis.call('HGET', k, 'customer')
-if not customer or redis.call('HGET', k, 'status') ~= 'open' then return false end
-release(r.record)
+if not customer or redis.call('HGET', k, 'status') ~= 'open' then return cjson.encode({version = version, seq = 0}) end
+release(r.record, 0)
 local seq = redis.call('INCR', P .. 'seq:' .. customer)
 redis.call('HSET', k, 'status', 'closed', 'closure_id', r.closure_id, 'closure_seq', seq,
   'closure_category', r.category, 'closure_reason', r.reason, 'closure_trigger', r.trigger, 'closure_at', r.at_ms)
+keep_for(k, r.retention_ms)
 local wkey = P .. 'window:' .. customer
 if redis.call('HGET', wkey, 'record') == r.record then
   redis.call('HSET', wkey, 'status', 'closed', 'limit', 0, 'apr', '', 'valid_until', '', 'decision_id', r.closure_id,
     'decision_seq', seq, 'category', r.category, 'reason', r.reason)
+  keep_for(wkey, r.retention_ms)
 end
 redis.call('ZADD', P .. 'closing', seq, r.record)
-return seq
+return cjson.encode({version = version, seq = seq})
+"""
+
+# ARGV 2: a JSON array of [command, key suffix, args...]: small writes (remember, published, ...),
+# applied only to the book this process holds. Reply: the version.
+_WRITE = _LEDGER + r"""
+for _, op in ipairs(cjson.decode(ARGV[2])) do
+  local args = {}
+  for i = 3, #op do args[#args + 1] = op[i] end
+  redis.call(op[1], P .. op[2], unpack(args))
+end
+return version
 """
 
 _RECORD_FIELDS = {f.name for f in fields(DecisionRecord)}
 _INT_FIELDS = {f.name for f in fields(DecisionRecord) if f.type in ("int", int)}
 
 
-def _request_json(request: DecideRequest) -> dict[str, Any]:
+def _request_json(request: DecideRequest, retention_ms: int) -> dict[str, Any]:
     body = asdict(request)
     if request.offer is None:
         del body["offer"]  # cjson would decode null as a truthy userdata
+    body["retention_ms"] = retention_ms
     return body
 
 
@@ -210,7 +254,6 @@ def _record(raw: Mapping[bytes | str, bytes | str]) -> DecisionRecord | None:
     return DecisionRecord(**values)
 
 
-
 def _window(raw: Mapping[bytes | str, bytes | str]) -> WindowEntry | None:
     if not raw:
         return None
@@ -228,6 +271,7 @@ def _window(raw: Mapping[bytes | str, bytes | str]) -> WindowEntry | None:
         segment=w.get("segment", ""),
         category=w.get("category", ""),
         reason=w.get("reason", ""),
+        origin_seq=int(w.get("origin_seq") or 0),
     )
 
 
@@ -244,17 +288,80 @@ def _window_fields(entry: WindowEntry) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in asdict(entry).items()}
 
 
-class RedisBook:
-    """`LimitStore` (and `LiveBook`) on Redis; see the module docstring for the keys."""
+# The families a rebuild replaces.
+FAMILIES = ("window:", "budget:", "programme:", "seq:", "app:", "expiry", "open", "closing", "deferred")
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+
+class RedisBook:
+    """`LimitStore` (and `LiveBook`) on Redis; see the module docstring for the keys.
+
+    `guard` guards the book (its generation, fence and version: `shared/redis_state.py`): every
+    script refuses a book that is not the one this process works on, with `StateLost`.
+    """
+
+    def __init__(self, redis: Redis, prefix: str, *, retention_ms: int = 0) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.retention_ms = retention_ms
+        self.guard = StateGuard(redis, prefix, "book")
         self._decide = redis.register_script(_DECIDE)
         self._close = redis.register_script(_CLOSE)
+        self._write = redis.register_script(_WRITE)
 
     def _key(self, family: str, name: str = "") -> str:
         return f"{self.prefix}{family}{name}"
+
+    async def install(self, state: BookState, generation: str, *, now_ms: int) -> None:
+        """Replace the whole book with `state` and mark it complete as `generation` (under the fence).
+
+        Closed and superseded records, and closed windows, whose retention has passed are left out;
+        the others keep what is left of it. The generation is written last: a rebuild that dies half
+        way leaves no generation, so the next one starts again.
+        """
+        await self.guard.retire()
+        for family in FAMILIES:
+            pattern = self._key(family) + ("*" if family.endswith(":") else "")
+            doomed = [key async for key in self.redis.scan_iter(match=pattern, count=1000)]
+            for i in range(0, len(doomed), 500):
+                await self.redis.delete(*doomed[i : i + 500])
+        pipe = self.redis.pipeline(transaction=False)
+        for customer, window in state.windows.items():
+            key = self._key("window:", customer)
+            behind = state.records.get(window.record)
+            since = max(behind.closure_at, behind.decided_at) if behind is not None else now_ms
+            left = self._left(window.status == "open", since, now_ms)
+            if left == 0:
+                continue
+            pipe.hset(key, mapping=_window_fields(window))  # type: ignore[arg-type]
+            if left > 0:
+                pipe.pexpire(key, left)
+        for segment, reserved in state.budgets.items():
+            pipe.hset(self._key("budget:", segment), mapping={"exposure": reserved.exposure, "el_fen": reserved.el_fen})
+        for name, reserved_part in state.programmes.items():
+            pipe.hset(self._key("programme:", name), "reserved", reserved_part)
+        for customer, seq in state.seqs.items():
+            pipe.set(self._key("seq:", customer), seq)
+        for record, entry in state.records.items():
+            held = entry.status == "open" or bool(entry.deferred_score) or record in state.closing
+            left = self._left(held, max(entry.closure_at, entry.decided_at), now_ms)
+            if left == 0:
+                continue
+            pipe.hset(self._key("app:", record), mapping=_record_fields(entry))  # type: ignore[arg-type]
+            if left > 0:
+                pipe.pexpire(self._key("app:", record), left)
+        for family, values in (("expiry", state.expiry), ("closing", state.closing), ("deferred", state.deferred)):
+            if values:
+                pipe.zadd(self._key(family), values)  # type: ignore[arg-type]
+        if state.open:
+            pipe.sadd(self._key("open"), *state.open)
+        self.guard.mark_complete(pipe, generation)
+        await pipe.execute()
+
+    def _left(self, held: bool, since_ms: int, now_ms: int) -> int:
+        """Milliseconds a key has left: -1 forever (held or no retention), 0 gone already."""
+        if held or self.retention_ms <= 0 or not since_ms:
+            return -1
+        return max(0, since_ms + self.retention_ms - now_ms)
 
     # --- deciding ------------------------------------------------------------------------------------
 
@@ -262,10 +369,16 @@ class RedisBook:
         """Decide the batch in one atomic script call, in order."""
         if not requests:
             return []
-        body = orjson.dumps([_request_json(r) for r in requests])
-        answers = orjson.loads(await self._run(self._decide, body))
+        body = orjson.dumps([_request_json(r, self.retention_ms) for r in requests])
+        reply = orjson.loads(await self.guard.run(self._decide, body))
+        self.guard.seen(reply["version"])
         return [
             Allocation(
+                fresh=False, seq=0, granted=0, refusal=None, programme_part=0, available=0,
+                conflict="conflict" in a, decided_as_read="as_read" in a,
+            )  # fmt: skip
+            if "conflict" in a or "as_read" in a
+            else Allocation(
                 fresh=a["fresh"] == 1,
                 seq=int(a["seq"]),
                 granted=int(a["granted"]),
@@ -278,25 +391,18 @@ class RedisBook:
                 stored_event=a["event"].encode() if a["event"] else None,
                 published=a["published"] == 1,
             )
-            for a in answers
+            for a in reply["answers"]
         ]
 
-    async def _run(self, script: Any, body: bytes) -> Any:
-        # EVALSHA straight, not through a pipeline; a Redis that restarted empty (or was flushed) has
-        # lost the script: load it once more.
-        try:
-            return await self.redis.evalsha(script.sha, 0, self.prefix, body)
-        except NoScriptError:
-            await self.redis.script_load(script.script)
-            return await self.redis.evalsha(script.sha, 0, self.prefix, body)
+    async def _ops(self, ops: list[list[Any]]) -> None:
+        if ops:
+            self.guard.seen(await self.guard.run(self._write, orjson.dumps(ops)))
 
     async def remember(self, decisions: Sequence[tuple[str, bytes]]) -> None:
-        if decisions:
-            await self._pipeline(lambda pipe: [pipe.hsetnx(self._key("app:", r), "event", payload) for r, payload in decisions])
+        await self._ops([["HSETNX", f"app:{r}", "event", payload.decode()] for r, payload in decisions])
 
     async def mark_published(self, records: Sequence[str]) -> None:
-        if records:
-            await self._pipeline(lambda pipe: [pipe.hset(self._key("app:", r), "published", "1") for r in records])
+        await self._ops([["HSET", f"app:{r}", "published", "1"] for r in records])
 
     async def _pipeline(self, fill: Callable[[Any], object]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
@@ -316,8 +422,9 @@ class RedisBook:
         return _record(await self.redis.hgetall(self._key("app:", record)))
 
     async def close(self, request: CloseRequest) -> LifecycleClosure | None:
-        seq = await self._run(self._close, orjson.dumps(asdict(request)))
-        if not seq:
+        reply = orjson.loads(await self.guard.run(self._close, orjson.dumps({**asdict(request), "retention_ms": self.retention_ms})))
+        self.guard.seen(reply["version"])
+        if not reply["seq"]:
             return None
         facts = await self.record(request.record)
         return LifecycleClosure(request.record, facts) if facts else None
@@ -330,8 +437,7 @@ class RedisBook:
         return [LifecycleClosure(r, facts) for r, raw in zip(records, raws, strict=True) if (facts := _record(raw))]
 
     async def closure_published(self, records: Sequence[str]) -> None:
-        if records:
-            await self.redis.zrem(self._key("closing"), *records)
+        await self._ops([["ZREM", "closing", *records]] if records else [])
 
     async def due_deferred(self, now: datetime, limit: int = 200) -> list[tuple[str, bytes]]:
         due = await self.redis.zrangebyscore(self._key("deferred"), "-inf", int(now.timestamp() * 1000), start=0, num=limit)
@@ -341,12 +447,11 @@ class RedisBook:
             if score:
                 out.append((record, score if isinstance(score, bytes) else str(score).encode()))
             else:
-                await self.redis.zrem(self._key("deferred"), record)
+                await self._ops([["ZREM", "deferred", record]])
         return out
 
     async def redecided(self, records: Sequence[str]) -> None:
-        if records:
-            await self.redis.zrem(self._key("deferred"), *records)
+        await self._ops([["ZREM", "deferred", *records]] if records else [])
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -402,28 +507,3 @@ class RedisBook:
                 target[text(member)] = int(score)
         state.open = {text(m) for m in await self.redis.smembers(self._key("open"))}
         return state
-
-    async def replace(self, state: BookState) -> None:
-        """Replace the whole book under this prefix with `state` (a rebuild; stop the policy service first)."""
-        for family in ("window:", "budget:", "programme:", "seq:", "app:", "expiry", "open", "closing", "deferred"):
-            pattern = self._key(family) + ("*" if family.endswith(":") else "")
-            doomed = [key async for key in self.redis.scan_iter(match=pattern, count=1000)]
-            for i in range(0, len(doomed), 500):
-                await self.redis.delete(*doomed[i : i + 500])
-        pipe = self.redis.pipeline(transaction=False)
-        for customer, window in state.windows.items():
-            pipe.hset(self._key("window:", customer), mapping=_window_fields(window))  # type: ignore[arg-type]
-        for segment, reserved in state.budgets.items():
-            pipe.hset(self._key("budget:", segment), mapping={"exposure": reserved.exposure, "el_fen": reserved.el_fen})
-        for name, reserved_part in state.programmes.items():
-            pipe.hset(self._key("programme:", name), "reserved", reserved_part)
-        for customer, seq in state.seqs.items():
-            pipe.set(self._key("seq:", customer), seq)
-        for record, entry in state.records.items():
-            pipe.hset(self._key("app:", record), mapping=_record_fields(entry))  # type: ignore[arg-type]
-        for family, values in (("expiry", state.expiry), ("closing", state.closing), ("deferred", state.deferred)):
-            if values:
-                pipe.zadd(self._key(family), values)  # type: ignore[arg-type]
-        if state.open:
-            pipe.sadd(self._key("open"), *state.open)
-        await pipe.execute()

@@ -24,9 +24,17 @@ from services.policy.ports import EventPublisher, LimitStore
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, utc_now
 from shared.logging import event_ids
 
-__all__ = ["PolicyState", "Underwriter"]
+__all__ = ["Decided", "PolicyState", "Underwriter"]
 
 log = structlog.get_logger("creditwindow.policy")
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A batch's outcome: the decisions published now, and the scores refused as conflicts."""
+
+    decisions: list[Decision]
+    conflicts: list[ScoreComputed]
 
 
 @dataclass(slots=True)
@@ -56,8 +64,9 @@ class Underwriter:
         self.state = state
         self.clock = clock
 
-    async def decide(self, scores: Sequence[ScoreComputed], trigger: Trigger = "application") -> list[Decision]:
-        """Decide a batch; returns the decisions published now (not those published before)."""
+    async def decide(self, scores: Sequence[ScoreComputed], trigger: Trigger = "application") -> Decided:
+        """Decide a batch; returns the decisions published now (not those published before), and the
+        scores refused because their application id belongs to another customer's application."""
         policy = self.state.active
         now = self.clock()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the store keeps milliseconds
@@ -68,9 +77,13 @@ class Underwriter:
         proposals = [propose(score, policy, now, trigger) for score in unique.values()]
         allocations = await self.store.allocate([request_for(p, policy) for p in proposals])
         decisions: list[Decision] = []
+        conflicts: list[ScoreComputed] = []
         new_records: list[tuple[str, bytes]] = []
         for proposal, allocation in zip(proposals, allocations, strict=True):
-            if allocation.published:
+            if allocation.conflict:
+                conflicts.append(proposal.score)
+                continue
+            if allocation.published or allocation.decided_as_read:
                 continue
             if allocation.stored_event is not None:
                 decisions.append(_parse_decision(allocation.stored_event))
@@ -101,7 +114,7 @@ class Underwriter:
         )
         for d in decisions:
             _log_decision(d)
-        return decisions
+        return Decided(decisions, conflicts)
 
     async def sweep(self) -> list[Decision]:
         """Close expired windows, decide again what maintenance deferred, announce pending closures."""
@@ -113,7 +126,7 @@ class Underwriter:
         due = [] if in_maintenance else await self.store.due_deferred(now)
         if due:
             scores = [ScoreComputed.model_validate_json(payload) for _, payload in due]
-            redecided = await self.decide(scores, trigger="redecision")
+            redecided = (await self.decide(scores, trigger="redecision")).decisions
             await self.store.redecided([record for record, _ in due])
         return [*redecided, *await self._announce_closures()]
 

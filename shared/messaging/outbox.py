@@ -68,7 +68,7 @@ class ProducerSender:
             enable_idempotence=False,  # see make_broker: idempotent aiokafka producers hang after a broker restart
             linger_ms=self._settings.producer_linger_ms,
             max_batch_size=256 * 1024,
-            request_timeout_ms=15_000,
+            request_timeout_ms=self._settings.producer_request_timeout_ms,
         )
         await self._producer.start()
 

@@ -1,9 +1,11 @@
 """The portfolio book's two twins agree: the pure Python `Book` and the Lua script on the real Redis.
 
 Hypothesis draws random streams of decisions (offers against tight budgets with pacing, credit
-and system closures, maintenance deferrals, duplicates, customers applying again) and lifecycle
-closures (expiry, pause), runs each stream through both, and compares every answer and, at the
-end, every value of the book: budgets, programmes, decision records, windows, sequences, queues.
+and system closures, maintenance deferrals, duplicates, customers applying again, re-decisions of
+earlier applications, unreadable attempts of applications, application ids reused by another
+customer) and lifecycle closures (expiry, pause), runs each stream through both, and compares every
+answer and, at the end, every value of the book: budgets, programmes, decision records, windows,
+sequences, queues.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from services.policy.book import Book
-from services.policy.ports import BudgetTerms, CloseRequest, DecideRequest, OfferTerms
+from services.policy.ports import BookState, BudgetTerms, CloseRequest, DecideRequest, OfferTerms
 from services.policy.redis_book import RedisBook
 from tests.conftest import settings_for
 
@@ -61,25 +64,36 @@ offers = st.builds(
 )
 
 
+KINDS = ["offer", "offer", "offer", "credit", "system", "maintenance", "duplicate", "redecision", "unreadable"]
+
+
 @st.composite
 def decide(draw: st.DrawFn, n: int) -> Decide:
-    kind = draw(st.sampled_from(["offer", "offer", "offer", "credit", "system", "maintenance", "duplicate"]))
-    record = f"app_twin_{draw(st.integers(0, max(0, n - 1))):05d}" if kind == "duplicate" and n else f"app_twin_{n:05d}"
-    offer = draw(offers) if kind in ("offer", "duplicate") else None
+    kind = draw(st.sampled_from(KINDS))
+    earlier = f"app_twin_{draw(st.integers(0, max(0, n - 1))):05d}"
+    application = earlier if kind in ("duplicate", "redecision", "unreadable") and n else f"app_twin_{n:05d}"
+    record = {"redecision": f"{application}~r", "unreadable": f"{application}~invalid"}.get(kind, application)
+    offer = draw(offers) if kind in ("offer", "duplicate", "redecision") and draw(st.integers(0, 3)) else None
+    closure = {"credit": "credit", "system": "system", "maintenance": "system", "unreadable": "system"}.get(kind, "")
+    if kind in ("duplicate", "redecision") and offer is None:
+        closure = "credit"
     return Decide(
         DecideRequest(
             record=record,
-            customer=draw(st.sampled_from(CUSTOMERS)),
+            # Mostly each application's own customer; sometimes another one reuses its id (a conflict).
+            customer=CUSTOMERS[int(application[-5:]) % len(CUSTOMERS)] if draw(st.integers(0, 5)) else draw(st.sampled_from(CUSTOMERS)),
             segment=draw(st.sampled_from(SEGMENTS)),
             decision_id=str(uuid.UUID(int=n)),
-            application_id=record,
+            application_id=application,
             policy_version="default@1",
             decided_at_ms=NOW_MS + n,
             budget=draw(budgets),
             offer=offer,
-            category={"credit": "credit", "system": "system", "maintenance": "system"}.get(kind, ""),
-            reason={"credit": "score_below_cutoff", "system": "scoring_failed", "maintenance": "maintenance"}.get(kind, ""),
-            supersedes=kind not in ("system", "maintenance"),
+            category=closure if offer is None else "",
+            reason={"credit": "score_below_cutoff", "system": "scoring_failed"}.get(closure, "") if kind not in ("maintenance", "unreadable") else kind,
+            supersedes=closure != "system",
+            fallback_of=application if kind == "unreadable" else "",
+            redecides=application if kind == "redecision" else "",
             region=draw(st.sampled_from(["CN-SH", "CN-BJ"])),
             channel="app",
             locale=draw(st.sampled_from(["zh-CN", "en"])),
@@ -101,11 +115,19 @@ def streams(draw: st.DrawFn) -> list[Decide | Close]:
     return ops
 
 
+async def new_book(redis: Redis, prefix: str) -> RedisBook:
+    """An empty book in Redis, installed and adopted as a process does at start."""
+    store = RedisBook(redis, prefix)
+    await store.install(BookState(), "g1", now_ms=NOW_MS)
+    store.guard.adopt("g1")
+    return store
+
+
 async def _run_both(endpoints: dict[str, str], ops: list[Decide | Close]) -> None:
     prefix = f"cw:twin{uuid.uuid4().hex[:10]}:"
     redis = Redis.from_url(settings_for(endpoints, "twins").redis_dsn)
     try:
-        store, book = RedisBook(redis, prefix), Book()
+        store, book = await new_book(redis, prefix), Book()
         decided: list[str] = []
         for op in ops:
             if isinstance(op, Decide):
@@ -150,7 +172,7 @@ def test_a_batch_is_decided_in_order_as_one_call(endpoints: dict[str, str]) -> N
         prefix = f"cw:batch{uuid.uuid4().hex[:8]}:"
         redis = Redis.from_url(settings_for(endpoints, "twins").redis_dsn)
         try:
-            store = RedisBook(redis, prefix)
+            store = await new_book(redis, prefix)
             assert await store.allocate(requests) == expected
             assert await store.snapshot() == book.state
         finally:
@@ -166,7 +188,7 @@ def test_the_store_reloads_its_script_after_redis_lost_it(endpoints: dict[str, s
         prefix = f"cw:reload{uuid.uuid4().hex[:8]}:"
         redis = Redis.from_url(settings_for(endpoints, "twins").redis_dsn)
         try:
-            store = RedisBook(redis, prefix)
+            store = await new_book(redis, prefix)
             await redis.script_flush()  # what a Redis restart without persistence of scripts looks like
             request = DecideRequest(
                 record="app_reload_0001", customer="cus_reload_00001", segment="individual", decision_id=str(uuid.UUID(int=1)),
@@ -178,6 +200,46 @@ def test_the_store_reloads_its_script_after_redis_lost_it(endpoints: dict[str, s
             assert allocation.fresh and allocation.granted == 5_000
         finally:
             await redis.delete(*[key async for key in redis.scan_iter(match=f"{prefix}*")])
+            await redis.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_book_that_lost_its_data_or_went_back_in_time_is_refused_until_recovered(endpoints: dict[str, str]) -> None:
+    """A flush, a restart without persistence, or a failover to a replica that missed writes: noticed first."""
+    from shared.redis_state import StateLost
+
+    async def run() -> None:
+        prefix = f"cw:lost{uuid.uuid4().hex[:8]}:"
+        redis = Redis.from_url(settings_for(endpoints, "twins").redis_dsn)
+        lost: list[str] = []
+        try:
+            store = await new_book(redis, prefix)
+            store.guard.on_lost = lost.append
+            terms = BudgetTerms(exposure=100_000, expected_loss=10_000)
+            offer = OfferTerms(limit=5_000, el_rate=0.02, margin=0.03, apr="0.1", valid_until_ms=NOW_MS + 1)
+
+            def request(n: int) -> DecideRequest:
+                return DecideRequest(
+                    record=f"app_lost_{n:05d}", customer=f"cus_lost_{n:05d}", segment="individual", decision_id=str(uuid.UUID(int=n)),
+                    application_id=f"app_lost_{n:05d}", policy_version="default@1", decided_at_ms=NOW_MS, budget=terms, offer=offer,
+                )  # fmt: skip
+
+            await store.allocate([request(1), request(2)])
+            version = await redis.get(f"{prefix}book:version")
+            await store.allocate([request(3)])
+            await redis.set(f"{prefix}book:version", version)  # what a replica that missed the last write holds
+            with pytest.raises(StateLost):
+                await store.allocate([request(4)])
+            assert lost and "behind" in lost[-1]
+
+            await redis.delete(*[key async for key in redis.scan_iter(match=f"{prefix}*")])  # a flush
+            with pytest.raises(StateLost):
+                await store.allocate([request(5)])
+            assert "generation false" in lost[-1]  # no generation: the data is gone
+            assert [key async for key in redis.scan_iter(match=f"{prefix}*")] == []  # nothing half-written
+        finally:
+            await redis.delete(*[key async for key in redis.scan_iter(match=f"{prefix}*")] or [f"{prefix}none"])
             await redis.aclose()
 
     asyncio.run(run())

@@ -20,7 +20,7 @@ from services.notification.disclosure import render
 from services.notification.dispatching import WebhookDispatcher
 from services.notification.http_webhook import HttpWebhookSender
 from services.notification.ports import DeliverySource, WebhookDelivery
-from services.notification.redis_webhooks import RedisWebhookQueue
+from services.notification.redis_webhooks import STATE, RedisWebhookQueue
 from services.notification.webhooks import Backoff
 from services.policy.document import load_policy
 from shared.contracts import (
@@ -38,6 +38,7 @@ from shared.contracts import (
 from shared.messaging import Outbox, ensure_topics, make_broker
 from shared.messaging.topic_io import TopicReader
 from shared.reasons import CATEGORIES
+from shared.redis_state import StateGuard
 from shared.settings import Settings
 from shared.signing import sign_policy
 from tests.conftest import settings_for
@@ -243,11 +244,12 @@ async def test_dispatchers_sharing_one_redis_post_each_delivery_once_and_resume_
     try:
         with running_receiver(receiver):
             urls = {"p1": receiver.url}
-            queue = RedisWebhookQueue(redis, settings.redis_prefix)
+            generation = await _fresh_state(redis, settings.redis_prefix)
+            queue = _queue(redis, settings.redis_prefix, generation)
 
             def dispatcher() -> WebhookDispatcher:
                 return WebhookDispatcher(
-                    queue=RedisWebhookQueue(redis, settings.redis_prefix),
+                    queue=_queue(redis, settings.redis_prefix, generation),
                     sender=HttpWebhookSender(timeout_s=1.0),
                     publisher=Outbox(broker, service="notification"),
                     topics=settings.topics,
@@ -304,11 +306,10 @@ async def test_claims_on_one_redis_never_overlap_and_a_lease_runs_out(
     settings = settings_for(endpoints, namespace)
     redis = Redis.from_url(settings.redis_dsn)
     try:
-        queue = RedisWebhookQueue(redis, settings.redis_prefix)
+        generation = await _fresh_state(redis, settings.redis_prefix)
+        queue = _queue(redis, settings.redis_prefix, generation)
         await queue.enqueue(_deliveries(50))
-        claims = await asyncio.gather(
-            *(RedisWebhookQueue(redis, settings.redis_prefix).claim(20, 300) for _ in range(5))
-        )
+        claims = await asyncio.gather(*(_queue(redis, settings.redis_prefix, generation).claim(20, 300) for _ in range(5)))
         ids = [c.delivery.notification_id for batch in claims for c in batch]
         assert len(ids) == 50 and len(set(ids)) == 50
         assert await queue.claim(50, 300) == []  # all leased
@@ -323,6 +324,21 @@ async def test_claims_on_one_redis_never_overlap_and_a_lease_runs_out(
         assert claimed.delivery == stale_holder.delivery  # body, notice and source kept intact
     finally:
         await redis.aclose()
+
+
+async def _fresh_state(redis: Redis, prefix: str) -> str:
+    """An empty notification state in Redis, complete, as a first start leaves it."""
+    pipe = redis.pipeline(transaction=False)
+    StateGuard(redis, prefix, STATE).mark_complete(pipe, "g1")
+    await pipe.execute()
+    return "g1"
+
+
+def _queue(redis: Redis, prefix: str, generation: str) -> RedisWebhookQueue:
+    """A replica's queue on that state."""
+    queue = RedisWebhookQueue(redis, prefix)
+    queue.guard.adopt(generation)
+    return queue
 
 
 def _deliveries(count: int) -> list[WebhookDelivery]:

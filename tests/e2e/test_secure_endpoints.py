@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ResponseError
 
 from services.policy.decisions import propose, request_for
+from services.policy.ports import BookState
 from services.policy.redis_book import RedisBook
 from shared.redis_connection import make_redis
 from shared.settings import Settings
@@ -52,7 +53,10 @@ async def test_the_limit_store_works_through_redis_auth_and_refuses_without_it(r
     authed = make_redis(Settings(redis_url=f"redis://:{password}@127.0.0.1:{port}/0"))
     try:
         request = request_for(propose(score(), default_policy(), NOW), default_policy())
-        (allocation,) = await RedisBook(authed, "cw:auth:").allocate([request])
+        book = RedisBook(authed, "cw:auth:")
+        await book.install(BookState(), "g1", now_ms=0)
+        book.guard.adopt("g1")
+        (allocation,) = await book.allocate([request])
         assert allocation.fresh and allocation.granted > 0
     finally:
         await authed.aclose()

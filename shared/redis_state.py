@@ -1,0 +1,213 @@
+"""Derived state in Redis that notices when it was lost, and gets rebuilt from the log.
+
+Redis can lose writes: a flush, a restart without its append-only file, a failover to a replica that
+missed the last writes. A service's state in Redis (the policy's book, the notification ledger)
+therefore carries, under its own family of keys:
+
+    <family>:generation   which complete copy of the state this is (written last by a rebuild)
+    <family>:fence        held by a rebuild: no script runs meanwhile, in any replica
+    <family>:version      raised by every write, so a Redis that went back in time is noticed
+
+Every script of the state starts with `guard_lua(family)`: it refuses (an error reply starting with
+the family's name) a fenced state, a state whose generation is not the one the process holds (gone:
+the data was lost; another one: it was rebuilt), or whose version is below one the process has
+seen. `StateGuard` runs scripts with those arguments and turns a refusal into `StateLost`, a
+transient fault: the batch waits, `Recovery` adopts the new copy or rebuilds one, and it resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError, ResponseError
+
+from shared.messaging.guard import ServiceHealth
+from shared.messaging.retries import is_transient
+from shared.redis_connection import text
+
+__all__ = ["FENCE_TTL_MS", "Recovery", "StateGuard", "StateLost", "guard_lua"]
+
+log = structlog.get_logger("creditwindow.state")
+FENCE_TTL_MS = 30_000
+
+
+class StateLost(ConnectionError):
+    """The state in Redis cannot be used now: it was lost, or it is being rebuilt. Wait, then retry."""
+
+
+def guard_lua(family: str) -> str:
+    """The first lines of every script of `family`. ARGV: 1 prefix, 2 the script's argument, 3 the
+    generation the process holds, 4 the highest version it has seen. Defines `P` and `version`."""
+    return f"""
+local P = ARGV[1]
+if redis.call('EXISTS', P .. '{family}:fence') == 1 then return redis.error_reply('{family.upper()} fenced') end
+local generation = redis.call('GET', P .. '{family}:generation')
+if generation ~= ARGV[3] then return redis.error_reply('{family.upper()} generation ' .. tostring(generation)) end
+if tonumber(redis.call('GET', P .. '{family}:version') or '0') < tonumber(ARGV[4]) then
+  return redis.error_reply('{family.upper()} behind')
+end
+local version = redis.call('INCR', P .. '{family}:version')
+"""
+
+
+class StateGuard:
+    """Which copy of a family's state this process works on, and the scripts run against it."""
+
+    def __init__(self, redis: Redis, prefix: str, family: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.family = family
+        self.generation = ""
+        self.version = 0
+        self.on_lost: Callable[[str], None] | None = None
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}{self.family}:{name}"
+
+    async def run(self, script: Any, body: bytes | str) -> Any:
+        """Run a guarded script (loading it again if Redis lost it); a refusal raises `StateLost`."""
+        args = (self.prefix, body, self.generation, self.version)
+        try:
+            try:
+                return await self.redis.evalsha(script.sha, 0, *args)
+            except NoScriptError:
+                await self.redis.script_load(script.script)
+                return await self.redis.evalsha(script.sha, 0, *args)
+        except ResponseError as exc:
+            if not str(exc).startswith(self.family.upper()):
+                raise
+            if self.on_lost is not None:
+                self.on_lost(str(exc))
+            raise StateLost(f"the {self.family} state cannot be used: {exc}") from exc
+
+    def seen(self, version: Any) -> None:
+        self.version = max(self.version, int(version))
+
+    async def current(self) -> str | None:
+        """The generation of the complete copy in Redis (None: there is none)."""
+        return text(await self.redis.get(self._key("generation"))) or None
+
+    async def fenced(self) -> bool:
+        return bool(await self.redis.exists(self._key("fence")))
+
+    def adopt(self, generation: str) -> None:
+        """Work on this copy from now on."""
+        self.generation = generation
+        self.version = 0
+
+    async def fence(self, owner: str) -> bool:
+        """Take the fence (no script runs while it is held); False when someone else holds it."""
+        return bool(await self.redis.set(self._key("fence"), owner, nx=True, px=FENCE_TTL_MS))
+
+    async def keep_fence(self, owner: str) -> bool:
+        if text(await self.redis.get(self._key("fence"))) != owner:
+            return False
+        return bool(await self.redis.pexpire(self._key("fence"), FENCE_TTL_MS))
+
+    async def unfence(self, owner: str) -> None:
+        if text(await self.redis.get(self._key("fence"))) == owner:
+            await self.redis.delete(self._key("fence"))
+
+    async def retire(self) -> None:
+        """Forget the generation (under the fence): nobody uses this copy until a new one is installed."""
+        await self.redis.delete(self._key("generation"))
+
+    def mark_complete(self, pipe: Pipeline, generation: str) -> None:
+        """The last writes of an installed copy: a fresh version, then its generation."""
+        pipe.set(self._key("version"), 1)
+        pipe.set(self._key("generation"), generation)
+
+    async def under_fence(self, owner: str, work: Callable[[], Awaitable[str]]) -> str | None:
+        """Run `work` (a rebuild that returns the new generation) holding the fence; None if it is taken."""
+        if not await self.fence(owner):
+            return None
+
+        async def keep() -> None:
+            while await self.keep_fence(owner):
+                await asyncio.sleep(FENCE_TTL_MS / 3000)
+            log.error("state_fence_lost", family=self.family, owner=owner)
+
+        keeper = asyncio.create_task(keep())
+        try:
+            await self.retire()
+            generation = await work()
+            self.adopt(generation)
+            return generation
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            await self.unfence(owner)
+
+
+class Recovery:
+    """Gets this process a copy of the state to work on: at start, and whenever a script refused it.
+
+    It adopts the complete copy in Redis when there is one (not fenced, and not behind), or rebuilds
+    one under the fence (`rebuild(generation)` writes a new copy and marks it complete). While it
+    works, `health` says the part is not ready.
+    """
+
+    def __init__(
+        self, guard: StateGuard, health: ServiceHealth, rebuild: Callable[[str], Awaitable[None]], *, owner: str = ""
+    ) -> None:
+        self.guard = guard
+        self.health = health
+        self.rebuild = rebuild
+        self.part = guard.family
+        self.owner = f"{owner or guard.family}-{uuid.uuid4().hex[:8]}"
+        self.rebuilt = 0
+        self._task: asyncio.Task[None] | None = None
+        self._force = False
+        guard.on_lost = self.trigger
+
+    def trigger(self, why: str) -> None:
+        """Recover in the background (once at a time)."""
+        self.health.report(self.part, f"{why}: recovering from the log")
+        # A copy that went back in time keeps its generation: it must be rebuilt, not adopted.
+        self._force = self._force or "behind" in why
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.recover(), name=f"{self.part}-recovery")
+
+    async def recover(self) -> None:
+        """Returns when this process has a complete copy to work on."""
+        delay = 0.2
+        while True:
+            try:
+                generation = await self.guard.current()
+                if generation and not self._force and not await self.guard.fenced():
+                    self.guard.adopt(generation)
+                    self.health.report(self.part, None)
+                    log.info("state_adopted", family=self.part, generation=generation)
+                    return
+                self.health.report(self.part, f"the {self.part} state is being rebuilt from the log")
+                if await self.guard.under_fence(self.owner, self._rebuild) is not None:
+                    self._force = False
+                    self.health.report(self.part, None)
+                    return
+                await asyncio.sleep(0.5)  # another replica rebuilds: adopt its copy when it is done
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis or the broker away: try again, not faster than backoff
+                log.warning("state_recovery_retrying", family=self.part, error=repr(exc)[:300], transient=is_transient(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _rebuild(self) -> str:
+        generation = uuid.uuid4().hex
+        await self.rebuild(generation)
+        self.rebuilt += 1
+        return generation
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
