@@ -3,8 +3,11 @@
 One run publishes N applications (a share of them malformed bytes or invalid fields, a share exact
 duplicates) while, at seeded random moments, every service process (two replicas of each) is
 killed with SIGKILL and restarted, one replica is killed and left down for a while (its
-partitions move to the other), the broker is stopped and restarted once, and Redis is stopped and
-restarted once. Afterwards it checks, and prints:
+partitions move to the other), a poison record (350 KB of value, a 300 KB header key of control
+characters) lands on the busiest partition of `credit.applications` and on `credit.policy`, every
+Redis key of the run's namespace is lost at once (what a flush or a restart without persistence
+does), the broker is stopped and restarted once, and Redis is stopped and restarted once.
+Afterwards it checks, and prints:
 
 - every valid application has exactly one decision (none missing, none doubled), and every
   malformed record that named a customer has one too;
@@ -38,6 +41,7 @@ from devtools.fleet import SERVICES, Fleet
 from devtools.germancredit import applications
 from devtools.namespaces import delete_namespace
 from devtools.platform import LocalPlatform, PlatformError
+from devtools.redis_memory import kept_section
 from services.policy.document import load_policy
 from services.policy.rebuild import derive
 from services.policy.redis_book import RedisBook
@@ -45,7 +49,7 @@ from shared.contracts import DeadLetter, Decision, NotificationSent, ScoreComput
 from shared.messaging import ensure_topics
 from shared.messaging.topic_io import Publisher, TopicReader
 from shared.settings import REPO_ROOT, Settings
-from shared.wire import encode
+from shared.wire import MAX_DEAD_LETTER_BYTES, encode
 
 __all__ = ["FaultPlan", "FaultReport", "run_faults"]
 
@@ -64,7 +68,7 @@ class FaultPlan:
 
 @dataclass(slots=True)
 class Fault:
-    kind: str  # sigkill | replica_down | broker | redis
+    kind: str  # sigkill | replica_down | poison_record | redis_data_loss | broker | redis
     target: str
     started: float
     restored: float = 0.0
@@ -94,6 +98,7 @@ class FaultReport:
             "counts": self.counts,
             "checks": {k: v["ok"] for k, v in self.checks.items()},
             "faults": len(self.faults),
+            "fault_kinds": sorted({f.kind for f in self.faults}),
             "recovery_s_max": round(max(recoveries), 2) if recoveries else None,
             "recovery_s_median": round(statistics.median(recoveries), 2) if recoveries else None,
         }
@@ -103,8 +108,21 @@ class FaultReport:
 class _Published:
     valid: dict[str, str] = field(default_factory=dict)  # application_id -> customer
     malformed: list[tuple[int, int, str, str]] = field(default_factory=list)  # partition, offset, kind, key
+    poison: list[tuple[str, int, int]] = field(default_factory=list)  # topic, partition, offset
+    partitions: list[int] = field(default_factory=list)  # of every application published
     duplicates: int = 0
     resent: int = 0
+
+
+# A record crafted to hurt: a value far over the event limit, and a header key of control characters
+# that costs six bytes a character in a dead letter's JSON. It must end in one dead letter that fits
+# the broker, and stop nothing.
+POISON_KEY = b"cus_poison_000001"
+
+
+def poison_record() -> tuple[bytes, list[tuple[str, bytes]]]:
+    control = "".join(chr(c) for c in range(1, 32))
+    return b"\x00" * 350_000, [((control * 10_000)[:300_000], b"\x01" * 1_000), ("event_type", b"ApplicationReceived")]
 
 
 # --- input -------------------------------------------------------------------------------------------
@@ -150,6 +168,7 @@ async def _publish(settings: Settings, plan: FaultPlan, published: _Published, p
             if delay > 0:
                 await asyncio.sleep(delay)
             metadata = await _send_until_acked(publisher, topic, key, value, headers, published)
+            published.partitions.append(metadata.partition)
             if kind in ("undecodable", "invalid"):
                 published.malformed.append((metadata.partition, metadata.offset, kind, key.decode()))
             progress.advance(task)
@@ -179,7 +198,7 @@ _STREAM = {"scoring": "scores", "policy": "windows", "notification": "notificati
 def _stream_of(fault: Fault) -> str:
     if fault.kind in ("sigkill", "replica_down"):
         return _STREAM[fault.target.rsplit("-", 1)[0]]
-    return "notifications"  # broker or Redis: the end of the chain flows only when everything does
+    return "notifications"  # poison, broker or Redis: the end of the chain flows only when everything does
 
 
 async def _await_flow(flow: dict[str, list[float]], stream: str, since: float, timeout_s: float) -> float | None:
@@ -192,17 +211,51 @@ async def _await_flow(flow: dict[str, list[float]], stream: str, since: float, t
     return None
 
 
+async def _poison(settings: Settings, published: _Published) -> None:
+    """The poison record on the busiest partition of the applications so far, and on the policy topic."""
+    busiest = Counter(published.partitions)
+    partition = busiest.most_common(1)[0][0] if busiest else 0
+    value, headers = poison_record()
+    async with Publisher(settings) as publisher:
+        for topic, where in ((settings.topics.applications, partition), (settings.topics.policy, 0)):
+            metadata = await (await publisher.send_raw(topic, value, key=POISON_KEY, headers=headers, partition=where))
+            published.poison.append((topic, metadata.partition, metadata.offset))
+            if topic == settings.topics.applications:
+                published.malformed.append((metadata.partition, metadata.offset, "poison", POISON_KEY.decode()))
+
+
+# Every key of a namespace gone at once, as a flush or a restart without persistence leaves Redis.
+_LOSE_EVERYTHING = """
+local keys = redis.call('KEYS', ARGV[1] .. '*')
+for i = 1, #keys, 500 do redis.call('DEL', unpack(keys, i, math.min(i + 499, #keys))) end
+return #keys
+"""
+
+
+async def _lose_redis_data(settings: Settings) -> int:
+    redis = Redis.from_url(settings.redis_dsn)
+    try:
+        return int(await redis.eval(_LOSE_EVERYTHING, 0, settings.redis_prefix))
+    finally:
+        await redis.aclose()
+
+
 async def _chaos(
-    plan: FaultPlan, fleet: Fleet, platform: LocalPlatform, faults: list[Fault], flow: dict[str, list[float]], say: Any
-) -> None:
+    plan: FaultPlan, settings: Settings, fleet: Fleet, platform: LocalPlatform, faults: list[Fault],
+    flow: dict[str, list[float]], published: _Published, say: Any,
+) -> None:  # fmt: skip
     """Each fault in turn, at seeded random moments; the next starts only once the fleet recovered."""
     rng = random.Random(plan.seed + 1)
     names = sorted(fleet.processes)
     actions: list[tuple[str, str]] = [("sigkill", n) for n in names]
     actions.append(("replica_down", rng.choice([n for n in names if n.endswith("-0")])))
+    actions.append(("redis_data_loss", "namespace"))
     if plan.infrastructure:
         actions += [("broker", "kafka"), ("redis", "redis")]
     rng.shuffle(actions)
+    # The poison comes first: every restart that follows must start past it (the policy replicas
+    # read credit.policy from the beginning at every start).
+    actions.insert(0, ("poison_record", "applications+policy"))
     await asyncio.sleep(plan.publish_seconds * 0.05)
     for i, (kind, target) in enumerate(actions):
         fault = Fault(kind, target, started=time.time())
@@ -216,6 +269,10 @@ async def _chaos(
             fleet.kill(target, signal.SIGKILL)
             await asyncio.sleep(rng.uniform(8.0, 12.0))  # the other replica carries its partitions meanwhile
             fleet.restart(target)
+        elif kind == "poison_record":
+            await _poison(settings, published)
+        elif kind == "redis_data_loss":
+            say(f"  {await _lose_redis_data(settings)} keys lost")
         elif kind == "broker":
             await asyncio.to_thread(platform.stop_kafka)
             await asyncio.sleep(rng.uniform(3.0, 6.0))
@@ -327,6 +384,17 @@ async def _check(settings: Settings, published: _Published, seen: dict[str, list
         "by_error_type": dict(Counter(letters[(p, o)].error_type for p, o, _, _ in published.malformed if (p, o) in letters)),
     }  # fmt: skip
 
+    poison_letters = {
+        (topic, partition, offset): {str(d.event_id) for d in seen["dead_letters"] if (d.source_topic, d.source_partition, d.source_offset) == (topic, partition, offset)}
+        for topic, partition, offset in published.poison
+    }
+    largest = max((len(encode(d).value) for d in seen["dead_letters"]), default=0)
+    report.checks["poison_records_dead_lettered_once_within_the_broker_limit"] = {
+        "ok": bool(published.poison) and all(len(ids) == 1 for ids in poison_letters.values()) and largest <= MAX_DEAD_LETTER_BYTES,
+        "poison_records": len(published.poison), "letters_per_record": [len(ids) for ids in poison_letters.values()],
+        "largest_letter_bytes": largest,
+    }  # fmt: skip
+
     redis = Redis.from_url(settings.redis_dsn)
     try:
         live = await RedisBook(redis, settings.redis_prefix).snapshot()
@@ -405,7 +473,7 @@ async def _run(plan: FaultPlan, console: Console) -> FaultReport:
             watcher = asyncio.create_task(_watch(settings, stop_watch, flow))
             await asyncio.gather(
                 _publish(settings, plan, published, progress, sending),
-                _chaos(plan, fleet, platform, report.faults, flow, lambda line: progress.console.print(line)),
+                _chaos(plan, settings, fleet, platform, report.faults, flow, published, lambda line: progress.console.print(line)),
             )
             for proc in fleet.processes.values():  # anything still down comes back for the count
                 if not proc.alive:
@@ -468,6 +536,9 @@ def write_report(report: FaultReport, path: Path) -> None:
         recovered = "-" if fault.recovered_after_s is None else f"{fault.recovered_after_s:.2f}"
         lines.append(f"| {n} | {fault.kind} | {fault.target} | {down:.1f} | {recovered} |")
     lines.append("")
+    measured = kept_section(path)  # `creditwindow dev redis-memory --doc` writes its own section: keep it
+    if measured:
+        lines += [measured, ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 

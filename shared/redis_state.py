@@ -87,6 +87,21 @@ class StateGuard:
                 self.on_lost(str(exc))
             raise StateLost(f"the {self.family} state cannot be used: {exc}") from exc
 
+    async def verify(self) -> bool:
+        """Check, without writing, that the copy in Redis is still the one this process works on;
+        when it is not, say so (`on_lost`) as a refused script would. Run it periodically: a process
+        with nothing to write would otherwise notice a loss only at its next write."""
+        generation = await self.current()
+        if generation is None or generation != self.generation:
+            problem = f"{self.family.upper()} generation {generation}"
+        elif int(text(await self.redis.get(self._key("version"))) or 0) < self.version:
+            problem = f"{self.family.upper()} behind"
+        else:
+            return True
+        if self.on_lost is not None:
+            self.on_lost(problem)
+        return False
+
     def seen(self, version: Any) -> None:
         self.version = max(self.version, int(version))
 

@@ -97,6 +97,11 @@ def encode(event: Event) -> WireMessage:
     )
 
 
+def _limit(model: type[Event]) -> int:
+    # A dead letter carries a refused record (up to a few hundred KB); every other event is small.
+    return MAX_DEAD_LETTER_BYTES if model is DeadLetter else MAX_EVENT_BYTES
+
+
 def _json_depth_exceeds(raw: bytes, limit: int) -> bool:
     # A linear scan outside strings: cheap, and it runs before any parser allocates.
     depth = 0
@@ -134,8 +139,9 @@ def decode(record: Record, accepted: Iterable[type[Event]]) -> Event | RefusedRe
     raw = record.value
     if not raw:
         return RefusedRecord(record, "undecodable", "empty value")
-    if len(raw) > MAX_EVENT_BYTES:
-        return RefusedRecord(record, "too_large", f"value is {len(raw)} bytes, limit {MAX_EVENT_BYTES}")
+    largest = max((_limit(model) for model in types.values()), default=MAX_EVENT_BYTES)
+    if len(raw) > largest:
+        return RefusedRecord(record, "too_large", f"value is {len(raw)} bytes, limit {largest}")
     # Counting brackets is C-speed; only a record that could be too deep pays for the scan.
     if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and _json_depth_exceeds(raw, MAX_JSON_DEPTH):
         return RefusedRecord(record, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
@@ -153,6 +159,8 @@ def decode(record: Record, accepted: Iterable[type[Event]]) -> Event | RefusedRe
     if model is None:
         known = ", ".join(sorted(types))
         return RefusedRecord(record, "unexpected_type", f"event_type {event_type!r} is not one of: {known}")
+    if len(raw) > _limit(model):
+        return RefusedRecord(record, "too_large", f"value is {len(raw)} bytes, limit {_limit(model)}")
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -36,6 +38,26 @@ def up() -> None:
 def down() -> None:
     """Stop the local Kafka and Redis (idempotent)."""
     _platform().down()
+
+
+@app.command("redis-memory")
+def redis_memory(
+    customers: Annotated[int, typer.Option(help="Customers to decide and tell, one application each.", min=1_000, max=2_000_000)] = 100_000,
+    doc: Annotated[Path | None, typer.Option(help="Write the result into this page (between its markers).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """How much Redis the book and the ledger take per 100,000 customers, measured on the local Redis."""
+    from dataclasses import asdict
+
+    from devtools.redis_memory import run, section, write_section
+
+    report = run(Settings(), customers)
+    if doc is not None:
+        write_section(report, doc)
+    if as_json:
+        print(json.dumps({**asdict(report), "mib_per_100k": {"all": report.per_100k(report.all_bytes), "kept": report.per_100k(report.kept_bytes)}}))
+    else:
+        console.print(section(report), highlight=False)
 
 
 @app.command("status")

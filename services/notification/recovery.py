@@ -40,10 +40,10 @@ __all__ = ["owed_webhooks", "notification_recovery", "rebuild_into", "told"]
 log = structlog.get_logger("creditwindow.notification")
 
 
-def told(notices: Iterable[NotificationSent], *, since_s: float) -> tuple[dict[str, tuple[bytes, float]], dict[str, int]]:
-    """The decisions told in the inbox (decision id -> notice, when told) since `since_s`, and each
-    customer's highest sequence told (all of them: a stale decision must stay stale). Pure."""
-    kept: dict[str, tuple[bytes, float]] = {}
+def told(notices: Iterable[NotificationSent], *, since_s: float) -> tuple[dict[str, float], dict[str, int]]:
+    """The decisions told in the inbox (decision id -> when) since `since_s`, and each customer's
+    highest sequence told (all of them: a stale decision must stay stale). Pure."""
+    kept: dict[str, float] = {}
     seqs: dict[str, int] = {}
     for notice in notices:
         if notice.channel != "inbox":
@@ -51,7 +51,7 @@ def told(notices: Iterable[NotificationSent], *, since_s: float) -> tuple[dict[s
         seqs[notice.customer_id] = max(seqs.get(notice.customer_id, 0), notice.decision_seq)
         moment = notice.occurred_at.timestamp()
         if moment >= since_s:
-            kept.setdefault(str(notice.decision_id), (notice.model_dump_json().encode(), moment))
+            kept.setdefault(str(notice.decision_id), moment)
     return kept, seqs
 
 
@@ -82,7 +82,7 @@ async def rebuild_into(ledger: RedisLedger, queue: RedisWebhookQueue, settings: 
     kept, seqs = told(notices, since_s=now - TTL_S)
     decisions: list[ReadRecord] = []
     if settings.webhook_urls and kept:
-        oldest = min(moment for _, moment in kept.values())
+        oldest = min(kept.values())
         start = await offsets_at(settings, [topics.windows], int(oldest * 1000) - 3_600_000)
         decisions = await read_to_end(settings, [topics.windows], start=start)
     deliveries = owed_webhooks(notices, decisions, settings.webhook_urls.keys())

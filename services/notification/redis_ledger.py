@@ -87,26 +87,27 @@ class RedisLedger:
         await self._ops([["HSETNX", f"notice:{d}", "event", payload.decode()] for d, payload in notices])
 
     async def mark_published(self, decision_ids: Sequence[str]) -> None:
-        await self._ops([["HSET", f"notice:{d}", "published", "1"] for d in decision_ids])
+        # Published: a redelivery has nothing to tell again, so the kept notice can go (memory).
+        await self._ops([op for d in decision_ids for op in (["HSET", f"notice:{d}", "published", "1"], ["HDEL", f"notice:{d}", "event"])])
 
     async def install(
-        self, told: Mapping[str, tuple[bytes, int]], seqs: Mapping[str, int], queue: RedisWebhookQueue,
+        self, told: Mapping[str, float], seqs: Mapping[str, int], queue: RedisWebhookQueue,
         deliveries: Sequence[WebhookDelivery], generation: str, *, now_s: float,
     ) -> None:  # fmt: skip
-        """Replace the notification state (under the fence): the decisions told (decision id -> the
-        inbox notice and when it was told), each customer's highest sequence told, and the webhook
-        deliveries still owed; then mark it complete as `generation`."""
+        """Replace the notification state (under the fence): the decisions told (decision id -> when,
+        unix seconds), each customer's highest sequence told, and the webhook deliveries still owed;
+        then mark it complete as `generation`."""
         await self.guard.retire()
         for pattern in ("notice:*", "nseq:*", "wh:*", "whq"):
             doomed = [key async for key in self.redis.scan_iter(match=f"{self.prefix}{pattern}", count=1000)]
             for i in range(0, len(doomed), 500):
                 await self.redis.delete(*doomed[i : i + 500])
         pipe = self.redis.pipeline(transaction=False)
-        for decision_id, (notice, told_at_s) in told.items():
+        for decision_id, told_at_s in told.items():
             left = int(told_at_s + TTL_S - now_s)
             if left > 0:
                 key = f"{self.prefix}notice:{decision_id}"
-                pipe.hset(key, mapping={"claimed": "1", "published": "1", "event": notice})
+                pipe.hset(key, mapping={"claimed": "1", "published": "1"})
                 pipe.expire(key, left)
         for customer, seq in seqs.items():
             pipe.set(f"{self.prefix}nseq:{customer}", seq)

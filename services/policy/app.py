@@ -87,6 +87,9 @@ async def sweep_forever(policy: Policy, interval_s: float = SWEEP_INTERVAL_S) ->
     """Expire windows, re-decide what maintenance deferred, announce closures, refresh the budget gauges."""
     while True:
         try:
+            if not await policy.store.usable():
+                await asyncio.sleep(interval_s)  # recovery runs; nothing to sweep on a book being rebuilt
+                continue
             policy.metrics.observe(await policy.underwriter.sweep())
             for segment, reserved in (await policy.store.budgets()).items():
                 budget = policy.state.active.budgets.get(segment)  # type: ignore[call-overload]

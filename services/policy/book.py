@@ -234,7 +234,9 @@ class Book:
             entry.event = event
 
     def mark_published(self, record: str) -> None:
-        self.state.records[record].published = True
+        entry = self.state.records[record]
+        entry.published = True
+        entry.event = None  # a redelivery has nothing to publish again
 
     def closure_published(self, record: str) -> None:
         self.state.closing.pop(record, None)

@@ -113,5 +113,8 @@ class MemoryBook:
     async def budgets(self) -> dict[str, Reserved]:
         return {s: Reserved(r.exposure, r.el_fen) for s, r in self.book.state.budgets.items()}
 
+    async def usable(self) -> bool:
+        return True  # this process's own memory: never lost under it
+
     async def programmes(self, names: Sequence[str]) -> dict[str, int]:
         return {n: self.book.state.programmes[n] for n in names if n in self.book.state.programmes}

@@ -311,6 +311,10 @@ class LimitStore(Protocol):
 
     async def programmes(self, names: Sequence[str]) -> dict[str, int]: ...
 
+    async def usable(self) -> bool:
+        """Whether the book is still the one this process works on (False starts its recovery)."""
+        ...
+
 
 class LiveBook(Protocol):
     """A read-only view of the fleet's book: what a shadow replica starts from."""

@@ -111,7 +111,6 @@ def _restore(book: Book, decision: Decision, record: str) -> None:
         partner=decision.partner_id or "",
         model_id=decision.model_id or "",
         decided_at=_ms(decision.occurred_at),
-        event=decision.model_dump_json().encode(),
         published=True,
     )
     system_closure = isinstance(decision, WindowClosed) and decision.category == "system"

@@ -357,6 +357,9 @@ class RedisBook:
         self.guard.mark_complete(pipe, generation)
         await pipe.execute()
 
+    async def usable(self) -> bool:
+        return await self.guard.verify()
+
     def _left(self, held: bool, since_ms: int, now_ms: int) -> int:
         """Milliseconds a key has left: -1 forever (held or no retention), 0 gone already."""
         if held or self.retention_ms <= 0 or not since_ms:
@@ -402,7 +405,8 @@ class RedisBook:
         await self._ops([["HSETNX", f"app:{r}", "event", payload.decode()] for r, payload in decisions])
 
     async def mark_published(self, records: Sequence[str]) -> None:
-        await self._ops([["HSET", f"app:{r}", "published", "1"] for r in records])
+        # Published: a redelivery has nothing to publish again, so the kept event can go (memory).
+        await self._ops([op for r in records for op in (["HSET", f"app:{r}", "published", "1"], ["HDEL", f"app:{r}", "event"])])
 
     async def _pipeline(self, fill: Callable[[Any], object]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)

@@ -213,8 +213,10 @@ class Publisher:
             topic, message.value, key=message.key, headers=[(k, v.encode()) for k, v in message.headers.items()]
         )
 
-    async def send_raw(self, topic: str, value: bytes, *, key: bytes | None, headers: Iterable[tuple[str, bytes]] = ()) -> asyncio.Future:  # type: ignore[type-arg]
-        return await self._producer.send(topic, value, key=key, headers=list(headers))
+    async def send_raw(
+        self, topic: str, value: bytes, *, key: bytes | None, headers: Iterable[tuple[str, bytes]] = (), partition: int | None = None
+    ) -> asyncio.Future:  # type: ignore[type-arg]
+        return await self._producer.send(topic, value, key=key, headers=list(headers), partition=partition)
 
     async def flush(self) -> None:
         await self._producer.flush()

@@ -133,6 +133,13 @@ async def _run_both(endpoints: dict[str, str], ops: list[Decide | Close]) -> Non
             if isinstance(op, Decide):
                 (in_redis,) = await store.allocate([op.request])
                 assert in_redis == book.decide(op.request), op
+                if in_redis.fresh:  # as the underwriter does: keep the event, then mark it published
+                    event = b'{"event_type":"WindowClosed","n":%d}' % len(decided)
+                    await store.remember([(op.request.record, event)])
+                    book.remember(op.request.record, event)
+                    if len(decided) % 3:
+                        await store.mark_published([op.request.record])
+                        book.mark_published(op.request.record)
                 decided.append(op.request.record)
             else:
                 record = decided[op.which % len(decided)] if decided else "app_twin_none"

@@ -22,7 +22,8 @@ def test_the_fleet_loses_nothing_and_doubles_nothing_under_faults(endpoints: dic
     assert not failed, failed
     assert report.counts["published_malformed"] > 0 and report.counts["published_duplicates"] > 0
     kinds = {f.kind for f in report.faults}
-    assert {"sigkill", "replica_down"} <= kinds
+    assert {"sigkill", "replica_down", "poison_record", "redis_data_loss"} <= kinds
+    assert set(report.summary()["fault_kinds"]) == kinds
     assert not local or {"broker", "redis"} <= kinds
     assert all(f.recovered_after_s is not None for f in report.faults), [(f.kind, f.target) for f in report.faults]
     assert report.counts["unexpected_exits"] == 0

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.policy.app import compose
 from services.policy.memory_book import MemoryBook
 from shared.contracts import DeadLetter, WindowClosed, WindowOpened
-from shared.messaging import Outbox
+from shared.messaging import Outbox, ServiceHealth
 from shared.settings import Settings
 from shared.wire import encode
 from tests.handlers.capture import capture
@@ -76,3 +77,31 @@ async def test_garbage_goes_to_the_dead_letter_topic_and_the_next_score_is_decid
     (letter,) = out.of(DeadLetter)
     assert letter.source_topic == settings.topics.scores and letter.error_type == "undecodable"
     assert len(out.of(WindowOpened)) == 1
+
+
+async def test_a_batch_that_keeps_failing_backs_off_and_shows_the_consumer_stuck_and_why() -> None:
+    class BrokenBook(MemoryBook):
+        async def allocate(self, requests):  # type: ignore[no-untyped-def]
+            raise RuntimeError("OOM command not allowed when used memory > 'maxmemory'")
+
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    settings = Settings(topic_namespace="h")
+    broker = KafkaBroker()
+    registry = CollectorRegistry()
+    health = ServiceHealth(registry, sleep=sleep)
+    compose(
+        settings, broker=broker, store=BrokenBook(), publisher=Outbox(broker, service="policy"), registry=registry,
+        policy=default_policy(), clock=lambda: NOW, health=health,
+    )  # fmt: skip
+    async with TestKafkaBroker(broker):
+        message = encode(score())
+        with pytest.raises(RuntimeError):
+            await _send(broker, settings.topics.scores, message.value, headers=message.headers)
+    assert waits and waits[0] >= 0.5  # backed off before the batch is redelivered
+    problem = health.problems[settings.topics.scores]
+    assert "OOM" in problem.reason and problem.reason.startswith("error: RuntimeError")
+    assert registry.get_sample_value("creditwindow_consumer_stuck", {"consumer": settings.topics.scores}) == 1

@@ -118,3 +118,12 @@ def test_every_dead_letter_fits_whatever_the_record_carried(value: bytes, header
     size = len(encode(letter).value)
     assert size <= MAX_DEAD_LETTER_BYTES
     assert letter.payload_omitted or letter.payload_b64 or not value
+
+
+def test_a_score_with_nan_or_infinity_is_refused_not_decided() -> None:
+    from tests.unit.policy.factories import score
+
+    for bad in ("NaN", "Infinity", "-Infinity"):
+        value = score().model_dump_json().replace('"pd":0.04', f'"pd":{bad}').encode()
+        refused = decode(Record("credit.scores", 0, 1, b"cus_unit00000001", value, (("event_type", b"ScoreComputed"),)), (ScoreComputed,))
+        assert isinstance(refused, RefusedRecord) and refused.error_type in ("invalid", "undecodable"), bad

@@ -40,6 +40,7 @@ def score(
     outcome: str = "scored",
     application_id: str = "app_unit_000001",
     customer_id: str = "cus_unit00000001",
+    failure: str | None = None,
 ) -> ScoreComputed:
     return ScoreComputed(
         correlation_id=application_id,
@@ -55,7 +56,7 @@ def score(
             bureau=BureauSignals(overdue_count_12m=overdue, inquiries_3m=inquiries),
         ),
         outcome=outcome,  # type: ignore[arg-type]
-        failure=None if outcome == "scored" else "scoring_error: ValueError",
+        failure=None if outcome == "scored" else (failure or "scoring_error: ValueError"),
         model_id="german-woe@1+test",
         points=points if outcome == "scored" else None,
         pd=pd if outcome == "scored" else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from services.policy.book import Book, expected_loss_fen, grant, required_margin, utilisation
 from services.policy.decisions import budget_terms, close_request, propose, request_for
@@ -130,3 +131,45 @@ def test_an_expired_window_closes_releases_and_waits_to_be_announced() -> None:
     assert book.state.budgets["individual"].exposure == 0
     assert book.state.windows["cus_unit00000001"].status == "closed"
     assert book.close(close_request(due, trigger="expiry", reason="expired", now=NOW)) is None  # once
+
+
+def test_a_re_decision_never_supersedes_the_window_of_a_newer_application_whatever_the_order() -> None:
+    for order in (("a", "b"), ("b", "a")):
+        book = Book()
+        maintenance = default_policy(maintenance=[{"start": NOW - timedelta(hours=1), "end": NOW + timedelta(hours=1)}])
+        older = _request(maintenance, application_id="app_order_00000a")
+        newer = _request(maintenance, application_id="app_order_00000b")
+        book.decide(older)
+        book.decide(newer)  # both closed for maintenance, to be decided again
+        later = NOW + timedelta(hours=2)
+        redecided = {
+            app: request_for(propose(score(application_id=f"app_order_00000{app}"), default_policy(), later, "redecision"), default_policy())
+            for app in order
+        }
+        answers = {app: book.decide(redecided[app]) for app in order}
+        assert book.state.windows["cus_unit00000001"].application_id == "app_order_00000b"  # the newer application stands
+        assert answers["b"].granted > 0 and book.state.budgets["individual"].exposure == answers["b"].granted
+        if order == ("b", "a"):  # the older one, decided last, does not take the window back
+            assert (answers["a"].granted, answers["a"].refusal) == (0, "newer_application")
+        else:  # decided first, then superseded by the newer one
+            assert book.state.records["app_order_00000a~r"].status == "released"
+
+
+def test_an_application_id_of_another_customer_is_a_conflict_and_changes_nothing() -> None:
+    book = Book()
+    first = book.decide(_request(application_id="app_twice_000001", customer_id="cus_owner_000001"))
+    other = book.decide(_request(application_id="app_twice_000001", customer_id="cus_other_000001"))
+    assert other.conflict and not first.conflict
+    assert "cus_other_000001" not in book.state.windows and book.state.budgets["individual"].exposure == first.granted
+
+
+def test_an_unreadable_attempt_does_not_block_the_corrected_application_nor_follow_it() -> None:
+    book = Book()
+    unreadable = _request(application_id="app_fix_0000001", outcome="unscorable", failure="application_invalid: invalid")
+    assert unreadable.record == "app_fix_0000001~invalid" and unreadable.fallback_of == "app_fix_0000001"
+    closed = book.decide(unreadable)
+    corrected = book.decide(_request(application_id="app_fix_0000001"))
+    assert closed.fresh and corrected.fresh and corrected.granted > 0  # the corrected resubmission is decided
+    again = book.decide(_request(application_id="app_fix_0000002"))
+    late_garbage = book.decide(_request(application_id="app_fix_0000002", outcome="unscorable", failure="application_invalid: x"))
+    assert again.granted > 0 and late_garbage.decided_as_read  # garbage after a real decision adds nothing
