@@ -19,7 +19,7 @@ from services.policy.rebuild import derive
 from services.policy.recovery import rebuild_into
 from services.policy.redis_book import RedisBook
 from shared.contracts import Decision
-from shared.messaging.topic_io import TopicReader
+from shared.messaging.topic_io import read_to_end
 from shared.settings import Settings
 
 __all__ = ["app"]
@@ -43,8 +43,7 @@ def rebuild(
     settings = Settings()
 
     async def read() -> list[Decision]:
-        async with TopicReader(settings, [settings.topics.windows]) as reader:
-            return [r.event for r in await reader.drain(idle_s=1.0, timeout_s=600) if isinstance(r.event, Decision)]
+        return [r.event for r in await read_to_end(settings, [settings.topics.windows]) if isinstance(r.event, Decision)]
 
     if yes and not check:
 
