@@ -73,28 +73,37 @@ class StateGuard:
 
     async def run(self, script: Any, body: bytes | str) -> Any:
         """Run a guarded script (loading it again if Redis lost it); a refusal raises `StateLost`."""
-        args = (self.prefix, body, self.generation, self.version)
+        held = self.generation
+        args = (self.prefix, body, held, self.version)
         try:
             try:
-                return await self.redis.evalsha(script.sha, 0, *args)
+                reply = await self.redis.evalsha(script.sha, 0, *args)
             except NoScriptError:
                 await self.redis.script_load(script.script)
-                return await self.redis.evalsha(script.sha, 0, *args)
+                reply = await self.redis.evalsha(script.sha, 0, *args)
         except ResponseError as exc:
             if not str(exc).startswith(self.family.upper()):
                 raise
             if self.on_lost is not None:
                 self.on_lost(str(exc))
             raise StateLost(f"the {self.family} state cannot be used: {exc}") from exc
+        if self.generation != held:
+            # The process moved to a rebuilt copy while this ran on the old one: do it again there.
+            raise StateLost(f"the {self.family} state was rebuilt while a script ran")
+        return reply
 
     async def verify(self) -> bool:
         """Check, without writing, that the copy in Redis is still the one this process works on;
         when it is not, say so (`on_lost`) as a refused script would. Run it periodically: a process
         with nothing to write would otherwise notice a loss only at its next write."""
-        generation = await self.current()
-        if generation is None or generation != self.generation:
+        # What this process has seen so far, taken before asking: a write of its own that lands while
+        # the answer travels must not make Redis look behind.
+        held, seen = self.generation, self.version
+        generation, version = await self.redis.mget(self._key("generation"), self._key("version"))
+        generation = text(generation) or None
+        if generation is None or generation != held:
             problem = f"{self.family.upper()} generation {generation}"
-        elif int(text(await self.redis.get(self._key("version"))) or 0) < self.version:
+        elif int(text(version) or 0) < seen:
             problem = f"{self.family.upper()} behind"
         else:
             return True
