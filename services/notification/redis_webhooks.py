@@ -1,11 +1,15 @@
 """The webhook outbox on Redis: deliveries wait here, with their next-attempt time, until delivered.
 
     wh:<notification_id>   hash  state, attempts, partner, customer, decision, correlation, body,
-                                 notice, source, lease, last_error      (kept 30 days once finished)
+                                 notice, source, lease, last_error, created, first (ms of the first
+                                 try's claim: the retry budget counts from it), replay_of
+                                 (kept 30 days once finished)
     whq                    zset  notification_id -> when it is due (ms, Redis clock)
+    whr:<dead letter id>   string  a replayed give-up was queued again (30 days): once per letter
 
 A delivery is `pending` until a POST succeeds (`delivered`) or is given up (`failed`); then its
 NotificationSent or dead letter is published and it is finished (`done` / `dead`, out of the queue).
+A `dead` delivery whose dead letter an operator replays is queued again from scratch, once.
 
 Claiming is one Lua script: it takes the due deliveries and pushes their due time past a lease in
 the same step, so two replicas never hold the same delivery at once. A dispatcher that dies holding
@@ -65,11 +69,15 @@ for _, id in ipairs(ids) do
   else
     redis.call('ZADD', P .. 'whq', now + lease, id)
     redis.call('HSET', k, 'lease', token)
-    if state == 'pending' then redis.call('HINCRBY', k, 'attempts', 1) end
+    if state == 'pending' then
+      if redis.call('HINCRBY', k, 'attempts', 1) == 1 then redis.call('HSET', k, 'first', now) end
+    end
     local f = redis.call('HMGET', k, 'state', 'attempts', 'partner', 'customer', 'decision', 'correlation',
-      'body', 'notice', 'source', 'last_error')
+      'body', 'notice', 'source', 'last_error', 'first', 'replay_of')
     table.insert(out, id)
     for j = 1, 10 do table.insert(out, f[j] or '') end
+    table.insert(out, tostring(now - (tonumber(f[11]) or now)))
+    table.insert(out, f[12] or '')
   end
 end
 return out
@@ -91,6 +99,31 @@ else
   redis.call('HSET', k, 'state', outcome, 'last_error', ARGV[6])
 end
 return 1
+"""
+)
+
+# ARGV: prefix, ttl, then per delivery: letter (replay_of), id, partner, customer, decision, correlation,
+# body, notice, source
+_REQUEUE = (
+    _NOW
+    + r"""
+local P, ttl = ARGV[1], tonumber(ARGV[2])
+local queued = 0
+for i = 3, #ARGV, 9 do
+  local marker = P .. 'whr:' .. ARGV[i]
+  local k = P .. 'wh:' .. ARGV[i + 1]
+  local state = redis.call('HGET', k, 'state')
+  if redis.call('EXISTS', marker) == 0 and ((not state) or state == 'dead') then
+    redis.call('SET', marker, ARGV[i + 1], 'EX', ttl)
+    redis.call('DEL', k)
+    redis.call('HSET', k, 'state', 'pending', 'attempts', 0, 'partner', ARGV[i + 2], 'customer', ARGV[i + 3],
+      'decision', ARGV[i + 4], 'correlation', ARGV[i + 5], 'body', ARGV[i + 6], 'notice', ARGV[i + 7],
+      'source', ARGV[i + 8], 'created', now, 'replay_of', ARGV[i])
+    redis.call('ZADD', P .. 'whq', now, ARGV[i + 1])
+    queued = queued + 1
+  end
+end
+return queued
 """
 )
 
@@ -122,6 +155,7 @@ class RedisWebhookQueue:
         self._claim = redis.register_script(_CLAIM)
         self._settle = redis.register_script(_SETTLE)
         self._finish = redis.register_script(_FINISH)
+        self._requeue = redis.register_script(_REQUEUE)
 
     async def enqueue(self, deliveries: Sequence[WebhookDelivery]) -> int:
         """Add deliveries not seen before, due now; returns how many were new."""
@@ -135,15 +169,27 @@ class RedisWebhookQueue:
             ]  # fmt: skip
         return int(await self._enqueue(keys=[], args=args))
 
+    async def requeue(self, deliveries: Sequence[WebhookDelivery]) -> int:
+        """Queue given-up (`dead`, or expired) deliveries again, once per `replay_of`; returns how many."""
+        args: list[str | bytes | int] = [self.prefix, TTL_S]
+        for d in deliveries:
+            if not d.replay_of:
+                raise ValueError(f"delivery {d.notification_id} names no dead letter to requeue it for")
+            args += [
+                d.replay_of, d.notification_id, d.partner_id, d.customer_id, d.decision_id, d.correlation_id,
+                d.body, d.notice, d.source.to_json(),
+            ]  # fmt: skip
+        return int(await self._requeue(keys=[], args=args)) if deliveries else 0
+
     async def claim(self, limit: int, lease_ms: int) -> list[ClaimedDelivery]:
         """Take up to `limit` due deliveries, each leased for `lease_ms`."""
         token = uuid.uuid4().hex
         answer = await self._claim(keys=[], args=[self.prefix, limit, lease_ms, token])
         claimed = []
-        for i in range(0, len(answer), 11):
-            (the_id, state, attempts, partner, customer, decision, correlation, body, notice, source, error) = answer[
-                i : i + 11
-            ]
+        for i in range(0, len(answer), 13):
+            (the_id, state, attempts, partner, customer, decision, correlation, body, notice, source, error, age_ms, replay_of) = (
+                answer[i : i + 13]
+            )
             delivery = WebhookDelivery(
                 notification_id=text(the_id),
                 partner_id=text(partner),
@@ -153,8 +199,11 @@ class RedisWebhookQueue:
                 body=_b(body),
                 notice=_b(notice),
                 source=DeliverySource.from_json(_b(source)),
+                replay_of=text(replay_of),
             )
-            claimed.append(ClaimedDelivery(delivery, text(state), int(attempts), token, text(error)))  # type: ignore[arg-type]
+            claimed.append(
+                ClaimedDelivery(delivery, text(state), int(attempts), token, text(error), age_s=int(text(age_ms)) / 1000)  # type: ignore[arg-type]
+            )
         return claimed
 
     async def settle(self, claimed: ClaimedDelivery, outcome: str, *, delay_ms: int = 0, error: str = "") -> bool:

@@ -104,8 +104,6 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     refused_at_start: list[RefusedRecord] = []
 
     async def restore() -> None:
-        if settings.uses_dev_signing_key:
-            log.warning("dev_signing_key", hint="set CW_POLICY_SIGNING_KEY outside the local platform")
         refused_at_start.extend(await restore_policy(settings, policy.state))
 
     async def start_sweeper() -> None:

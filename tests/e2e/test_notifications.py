@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 from redis.asyncio import Redis
 
+from creditwindow.policy_ops import signed_update
 from creditwindow.topics_io import TopicReader
 from services.notification.channels import webhook_delivery_for
 from services.notification.disclosure import render
@@ -39,7 +40,6 @@ from shared.contracts import (
 from shared.messaging import Outbox, ensure_topics, make_broker
 from shared.reasons import CATEGORIES
 from shared.settings import Settings
-from shared.signing import sign_policy
 from tests.conftest import settings_for
 from tests.e2e.conftest import start_fleet
 from tests.unit.notification.factories import opened
@@ -101,16 +101,7 @@ def _pause_region(settings: Settings) -> PolicyUpdated:
     data = load_policy(settings.policy_path).model_dump(mode="json")
     data["version"] = data["version"] + 1
     data["pauses"]["regions"] = [PAUSED_REGION]
-    fields = {
-        "policy_name": data["name"],
-        "version": data["version"],
-        "document": yaml.safe_dump(data),
-        "issued_by": "op_e2e",
-        "issued_at": datetime.now(UTC),
-        "key_id": settings.policy_signing_key_id,
-    }
-    signature = sign_policy(settings.policy_signing_key.get_secret_value().encode(), **fields)
-    return PolicyUpdated(correlation_id="policy-e2e", producer="e2e", signature=signature, **fields)  # type: ignore[arg-type]
+    return signed_update(yaml.safe_dump(data), settings, issued_by="op_e2e")
 
 
 async def test_each_category_is_told_once_in_the_customers_language_in_the_inbox_and_to_partners(
