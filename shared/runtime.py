@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, make_asgi_app
 from redis.asyncio import Redis
 
 from shared.asyncapi import describe_events
+from shared.environments import UnsafeEnvironment, check_environment
 from shared.logging import configure_logging
 from shared.messaging import Outbox, ProducerSender, ensure_topics, make_broker
 from shared.redis_connection import make_redis
@@ -72,8 +73,20 @@ class Plumbing:
 
 
 def plumbing(settings: Settings, service: str) -> Plumbing:
-    """Logging configured, and the parts every service needs made (none of them connects yet)."""
-    configure_logging(service=service, level=settings.log_level, fmt=settings.log_format, instance=settings.instance_id)
+    """Logging configured, the environment checked (UnsafeEnvironment), and the parts every service
+    needs made (none of them connects yet)."""
+    configure_logging(
+        service=service,
+        level=settings.log_level,
+        fmt=settings.log_format,
+        instance=settings.instance_id,
+        secrets=settings.secret_values(),
+    )
+    try:
+        check_environment(settings)
+    except UnsafeEnvironment as exc:
+        log.error("unsafe_environment", environment=settings.environment, problems=exc.problems)
+        raise
     registry = CollectorRegistry()
     return Plumbing(
         service=service,

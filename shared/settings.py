@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -16,7 +17,7 @@ from shared.contracts.topics import Topics
 from shared.masking import mask_url
 from shared.signing import KeyRing
 
-__all__ = ["DEV_SIGNING_KEY", "REPO_ROOT", "Environment", "Settings", "WebhookPartner"]
+__all__ = ["DEV_SIGNING_KEY", "REPO_ROOT", "Environment", "Settings", "WebhookPartner", "variable_of"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The local platform's key, public in this repository: outside `local` and `test` nothing starts
@@ -45,6 +46,14 @@ def _words(value: Any) -> Any:
             return json.loads(text)
         return [part.strip() for part in text.split(",") if part.strip()]
     return value
+
+
+_CONVENTIONAL = {"kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS", "redis_url": "REDIS_URL"}
+
+
+def variable_of(field: str) -> str:
+    """The environment variable of a settings field (`api_tokens` -> `CW_API_TOKENS`)."""
+    return _CONVENTIONAL.get(field, f"CW_{field.upper()}")
 
 
 def _env(name: str) -> AliasChoices:
@@ -189,6 +198,18 @@ class Settings(BaseSettings):
             signing_key_id=self.policy_signing_key_id,
             retired=frozenset(self.policy_retired_key_ids),
         )
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold (keys, tokens, passwords), for masking text that is shown."""
+        secrets = [key.get_secret_value() for key in (self.policy_signing_key, *self.policy_signing_keys.values())]
+        secrets += [partner.key.get_secret_value() for partner in self.webhook_partners.values()]
+        secrets += [token.get_secret_value() for token in self.api_tokens.values()]
+        if self.kafka_sasl_password is not None:
+            secrets.append(self.kafka_sasl_password.get_secret_value())
+        password = urlsplit(self.redis_dsn).password
+        if password:
+            secrets.append(unquote(password))
+        return secrets
 
     @field_validator("policy_retired_key_ids", mode="before")
     @classmethod
