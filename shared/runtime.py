@@ -30,12 +30,9 @@ from shared.messaging import Outbox, ProducerSender, ensure_topics, make_broker
 from shared.redis_connection import make_redis
 from shared.settings import Settings
 
-__all__ = ["FleetApp", "Plumbing", "PrefixRoute", "build_app", "json_response", "plumbing", "serve"]
+__all__ = ["FleetApp", "Plumbing", "build_app", "json_response", "plumbing", "serve"]
 
 log = structlog.get_logger("creditwindow.runtime")
-
-PrefixRoute = tuple[str, Callable[[str], Awaitable[AsgiResponse]]]
-
 
 def json_response(body: Any, status: int = 200) -> AsgiResponse:
     return AsgiResponse(
@@ -46,18 +43,8 @@ def json_response(body: Any, status: int = 200) -> AsgiResponse:
 
 
 class FleetApp(AsgiFastStream):
-    """AsgiFastStream plus GET routes by path prefix (`/limits/{customer_id}`)."""
-
-    prefix_routes: Sequence[PrefixRoute] = ()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("method") == "GET":
-            for prefix, handler in self.prefix_routes:
-                if scope["path"].startswith(prefix) and len(scope["path"]) > len(prefix):
-                    response = await handler(scope["path"][len(prefix) :])
-                    await response(scope, receive, send)
-                    return
-        await super().__call__(scope, receive, send)
+    """A service's app: /health and /metrics only. Customer data is served apart, behind tokens
+    (shared/customer_api.py), never on this listener."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +92,6 @@ def build_app(
     on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     after_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
-    prefix_routes: Sequence[PrefixRoute] = (),
     description: str = "",
 ) -> FleetApp:
     """The service's app: topics ensured before consuming, Redis closed after, /health and /metrics."""
@@ -157,7 +143,6 @@ def build_app(
             description=description or f"The creditwindow {service} service.",
         ),
     )
-    app.prefix_routes = tuple(prefix_routes)
     return app
 
 

@@ -243,25 +243,6 @@ async def test_two_policy_replicas_deciding_at_once_never_overspend_the_budget(
         fleet.fleet.stop()
 
 
-async def test_the_policy_service_serves_a_customers_current_limit_over_http(policy_fleet: RunningFleet) -> None:
-    import httpx
-
-    opened_score = _score(grade="D", pd=0.18, income=100_000)
-    await policy_fleet.publish(policy_fleet.settings.topics.scores, [opened_score])
-    (opened,) = await _decided(policy_fleet, 1)
-    address = policy_fleet.fleet.http_address("policy-0")
-    assert address is not None
-    async with httpx.AsyncClient(base_url=address) as client:
-        found = (await client.get(f"/limits/{opened_score.customer_id}")).json()
-        missing = await client.get("/limits/cus_nobody_000000")
-        health = await client.get("/health")
-        metrics = (await client.get("/metrics")).text
-    assert (found["status"], found["limit"], found["decision_id"], found["policy_version"]) == ("open", opened.limit, str(opened.decision_id), "default@1")
-    assert missing.status_code == 404
-    assert health.status_code == 200 and health.json() == {"service": "policy", "status": "ready", "kafka": True, "redis": True}
-    assert 'creditwindow_decisions_total{category="-",outcome="opened",reason="risk_grade",trigger="application"} 1.0' in metrics
-
-
 async def test_one_customers_applications_are_decided_in_order_and_the_latest_supersedes(policy_fleet: RunningFleet) -> None:
     customer = "cus_order_0000001"
     scores = [
