@@ -49,11 +49,13 @@ class CustomerApi:
         tokens: Mapping[str, str],
         limiter: RateLimiter,
         clock: Callable[[], float] = time.monotonic,
+        audit: Any = None,
     ) -> None:
         self.routes = tuple(routes)
         self.tokens = dict(tokens)
         self.limiter = limiter
         self.clock = clock
+        self.audit = audit if audit is not None else log  # structlog-like: .info / .warning(event, **fields)
 
     @classmethod
     def from_settings(cls, settings: Settings, routes: Sequence[Route]) -> CustomerApi:
@@ -68,17 +70,17 @@ class CustomerApi:
         client = (scope.get("client") or ("-", 0))[0]
         caller = caller_of(headers.get("authorization"), self.tokens)
         if caller is None:
-            log.warning("api_refused", status=401, client=client, why="missing" if "authorization" not in headers else "invalid")
+            self.audit.warning("api_refused", status=401, client=client, why="missing" if "authorization" not in headers else "invalid")
             await _send(send, 401, _UNAUTHORIZED, _UNAUTHORIZED_HEADERS)
             return
         wait_s = self.limiter.wait_s(caller, self.clock())
         if wait_s > 0:
             retry = str(RateLimiter.retry_after(wait_s)).encode()
-            log.warning("api_rate_limited", caller=caller, client=client, retry_after_s=int(retry))
+            self.audit.warning("api_rate_limited", caller=caller, client=client, retry_after_s=int(retry))
             await _send(send, 429, json.dumps({"error": "rate_limited"}).encode(), [_JSON, (b"retry-after", retry)])
             return
         status, body, route_name, subject = await self._route(scope.get("method", "GET"), path)
-        log.info("api_request", caller=caller, route=route_name, customer_id=subject, status=status, client=client)
+        self.audit.info("api_request", caller=caller, route=route_name, customer_id=subject, status=status, client=client)
         await _send(send, status, json.dumps(body, default=str, ensure_ascii=False).encode(), [_JSON, (b"cache-control", b"no-store")])
 
     async def _route(self, method: str, path: str) -> tuple[int, Mapping[str, Any], str, str | None]:
