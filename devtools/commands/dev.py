@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -53,7 +54,7 @@ def status(as_json: JsonOption = False) -> None:
     """Where each part of the platform runs and whether it answers."""
     components = _platform().status()
     if as_json:
-        print(json.dumps([c.__dict__ for c in components]))
+        print(json.dumps([asdict(c) for c in components]))  # slotted dataclasses: no __dict__
     else:
         table = Table("part", "address", "answers", "pid", "")
         for c in components:
