@@ -34,6 +34,7 @@ __all__ = ["FleetApp", "Plumbing", "build_app", "json_response", "plumbing", "se
 
 log = structlog.get_logger("creditwindow.runtime")
 
+
 def json_response(body: Any, status: int = 200) -> AsgiResponse:
     return AsgiResponse(
         json.dumps(body, default=str, ensure_ascii=False).encode(),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import structlog
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
@@ -28,7 +27,6 @@ from shared.settings import Settings
 
 __all__ = ["DispatchTiming", "Notification", "compose", "create_app", "main"]
 
-log = structlog.get_logger("creditwindow.notification")
 SERVICE = "notification"
 
 
