@@ -27,14 +27,26 @@ from creditwindow.commands import (
     simulate,
     tail,
 )
-from creditwindow.terminal import err
+from creditwindow.terminal import checked_settings, err
 
 __all__ = ["app", "main"]
 
 PLUGINS = "creditwindow.commands"
 OURS = frozenset({"creditwindow", "devtools", "modelling", "services", "shared"})
 
-app = typer.Typer(help="creditwindow: credit-line window decisions on Kafka, with the reasons told.", no_args_is_help=True)
+app = typer.Typer(
+    help="creditwindow: credit-line window decisions on Kafka, with the reasons told.",
+    no_args_is_help=True,
+    # A traceback's local variables would print settings and keys: never show them.
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _every_command() -> None:
+    """Before any command: the settings are readable and safe for CW_ENVIRONMENT (else it ends, saying why)."""
+    checked_settings()
+
 groups: dict[str, typer.Typer] = {
     "schema": schema.app,
     "limits": limits.app,

@@ -3,32 +3,49 @@
 from __future__ import annotations
 
 import difflib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from services.policy.control import Accepted, check_update
+from services.policy.control import Accepted, Refused, check_update
 from services.policy.document import PolicyDocument, load_policy, parse_policy
 from shared.contracts import PolicyUpdated
 from shared.messaging.topic_io import Publisher, TopicReader
 from shared.settings import Settings
 from shared.signing import sign_policy
 
-__all__ = ["active_policy", "diff_documents", "publish_update", "signed_update"]
+__all__ = ["active_policy", "check_as_the_fleet", "diff_documents", "publish_update", "signed_update"]
 
 
-def signed_update(document_text: str, settings: Settings, *, issued_by: str = "operator") -> PolicyUpdated:
-    """Validate the document (PolicyError names the field) and sign it with the configured key."""
+def signed_update(
+    document_text: str, settings: Settings, *, issued_by: str = "operator", issued_at: datetime | None = None
+) -> PolicyUpdated:
+    """Validate the document (PolicyError names the field) and sign it with the ring's signing key,
+    for this fleet's namespace. SigningRefused when that key is retired or missing."""
     document = parse_policy(document_text)
+    key_id, key = settings.policy_key_ring.signing_key()
     fields = {
         "policy_name": document.name,
         "version": document.version,
         "document": document_text,
         "issued_by": issued_by,
-        "issued_at": datetime.now(UTC),
-        "key_id": settings.policy_signing_key_id,
+        "issued_at": issued_at or datetime.now(UTC),
+        "key_id": key_id,
+        "namespace": settings.topic_namespace,
     }
-    signature = sign_policy(settings.policy_signing_key.get_secret_value().encode(), **fields)
+    signature = sign_policy(key, **fields)
     return PolicyUpdated(
         correlation_id=f"policy-{document.name}-{document.version}", producer="creditwindow-cli", signature=signature, **fields  # type: ignore[arg-type]
+    )
+
+
+def check_as_the_fleet(update: PolicyUpdated, active: PolicyDocument, settings: Settings) -> Accepted | Refused:
+    """The check every policy replica runs on `update` (control.check_update with this fleet's ring and namespace)."""
+    return check_update(
+        update,
+        active,
+        ring=settings.policy_key_ring,
+        namespace=settings.topic_namespace,
+        now=datetime.now(UTC),
+        max_skew=timedelta(seconds=settings.policy_max_clock_skew_s),
     )
 
 
@@ -43,11 +60,10 @@ async def active_policy(settings: Settings) -> tuple[PolicyDocument, str]:
     """The policy the fleet runs: the shipped default, replaced by each valid signed update in order."""
     active = load_policy(settings.policy_path)
     source = f"file:{settings.policy_path.name}"
-    key = settings.policy_signing_key.get_secret_value().encode()
     async with TopicReader(settings, [settings.topics.policy]) as reader:
         for item in await reader.drain(idle_s=0.5, timeout_s=30):
             if isinstance(item.event, PolicyUpdated):
-                checked = check_update(item.event, active, key=key, key_id=settings.policy_signing_key_id)
+                checked = check_as_the_fleet(item.event, active, settings)
                 if isinstance(checked, Accepted):
                     active = checked.document
                     source = f"{settings.topics.policy}@{item.record.offset}"

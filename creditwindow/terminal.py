@@ -12,15 +12,29 @@ from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
 
 from shared.contracts import Topics
-from shared.settings import Settings
+from shared.environments import UnsafeEnvironment, check_environment
+from shared.masking import mask_secrets
+from shared.settings import Settings, variable_of
 
-__all__ = ["JsonOption", "console", "err", "fail", "reach", "resolve_topic", "unreachable_message", "with_redis"]
+__all__ = [
+    "JsonOption",
+    "checked_settings",
+    "console",
+    "err",
+    "fail",
+    "reach",
+    "resolve_topic",
+    "unreachable_message",
+    "with_redis",
+]
 
 T = TypeVar("T")
 
@@ -38,13 +52,40 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def checked_settings() -> Settings:
+    """The settings of this process, readable and safe for its environment; else the command ends,
+    naming the variables (and never their values: a setting may hold a secret)."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            " ".join([variable_of(str(error["loc"][0])) if error["loc"] else "settings", *map(str, error["loc"][1:])])
+            + f": {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False, include_context=False)
+        )
+        fail(f"the settings are invalid: {problems}")
+    except SettingsError as exc:  # a variable that is not the JSON it should be
+        field = str(exc).split('"')[1] if '"' in str(exc) else "settings"
+        fail(f"the settings are invalid: {variable_of(field)} cannot be read ({exc.__cause__.__class__.__name__})")
+    try:
+        check_environment(settings)
+    except UnsafeEnvironment as exc:
+        fail(str(exc))
+    return settings
+
+
 def unreachable_message(exc: BaseException, settings: Settings) -> str | None:
-    """The operator's message for a connection failure, or None when `exc` is something else."""
+    """The operator's message for a connection failure, or None when `exc` is something else.
+
+    The address is shown without its password, and no secret of the settings survives in the text.
+    """
     if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError)):
-        return f"Kafka at {settings.kafka_servers} does not answer ({str(exc)[:200]}). {_HOW_TO_START}"
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError)):
-        return f"Redis at {settings.redis_dsn} does not answer ({str(exc)[:200]}). {_HOW_TO_START}"
-    return None
+        message = f"Kafka at {settings.kafka_servers} does not answer ({str(exc)[:200]}). {_HOW_TO_START}"
+    elif isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError)):
+        message = f"Redis at {settings.redis_dsn_masked} does not answer ({str(exc)[:200]}). {_HOW_TO_START}"
+    else:
+        return None
+    return mask_secrets(message, settings.secret_values())
 
 
 def reach(operation: Callable[[], Awaitable[T]], settings: Settings) -> T:

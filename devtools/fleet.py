@@ -22,6 +22,8 @@ __all__ = ["SERVICES", "Fleet", "ServiceProcess"]
 
 SERVICES = ("scoring", "policy", "notification")
 _SERVING = re.compile(r"Uvicorn running on (http://[0-9.]+:[0-9]+)")
+# The customer-data API logs its own line (`customer_api_listening`, url=...), in any field order.
+_API = re.compile(r"(?=.*customer_api_listening).*?(http://[0-9.]+:[0-9]+)")
 
 
 @dataclass(slots=True)
@@ -65,6 +67,7 @@ class Fleet:
         env = {
             **os.environ,
             "CW_LOG_FORMAT": "json",
+            "CW_POLICY_API_PORT": "0",  # replicas on one host: each its own free port
             **self.env,
             **self.extra_env.get(proc.service, {}),
             "CW_INSTANCE_ID": f"{self.instance_prefix}{proc.name}",
@@ -116,13 +119,20 @@ class Fleet:
 
     def http_address(self, name: str) -> str | None:
         """Where a process serves /health and /metrics, read from its log (it binds a free port)."""
+        return self._logged_address(name, _SERVING)
+
+    def api_address(self, name: str) -> str | None:
+        """Where a process serves its customer-data API (bearer tokens only), read from its log."""
+        return self._logged_address(name, _API)
+
+    def _logged_address(self, name: str, pattern: re.Pattern[str]) -> str | None:
         proc = self.processes[name]
         if not proc.log_path.exists():
             return None
         found = None
         with proc.log_path.open(errors="replace") as log:
             for line in log:
-                match = _SERVING.search(line)
+                match = pattern.search(line)
                 if match:
                     found = match.group(1)  # the latest start wins after a restart
         return found

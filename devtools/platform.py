@@ -6,6 +6,9 @@ Kafka runs from the official `org.apache.kafka:kafka_2.13` jars that Maven resol
 Debian's `redis-server`, installed with apt-get when missing. Both bind to 127.0.0.1 only.
 
 When `KAFKA_BOOTSTRAP_SERVERS` / `REDIS_URL` are set, those endpoints are used and nothing starts.
+
+`secure=True` (`creditwindow dev up --secure`) starts the broker with a SASL_SSL listener, SCRAM
+users, TLS and ACLs instead (devtools/kafka_security.py); a broker formatted that way stays secured.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.kafka_security import ADMIN, PRINCIPALS, SecureKafka, create_acls, fleet_acls
 from shared.messaging import aiokafka_kwargs, ensure_topics
 from shared.settings import REPO_ROOT, Settings
 
@@ -91,12 +95,22 @@ def _java_major(java: str) -> int | None:
 class LocalPlatform:
     """Start, stop and inspect the local Kafka broker and Redis. Every operation is idempotent."""
 
-    def __init__(self, settings: Settings, say: Callable[[str], None] = print) -> None:
+    def __init__(self, settings: Settings, say: Callable[[str], None] = print, *, secure: bool | None = None) -> None:
         self.settings = settings
         self.say = say
         self.home = settings.home
         self.kafka_dir = self.home / "kafka"
         self.redis_dir = self.home / "redis"
+        self.security = SecureKafka(self.kafka_dir / f"secure-{settings.kafka_port}")
+        # None: as the broker was formatted (secured once, secured for good).
+        self.secure = self.security.exists if secure is None else secure
+
+    @property
+    def admin_settings(self) -> Settings:
+        """What the platform itself connects with: the broker's admin when it is secured."""
+        if not self.secure or self.kafka_external:
+            return self.settings
+        return self.security.client_settings(self.settings, ADMIN, port=self.settings.kafka_port)
 
     # --- facts ---------------------------------------------------------------------------------
 
@@ -127,11 +141,12 @@ class LocalPlatform:
                 self._kafka_answers(timeout=5),
                 kafka_pid if _alive(kafka_pid) else None,
                 not self.kafka_external,
-                "external (KAFKA_BOOTSTRAP_SERVERS)" if self.kafka_external else f"KRaft, data in {self.kafka_dir / 'data'}",
-            ),
+                "external (KAFKA_BOOTSTRAP_SERVERS)" if self.kafka_external
+                else f"KRaft{', SASL_SSL + ACLs' if self.secure else ''}, data in {self.kafka_dir / 'data'}",
+            ),  # fmt: skip
             Component(
                 "redis",
-                s.redis_dsn,
+                s.redis_dsn_masked,
                 self._redis_answers(),
                 redis_pid if _alive(redis_pid) else None,
                 not self.redis_external,
@@ -145,9 +160,21 @@ class LocalPlatform:
         """Bring Kafka and Redis up (or check the external ones answer), then create the topics."""
         self.start_redis()
         self.start_kafka()
-        created = asyncio.run(ensure_topics(self.settings))
+        self.prepare_kafka()
+
+    def prepare_kafka(self) -> None:
+        """The fleet's topics; on a secured broker also the principals' ACLs and their env files."""
+        created = asyncio.run(ensure_topics(self.admin_settings))
         if created:
             self.say(f"created topics: {', '.join(created)}")
+        if self.secure and not self.kafka_external:
+            acls = fleet_acls(self.settings.topics)
+            asyncio.run(create_acls(self.admin_settings, acls))
+            files = self.security.write_env_files(port=self.settings.kafka_port)
+            self.say(
+                f"kafka  SASL_SSL (SCRAM-SHA-512) with {len(acls)} ACLs for {', '.join(PRINCIPALS)}; "
+                f"CA {self.security.ca_path}; run a process as one with `. {files[0].parent}/<principal>.env`"
+            )
 
     def down(self) -> None:
         self.stop_kafka()
@@ -204,6 +231,15 @@ class LocalPlatform:
         s = self.settings
         data = self.kafka_dir / f"data-{s.kafka_port}"
         props = self.kafka_dir / f"server-{s.kafka_port}.properties"
+        if self.secure:
+            listeners = self.security.server_properties(port=s.kafka_port, controller_port=s.kafka_controller_port)
+        else:
+            listeners = [
+                f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+            ]
         props.write_text(
             "\n".join(
                 [
@@ -211,11 +247,8 @@ class LocalPlatform:
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.bootstrap.servers=127.0.0.1:{s.kafka_controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
                     "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                    "inter.broker.listener.name=PLAINTEXT",
+                    *listeners,
                     f"log.dirs={data}",
                     f"num.partitions={s.topic_partitions}",
                     "auto.create.topics.enable=false",
@@ -233,6 +266,7 @@ class LocalPlatform:
                 ]
             )
         )
+        props.chmod(0o600)  # a secured broker's properties hold its passwords
         return props
 
     def start_kafka(self) -> None:
@@ -255,13 +289,22 @@ class LocalPlatform:
         java = self._java()
         libs = self._libs()
         self.kafka_dir.mkdir(parents=True, exist_ok=True)
+        data = self.kafka_dir / f"data-{s.kafka_port}"
+        formatted = (data / "meta.properties").is_file()
+        if formatted and self.secure != self.security.exists:
+            raise PlatformError(
+                f"the broker in {data} was formatted {'with' if self.security.exists else 'without'} security: "
+                f"stop it (`creditwindow dev down`), remove {data} to start afresh, or choose another CW_KAFKA_PORT."
+            )
+        if self.secure:
+            self.security.create(java)
         props = self._server_properties()
         classpath = f"{libs}/*"
-        data = self.kafka_dir / f"data-{s.kafka_port}"
-        if not (data / "meta.properties").is_file():
+        if not formatted:
+            users = self.security.scram_arguments() if self.secure else []
             result = subprocess.run(
                 [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone",
-                 "-t", uuid.uuid4().hex[:22], "-c", str(props)],
+                 "-t", uuid.uuid4().hex[:22], "-c", str(props), *users],
                 capture_output=True, text=True,
             )  # fmt: skip
             if result.returncode != 0:
@@ -299,7 +342,7 @@ class LocalPlatform:
         async def probe() -> bool:
             from aiokafka.admin import AIOKafkaAdminClient
 
-            admin = AIOKafkaAdminClient(**aiokafka_kwargs(self.settings), request_timeout_ms=int(timeout * 1000))
+            admin = AIOKafkaAdminClient(**aiokafka_kwargs(self.admin_settings), request_timeout_ms=int(timeout * 1000))
             try:
                 await asyncio.wait_for(admin.start(), timeout)
                 await asyncio.wait_for(admin.list_topics(), timeout)
@@ -343,12 +386,12 @@ class LocalPlatform:
         s = self.settings
         if self.redis_external:
             if not self._redis_answers():
-                raise PlatformError(f"Redis at REDIS_URL={s.redis_dsn} does not answer PING.")
-            self.say(f"redis  external at {s.redis_dsn}")
+                raise PlatformError(f"Redis at REDIS_URL={s.redis_dsn_masked} does not answer PING.")
+            self.say(f"redis  external at {s.redis_dsn_masked}")
             return
         pid = _read_pid(self._redis_pidfile)
         if _alive(pid) and self._redis_answers():
-            self.say(f"redis  already running at {s.redis_dsn} (pid {pid})")
+            self.say(f"redis  already running at {s.redis_dsn_masked} (pid {pid})")
             return
         if not _alive(pid) and _port_open(s.redis_port):
             raise PlatformError(
@@ -374,7 +417,7 @@ class LocalPlatform:
                 tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
                 raise PlatformError(f"redis-server exited (code {process.returncode}); log {log_path}:\n{tail}")
             if self._redis_answers():
-                self.say(f"redis  running at {s.redis_dsn} (pid {process.pid}, log {log_path})")
+                self.say(f"redis  running at {s.redis_dsn_masked} (pid {process.pid}, log {log_path})")
                 return
             time.sleep(0.2)
         raise PlatformError(f"Redis did not answer PING within 30 s; see {log_path}")

@@ -5,30 +5,47 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import orjson
 import structlog
 
+from shared.masking import MASK, mask_url
+
 __all__ = ["configure_logging", "event_ids", "redact"]
+
+# Digits of a number as people write it: single spaces or dashes between any two.
+_SEP = r"[ -]?"
+# Not glued to more of a number or a word on either side (a separator followed by a digit counts).
+_BEFORE = r"(?<![0-9A-Za-z])(?<![0-9][ -])"
+_AFTER = r"(?![0-9A-Za-z])(?![ -][0-9])"
 
 # What personal data looks like in this domain. Ids are pseudonymous, so none of these should ever
 # appear; if one does (a bug, a hostile payload echoed in an error) it is masked before writing.
+# Order matters: the longer numbers first, so a card number is not half taken for a phone.
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])"), "[id-card]"),
-    (re.compile(r"(?<![0-9A-Za-z])(?:\+?86[- ]?)?1[3-9]\d{9}(?!\d)"), "[phone]"),
+    # resident ID: 17 digits and a check digit or X, also spaced (110105 19491231 002X)
+    (re.compile(rf"{_BEFORE}\d(?:{_SEP}\d){{16}}{_SEP}[\dXx]{_AFTER}"), "[id-card]"),
+    # bank card: 16 to 19 digits, also in groups
+    (re.compile(rf"{_BEFORE}\d(?:{_SEP}\d){{15,18}}{_AFTER}"), "[card]"),
+    # mainland mobile: 1[3-9] and nine digits, with or without +86 / 0086 / (+86), spaced or dashed
+    (re.compile(rf"(?<![0-9A-Za-z+])(?:(?:\+|00)?86{_SEP}|\(\+?86\){_SEP})?1[3-9](?:{_SEP}\d){{9}}{_AFTER}"), "[phone]"),
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[email]"),
-    (re.compile(r"(?<!\d)(?:\d[ -]?){15,18}\d(?!\d)"), "[card]"),
 )
 _SENSITIVE_KEYS = frozenset(
-    {"name", "full_name", "phone", "mobile", "id_card", "id_number", "email", "address", "password", "secret", "authorization"}
-)
+    {
+        "name", "full_name", "phone", "mobile", "id_card", "id_number", "email", "address", "password", "secret",
+        "authorization", "token", "api_token", "signing_key", "key_value", "sasl_password",
+    }
+)  # fmt: skip
 
 
-# Every pattern above needs an "@" or eleven digits (single separators allowed): one C-speed search
-# rules most strings out before the four patterns run.
-_SUSPECT = re.compile(r"@|\d(?:[ -]?\d){10}")
+# Every pattern above needs an "@" or eleven digits (single separators allowed), and a URL with a
+# password a "://": one C-speed search rules most strings out before the patterns run.
+_SUSPECT = re.compile(r"@|://|\d(?:[ -]?\d){10}")
+# The secrets of this process's settings (keys, tokens, passwords): never written, wherever they hide.
+_secrets: tuple[str, ...] = ()
 
 
 def event_ids(event: Any) -> dict[str, str]:
@@ -41,10 +58,14 @@ def event_ids(event: Any) -> dict[str, str]:
 
 
 def redact(value: Any) -> Any:
-    """Mask anything that looks like personal data, recursively through dicts and lists."""
+    """Mask anything that looks like personal data or a secret, recursively through dicts and lists."""
     if isinstance(value, str):
+        for secret in _secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
         if not _SUSPECT.search(value):
             return value
+        value = mask_url(value)
         for pattern, mask in _PATTERNS:
             value = pattern.sub(mask, value)
         return value
@@ -72,13 +93,18 @@ class _LineWriter(structlog.BytesLogger):
         self.name = name or "creditwindow"
 
 
-def configure_logging(*, service: str, level: str = "INFO", fmt: str = "auto", instance: str = "") -> None:
+def configure_logging(
+    *, service: str, level: str = "INFO", fmt: str = "auto", instance: str = "", secrets: Iterable[str] = ()
+) -> None:
     """Configure structlog and the standard library (FastStream, aiokafka) to write through it.
 
     JSON lines: the fleet's own log calls render with orjson and write straight to stderr (no
     stdlib logging on the hot path); foreign libraries' records go through the same processors.
-    On a terminal everything renders for humans.
+    On a terminal everything renders for humans. `secrets` (the settings' keys, tokens and
+    passwords) are masked wherever they appear, as is a password in any URL.
     """
+    global _secrets
+    _secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,

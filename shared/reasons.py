@@ -233,7 +233,8 @@ CLOSURE_REASONS: dict[str, Text] = {
 BOUNDS: dict[str, Text] = {
     "risk_grade": Text("您的风险等级与收入对应的额度", "the limit for your risk grade and income"),
     "requested_amount": Text("您申请的金额", "the amount you asked for"),
-    "income_cap": Text("监管规定:余额不超过年收入的三分之一", "regulation: balance at most a third of annual income"),
+    # {share}: the rule's fraction of annual income, in words (the decision carries the rule, not an amount)
+    "income_cap": Text("监管规定:余额不超过年收入的{share}", "regulation: balance at most {share} of annual income"),
     "absolute_cap": Text("监管规定:每人借款总额上限", "regulation: the absolute cap per person"),
     "segment_budget": Text("本期客群额度预算的剩余部分", "what is left of this period's segment budget"),
 }

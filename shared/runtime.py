@@ -24,16 +24,15 @@ from prometheus_client import CollectorRegistry, make_asgi_app
 from redis.asyncio import Redis
 
 from shared.asyncapi import describe_events
+from shared.environments import UnsafeEnvironment, check_environment
 from shared.logging import configure_logging
 from shared.messaging import Outbox, ProducerSender, ServiceHealth, ensure_topics, make_broker
 from shared.redis_connection import make_redis
 from shared.settings import Settings
 
-__all__ = ["FleetApp", "Plumbing", "PrefixRoute", "build_app", "json_response", "plumbing", "serve"]
+__all__ = ["FleetApp", "Plumbing", "build_app", "json_response", "plumbing", "serve"]
 
 log = structlog.get_logger("creditwindow.runtime")
-
-PrefixRoute = tuple[str, Callable[[str], Awaitable[AsgiResponse]]]
 
 
 def json_response(body: Any, status: int = 200) -> AsgiResponse:
@@ -45,18 +44,8 @@ def json_response(body: Any, status: int = 200) -> AsgiResponse:
 
 
 class FleetApp(AsgiFastStream):
-    """AsgiFastStream plus GET routes by path prefix (`/limits/{customer_id}`)."""
-
-    prefix_routes: Sequence[PrefixRoute] = ()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("method") == "GET":
-            for prefix, handler in self.prefix_routes:
-                if scope["path"].startswith(prefix) and len(scope["path"]) > len(prefix):
-                    response = await handler(scope["path"][len(prefix) :])
-                    await response(scope, receive, send)
-                    return
-        await super().__call__(scope, receive, send)
+    """A service's app: /health and /metrics only. Customer data is served apart, behind tokens
+    (shared/customer_api.py), never on this listener."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +62,20 @@ class Plumbing:
 
 
 def plumbing(settings: Settings, service: str) -> Plumbing:
-    """Logging configured, and the parts every service needs made (none of them connects yet)."""
-    configure_logging(service=service, level=settings.log_level, fmt=settings.log_format, instance=settings.instance_id)
+    """Logging configured, the environment checked (UnsafeEnvironment), and the parts every service
+    needs made (none of them connects yet)."""
+    configure_logging(
+        service=service,
+        level=settings.log_level,
+        fmt=settings.log_format,
+        instance=settings.instance_id,
+        secrets=settings.secret_values(),
+    )
+    try:
+        check_environment(settings)
+    except UnsafeEnvironment as exc:
+        log.error("unsafe_environment", environment=settings.environment, problems=exc.problems)
+        raise
     registry = CollectorRegistry()
     return Plumbing(
         service=service,
@@ -94,7 +95,6 @@ def build_app(
     on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     after_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
-    prefix_routes: Sequence[PrefixRoute] = (),
     description: str = "",
 ) -> FleetApp:
     """The service's app: topics ensured before consuming, Redis closed after, /health and /metrics."""
@@ -148,7 +148,6 @@ def build_app(
             description=description or f"The creditwindow {service} service.",
         ),
     )
-    app.prefix_routes = tuple(prefix_routes)
     return app
 
 

@@ -5,20 +5,55 @@ Every variable is listed in the README. Nothing here connects to anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.contracts.topics import Topics
+from shared.masking import mask_url
+from shared.signing import KeyRing
 
-__all__ = ["DEV_SIGNING_KEY", "REPO_ROOT", "Settings"]
+__all__ = ["DEV_SIGNING_KEY", "REPO_ROOT", "Environment", "Settings", "WebhookPartner", "variable_of"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The local platform's key. Production sets CW_POLICY_SIGNING_KEY; the services warn when they
-# run with this one.
+# The local platform's key, public in this repository: outside `local` and `test` nothing starts
+# with it (shared/environments.py).
 DEV_SIGNING_KEY = "creditwindow-local-dev-signing-key-not-for-production"
+
+Environment = Literal["local", "test", "production"]
+
+
+class WebhookPartner(BaseModel):
+    """A partner's webhook: where decisions on its customers go, and the key only it shares with us."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2000)
+    key: SecretStr = Field(description="HMAC-SHA256 key of this partner's webhooks (no other partner knows it).")
+
+
+def _words(value: Any) -> Any:
+    # A list from the environment as JSON (`["k1"]`) or comma separated (`k1,k2`).
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+_CONVENTIONAL = {"kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS", "redis_url": "REDIS_URL"}
+
+
+def variable_of(field: str) -> str:
+    """The environment variable of a settings field (`api_tokens` -> `CW_API_TOKENS`)."""
+    return _CONVENTIONAL.get(field, f"CW_{field.upper()}")
 
 
 def _env(name: str) -> AliasChoices:
@@ -29,6 +64,11 @@ class Settings(BaseSettings):
     """creditwindow settings. Kafka and Redis endpoints use their conventional variable names."""
 
     model_config = SettingsConfigDict(env_prefix="CW_", extra="ignore", frozen=True)
+
+    environment: Environment = Field(
+        default="local",
+        description="local | test | production: outside local and test nothing starts with a development or short key.",
+    )
 
     # --- endpoints -------------------------------------------------------------------------------
     kafka_bootstrap_servers: str | None = Field(
@@ -88,14 +128,41 @@ class Settings(BaseSettings):
         default=REPO_ROOT / "services" / "policy" / "policies" / "default.yaml",
         description="The policy used until a signed PolicyUpdated is restored from the topic.",
     )
-    policy_signing_key: SecretStr = Field(default=SecretStr(DEV_SIGNING_KEY), description="HMAC key for policy updates.")
-    policy_signing_key_id: str = "k1"
-    webhook_signing_key: SecretStr = Field(default=SecretStr("creditwindow-local-webhook-key"))
-    webhook_urls: dict[str, str] = Field(
-        default_factory=dict, description='Partner id -> webhook URL, as JSON: {"p1": "http://127.0.0.1:9000/hook"}'
+    # --- the policy's key ring (see shared/signing.py) -------------------------------------------------
+    policy_signing_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Key id -> HMAC key of policy updates, JSON: {"k1": "...", "k2": "..."}. Empty: the single key below.',
+    )
+    policy_signing_key: SecretStr = Field(
+        default=SecretStr(DEV_SIGNING_KEY), description="The single-key form of the ring (id: policy_signing_key_id)."
+    )
+    policy_signing_key_id: str = Field(default="k1", max_length=64, description="The key the CLI signs new updates with.")
+    policy_retired_key_ids: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="Key ids that still verify history but sign nothing new (JSON list or comma separated)."
+    )
+    policy_max_clock_skew_s: int = Field(
+        default=300, ge=0, le=3600, description="An update issued further in the future than this is refused."
+    )
+
+    # --- partner webhooks --------------------------------------------------------------------------
+    webhook_partners: dict[str, WebhookPartner] = Field(
+        default_factory=dict,
+        description='Partner id -> {"url": ..., "key": ...}, JSON. Each partner has a key of its own.',
     )
     webhook_timeout_s: float = Field(default=2.0, gt=0, le=60)
-    webhook_max_attempts: int = Field(default=5, ge=1, le=20)
+    webhook_retry_hours: float = Field(
+        default=24.0, gt=0, le=24 * 14, description="How long a webhook is retried after its first try before a dead letter."
+    )
+    webhook_backoff_max_s: float = Field(default=900.0, gt=0, le=24 * 3600, description="Longest wait between two tries.")
+
+    # --- customer-data API (its own listener; /health and /metrics stay on the service port) ---------
+    api_host: str = Field(default="127.0.0.1", description="Bind address of the customer-data API.")
+    policy_api_port: int = Field(default=8112, ge=0, le=65535, description="Port of the policy's customer-data API (0: a free port).")
+    api_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict, description='Caller name -> bearer token, JSON. No token: every request is refused.'
+    )
+    api_rate_per_s: float = Field(default=10.0, gt=0, le=10_000, description="Requests per second each token may make.")
+    api_burst: int = Field(default=20, ge=1, le=100_000, description="Requests a token may make at once before the rate applies.")
 
     # --- logging -------------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -138,5 +205,39 @@ class Settings(BaseSettings):
         return f"cw:{self.topic_namespace}:" if self.topic_namespace else "cw:"
 
     @property
-    def uses_dev_signing_key(self) -> bool:
-        return self.policy_signing_key.get_secret_value() == DEV_SIGNING_KEY
+    def redis_dsn_masked(self) -> str:
+        """The Redis URL as it may be shown or logged: any password replaced by `***`."""
+        return mask_url(self.redis_dsn)
+
+    @property
+    def policy_key_ring(self) -> KeyRing:
+        """The keys that verify policy updates, the one that signs new ones, and those retired."""
+        keys = self.policy_signing_keys or {self.policy_signing_key_id: self.policy_signing_key}
+        return KeyRing(
+            keys={key_id: key.get_secret_value().encode() for key_id, key in keys.items()},
+            signing_key_id=self.policy_signing_key_id,
+            retired=frozenset(self.policy_retired_key_ids),
+        )
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold (keys, tokens, passwords), for masking text that is shown."""
+        secrets = [key.get_secret_value() for key in (self.policy_signing_key, *self.policy_signing_keys.values())]
+        secrets += [partner.key.get_secret_value() for partner in self.webhook_partners.values()]
+        secrets += [token.get_secret_value() for token in self.api_tokens.values()]
+        if self.kafka_sasl_password is not None:
+            secrets.append(self.kafka_sasl_password.get_secret_value())
+        password = urlsplit(self.redis_dsn).password
+        if password:
+            secrets.append(unquote(password))
+        return secrets
+
+    @field_validator("policy_retired_key_ids", mode="before")
+    @classmethod
+    def _retired_ids(cls, value: Any) -> Any:
+        return _words(value)
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        # Secrets are SecretStr; a password inside the Redis URL is masked too, so no repr, traceback
+        # or log line shows it.
+        for name, value in super().__repr_args__():
+            yield name, (mask_url(value) if name == "redis_url" and isinstance(value, str) else value)

@@ -15,11 +15,12 @@ import typer
 import yaml
 from rich.syntax import Syntax
 
-from creditwindow.policy_ops import active_policy, diff_documents, publish_update, signed_update
+from creditwindow.policy_ops import active_policy, check_as_the_fleet, diff_documents, publish_update, signed_update
 from creditwindow.terminal import JsonOption, console, fail, reach
-from services.policy.control import Refused, check_update
+from services.policy.control import Refused
 from services.policy.document import PolicyDocument, PolicyError, parse_policy
 from shared.settings import Settings
+from shared.signing import SigningRefused
 
 __all__ = ["app", "read_candidate"]
 
@@ -85,10 +86,14 @@ def apply(
     if as_json and not yes:
         fail("--json does not ask before publishing: add --yes")
     text, candidate = read_candidate(path)
+    try:
+        settings.policy_key_ring.signing_key()  # a retired or missing key signs nothing: say so before reading
+    except SigningRefused as exc:
+        fail(str(exc))
     active, source = reach(lambda: active_policy(settings), settings)
     update = signed_update(text, settings, issued_by=issued_by)
     # The same check every replica runs: refusing here beats a dead letter there.
-    verdict = check_update(update, active, key=settings.policy_signing_key.get_secret_value().encode(), key_id=settings.policy_signing_key_id)
+    verdict = check_as_the_fleet(update, active, settings)
     if isinstance(verdict, Refused):
         fail(f"{path} would be refused by the fleet ({verdict.error_type}): {verdict.error}")
     lines = diff_documents(active, candidate)
@@ -101,4 +106,4 @@ def apply(
     if as_json:
         print(json.dumps({"applied": candidate.label, "previous": active.label, "topic": settings.topics.policy, "offset": offset, "diff": lines}))
         return
-    console.print(f"[green]published[/] {candidate.label} to {settings.topics.policy}@{offset}, signed with key {settings.policy_signing_key_id}", highlight=False)
+    console.print(f"[green]published[/] {candidate.label} to {settings.topics.policy}@{offset}, signed with key {update.key_id}", highlight=False)

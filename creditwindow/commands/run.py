@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from creditwindow.terminal import fail
+from shared.environments import UnsafeEnvironment
 
 __all__ = ["SERVICES", "run"]
 
@@ -22,4 +23,8 @@ def run(
     if service not in SERVICES:
         fail(f"unknown service {service!r}: choose one of {', '.join(SERVICES)}")
     # Only the chosen service is imported: a scoring process does not load the policy's code.
-    importlib.import_module(f"services.{service}.app").main(port=port)
+    module = importlib.import_module(f"services.{service}.app")
+    try:
+        module.main(port=port)
+    except UnsafeEnvironment as exc:
+        fail(str(exc))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -17,19 +18,28 @@ __all__ = ["app"]
 app = typer.Typer(help="The local platform: a real Kafka broker (KRaft) and Redis on 127.0.0.1.", no_args_is_help=True)
 
 
-def _platform():  # type: ignore[no-untyped-def]
+def _platform(secure: bool | None = None):  # type: ignore[no-untyped-def]
     from devtools.platform import LocalPlatform
 
-    return LocalPlatform(Settings(), say=lambda line: console.print(line, highlight=False))
+    return LocalPlatform(Settings(), say=lambda line: console.print(line, highlight=False, markup=False), secure=secure)
 
 
 @app.command("up")
-def up() -> None:
-    """Start Kafka and Redis (idempotent), wait until they answer, create the topics."""
+def up(
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="A broker that asks who is calling: SASL_SSL (SCRAM-SHA-512, TLS), StandardAuthorizer and the "
+            "fleet's ACLs, a principal per service and the operator. Once formatted so, it stays so.",
+        ),
+    ] = False,
+) -> None:
+    """Start Kafka and Redis (idempotent), wait until they answer, create the topics (and ACLs)."""
     from devtools.platform import PlatformError
 
     try:
-        _platform().up()
+        _platform(secure=True if secure else None).up()
     except PlatformError as exc:
         fail(str(exc))
 
@@ -47,8 +57,6 @@ def redis_memory(
     as_json: JsonOption = False,
 ) -> None:
     """How much Redis the book and the ledger take per 100,000 customers, measured on the local Redis."""
-    from dataclasses import asdict
-
     from devtools.redis_memory import run, section, write_section
 
     report = run(Settings(), customers)
@@ -65,7 +73,7 @@ def status(as_json: JsonOption = False) -> None:
     """Where each part of the platform runs and whether it answers."""
     components = _platform().status()
     if as_json:
-        print(json.dumps([c.__dict__ for c in components]))
+        print(json.dumps([asdict(c) for c in components]))  # slotted dataclasses: no __dict__
     else:
         table = Table("part", "address", "answers", "pid", "")
         for c in components:

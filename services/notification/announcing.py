@@ -9,21 +9,26 @@ channel hears of it.
 
 Webhooks are only enqueued here, never sent: the dispatcher (`dispatching.py`) posts them in the
 background, so a slow or failing partner never holds up the batch, nor any customer's inbox.
+
+A decision re-published by `creditwindow dlq replay` from a webhook give-up (headers `replay_of` and
+`webhook_partner`) is told to nobody again: its delivery to that partner is queued again, once per
+replayed letter (the queue remembers the letter).
 """
 
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
 from services.notification.channels import notification_for, webhook_delivery_for
 from services.notification.disclosure import render
 from services.notification.ports import DeliverySource, EventPublisher, Ledger, WebhookDelivery, WebhookOutbox
+from services.notification.webhooks import REDELIVER_HEADER
 from shared.contracts import Decision, NotificationSent, Topics
 from shared.logging import event_ids
-from shared.wire import Record, RefusedRecord
+from shared.wire import REPLAY_HEADER, Record, RefusedRecord
 
 __all__ = ["Announcement", "Announcer", "source_of"]
 
@@ -37,8 +42,16 @@ class Announcement:
 
     notices: list[NotificationSent] = field(default_factory=list)
     webhooks_enqueued: int = 0
+    webhooks_requeued: int = 0
     unknown_codes: list[tuple[str, str]] = field(default_factory=list)
     unrenderable: list[RefusedRecord] = field(default_factory=list)
+
+
+def _header(record: Record, name: str) -> str:
+    for key, value in record.headers or ():
+        if key == name:
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return ""
 
 
 def source_of(record: Record) -> DeliverySource:
@@ -103,4 +116,24 @@ class Announcer:
         await self.ledger.mark_published([str(n.decision_id) for n in result.notices])
         for n in result.notices:
             log.info("notification_sent", **event_ids(n), channel=n.channel, outcome=n.outcome, locale=n.locale)
+        result.webhooks_requeued = await self._requeue_replayed(events)
         return result
+
+    async def _requeue_replayed(self, events: Sequence[tuple[Record, Decision]]) -> int:
+        """Deliveries of replayed webhook give-ups, queued again (the queue keeps it to once per letter)."""
+        again: dict[str, WebhookDelivery] = {}
+        for record, decision in events:
+            letter, partner = _header(record, REPLAY_HEADER), _header(record, REDELIVER_HEADER)
+            if not letter or not partner:
+                continue
+            ids = event_ids(decision)
+            if partner != decision.partner_id or partner not in self.partners:
+                log.warning("webhook_replay_skipped", **ids, partner_id=partner, replay_of=letter, why="no such partner webhook")
+                continue
+            delivery = webhook_delivery_for(decision, render(decision), source_of(record), self.partners)
+            if delivery is not None:
+                again.setdefault(letter, replace(delivery, replay_of=letter))
+        queued = await self.webhooks.requeue(list(again.values())) if again else 0
+        if again:
+            log.info("webhook_replay_queued", letters=sorted(again), queued=queued)
+        return queued

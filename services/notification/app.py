@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import structlog
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
@@ -19,7 +18,7 @@ from services.notification.dispatching import WebhookDispatcher
 from services.notification.handlers import NotificationDeps, build_router
 from services.notification.http_webhook import HttpWebhookSender
 from services.notification.metrics import NotificationMetrics
-from services.notification.ports import EventPublisher, Ledger, WebhookQueue, WebhookSender
+from services.notification.ports import EventPublisher, Ledger, Partner, WebhookQueue, WebhookSender
 from services.notification.recovery import notification_recovery
 from services.notification.redis_ledger import RedisLedger
 from services.notification.redis_webhooks import STATE, RedisWebhookQueue
@@ -31,9 +30,7 @@ from shared.settings import Settings
 
 __all__ = ["DispatchTiming", "Notification", "compose", "create_app", "main"]
 
-log = structlog.get_logger("creditwindow.notification")
 SERVICE = "notification"
-_DEV_WEBHOOK_KEY = "creditwindow-local-webhook-key"
 
 
 @dataclass(slots=True)
@@ -47,9 +44,9 @@ class Notification:
 
 @dataclass(frozen=True, slots=True)
 class DispatchTiming:
-    """How the webhook dispatcher paces itself (tests shorten it)."""
+    """How the webhook dispatcher paces itself (tests shorten it; None: from the settings)."""
 
-    backoff: Backoff = Backoff()
+    backoff: Backoff | None = None
     poll_s: float = 0.5
     lease_margin_s: float = 10.0
 
@@ -68,15 +65,18 @@ def compose(
 ) -> Notification:
     """The notification service on `broker`: decisions told in the inbox, partners' webhooks queued and posted."""
     metrics = NotificationMetrics(registry)
+    partners = {
+        name: Partner(url=partner.url, key=partner.key.get_secret_value().encode())
+        for name, partner in settings.webhook_partners.items()
+    }
     dispatcher = WebhookDispatcher(
         queue=queue,
         sender=sender,
         publisher=publisher,
         topics=settings.topics,
-        urls=settings.webhook_urls,
-        signing_key=settings.webhook_signing_key.get_secret_value().encode(),
-        max_attempts=settings.webhook_max_attempts,
-        backoff=timing.backoff,
+        partners=partners,
+        retry_budget_s=settings.webhook_retry_hours * 3600,
+        backoff=timing.backoff or Backoff(max_s=settings.webhook_backoff_max_s),
         poll_s=timing.poll_s,
         lease_margin_s=timing.lease_margin_s,
         metrics=metrics,
@@ -84,7 +84,7 @@ def compose(
     announcer = Announcer(
         ledger=ledger,
         webhooks=queue,
-        partners=settings.webhook_urls.keys(),
+        partners=partners.keys(),
         publisher=publisher,
         topics=settings.topics,
     )
@@ -116,8 +116,6 @@ def create_app(settings: Settings | None = None) -> FleetApp:
         await recovery.recover()  # a ledger to work on (rebuilt from the topics if Redis has none) before consuming
 
     async def start_dispatcher() -> None:
-        if settings.webhook_urls and settings.webhook_signing_key.get_secret_value() == _DEV_WEBHOOK_KEY:
-            log.warning("webhook_dev_signing_key", hint="set CW_WEBHOOK_SIGNING_KEY in production")
         await notification.dispatcher.start()
 
     async def stop_dispatcher() -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
+from fractions import Fraction
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -202,6 +203,26 @@ def duration(span: timedelta, locale: str) -> str:
     return format_unit(round(hours / 24), "duration-day", locale=babel_locale)
 
 
+_SHARES: dict[Fraction, tuple[str, str]] = {
+    Fraction(1, 2): ("二分之一", "half"),
+    Fraction(1, 3): ("三分之一", "a third"),
+    Fraction(1, 4): ("四分之一", "a quarter"),
+    Fraction(1, 5): ("五分之一", "a fifth"),
+}
+
+
+def share_of_income(fraction: float | None, locale: str) -> str:
+    """The income rule's share in words: 三分之一 / a third; a share without a name as a percentage.
+
+    A decision of schema version 1 does not carry the fraction: the policy's default, a third.
+    """
+    exact = Fraction(fraction if fraction is not None else 1 / 3).limit_denominator(100)
+    named = _SHARES.get(exact)
+    if named is not None:
+        return named[1] if locale == "en" else named[0]
+    return format_percent(float(exact), format="#,##0.##%", locale=_babel(locale))
+
+
 # --- composing ---------------------------------------------------------------------------------------
 
 
@@ -278,7 +299,7 @@ def compose(decision: Decision) -> View:
             open_for=duration(decision.valid_until - decision.occurred_at, locale),
             valid_until=moment(decision.valid_until, locale),
             bound_by=basis.bound_by,
-            bound=words.text(BOUNDS, basis.bound_by),
+            bound=words.text(BOUNDS, basis.bound_by).format(share=share_of_income(basis.income_fraction, locale)),
             grade=decision.grade,
             absolute_cap=money(basis.absolute_cap, locale) if basis.absolute_cap is not None else "",
             **common,  # type: ignore[arg-type]

@@ -5,7 +5,9 @@ Each round it claims as many due deliveries as it has free slots (each claim lea
 replica POSTs the same one meanwhile) and works them concurrently; a slow or dead partner takes a
 slot for at most one bounded try, so other deliveries and every customer's inbox go on. For each:
 
-    pending   -> POST (signed) -> 2xx: delivered | retriable: due again after a backoff | else: failed
+    pending   -> POST (signed with the partner's key) -> 2xx: delivered
+                 | retriable, and the retry budget not spent: due again after a backoff with jitter
+                 | else: failed
     delivered -> publish its NotificationSent (channel webhook) -> finish
     failed    -> publish the dead letter with the reason -> finish
 
@@ -25,8 +27,8 @@ from collections.abc import Callable, Mapping
 import structlog
 
 from services.notification.metrics import NotificationMetrics
-from services.notification.ports import Answer, ClaimedDelivery, EventPublisher, WebhookQueue, WebhookSender
-from services.notification.webhooks import Backoff, Verdict, dead_letter_for_delivery, judge, signed_headers
+from services.notification.ports import Answer, ClaimedDelivery, EventPublisher, Partner, WebhookQueue, WebhookSender
+from services.notification.webhooks import Backoff, Verdict, dead_letter_for_delivery, judge, signed_headers, span
 from shared.contracts import NotificationSent, Topics, utc_now
 
 __all__ = ["WebhookDispatcher"]
@@ -42,9 +44,8 @@ class WebhookDispatcher:
         sender: WebhookSender,
         publisher: EventPublisher,
         topics: Topics,
-        urls: Mapping[str, str],
-        signing_key: bytes,
-        max_attempts: int,
+        partners: Mapping[str, Partner],
+        retry_budget_s: float,
         backoff: Backoff | None = None,
         concurrency: int = 16,
         poll_s: float = 0.5,
@@ -57,9 +58,8 @@ class WebhookDispatcher:
         self.sender = sender
         self.publisher = publisher
         self.topics = topics
-        self.urls = urls
-        self.signing_key = signing_key
-        self.max_attempts = max_attempts
+        self.partners = partners
+        self.retry_budget_s = retry_budget_s
         self.backoff = backoff or Backoff()
         self.concurrency = concurrency
         self.poll_s = poll_s
@@ -82,7 +82,7 @@ class WebhookDispatcher:
     async def start(self) -> None:
         self._stopping = False
         self._loop_task = asyncio.create_task(self._loop(), name="webhook-dispatcher")
-        log.info("webhook_dispatcher_started", partners=sorted(self.urls), max_attempts=self.max_attempts)
+        log.info("webhook_dispatcher_started", partners=sorted(self.partners), retry_budget=span(self.retry_budget_s))
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop claiming, let the tries in flight finish (bounded), then cancel what is left."""
@@ -173,31 +173,39 @@ class WebhookDispatcher:
 
     async def _attempt(self, claimed: ClaimedDelivery, bound: structlog.typing.FilteringBoundLogger) -> Verdict | None:
         d = claimed.delivery
-        url = self.urls.get(d.partner_id)
+        partner = self.partners.get(d.partner_id)
         answer: Answer | None = None
-        if url is None:
-            verdict = Verdict("failed", "no webhook URL is configured for the partner any more")
-        elif claimed.attempts > self.max_attempts:
-            # Tries that never came back (the process died mid-POST) count too.
+        delay = 0.0
+        if partner is None:
+            verdict = Verdict("failed", "no webhook is configured for the partner any more")
+        elif claimed.age_s > self.retry_budget_s:
+            # The budget ran out while nobody tried (a dispatcher down, tries that never came back).
             verdict = Verdict(
-                "failed", f"gave up after {claimed.attempts - 1} attempts ({claimed.last_error or 'interrupted'})"
+                "failed",
+                f"gave up after {claimed.attempts - 1} attempts in {span(claimed.age_s)} "
+                f"(retry budget {span(self.retry_budget_s)}; {claimed.last_error or 'interrupted'})",
             )
         else:
             headers = signed_headers(
-                self.signing_key,
+                partner.key,
                 body=d.body,
                 idempotency_key=d.notification_id,
                 timestamp=int(self.clock()),
                 attempt=claimed.attempts,
             )
-            answer = await self.sender.post(url, d.body, headers)
-            verdict = judge(answer.status, answer.error, attempt=claimed.attempts, max_attempts=self.max_attempts)
+            answer = await self.sender.post(partner.url, d.body, headers)
+            delay = self.backoff.delay(claimed.attempts, spread=self.spread(), retry_after_s=answer.retry_after_s)
+            verdict = judge(
+                answer.status,
+                answer.error,
+                attempt=claimed.attempts,
+                age_s=claimed.age_s,
+                budget_s=self.retry_budget_s,
+                next_delay_s=delay,
+            )
         if self.metrics is not None:
             self.metrics.webhook_attempts.labels(verdict.outcome).inc()
         if verdict.outcome == "retry":
-            delay = self.backoff.delay(
-                claimed.attempts, spread=self.spread(), retry_after_s=answer.retry_after_s if answer else None
-            )
             await self.queue.settle(claimed, "retry", delay_ms=int(delay * 1000), error=verdict.reason)
             bound.warning(
                 "webhook_attempt_failed", attempt=claimed.attempts, reason=verdict.reason, retry_in_s=round(delay, 2)

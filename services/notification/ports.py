@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from shared.ports import EventPublisher
@@ -22,6 +22,7 @@ __all__ = [
     "DeliverySource",
     "EventPublisher",
     "Ledger",
+    "Partner",
     "WebhookDelivery",
     "WebhookOutbox",
     "WebhookQueue",
@@ -75,8 +76,19 @@ class DeliverySource:
 
 
 @dataclass(frozen=True, slots=True)
+class Partner:
+    """A partner's webhook: its URL and the HMAC key that it alone shares with us."""
+
+    url: str
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookDelivery:
-    """One decision to POST to one partner, with the NotificationSent to publish once it is delivered."""
+    """One decision to POST to one partner, with the NotificationSent to publish once it is delivered.
+
+    `replay_of` is the dead letter an operator replayed to queue it again (empty the first time).
+    """
 
     notification_id: str
     partner_id: str
@@ -86,6 +98,7 @@ class WebhookDelivery:
     body: bytes
     notice: bytes
     source: DeliverySource
+    replay_of: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +106,8 @@ class ClaimedDelivery:
     """A delivery a dispatcher holds the lease of: `state` says what is left to do with it.
 
     pending: POST it (this is try number `attempts`); delivered: publish its NotificationSent;
-    failed: publish its dead letter. Only the holder of `token` may settle or finish it.
+    failed: publish its dead letter. Only the holder of `token` may settle or finish it. `age_s` is
+    how long ago its first try was claimed (by the queue's clock): the retry budget counts from it.
     """
 
     delivery: WebhookDelivery
@@ -101,6 +115,7 @@ class ClaimedDelivery:
     attempts: int
     token: str
     last_error: str = ""
+    age_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +141,13 @@ class WebhookOutbox(Protocol):
     """Where webhook deliveries wait for the dispatcher. `enqueue` ignores a delivery already there."""
 
     async def enqueue(self, deliveries: Sequence[WebhookDelivery]) -> int: ...
+
+    async def requeue(self, deliveries: Sequence[WebhookDelivery]) -> int:
+        """Queue given-up deliveries again, each once per `replay_of` (the dead letter replayed).
+
+        A delivery still pending or delivered is left alone; returns how many were queued again.
+        """
+        ...
 
 
 class WebhookQueue(WebhookOutbox, Protocol):

@@ -81,11 +81,11 @@ async def rebuild_into(ledger: RedisLedger, queue: RedisWebhookQueue, settings: 
     notices = [r.event for r in await read_to_end(settings, [topics.notifications]) if isinstance(r.event, NotificationSent)]
     kept, seqs = told(notices, since_s=now - TTL_S)
     decisions: list[ReadRecord] = []
-    if settings.webhook_urls and kept:
+    if settings.webhook_partners and kept:
         oldest = min(kept.values())
         start = await offsets_at(settings, [topics.windows], int(oldest * 1000) - 3_600_000)
         decisions = await read_to_end(settings, [topics.windows], start=start)
-    deliveries = owed_webhooks(notices, decisions, settings.webhook_urls.keys())
+    deliveries = owed_webhooks(notices, decisions, settings.webhook_partners.keys())
     await ledger.install(kept, seqs, queue, deliveries, generation, now_s=now)
     log.info(
         "notification_state_rebuilt", generation=generation, told=len(kept), customers=len(seqs),

@@ -1,18 +1,23 @@
 """The partner webhook, as a protocol: what is sent, how it is signed, when to retry, when to give up. Pure.
 
-A partner whose id is in `settings.webhook_urls` receives every decision on its customers' windows
-as an HTTP POST of a JSON `WebhookPayload`, with these headers:
+A partner in `settings.webhook_partners` receives every decision on its customers' windows as an
+HTTP POST of a JSON `WebhookPayload`, with these headers:
 
     Content-Type: application/json
     Idempotency-Key: <notification_id>            the same on every try: dedupe on it
     X-Creditwindow-Timestamp: <unix seconds>      when this try was signed
-    X-Creditwindow-Signature: sha256=<hex>        HMAC-SHA256(key, "<timestamp>." + body)
+    X-Creditwindow-Signature: sha256=<hex>        HMAC-SHA256(partner's key, "<timestamp>." + body)
     X-Creditwindow-Attempt: <n>                   1 on the first try
 
+Each partner has a key of its own, so no partner can sign a message another would accept.
+
 A 2xx answer is a delivery. 408, 425, 429, 5xx, a timeout or a network error is retried with
-exponential backoff (a `Retry-After` in seconds is honoured, within the backoff's ceiling); any
-other answer (a 4xx the partner means, a redirect) is not retried. After the last try, or on an
-answer not retried, the decision goes to the dead-letter topic with the reason.
+exponential backoff and jitter (a `Retry-After` in seconds is honoured, within the backoff's
+ceiling) for as long as the retry budget lasts, counted from the first try (hours: a partner may
+be down for a night); any other answer (a 4xx the partner means, a redirect) is not retried. When
+the budget is spent, or on an answer not retried, the decision goes to the dead-letter topic with
+the reason and the partner (header `webhook_partner`); `creditwindow dlq replay` of that letter
+re-publishes the decision with it, and the notification service queues the delivery again, once.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.notification.disclosure import Disclosure
 from services.notification.ports import WebhookDelivery
 from shared.contracts import Category, DeadLetter, Decision, WindowClosed, WindowOpened, deterministic_id
+from shared.wire import REPLAY_HEADER
 
 __all__ = [
+    "REDELIVER_HEADER",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "Backoff",
@@ -42,6 +49,7 @@ __all__ = [
     "notification_id",
     "sign",
     "signed_headers",
+    "span",
     "verify",
     "webhook_payload",
 ]
@@ -51,6 +59,8 @@ TIMESTAMP_HEADER = "X-Creditwindow-Timestamp"
 ATTEMPT_HEADER = "X-Creditwindow-Attempt"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 PRODUCER = "notification"
+# On a give-up's dead letter (and so on its replay): the partner whose delivery is to be queued again.
+REDELIVER_HEADER = "webhook_partner"
 _RETRIED_STATUSES = frozenset({408, 425, 429})
 
 
@@ -69,8 +79,8 @@ class WebhookPayload(BaseModel):
     and the decision reference and versions for an explanation or a review.
 
     Left out on purpose: the score, PD, risk grade and expected loss (the lender's risk view), the
-    income-derived cap and budget figures in the limit's basis (derived from personal data, or the
-    portfolio's), the segment, and the recourse targets except as worded in `body`.
+    limit's basis beyond the rule that bound it (its parameters and the budget figures are the
+    policy's and the portfolio's), the segment, and the recourse targets except as worded in `body`.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -193,16 +203,33 @@ class Verdict:
     reason: str
 
 
-def judge(status: int | None, error: str | None, *, attempt: int, max_attempts: int) -> Verdict:
-    """What a try's answer means: delivered, worth another try, or given up (with the reason)."""
+def span(seconds: float) -> str:
+    """A duration for a reason: `36 s`, `12 min`, `5.5 h`."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def judge(
+    status: int | None, error: str | None, *, attempt: int, age_s: float, budget_s: float, next_delay_s: float
+) -> Verdict:
+    """What a try's answer means: delivered, worth another try, or given up (with the reason).
+
+    `age_s` is how long ago the first try was; a retry that would come after the budget (`age_s +
+    next_delay_s > budget_s`) is not made: the delivery is given up now, not at the next try.
+    """
     if status is not None and 200 <= status < 300:
         return Verdict("delivered", f"HTTP {status}")
     reason = f"HTTP {status}" if status is not None else (error or "no answer")
     retriable = status is None or status >= 500 or status in _RETRIED_STATUSES
     if not retriable:
         return Verdict("failed", f"{reason}: not retried (the partner refused the request)")
-    if attempt >= max_attempts:
-        return Verdict("failed", f"{reason}: gave up after {attempt} attempts")
+    if age_s + next_delay_s > budget_s:
+        return Verdict(
+            "failed", f"{reason}: gave up after {attempt} attempts in {span(age_s)} (retry budget {span(budget_s)})"
+        )
     return Verdict("retry", reason)
 
 
@@ -210,10 +237,17 @@ def judge(status: int | None, error: str | None, *, attempt: int, max_attempts: 
 
 
 def dead_letter_for_delivery(delivery: WebhookDelivery, reason: str, *, attempts: int) -> DeadLetter:
-    """The dead letter of a delivery given up: the original decision record, and why it failed."""
+    """The dead letter of a delivery given up: the original decision record, why it failed, and the
+    partner (header `webhook_partner`), so a replay of the letter queues this delivery again.
+
+    Its id is the same for every copy of one give-up; a delivery replayed and given up again leaves
+    a letter of its own, which names the letter it was replayed from.
+    """
     source = delivery.source
+    headers = {k: v for k, v in source.headers.items() if k not in (REPLAY_HEADER, REDELIVER_HEADER)}
+    parts = ("deadletter", "notification-webhook", delivery.notification_id)
     return DeadLetter(
-        event_id=deterministic_id("deadletter", "notification-webhook", delivery.notification_id),
+        event_id=deterministic_id(*parts, delivery.replay_of) if delivery.replay_of else deterministic_id(*parts),
         correlation_id=delivery.correlation_id[:80],
         producer=PRODUCER,
         error=f"webhook to partner {delivery.partner_id} failed after {attempts} attempt(s): {reason}"[:2000],
@@ -224,5 +258,6 @@ def dead_letter_for_delivery(delivery: WebhookDelivery, reason: str, *, attempts
         source_offset=source.offset,
         source_key=source.key,
         payload_b64=base64.b64encode(source.value).decode(),
-        headers=source.headers,
+        headers={**headers, REDELIVER_HEADER: delivery.partner_id},
+        replayed_from=delivery.replay_of[:80] or None,
     )

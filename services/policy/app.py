@@ -4,7 +4,8 @@
 `compose` wires the logic to whatever book and publisher it is given (the handler tests give it an
 in-memory book and the in-memory broker); `create_app` gives it the Redis book and the Kafka outbox
 and adds the process around them: policy restored from `credit.policy` at start, the lifecycle
-sweeper, `/health`, `/metrics` and `/limits/{customer_id}`.
+sweeper, `/health` and `/metrics`, and the customer-data API (`/limits/{customer_id}`, bearer
+tokens only) on a listener of its own (`CW_API_HOST`:`CW_POLICY_API_PORT`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from faststream.asgi import AsgiResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
@@ -29,8 +29,9 @@ from services.policy.recovery import book_recovery
 from services.policy.redis_book import RedisBook
 from services.policy.underwriting import PolicyState, Underwriter
 from shared.contracts import utc_now
+from shared.customer_api import ApiListener, CustomerApi, Reply
 from shared.messaging import ServiceHealth, is_transient, retry_transient
-from shared.runtime import FleetApp, build_app, json_response, plumbing, serve
+from shared.runtime import FleetApp, build_app, plumbing, serve
 from shared.settings import Settings
 from shared.wire import RefusedRecord
 
@@ -111,8 +112,6 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     refused_at_start: list[RefusedRecord] = []
 
     async def restore() -> None:
-        if settings.uses_dev_signing_key:
-            log.warning("dev_signing_key", hint="set CW_POLICY_SIGNING_KEY outside the local platform")
         refused_at_start.extend(await restore_policy(settings, policy.state))
         await recovery.recover()  # a book to work on (rebuilt from the log if Redis has none) before consuming
 
@@ -129,18 +128,28 @@ def create_app(settings: Settings | None = None) -> FleetApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def limits(customer_id: str) -> AsgiResponse:
+    async def limits(customer_id: str) -> Reply:
         window = await policy.store.current(customer_id)
         if window is None:
-            return json_response({"customer_id": customer_id, "status": "none"}, 404)
-        return json_response(window.as_dict())
+            return 404, {"customer_id": customer_id, "status": "none"}
+        return 200, window.as_dict()
+
+    api = ApiListener(
+        CustomerApi.from_settings(settings, [("/limits/", "/limits/{customer_id}", limits)]),
+        host=settings.api_host,
+        port=settings.policy_api_port,
+    )
+
+    async def start_api() -> None:
+        if not settings.api_tokens:
+            log.warning("api_without_tokens", hint="set CW_API_TOKENS: every request to the customer-data API is refused")
+        await api.start()
 
     return build_app(
         parts,
         on_startup=[restore],
-        after_startup=[start_sweeper],
-        on_shutdown=[stop_sweeper],
-        prefix_routes=[("/limits/", limits)],
+        after_startup=[start_sweeper, start_api],
+        on_shutdown=[api.stop, stop_sweeper],
         description="Decides borrowing windows under the active signed policy and the portfolio budget.",
     )
 

@@ -1,19 +1,29 @@
 """The control plane: which policy is active, and whether a `PolicyUpdated` may replace it. Pure.
 
-An update takes effect only if its HMAC-SHA256 signature verifies with the configured key, its
-document validates, the document says the same name and version as the signed envelope, and its
-version is newer than the active one (an old signed version replayed is refused).
+An update takes effect only if, in this order:
+
+1. the key it names is in the fleet's key ring (retired keys included: they verify history);
+2. its HMAC-SHA256 signature verifies with that key over the signed fields and this fleet's topic
+   namespace (an update signed for another namespace, or by a CLI that did not sign the namespace,
+   is refused and says so);
+3. it was not issued further in the future than the allowed clock skew;
+4. its document validates, and says the same name and version as the signed envelope;
+5. it is for the policy this fleet runs, and its version is newer than the active one (an old
+   signed version replayed is refused).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from services.policy.document import PolicyDocument, PolicyError, parse_policy
 from shared.contracts import PolicyUpdated
-from shared.signing import verify_policy
+from shared.signing import KeyRing, signed_without_namespace, verify_policy
 
-__all__ = ["Accepted", "Refused", "check_update", "newly_paused", "paused"]
+__all__ = ["MAX_CLOCK_SKEW", "Accepted", "Refused", "check_update", "newly_paused", "paused", "signed_fields"]
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,23 +33,45 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    error_type: str  # unknown_key | forged | invalid_policy | tampered | replayed | other_policy
+    # unknown_key | forged | other_namespace | unbound | future | invalid_policy | tampered | replayed | other_policy
+    error_type: str
     error: str
 
 
-def check_update(update: PolicyUpdated, active: PolicyDocument, *, key: bytes, key_id: str) -> Accepted | Refused:
-    if update.key_id != key_id:
-        return Refused("unknown_key", f"signed with key {update.key_id!r}, this fleet verifies with {key_id!r}")
-    fields = {
+def signed_fields(update: PolicyUpdated, namespace: str) -> dict[str, object]:
+    """What the signature of `update` covers, in the fleet whose topic namespace is `namespace`."""
+    return {
         "policy_name": update.policy_name,
         "version": update.version,
         "document": update.document,
         "issued_by": update.issued_by,
         "issued_at": update.issued_at,
         "key_id": update.key_id,
+        "namespace": namespace,
     }
+
+
+def check_update(
+    update: PolicyUpdated,
+    active: PolicyDocument,
+    *,
+    ring: KeyRing,
+    namespace: str,
+    now: datetime,
+    max_skew: timedelta = MAX_CLOCK_SKEW,
+) -> Accepted | Refused:
+    key = ring.verifying_key(update.key_id)
+    if key is None:
+        return Refused("unknown_key", f"signed with key {update.key_id!r}, not in this fleet's key ring {sorted(ring.keys)}")
+    fields = signed_fields(update, namespace)
     if not verify_policy(key, update.signature, **fields):
+        if update.namespace != namespace:
+            return Refused("other_namespace", f"signed for namespace {update.namespace!r}, this fleet runs in {namespace!r}")
+        if signed_without_namespace(key, update.signature, **fields):
+            return Refused("unbound", "signed without the topic namespace (an older CLI): apply it again")
         return Refused("forged", "signature does not verify: forged, tampered or signed with another key")
+    if update.issued_at > now + max_skew:
+        return Refused("future", f"issued at {update.issued_at.isoformat()}, more than {max_skew} after now ({now.isoformat()})")
     try:
         document = parse_policy(update.document)
     except PolicyError as exc:

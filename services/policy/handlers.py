@@ -7,6 +7,7 @@ and `policy_updates_router` (the live fleet only: a shadow keeps its candidate p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -19,7 +20,7 @@ from services.policy.control import Accepted, check_update, newly_paused
 from services.policy.metrics import PolicyMetrics
 from services.policy.ports import EventPublisher
 from services.policy.underwriting import PolicyState, Underwriter
-from shared.contracts import DeadLetter, PolicyUpdated, ScoreComputed, WindowClosed, WindowOpened
+from shared.contracts import DeadLetter, PolicyUpdated, ScoreComputed, WindowClosed, WindowOpened, utc_now
 from shared.messaging import (
     Records,
     ServiceHealth,
@@ -120,8 +121,10 @@ def _check(deps_settings: Settings, record: Record, active: Any) -> Accepted | R
     checked = check_update(
         decoded,
         active,
-        key=deps_settings.policy_signing_key.get_secret_value().encode(),
-        key_id=deps_settings.policy_signing_key_id,
+        ring=deps_settings.policy_key_ring,
+        namespace=deps_settings.topic_namespace,
+        now=utc_now(),
+        max_skew=timedelta(seconds=deps_settings.policy_max_clock_skew_s),
     )
     return checked if isinstance(checked, Accepted) else RefusedRecord(record, f"policy_{checked.error_type}", checked.error)
 

@@ -112,12 +112,13 @@ def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Off
         return Close("credit", "below_minimum_limit", reasons=score.reasons, recourse=score.recourse)
 
     programme_part = max(0, limit - round_down(min(limit, unboosted), policy.limits.round_to)) if programme else 0
+    # The rule that bound, and the rules' parameters: no amount computed from income goes on the
+    # wire (credit.windows is kept forever; income times a fraction would give the income back).
     basis = LimitBasis(
-        grade_limit=round_down(grade_limit, policy.limits.round_to),
         cycle_factor=policy.cycle_factor,
         programme=programme.name if programme else None,
         programme_boost=boost,
-        income_cap=round_down(income_cap, policy.limits.round_to),
+        income_fraction=policy.regulatory.income_fraction,
         absolute_cap=absolute_cap,
         bound_by=bound_by,  # type: ignore[arg-type]
     )

@@ -22,5 +22,8 @@ class PolicyUpdated(Event):
     document: str = Field(max_length=200_000, description="The policy YAML, exactly as signed.")
     issued_by: str = Field(max_length=64, description="Operator id (pseudonymous).")
     issued_at: datetime
-    key_id: str = Field(max_length=64, description="Which signing key signed it.", examples=["k1"])
-    signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 hex over the signed fields.")
+    key_id: str = Field(max_length=64, description="Which key of the fleet's key ring signed it.", examples=["k1"])
+    namespace: str = Field(
+        default="", max_length=64, description="Topic namespace it was signed for (the signature covers it)."
+    )
+    signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 hex over the signed fields and the namespace.")

@@ -27,14 +27,21 @@ Bound = Literal["risk_grade", "requested_amount", "income_cap", "absolute_cap", 
 
 
 class LimitBasis(Part):
-    """How the limit was reached: each bound considered, and the one that bound."""
+    """How the limit was reached: the rule that bound it, and the parameters of the rules that apply.
 
-    grade_limit: int = Field(ge=0, description="Limit from the grade grid and income, after cycle factor and programme.")
+    Nothing here is derived from the customer's income (`credit.windows` is kept forever): the
+    income-based cap is carried as its rule (`income_fraction`), never as an amount. Schema version 1
+    of `WindowOpened` carried `grade_limit` and `income_cap` (both income times a factor); version 2
+    dropped them, and a version-1 basis read today simply ignores them.
+    """
+
     cycle_factor: float = Field(gt=0, description="Macro cycle factor applied.")
     programme: str | None = Field(default=None, max_length=64, description="Segment programme that boosted the limit.")
     programme_boost: float = Field(default=1.0, gt=0, description="Multiplier from the programme.")
-    income_cap: int | None = Field(default=None, ge=0, description="Regulatory cap from annual income.")
-    absolute_cap: int | None = Field(default=None, ge=0, description="Regulatory absolute cap per person.")
+    income_fraction: float | None = Field(
+        default=None, gt=0, le=1, description="The income rule: a person's balance at most this share of annual income."
+    )
+    absolute_cap: int | None = Field(default=None, ge=0, description="Regulatory absolute cap per person (the same for everyone).")
     programme_part: int = Field(default=0, ge=0, description="Part of the limit charged to the programme's budget.")
     budget_available: int | None = Field(default=None, ge=0, description="Segment budget left when decided.")
     bound_by: Bound = Field(description="What set the final limit.")
@@ -58,9 +65,15 @@ class Decision(Event):
 
 
 class WindowOpened(Decision):
-    """The borrowing window is open: a limit, a price and an expiry."""
+    """The borrowing window is open: a limit, a price and an expiry.
+
+    Schema version 2: the basis carries no income-derived amount (see `LimitBasis`); version 1 is
+    still accepted.
+    """
 
     EVENT_TYPE: ClassVar[str] = "WindowOpened"
+    SCHEMA_VERSION: ClassVar[int] = 2
+    ACCEPTED_VERSIONS: ClassVar[frozenset[int]] = frozenset({1, 2})
 
     limit: int = Field(gt=0, description="Credit limit, CNY.", examples=[20000])
     apr: float = Field(gt=0, lt=1, description="Annual percentage rate.", examples=[0.1095])

@@ -21,12 +21,16 @@ from tests.conftest import settings_for
 
 # Personal data the privacy test plants, and what any personal data looks like in a log line.
 PHONE = "13812345678"
+PHONE_FORMATTED = "+86 139 1234 5678"
 ID_CARD = "11010519491231002X"
+ID_CARD_SPACED = "110105 19491231 002X"
 EMAIL = "zhang.san@example.com"
 NAME = "张三丰"
 PATTERNS = (
     re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])"),
     re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])"),
+    re.compile(r"(?<![0-9A-Za-z])1[3-9]\d(?:[ -]\d{4}){2}(?![0-9A-Za-z])"),  # 139 1234 5678, 139-1234-5678
+    re.compile(r"(?<![0-9A-Za-z])\d{6}[ -]\d{8}[ -]\d{3}[\dXx](?![0-9A-Za-z])"),  # 110105 19491231 002X
     re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
 )
 

@@ -7,19 +7,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 from redis.asyncio import Redis
 
+from creditwindow.policy_ops import signed_update
 from services.notification.channels import webhook_delivery_for
 from services.notification.disclosure import render
 from services.notification.dispatching import WebhookDispatcher
 from services.notification.http_webhook import HttpWebhookSender
-from services.notification.ports import DeliverySource, WebhookDelivery
+from services.notification.ports import DeliverySource, Partner, WebhookDelivery
 from services.notification.redis_webhooks import STATE, RedisWebhookQueue
 from services.notification.webhooks import Backoff
 from services.policy.document import load_policy
@@ -40,13 +43,14 @@ from shared.messaging.topic_io import TopicReader
 from shared.reasons import CATEGORIES
 from shared.redis_state import StateGuard
 from shared.settings import Settings
-from shared.signing import sign_policy
 from tests.conftest import settings_for
 from tests.e2e.conftest import start_fleet
 from tests.unit.notification.factories import opened
 from tests.unit.notification.receiver import Receiver, running_receiver
 
-WEBHOOK_KEY = "e2e-webhook-key"
+WEBHOOK_KEYS = {"p1": "e2e-webhook-key-of-partner-one", "p2": "e2e-webhook-key-of-partner-two"}
+# Tries at about 0, 1 and 3 s (backoff 1 s, doubled, with jitter): a 5.4 s budget allows three.
+RETRY_HOURS = "0.0015"
 PAUSED_REGION = "CN-XZ"
 
 
@@ -102,31 +106,20 @@ def _pause_region(settings: Settings) -> PolicyUpdated:
     data = load_policy(settings.policy_path).model_dump(mode="json")
     data["version"] = data["version"] + 1
     data["pauses"]["regions"] = [PAUSED_REGION]
-    fields = {
-        "policy_name": data["name"],
-        "version": data["version"],
-        "document": yaml.safe_dump(data),
-        "issued_by": "op_e2e",
-        "issued_at": datetime.now(UTC),
-        "key_id": settings.policy_signing_key_id,
-    }
-    signature = sign_policy(settings.policy_signing_key.get_secret_value().encode(), **fields)
-    return PolicyUpdated(correlation_id="policy-e2e", producer="e2e", signature=signature, **fields)  # type: ignore[arg-type]
+    return signed_update(yaml.safe_dump(data), settings, issued_by="op_e2e")
 
 
 async def test_each_category_is_told_once_in_the_customers_language_in_the_inbox_and_to_partners(
     endpoints: dict[str, str], namespace: str, log_root: Path
 ) -> None:
-    flaky = Receiver(WEBHOOK_KEY.encode(), answer=lambda key, before: 503 if before < 2 else 200)
-    broken = Receiver(WEBHOOK_KEY.encode(), answer=lambda key, before: 500)
+    # Each partner checks signatures with its own key: a message signed for one fails at the other.
+    flaky = Receiver(WEBHOOK_KEYS["p1"].encode(), answer=lambda key, before: 503 if before < 2 else 200)
+    broken = Receiver(WEBHOOK_KEYS["p2"].encode(), answer=lambda key, before: 500)
     with running_receiver(flaky), running_receiver(broken):
+        partners = {"p1": {"url": flaky.url, "key": WEBHOOK_KEYS["p1"]}, "p2": {"url": broken.url, "key": WEBHOOK_KEYS["p2"]}}
         running = await start_fleet(
             endpoints, namespace, log_root, services=("policy", "notification"),
-            env={
-                "CW_WEBHOOK_URLS": json.dumps({"p1": flaky.url, "p2": broken.url}),
-                "CW_WEBHOOK_SIGNING_KEY": WEBHOOK_KEY,
-                "CW_WEBHOOK_MAX_ATTEMPTS": "3",
-            },
+            env={"CW_WEBHOOK_PARTNERS": json.dumps(partners), "CW_WEBHOOK_RETRY_HOURS": RETRY_HOURS},
         )  # fmt: skip
         topics = running.settings.topics
         watched = [topics.windows, topics.notifications, topics.deadletter]
@@ -212,10 +205,12 @@ async def test_each_category_is_told_once_in_the_customers_language_in_the_inbox
     for notice in webhook:
         assert [t.attempt for t in flaky.tries(str(notice.notification_id))] == [1, 2, 3]
 
-    # Partner p2 (always 500): three tries, then the decision is dead-lettered with the reason.
+    # Partner p2 (always 500, its own key): tried until the retry budget, then dead-lettered with the reason.
     (letter,) = letters
+    assert all(t.signature_ok for t in broken.seen)
     assert [t.status for t in broken.seen] == [500, 500, 500]
     assert letter.error_type == "webhook_undeliverable" and "partner p2" in letter.error and "HTTP 500" in letter.error
+    assert "retry budget" in letter.error and letter.headers["webhook_partner"] == "p2"
     assert letter.source_topic == topics.windows
     assert json.loads(base64.b64decode(letter.payload_b64))["customer_id"] == "cus_e2enote_0002"
 
@@ -253,9 +248,8 @@ async def test_dispatchers_sharing_one_redis_post_each_delivery_once_and_resume_
                     sender=HttpWebhookSender(timeout_s=1.0),
                     publisher=Outbox(broker, service="notification"),
                     topics=settings.topics,
-                    urls=urls,
-                    signing_key=b"shared-key",
-                    max_attempts=5,
+                    partners={name: Partner(url, b"shared-key") for name, url in urls.items()},
+                    retry_budget_s=60,
                     backoff=Backoff(initial_s=0.2, max_s=1.0),
                     concurrency=4,
                     poll_s=0.05,
@@ -375,3 +369,52 @@ async def _until(condition, timeout_s: float = 15.0) -> None:  # type: ignore[no
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+async def test_a_webhook_given_up_is_queued_again_once_by_dlq_replay_and_delivered(
+    endpoints: dict[str, str], namespace: str, log_root: Path
+) -> None:
+    key = "e2e-webhook-key-of-the-replayed-partner"
+    partner_up = {"now": False}
+    receiver = Receiver(key.encode(), answer=lambda idempotency_key, before: 200 if partner_up["now"] else 503)
+    with running_receiver(receiver):
+        running = await start_fleet(
+            endpoints, namespace, log_root, services=("policy", "notification"),
+            env={"CW_WEBHOOK_PARTNERS": json.dumps({"p1": {"url": receiver.url, "key": key}}), "CW_WEBHOOK_RETRY_HOURS": "0.0005"},
+        )  # fmt: skip
+        topics = running.settings.topics
+        watched = [topics.windows, topics.notifications, topics.deadletter]
+        env = {**os.environ, **endpoints, "CW_TOPIC_NAMESPACE": namespace, "COLUMNS": "200", "CW_LOG_FORMAT": "json"}
+        try:
+            await running.publish(topics.scores, [_score(41, locale="en", partner="p1")])
+            seen = await running.read(watched, lambda s: len(_letters(s)) >= 1, timeout_s=40)
+            (letter,) = _letters(seen)
+            assert letter.error_type == "webhook_undeliverable" and receiver.accepted() == []
+
+            partner_up["now"] = True  # the partner is back: the operator replays the give-up
+            first = await _creditwindow(env, "dlq", "replay", str(letter.event_id)[:8])
+            assert first.returncode == 0 and "replayed" in first.stdout, first.stdout + first.stderr
+            seen = await running.read(watched, lambda s: len(_notices(s, "webhook")) >= 1, timeout_s=30)
+
+            again = await _creditwindow(env, "dlq", "replay", str(letter.event_id)[:8])
+            assert again.returncode == 0 and "already replayed" in again.stdout, again.stdout + again.stderr
+            # The replayed record delivered a second time (at least once): the delivery is not queued again.
+            replayed = next(r for r in seen if r.record.topic == topics.windows and dict(r.record.headers or ()).get("replay_of"))
+            await running.publish_raw(topics.windows, replayed.record.value or b"", key=replayed.record.key, headers=replayed.record.headers)
+            await running.consumed("notification", [topics.windows])
+            await asyncio.sleep(1.5)  # a requeued delivery would be due at once
+            seen = await running.drain(watched, idle_s=1.5)
+        finally:
+            running.fleet.stop()
+
+    (delivered,) = receiver.accepted()
+    assert delivered.signature_ok and delivered.attempt == 1  # a fresh start: its own budget, first try
+    assert len(receiver.tries(delivered.idempotency_key)) == len(receiver.seen)  # one delivery, tried, then taken once
+    assert len(_notices(seen, "webhook")) == 1 and len(_notices(seen, "inbox")) == 1  # the customer is told once
+    assert len(_letters(seen)) == 1
+
+
+async def _creditwindow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "creditwindow", *args], env=env, capture_output=True, text=True, timeout=120
+    )

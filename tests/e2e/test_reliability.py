@@ -107,14 +107,16 @@ async def test_a_poison_record_ends_in_one_dead_letter_that_fits_and_stops_nothi
 async def test_lost_redis_data_is_noticed_and_rebuilt_with_deferrals_and_queued_webhooks(
     endpoints: dict[str, str], namespace: str, log_root: Path, tmp_path: Path
 ) -> None:
-    receiver = Receiver(b"creditwindow-local-webhook-key", answer=lambda key, before: 503)
+    partner_key = "a-key-only-this-partner-and-the-fleet-share-0001"
+    receiver = Receiver(partner_key.encode(), answer=lambda key, before: 503)
     now = utc_now()
     policy = _policy_file(tmp_path, maintenance=[{"start": now - timedelta(minutes=1), "end": now + timedelta(seconds=25)}])
     batch = list(applications(f"lost{namespace}", count=20))
     partnered = [a for a in batch if a.facts.partner_id == DEMO_PARTNER]
     assert partnered, "the German Credit rows include partner applications"
     with running_receiver(receiver):
-        env = {**QUICK, "CW_POLICY_PATH": str(policy), "CW_WEBHOOK_URLS": json.dumps({DEMO_PARTNER: receiver.url})}
+        partners = {DEMO_PARTNER: {"url": receiver.url, "key": partner_key}}
+        env = {**QUICK, "CW_POLICY_PATH": str(policy), "CW_WEBHOOK_PARTNERS": json.dumps(partners)}
         fleet = await start_fleet(endpoints, namespace, log_root, env=env)
         topics = fleet.settings.topics
         try:

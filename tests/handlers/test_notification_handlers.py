@@ -55,10 +55,10 @@ class Wired:
         sender: object | None = None,
         timeout_s: float = 0.5,
         clock: ManualClock | None = None,
+        retry_s: float = 2.0,
     ) -> None:
-        self.settings = Settings(
-            topic_namespace="h", webhook_urls=urls or {}, webhook_signing_key=KEY.decode(), webhook_max_attempts=4
-        )
+        partners = {name: {"url": url, "key": KEY.decode()} for name, url in (urls or {}).items()}
+        self.settings = Settings(topic_namespace="h", webhook_partners=partners, webhook_retry_hours=retry_s / 3600)
         self.broker = KafkaBroker()
         self.ledger = FakeLedger()
         self.queue = FakeWebhookQueue(clock) if clock is not None else FakeWebhookQueue()
@@ -76,9 +76,11 @@ class Wired:
         self.dispatcher = notification.dispatcher
         self.out: Captured = capture(self.broker, self.settings.topics.notifications, self.settings.topics.deadletter)
 
-    async def send(self, decision: Decision) -> None:
+    async def send(self, decision: Decision, headers: list[tuple[str, str]] | None = None) -> None:
         message = encode(decision)
-        await self.broker.publish(message.value, self.settings.topics.windows, key=message.key, headers=message.headers)
+        await self.broker.publish(
+            message.value, self.settings.topics.windows, key=message.key, headers={**message.headers, **dict(headers or ())}
+        )
 
     def notices(self, channel: str) -> list[NotificationSent]:
         return [n for n in self.out.of(NotificationSent) if n.channel == channel]
@@ -189,7 +191,7 @@ async def test_a_webhook_failing_at_first_is_delivered_once_signed_and_announced
 async def test_a_partner_that_always_fails_ends_in_a_dead_letter_with_the_reason() -> None:
     receiver = Receiver(KEY, answer=lambda key, before: 500)
     with running_receiver(receiver):
-        wired = Wired(urls={"p1": receiver.url})
+        wired = Wired(urls={"p1": receiver.url}, retry_s=0.5)
         decision = _decision(partner="p1", overdue=1)
         async with TestKafkaBroker(wired.broker):
             await wired.dispatcher.start()
@@ -199,10 +201,12 @@ async def test_a_partner_that_always_fails_ends_in_a_dead_letter_with_the_reason
                 await _eventually(lambda: set(wired.queue.states().values()) == {"dead"})
             finally:
                 await wired.dispatcher.stop()
-    assert len(receiver.seen) == 4  # max_attempts
+    tries = len(receiver.seen)
+    assert tries >= 3  # retried with backoff until the budget (0.5 s) would be passed
     (letter,) = wired.out.of(DeadLetter)
     assert letter.error_type == "webhook_undeliverable" and letter.failed_by == "notification"
-    assert "partner p1" in letter.error and "HTTP 500" in letter.error and "4 attempts" in letter.error
+    assert "partner p1" in letter.error and "HTTP 500" in letter.error and f"{tries} attempts" in letter.error
+    assert "retry budget" in letter.error and letter.headers["webhook_partner"] == "p1"
     assert letter.source_topic == wired.settings.topics.windows and letter.source_key == decision.customer_id
     original = WindowClosed.model_validate_json(__import__("base64").b64decode(letter.payload_b64))
     assert original.decision_id == decision.decision_id
@@ -269,6 +273,42 @@ async def test_a_delivery_posted_but_not_announced_is_announced_without_posting_
     assert len(wired.notices("webhook")) == 1
 
 
+async def test_a_replayed_webhook_give_up_is_queued_again_once_and_delivered() -> None:
+    sender = FakeSender([Answer(500), Answer(500), Answer(500), Answer(200)])
+    clock = ManualClock()
+    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender, clock=clock)
+    decision = _decision(partner="p1", locale="en")
+    async with TestKafkaBroker(wired.broker):
+        await wired.send(decision)
+        for _ in range(3):  # 500 until the 2 s budget is spent
+            await wired.dispatcher.run_once()
+            clock.advance(1.0)
+        (letter,) = wired.out.of(DeadLetter)
+        assert set(wired.queue.states().values()) == {"dead"} and "3 attempts" in letter.error
+
+        # What `creditwindow dlq replay` publishes: the original record, its headers, and replay_of.
+        replay = [*letter.headers.items(), ("replay_of", str(letter.event_id))]
+        for _ in range(2):  # the replayed record delivered twice (at least once): queued again once
+            await wired.send(decision, headers=replay)
+        assert [h for _, h in wired.queue.history if h.startswith("requeued")] == [f"requeued:{letter.event_id}"]
+        await wired.dispatcher.run_once()
+        await wired.send(decision, headers=replay)  # a late copy after the delivery: nothing more
+        assert await wired.dispatcher.run_once() == 0
+    assert len(sender.posts) == 4 and sender.posts[-1][2]["X-Creditwindow-Attempt"] == "1"
+    (sent,) = wired.notices("webhook")
+    assert sent.decision_id == decision.decision_id
+    assert len(wired.notices("inbox")) == 1  # the customer is not told twice
+    assert len(wired.out.of(DeadLetter)) == 1
+
+
+async def test_a_replayed_record_without_the_partner_header_queues_nothing() -> None:
+    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=FakeSender([Answer(200)]))
+    decision = _decision(partner="p1")
+    async with TestKafkaBroker(wired.broker):
+        await wired.send(decision, headers=[("replay_of", "some-letter")])
+    assert wired.queue.replayed == set() and len(wired.queue.entries) == 1
+
+
 # --- poison and privacy ---------------------------------------------------------------------------
 
 
@@ -302,7 +342,7 @@ async def test_webhook_logs_name_ids_never_the_message_or_the_partners_url() -> 
     with structlog.testing.capture_logs() as logs:
         async with TestKafkaBroker(wired.broker):
             await wired.send(decision)
-            for _ in range(4):  # max_attempts tries, each due once its backoff has passed
+            for _ in range(4):  # tries until the 2 s budget is spent, each due once its backoff has passed
                 await wired.dispatcher.run_once()
                 clock.advance(1.0)
     events = [entry["event"] for entry in logs]

@@ -28,7 +28,7 @@ async def test_a_forged_policy_update_is_counted_as_a_dead_letter_from_the_polic
     compose(settings, broker=broker, store=MemoryBook(), publisher=outbox, registry=registry, policy=default_policy(), clock=lambda: NOW)
     out = capture(broker, settings.topics.deadletter)
     text = default_policy().model_dump_json().replace('"version":1', '"version":2')
-    forged = signed_update(text, Settings(policy_signing_key="not-the-fleets-key"))
+    forged = signed_update(text, Settings(topic_namespace="h", policy_signing_key="not-the-fleets-key"))
     async with TestKafkaBroker(broker):
         message = encode(forged)
         await broker.publish(message.value, settings.topics.policy, key=message.key, headers=message.headers)

@@ -49,3 +49,11 @@ def test_the_build_uses_the_projects_dockerfile_which_installs_the_package() -> 
     assert "pip install ." in text and "USER creditwindow" in text
     for folder in ("shared", "services", "creditwindow"):
         assert f"COPY {folder} " in text
+
+
+def test_the_customer_data_api_has_its_own_port_on_loopback_apart_from_health_and_metrics() -> None:
+    policy = COMPOSE["services"]["policy"]
+    api_port = Settings().policy_api_port
+    assert f"127.0.0.1:{api_port}:{api_port}" in policy["ports"]
+    assert api_port != Settings().policy_http_port
+    assert all(port.startswith("127.0.0.1:") for name in SERVICES for port in COMPOSE["services"][name]["ports"])

@@ -33,9 +33,8 @@ def _common(locale: str, **changes: Any) -> dict[str, Any]:
 
 def opened(locale: str = "zh-CN", **changes: Any) -> WindowOpened:
     basis = LimitBasis(
-        grade_limit=30_000,
         cycle_factor=1.0,
-        income_cap=40_000,
+        income_fraction=changes.pop("income_fraction", 1 / 3),
         absolute_cap=200_000,
         bound_by=changes.pop("bound_by", "risk_grade"),
     )

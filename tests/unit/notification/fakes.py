@@ -36,6 +36,7 @@ class _Entry:
     due: float = 0.0
     lease: str | None = None
     last_error: str = ""
+    first: float | None = None
 
 
 class FakeWebhookQueue:
@@ -43,6 +44,7 @@ class FakeWebhookQueue:
         self.clock = clock
         self.entries: dict[str, _Entry] = {}
         self.history: list[tuple[str, str]] = []  # (notification_id, what happened)
+        self.replayed: set[str] = set()  # dead letters whose delivery was queued again
 
     async def enqueue(self, deliveries: Sequence[WebhookDelivery]) -> int:
         created = 0
@@ -52,6 +54,18 @@ class FakeWebhookQueue:
                 self.history.append((delivery.notification_id, "enqueued"))
                 created += 1
         return created
+
+    async def requeue(self, deliveries: Sequence[WebhookDelivery]) -> int:
+        queued = 0
+        for delivery in deliveries:
+            entry = self.entries.get(delivery.notification_id)
+            if delivery.replay_of in self.replayed or (entry is not None and entry.state != "dead"):
+                continue
+            self.replayed.add(delivery.replay_of)
+            self.entries[delivery.notification_id] = _Entry(delivery, due=self.clock())
+            self.history.append((delivery.notification_id, f"requeued:{delivery.replay_of}"))
+            queued += 1
+        return queued
 
     async def claim(self, limit: int, lease_ms: int) -> list[ClaimedDelivery]:
         now = self.clock()
@@ -66,8 +80,11 @@ class FakeWebhookQueue:
             entry.lease = token
             if entry.state == "pending":
                 entry.attempts += 1
+                if entry.first is None:
+                    entry.first = now
             self.history.append((entry.delivery.notification_id, f"claimed:{entry.state}:{entry.attempts}"))
-            out.append(ClaimedDelivery(entry.delivery, entry.state, entry.attempts, token, entry.last_error))  # type: ignore[arg-type]
+            age = now - (entry.first if entry.first is not None else now)
+            out.append(ClaimedDelivery(entry.delivery, entry.state, entry.attempts, token, entry.last_error, age_s=age))  # type: ignore[arg-type]
         return out
 
     async def settle(self, claimed: ClaimedDelivery, outcome: str, *, delay_ms: int = 0, error: str = "") -> bool:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.notification.disclosure import compose, moment, money, reference_for, render
+from services.notification.disclosure import compose, moment, money, reference_for, render, share_of_income
 from shared.contracts import NotificationSent, Reason, RecourseAction
 from shared.reasons import BOUNDS, CATEGORIES, CLOSURE_REASONS, REASON_ADVICE, REASONS, REGULATORY_RULES
 from tests.unit.notification.factories import DECIDED_AT, closed, opened
@@ -50,9 +50,17 @@ def test_an_opened_window_tells_limit_price_validity_and_basis_in_english() -> N
 @pytest.mark.parametrize("locale", LOCALES)
 def test_an_opened_window_names_what_set_its_limit(bound: str, locale: str) -> None:
     body = render(opened(locale, bound_by=bound)).body
-    assert BOUNDS[bound](locale) in body
+    assert BOUNDS[bound](locale).format(share=share_of_income(1 / 3, locale)) in body
     if bound == "absolute_cap":
         assert money(200_000, locale) in body
+
+
+@pytest.mark.parametrize(
+    ("fraction", "zh", "en"), [(1 / 3, "三分之一", "a third"), (0.5, "二分之一", "half"), (0.4, "40%", "40%"), (None, "三分之一", "a third")]
+)
+def test_the_income_rule_is_told_with_the_share_the_decision_carries(fraction: float | None, zh: str, en: str) -> None:
+    assert f"余额不超过年收入的{zh}" in render(opened("zh-CN", bound_by="income_cap", income_fraction=fraction)).body
+    assert f"balance at most {en} of annual income" in render(opened("en", bound_by="income_cap", income_fraction=fraction)).body
 
 
 @pytest.mark.parametrize("locale", LOCALES)

@@ -24,6 +24,7 @@ GOLDEN = Path(__file__).parent / "golden"
 
 CASES: dict[str, Callable[[str], Decision]] = {
     "opened": lambda locale: opened(locale),
+    "opened_income_cap": lambda locale: opened(locale, bound_by="income_cap"),
     "closed_credit": lambda locale: closed(locale),
     "closed_credit_knockout": lambda locale: closed(locale, reason="knockout_recent_overdue"),
     "closed_strategy": lambda locale: closed(locale, "strategy", "region_paused"),

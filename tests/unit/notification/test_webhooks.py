@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -46,30 +47,50 @@ def test_each_try_carries_the_idempotency_key_timestamp_signature_and_attempt() 
     assert headers["X-Creditwindow-Attempt"] == "3"
 
 
+HOUR = 3600.0
+
+
 @pytest.mark.parametrize(
-    ("status", "error", "attempt", "outcome"),
+    ("status", "error", "age_s", "outcome"),
     [
-        (200, None, 1, "delivered"),
-        (204, None, 5, "delivered"),
-        (503, None, 1, "retry"),
-        (500, None, 4, "retry"),
-        (429, None, 1, "retry"),
-        (408, None, 1, "retry"),
-        (None, "timeout after 2 s", 1, "retry"),
-        (503, None, 5, "failed"),
-        (None, "ConnectError", 5, "failed"),
-        (400, None, 1, "failed"),
-        (410, None, 1, "failed"),
-        (302, None, 1, "failed"),
+        (200, None, 0, "delivered"),
+        (204, None, 30 * HOUR, "delivered"),
+        (503, None, 0, "retry"),
+        (500, None, 20 * HOUR, "retry"),
+        (429, None, 0, "retry"),
+        (408, None, 0, "retry"),
+        (None, "timeout after 2 s", 0, "retry"),
+        (503, None, 24 * HOUR - 60, "failed"),  # the next try would come after the budget
+        (None, "ConnectError", 24 * HOUR, "failed"),
+        (400, None, 0, "failed"),
+        (410, None, 0, "failed"),
+        (302, None, 0, "failed"),
     ],
 )
-def test_an_answer_is_delivered_retried_or_given_up(
-    status: int | None, error: str | None, attempt: int, outcome: str
+def test_an_answer_is_delivered_retried_or_given_up_by_the_retry_budget(
+    status: int | None, error: str | None, age_s: float, outcome: str
 ) -> None:
-    verdict = judge(status, error, attempt=attempt, max_attempts=5)
+    verdict = judge(status, error, attempt=7, age_s=age_s, budget_s=24 * HOUR, next_delay_s=900)
     assert verdict.outcome == outcome
     if outcome == "failed":
         assert (str(status) if status else error) in verdict.reason  # type: ignore[operator]
+
+
+def test_a_give_up_by_the_budget_says_how_many_tries_over_how_long() -> None:
+    verdict = judge(500, None, attempt=41, age_s=23.9 * HOUR, budget_s=24 * HOUR, next_delay_s=900)
+    assert verdict.reason == "HTTP 500: gave up after 41 attempts in 23.9 h (retry budget 24.0 h)"
+
+
+def test_over_a_budget_of_hours_the_waits_grow_to_the_ceiling_with_jitter() -> None:
+    backoff = Backoff(initial_s=1, max_s=900, jitter=0.2)
+    waits = [backoff.delay(n, spread=0.5) for n in range(1, 40)]
+    assert waits[:3] == [1.1, 2.2, 4.4] and max(waits) == 900 * 1.1
+    tries_in_a_day, elapsed = 0, 0.0
+    for wait in [backoff.delay(n) for n in range(1, 1000)]:
+        if elapsed > 24 * HOUR:
+            break
+        tries_in_a_day, elapsed = tries_in_a_day + 1, elapsed + wait
+    assert 90 < tries_in_a_day < 110  # about four an hour once at the ceiling, not a storm
 
 
 def test_backoff_doubles_up_to_its_ceiling_with_bounded_jitter() -> None:
@@ -128,7 +149,20 @@ def test_a_given_up_delivery_dead_letters_the_original_decision_with_the_reason(
     assert letter.event_id == again.event_id
     assert letter.error_type == "webhook_undeliverable" and "partner p1" in letter.error and "HTTP 500" in letter.error
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("credit.windows", 2, 41)
-    assert base64.b64decode(letter.payload_b64) == SOURCE.value and letter.headers == SOURCE.headers
+    assert base64.b64decode(letter.payload_b64) == SOURCE.value
+    assert letter.headers == {**SOURCE.headers, "webhook_partner": "p1"}  # a replay names the delivery to redo
+    assert letter.replayed_from is None
+
+
+def test_a_replayed_delivery_given_up_again_leaves_a_letter_of_its_own_naming_the_first() -> None:
+    decision = opened(partner_id="p1")
+    delivery = webhook_delivery_for(decision, render(decision), SOURCE, {"p1"})
+    assert delivery is not None
+    first = dead_letter_for_delivery(delivery, "HTTP 500", attempts=3)
+    replayed_source = replace(SOURCE, headers={**first.headers, "replay_of": str(first.event_id)})
+    again = dead_letter_for_delivery(replace(delivery, source=replayed_source, replay_of=str(first.event_id)), "HTTP 500", attempts=3)
+    assert again.event_id != first.event_id and again.replayed_from == str(first.event_id)
+    assert again.headers == first.headers  # the old replay_of is not carried into the new letter
 
 
 def test_a_delivery_source_survives_its_round_trip_through_storage() -> None:
