@@ -6,24 +6,27 @@ Both one-line (sources.list) and deb822 (*.sources) files are read; disabled ent
 
 from __future__ import annotations
 
-import glob
 import re
+import sys
+from pathlib import Path
 
 
-def mirrors() -> tuple[str, str]:
+def mirrors(root: Path = Path("/")) -> tuple[str, str]:
+    """The first archive mirror and the first security mirror among the enabled apt sources."""
     archive = security = ""
     entries: list[tuple[str, list[str]]] = []
-    for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]:
+    apt = root / "etc" / "apt"
+    for path in [apt / "sources.list", *sorted(apt.glob("sources.list.d/*.list"))]:
         try:
-            lines = open(path).read().splitlines()
+            lines = path.read_text().splitlines()
         except OSError:
             continue
         for line in lines:
             words = re.sub(r"\[[^]]*\]", "", line.split("#")[0]).split()
             if len(words) >= 3 and words[0] == "deb":
                 entries.append((words[1], [words[2]]))
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
-        for stanza in re.split(r"\n\s*\n", open(path).read()):
+    for path in sorted(apt.glob("sources.list.d/*.sources")):
+        for stanza in re.split(r"\n\s*\n", path.read_text()):
             fields: dict[str, list[str]] = {}
             for line in stanza.splitlines():
                 if ":" in line and not line.lstrip().startswith("#"):
@@ -41,4 +44,4 @@ def mirrors() -> tuple[str, str]:
 
 
 if __name__ == "__main__":
-    print(*mirrors())
+    print(*mirrors(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/")))
