@@ -19,7 +19,6 @@ import pytest
 
 from shared.settings import REPO_ROOT, Settings
 
-
 WAYS = ("auto", "env", "containers", "platform")
 
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # read when testcontainers is imported
 
-import docker  # noqa: E402
-import redis  # noqa: E402
-from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
-from docker.errors import APIError, DockerException, ImageNotFound  # noqa: E402
-from testcontainers.core.container import DockerContainer  # noqa: E402
+import docker
+import redis
+from aiokafka.admin import AIOKafkaAdminClient
+from docker.errors import APIError, DockerException, ImageNotFound
+from testcontainers.core.container import DockerContainer
 
-from shared.settings import REPO_ROOT  # noqa: E402
+from shared.settings import REPO_ROOT
 
 __all__ = ["ContainersUnavailable", "choose_images", "docker_answers", "kafka_and_redis"]
 
@@ -51,7 +51,7 @@ def docker_answers() -> bool:
             return bool(client.ping())
         finally:
             client.close()
-    except Exception:
+    except Exception:  # noqa: BLE001 - no engine, whatever the reason
         return False
 
 
@@ -122,7 +122,7 @@ async def _kafka_probe(bootstrap: str) -> bool:
         await asyncio.wait_for(admin.start(), 5)
         await asyncio.wait_for(admin.list_topics(), 5)
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - not up yet
         return False
     finally:
         await admin.close()
@@ -132,7 +132,7 @@ def _redis_answers(url: str) -> bool:
     client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
     try:
         return bool(client.ping())
-    except Exception:
+    except Exception:  # noqa: BLE001 - not up yet
         return False
     finally:
         client.close()
@@ -186,7 +186,9 @@ def kafka_container(image: str, port: int) -> DockerContainer:
 
 
 def redis_container(image: str) -> DockerContainer:
-    container = DockerContainer(image, command=["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no"])
+    container = DockerContainer(
+        image, command=["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no"]
+    )
     container.ports["6379/tcp"] = (LOOPBACK, None)  # type: ignore[assignment]  # a free port, on loopback only
     return container
 
@@ -202,7 +204,7 @@ def _start_kafka(image: str, stack: ExitStack, attempts: int = 3) -> str:
                 raise
             continue
         bootstrap = f"{LOOPBACK}:{port}"
-        _wait(container, lambda: _kafka_answers(bootstrap), f"Kafka ({image})", timeout_s=120)
+        _wait(container, lambda address=bootstrap: _kafka_answers(address), f"Kafka ({image})", timeout_s=120)
         return bootstrap
     raise AssertionError("unreachable")
 
@@ -220,5 +222,7 @@ def kafka_and_redis(say: Callable[[str], None] = print) -> Iterator[dict[str, st
         url = f"redis://{LOOPBACK}:{redis_box.get_exposed_port(6379)}/0"
         bootstrap = _start_kafka(images["kafka"], stack)
         _wait(redis_box, lambda: _redis_answers(url), f"Redis ({images['redis']})", timeout_s=30)
-        say(f"[containers] {images['kafka']} at {bootstrap}, {images['redis']} at {url} ({time.monotonic() - began:.1f} s)")
+        say(
+            f"[containers] {images['kafka']} at {bootstrap}, {images['redis']} at {url} ({time.monotonic() - began:.1f} s)"
+        )
         yield {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": url}

@@ -27,11 +27,16 @@ from shared.settings import REPO_ROOT, Settings
 from tests.containers import IMAGES_ENV
 
 pytestmark = pytest.mark.skipif(
-    os.environ.get("CW_COMPOSE_CHECK") != "1", reason="needs Docker, compose v2 and `make images`: run `make compose-check`"
+    os.environ.get("CW_COMPOSE_CHECK") != "1",
+    reason="needs Docker, compose v2 and `make images`: run `make compose-check`",
 )
 
 APPLICATIONS = 1_000
-SERVICES = {"scoring": "CW_COMPOSE_SCORING_PORT", "policy": "CW_COMPOSE_POLICY_PORT", "notification": "CW_COMPOSE_NOTIFICATION_PORT"}
+SERVICES = {
+    "scoring": "CW_COMPOSE_SCORING_PORT",
+    "policy": "CW_COMPOSE_POLICY_PORT",
+    "notification": "CW_COMPOSE_NOTIFICATION_PORT",
+}
 
 
 def _free_port() -> int:
@@ -45,15 +50,21 @@ class Stack:
 
     def __init__(self) -> None:
         self.project = f"cwcheck{uuid.uuid4().hex[:6]}"
-        self.ports = {name: _free_port() for name in ("CW_COMPOSE_KAFKA_PORT", "CW_COMPOSE_REDIS_PORT", *SERVICES.values())}
+        self.ports = {
+            name: _free_port() for name in ("CW_COMPOSE_KAFKA_PORT", "CW_COMPOSE_REDIS_PORT", *SERVICES.values())
+        }
         self.env = {**os.environ, **{k: str(v) for k, v in self.ports.items()}}
 
     def compose(self, *args: str, timeout: float = 600) -> str:
         command = ["docker", "compose", "-p", self.project, "-f", str(REPO_ROOT / "docker-compose.yml")]
         if IMAGES_ENV.is_file():
             command += ["--env-file", str(IMAGES_ENV)]
-        done = subprocess.run([*command, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
-        assert done.returncode == 0, f"docker compose {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        done = subprocess.run(
+            [*command, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        assert done.returncode == 0, (
+            f"docker compose {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
         return done.stdout
 
     def docker(self, *args: str) -> str:
@@ -110,7 +121,9 @@ def test_the_stack_comes_up_healthy_decides_and_notifies_1000_applications_and_g
     stack.compose("up", "--detach", "--wait", "--wait-timeout", "300")
     up_s = time.monotonic() - began
 
-    states = [json.loads(line) for line in stack.compose("ps", "--all", "--format", "json").splitlines() if line.strip()]
+    states = [
+        json.loads(line) for line in stack.compose("ps", "--all", "--format", "json").splitlines() if line.strip()
+    ]
     by_service = {state["Service"]: state for state in states}
     for name in ("kafka", "redis", *SERVICES):
         assert by_service[name]["State"] == "running" and by_service[name]["Health"] == "healthy", by_service[name]
@@ -124,7 +137,9 @@ def test_the_stack_comes_up_healthy_decides_and_notifies_1000_applications_and_g
         env = json.loads(stack.docker("inspect", "--format", "{{json .Config.Env}}", by_service[name]["ID"]))
         assert "CW_ENVIRONMENT=local" in env, name
     # Kafka and Redis keep their data on the project's named volumes.
-    volumes = set(stack.docker("volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={stack.project}").split())
+    volumes = set(
+        stack.docker("volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={stack.project}").split()
+    )
     assert volumes == {f"{stack.project}_kafka-data", f"{stack.project}_redis-data"}
 
     settings = Settings(
@@ -134,5 +149,7 @@ def test_the_stack_comes_up_healthy_decides_and_notifies_1000_applications_and_g
     sent = time.monotonic()
     decided, notified = asyncio.run(_decide(settings, f"compose{time.strftime('%H%M%S')}"))
     flow_s = time.monotonic() - sent
-    print(f"[compose] up and healthy in {up_s:.1f} s; {APPLICATIONS} applications -> {decided} decisions, {notified} notifications in {flow_s:.1f} s")
+    print(
+        f"[compose] up and healthy in {up_s:.1f} s; {APPLICATIONS} applications -> {decided} decisions, {notified} notifications in {flow_s:.1f} s"
+    )
     assert (decided, notified) == (APPLICATIONS, APPLICATIONS)

@@ -91,13 +91,23 @@ def test_the_image_is_multi_stage_non_root_and_installs_the_runtime_lock_only() 
     assert text.count("FROM ${BASE_IMAGE}") == 2
     assert "--require-hashes" in text and "requirements/runtime.txt" in text
     assert "--no-deps" in text and "[dev" not in text and "[model" not in text
-    assert re.search(r"^USER 10001$", text, re.M)
+    assert re.search(r"^USER 10001$", text, re.MULTILINE)
     for folder in ("shared", "services", "creditwindow"):
         assert f"COPY {folder} " in text
 
 
 def test_the_build_context_is_a_short_allow_list() -> None:
-    lines = [line for line in (REPO_ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
+    lines = [
+        line for line in (REPO_ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")
+    ]
     assert lines[0] == "*"  # everything out, then only what the image needs back in
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "requirements/runtime.txt", "requirements/build.txt", "shared", "services", "creditwindow"}
+    assert allowed == {
+        "pyproject.toml",
+        "README.md",
+        "requirements/runtime.txt",
+        "requirements/build.txt",
+        "shared",
+        "services",
+        "creditwindow",
+    }

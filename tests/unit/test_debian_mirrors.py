@@ -34,7 +34,12 @@ def test_deb822_sources_give_the_archive_and_the_security_mirror(tmp_path: Path)
 
 
 def test_one_line_sources_with_options_and_no_security_mirror(tmp_path: Path) -> None:
-    root = _apt(tmp_path, {"sources.list": "# deb http://old.invalid/debian buster main\ndeb [arch=amd64] http://mirror.invalid/debian bookworm main\n"})
+    root = _apt(
+        tmp_path,
+        {
+            "sources.list": "# deb http://old.invalid/debian buster main\ndeb [arch=amd64] http://mirror.invalid/debian bookworm main\n"
+        },
+    )
     assert debian_mirrors.mirrors(root) == ("http://mirror.invalid/debian", "")
 
 

@@ -44,7 +44,9 @@ def test_every_topic_of_the_code_is_a_kafka_topic_with_replication_3_and_min_ins
     for name, spec in topics.items():
         assert spec["replicas"] == 3 and spec["config"]["min.insync.replicas"] == 2, name
         assert spec["partitions"] == (1 if name == Topics().policy else Settings().topic_partitions), name
-    assert {topics[Topics().windows]["config"]["retention.ms"], topics[Topics().policy]["config"]["retention.ms"]} == {-1}
+    assert {topics[Topics().windows]["config"]["retention.ms"], topics[Topics().policy]["config"]["retention.ms"]} == {
+        -1
+    }
     kafka = _of("Kafka")["creditwindow"]["spec"]["kafka"]["config"]
     assert kafka["min.insync.replicas"] == 2 and kafka["default.replication.factor"] == 3
     assert kafka["auto.create.topics.enable"] is False
@@ -76,7 +78,9 @@ def test_keys_and_passwords_come_from_secrets_and_no_secret_is_shipped() -> None
 
 
 def test_each_service_has_a_disruption_budget_and_scales_on_its_own_lag_up_to_the_partition_count() -> None:
-    budgets = {b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for b in _of("PodDisruptionBudget").values()}
+    budgets = {
+        b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for b in _of("PodDisruptionBudget").values()
+    }
     scaled = {s["spec"]["scaleTargetRef"]["name"]: s["spec"] for s in _of("ScaledObject").values()}
     for service in SERVICES:
         assert f"creditwindow-{service}" in budgets

@@ -16,7 +16,7 @@ PROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
 
 def _pins(path: Path) -> dict[str, str]:
     text = path.read_text()
-    pins = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;\\]+)", text, re.M))
+    pins = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;\\]+)", text, re.MULTILINE))
     return {canonicalize_name(name): version for name, version in pins.items()}
 
 
@@ -33,7 +33,16 @@ def _unpinned(requirements: list[str], pins: dict[str, str]) -> list[str]:
 def test_the_runtime_lock_pins_every_runtime_dependency_and_no_extra() -> None:
     pins = _pins(REPO_ROOT / "requirements" / "runtime.txt")
     assert not _unpinned(PROJECT["dependencies"], pins)
-    tooling = {"scorecardpy", "pandas", "matplotlib", "optbinning", "scikit-learn", "psutil", "pytest", "testcontainers"}
+    tooling = {
+        "scorecardpy",
+        "pandas",
+        "matplotlib",
+        "optbinning",
+        "scikit-learn",
+        "psutil",
+        "pytest",
+        "testcontainers",
+    }
     assert not tooling & set(pins)
 
 
@@ -46,8 +55,8 @@ def test_the_development_lock_pins_every_dependency_of_every_extra() -> None:
 def test_every_pin_carries_hashes() -> None:
     for name in ("runtime.txt", "dev.txt", "build.txt"):
         text = (REPO_ROOT / "requirements" / name).read_text()
-        pins = re.findall(r"^[A-Za-z0-9_.\-]+==", text, re.M)
-        hashed = re.findall(r"^[A-Za-z0-9_.\-]+==[^\n]*\\\n\s+--hash=sha256:", text, re.M)
+        pins = re.findall(r"^[A-Za-z0-9_.\-]+==", text, re.MULTILINE)
+        hashed = re.findall(r"^[A-Za-z0-9_.\-]+==[^\n]*\\\n\s+--hash=sha256:", text, re.MULTILINE)
         assert pins and len(pins) == len(hashed), name
 
 

@@ -40,7 +40,11 @@ def strict(node: Any) -> Any:
     if node.get("format") == "int-or-string" or node.get("x-kubernetes-int-or-string"):
         return {"oneOf": [{"type": "string"}, {"type": "integer"}]}
     out = {key: strict(value) for key, value in node.items()}
-    if "properties" in out and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 
