@@ -1,28 +1,46 @@
 # creditwindow: two commands do everything on a fresh machine.
 #   make demo   set up, bring the local platform up, run the fleet end to end on 1,000 applications
 #   make test   set up and run every test (unit, handlers, end to end on the real broker and Redis)
+# Containers (a Docker engine; `deploy/images/engine.sh start` installs and starts one as root):
+#   make images            the images, built here from Debian's packages and Maven where no registry answers
+#   make test-containers   the end-to-end suite on Kafka and Redis started by testcontainers
+#   make compose-check     docker-compose.yml up, 1,000 applications through it, down
+#   make deploy-check      render and validate deploy/k8s offline; check the Prometheus rules with promtool
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+LOCK   := requirements/dev.txt
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) requirements/build.txt | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
+COMPOSE := docker compose $(if $(wildcard .cache/images.env),--env-file .cache/images.env)
 
-.PHONY: help install demo test test-fast test-e2e bench faults up down status schemas docs clean
+.PHONY: help install lock demo test test-fast test-e2e bench faults up down status schemas docs clean \
+	images test-containers compose-check compose-up compose-down k8s-check rules-check deploy-check
 
 help:
 	@echo "make demo | make test | make test-fast | make bench | make faults | make up | make down | make status"
+	@echo "make images | make test-containers | make compose-check | make deploy-check | make lock"
 
-$(STAMP): pyproject.toml
+# Installs exactly the lock (hashes checked): requirements/dev.txt has every extra; the project itself
+# is installed editable, built with the locked setuptools. `make lock` re-resolves after a change to
+# pyproject.toml's dependencies.
+$(STAMP): pyproject.toml $(LOCK) requirements/build.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ not found: install python3 (3.11 or newer) and python3-venv"; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || { echo "Python 3.11+ needed, found $$($(PYTHON) --version)"; exit 1; }
 	@$(PYTHON) -m venv $(VENV) || { echo "python venv failed: install python3-venv"; exit 1; }
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev,model,test]"
+	$(BIN)/pip install -q --require-hashes -r requirements/build.txt -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+lock: install
+	$(BIN)/pip install -q "uv>=0.5"
+	$(BIN)/uv pip compile -q pyproject.toml --universal --python-version 3.11 --generate-hashes -o requirements/runtime.txt
+	$(BIN)/uv pip compile -q pyproject.toml --universal --python-version 3.11 --generate-hashes --extra dev --extra model --extra test -o requirements/dev.txt
+	$(BIN)/uv pip compile -q requirements/build.in --universal --python-version 3.11 --generate-hashes -o requirements/build.txt
 
 up: install
 	$(BIN)/creditwindow dev up
@@ -58,6 +76,32 @@ faults: install
 
 schemas: install
 	$(BIN)/creditwindow schema export docs/schemas
+
+# --- containers and deployment -------------------------------------------------------------------
+
+images:
+	bash deploy/images/build.sh
+
+# The end-to-end suite with Kafka and Redis from testcontainers (whatever endpoints the shell has).
+test-containers: install
+	env -u KAFKA_BOOTSTRAP_SERVERS -u REDIS_URL CW_TEST_ENDPOINTS=containers $(BIN)/python -m pytest -ra -m e2e $(PYTEST_ARGS)
+
+compose-check: install
+	CW_COMPOSE_CHECK=1 $(BIN)/python -m pytest -ra -s -m compose $(PYTEST_ARGS)
+
+compose-up:
+	$(COMPOSE) up --detach --wait
+
+compose-down:
+	$(COMPOSE) down
+
+k8s-check:
+	bash deploy/k8s/validate.sh
+
+rules-check:
+	bash deploy/prometheus/check.sh
+
+deploy-check: k8s-check rules-check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

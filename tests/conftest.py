@@ -1,6 +1,8 @@
 """Test endpoints: KAFKA_BOOTSTRAP_SERVERS / REDIS_URL when set; else testcontainers when a Docker
-engine answers; else the local platform (real Kafka from the official jars, Debian's redis-server).
+engine answers and Kafka and Redis images are here or can be pulled (tests/containers.py); else
+the local platform (real Kafka from the official jars, Debian's redis-server).
 
+CW_TEST_ENDPOINTS forces one way: `env`, `containers` (`make test-containers`) or `platform`.
 Only end-to-end tests ask for them: unit and handler tests never start anything.
 """
 
@@ -10,45 +12,60 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from shared.settings import REPO_ROOT, Settings
 
+WAYS = ("auto", "env", "containers", "platform")
 
-def _docker_answers() -> bool:
-    try:
-        import docker
 
-        client = docker.from_env(timeout=3)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:
+def _containers_usable() -> bool:
+    """Docker answers and Kafka and Redis images are here or can be pulled; else say why not."""
+    from tests import containers
+
+    if not containers.docker_answers():
         return False
+    try:
+        containers.choose_images()
+    except containers.ContainersUnavailable as exc:
+        print(f"[endpoints] a Docker engine answers but {exc}; using the local platform")
+        return False
+    return True
 
 
 @pytest.fixture(scope="session")
 def endpoints() -> Iterator[dict[str, str]]:
     """Kafka and Redis endpoints for the whole test session."""
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("REDIS_URL"):
+    way = os.environ.get("CW_TEST_ENDPOINTS", "auto")
+    if way not in WAYS:
+        raise pytest.UsageError(f"CW_TEST_ENDPOINTS={way!r}: choose one of {', '.join(WAYS)}")
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("REDIS_URL")
+    if way == "env" or (way == "auto" and given):
+        if not given:
+            raise pytest.UsageError("CW_TEST_ENDPOINTS=env needs KAFKA_BOOTSTRAP_SERVERS and REDIS_URL")
         yield {"KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"], "REDIS_URL": os.environ["REDIS_URL"]}
         return
-    if _docker_answers():
-        from testcontainers.kafka import KafkaContainer
-        from testcontainers.redis import RedisContainer
+    if way == "containers" or (way == "auto" and _containers_usable()):
+        from tests import containers
 
-        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka, RedisContainer("redis:7") as redis:
-            host, port = redis.get_container_host_ip(), redis.get_exposed_port(6379)
-            found = {"KAFKA_BOOTSTRAP_SERVERS": kafka.get_bootstrap_server(), "REDIS_URL": f"redis://{host}:{port}/0"}
+        with ExitStack() as stack:
+            try:
+                found = stack.enter_context(containers.kafka_and_redis(say=print))
+            except containers.ContainersUnavailable as exc:
+                pytest.exit(f"end-to-end tests on containers: {exc}", returncode=3)
+            saved = {name: os.environ.get(name) for name in found}
             os.environ.update(found)  # the CLI and the fault suite read their endpoints from the environment
             try:
                 yield found
             finally:
-                for name in found:
-                    os.environ.pop(name, None)
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
         return
     from devtools.platform import LocalPlatform
 
@@ -84,9 +101,9 @@ def log_root() -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark tests by their folder: tests/unit -> unit, tests/handlers -> handlers, tests/e2e -> e2e."""
+    """Mark tests by their folder: tests/unit -> unit, tests/handlers -> handlers, tests/e2e -> e2e, tests/compose -> compose."""
     for item in items:
         parts = Path(str(item.fspath)).parts
-        for kind in ("unit", "handlers", "e2e"):
+        for kind in ("unit", "handlers", "e2e", "compose"):
             if kind in parts:
                 item.add_marker(getattr(pytest.mark, kind))
