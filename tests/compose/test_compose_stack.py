@@ -20,9 +20,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from creditwindow.topics_io import Publisher, TopicReader
 from devtools.germancredit import applications
 from shared.contracts import NotificationSent, WindowClosed, WindowOpened
+from shared.messaging.topic_io import Publisher, TopicReader
 from shared.settings import REPO_ROOT, Settings
 from tests.containers import IMAGES_ENV
 
