@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 from creditwindow.outcomes import Outcome
 from services.policy.book import Book
-from services.policy.decisions import close_request, propose, request_for
+from services.policy.decisions import book_request, close_request, propose
 from services.policy.document import PolicyDocument
 from services.policy.rules import Close, Offer
 from shared.contracts import ScoreComputed
@@ -33,7 +33,7 @@ def replay_scores(scores: Iterable[ScoreComputed], policy: PolicyDocument, *, on
         for record in book.due_expiries(int(now.timestamp() * 1000), limit=len(book.state.expiry)):
             book.close(close_request(record, trigger="expiry", reason="expired", now=now))
         proposal = propose(score, policy, now)
-        answer = book.decide(request_for(proposal, policy))
+        answer = book.decide(*book_request(proposal, policy))
         segment = score.facts.segment if score.facts else "unknown"
         verdict = proposal.verdict
         if isinstance(verdict, Offer) and answer.granted > 0:

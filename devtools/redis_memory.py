@@ -48,6 +48,9 @@ async def _used(redis: Redis) -> int:
     return int((await redis.info("memory"))["used_memory"])
 
 
+TERMS = BudgetTerms(exposure=10**12, expected_loss=10**10, round_to=100, min_limit=500)
+
+
 def _request(n: int, run: str, now_ms: int) -> DecideRequest:
     application = f"app_mem{run}_{n:08d}"
     opened = n % 5 < 3
@@ -55,7 +58,7 @@ def _request(n: int, run: str, now_ms: int) -> DecideRequest:
     return DecideRequest(
         record=application, customer=f"cus_mem{run}_{n:09d}", segment="individual", decision_id=str(uuid.uuid4()),
         application_id=application, policy_version="default@1", decided_at_ms=now_ms,
-        budget=BudgetTerms(exposure=10**12, expected_loss=10**10, round_to=100, min_limit=500),
+        budget="individual/2026-11",
         offer=offer, category="" if opened else "credit", reason="" if opened else "score_below_cutoff",
         region="CN-SH", channel="app", locale="zh-CN", model_id="german-woe@1+eb436e95",
     )  # fmt: skip
@@ -81,7 +84,7 @@ async def measure(settings: Settings, customers: int = 100_000) -> MemoryReport:
         notice = b'{"event_type":"NotificationSent","schema_version":1,' + b'"body":"' + b"x" * 900 + b'"}'
         for first in range(0, customers, BATCH):
             requests = [_request(n, run, now_ms) for n in range(first, min(customers, first + BATCH))]
-            answers = await book.allocate(requests)
+            answers = await book.allocate(requests, {"individual/2026-11": TERMS})
             await book.remember([(r.record, b'{"event_type":"WindowClosed"}' + b" " * 1_400) for r in requests])
             await book.mark_published([r.record for r in requests])
             claims = [(r.decision_id, r.customer, a.seq) for r, a in zip(requests, answers, strict=True)]

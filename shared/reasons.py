@@ -14,6 +14,7 @@ __all__ = [
     "BOUNDS",
     "CATEGORIES",
     "CLOSURE_REASONS",
+    "DRAWDOWN_REASONS",
     "LOCALES",
     "REASONS",
     "REASON_ADVICE",
@@ -226,6 +227,25 @@ CLOSURE_REASONS: dict[str, Text] = {
     "expired": Text("额度有效期已到期", "Your window reached the end of its validity"),
     "newer_application": Text(
         "您之后提交的申请已有结果,本次申请不再改变您的额度", "A newer application of yours has been decided; this one no longer changes your window"
+    ),
+    "cycle_cutoff": Text(
+        "您的评分达到平时的标准,但在当前经济周期平台临时提高了准入门槛",
+        "Your score meets our usual cut-off, but the platform has raised it for the current economic cycle",
+    ),
+    "limit_multiplier": Text(
+        "平台目前主动下调了您所在客群的额度,调整后低于最低开通额度",
+        "The platform is currently lowering limits for your group, which leaves less than the minimum we open",
+    ),
+}
+
+# Why a drawdown was refused (with the category; a closed window's own reason is said too).
+DRAWDOWN_REASONS: dict[str, Text] = {
+    "no_window": Text("您目前没有可用的借款额度", "You have no borrowing window at present"),
+    "window_closed": Text("您的借款额度目前未开放", "Your borrowing window is not open at present"),
+    "window_expired": Text("您的借款额度已到期", "Your borrowing window has reached the end of its validity"),
+    "above_available": Text("借款金额超过了当前可用额度", "The amount is more than is available to draw"),
+    "balance_cap": Text(
+        "借款后余额将超过监管规定的上限", "Your balance after it would exceed the regulatory cap"
     ),
 }
 

@@ -1,4 +1,5 @@
-"""`creditwindow cache rebuild [--check | --yes]`: the book rebuilt from `credit.windows`, compared or written.
+"""`creditwindow cache rebuild [--check | --yes]`: the book rebuilt from `credit.windows` and
+`credit.drawdowns`, compared or written.
 
 `--yes` runs the fleet's own rebuild protocol (`services.policy.recovery`): safe while the policy
 service runs, which waits (not ready) under the fence and resumes on the new book.
@@ -16,15 +17,13 @@ from redis.asyncio import Redis
 
 from creditwindow.terminal import JsonOption, console, fail, reach, with_redis
 from services.policy.rebuild import derive
-from services.policy.recovery import rebuild_into
+from services.policy.recovery import read_book_log, rebuild_into
 from services.policy.redis_book import RedisBook
-from shared.contracts import Decision
-from shared.messaging.topic_io import read_to_end
 from shared.settings import Settings
 
 __all__ = ["app"]
 
-app = typer.Typer(help="The Redis cache: derived state, rebuilt from credit.windows.", no_args_is_help=True)
+app = typer.Typer(help="The Redis cache: derived state, rebuilt from credit.windows and credit.drawdowns.", no_args_is_help=True)
 
 
 async def _install(book: RedisBook, settings: Settings) -> str:
@@ -39,11 +38,8 @@ def rebuild(
     yes: Annotated[bool, typer.Option("--yes", help="Replace the live cache (safe while the fleet runs: it waits under a fence).")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Rebuild current windows, budgets and decision records from credit.windows."""
+    """Rebuild current windows, budgets, decision records and balances from the log."""
     settings = Settings()
-
-    async def read() -> list[Decision]:
-        return [r.event for r in await read_to_end(settings, [settings.topics.windows]) if isinstance(r.event, Decision)]
 
     if yes and not check:
 
@@ -60,8 +56,8 @@ def rebuild(
             fail("another rebuild holds the fence: try again when it is done")
         console.print(f"rebuilt the book from {settings.topics.windows} in {time.monotonic() - began:.1f} s (generation {generation})")
         return
-    decisions = reach(read, settings)
-    derived = derive(decisions)
+    decisions, movements = reach(lambda: read_book_log(settings), settings)
+    derived = derive(decisions, movements=movements)
     if check:
         live = with_redis(lambda redis: RedisBook(redis, settings.redis_prefix).snapshot(), settings)
         ours, theirs = derived.comparable(), live.comparable()

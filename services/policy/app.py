@@ -20,11 +20,11 @@ import structlog
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
-from services.policy.control import paused
+from services.policy.decisions import budgets_now
 from services.policy.document import PolicyDocument, load_policy
 from services.policy.handlers import PolicyDeps, policy_updates_router, refuse_updates, restore_policy, scores_router
 from services.policy.metrics import PolicyMetrics
-from services.policy.ports import EventPublisher, LimitStore
+from services.policy.ports import EventPublisher, LimitStore, Reserved
 from services.policy.recovery import book_recovery
 from services.policy.redis_book import RedisBook
 from services.policy.underwriting import PolicyState, Underwriter
@@ -77,8 +77,12 @@ def compose(
     """The live policy service on `broker`: scores decided into `credit.windows`, signed updates followed."""
     source = "given" if policy is not None else f"file:{settings.policy_path.name}"
     state = PolicyState(policy or load_policy(settings.policy_path), source=source)
-    underwriter = Underwriter(store=store, publisher=publisher, out_topic=settings.topics.windows, state=state, clock=clock)
-    deps = PolicyDeps(settings, publisher, PolicyMetrics(registry), underwriter, state, health or ServiceHealth(registry))
+    underwriter = Underwriter(
+        store=store, publisher=publisher, out_topic=settings.topics.windows, state=state, clock=clock
+    )
+    deps = PolicyDeps(
+        settings, publisher, PolicyMetrics(registry), underwriter, state, health or ServiceHealth(registry)
+    )
     broker.include_router(scores_router(deps, group=SERVICE))
     broker.include_router(policy_updates_router(deps))
     return Policy(broker, deps, store)
@@ -92,11 +96,13 @@ async def sweep_forever(policy: Policy, interval_s: float = SWEEP_INTERVAL_S) ->
                 await asyncio.sleep(interval_s)  # recovery runs; nothing to sweep on a book being rebuilt
                 continue
             policy.metrics.observe(await policy.underwriter.sweep())
-            for segment, reserved in (await policy.store.budgets()).items():
-                budget = policy.state.active.budgets.get(segment)  # type: ignore[call-overload]
-                policy.metrics.budget_reserved.labels(segment).set(reserved.exposure)
-                if budget and budget.exposure:
-                    policy.metrics.budget_utilisation.labels(segment).set(reserved.exposure / budget.exposure)
+            terms = budgets_now(policy.state.active, utc_now())  # this period's budgets
+            reserved = await policy.store.budgets([key for key, _ in terms.values()])
+            for segment, (key, budget) in terms.items():
+                used = reserved.get(key, Reserved())
+                policy.metrics.budget_reserved.labels(segment).set(used.exposure)
+                if budget.exposure:
+                    policy.metrics.budget_utilisation.labels(segment).set(used.exposure / budget.exposure)
         except Exception as exc:  # the sweeper must outlive any fault; it retries next tick
             log.warning("sweep_failed", error=repr(exc)[:300], transient=is_transient(exc))
         await asyncio.sleep(interval_s)
@@ -107,7 +113,9 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     settings = parts.settings
     store = RedisBook(parts.redis, settings.redis_prefix, retention_ms=settings.book_retention_ms)
     recovery = book_recovery(store, settings, parts.health)
-    policy = compose(settings, broker=parts.broker, store=store, publisher=parts.outbox, registry=parts.registry, health=parts.health)
+    policy = compose(
+        settings, broker=parts.broker, store=store, publisher=parts.outbox, registry=parts.registry, health=parts.health
+    )
     tasks: list[asyncio.Task[None]] = []
     refused_at_start: list[RefusedRecord] = []
 
@@ -118,7 +126,9 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     async def start_sweeper() -> None:
         await refuse_updates(policy.deps, refused_at_start)
         # A pause applied while no replica ran still closes the windows it covers.
-        policy.metrics.observe(await retry_transient(lambda: policy.underwriter.close_paused(paused(policy.state.active)), settings=settings, what="close_paused"))
+        policy.metrics.observe(
+            await retry_transient(policy.underwriter.enforce_pauses, settings=settings, what="close_paused")
+        )
         tasks.append(asyncio.create_task(sweep_forever(policy), name="policy-sweeper"))
 
     async def stop_sweeper() -> None:
@@ -142,7 +152,9 @@ def create_app(settings: Settings | None = None) -> FleetApp:
 
     async def start_api() -> None:
         if not settings.api_tokens:
-            log.warning("api_without_tokens", hint="set CW_API_TOKENS: every request to the customer-data API is refused")
+            log.warning(
+                "api_without_tokens", hint="set CW_API_TOKENS: every request to the customer-data API is refused"
+            )
         await api.start()
 
     return build_app(

@@ -11,12 +11,14 @@ integer fen, `expected_loss_fen(limit, el_rate) = floor(limit x el_rate x 100 + 
 
 The rules, in the order a decision applies them:
 
-- **grant** (the pacing charge and the budget): utilisation u is the larger of the exposure and
-  expected-loss shares already reserved; with pacing on, an offer must earn at least
-  ``max_margin x u ** steepness`` (else ``budget_paced``); the programme's boosted part is cut to the
-  programme's room; the limit is cut to what the segment has left and rounded down (below the
-  minimum: ``budget_exhausted``).
-- **reserve**: the grant's exposure, expected loss and programme part are added to the segment.
+- **grant** (pacing and the budget): with pacing on and a forecast of the period's demand, an offer
+  must earn the smallest margin whose demand still to come fits what the budget has left
+  (`required_margin`; else ``budget_paced``); the programme's boosted part is cut to the programme's
+  room; the limit is cut to what the budget has left and rounded down (below the minimum:
+  ``budget_exhausted``).
+- **reserve**: the grant's exposure, expected loss and programme part are added to the budget the
+  decision falls in (the segment's, of the current period: `budget_key`), named on the record so a
+  release gives it back to the same budget.
 - **supersede**: a decision about the customer (anything but a system closure) becomes their
   current window; the window it replaces is **released** (its reservation given back). The new one
   is reserved first, while the old one still counts. Windows are ordered by the application behind
@@ -24,6 +26,12 @@ The rules, in the order a decision applies them:
   a newer application (an offer is then refused as ``newer_application``).
 - **expire / close**: an open window past its `valid_until`, or in a newly paused segment, is
   closed and released; the closure is queued for announcement.
+- **draw / repay**: a drawdown is approved when the customer's window is open and unexpired and
+  the balance after it stays within the window's limit and the regulatory cap in force now (the
+  absolute cap; a tighter income rule than the window was opened under caps it at the limit scaled
+  down by the same ratio); else refused, in the window's own category when it is closed. A repayment
+  lowers the balance, never below zero. The balance is the customer's: it outlives their windows.
+  Each is decided once by its id.
 - A record is decided once: asking again returns the first answer. An application id that
   belongs to another customer is a conflict (refused). The closure of an application that could not
   be read defers to a real decision of the same application (`fallback_of`).
@@ -36,17 +44,31 @@ from dataclasses import replace
 
 from services.policy.ports import (
     Allocation,
+    Balance,
     BookState,
     BudgetTerms,
     CloseRequest,
     DecideRequest,
     DecisionRecord,
+    DrawRequest,
+    Movement,
     OfferTerms,
+    RepayRequest,
     Reserved,
     WindowEntry,
 )
 
-__all__ = ["Book", "Grant", "expected_loss_fen", "grant", "required_margin", "round_down", "utilisation"]
+__all__ = [
+    "Book",
+    "Grant",
+    "balance_cap",
+    "budget_key",
+    "expected_loss_fen",
+    "grant",
+    "required_margin",
+    "round_down",
+    "utilisation",
+]
 
 
 def round_down(amount: float, step: int) -> int:
@@ -59,17 +81,49 @@ def expected_loss_fen(limit: int, el_rate: float) -> int:
     return int(math.floor(limit * el_rate * 100 + 0.5))
 
 
+def budget_key(segment: str, period: str = "") -> str:
+    """The book's key of a segment's budget in a period (`segment/period`), or for all time (`segment`)."""
+    return f"{segment}/{period}" if period else segment
+
+
 def utilisation(reserved: Reserved, budget: BudgetTerms) -> float:
     exposure = reserved.exposure / budget.exposure if budget.exposure > 0 else 1.0
     loss = (reserved.el_fen / 100) / budget.expected_loss if budget.expected_loss > 0 else 1.0
     return min(1.0, max(exposure, loss, 0.0))
 
 
-def required_margin(u: float, budget: BudgetTerms) -> float:
-    """The pacing charge: the margin an offer must earn at utilisation u (0 with pacing off)."""
-    if not budget.pacing:
-        return 0.0
-    return float(budget.max_margin * (u**budget.steepness))
+def required_margin(budget: BudgetTerms, reserved: Reserved) -> float:
+    """The margin an offer must earn now: pacing against the demand still to come in the period.
+
+    The demand still to come at margin m is the forecast demand(m) x (1 - elapsed). The answer is the
+    smallest forecast margin whose demand to come fits the room left, in exposure and in expected
+    loss, times (1 + slack): -inf when even the whole forecast demand fits (every offer opens), the
+    largest forecast margin when none does. Pacing off or no forecast: -inf.
+    """
+    if not budget.pacing or not budget.demand:
+        return -math.inf
+    to_come = 1.0 - budget.elapsed
+    room_exposure = max(0, budget.exposure - reserved.exposure) * (1.0 + budget.slack)
+    room_loss = max(0.0, budget.expected_loss - reserved.el_fen / 100) * (1.0 + budget.slack)
+    for i, (margin, exposure, loss) in enumerate(budget.demand):
+        if exposure * to_come <= room_exposure and loss * to_come <= room_loss:
+            return -math.inf if i == 0 else margin
+    return budget.demand[-1][0]
+
+
+def balance_cap(limit: int, absolute_cap: int, opened_fraction: str, fraction_now: str) -> int:
+    """The regulatory cap on a customer's balance now, as far as the book can know it.
+
+    The absolute cap in force now; and when the income rule is tighter now than when the window was
+    opened, the limit scaled down by the same ratio (the book keeps no income: the limit was at most
+    income x the old fraction, so this never allows more than income x the new one).
+    """
+    cap = absolute_cap
+    if opened_fraction and fraction_now:
+        then, now = float(opened_fraction), float(fraction_now)
+        if now < then:
+            cap = min(cap, math.floor(limit * now / then))
+    return cap
 
 
 class Grant:
@@ -92,7 +146,7 @@ def grant(offer: OfferTerms, reserved: Reserved, programme_reserved: int, budget
     if offer.el_rate > 0:
         room_loss = max(0, budget.expected_loss - reserved.el_fen / 100) / offer.el_rate
     available = round_down(min(room_exposure, room_loss), budget.round_to)
-    if offer.margin < required_margin(utilisation(reserved, budget), budget):
+    if offer.margin < required_margin(budget, reserved):
         return Grant(0, "budget_paced", 0, available, False)
     limit = offer.limit
     part = offer.part
@@ -115,9 +169,9 @@ class Book:
 
     # --- the ledger's primitives ------------------------------------------------------------------
 
-    def reserve(self, segment: str, exposure: int, el_fen: int, programme: str, part: int, sign: int = 1) -> None:
+    def reserve(self, budget: str, exposure: int, el_fen: int, programme: str, part: int, sign: int = 1) -> None:
         """Add (sign 1) or give back (sign -1) a window's exposure, expected loss and programme part."""
-        reserved = self.state.budgets.setdefault(segment, Reserved())
+        reserved = self.state.budgets.setdefault(budget, Reserved())
         reserved.exposure += sign * exposure
         reserved.el_fen += sign * el_fen
         if programme and part > 0:
@@ -128,7 +182,7 @@ class Book:
         entry = self.state.records.get(record)
         if entry is None or entry.status != "open":
             return 0
-        self.reserve(entry.segment, entry.granted, entry.el_fen, entry.programme, entry.part, sign=-1)
+        self.reserve(entry.budget or entry.segment, entry.granted, entry.el_fen, entry.programme, entry.part, sign=-1)
         entry.status = "released"
         self.state.expiry.pop(record, None)
         self.state.open.discard(record)
@@ -151,15 +205,27 @@ class Book:
 
     # --- entry points ------------------------------------------------------------------------------
 
-    def decide(self, r: DecideRequest) -> Allocation:
+    def decide(self, r: DecideRequest, budget: BudgetTerms) -> Allocation:
+        """Decide one request; `budget` is the terms of the budget it names (`r.budget`)."""
         seen = self.state.records.get(r.record)
         if seen is None and r.fallback_of and (read := self.state.records.get(r.fallback_of)) is not None:
             # The application was read and decided after all: its decision stands.
             conflict = read.customer != r.customer
-            return Allocation(fresh=False, seq=0, granted=0, refusal=None, programme_part=0, available=0, conflict=conflict, decided_as_read=not conflict)
+            return Allocation(
+                fresh=False,
+                seq=0,
+                granted=0,
+                refusal=None,
+                programme_part=0,
+                available=0,
+                conflict=conflict,
+                decided_as_read=not conflict,
+            )
         if seen is not None:
             if seen.customer != r.customer:
-                return Allocation(fresh=False, seq=0, granted=0, refusal=None, programme_part=0, available=0, conflict=True)
+                return Allocation(
+                    fresh=False, seq=0, granted=0, refusal=None, programme_part=0, available=0, conflict=True
+                )
             return Allocation(
                 fresh=False, seq=seen.seq, granted=seen.granted, refusal=seen.refusal or None, programme_part=seen.part,
                 available=seen.available, budget_bound=seen.budget_bound, expected_loss_fen=seen.el_fen,
@@ -175,13 +241,13 @@ class Book:
         if offer is not None and outdated:
             refusal = "newer_application"  # a newer application of the customer was decided meanwhile
         elif offer is not None:
-            reserved = self.state.budgets.get(r.segment, Reserved())
-            result = grant(offer, reserved, self.state.programmes.get(offer.programme, 0), r.budget)
+            reserved = self.state.budgets.get(r.budget, Reserved())
+            result = grant(offer, reserved, self.state.programmes.get(offer.programme, 0), budget)
             available, refusal = result.available, result.refusal
             if result.limit > 0:
                 granted, part, bound = result.limit, result.part, result.budget_bound
                 el_fen = expected_loss_fen(granted, offer.el_rate)
-                self.reserve(r.segment, granted, el_fen, offer.programme, part)
+                self.reserve(r.budget, granted, el_fen, offer.programme, part)
         status = "open" if granted > 0 else "closed"
         if r.supersedes and not outdated:
             category, reason = r.category, r.reason
@@ -193,13 +259,14 @@ class Book:
                 decision_id=r.decision_id, decision_seq=seq, policy_version=r.policy_version, record=r.record,
                 application_id=r.application_id, segment=r.segment,
                 category="" if granted > 0 else category, reason="" if granted > 0 else reason, origin_seq=origin,
+                income_fraction=offer.income_fraction if (offer is not None and granted > 0) else "",
             )  # fmt: skip
             self.supersede(r.customer, r.record, window, offer.valid_until_ms if offer is not None else 0)
         self.state.records[r.record] = DecisionRecord(
             seq=seq, granted=granted, status=status, customer=r.customer, segment=r.segment, decision_id=r.decision_id,
             application_id=r.application_id, policy_version=r.policy_version, refusal=refusal, part=part,
             available=available, budget_bound=bound, el_fen=el_fen, programme=offer.programme if offer is not None else "",
-            region=r.region, channel=r.channel, locale=r.locale, partner=r.partner, model_id=r.model_id,
+            budget=r.budget if granted > 0 else "", region=r.region, channel=r.channel, locale=r.locale, partner=r.partner, model_id=r.model_id,
             decided_at=r.decided_at_ms, deferred_score=r.deferred_score,
         )  # fmt: skip
         if r.deferred_score:
@@ -208,6 +275,67 @@ class Book:
             fresh=True, seq=seq, granted=granted, refusal=refusal or None, programme_part=part, available=available,
             budget_bound=bound, expected_loss_fen=el_fen, decided_at_ms=r.decided_at_ms,
         )  # fmt: skip
+
+    def draw(self, r: DrawRequest) -> Movement:
+        """Decide a drawdown against the customer's window and balance (once per drawdown id)."""
+        seen = self._seen(r.drawdown_id, r.customer, r.amount)
+        if seen is not None:
+            return seen
+        balance = self.state.balances.get(r.customer, Balance())
+        window = self.state.windows.get(r.customer)
+        limit = ceiling = 0
+        category = reason = window_reason = ""
+        if window is None:
+            category, reason = "strategy", "no_window"
+        elif window.status != "open":
+            category, reason, window_reason = window.category or "strategy", "window_closed", window.reason
+        elif window.valid_until is not None and window.valid_until <= r.at_ms:
+            category, reason = "strategy", "window_expired"
+        else:
+            limit = window.limit
+            cap = balance_cap(limit, r.absolute_cap, window.income_fraction, r.income_fraction)
+            ceiling = min(limit, cap)
+            if balance.balance + r.amount > ceiling:
+                category, reason = ("regulatory", "balance_cap") if cap < limit else ("credit", "above_available")
+        approved = reason == ""
+        if approved:
+            balance = Balance(balance.balance + r.amount, balance.seq + 1)
+            self.state.balances[r.customer] = balance
+        movement = Movement(
+            fresh=True, customer=r.customer, amount=r.amount, approved=approved, balance=balance.balance,
+            balance_seq=balance.seq, available=max(0, ceiling - balance.balance), limit=limit,
+            decision_id=window.decision_id if window is not None else "",
+            application_id=window.application_id if window is not None else "",
+            category=category, reason=reason, window_reason=window_reason, at=r.at_ms, policy_version=r.policy_version,
+        )  # fmt: skip
+        self.state.movements[r.drawdown_id] = replace(movement, fresh=False)
+        return movement
+
+    def repay(self, r: RepayRequest) -> Movement:
+        """Apply a repayment to the customer's balance, never below zero (once per repayment id)."""
+        seen = self._seen(r.repayment_id, r.customer, r.amount)
+        if seen is not None:
+            return seen
+        balance = self.state.balances.get(r.customer, Balance())
+        applied = min(r.amount, balance.balance)
+        balance = Balance(balance.balance - applied, balance.seq + 1)
+        self.state.balances[r.customer] = balance
+        movement = Movement(
+            fresh=True, customer=r.customer, amount=r.amount, approved=True, balance=balance.balance,
+            balance_seq=balance.seq, applied=applied, at=r.at_ms, repayment=True,
+        )  # fmt: skip
+        self.state.movements[r.repayment_id] = replace(movement, fresh=False)
+        return movement
+
+    def _seen(self, movement_id: str, customer: str, amount: int) -> Movement | None:
+        seen = self.state.movements.get(movement_id)
+        if seen is None:
+            return None
+        if seen.customer != customer:
+            return Movement(
+                fresh=False, customer=customer, amount=amount, approved=False, balance=0, balance_seq=0, conflict=True
+            )
+        return replace(seen, fresh=False)
 
     def close(self, r: CloseRequest) -> int | None:
         """Close an open window (expiry, pause) and release it; the closure's sequence, or None."""
@@ -257,13 +385,20 @@ class Book:
 
     # --- restoring from the log ---------------------------------------------------------------------
 
+    def restore_movement(self, movement_id: str, movement: Movement) -> None:
+        """Book a published drawdown outcome or repayment: its answer, and the balance if it is newer."""
+        self.state.movements.setdefault(movement_id, replace(movement, fresh=False))
+        current = self.state.balances.get(movement.customer)
+        if current is None or movement.balance_seq > current.seq:
+            self.state.balances[movement.customer] = Balance(movement.balance, movement.balance_seq)
+
     def restore(self, record: str, entry: DecisionRecord, window: WindowEntry | None, valid_until_ms: int) -> None:
         """Book a decision as it was published (a rebuild): reserve what it granted, supersede unless it
         left the customer's window alone (`window` None), and raise the customer's sequence to it."""
         self.state.seqs[entry.customer] = max(self.state.seqs.get(entry.customer, 0), entry.seq)
         self.state.records[record] = entry
         if entry.status == "open":
-            self.reserve(entry.segment, entry.granted, entry.el_fen, entry.programme, entry.part)
+            self.reserve(entry.budget or entry.segment, entry.granted, entry.el_fen, entry.programme, entry.part)
         current = self.state.windows.get(entry.customer)
         if window is not None and not (current is not None and current.origin_seq > window.origin_seq):
             self.supersede(entry.customer, record, window, valid_until_ms)
@@ -276,7 +411,11 @@ class Book:
         if entry is not None:
             entry.status = "closed"
             entry.closure_id, entry.closure_seq, entry.closure_at = request.closure_id, seq, request.at_ms
-            entry.closure_category, entry.closure_reason, entry.closure_trigger = request.category, request.reason, request.trigger
+            entry.closure_category, entry.closure_reason, entry.closure_trigger = (
+                request.category,
+                request.reason,
+                request.trigger,
+            )
         window = self.state.windows.get(customer)
         if window is not None and window.record == request.record:
             self.state.windows[customer] = replace(

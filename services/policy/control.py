@@ -62,22 +62,30 @@ def check_update(
 ) -> Accepted | Refused:
     key = ring.verifying_key(update.key_id)
     if key is None:
-        return Refused("unknown_key", f"signed with key {update.key_id!r}, not in this fleet's key ring {sorted(ring.keys)}")
+        return Refused(
+            "unknown_key", f"signed with key {update.key_id!r}, not in this fleet's key ring {sorted(ring.keys)}"
+        )
     fields = signed_fields(update, namespace)
     if not verify_policy(key, update.signature, **fields):
         if update.namespace != namespace:
-            return Refused("other_namespace", f"signed for namespace {update.namespace!r}, this fleet runs in {namespace!r}")
+            return Refused(
+                "other_namespace", f"signed for namespace {update.namespace!r}, this fleet runs in {namespace!r}"
+            )
         if signed_without_namespace(key, update.signature, **fields):
             return Refused("unbound", "signed without the topic namespace (an older CLI): apply it again")
         return Refused("forged", "signature does not verify: forged, tampered or signed with another key")
     if update.issued_at > now + max_skew:
-        return Refused("future", f"issued at {update.issued_at.isoformat()}, more than {max_skew} after now ({now.isoformat()})")
+        return Refused(
+            "future", f"issued at {update.issued_at.isoformat()}, more than {max_skew} after now ({now.isoformat()})"
+        )
     try:
         document = parse_policy(update.document)
     except PolicyError as exc:
         return Refused("invalid_policy", str(exc))
     if document.name != update.policy_name or document.version != update.version:
-        return Refused("tampered", f"document says {document.label}, envelope says {update.policy_name}@{update.version}")
+        return Refused(
+            "tampered", f"document says {document.label}, envelope says {update.policy_name}@{update.version}"
+        )
     if document.name != active.name:
         return Refused("other_policy", f"this fleet runs policy {active.name!r}, not {document.name!r}")
     if document.version <= active.version:
@@ -85,12 +93,12 @@ def check_update(
     return Accepted(document)
 
 
-def paused(policy: PolicyDocument) -> dict[str, set[str]]:
-    """Every segment, region and channel the policy pauses."""
-    return {"segment": set(policy.pauses.segments), "region": set(policy.pauses.regions), "channel": set(policy.pauses.channels)}
+def paused(policy: PolicyDocument, now: datetime) -> dict[str, set[str]]:
+    """Every segment, region and channel the policy pauses at `now` (scheduled pauses included)."""
+    return policy.pauses.at(now)
 
 
-def newly_paused(old: PolicyDocument, new: PolicyDocument) -> dict[str, set[str]]:
-    """Segments, regions and channels paused by the new version that were not paused before."""
-    before, after = paused(old), paused(new)
+def newly_paused(old: PolicyDocument, new: PolicyDocument, now: datetime) -> dict[str, set[str]]:
+    """Segments, regions and channels paused by the new version at `now` that were not paused before."""
+    before, after = paused(old, now), paused(new, now)
     return {dimension: after[dimension] - before[dimension] for dimension in after}

@@ -8,10 +8,13 @@ superseding); ``decide`` turns the proposal and the book's answer into `WindowOp
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from services.policy.book import budget_key
 from services.policy.document import PolicyDocument
+from services.policy.periods import period_span
 from services.policy.ports import Allocation, BudgetTerms, CloseRequest, DecideRequest, DecisionRecord, OfferTerms
 from services.policy.rules import Close, Offer, evaluate
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, deterministic_id
@@ -20,7 +23,10 @@ __all__ = [
     "Proposal",
     "record_key",
     "unreadable",
+    "book_request",
+    "budget_period",
     "budget_terms",
+    "budgets_now",
     "close_request",
     "closure_id",
     "decide",
@@ -88,40 +94,76 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def budget_terms(policy: PolicyDocument, segment: str) -> BudgetTerms:
-    """What the policy says about a segment's budget, as the book takes it."""
+def budget_period(policy: PolicyDocument, segment: str, now: datetime) -> str:
+    """The label of the budget period `now` falls in for the segment ("" if its budget has no period)."""
     budget = policy.budgets.get(segment)  # type: ignore[call-overload]
-    programme = policy.programme_for(segment)
+    if budget is None or budget.period is None:
+        return ""
+    return period_span(budget.period, now, policy.zone).label
+
+
+def budget_terms(
+    policy: PolicyDocument, segment: str, now: datetime, *, elapsed: float | None = None
+) -> tuple[str, BudgetTerms]:
+    """The book key of the segment's budget at `now` and what the policy says about it, as the book
+    takes it. `elapsed` overrides the share of the period gone by (a replay counts it in arrivals)."""
+    budget = policy.budgets.get(segment)  # type: ignore[call-overload]
+    programme = policy.programme_for(segment, now)
     pacing = policy.pacing
-    return BudgetTerms(
+    label, share = "", 0.0
+    if budget is not None and budget.period is not None:
+        span = period_span(budget.period, now, policy.zone)
+        label, share = span.label, span.elapsed(now)
+    demand = tuple((p.margin, float(p.exposure), float(p.expected_loss)) for p in pacing.demand.get(segment, ()))  # type: ignore[call-overload]
+    return budget_key(segment, label), BudgetTerms(
         exposure=budget.exposure if budget else 0,
         expected_loss=budget.expected_loss if budget else 0,
         programme_budget=programme.budget if programme else 0,
-        pacing=pacing.enabled,
-        max_margin=pacing.max_margin,
-        steepness=pacing.steepness,
         round_to=policy.limits.round_to,
         min_limit=policy.limits.min_limit,
+        pacing=pacing.enabled and bool(demand),
+        elapsed=share if elapsed is None else elapsed,
+        slack=pacing.slack,
+        demand=demand,
     )
 
 
-def request_for(proposal: Proposal, policy: PolicyDocument) -> DecideRequest:
-    """The book's request for a proposal: the offer's terms, or the closure, and the facts to record."""
+def budgets_now(policy: PolicyDocument, now: datetime) -> dict[str, tuple[str, BudgetTerms]]:
+    """Every segment's budget at `now`: segment -> (book key, terms)."""
+    return {str(segment): budget_terms(policy, segment, now) for segment in policy.budgets}
+
+
+def book_request(proposal: Proposal, policy: PolicyDocument) -> tuple[DecideRequest, BudgetTerms]:
+    """One proposal's request to the book and the terms of the budget it names (`Book.decide(*...)`)."""
+    budgets = budgets_now(policy, proposal.decided_at)
+    request = request_for(proposal, policy, budgets)
+    segment = proposal.score.facts.segment if proposal.score.facts else "unknown"
+    return request, budgets[segment][1] if segment in budgets else BudgetTerms(exposure=0, expected_loss=0)
+
+
+def request_for(
+    proposal: Proposal, policy: PolicyDocument, budgets: Mapping[str, tuple[str, BudgetTerms]] | None = None
+) -> DecideRequest:
+    """The book's request for a proposal: the offer's terms, or the closure, and the facts to record.
+    `budgets` is `budgets_now` at the proposal's time (computed when not given): the request names
+    the budget it falls in."""
+    if budgets is None:
+        budgets = budgets_now(policy, proposal.decided_at)
     score = proposal.score
     facts = score.facts
     segment = facts.segment if facts else "unknown"
     verdict = proposal.verdict
     offer = None
     if isinstance(verdict, Offer):
-        programme = policy.programme_for(segment)
         offer = OfferTerms(
             limit=verdict.limit,
             el_rate=verdict.el_rate,
             margin=verdict.margin,
             apr=repr(verdict.apr),
             valid_until_ms=_ms(verdict.valid_until),
-            programme=programme.name if programme else "",
+            programme=verdict.programme or "",
             part=verdict.programme_part,
+            income_fraction=repr(verdict.basis.income_fraction) if verdict.basis.income_fraction else "",
         )
     defer = isinstance(verdict, Close) and verdict.reason == "maintenance" and verdict.retry_after is not None
     return DecideRequest(
@@ -132,12 +174,14 @@ def request_for(proposal: Proposal, policy: PolicyDocument) -> DecideRequest:
         application_id=score.application_id,
         policy_version=proposal.policy_label,
         decided_at_ms=_ms(proposal.decided_at),
-        budget=budget_terms(policy, segment),
+        budget=budgets[segment][0] if segment in budgets else segment,
         offer=offer,
         category="" if offer else verdict.category,  # type: ignore[union-attr]
         reason="" if offer else verdict.reason,  # type: ignore[union-attr]
         supersedes=proposal.supersedes,
-        fallback_of=score.application_id if proposal.record_key != score.application_id and proposal.trigger == "application" else "",
+        fallback_of=score.application_id
+        if proposal.record_key != score.application_id and proposal.trigger == "application"
+        else "",
         redecides=score.application_id if proposal.trigger == "redecision" else "",
         region=facts.region if facts else "",
         channel=facts.channel if facts else "",
@@ -183,6 +227,7 @@ def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, n
                 "budget_available": allocation.available,
                 "programme_part": allocation.programme_part,
                 "bound_by": "segment_budget" if allocation.budget_bound else verdict.basis.bound_by,
+                "budget_period": budget_period(policy, facts.segment, now) or None if facts else None,
             }
         )
         return WindowOpened(

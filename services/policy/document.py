@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -17,9 +18,14 @@ from shared.contracts import SEGMENTS, Segment
 
 __all__ = [
     "Budget",
+    "Cycle",
+    "DemandPoint",
     "GradeTerms",
     "MaintenanceWindow",
+    "Multipliers",
     "Pacing",
+    "PauseWindow",
+    "Period",
     "PolicyDocument",
     "PolicyError",
     "Programme",
@@ -28,6 +34,8 @@ __all__ = [
 ]
 
 GRADES = ("A", "B", "C", "D", "E", "F", "G")
+# Budget periods, as ISO 8601 durations; each is a calendar period in the policy's time zone.
+Period = Literal["P1D", "P1W", "P1M", "P1Q", "P1Y"]
 
 
 class PolicyError(ValueError):
@@ -71,14 +79,68 @@ class Programme(_Part):
     segment: Segment
     boost: float = Field(gt=1, le=3, description="Multiplier on the grade limit.")
     budget: Money = Field(description="Exposure the boosted parts may take in total, CNY.")
+    start: datetime | None = Field(default=None, description="Boosts no window decided before this (none: always).")
+    end: datetime | None = Field(default=None, description="Boosts no window decided from this on (none: never ends).")
+
+    @model_validator(mode="after")
+    def _dated(self) -> Self:
+        _check_dates(self.start, self.end, required=False)
+        return self
+
+    def active(self, now: datetime) -> bool:
+        return (self.start is None or self.start <= now) and (self.end is None or now < self.end)
 
 
-class Pauses(_Part):
-    """Strategy switches: no new windows here; open windows here are closed (category `strategy`)."""
+def _check_dates(start: datetime | None, end: datetime | None, *, required: bool) -> None:
+    if required and (start is None or end is None):
+        raise ValueError("start and end are both required")
+    if any(moment is not None and moment.utcoffset() is None for moment in (start, end)):
+        raise ValueError("start and end need a time zone, e.g. 2026-12-01T02:00:00Z")
+    if start is not None and end is not None and end <= start:
+        raise ValueError("end must be after start")
+
+
+class PauseWindow(_Part):
+    """A pause with dates: from `start` (none: now) until `end` (none: until the policy changes)."""
 
     segments: tuple[Segment, ...] = ()
     regions: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    note: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _dated(self) -> Self:
+        _check_dates(self.start, self.end, required=False)
+        if not (self.segments or self.regions or self.channels):
+            raise ValueError("a scheduled pause names at least one segment, region or channel")
+        return self
+
+    def active(self, now: datetime) -> bool:
+        return (self.start is None or self.start <= now) and (self.end is None or now < self.end)
+
+
+class Pauses(_Part):
+    """Strategy switches: no new windows here; open windows here are closed (category `strategy`).
+
+    `segments`, `regions` and `channels` pause until the policy changes; `scheduled` pauses start and
+    end on their dates (the sweeper closes the open windows a scheduled pause covers when it starts).
+    """
+
+    segments: tuple[Segment, ...] = ()
+    regions: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    scheduled: tuple[PauseWindow, ...] = ()
+
+    def at(self, now: datetime) -> dict[str, set[str]]:
+        """Every segment, region and channel paused at `now`."""
+        active = [w for w in self.scheduled if w.active(now)]
+        return {
+            "segment": set(self.segments).union(*(w.segments for w in active)),
+            "region": set(self.regions).union(*(w.regions for w in active)),
+            "channel": set(self.channels).union(*(w.channels for w in active)),
+        }
 
 
 class MaintenanceWindow(_Part):
@@ -88,31 +150,94 @@ class MaintenanceWindow(_Part):
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
-        if self.start.utcoffset() is None or self.end.utcoffset() is None:
-            raise ValueError("start and end need a time zone, e.g. 2026-12-01T02:00:00Z")
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
+        _check_dates(self.start, self.end, required=True)
         return self
 
 
-class Budget(_Part):
-    """A segment's portfolio budget for the period: total exposure and expected loss."""
+Multiplier = Annotated[float, Field(gt=0, le=1)]
 
-    exposure: Money = Field(description="Sum of open windows' limits at most this, CNY.")
-    expected_loss: Money = Field(description="Sum of limit x PD x LGD at most this, CNY.")
+
+class Multipliers(_Part):
+    """Limits of particular groups cut on purpose (主动限制特定群体的授信额度): a factor of at most 1 per
+    segment, region and channel, multiplied together and applied to the final limit (after the caps)."""
+
+    segments: dict[Segment, Multiplier] = Field(default_factory=dict)
+    regions: dict[str, Multiplier] = Field(default_factory=dict)
+    channels: dict[str, Multiplier] = Field(default_factory=dict)
+
+    def factor(self, segment: str, region: str, channel: str) -> float:
+        return (
+            self.segments.get(segment, 1.0)  # type: ignore[call-overload]
+            * self.regions.get(region, 1.0)
+            * self.channels.get(channel, 1.0)
+        )
+
+
+class Cycle(_Part):
+    """The credit cycle (收缩信贷规模，并提高准入门槛): in a downturn limits shrink and cut-offs rise.
+
+    `cutoff_raise` points are added to every segment's cut-off; an applicant between the usual cut-off
+    and the raised one is closed as a strategy decision (`cycle_cutoff`), not as their credit.
+    """
+
+    cutoff_raise: float = Field(default=0.0, ge=0, le=200, description="Points added to every cut-off.")
+
+
+class Budget(_Part):
+    """A segment's portfolio budget: the exposure and expected loss of the windows opened in a period.
+
+    With a `period` (``P1D``, ``P1W``, ``P1M``, ``P1Q``, ``P1Y``: a calendar day, ISO week, month,
+    quarter or year in the policy's time zone) each period starts from this budget again; windows
+    opened earlier stay open and carry over, charged to the period they were opened in. Without a
+    period the budget is one for all time (windows released give their part back).
+    """
+
+    exposure: Money = Field(description="Sum of the limits opened in the period at most this, CNY.")
+    expected_loss: Money = Field(description="Sum of their limit x PD x LGD at most this, CNY.")
+    period: Period | None = Field(default=None, description="The budget period (none: one budget for all time).")
+
+
+class DemandPoint(_Part):
+    """A period's forecast demand at one margin: what the offers earning at least `margin` would take."""
+
+    margin: float = Field(ge=-1, le=1)
+    exposure: Money
+    expected_loss: Money
 
 
 class Pacing(_Part):
-    """A shadow price on the budget: the margin a window must earn rises as the budget fills.
+    """Pacing against the period's expected demand (a forecast from an earlier period's arrivals).
 
-    required margin = max_margin x utilisation ** steepness. At an empty budget any profitable window
-    opens; near a full one only the most profitable do, so early marginal applicants cannot take
-    the budget meant for better ones.
+    At each decision, with a share `elapsed` of the budget period gone, the demand still to come at a
+    margin m is forecast as demand(m) x (1 - elapsed). The margin an offer must earn is the smallest
+    m whose demand still to come fits what is left of the budget (exposure and expected loss, with
+    `slack` to spare): when the budget will not bind, every offer opens (first come, first served);
+    when it will, the budget is kept for the better offers still to come. No forecast for a segment:
+    no pacing there. `creditwindow policy optimise` writes the forecast from recorded scores.
     """
 
     enabled: bool = True
-    max_margin: float = Field(default=0.02, ge=0, le=1, description="Required margin at a full budget.")
-    steepness: float = Field(default=0.5, gt=0, le=20)
+    slack: float = Field(
+        default=0.0,
+        ge=-0.5,
+        le=2,
+        description="Pace only when the demand to come exceeds the room by more than this share.",
+    )
+    demand: dict[Segment, tuple[DemandPoint, ...]] = Field(
+        default_factory=dict, description="Per segment, margins ascending."
+    )
+
+    @model_validator(mode="after")
+    def _curves(self) -> Self:
+        for segment, points in self.demand.items():
+            margins = [p.margin for p in points]
+            if margins != sorted(set(margins)):
+                raise ValueError(f"demand.{segment}: margins must be strictly ascending")
+            exposures = [p.exposure for p in points]
+            losses = [p.expected_loss for p in points]
+            if exposures != sorted(exposures, reverse=True) or losses != sorted(losses, reverse=True):
+                raise ValueError(f"demand.{segment}: demand cannot grow with the margin required")
+        return self
 
 
 class Pricing(_Part):
@@ -132,8 +257,12 @@ class Timing(_Part):
     """Durations as ISO 8601 (``P30D``, ``PT30M``) or seconds."""
 
     window_validity: timedelta = Field(default=timedelta(days=30), description="How long an opened window stays open.")
-    strategy_retry: timedelta = Field(default=timedelta(hours=24), description="When to try again after a strategy closure.")
-    system_retry: timedelta = Field(default=timedelta(minutes=30), description="When to try again after a system closure.")
+    strategy_retry: timedelta = Field(
+        default=timedelta(hours=24), description="When to try again after a strategy closure."
+    )
+    system_retry: timedelta = Field(
+        default=timedelta(minutes=30), description="When to try again after a system closure."
+    )
 
     @model_validator(mode="after")
     def _positive(self) -> Self:
@@ -155,6 +284,9 @@ class PolicyDocument(_Part):
     grades: dict[Literal["A", "B", "C", "D", "E", "F", "G"], GradeTerms]
     regulatory: Regulatory = Regulatory()
     cycle_factor: float = Field(default=1.0, gt=0, le=2, description="Macro cycle: <1 tightens, >1 loosens all limits.")
+    cycle: Cycle = Cycle()
+    multipliers: Multipliers = Multipliers()
+    timezone: str = Field(default="Asia/Shanghai", description="Where budget periods and calendar days are counted.")
     programmes: tuple[Programme, ...] = ()
     pauses: Pauses = Pauses()
     maintenance: tuple[MaintenanceWindow, ...] = ()
@@ -178,14 +310,23 @@ class PolicyDocument(_Part):
         names = [p.name for p in self.programmes]
         if len(names) != len(set(names)):
             raise ValueError("programmes: names must be unique")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from exc
         return self
 
     @property
     def label(self) -> str:
         return f"{self.name}@{self.version}"
 
-    def programme_for(self, segment: str) -> Programme | None:
-        return next((p for p in self.programmes if p.segment == segment), None)
+    def programme_for(self, segment: str, now: datetime | None = None) -> Programme | None:
+        """The segment's programme (active at `now`, when given)."""
+        return next((p for p in self.programmes if p.segment == segment and (now is None or p.active(now))), None)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 def parse_policy(text: str) -> PolicyDocument:

@@ -16,7 +16,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
-from services.policy.control import Accepted, check_update, newly_paused
+from services.policy.control import Accepted, check_update
 from services.policy.metrics import PolicyMetrics
 from services.policy.ports import EventPublisher
 from services.policy.underwriting import PolicyState, Underwriter
@@ -83,10 +83,18 @@ async def _decide_batch(deps: PolicyDeps, records: Records, message: KafkaMessag
         # An application id another customer's application already holds: never skipped in silence.
         owners = {id(score): record for record, score in batch.events}
         refused = [
-            RefusedRecord(owners[id(score)], "application_id_reused", f"application {score.application_id} belongs to another customer's application")
+            RefusedRecord(
+                owners[id(score)],
+                "application_id_reused",
+                f"application {score.application_id} belongs to another customer's application",
+            )
             for score in decided.conflicts
         ]
-        await retry_transient(lambda: deps.publisher.dead_letter(settings.topics.deadletter, refused), settings=settings, what="dead_letter")
+        await retry_transient(
+            lambda: deps.publisher.dead_letter(settings.topics.deadletter, refused),
+            settings=settings,
+            what="dead_letter",
+        )
     deps.metrics.observe(decided.decisions)
     commit_in_background(message)
 
@@ -126,7 +134,11 @@ def _check(deps_settings: Settings, record: Record, active: Any) -> Accepted | R
         now=utc_now(),
         max_skew=timedelta(seconds=deps_settings.policy_max_clock_skew_s),
     )
-    return checked if isinstance(checked, Accepted) else RefusedRecord(record, f"policy_{checked.error_type}", checked.error)
+    return (
+        checked
+        if isinstance(checked, Accepted)
+        else RefusedRecord(record, f"policy_{checked.error_type}", checked.error)
+    )
 
 
 async def _apply_update(deps: PolicyDeps, record: Record) -> None:
@@ -140,9 +152,7 @@ async def _apply_update(deps: PolicyDeps, record: Record) -> None:
     deps.state.source = f"{settings.topics.policy}@{record.offset}"
     deps.metrics.policy_updates.labels("applied").inc()
     log.info("policy_applied", policy=verdict.document.label, previous=previous.label)
-    closures = await retry_transient(
-        lambda: deps.underwriter.close_paused(newly_paused(previous, verdict.document)), settings=settings, what="close_paused"
-    )
+    closures = await retry_transient(deps.underwriter.enforce_pauses, settings=settings, what="close_paused")
     deps.metrics.observe(closures)
 
 
@@ -150,10 +160,14 @@ async def refuse_updates(deps: PolicyDeps, refused: list[RefusedRecord]) -> None
     """Dead-letter refused updates (ids are per record: replicas and restarts write the same letter)."""
     for verdict in refused:
         deps.metrics.policy_updates.labels(verdict.error_type).inc()
-        log.error("policy_update_refused", error_type=verdict.error_type, error=verdict.error, offset=verdict.record.offset)
+        log.error(
+            "policy_update_refused", error_type=verdict.error_type, error=verdict.error, offset=verdict.record.offset
+        )
     if refused:
         await retry_transient(
-            lambda: deps.publisher.dead_letter(deps.settings.topics.deadletter, refused), settings=deps.settings, what="dead_letter"
+            lambda: deps.publisher.dead_letter(deps.settings.topics.deadletter, refused),
+            settings=deps.settings,
+            what="dead_letter",
         )
 
 

@@ -8,23 +8,32 @@ it with no live book at all: the same ledger rules as production, in memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from copy import copy
 from datetime import datetime
 
 from services.policy.book import Book
 from services.policy.ports import (
     Allocation,
+    Balance,
+    BudgetTerms,
     CloseRequest,
     CurrentWindow,
     DecideRequest,
     DecisionRecord,
+    DrawRequest,
     LifecycleClosure,
     LiveBook,
+    Movement,
+    RepayRequest,
     Reserved,
 )
 
 __all__ = ["MemoryBook"]
+
+
+# An offer in a budget the batch did not name has nothing to be granted from.
+_NO_BUDGET = BudgetTerms(exposure=0, expected_loss=0)
 
 
 def _ms(moment: datetime) -> int:
@@ -38,23 +47,28 @@ class MemoryBook:
         self.book = Book()
         self._live = live
         self._programme_names = tuple(programmes)
-        self._seeded = live is None
+        self._seeded: set[str] = set()  # budgets (and "programmes") copied from the live book
         self._live_checked: set[str] = set()
 
-    async def _seed(self) -> None:
-        if self._seeded or self._live is None:
+    async def _seed(self, keys: Sequence[str]) -> None:
+        # Each budget is copied from the live book when first met (a new period's too), once.
+        if self._live is None:
             return
-        for segment, reserved in (await self._live.budgets()).items():
-            self.book.state.budgets[segment] = Reserved(reserved.exposure, reserved.el_fen)
-        self.book.state.programmes.update(await self._live.programmes(self._programme_names))
-        self._seeded = True
+        missing = [key for key in keys if key not in self._seeded]
+        if missing:
+            for key, reserved in (await self._live.budgets(missing)).items():
+                self.book.state.budgets[key] = Reserved(reserved.exposure, reserved.el_fen)
+            self._seeded.update(missing)
+        if "programmes" not in self._seeded:
+            self.book.state.programmes.update(await self._live.programmes(self._programme_names))
+            self._seeded.add("programmes")
 
-    async def allocate(self, requests: Sequence[DecideRequest]) -> list[Allocation]:
-        await self._seed()
+    async def allocate(self, requests: Sequence[DecideRequest], budgets: Mapping[str, BudgetTerms]) -> list[Allocation]:
+        await self._seed(list(budgets))
         answers = []
         for request in requests:
             known = request.customer in self.book.state.windows
-            answer = self.book.decide(request)
+            answer = self.book.decide(request, budgets.get(request.budget, _NO_BUDGET))
             answers.append(answer)
             if self._live is not None and answer.fresh and request.supersedes and not known:
                 await self._release_live(request.customer)
@@ -67,7 +81,9 @@ class MemoryBook:
         self._live_checked.add(customer)
         live = await self._live.open_window(customer)
         if live is not None:
-            self.book.reserve(live.segment, live.granted, live.el_fen, live.programme, live.part, sign=-1)
+            self.book.reserve(
+                live.budget or live.segment, live.granted, live.el_fen, live.programme, live.part, sign=-1
+            )
 
     async def remember(self, decisions: Sequence[tuple[str, bytes]]) -> None:
         for record, payload in decisions:
@@ -108,10 +124,18 @@ class MemoryBook:
 
     async def current(self, customer_id: str) -> CurrentWindow | None:
         entry = self.book.state.windows.get(customer_id)
-        return CurrentWindow.of(customer_id, entry) if entry is not None else None
+        balance = self.book.state.balances.get(customer_id, Balance()).balance
+        return CurrentWindow.of(customer_id, entry, balance) if entry is not None else None
 
-    async def budgets(self) -> dict[str, Reserved]:
-        return {s: Reserved(r.exposure, r.el_fen) for s, r in self.book.state.budgets.items()}
+    async def budgets(self, keys: Sequence[str]) -> dict[str, Reserved]:
+        budgets = self.book.state.budgets
+        return {k: Reserved(budgets[k].exposure, budgets[k].el_fen) for k in keys if k in budgets}
+
+    async def draw(self, requests: Sequence[DrawRequest]) -> list[Movement]:
+        return [self.book.draw(r) for r in requests]
+
+    async def repay(self, requests: Sequence[RepayRequest]) -> list[Movement]:
+        return [self.book.repay(r) for r in requests]
 
     async def usable(self) -> bool:
         return True  # this process's own memory: never lost under it

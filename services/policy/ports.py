@@ -11,7 +11,7 @@ loss is integer fen (see `book.expected_loss_fen`), so every sum in the book is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -20,17 +20,22 @@ from shared.ports import EventPublisher
 
 __all__ = [
     "Allocation",
+    "Balance",
     "BookState",
     "BudgetTerms",
     "CloseRequest",
     "CurrentWindow",
     "DecideRequest",
     "DecisionRecord",
+    "Demand",
+    "DrawRequest",
     "EventPublisher",
     "LifecycleClosure",
     "LimitStore",
     "LiveBook",
+    "Movement",
     "OfferTerms",
+    "RepayRequest",
     "Reserved",
     "WindowEntry",
 ]
@@ -50,20 +55,27 @@ class OfferTerms:
     valid_until_ms: int
     programme: str = ""  # the segment programme charged with `part`, if any
     part: int = 0  # the part of the limit due to the programme boost
+    income_fraction: str = ""  # the income rule in force (repr): a later, tighter rule caps the balance
+
+
+# A forecast of a period's demand for one segment: for each margin, the exposure and expected loss
+# (CNY) the period's offers earning at least that margin would take. Margins ascending, demand falling.
+Demand = tuple[tuple[float, float, float], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class BudgetTerms:
-    """What the active policy says about the segment's budget: plain numbers, as the Lua script gets them."""
+    """What the active policy says about the segment's budget now: plain numbers, as the Lua script gets them."""
 
-    exposure: int  # CNY: open windows' limits at most this
-    expected_loss: int  # CNY: open windows' expected losses at most this
+    exposure: int  # CNY: windows opened in the period, at most this
+    expected_loss: int  # CNY: their expected losses, at most this
     programme_budget: int = 0  # CNY: the programme's boosted parts at most this
-    pacing: bool = False
-    max_margin: float = 0.0
-    steepness: float = 1.0
     round_to: int = 100
     min_limit: int = 500
+    pacing: bool = False
+    elapsed: float = 0.0  # the share of the period gone by, 0 to 1
+    slack: float = 0.0  # pace only when the forecast demand exceeds the room by more than this share
+    demand: Demand = ()  # the period's forecast demand; none: no pacing
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +89,7 @@ class DecideRequest:
     application_id: str
     policy_version: str
     decided_at_ms: int
-    budget: BudgetTerms
+    budget: str  # the book key of the budget charged: the segment, or segment/period (see `book.budget_key`)
     offer: OfferTerms | None = None  # None: the rules closed the window
     category: str = ""  # of a closure by the rules
     reason: str = ""
@@ -95,6 +107,29 @@ class DecideRequest:
     model_id: str = ""
     deferred_score: str = ""  # closed for maintenance: the score to decide again, as JSON
     deferred_until_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DrawRequest:
+    """Draw on the customer's window now."""
+
+    drawdown_id: str
+    customer: str
+    amount: int
+    at_ms: int
+    absolute_cap: int  # the regulatory cap per person in force now
+    income_fraction: str  # the income rule in force now (repr): a tighter one caps the balance
+    policy_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RepayRequest:
+    """Lower the customer's balance by what they paid back."""
+
+    repayment_id: str
+    customer: str
+    amount: int
+    at_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +166,38 @@ class Allocation:
     decided_as_read: bool = False  # an unreadable attempt of an application that was read and decided: nothing to do
 
 
+@dataclass(slots=True, kw_only=True)
+class Movement:
+    """The book's answer to a drawdown or a repayment (and what it keeps of it, by its id)."""
+
+    fresh: bool  # False: decided before, this is the first answer again
+    customer: str
+    amount: int
+    approved: bool  # a repayment is always applied
+    balance: int  # after it
+    balance_seq: int
+    available: int = 0  # what may still be drawn after it (drawdowns)
+    limit: int = 0
+    decision_id: str = ""
+    application_id: str = ""
+    category: str = ""  # of a refusal
+    reason: str = ""
+    window_reason: str = ""
+    conflict: bool = False  # the id was another customer's: refused
+    applied: int = 0  # of a repayment: what it took off the balance (never below zero)
+    at: int = 0  # when it was decided (ms)
+    repayment: bool = False
+    policy_version: str = ""  # of a drawdown: the policy in force when it was decided
+
+
+@dataclass(slots=True)
+class Balance:
+    """What a customer owes, and its sequence (raised by every approved drawdown and repayment)."""
+
+    balance: int = 0
+    seq: int = 0
+
+
 @dataclass(slots=True)
 class Reserved:
     """A segment's reservations: exposure in CNY, expected loss in fen."""
@@ -157,6 +224,7 @@ class DecisionRecord:
     budget_bound: bool = False
     el_fen: int = 0
     programme: str = ""
+    budget: str = ""  # the book key of the budget charged: the segment, or segment/period ("individual/2026-11")
     region: str = ""
     channel: str = ""
     locale: str = "zh-CN"
@@ -191,6 +259,7 @@ class WindowEntry:
     category: str
     reason: str
     origin_seq: int = 0  # the order of the application behind it (a re-decision keeps its original's)
+    income_fraction: str = ""  # the income rule the window was opened under (repr)
 
 
 @dataclass(slots=True)
@@ -206,6 +275,8 @@ class BookState:
     open: set[str] = field(default_factory=set)
     closing: dict[str, int] = field(default_factory=dict)  # lifecycle closure not yet announced -> its seq
     deferred: dict[str, int] = field(default_factory=dict)  # maintenance closure -> when to decide again (ms)
+    balances: dict[str, Balance] = field(default_factory=dict)  # customer -> what they owe
+    movements: dict[str, Movement] = field(default_factory=dict)  # drawdown or repayment id -> its answer
 
     def comparable(self) -> dict[str, Any]:
         """What `creditwindow cache rebuild --check` compares: the book's money and windows, not its records."""
@@ -216,6 +287,7 @@ class BookState:
             "seqs": dict(self.seqs),
             "expiry": dict(self.expiry),
             "open": sorted(self.open),
+            "balances": {c: _plain(b) for c, b in self.balances.items() if b.balance or b.seq},
         }
 
 
@@ -247,9 +319,11 @@ class CurrentWindow:
     segment: str
     category: str | None
     reason: str | None
+    balance: int = 0
+    available: int = 0
 
     @classmethod
-    def of(cls, customer_id: str, entry: WindowEntry) -> CurrentWindow:
+    def of(cls, customer_id: str, entry: WindowEntry, balance: int = 0) -> CurrentWindow:
         return cls(
             customer_id=customer_id,
             status=entry.status,
@@ -263,10 +337,14 @@ class CurrentWindow:
             segment=entry.segment,
             category=entry.category or None,
             reason=entry.reason or None,
+            balance=balance,
+            available=max(0, entry.limit - balance) if entry.status == "open" else 0,
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: (v.isoformat() if isinstance(v := getattr(self, f.name), datetime) else v) for f in fields(self)}
+        return {
+            f.name: (v.isoformat() if isinstance(v := getattr(self, f.name), datetime) else v) for f in fields(self)
+        }
 
 
 # --- the ports ------------------------------------------------------------------------------------
@@ -275,8 +353,9 @@ class CurrentWindow:
 class LimitStore(Protocol):
     """The portfolio book as a service: budgets, current windows, decision records, lifecycle queues."""
 
-    async def allocate(self, requests: Sequence[DecideRequest]) -> list[Allocation]:
-        """Decide each request atomically and in order (budget, sequence, superseding, idempotency)."""
+    async def allocate(self, requests: Sequence[DecideRequest], budgets: Mapping[str, BudgetTerms]) -> list[Allocation]:
+        """Decide each request atomically and in order (budget, sequence, superseding, idempotency);
+        `budgets` holds the terms of each budget the requests name (by book key)."""
         ...
 
     async def remember(self, decisions: Sequence[tuple[str, bytes]]) -> None:
@@ -307,7 +386,9 @@ class LimitStore(Protocol):
 
     async def current(self, customer_id: str) -> CurrentWindow | None: ...
 
-    async def budgets(self) -> dict[str, Reserved]: ...
+    async def budgets(self, keys: Sequence[str]) -> dict[str, Reserved]:
+        """Reserved per budget (book keys: segment, or segment/period); budgets never reserved are absent."""
+        ...
 
     async def programmes(self, names: Sequence[str]) -> dict[str, int]: ...
 
@@ -315,11 +396,19 @@ class LimitStore(Protocol):
         """Whether the book is still the one this process works on (False starts its recovery)."""
         ...
 
+    async def draw(self, requests: Sequence[DrawRequest]) -> list[Movement]:
+        """Decide each drawdown atomically against the customer's window and balance, in order."""
+        ...
+
+    async def repay(self, requests: Sequence[RepayRequest]) -> list[Movement]:
+        """Apply each repayment atomically, in order (never below zero)."""
+        ...
+
 
 class LiveBook(Protocol):
     """A read-only view of the fleet's book: what a shadow replica starts from."""
 
-    async def budgets(self) -> dict[str, Reserved]: ...
+    async def budgets(self, keys: Sequence[str]) -> dict[str, Reserved]: ...
 
     async def programmes(self, names: Sequence[str]) -> dict[str, int]: ...
 

@@ -16,10 +16,11 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from services.policy.book import Book
+from services.policy.book import Book, budget_key
 from services.policy.decisions import record_key
+from services.policy.drawdowns import movement_of
 from services.policy.ports import BookState, CloseRequest, DecisionRecord, WindowEntry
-from shared.contracts import Decision, ScoreComputed, WindowClosed, WindowOpened
+from shared.contracts import Decision, DrawdownOutcome, RepaymentApplied, ScoreComputed, WindowClosed, WindowOpened
 
 __all__ = ["deferred_since", "derive", "waiting_deferrals"]
 
@@ -36,11 +37,17 @@ def _record_key(decision: Decision, by_decision: dict[str, str]) -> str | None:
     return by_decision.get(str(closes)) if closes else None
 
 
-def derive(decisions: Iterable[Decision], scores: Mapping[uuid.UUID, ScoreComputed] | None = None) -> BookState:
+def derive(
+    decisions: Iterable[Decision],
+    scores: Mapping[uuid.UUID, ScoreComputed] | None = None,
+    movements: Iterable[DrawdownOutcome | RepaymentApplied] = (),
+) -> BookState:
     """Replay decisions in sequence order per customer; the first copy of a decision wins.
 
     `scores` (by event id) give back the maintenance deferrals still waiting: an application closed
     for maintenance and not yet decided again is deferred again, with the score it was closed on.
+    `movements` (the outcomes on `credit.drawdowns`) give back each customer's balance (the outcome
+    with the highest balance sequence) and each drawdown's and repayment's answer, by its id.
     """
     decisions = list(decisions)
     book = Book()
@@ -60,17 +67,29 @@ def derive(decisions: Iterable[Decision], scores: Mapping[uuid.UUID, ScoreComput
             _restore(book, decision, record)
         else:
             assert isinstance(decision, WindowClosed)
-            request = CloseRequest(record, str(decision.decision_id), decision.category, decision.reason, decision.trigger, _ms(decision.occurred_at))
+            request = CloseRequest(
+                record,
+                str(decision.decision_id),
+                decision.category,
+                decision.reason,
+                decision.trigger,
+                _ms(decision.occurred_at),
+            )
             book.restore_closure(request, decision.decision_seq, customer)
     for record, (until, score_id) in waiting_deferrals(book.state, by_decision, decisions).items():
         score = (scores or {}).get(score_id)
         if score is not None:
             book.state.records[record].deferred_score = score.model_dump_json()
             book.state.deferred[record] = until
+    for outcome in movements:
+        movement_id, movement = movement_of(outcome)
+        book.restore_movement(movement_id, movement)
     return book.state
 
 
-def waiting_deferrals(state: BookState, by_decision: Mapping[str, str], decisions: Iterable[Decision]) -> dict[str, tuple[int, uuid.UUID]]:
+def waiting_deferrals(
+    state: BookState, by_decision: Mapping[str, str], decisions: Iterable[Decision]
+) -> dict[str, tuple[int, uuid.UUID]]:
     """Maintenance closures not decided again yet: record -> (when to decide again, the score's event id)."""
     waiting = {}
     for decision in decisions:
@@ -86,7 +105,11 @@ def waiting_deferrals(state: BookState, by_decision: Mapping[str, str], decision
 
 def deferred_since(decisions: Iterable[Decision]) -> datetime | None:
     """When the oldest maintenance closure that may still wait was decided: scores are read from there."""
-    times = [d.occurred_at for d in decisions if isinstance(d, WindowClosed) and d.reason == "maintenance" and d.trigger == "application"]
+    times = [
+        d.occurred_at
+        for d in decisions
+        if isinstance(d, WindowClosed) and d.reason == "maintenance" and d.trigger == "application"
+    ]
     return min(times) if times else None
 
 
@@ -105,6 +128,7 @@ def _restore(book: Book, decision: Decision, record: str) -> None:
         part=decision.basis.programme_part if opened else 0,  # type: ignore[union-attr]
         el_fen=round(decision.expected_loss * 100) if opened else 0,  # type: ignore[union-attr]
         programme=(decision.basis.programme or "") if opened else "",  # type: ignore[union-attr]
+        budget=budget_key(segment, decision.basis.budget_period or "") if opened else "",  # type: ignore[union-attr]
         region=decision.region or "",
         channel=decision.channel or "",
         locale=decision.locale,
@@ -131,5 +155,6 @@ def _restore(book: Book, decision: Decision, record: str) -> None:
             category="" if opened else decision.category,  # type: ignore[union-attr]
             reason="" if opened else decision.reason,  # type: ignore[union-attr]
             origin_seq=original.seq if original is not None else decision.decision_seq,
+            income_fraction=repr(decision.basis.income_fraction) if opened and decision.basis.income_fraction else "",  # type: ignore[union-attr]
         )
     book.restore(record, entry, window, (window.valid_until or 0) if window else 0)

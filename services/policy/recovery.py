@@ -9,8 +9,8 @@ rebuilds one under the fence (no script runs meanwhile, in any replica):
 1. retire the book's generation;
 2. wait a grace period, so that decisions published just before the loss reach the topic (not when
    the topic is empty: a new fleet has nothing in flight);
-3. read `credit.windows` to its end offsets, and `credit.scores` for maintenance deferrals still
-   waiting; derive the book with its own rules (`rebuild.derive`);
+3. read `credit.windows` and `credit.drawdowns` to their end offsets, and `credit.scores` for
+   maintenance deferrals still waiting; derive the book with its own rules (`rebuild.derive`);
 4. write it and mark it complete with a new generation; lift the fence.
 
 A rebuild that dies half way leaves no generation: the next one starts again. A decision decided
@@ -31,29 +31,37 @@ import structlog
 
 from services.policy.rebuild import deferred_since, derive
 from services.policy.redis_book import RedisBook
-from shared.contracts import Decision, ScoreComputed
+from shared.contracts import Decision, DrawdownOutcome, RepaymentApplied, ScoreComputed
 from shared.messaging import ServiceHealth
 from shared.messaging.topic_io import end_offsets, offsets_at, read_to_end
 from shared.redis_state import Recovery
 from shared.settings import Settings
 
-__all__ = ["book_recovery", "rebuild_into"]
+__all__ = ["book_recovery", "read_book_log", "rebuild_into"]
 
 log = structlog.get_logger("creditwindow.policy")
+
+
+async def read_book_log(settings: Settings) -> tuple[list[Decision], list[DrawdownOutcome | RepaymentApplied]]:
+    """The book's log to its end offsets: every decision, and every drawdown outcome and repayment."""
+    topics = settings.topics
+    records = await read_to_end(settings, [topics.windows, topics.drawdowns])
+    decisions = [r.event for r in records if isinstance(r.event, Decision)]
+    movements = [r.event for r in records if isinstance(r.event, DrawdownOutcome | RepaymentApplied)]
+    return decisions, movements
 
 
 async def rebuild_into(book: RedisBook, settings: Settings, generation: str, *, grace_s: float) -> None:
     """Derive the book from the log and install it as `generation` (the caller holds the fence)."""
     began = time.monotonic()
-    if any((await end_offsets(settings, [settings.topics.windows])).values()):
+    if any((await end_offsets(settings, [settings.topics.windows, settings.topics.drawdowns])).values()):
         await asyncio.sleep(grace_s)  # publications in flight when the book was lost land on the topic first
-    records = await read_to_end(settings, [settings.topics.windows])
-    decisions = [r.event for r in records if isinstance(r.event, Decision)]
-    state = derive(decisions, await _deferred_scores(settings, decisions))
+    decisions, movements = await read_book_log(settings)
+    state = derive(decisions, await _deferred_scores(settings, decisions), movements)
     await book.install(state, generation, now_ms=int(time.time() * 1000))
     log.info(
         "book_rebuilt", generation=generation, decisions=len(decisions), customers=len(state.windows),
-        deferrals=len(state.deferred), seconds=round(time.monotonic() - began, 3),
+        deferrals=len(state.deferred), balances=len(state.balances), seconds=round(time.monotonic() - began, 3),
     )  # fmt: skip
 
 
@@ -67,7 +75,14 @@ async def _deferred_scores(settings: Settings, decisions: list[Decision]) -> dic
     return {r.event.event_id: r.event for r in records if isinstance(r.event, ScoreComputed)}
 
 
-def book_recovery(book: RedisBook, settings: Settings, health: ServiceHealth, *, grace_s: float | None = None) -> Recovery:
+def book_recovery(
+    book: RedisBook, settings: Settings, health: ServiceHealth, *, grace_s: float | None = None
+) -> Recovery:
     """The policy service's recovery: adopt the book in Redis, or rebuild it from `credit.windows`."""
     grace = settings.book_rebuild_grace_s if grace_s is None else grace_s
-    return Recovery(book.guard, health, lambda generation: rebuild_into(book, settings, generation, grace_s=grace), owner=settings.instance_id or "policy")
+    return Recovery(
+        book.guard,
+        health,
+        lambda generation: rebuild_into(book, settings, generation, grace_s=grace),
+        owner=settings.instance_id or "policy",
+    )

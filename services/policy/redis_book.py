@@ -6,7 +6,8 @@ argument (a JSON request, decoded with cjson) and returns a structured reply. On
 knows the key layout; everything else reads and writes the book through it. Keys, under a prefix
 (``cw:`` or ``cw:<namespace>:``):
 
-    budget:<segment>     hash  exposure (CNY), el_fen (expected loss, fen)
+    budget:<key>         hash  exposure (CNY), el_fen (expected loss, fen); key = segment, or
+                               segment/period ("individual/2026-11") for a budget with a period
     programme:<name>     hash  reserved (CNY of boosted parts)
     app:<record>         hash  a decision record (see `ports.DecisionRecord`); record = application id,
                                or application id + '~r' for a re-decision
@@ -16,6 +17,8 @@ knows the key layout; everything else reads and writes the book through it. Keys
     open                 set   open records
     closing              zset  lifecycle closures decided but not yet announced, by sequence
     deferred             zset  records closed for maintenance, by when to decide them again (ms)
+    bal:<customer>       hash  balance (CNY owed), seq (raised by every approved drawdown and repayment)
+    mv:<id>              hash  a drawdown's or repayment's answer (see `ports.Movement`), by its id
 
 Single-node Redis (the scripts touch several keys; on a Redis Cluster they would need hash tags).
 """
@@ -32,16 +35,20 @@ from redis.asyncio import Redis
 
 from services.policy.ports import (
     Allocation,
+    Balance,
     BookState,
+    BudgetTerms,
     CloseRequest,
     CurrentWindow,
     DecideRequest,
     DecisionRecord,
+    DrawRequest,
     LifecycleClosure,
+    Movement,
+    RepayRequest,
     Reserved,
     WindowEntry,
 )
-from shared.contracts import SEGMENTS
 from shared.redis_connection import text
 from shared.redis_state import StateGuard, guard_lua
 
@@ -49,15 +56,17 @@ __all__ = ["RedisBook"]
 
 # Every script starts with the state guard (see shared/redis_state.py): it refuses a book that is
 # fenced for a rebuild, of another generation, or behind a version this process saw.
-_LEDGER = guard_lua("book") + r"""
+_LEDGER = (
+    guard_lua("book")
+    + r"""
 local function rdown(x, step) return math.floor(x / step + 1e-9) * step end
 -- 0 - x, not -x: Lua's -0 prints as "-0", which HINCRBY refuses
 local function signed(x, sign) if sign < 0 then return 0 - x end return x end
 local function keep_for(key, retention)
   if retention > 0 then redis.call('PEXPIRE', key, retention) end
 end
-local function reserve(segment, exposure, el_fen, programme, part, sign)
-  local bkey = P .. 'budget:' .. segment
+local function reserve(budget, exposure, el_fen, programme, part, sign)
+  local bkey = P .. 'budget:' .. budget
   redis.call('HINCRBY', bkey, 'exposure', signed(exposure, sign))
   redis.call('HINCRBY', bkey, 'el_fen', signed(el_fen, sign))
   if programme ~= '' and part > 0 then
@@ -66,9 +75,11 @@ local function reserve(segment, exposure, el_fen, programme, part, sign)
 end
 local function release(record, retention)
   local k = P .. 'app:' .. record
-  local a = redis.call('HMGET', k, 'status', 'granted', 'el_fen', 'segment', 'programme', 'part')
+  local a = redis.call('HMGET', k, 'status', 'granted', 'el_fen', 'segment', 'programme', 'part', 'budget')
   if a[1] ~= 'open' then return 0 end
-  reserve(a[4], tonumber(a[2]), tonumber(a[3] or '0'), a[5] or '', tonumber(a[6] or '0'), -1)
+  local budget = a[7]
+  if not budget or budget == '' then budget = a[4] end
+  reserve(budget, tonumber(a[2]), tonumber(a[3] or '0'), a[5] or '', tonumber(a[6] or '0'), -1)
   redis.call('HSET', k, 'status', 'released')
   keep_for(k, retention)
   redis.call('ZREM', P .. 'expiry', record)
@@ -76,9 +87,30 @@ local function release(record, retention)
   return tonumber(a[2])
 end
 """
+)
 
-# ARGV 2: {retention_ms, requests: [DecideRequest, ...]}. Reply: {version, answers: [...]}, answers in order.
-_DECIDE = _LEDGER + r"""
+# ARGV 2: {retention_ms, budgets: {key: BudgetTerms}, requests: [DecideRequest, ...]}.
+# Reply: {version, answers: [...]}, answers in order.
+_DECIDE = (
+    _LEDGER
+    + r"""
+local budgets = {}
+local NO_BUDGET = {exposure = 0, expected_loss = 0, programme_budget = 0, round_to = 100, min_limit = 500,
+  pacing = false, elapsed = 0, slack = 0, demand = {}}
+-- pacing against the demand still to come in the period (book.required_margin)
+local function required_margin(b, res_exp, res_el_fen)
+  if not b.pacing or #b.demand == 0 then return -math.huge end
+  local to_come = 1.0 - b.elapsed
+  local room_exp = math.max(0, b.exposure - res_exp) * (1.0 + b.slack)
+  local room_loss = math.max(0.0, b.expected_loss - res_el_fen / 100) * (1.0 + b.slack)
+  for i, d in ipairs(b.demand) do
+    if d[2] * to_come <= room_exp and d[3] * to_come <= room_loss then
+      if i == 1 then return -math.huge end
+      return d[1]
+    end
+  end
+  return b.demand[#b.demand][1]
+end
 local function existing(key, customer)
   local s = redis.call('HMGET', key, 'seq', 'granted', 'refusal', 'part', 'available', 'event', 'published',
     'budget_bound', 'el_fen', 'decided_at', 'customer')
@@ -116,20 +148,14 @@ local function decide(r)
   if o and outdated then
     refusal = 'newer_application'
   elseif o then
-    local b = r.budget
-    local h = redis.call('HMGET', P .. 'budget:' .. r.segment, 'exposure', 'el_fen')
+    local b = budgets[r.budget] or NO_BUDGET
+    local h = redis.call('HMGET', P .. 'budget:' .. r.budget, 'exposure', 'el_fen')
     local res_exp, res_el_fen = tonumber(h[1] or '0'), tonumber(h[2] or '0')
     local room_exp = math.max(0, b.exposure - res_exp)
     local room_loss = room_exp
     if o.el_rate > 0 then room_loss = math.max(0, b.expected_loss - res_el_fen / 100) / o.el_rate end
     available = rdown(math.min(room_exp, room_loss), b.round_to)
-    local u_exp, u_el = 1, 1
-    if b.exposure > 0 then u_exp = res_exp / b.exposure end
-    if b.expected_loss > 0 then u_el = (res_el_fen / 100) / b.expected_loss end
-    local u = math.min(1, math.max(u_exp, u_el, 0))
-    local required = 0
-    if b.pacing then required = b.max_margin * (u ^ b.steepness) end
-    if o.margin < required then
+    if o.margin < required_margin(b, res_exp, res_el_fen) then
       refusal = 'budget_paced'
     else
       local limit = o.limit
@@ -147,7 +173,7 @@ local function decide(r)
         part = math.min(part, limit)
         if limit < o.limit and limit == available then bound = 1 end
         el_fen = math.floor(granted * o.el_rate * 100 + 0.5)
-        reserve(r.segment, granted, el_fen, programme, part, 1)
+        reserve(r.budget, granted, el_fen, programme, part, 1)
       end
     end
   end
@@ -156,9 +182,9 @@ local function decide(r)
   if r.supersedes and not outdated then
     local prev = redis.call('HGET', wkey, 'record')
     if prev and prev ~= r.record then release(prev, r.retention_ms) end
-    local category, reason, apr, valid_until = r.category, r.reason, '', ''
+    local category, reason, apr, valid_until, income_fraction = r.category, r.reason, '', '', ''
     if granted > 0 then
-      category, reason, apr, valid_until = '', '', o.apr, o.valid_until_ms
+      category, reason, apr, valid_until, income_fraction = '', '', o.apr, o.valid_until_ms, o.income_fraction
     elseif o then
       category, reason = 'strategy', refusal
     end
@@ -166,7 +192,7 @@ local function decide(r)
     redis.call('HSET', wkey, 'status', status, 'limit', granted, 'apr', apr, 'valid_until', valid_until,
       'decision_id', r.decision_id, 'decision_seq', seq, 'policy_version', r.policy_version, 'record', r.record,
       'application_id', r.application_id, 'segment', r.segment, 'category', category, 'reason', reason,
-      'origin_seq', origin)
+      'origin_seq', origin, 'income_fraction', income_fraction)
     if granted > 0 then
       redis.call('ZADD', P .. 'expiry', o.valid_until_ms, r.record)
       redis.call('SADD', P .. 'open', r.record)
@@ -179,6 +205,7 @@ local function decide(r)
     'programme', programme, 'decision_id', r.decision_id, 'region', r.region, 'channel', r.channel,
     'locale', r.locale, 'partner', r.partner, 'model_id', r.model_id, 'policy_version', r.policy_version,
     'application_id', r.application_id, 'decided_at', r.decided_at_ms)
+  if granted > 0 then redis.call('HSET', key, 'budget', r.budget) end
   if r.deferred_score ~= '' then
     -- closed for maintenance: keep the score to decide again when the maintenance ends
     redis.call('HSET', key, 'deferred_score', r.deferred_score)
@@ -190,6 +217,7 @@ local function decide(r)
     event = '', published = 0, budget_bound = bound, el_fen = el_fen, decided_at = r.decided_at_ms}
 end
 local batch = cjson.decode(ARGV[2])
+budgets = batch.budgets
 local answers = {}
 for i, r in ipairs(batch.requests) do
   r.retention_ms = batch.retention_ms
@@ -197,9 +225,103 @@ for i, r in ipairs(batch.requests) do
 end
 return cjson.encode({version = version, answers = answers})
 """
+)
+
+# ARGV 2: {retention_ms, kind: "draw" | "repay", requests: [DrawRequest | RepayRequest, ...]}.
+# Reply: {version, answers: [Movement fields, ...]}, in order (book.draw / book.repay).
+_MOVE = (
+    _LEDGER
+    + r"""
+local FIELDS = {'customer', 'amount', 'approved', 'balance', 'balance_seq', 'available', 'limit', 'decision_id',
+  'application_id', 'category', 'reason', 'window_reason', 'applied', 'at', 'repayment', 'policy_version'}
+local function seen(key, customer)
+  local v = redis.call('HMGET', key, unpack(FIELDS))
+  if not v[1] then return nil end
+  if v[1] ~= customer then return {conflict = 1} end
+  local m = {fresh = 0}
+  for i, name in ipairs(FIELDS) do m[name] = v[i] or '' end
+  return m
+end
+local function store(key, m, retention)
+  local args = {}
+  for _, name in ipairs(FIELDS) do args[#args + 1] = name; args[#args + 1] = tostring(m[name]) end
+  redis.call('HSET', key, unpack(args))
+  keep_for(key, retention)
+  m.fresh = 1
+  return m
+end
+local function balance_cap(limit, absolute_cap, opened, fraction_now)
+  local cap = absolute_cap
+  if opened ~= '' and fraction_now ~= '' then
+    local t, n = tonumber(opened), tonumber(fraction_now)
+    if n < t then cap = math.min(cap, math.floor(limit * n / t)) end
+  end
+  return cap
+end
+local function draw(r, retention)
+  local mkey = P .. 'mv:' .. r.drawdown_id
+  local old = seen(mkey, r.customer)
+  if old then return old end
+  local bkey = P .. 'bal:' .. r.customer
+  local bh = redis.call('HMGET', bkey, 'balance', 'seq')
+  local balance, seq = tonumber(bh[1] or '0'), tonumber(bh[2] or '0')
+  local w = redis.call('HMGET', P .. 'window:' .. r.customer, 'status', 'limit', 'valid_until', 'category', 'reason',
+    'decision_id', 'application_id', 'income_fraction')
+  local limit, ceiling = 0, 0
+  local category, reason, window_reason = '', '', ''
+  if not w[1] then
+    category, reason = 'strategy', 'no_window'
+  elseif w[1] ~= 'open' then
+    category, reason, window_reason = w[4] or '', 'window_closed', w[5] or ''
+    if category == '' then category = 'strategy' end
+  elseif w[3] and w[3] ~= '' and tonumber(w[3]) <= r.at_ms then
+    category, reason = 'strategy', 'window_expired'
+  else
+    limit = tonumber(w[2])
+    local cap = balance_cap(limit, r.absolute_cap, w[8] or '', r.income_fraction)
+    ceiling = math.min(limit, cap)
+    if balance + r.amount > ceiling then
+      if cap < limit then category, reason = 'regulatory', 'balance_cap' else category, reason = 'credit', 'above_available' end
+    end
+  end
+  local approved = 0
+  if reason == '' then
+    approved = 1
+    balance, seq = balance + r.amount, seq + 1
+    redis.call('HSET', bkey, 'balance', balance, 'seq', seq)
+  end
+  return store(mkey, {customer = r.customer, amount = r.amount, approved = approved, balance = balance,
+    balance_seq = seq, available = math.max(0, ceiling - balance), limit = limit, decision_id = w[6] or '',
+    application_id = w[7] or '', category = category, reason = reason, window_reason = window_reason, applied = 0,
+    at = r.at_ms, repayment = 0, policy_version = r.policy_version}, retention)
+end
+local function repay(r, retention)
+  local mkey = P .. 'mv:' .. r.repayment_id
+  local old = seen(mkey, r.customer)
+  if old then return old end
+  local bkey = P .. 'bal:' .. r.customer
+  local bh = redis.call('HMGET', bkey, 'balance', 'seq')
+  local balance, seq = tonumber(bh[1] or '0'), tonumber(bh[2] or '0')
+  local applied = math.min(r.amount, balance)
+  balance, seq = balance - applied, seq + 1
+  redis.call('HSET', bkey, 'balance', balance, 'seq', seq)
+  return store(mkey, {customer = r.customer, amount = r.amount, approved = 1, balance = balance, balance_seq = seq,
+    available = 0, limit = 0, decision_id = '', application_id = '', category = '', reason = '', window_reason = '',
+    applied = applied, at = r.at_ms, repayment = 1, policy_version = ''}, retention)
+end
+local batch = cjson.decode(ARGV[2])
+local answers = {}
+for i, r in ipairs(batch.requests) do
+  if batch.kind == 'draw' then answers[i] = draw(r, batch.retention_ms) else answers[i] = repay(r, batch.retention_ms) end
+end
+return cjson.encode({version = version, answers = answers})
+"""
+)
 
 # ARGV 2: a JSON CloseRequest plus retention_ms. Reply: {version, seq} (seq 0 when the window was not open).
-_CLOSE = _LEDGER + r"""
+_CLOSE = (
+    _LEDGER
+    + r"""
 local r = cjson.decode(ARGV[2])
 local k = P .. 'app:' .. r.record
 local customer = redis.call('HGET', k, 'customer')
@@ -218,10 +340,13 @@ end
 redis.call('ZADD', P .. 'closing', seq, r.record)
 return cjson.encode({version = version, seq = seq})
 """
+)
 
 # ARGV 2: a JSON array of [command, key suffix, args...]: small writes (remember, published, ...),
 # applied only to the book this process holds. Reply: the version.
-_WRITE = _LEDGER + r"""
+_WRITE = (
+    _LEDGER
+    + r"""
 for _, op in ipairs(cjson.decode(ARGV[2])) do
   local args = {}
   for i = 3, #op do args[#args + 1] = op[i] end
@@ -229,6 +354,7 @@ for _, op in ipairs(cjson.decode(ARGV[2])) do
 end
 return version
 """
+)
 
 _RECORD_FIELDS = {f.name for f in fields(DecisionRecord)}
 _INT_FIELDS = {f.name for f in fields(DecisionRecord) if f.type in ("int", int)}
@@ -269,7 +395,30 @@ def _window(raw: Mapping[bytes | str, bytes | str]) -> WindowEntry | None:
         category=w.get("category", ""),
         reason=w.get("reason", ""),
         origin_seq=int(w.get("origin_seq") or 0),
+        income_fraction=w.get("income_fraction", ""),
     )
+
+
+_MOVEMENT_TEXT = ("customer", "decision_id", "application_id", "category", "reason", "window_reason", "policy_version")
+_MOVEMENT_INT = ("amount", "balance", "balance_seq", "available", "limit", "applied", "at")
+
+
+def _movement(raw: Mapping[str, Any], *, fresh: bool) -> Movement:
+    """A movement from a script's reply (numbers) or a hash read back (text)."""
+    values: dict[str, Any] = {name: str(raw.get(name) or "") for name in _MOVEMENT_TEXT}
+    values.update({name: int(float(raw.get(name) or 0)) for name in _MOVEMENT_INT})
+    return Movement(
+        fresh=fresh,
+        approved=str(raw.get("approved")) in ("1", "1.0"),
+        repayment=str(raw.get("repayment")) in ("1", "1.0"),
+        **values,
+    )
+
+
+def _movement_fields(m: Movement) -> dict[str, str]:
+    out = {name: str(getattr(m, name)) for name in (*_MOVEMENT_TEXT, *_MOVEMENT_INT)}
+    out["approved"], out["repayment"] = ("1" if m.approved else "0"), ("1" if m.repayment else "0")
+    return out
 
 
 def _record_fields(entry: DecisionRecord) -> dict[str, str | bytes]:
@@ -286,7 +435,7 @@ def _window_fields(entry: WindowEntry) -> dict[str, str]:
 
 
 # The families a rebuild replaces.
-FAMILIES = ("window:", "budget:", "programme:", "seq:", "app:", "expiry", "open", "closing", "deferred")
+FAMILIES = ("window:", "budget:", "programme:", "seq:", "app:", "expiry", "open", "closing", "deferred", "bal:", "mv:")
 
 
 class RedisBook:
@@ -303,6 +452,7 @@ class RedisBook:
         self.guard = StateGuard(redis, prefix, "book")
         self._decide = redis.register_script(_DECIDE)
         self._close = redis.register_script(_CLOSE)
+        self._move = redis.register_script(_MOVE)
         self._write = redis.register_script(_WRITE)
 
     def _key(self, family: str, name: str = "") -> str:
@@ -351,6 +501,15 @@ class RedisBook:
                 pipe.zadd(self._key(family), values)  # type: ignore[arg-type]
         if state.open:
             pipe.sadd(self._key("open"), *state.open)
+        for customer, balance in state.balances.items():
+            pipe.hset(self._key("bal:", customer), mapping={"balance": balance.balance, "seq": balance.seq})
+        for movement_id, movement in state.movements.items():
+            left = self._left(False, movement.at, now_ms)
+            if left == 0:
+                continue
+            pipe.hset(self._key("mv:", movement_id), mapping=_movement_fields(movement))  # type: ignore[arg-type]
+            if left > 0:
+                pipe.pexpire(self._key("mv:", movement_id), left)
         self.guard.mark_complete(pipe, generation)
         await pipe.execute()
 
@@ -365,18 +524,32 @@ class RedisBook:
 
     # --- deciding ------------------------------------------------------------------------------------
 
-    async def allocate(self, requests: Sequence[DecideRequest]) -> list[Allocation]:
+    async def allocate(self, requests: Sequence[DecideRequest], budgets: Mapping[str, BudgetTerms]) -> list[Allocation]:
         """Decide the batch in one atomic script call, in order."""
         if not requests:
             return []
         # orjson writes the request dataclasses itself (fast); the script reads a null offer as none.
-        body = orjson.dumps({"retention_ms": self.retention_ms, "requests": requests})
+        # Budget terms go once per budget, not once per request (the demand forecast is a list).
+        named = {r.budget for r in requests}
+        body = orjson.dumps(
+            {
+                "retention_ms": self.retention_ms,
+                "budgets": {k: t for k, t in budgets.items() if k in named},
+                "requests": requests,
+            }
+        )
         reply = orjson.loads(await self.guard.run(self._decide, body))
         self.guard.seen(reply["version"])
         return [
             Allocation(
-                fresh=False, seq=0, granted=0, refusal=None, programme_part=0, available=0,
-                conflict="conflict" in a, decided_as_read="as_read" in a,
+                fresh=False,
+                seq=0,
+                granted=0,
+                refusal=None,
+                programme_part=0,
+                available=0,
+                conflict="conflict" in a,
+                decided_as_read="as_read" in a,
             )  # fmt: skip
             if "conflict" in a or "as_read" in a
             else Allocation(
@@ -395,6 +568,38 @@ class RedisBook:
             for a in reply["answers"]
         ]
 
+    async def _movements(self, kind: str, requests: Sequence[DrawRequest] | Sequence[RepayRequest]) -> list[Movement]:
+        if not requests:
+            return []
+        body = orjson.dumps({"retention_ms": self.retention_ms, "kind": kind, "requests": requests})
+        reply = orjson.loads(await self.guard.run(self._move, body))
+        self.guard.seen(reply["version"])
+        answers = []
+        for request, a in zip(requests, reply["answers"], strict=True):
+            if "conflict" in a:
+                answers.append(
+                    Movement(
+                        fresh=False,
+                        customer=request.customer,
+                        amount=request.amount,
+                        approved=False,
+                        balance=0,
+                        balance_seq=0,
+                        conflict=True,
+                    )
+                )
+            else:
+                answers.append(_movement(a, fresh=a["fresh"] == 1))
+        return answers
+
+    async def draw(self, requests: Sequence[DrawRequest]) -> list[Movement]:
+        """Decide the drawdowns in one atomic script call, in order."""
+        return await self._movements("draw", requests)
+
+    async def repay(self, requests: Sequence[RepayRequest]) -> list[Movement]:
+        """Apply the repayments in one atomic script call, in order."""
+        return await self._movements("repay", requests)
+
     async def _ops(self, ops: list[list[Any]]) -> None:
         if ops:
             self.guard.seen(await self.guard.run(self._write, orjson.dumps(ops)))
@@ -404,7 +609,9 @@ class RedisBook:
 
     async def mark_published(self, records: Sequence[str]) -> None:
         # Published: a redelivery has nothing to publish again, so the kept event can go (memory).
-        await self._ops([op for r in records for op in (["HSET", f"app:{r}", "published", "1"], ["HDEL", f"app:{r}", "event"])])
+        await self._ops(
+            [op for r in records for op in (["HSET", f"app:{r}", "published", "1"], ["HDEL", f"app:{r}", "event"])]
+        )
 
     async def _pipeline(self, fill: Callable[[Any], object]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
@@ -414,7 +621,9 @@ class RedisBook:
     # --- lifecycle -----------------------------------------------------------------------------------
 
     async def due_expiries(self, now: datetime, limit: int = 200) -> list[str]:
-        found = await self.redis.zrangebyscore(self._key("expiry"), "-inf", int(now.timestamp() * 1000), start=0, num=limit)
+        found = await self.redis.zrangebyscore(
+            self._key("expiry"), "-inf", int(now.timestamp() * 1000), start=0, num=limit
+        )
         return [text(m) for m in found]
 
     async def open_records(self) -> list[str]:
@@ -424,7 +633,9 @@ class RedisBook:
         return _record(await self.redis.hgetall(self._key("app:", record)))
 
     async def close(self, request: CloseRequest) -> LifecycleClosure | None:
-        reply = orjson.loads(await self.guard.run(self._close, orjson.dumps({**asdict(request), "retention_ms": self.retention_ms})))
+        reply = orjson.loads(
+            await self.guard.run(self._close, orjson.dumps({**asdict(request), "retention_ms": self.retention_ms}))
+        )
         self.guard.seen(reply["version"])
         if not reply["seq"]:
             return None
@@ -442,7 +653,9 @@ class RedisBook:
         await self._ops([["ZREM", "closing", *records]] if records else [])
 
     async def due_deferred(self, now: datetime, limit: int = 200) -> list[tuple[str, bytes]]:
-        due = await self.redis.zrangebyscore(self._key("deferred"), "-inf", int(now.timestamp() * 1000), start=0, num=limit)
+        due = await self.redis.zrangebyscore(
+            self._key("deferred"), "-inf", int(now.timestamp() * 1000), start=0, num=limit
+        )
         out = []
         for record in (text(m) for m in due):
             score = await self.redis.hget(self._key("app:", record), "deferred_score")
@@ -458,15 +671,27 @@ class RedisBook:
     # --- reading -------------------------------------------------------------------------------------
 
     async def current(self, customer_id: str) -> CurrentWindow | None:
-        entry = _window(await self.redis.hgetall(self._key("window:", customer_id)))
-        return CurrentWindow.of(customer_id, entry) if entry else None
+        raw, balance = await self._pipeline(
+            lambda pipe: (
+                pipe.hgetall(self._key("window:", customer_id)),
+                pipe.hget(self._key("bal:", customer_id), "balance"),
+            )
+        )
+        entry = _window(raw)
+        return CurrentWindow.of(customer_id, entry, int(text(balance) or 0) if balance else 0) if entry else None
 
-    async def budgets(self) -> dict[str, Reserved]:
-        """Reserved per segment (one round trip, no key scan); segments never reserved are absent."""
-        answers = await self._pipeline(lambda pipe: [pipe.hmget(self._key("budget:", s), ["exposure", "el_fen"]) for s in SEGMENTS])
+    async def balance(self, customer_id: str) -> Balance:
+        raw = await self.redis.hmget(self._key("bal:", customer_id), ["balance", "seq"])
+        return Balance(int(text(raw[0]) or 0) if raw[0] else 0, int(text(raw[1]) or 0) if raw[1] else 0)
+
+    async def budgets(self, keys: Sequence[str]) -> dict[str, Reserved]:
+        """Reserved per budget (one round trip, no key scan); budgets never reserved are absent."""
+        answers = await self._pipeline(
+            lambda pipe: [pipe.hmget(self._key("budget:", k), ["exposure", "el_fen"]) for k in keys]
+        )
         return {
-            segment: Reserved(int(text(exposure) or 0), int(text(el_fen) or 0))
-            for segment, (exposure, el_fen) in zip(SEGMENTS, answers, strict=True)
+            key: Reserved(int(text(exposure) or 0), int(text(el_fen) or 0))
+            for key, (exposure, el_fen) in zip(keys, answers, strict=True)
             if exposure is not None or el_fen is not None
         }
 
@@ -496,9 +721,13 @@ class RedisBook:
                 state.windows[key.removeprefix(self._key("window:"))] = entry
         for key in await scan("budget:"):
             raw = {text(k): text(v) for k, v in (await self.redis.hgetall(key)).items()}
-            state.budgets[key.removeprefix(self._key("budget:"))] = Reserved(int(raw.get("exposure") or 0), int(raw.get("el_fen") or 0))
+            state.budgets[key.removeprefix(self._key("budget:"))] = Reserved(
+                int(raw.get("exposure") or 0), int(raw.get("el_fen") or 0)
+            )
         for key in await scan("programme:"):
-            state.programmes[key.removeprefix(self._key("programme:"))] = int(text(await self.redis.hget(key, "reserved")) or 0)
+            state.programmes[key.removeprefix(self._key("programme:"))] = int(
+                text(await self.redis.hget(key, "reserved")) or 0
+            )
         for key in await scan("seq:"):
             state.seqs[key.removeprefix(self._key("seq:"))] = int(text(await self.redis.get(key)) or 0)
         for key in await scan("app:"):
@@ -508,4 +737,13 @@ class RedisBook:
             for member, score in await self.redis.zrange(self._key(family), 0, -1, withscores=True):
                 target[text(member)] = int(score)
         state.open = {text(m) for m in await self.redis.smembers(self._key("open"))}
+        for key in await scan("bal:"):
+            raw = {text(k): text(v) for k, v in (await self.redis.hgetall(key)).items()}
+            state.balances[key.removeprefix(self._key("bal:"))] = Balance(
+                int(raw.get("balance") or 0), int(raw.get("seq") or 0)
+            )
+        for key in await scan("mv:"):
+            raw = {text(k): text(v) for k, v in (await self.redis.hgetall(key)).items()}
+            if raw:
+                state.movements[key.removeprefix(self._key("mv:"))] = _movement(raw, fresh=False)
         return state

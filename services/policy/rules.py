@@ -6,12 +6,17 @@ Order of the rules, first match wins:
 
 1. unscorable application             -> system      (scoring_failed / application_invalid)
 2. maintenance window                 -> system      (retry when it ends)
-3. paused segment, region or channel  -> strategy
+3. paused segment, region or channel  -> strategy    (pauses in force now, scheduled ones included)
 4. knock-outs (overdue, inquiries)    -> credit      (with the scorecard's reasons)
 5. points below the segment cut-off   -> credit      (reasons and recourse)
-6. expected profit not positive       -> credit      (unprofitable_risk)
-7. a cap leaves less than the minimum -> regulatory  (income_cap / absolute_cap)
-8. otherwise an offer: limit from grade and income x cycle factor x programme, capped.
+6. points below the cut-off the cycle
+   raised it to                       -> strategy    (cycle_cutoff: the usual bar is met)
+7. expected profit not positive       -> credit      (unprofitable_risk)
+8. a cap leaves less than the minimum -> regulatory  (income_cap / absolute_cap)
+9. the group's limit multiplier leaves
+   less than the minimum              -> strategy    (limit_multiplier)
+10. otherwise an offer: limit from grade and income x cycle factor x programme (active now), capped,
+    times the multipliers of the customer's segment, region and channel.
 """
 
 from __future__ import annotations
@@ -69,11 +74,16 @@ def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Off
 
     facts = score.facts
     pauses = policy.pauses
-    if facts.segment in pauses.segments:
+    if pauses.scheduled:
+        now_paused = pauses.at(now)
+        segments, regions, channels = now_paused["segment"], now_paused["region"], now_paused["channel"]
+    else:
+        segments, regions, channels = pauses.segments, pauses.regions, pauses.channels  # type: ignore[assignment]
+    if facts.segment in segments:
         return Close("strategy", "segment_paused", retry_after=strategy_retry)
-    if facts.region in pauses.regions:
+    if facts.region in regions:
         return Close("strategy", "region_paused", retry_after=strategy_retry)
-    if facts.channel in pauses.channels:
+    if facts.channel in channels:
         return Close("strategy", "channel_paused", retry_after=strategy_retry)
 
     if facts.bureau.overdue_count_12m > policy.knockouts.max_overdue_12m:
@@ -81,8 +91,12 @@ def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Off
     if facts.bureau.inquiries_3m > policy.knockouts.max_inquiries_3m:
         return Close("credit", "knockout_inquiries", reasons=score.reasons, recourse=score.recourse)
 
-    if score.points < policy.cutoffs[facts.segment]:
+    cutoff = policy.cutoffs[facts.segment]
+    if score.points < cutoff:
         return Close("credit", "score_below_cutoff", reasons=score.reasons, recourse=score.recourse)
+    if score.points < cutoff + policy.cycle.cutoff_raise:
+        # The usual bar is met: the platform raised it for the cycle, which is strategy, not their credit.
+        return Close("strategy", "cycle_cutoff", retry_after=strategy_retry)
 
     terms = policy.grades.get(score.grade or "")  # type: ignore[call-overload]
     if terms is None:
@@ -92,7 +106,7 @@ def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Off
     if margin <= 0:
         return Close("credit", "unprofitable_risk", reasons=score.reasons, recourse=score.recourse)
 
-    programme = policy.programme_for(facts.segment)
+    programme = policy.programme_for(facts.segment, now)
     boost = programme.boost if programme else 1.0
     unboosted = min(facts.annual_income * terms.income_multiple, terms.max_limit) * policy.cycle_factor
     grade_limit = unboosted * boost
@@ -110,6 +124,12 @@ def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Off
         if bound_by in ("income_cap", "absolute_cap"):
             return Close("regulatory", bound_by, retry_after=None)
         return Close("credit", "below_minimum_limit", reasons=score.reasons, recourse=score.recourse)
+    multiplier = policy.multipliers.factor(facts.segment, facts.region, facts.channel)
+    if multiplier < 1:
+        limit = round_down(amount * multiplier, policy.limits.round_to)
+        unboosted *= multiplier
+        if limit < policy.limits.min_limit:
+            return Close("strategy", "limit_multiplier", retry_after=strategy_retry)
 
     programme_part = max(0, limit - round_down(min(limit, unboosted), policy.limits.round_to)) if programme else 0
     # The rule that bound, and the rules' parameters: no amount computed from income goes on the
@@ -121,6 +141,7 @@ def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Off
         income_fraction=policy.regulatory.income_fraction,
         absolute_cap=absolute_cap,
         bound_by=bound_by,  # type: ignore[arg-type]
+        multiplier=multiplier,
     )
     return Offer(
         limit=limit,

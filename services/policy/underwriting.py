@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 
 import structlog
 
-from services.policy.decisions import close_request, decide, lifecycle_closure, propose, request_for
+from services.policy.control import paused
+from services.policy.decisions import budgets_now, close_request, decide, lifecycle_closure, propose, request_for
 from services.policy.document import PolicyDocument
 from services.policy.ports import EventPublisher, LimitStore
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, utc_now
@@ -63,6 +64,9 @@ class Underwriter:
         self.out_topic = out_topic
         self.state = state
         self.clock = clock
+        # The pauses whose windows are closed already: a pause that starts later (scheduled) is
+        # enforced by the sweep that first sees it in force.
+        self.enforced: dict[str, set[str]] = {"segment": set(), "region": set(), "channel": set()}
 
     async def decide(self, scores: Sequence[ScoreComputed], trigger: Trigger = "application") -> Decided:
         """Decide a batch; returns the decisions published now (not those published before), and the
@@ -75,7 +79,10 @@ class Underwriter:
         for score in scores:
             unique.setdefault(score.application_id, score)  # a duplicate in the same batch is the same application
         proposals = [propose(score, policy, now, trigger) for score in unique.values()]
-        allocations = await self.store.allocate([request_for(p, policy) for p in proposals])
+        budgets = budgets_now(policy, now)
+        allocations = await self.store.allocate(
+            [request_for(p, policy, budgets) for p in proposals], dict(budgets.values())
+        )
         decisions: list[Decision] = []
         conflicts: list[ScoreComputed] = []
         new_records: list[tuple[str, bytes]] = []
@@ -116,8 +123,18 @@ class Underwriter:
             _log_decision(d)
         return Decided(decisions, conflicts)
 
+    async def enforce_pauses(self) -> list[WindowClosed]:
+        """Close the open windows every pause in force now covers, unless closed for it already."""
+        in_force = paused(self.state.active, self.clock())
+        newly = {dimension: values - self.enforced[dimension] for dimension, values in in_force.items()}
+        closures = await self.close_paused(newly)
+        self.enforced = in_force  # only once the windows are closed: a failure tries again next sweep
+        return closures
+
     async def sweep(self) -> list[Decision]:
-        """Close expired windows, decide again what maintenance deferred, announce pending closures."""
+        """Close expired windows and those of pauses that came in force, decide again what maintenance
+        deferred, announce pending closures."""
+        paused_now = await self.enforce_pauses()
         now = self.clock()
         for record in await self.store.due_expiries(now):
             await self.store.close(close_request(record, trigger="expiry", reason="expired", now=now))
@@ -128,7 +145,7 @@ class Underwriter:
             scores = [ScoreComputed.model_validate_json(payload) for _, payload in due]
             redecided = (await self.decide(scores, trigger="redecision")).decisions
             await self.store.redecided([record for record, _ in due])
-        return [*redecided, *await self._announce_closures()]
+        return [*paused_now, *redecided, *await self._announce_closures()]
 
     async def close_paused(self, paused: dict[str, set[str]]) -> list[WindowClosed]:
         """Close the open windows in newly paused segments, regions or channels (category strategy)."""
@@ -141,7 +158,9 @@ class Underwriter:
                 continue
             for dimension, value in (("segment", facts.segment), ("region", facts.region), ("channel", facts.channel)):
                 if value in paused[dimension]:
-                    await self.store.close(close_request(record, trigger="pause", reason=f"{dimension}_paused", now=now))
+                    await self.store.close(
+                        close_request(record, trigger="pause", reason=f"{dimension}_paused", now=now)
+                    )
                     break
         return await self._announce_closures()
 
@@ -157,7 +176,12 @@ class Underwriter:
 
 
 def _log_decision(decision: Decision) -> None:
-    ids = {**event_ids(decision), "decision_seq": decision.decision_seq, "policy_version": decision.policy_version, "trigger": decision.trigger}
+    ids = {
+        **event_ids(decision),
+        "decision_seq": decision.decision_seq,
+        "policy_version": decision.policy_version,
+        "trigger": decision.trigger,
+    }
     if isinstance(decision, WindowOpened):
         log.info("window_opened", **ids, limit=decision.limit, grade=decision.grade, bound_by=decision.basis.bound_by)
     elif isinstance(decision, WindowClosed):

@@ -10,6 +10,14 @@ from shared.contracts.applications import (
     Segment,
 )
 from shared.contracts.deadletter import DeadLetter
+from shared.contracts.drawdowns import (
+    DrawdownApproved,
+    DrawdownOutcome,
+    DrawdownRefused,
+    DrawdownRequested,
+    Repaid,
+    RepaymentApplied,
+)
 from shared.contracts.envelope import ApplicationId, CustomerId, Event, deterministic_id, utc_now
 from shared.contracts.notifications import NotificationSent
 from shared.contracts.policy import PolicyUpdated
@@ -27,6 +35,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
         NotificationSent,
         DeadLetter,
         PolicyUpdated,
+        DrawdownRequested,
+        DrawdownApproved,
+        DrawdownRefused,
+        Repaid,
+        RepaymentApplied,
     )
 }
 
@@ -41,6 +54,10 @@ __all__ = [
     "CustomerId",
     "DeadLetter",
     "Decision",
+    "DrawdownApproved",
+    "DrawdownOutcome",
+    "DrawdownRefused",
+    "DrawdownRequested",
     "Event",
     "LimitBasis",
     "Locale",
@@ -48,6 +65,8 @@ __all__ = [
     "PolicyUpdated",
     "Reason",
     "RecourseAction",
+    "Repaid",
+    "RepaymentApplied",
     "SEGMENTS",
     "ScoreComputed",
     "Segment",

@@ -41,6 +41,10 @@ class Topics:
         return self._name("credit.deadletter")
 
     @property
+    def drawdowns(self) -> str:
+        return self._name("credit.drawdowns")
+
+    @property
     def shadow_windows(self) -> str:
         return self._name("credit.windows.shadow")
 
@@ -52,6 +56,7 @@ class Topics:
             self.notifications,
             self.policy,
             self.deadletter,
+            self.drawdowns,
             self.shadow_windows,
         )
 

@@ -41,10 +41,23 @@ class LimitBasis(Part):
     income_fraction: float | None = Field(
         default=None, gt=0, le=1, description="The income rule: a person's balance at most this share of annual income."
     )
-    absolute_cap: int | None = Field(default=None, ge=0, description="Regulatory absolute cap per person (the same for everyone).")
+    absolute_cap: int | None = Field(
+        default=None, ge=0, description="Regulatory absolute cap per person (the same for everyone)."
+    )
     programme_part: int = Field(default=0, ge=0, description="Part of the limit charged to the programme's budget.")
     budget_available: int | None = Field(default=None, ge=0, description="Segment budget left when decided.")
     bound_by: Bound = Field(description="What set the final limit.")
+    multiplier: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="The policy's limit multiplier for the customer's segment, region and channel.",
+    )
+    budget_period: str | None = Field(
+        default=None,
+        max_length=16,
+        description="The budget period the limit was charged to (e.g. 2026-11); none: the segment's budget has no period.",
+    )
 
 
 class Decision(Event):
@@ -56,7 +69,9 @@ class Decision(Event):
     customer_id: CustomerId
     segment: Segment | None = Field(default=None, description="None only when the application could not be read.")
     region: str | None = Field(default=None, max_length=12, description="Region code (for pauses and rebuilds).")
-    channel: str | None = Field(default=None, max_length=40, description="Application channel (for pauses and rebuilds).")
+    channel: str | None = Field(
+        default=None, max_length=40, description="Application channel (for pauses and rebuilds)."
+    )
     locale: Locale = "zh-CN"
     partner_id: str | None = Field(default=None, max_length=40)
     policy_version: str = Field(max_length=80, description="name@version of the policy used.", examples=["default@1"])

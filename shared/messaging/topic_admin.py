@@ -18,7 +18,7 @@ __all__ = ["ensure_topics", "topic_partitions"]
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the fleet's topics if missing (never by broker auto-creation). Returns those created."""
     topics: Topics = settings.topics
-    keep_forever = {topics.windows, topics.policy}
+    keep_forever = {topics.windows, topics.policy, topics.drawdowns}  # decisions and balances: the truth
     single_partition = {topics.policy}
     wanted = [
         NewTopic(

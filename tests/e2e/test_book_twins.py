@@ -1,11 +1,13 @@
 """The portfolio book's two twins agree: the pure Python `Book` and the Lua script on the real Redis.
 
-Hypothesis draws random streams of decisions (offers against tight budgets with pacing, credit
-and system closures, maintenance deferrals, duplicates, customers applying again, re-decisions of
-earlier applications, unreadable attempts of applications, application ids reused by another
-customer) and lifecycle closures (expiry, pause), runs each stream through both, and compares every
-answer and, at the end, every value of the book: budgets, programmes, decision records, windows,
-sequences, queues.
+Hypothesis draws random streams of decisions (offers against tight budgets in several periods,
+paced against random demand forecasts, credit and system closures, maintenance deferrals,
+duplicates, customers applying again, re-decisions of earlier applications, unreadable attempts of
+applications, application ids reused by another customer), lifecycle closures (expiry, pause),
+drawdowns (within, above and at the edge of the limit, on closed and expired windows, under a
+tightened regulatory cap, repeated, and with another customer's id) and repayments, runs each
+stream through both, and compares every answer and, at the end, every value of the book: budgets,
+programmes, decision records, windows, sequences, queues, balances and movements.
 """
 
 from __future__ import annotations
@@ -20,18 +22,39 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from services.policy.book import Book
-from services.policy.ports import BookState, BudgetTerms, CloseRequest, DecideRequest, OfferTerms
+from services.policy.ports import (
+    BookState,
+    BudgetTerms,
+    CloseRequest,
+    DecideRequest,
+    DrawRequest,
+    OfferTerms,
+    RepayRequest,
+)
 from services.policy.redis_book import RedisBook
 from tests.conftest import settings_for
 
 NOW_MS = 1_795_000_000_000
 CUSTOMERS = [f"cus_twin_{n:06d}" for n in range(6)]
 SEGMENTS = ("individual", "small_business")
+BUDGET_KEYS = ("individual", "individual/2026-11", "individual/2026-12", "small_business/2026-11")
+FRACTIONS = ("", "0.3333333333", "0.25", "0.5")
 
 
 @dataclass(frozen=True)
 class Decide:
     request: DecideRequest
+    terms: BudgetTerms
+
+
+@dataclass(frozen=True)
+class Draw:
+    request: DrawRequest
+
+
+@dataclass(frozen=True)
+class Repay:
+    request: RepayRequest
 
 
 @dataclass(frozen=True)
@@ -41,16 +64,30 @@ class Close:
     at_ms: int
 
 
+@st.composite
+def demand_curves(draw: st.DrawFn) -> tuple[tuple[float, float, float], ...]:
+    """A forecast: margins ascending, demand falling (possibly flat)."""
+    margins = sorted(set(draw(st.lists(st.floats(-0.01, 0.08, allow_nan=False), max_size=6))))
+    exposures = sorted(
+        draw(st.lists(st.integers(0, 400_000), min_size=len(margins), max_size=len(margins))), reverse=True
+    )
+    losses = sorted(
+        draw(st.lists(st.floats(0, 8_000, allow_nan=False), min_size=len(margins), max_size=len(margins))), reverse=True
+    )
+    return tuple((m, float(e), l) for m, e, l in zip(margins, exposures, losses, strict=True))
+
+
 budgets = st.builds(
     BudgetTerms,
     exposure=st.integers(0, 40).map(lambda n: n * 5_000),
     expected_loss=st.integers(0, 4_000),
     programme_budget=st.integers(0, 20).map(lambda n: n * 500),
-    pacing=st.booleans(),
-    max_margin=st.floats(0, 0.06, allow_nan=False),
-    steepness=st.floats(0.1, 4, allow_nan=False),
     round_to=st.sampled_from([100, 500]),
     min_limit=st.sampled_from([500, 1_000]),
+    pacing=st.booleans(),
+    elapsed=st.floats(0, 1, allow_nan=False),
+    slack=st.floats(-0.5, 2, allow_nan=False),
+    demand=demand_curves(),
 )
 offers = st.builds(
     OfferTerms,
@@ -61,6 +98,7 @@ offers = st.builds(
     valid_until_ms=st.integers(NOW_MS, NOW_MS + 10_000),
     programme=st.sampled_from(["", "boost"]),
     part=st.integers(0, 50).map(lambda n: n * 100),
+    income_fraction=st.sampled_from(FRACTIONS),
 )
 
 
@@ -81,16 +119,20 @@ def decide(draw: st.DrawFn, n: int) -> Decide:
         DecideRequest(
             record=record,
             # Mostly each application's own customer; sometimes another one reuses its id (a conflict).
-            customer=CUSTOMERS[int(application[-5:]) % len(CUSTOMERS)] if draw(st.integers(0, 5)) else draw(st.sampled_from(CUSTOMERS)),
+            customer=CUSTOMERS[int(application[-5:]) % len(CUSTOMERS)]
+            if draw(st.integers(0, 5))
+            else draw(st.sampled_from(CUSTOMERS)),
             segment=draw(st.sampled_from(SEGMENTS)),
             decision_id=str(uuid.UUID(int=n)),
             application_id=application,
             policy_version="default@1",
             decided_at_ms=NOW_MS + n,
-            budget=draw(budgets),
+            budget=draw(st.sampled_from(BUDGET_KEYS)),
             offer=offer,
             category=closure if offer is None else "",
-            reason={"credit": "score_below_cutoff", "system": "scoring_failed"}.get(closure, "") if kind not in ("maintenance", "unreadable") else kind,
+            reason={"credit": "score_below_cutoff", "system": "scoring_failed"}.get(closure, "")
+            if kind not in ("maintenance", "unreadable")
+            else kind,
             supersedes=closure != "system",
             fallback_of=application if kind == "unreadable" else "",
             redecides=application if kind == "redecision" else "",
@@ -100,16 +142,48 @@ def decide(draw: st.DrawFn, n: int) -> Decide:
             model_id="german-woe@1",
             deferred_score='{"score": 1}' if kind == "maintenance" else "",
             deferred_until_ms=NOW_MS + 5_000 if kind == "maintenance" else 0,
-        )
+        ),
+        # The batch's terms for the budget the request names (several periods of one segment meet).
+        draw(budgets),
     )
 
 
 @st.composite
-def streams(draw: st.DrawFn) -> list[Decide | Close]:
-    ops: list[Decide | Close] = []
+def movement(draw: st.DrawFn, n: int) -> Draw | Repay:
+    # Ids repeat (asked twice is asked once) and sometimes come from another customer (a conflict).
+    ident = f"mv_twin_{draw(st.integers(0, n)):05d}"
+    customer = draw(st.sampled_from(CUSTOMERS))
+    amount = draw(st.sampled_from([100, 500, 2_000, 10_000, 30_000, 60_000]))
+    at_ms = NOW_MS + draw(st.integers(0, 20_000))
+    if draw(st.integers(0, 3)) == 0:
+        return Repay(RepayRequest(repayment_id=ident, customer=customer, amount=amount, at_ms=at_ms))
+    return Draw(
+        DrawRequest(
+            drawdown_id=ident,
+            customer=customer,
+            amount=amount,
+            at_ms=at_ms,
+            absolute_cap=draw(st.sampled_from([200_000, 20_000, 5_000])),
+            income_fraction=draw(st.sampled_from(FRACTIONS)),
+            policy_version="default@2",
+        )  # fmt: skip
+    )
+
+
+Op = Decide | Close | Draw | Repay
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[Op]:
+    ops: list[Op] = []
     for n in range(draw(st.integers(1, 40))):
-        if n and draw(st.integers(0, 4)) == 0:
-            ops.append(Close(draw(st.integers(0, n - 1)), draw(st.sampled_from(["expiry", "pause"])), NOW_MS + 20_000 + n))
+        pick = draw(st.integers(0, 9))
+        if n and pick < 2:
+            ops.append(
+                Close(draw(st.integers(0, n - 1)), draw(st.sampled_from(["expiry", "pause"])), NOW_MS + 20_000 + n)
+            )
+        elif pick < 5:
+            ops.append(draw(movement(n)))
         else:
             ops.append(draw(decide(n)))
     return ops
@@ -123,16 +197,22 @@ async def new_book(redis: Redis, prefix: str) -> RedisBook:
     return store
 
 
-async def _run_both(endpoints: dict[str, str], ops: list[Decide | Close]) -> None:
+async def _run_both(endpoints: dict[str, str], ops: list[Op]) -> None:
     prefix = f"cw:twin{uuid.uuid4().hex[:10]}:"
     redis = Redis.from_url(settings_for(endpoints, "twins").redis_dsn)
     try:
         store, book = await new_book(redis, prefix), Book()
         decided: list[str] = []
         for op in ops:
-            if isinstance(op, Decide):
-                (in_redis,) = await store.allocate([op.request])
-                assert in_redis == book.decide(op.request), op
+            if isinstance(op, Draw):
+                (in_redis,) = await store.draw([op.request])
+                assert in_redis == book.draw(op.request), op
+            elif isinstance(op, Repay):
+                (in_redis,) = await store.repay([op.request])
+                assert in_redis == book.repay(op.request), op
+            elif isinstance(op, Decide):
+                (in_redis,) = await store.allocate([op.request], {op.request.budget: op.terms})
+                assert in_redis == book.decide(op.request, op.terms), op
                 if in_redis.fresh:  # as the underwriter does: keep the event, then mark it published
                     event = b'{"event_type":"WindowClosed","n":%d}' % len(decided)
                     await store.remember([(op.request.record, event)])
@@ -143,7 +223,14 @@ async def _run_both(endpoints: dict[str, str], ops: list[Decide | Close]) -> Non
                 decided.append(op.request.record)
             else:
                 record = decided[op.which % len(decided)] if decided else "app_twin_none"
-                request = CloseRequest(record, str(uuid.UUID(int=10**6 + op.at_ms % 10**6)), "strategy", f"{op.trigger}_x", op.trigger, op.at_ms)
+                request = CloseRequest(
+                    record,
+                    str(uuid.UUID(int=10**6 + op.at_ms % 10**6)),
+                    "strategy",
+                    f"{op.trigger}_x",
+                    op.trigger,
+                    op.at_ms,
+                )
                 closed = await store.close(request)
                 assert (closed is not None) == (book.close(request) is not None), op
         assert await store.snapshot() == book.state
@@ -154,9 +241,11 @@ async def _run_both(endpoints: dict[str, str], ops: list[Decide | Close]) -> Non
         await redis.aclose()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(ops=streams())
-def test_the_lua_book_and_the_python_book_hold_the_same_values(endpoints: dict[str, str], ops: list[Decide | Close]) -> None:
+def test_the_lua_book_and_the_python_book_hold_the_same_values(endpoints: dict[str, str], ops: list[Op]) -> None:
     asyncio.run(_run_both(endpoints, ops))
 
 
@@ -165,14 +254,20 @@ def test_a_batch_is_decided_in_order_as_one_call(endpoints: dict[str, str]) -> N
     terms = BudgetTerms(exposure=10_000, expected_loss=1_000, round_to=100, min_limit=500)
     requests = [
         DecideRequest(
-            record=f"app_batch_{n}", customer="cus_batch_00001", segment="individual", decision_id=str(uuid.UUID(int=n)),
-            application_id=f"app_batch_{n}", policy_version="default@1", decided_at_ms=NOW_MS, budget=terms,
+            record=f"app_batch_{n}",
+            customer="cus_batch_00001",
+            segment="individual",
+            decision_id=str(uuid.UUID(int=n)),
+            application_id=f"app_batch_{n}",
+            policy_version="default@1",
+            decided_at_ms=NOW_MS,
+            budget="individual",
             offer=OfferTerms(limit=6_000, el_rate=0.05, margin=0.03, apr="0.1", valid_until_ms=NOW_MS + 1),
         )  # fmt: skip
         for n in range(3)
     ]
     book = Book()
-    expected = [book.decide(r) for r in requests]
+    expected = [book.decide(r, terms) for r in requests]
     assert [a.granted for a in expected] == [6_000, 4_000, 6_000]  # the second met the first still counted
 
     async def run() -> None:
@@ -180,7 +275,7 @@ def test_a_batch_is_decided_in_order_as_one_call(endpoints: dict[str, str]) -> N
         redis = Redis.from_url(settings_for(endpoints, "twins").redis_dsn)
         try:
             store = await new_book(redis, prefix)
-            assert await store.allocate(requests) == expected
+            assert await store.allocate(requests, {"individual": terms}) == expected
             assert await store.snapshot() == book.state
         finally:
             doomed = [key async for key in redis.scan_iter(match=f"{prefix}*")]
@@ -199,11 +294,12 @@ def test_the_store_reloads_its_script_after_redis_lost_it(endpoints: dict[str, s
             await redis.script_flush()  # what a Redis restart without persistence of scripts looks like
             request = DecideRequest(
                 record="app_reload_0001", customer="cus_reload_00001", segment="individual", decision_id=str(uuid.UUID(int=1)),
-                application_id="app_reload_0001", policy_version="default@1", decided_at_ms=NOW_MS,
-                budget=BudgetTerms(exposure=100_000, expected_loss=10_000),
+                application_id="app_reload_0001", policy_version="default@1", decided_at_ms=NOW_MS, budget="individual",
                 offer=OfferTerms(limit=5_000, el_rate=0.02, margin=0.03, apr="0.1", valid_until_ms=NOW_MS + 1),
             )  # fmt: skip
-            (allocation,) = await store.allocate([request])
+            (allocation,) = await store.allocate(
+                [request], {"individual": BudgetTerms(exposure=100_000, expected_loss=10_000)}
+            )
             assert allocation.fresh and allocation.granted == 5_000
         finally:
             await redis.delete(*[key async for key in redis.scan_iter(match=f"{prefix}*")])
@@ -229,20 +325,21 @@ def test_a_book_that_lost_its_data_or_went_back_in_time_is_refused_until_recover
             def request(n: int) -> DecideRequest:
                 return DecideRequest(
                     record=f"app_lost_{n:05d}", customer=f"cus_lost_{n:05d}", segment="individual", decision_id=str(uuid.UUID(int=n)),
-                    application_id=f"app_lost_{n:05d}", policy_version="default@1", decided_at_ms=NOW_MS, budget=terms, offer=offer,
+                    application_id=f"app_lost_{n:05d}", policy_version="default@1", decided_at_ms=NOW_MS, budget="individual", offer=offer,
                 )  # fmt: skip
 
-            await store.allocate([request(1), request(2)])
+            budgets = {"individual": terms}
+            await store.allocate([request(1), request(2)], budgets)
             version = await redis.get(f"{prefix}book:version")
-            await store.allocate([request(3)])
+            await store.allocate([request(3)], budgets)
             await redis.set(f"{prefix}book:version", version)  # what a replica that missed the last write holds
             with pytest.raises(StateLost):
-                await store.allocate([request(4)])
+                await store.allocate([request(4)], budgets)
             assert lost and "behind" in lost[-1]
 
             await redis.delete(*[key async for key in redis.scan_iter(match=f"{prefix}*")])  # a flush
             with pytest.raises(StateLost):
-                await store.allocate([request(5)])
+                await store.allocate([request(5)], budgets)
             assert "generation false" in lost[-1]  # no generation: the data is gone
             assert [key async for key in redis.scan_iter(match=f"{prefix}*")] == []  # nothing half-written
         finally:

@@ -23,7 +23,7 @@ from creditwindow.policy_ops import publish_update, signed_update
 from services.policy.redis_book import RedisBook
 from shared.contracts import DeadLetter, ScoreComputed, WindowClosed, WindowOpened, utc_now
 from tests.e2e.conftest import RunningFleet, start_fleet
-from tests.unit.policy.factories import default_policy, score
+from tests.unit.policy.factories import default_policy, score, this_period
 
 POLICY_ONLY = ("policy",)
 
@@ -127,8 +127,8 @@ async def test_pausing_a_segment_closes_its_open_windows_and_resuming_opens_agai
     try:
         assert (await store.current(business.customer_id)).status == "closed"  # type: ignore[union-attr]
         assert (await store.current(person.customer_id)).status == "open"  # type: ignore[union-attr]
-        budgets = await store.budgets()
-        assert budgets["small_business"].exposure == 0  # the closed window's reservation is released
+        budgets = await store.budgets([this_period("small_business")])
+        assert budgets[this_period("small_business")].exposure == 0  # the closed window's reservation is released
     finally:
         await redis.aclose()
 
@@ -249,7 +249,7 @@ async def test_an_expired_window_closes_and_releases_its_budget(endpoints: dict[
         assert expired.decision_seq > opened.decision_seq
         redis, store = await _limits(fleet)
         try:
-            assert (await store.budgets())["individual"].exposure == 0
+            assert (await store.budgets([this_period()]))[this_period()].exposure == 0
             assert (await store.current(opened.customer_id)).status == "closed"  # type: ignore[union-attr]
         finally:
             await redis.aclose()
@@ -297,7 +297,7 @@ async def test_two_policy_replicas_deciding_at_once_never_overspend_the_budget(
         assert any(d.reason == "budget_exhausted" for d in decisions if isinstance(d, WindowClosed))
         redis, store = await _limits(fleet)
         try:
-            assert (await store.budgets())["individual"].exposure == granted
+            assert (await store.budgets([this_period()]))[this_period()].exposure == granted
         finally:
             await redis.aclose()
         assert len({p.name for p in fleet.fleet.processes.values() if p.alive}) == 2
@@ -318,6 +318,6 @@ async def test_one_customers_applications_are_decided_in_order_and_the_latest_su
     try:
         current = await store.current(customer)
         assert current is not None and (current.application_id, current.decision_seq) == ("app_order_3", 3)
-        assert (await store.budgets())["individual"].exposure == decisions[-1].limit  # earlier windows released
+        assert (await store.budgets([this_period()]))[this_period()].exposure == decisions[-1].limit  # earlier windows released
     finally:
         await redis.aclose()

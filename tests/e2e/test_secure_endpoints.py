@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ResponseError
 
-from services.policy.decisions import propose, request_for
+from services.policy.decisions import book_request, propose
 from services.policy.ports import BookState
 from services.policy.redis_book import RedisBook
 from shared.contracts import WindowOpened
@@ -57,11 +57,11 @@ async def test_the_limit_store_works_through_redis_auth_and_refuses_without_it(r
     port, password = redis_with_password
     authed = make_redis(Settings(redis_url=f"redis://:{password}@127.0.0.1:{port}/0"))
     try:
-        request = request_for(propose(score(), default_policy(), NOW), default_policy())
+        request, terms = book_request(propose(score(), default_policy(), NOW), default_policy())
         book = RedisBook(authed, "cw:auth:")
         await book.install(BookState(), "g1", now_ms=0)
         book.guard.adopt("g1")
-        (allocation,) = await book.allocate([request])
+        (allocation,) = await book.allocate([request], {request.budget: terms})
         assert allocation.fresh and allocation.granted > 0
     finally:
         await authed.aclose()

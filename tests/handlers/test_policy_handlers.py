@@ -15,7 +15,7 @@ from shared.messaging import Outbox, ServiceHealth
 from shared.settings import Settings
 from shared.wire import encode
 from tests.handlers.capture import capture
-from tests.unit.policy.factories import default_policy, score
+from tests.unit.policy.factories import default_policy, score, this_period
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -53,7 +53,7 @@ async def test_a_duplicated_score_gives_one_decision() -> None:
         for _ in range(3):
             await _send(broker, settings.topics.scores, message.value, headers=message.headers)
     assert len(out.events) == 1
-    assert store.book.state.budgets["individual"].exposure == out.of(WindowOpened)[0].limit
+    assert store.book.state.budgets[this_period()].exposure == out.of(WindowOpened)[0].limit
 
 
 async def test_a_knocked_out_application_is_closed_with_category_and_reasons() -> None:
@@ -81,7 +81,7 @@ async def test_garbage_goes_to_the_dead_letter_topic_and_the_next_score_is_decid
 
 async def test_a_batch_that_keeps_failing_backs_off_and_shows_the_consumer_stuck_and_why() -> None:
     class BrokenBook(MemoryBook):
-        async def allocate(self, requests):  # type: ignore[no-untyped-def]
+        async def allocate(self, requests, budgets):  # type: ignore[no-untyped-def]
             raise RuntimeError("OOM command not allowed when used memory > 'maxmemory'")
 
     waits: list[float] = []

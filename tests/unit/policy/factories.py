@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from services.policy.book import budget_key
+from services.policy.decisions import budget_period
 from services.policy.document import PolicyDocument, load_policy
-from shared.contracts import ApplicationFacts, BureauSignals, Reason, RecourseAction, ScoreComputed
+from shared.contracts import ApplicationFacts, BureauSignals, Reason, RecourseAction, ScoreComputed, utc_now
 from shared.settings import Settings
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -24,6 +26,11 @@ def default_policy(**changes: Any) -> PolicyDocument:
             target = target[part]
         target[last] = value
     return PolicyDocument.model_validate(data)
+
+
+def this_period(segment: str = "individual", policy: PolicyDocument | None = None, now: datetime | None = None) -> str:
+    """The book key of the segment's budget now (the default policy's budgets are monthly)."""
+    return budget_key(segment, budget_period(policy or default_policy(), segment, now or utc_now()))
 
 
 def score(
@@ -63,6 +70,8 @@ def score(
         grade=grade if outcome == "scored" else None,
         reasons=(Reason(code="R_CHECKING_ACCOUNT", characteristic="checking_account", points_lost=30.0),),
         recourse=(
-            RecourseAction(code="A_SHORTER_DURATION", characteristic="duration_months", current="48", target="24", points_gain=12.0),
+            RecourseAction(
+                code="A_SHORTER_DURATION", characteristic="duration_months", current="48", target="24", points_gain=12.0
+            ),
         ),
     )

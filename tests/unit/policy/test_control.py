@@ -49,7 +49,9 @@ def _update(
     return PolicyUpdated(correlation_id="policy-default-2", producer="test", signature=signature, **fields)  # type: ignore[arg-type]
 
 
-def check(update: PolicyUpdated, active: PolicyDocument | None = None, *, ring: KeyRing = RING, namespace: str = "") -> Accepted | Refused:
+def check(
+    update: PolicyUpdated, active: PolicyDocument | None = None, *, ring: KeyRing = RING, namespace: str = ""
+) -> Accepted | Refused:
     return check_update(update, active or default_policy(), ring=ring, namespace=namespace, now=NOW)
 
 
@@ -89,7 +91,7 @@ def test_a_signed_but_invalid_document_is_refused_with_the_field() -> None:
 def test_newly_paused_lists_only_new_pauses() -> None:
     old = default_policy(pauses__regions=["CN-BJ"])
     new = default_policy(pauses__regions=["CN-BJ", "CN-SH"], pauses__segments=["small_business"])
-    assert newly_paused(old, new) == {"segment": {"small_business"}, "region": {"CN-SH"}, "channel": set()}
+    assert newly_paused(old, new, NOW) == {"segment": {"small_business"}, "region": {"CN-SH"}, "channel": set()}
 
 
 def test_after_a_rotation_history_signed_by_the_old_key_and_new_versions_by_the_new_one_all_verify() -> None:
