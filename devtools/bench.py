@@ -9,7 +9,10 @@ semantics, the same keys, and payloads of the sizes the fleet writes on each hop
    decisions/s reaching `credit.windows`, notifications/s reaching `credit.notifications`;
 2. fixed rates (100, 200, 500/s by default): latency percentiles from the application's
    `occurred_at` to the decision record and to the notification record (broker timestamps);
-3. the same "as fast as it can" phase with two replicas of each service: the scaling ratio.
+3. drawdowns, as fast as they come: one drawdown request for each of N customers whose window
+   opened in phase 1; outcomes/s reaching `credit.drawdowns` and latency from the request to its
+   outcome and to the customer's notice;
+4. the same "as fast as it can" phase with two replicas of each service: the scaling ratio.
 
 CPU seconds and peak RSS per process come from psutil and /proc. Only 127.0.0.1; bounded.
 """
@@ -39,7 +42,7 @@ from devtools.fleet import Fleet
 from devtools.germancredit import load_rows
 from devtools.namespaces import delete_namespace
 from devtools.platform import LocalPlatform
-from shared.contracts import ApplicationReceived
+from shared.contracts import ApplicationReceived, DrawdownRequested, WindowOpened
 from shared.messaging import aiokafka_kwargs, ensure_topics
 from shared.messaging.topic_io import TopicReader, end_offsets
 from shared.settings import REPO_ROOT, Settings
@@ -56,6 +59,7 @@ class BenchPlan:
     rates: tuple[int, ...] = (100, 200, 500)
     rate_seconds: float = 20.0
     warmup: int = 1_000
+    drawdowns: int = 5_000
     scaling: bool = True
 
 
@@ -124,6 +128,13 @@ class BenchReport:
             out["p99_ms"][str(rate)] = f.to_decision.p99 if f else None
             out["p99_notification_ms"][str(rate)] = f.to_notification.p99 if f else None
             out["relay_p99_ms"][str(rate)] = r.to_decision.p99 if r else None
+        drawn = self.phase("drawdowns", None)
+        if drawn is not None:
+            out["drawdowns_per_s"] = round(drawn.decisions_per_s, 1)
+            out["drawdown_p50_ms"] = drawn.to_decision.p50
+            out["drawdown_p99_ms"] = drawn.to_decision.p99
+            out["drawdown_notice_p99_ms"] = drawn.to_notification.p99
+            out["drawdowns_answered"] = drawn.decided
         if scaled and fleet and fleet.decisions_per_s:
             out["replicas_2_per_s"] = round(scaled.decisions_per_s, 1)
             out["scaling_ratio"] = round(scaled.decisions_per_s / fleet.decisions_per_s, 3)
@@ -184,6 +195,10 @@ async def _publish(
 # --- measuring ---------------------------------------------------------------------------------------
 
 
+Publish = Callable[[dict[bytes, float], Callable[[], None]], Any]
+OUTCOME_TYPES = {b"DrawdownApproved", b"DrawdownRefused"}
+
+
 async def _measure(
     settings: Settings,
     source_topic: str,
@@ -191,8 +206,12 @@ async def _measure(
     notification_topic: str,
     phase: Phase,
     progress: Progress,
+    publish: Publish | None = None,
 ) -> None:
-    """Publish while reading this run's decisions and notifications (by key); fill in the phase."""
+    """Publish while reading this run's decisions and notifications (by key); fill in the phase.
+
+    `publish` (sent_at, on_sent) replaces the applications (the drawdown phase); on a topic that
+    carries requests and outcomes alike only the outcomes count."""
     run = uuid.uuid4().hex[:6]
     start = await end_offsets(settings, [decision_topic, notification_topic])
     sent_at: dict[bytes, float] = {}
@@ -213,6 +232,10 @@ async def _measure(
                     if key not in sent_at:
                         continue
                     arrived = item.timestamp_ms / 1000  # the broker's timestamp: when the hop wrote it
+                    if publish is not None and item.record.topic == decision_topic:
+                        kind = next((v for k, v in item.record.headers or () if k == "event_type"), b"")
+                        if kind not in OUTCOME_TYPES:
+                            continue  # the request itself
                     if item.record.topic == decision_topic:
                         if key not in decided:
                             decided[key] = arrived
@@ -225,7 +248,10 @@ async def _measure(
                         break  # report what arrived; the counts show anything missing
 
     reading = asyncio.create_task(read())
-    first = await _publish(settings, source_topic, phase.sent, phase.rate, run, sent_at, lambda: progress.advance(sending))
+    if publish is not None:
+        first = await publish(sent_at, lambda: progress.advance(sending))
+    else:
+        first = await _publish(settings, source_topic, phase.sent, phase.rate, run, sent_at, lambda: progress.advance(sending))
     publishing_done.set()
     await reading
     phase.decided, phase.notified = len(decided), len(notified)
@@ -236,6 +262,56 @@ async def _measure(
         phase.notifications_per_s = len(notified) / max(max(notified.values()) - first, 1e-9)
     phase.to_decision = Latency.of([(t - sent_at[k]) * 1000 for k, t in decided.items()])
     phase.to_notification = Latency.of([(t - sent_at[k]) * 1000 for k, t in notified.items()])
+
+
+async def _opened_customers(settings: Settings, wanted: int) -> list[tuple[str, int]]:
+    """Customers whose window opened in this run (and its limit), in the order decided."""
+    async with TopicReader(settings, [settings.topics.windows]) as reader:
+        seen = await reader.drain(idle_s=0.5, timeout_s=120)
+    opened = {r.event.customer_id: r.event.limit for r in seen if isinstance(r.event, WindowOpened)}
+    return list(opened.items())[:wanted]
+
+
+def _drawdown_publisher(settings: Settings, customers: list[tuple[str, int]]) -> Publish:
+    """One drawdown request per customer, as fast as the producer takes them (half of each limit,
+    so nearly all are approved: the book's full path)."""
+
+    async def publish(sent_at: dict[bytes, float], on_sent: Callable[[], None]) -> float:
+        run = uuid.uuid4().hex[:6]
+        requests = [
+            DrawdownRequested(correlation_id=f"dd_b{run}_{n:06d}", drawdown_id=f"dd_b{run}_{n:06d}", customer_id=customer, amount=max(100, limit // 2), producer="bench")
+            for n, (customer, limit) in enumerate(customers)
+        ]  # fmt: skip
+        producer = AIOKafkaProducer(**aiokafka_kwargs(settings), acks="all", linger_ms=5, max_batch_size=256 * 1024)
+        await producer.start()
+        try:
+            first = time.time()
+            futures = []
+            for request in requests:
+                message = encode(request)
+                sent_at[message.key] = request.occurred_at.timestamp()
+                headers = [(k, v.encode()) for k, v in message.headers.items()]
+                futures.append(await producer.send(settings.topics.drawdowns, message.value, key=message.key, headers=headers))
+                on_sent()
+            await asyncio.gather(*futures)
+            return first
+        finally:
+            await producer.stop()
+
+    return publish
+
+
+async def _drawdown_phase(settings: Settings, plan: BenchPlan, pids: Callable[[], dict[str, int]], report: BenchReport, progress: Progress) -> None:
+    customers = await _opened_customers(settings, plan.drawdowns)
+    if not customers:
+        return
+    phase = Phase(system="drawdowns", replicas=1, rate=None, sent=len(customers))
+    before = _cpu(pids())
+    topics = settings.topics
+    await _measure(settings, topics.drawdowns, topics.drawdowns, topics.notifications, phase, progress, publish=_drawdown_publisher(settings, customers))
+    after = _cpu(pids())
+    phase.cpu_s = {k: round(after[k] - before.get(k, 0.0), 2) for k in after}
+    report.phases.append(phase)
 
 
 # --- processes ---------------------------------------------------------------------------------------
@@ -362,6 +438,8 @@ async def _run(plan: BenchPlan, console: Console) -> BenchReport:
                 await _phases(settings, system, replicas, rates, plan.applications, plan, pids, report, progress)
                 if system == "fleet" and replicas == 1:
                     report.hop_bytes = await _hop_sizes(settings)
+                    if plan.drawdowns:
+                        await _drawdown_phase(settings, plan, pids, report, progress)
                 for name, pid in pids().items():
                     report.peak_rss_mib[f"{name}" + ("" if replicas == 1 else f" (x{replicas})")] = round(_peak_rss_mib(pid), 1)
             finally:
@@ -421,6 +499,12 @@ def write_report(report: BenchReport, path: Path) -> None:
         f"- bare aiokafka relay, same hops, same commit semantics: **{summary['relay_per_s']} records/s**",
         f"- ratio fleet / relay: **{summary['ratio']}**",
     ]
+    if "drawdowns_per_s" in summary:
+        lines.append(
+            f"- drawdowns (one per customer whose window opened, all sent at once): **{summary['drawdowns_per_s']} outcomes/s**, "
+            f"request to outcome p50 {summary['drawdown_p50_ms']} ms, p99 {summary['drawdown_p99_ms']} ms (queueing included); "
+            "the `drawdowns` row below counts outcomes as decided and the customers' notices as notified"
+        )
     if "scaling_ratio" in summary:
         lines.append(f"- two replicas of each service: {summary['replicas_2_per_s']} decisions/s, scaling ratio **{summary['scaling_ratio']}**")
     lines += [

@@ -11,10 +11,12 @@ Afterwards it checks, and prints:
 
 - every valid application has exactly one decision (none missing, none doubled), and every
   malformed record that named a customer has one too;
+- every drawdown (and repayment) asked for meanwhile, some of them twice, has exactly one outcome,
+  and no balance ever went above the limit of the window it was drawn on;
 - budget reservations in Redis equal the open windows' limits per segment, within budget;
-- exactly one notification per decision;
+- exactly one notification per decision and per drawdown outcome;
 - every malformed or invalid record is in the dead-letter topic with a reason;
-- Redis current limits equal a rebuild from `credit.windows`.
+- Redis current limits and balances equal a rebuild from `credit.windows` and `credit.drawdowns`.
 
 Only 127.0.0.1, bounded in count and time: it stops by itself.
 """
@@ -45,7 +47,20 @@ from devtools.redis_memory import kept_section
 from services.policy.document import load_policy
 from services.policy.rebuild import derive
 from services.policy.redis_book import RedisBook
-from shared.contracts import DeadLetter, Decision, NotificationSent, ScoreComputed, WindowClosed, WindowOpened
+from shared.contracts import (
+    DeadLetter,
+    Decision,
+    DrawdownApproved,
+    DrawdownOutcome,
+    DrawdownRefused,
+    DrawdownRequested,
+    NotificationSent,
+    Repaid,
+    RepaymentApplied,
+    ScoreComputed,
+    WindowClosed,
+    WindowOpened,
+)
 from shared.messaging import ensure_topics
 from shared.messaging.topic_io import Publisher, TopicReader
 from shared.settings import REPO_ROOT, Settings
@@ -59,6 +74,7 @@ class FaultPlan:
     applications: int = 20_000
     malformed_share: float = 0.05
     duplicate_share: float = 0.05
+    drawdown_share: float = 0.3  # of the valid applications' customers, who then draw (and some repay)
     replicas: int = 2
     publish_seconds: float = 240.0  # faults happen while applications keep arriving
     seed: int = 20261128
@@ -112,6 +128,9 @@ class _Published:
     partitions: list[int] = field(default_factory=list)  # of every application published
     duplicates: int = 0
     resent: int = 0
+    drawdowns: dict[str, str] = field(default_factory=dict)  # drawdown or repayment id -> customer
+    repayments: set[str] = field(default_factory=set)
+    drawdown_duplicates: int = 0
 
 
 # A record crafted to hurt: a value far over the event limit, and a header key of control characters
@@ -159,6 +178,7 @@ async def _publish(settings: Settings, plan: FaultPlan, published: _Published, p
         if rng.random() < plan.duplicate_share:
             items.append(("duplicate", message.key, message.value, message.headers, application.application_id))
             published.duplicates += 1
+    items = _with_drawdowns(rng, plan, items, published)
     progress.update(task, total=len(items))
     interval = plan.publish_seconds / max(len(items), 1)
     began = time.monotonic()
@@ -167,11 +187,42 @@ async def _publish(settings: Settings, plan: FaultPlan, published: _Published, p
             delay = began + n * interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            metadata = await _send_until_acked(publisher, topic, key, value, headers, published)
+            to = settings.topics.drawdowns if kind in ("drawdown", "repayment") else topic
+            metadata = await _send_until_acked(publisher, to, key, value, headers, published)
             published.partitions.append(metadata.partition)
             if kind in ("undecodable", "invalid"):
                 published.malformed.append((metadata.partition, metadata.offset, kind, key.decode()))
             progress.advance(task)
+
+
+def _with_drawdowns(
+    rng: random.Random, plan: FaultPlan, items: list[tuple[str, bytes, bytes, dict[str, str], str | None]], published: _Published
+) -> list[tuple[str, bytes, bytes, dict[str, str], str | None]]:
+    """Drawdowns (a tenth of them asked twice) and repayments of some customers, each sent a while after
+    their application: the window may be open, not yet decided, or closed; each must end in one outcome."""
+    placed: list[tuple[float, tuple[str, bytes, bytes, dict[str, str], str | None]]] = [(float(n), item) for n, item in enumerate(items)]
+    for n, (kind, _, _, _, application) in enumerate(items):
+        if kind != "valid" or application is None or rng.random() >= plan.drawdown_share:
+            continue
+        customer = published.valid[application]
+        for k in range(rng.randint(1, 3)):
+            ident = f"dd_{application[-16:]}_{k}"
+            event: DrawdownRequested | Repaid = DrawdownRequested(
+                correlation_id=ident, drawdown_id=ident, customer_id=customer, amount=rng.choice([500, 1_000, 3_000, 8_000, 20_000]), producer="faults"
+            )  # fmt: skip
+            if k == 2 and rng.random() < 0.5:
+                ident = f"rp_{application[-16:]}_{k}"
+                event = Repaid(correlation_id=ident, repayment_id=ident, customer_id=customer, amount=rng.choice([500, 2_000]), producer="faults")
+                published.repayments.add(ident)
+            message = encode(event)
+            published.drawdowns[ident] = customer
+            copies = 2 if rng.random() < 0.1 else 1
+            published.drawdown_duplicates += copies - 1
+            kind_of = "repayment" if isinstance(event, Repaid) else "drawdown"
+            for copy in range(copies):
+                # a few hundred records after the application (later, the higher k), so most find their window
+                placed.append((n + rng.randint(20, 400) * (k + 1) + copy + 0.5, (kind_of, message.key, message.value, message.headers, None)))
+    return [item for _, item in sorted(placed, key=lambda p: p[0])]
 
 
 async def _send_until_acked(
@@ -315,16 +366,21 @@ async def _read_all(settings: Settings, published: _Published, timeout_s: float,
     application_decisions: set[str] = set()
     notified: set[str] = set()
 
+    told: set[str] = set()
+
     def on_batch(batch: list[Any]) -> None:
         for item in batch:
             event = item.event
-            if item.record.topic == topics.windows and isinstance(event, Decision):
+            if item.record.topic == topics.drawdowns and isinstance(event, DrawdownOutcome | RepaymentApplied):
+                seen["movements"].append(event)
+                answered.add(event.drawdown_id if isinstance(event, DrawdownOutcome) else event.repayment_id)
+            elif item.record.topic == topics.windows and isinstance(event, Decision):
                 seen["decisions"].append(event)
                 if event.trigger == "application":
                     application_decisions.add(event.application_id)
             elif item.record.topic == topics.notifications and isinstance(event, NotificationSent):
                 seen["notifications"].append(event)
-                notified.add(str(event.decision_id))
+                (told if event.movement_id else notified).add(str(event.decision_id))
             elif item.record.topic == topics.deadletter and isinstance(event, DeadLetter):
                 seen["dead_letters"].append(event)
             elif item.record.topic == topics.scores and isinstance(event, ScoreComputed):
@@ -333,10 +389,13 @@ async def _read_all(settings: Settings, published: _Published, timeout_s: float,
 
     def done(_: list[Any]) -> bool:
         decided = {str(d.decision_id) for d in seen["decisions"]}
-        return len(application_decisions) >= wanted_decisions and decided <= notified
+        outcomes = {str(m.event_id) for m in seen["movements"]}
+        return len(application_decisions) >= wanted_decisions and decided <= notified and answered >= set(published.drawdowns) and outcomes <= told
 
     progress.update(task, total=wanted_decisions)
-    async with TopicReader(settings, [topics.windows, topics.notifications, topics.deadletter, topics.scores]) as reader:
+    answered: set[str] = set()
+    wanted_topics = [topics.windows, topics.notifications, topics.deadletter, topics.scores, topics.drawdowns]
+    async with TopicReader(settings, wanted_topics) as reader:
         await reader.until(done, timeout_s=timeout_s, on_batch=on_batch, settle_s=3.0)
     return seen
 
@@ -367,8 +426,33 @@ async def _check(settings: Settings, published: _Published, seen: dict[str, list
         "all_system": all_system, "short": list(short)[:5],
     }  # fmt: skip
 
+    movements: list[DrawdownOutcome | RepaymentApplied] = seen["movements"]
+    by_movement: dict[str, dict[str, tuple[Any, ...]]] = defaultdict(dict)  # id -> event id -> what it said
+    for m in movements:
+        ident = m.drawdown_id if isinstance(m, DrawdownOutcome) else m.repayment_id
+        by_movement[ident][str(m.event_id)] = (type(m).__name__, m.balance, m.balance_seq)
+    unanswered = [i for i in published.drawdowns if i not in by_movement]
+    answered_twice = [i for i, answers in by_movement.items() if len(answers) > 1]  # a second, different answer
+    approved = [m for m in movements if isinstance(m, DrawdownApproved)]
+    over_limit = [m.drawdown_id for m in approved if m.balance > m.limit]
+    report.checks["drawdowns_answered_once_never_over_the_limit"] = {
+        "ok": not unanswered and not answered_twice and not over_limit and bool(movements),
+        "asked": len(published.drawdowns), "unanswered": len(unanswered), "answered_twice": len(answered_twice),
+        "balance_over_limit": len(over_limit),
+        "approved": len({m.drawdown_id for m in approved}),
+        "refused": dict(Counter(m.reason for m in {m.drawdown_id: m for m in movements if isinstance(m, DrawdownRefused)}.values())),
+        "repaid": len({m.repayment_id for m in movements if isinstance(m, RepaymentApplied)}),
+    }  # fmt: skip
+
     notices = seen["notifications"]
     notice_copies = Counter(str(n.decision_id) for n in notices)
+    outcome_notices = Counter(str(n.decision_id) for n in {str(n.notification_id): n for n in notices if n.movement_id}.values())
+    outcome_ids = {str(m.event_id) for m in movements}
+    report.checks["one_notification_per_drawdown_outcome"] = {
+        "ok": all(outcome_notices[i] == 1 for i in outcome_ids), "outcomes": len(outcome_ids),
+        "untold": sum(1 for i in outcome_ids if outcome_notices[i] == 0), "more_than_one": sum(1 for i in outcome_ids if outcome_notices[i] > 1),
+    }  # fmt: skip
+    notices = [n for n in notices if not n.movement_id]
     distinct_notices = {(str(n.decision_id), n.channel): n for n in notices}
     per_decision = Counter(decision_id for decision_id, channel in distinct_notices if channel == "inbox")
     unannounced = [d for d in by_id if per_decision[d] == 0]
@@ -400,20 +484,24 @@ async def _check(settings: Settings, published: _Published, seen: dict[str, list
         live = await RedisBook(redis, settings.redis_prefix).snapshot()
     finally:
         await redis.aclose()
-    rebuilt = derive(decisions)
+    rebuilt = derive(decisions, movements=movements)
     policy = load_policy(settings.policy_path)
     open_limits: Counter[str] = Counter()
     for window in rebuilt.windows.values():
         if window.status == "open":
             open_limits[window.segment] += window.limit
-    reserved = {k: v.exposure for k, v in live.budgets.items() if v.exposure}
-    within = all(v <= policy.budgets[k].exposure for k, v in reserved.items() if k in policy.budgets)  # type: ignore[index]
+    # Budgets are kept per period (segment/2026-11): per segment, the periods the run spans add up.
+    reserved: Counter[str] = Counter()
+    for key, value in live.budgets.items():
+        reserved[key.split("/")[0]] += value.exposure
+    reserved = Counter({k: v for k, v in reserved.items() if v})
+    within = all(v.exposure <= policy.budgets[k.split("/")[0]].exposure for k, v in live.budgets.items() if k.split("/")[0] in policy.budgets)  # type: ignore[index]
     report.checks["budget_reservations_match_open_windows"] = {
-        "ok": reserved == {k: v for k, v in open_limits.items() if v} and within,
-        "reserved": reserved, "open_windows": dict(open_limits), "within_budget": within,
+        "ok": dict(reserved) == {k: v for k, v in open_limits.items() if v} and within,
+        "reserved": dict(reserved), "open_windows": dict(open_limits), "within_budget": within,
     }  # fmt: skip
     differences = [k for k, v in rebuilt.comparable().items() if live.comparable()[k] != v]
-    report.checks["redis_equals_rebuild_from_credit_windows"] = {"ok": not differences, "differs_in": differences}
+    report.checks["redis_equals_rebuild_from_the_log"] = {"ok": not differences, "differs_in": differences, "balances": len(rebuilt.balances)}
 
     report.counts = {
         "published_valid": len(published.valid),
@@ -429,6 +517,9 @@ async def _check(settings: Settings, published: _Published, seen: dict[str, list
         "notification_records": len(notices),
         "notification_redelivered_copies": sum(n - 1 for n in notice_copies.values()),
         "dead_letters": len(seen["dead_letters"]),
+        "drawdowns_and_repayments_asked": len(published.drawdowns),
+        "drawdown_requests_sent_twice": published.drawdown_duplicates,
+        "drawdown_outcome_records": len(movements),
     }
 
 

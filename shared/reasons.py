@@ -269,4 +269,8 @@ REGULATORY_RULES: dict[str, Text] = {
         "监管规定:每人在本平台的借款余额不得超过统一的绝对上限。",
         "The rule: a person's balance with us may not exceed a fixed absolute cap that applies to everyone.",
     ),
+    "balance_cap": Text(
+        "监管规定:每人在本平台的借款余额不得超过其年收入的规定比例,也不得超过统一的绝对上限。",
+        "The rule: a person's balance with us may be at most a set share of their annual income, and never above a fixed absolute cap.",
+    ),
 }

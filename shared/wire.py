@@ -24,6 +24,7 @@ __all__ = [
     "dead_letter_for",
     "decode",
     "encode",
+    "header",
     "event_key",
 ]
 
@@ -126,7 +127,8 @@ def _json_depth_exceeds(raw: bytes, limit: int) -> bool:
     return False
 
 
-def _header(record: Record, name: str) -> str | None:
+def header(record: Record, name: str) -> str | None:
+    """A record header's value as text (None when absent)."""
     for key, value in record.headers or ():
         if key == name:
             return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
@@ -145,7 +147,7 @@ def decode(record: Record, accepted: Iterable[type[Event]]) -> Event | RefusedRe
     # Counting brackets is C-speed; only a record that could be too deep pays for the scan.
     if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and _json_depth_exceeds(raw, MAX_JSON_DEPTH):
         return RefusedRecord(record, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    event_type = _header(record, "event_type")
+    event_type = header(record, "event_type")
     if event_type is None:
         # Producers other than ours may omit headers: the body names its type too.
         try:

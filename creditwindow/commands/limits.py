@@ -19,7 +19,7 @@ app = typer.Typer(help="Customers' current windows as cached in Redis.", no_args
 
 @app.command("get")
 def get(customer: Annotated[str, typer.Argument(help="Pseudonymous customer id.")], as_json: JsonOption = False) -> None:
-    """A customer's current window: status, limit, APR, valid until, decision, sequence, policy."""
+    """A customer's current window: status, limit, balance drawn, available, APR, valid until, decision, sequence, policy."""
     settings = Settings()
     window = with_redis(lambda redis: RedisBook(redis, settings.redis_prefix).current(customer), settings)
     if window is None:

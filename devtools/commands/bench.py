@@ -17,6 +17,7 @@ def bench(
     applications: Annotated[int, typer.Option(help="Applications in the as-fast-as-it-can phase.")] = 20_000,
     rates: Annotated[str, typer.Option(help="Fixed rates per second, comma separated.")] = "100,200,500",
     rate_seconds: Annotated[float, typer.Option(help="How long each fixed-rate phase lasts.")] = 20.0,
+    drawdowns: Annotated[int, typer.Option(help="Drawdown requests in the drawdown phase (0: none).")] = 5_000,
     scaling: Annotated[bool, typer.Option(help="Also run two replicas of each service.")] = True,
     report: Annotated[Path, typer.Option(help="Where to write the markdown report.")] = Path("docs/benchmarks.md"),
     as_json: JsonOption = False,
@@ -28,6 +29,7 @@ def bench(
         applications=applications,
         rates=tuple(int(r) for r in rates.split(",") if r.strip()),
         rate_seconds=rate_seconds,
+        drawdowns=drawdowns,
         scaling=scaling,
     )
     result = run_bench(plan, console=err if as_json else console, report_path=report)

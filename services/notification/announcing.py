@@ -10,6 +10,9 @@ channel hears of it.
 Webhooks are only enqueued here, never sent: the dispatcher (`dispatching.py`) posts them in the
 background, so a slow or failing partner never holds up the batch, nor any customer's inbox.
 
+Drawdown outcomes and repayments (`tell_movements`) are told the same way, in the inbox only, each
+once by its event id and never stale (a customer hears of every drawdown, in any order).
+
 A decision re-published by `creditwindow dlq replay` from a webhook give-up (headers `replay_of` and
 `webhook_partner`) is told to nobody again: its delivery to that partner is queued again, once per
 replayed letter (the queue remembers the letter).
@@ -22,8 +25,8 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
-from services.notification.channels import notification_for, webhook_delivery_for
-from services.notification.disclosure import render
+from services.notification.channels import movement_notification, notification_for, webhook_delivery_for
+from services.notification.disclosure import Movement, render, render_movement
 from services.notification.ports import DeliverySource, EventPublisher, Ledger, WebhookDelivery, WebhookOutbox
 from services.notification.webhooks import REDELIVER_HEADER
 from shared.contracts import Decision, NotificationSent, Topics
@@ -117,6 +120,36 @@ class Announcer:
         for n in result.notices:
             log.info("notification_sent", **event_ids(n), channel=n.channel, outcome=n.outcome, locale=n.locale)
         result.webhooks_requeued = await self._requeue_replayed(events)
+        return result
+
+    async def tell_movements(self, events: Sequence[tuple[Record, Movement]]) -> Announcement:
+        """Tell each drawdown outcome and repayment once, in the customer's inbox."""
+        unique: dict[str, tuple[Record, Movement]] = {}
+        for record, event in events:
+            unique.setdefault(str(event.event_id), (record, event))
+        claims = await self.ledger.claim([(i, e.customer_id, -1) for i, (_, e) in unique.items()])
+        result = Announcement()
+        remembered: list[tuple[str, bytes]] = []
+        for (event_id, (record, event)), claim in zip(unique.items(), claims, strict=True):
+            if claim.state in ("done", "stale"):
+                continue
+            try:
+                if claim.stored_event is not None:
+                    notice = NotificationSent.model_validate_json(claim.stored_event)
+                else:
+                    notice = movement_notification(event, render_movement(event))
+                    remembered.append((event_id, notice.model_dump_json().encode()))
+            except Exception as exc:  # noqa: BLE001 - rendering is pure: what fails once fails on every redelivery
+                result.unrenderable.append(RefusedRecord(record, "unrenderable", f"{type(exc).__name__}: {exc}"[:1000]))
+                continue
+            result.notices.append(notice)
+        if result.unrenderable:
+            await self.publisher.dead_letter(self.topics.deadletter, result.unrenderable)
+        await self.ledger.remember(remembered)
+        await self.publisher.publish((self.topics.notifications, n) for n in result.notices)
+        await self.ledger.mark_published([str(n.decision_id) for n in result.notices])
+        for n in result.notices:
+            log.info("notification_sent", **event_ids(n), channel=n.channel, outcome=n.outcome, locale=n.locale)
         return result
 
     async def _requeue_replayed(self, events: Sequence[tuple[Record, Decision]]) -> int:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Container
 
-from services.notification.disclosure import Disclosure
+from services.notification.disclosure import Disclosure, Movement
 from services.notification.ports import DeliverySource, WebhookDelivery
 from services.notification.webhooks import notification_id, webhook_payload
-from shared.contracts import Decision, NotificationSent, utc_now
+from shared.contracts import Decision, DrawdownApproved, NotificationSent, RepaymentApplied, deterministic_id, utc_now
 
-__all__ = ["PRODUCER", "notification_for", "webhook_delivery_for"]
+__all__ = ["PRODUCER", "movement_notification", "notification_for", "webhook_delivery_for"]
 
 PRODUCER = "notification"
 
@@ -42,6 +42,39 @@ def notification_for(decision: Decision, disclosure: Disclosure, channel: str = 
         body=disclosure.body,
         policy_version=decision.policy_version,
         model_id=decision.model_id,
+    )
+
+
+def movement_notification(event: Movement, disclosure: Disclosure) -> NotificationSent:
+    """The inbox record that the customer was told of a drawdown outcome or a repayment (inbox only:
+    partners hear of windows, not of each drawdown)."""
+    the_id = deterministic_id("notification", event.event_id, "inbox")
+    if isinstance(event, RepaymentApplied):
+        outcome, movement, application, category, policy = "repayment_applied", event.repayment_id, None, None, ""
+    else:
+        outcome = "drawdown_approved" if isinstance(event, DrawdownApproved) else "drawdown_refused"
+        movement, application, policy = event.drawdown_id, event.application_id, event.policy_version
+        category = getattr(event, "category", None)
+    return NotificationSent(
+        event_id=the_id,
+        correlation_id=event.correlation_id,
+        causation_id=event.event_id,
+        producer=PRODUCER,
+        occurred_at=utc_now(),
+        notification_id=the_id,
+        decision_id=event.event_id,
+        decision_seq=event.balance_seq,
+        application_id=application,
+        customer_id=event.customer_id,
+        channel="inbox",
+        locale=event.locale,
+        outcome=outcome,  # type: ignore[arg-type]
+        category=category,
+        reference=disclosure.reference,
+        title=disclosure.title,
+        body=disclosure.body,
+        policy_version=policy or "-",
+        movement_id=movement,
     )
 
 

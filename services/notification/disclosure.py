@@ -16,6 +16,9 @@ What each kind says (issue 5):
 - closed, regulatory: the rule that bounds the limit;
 - every message: a quotable decision reference to ask for an explanation or a human review, and
   the policy and model versions behind the decision.
+- drawdowns (issue 16): approved, the amount lent, what is owed now and what is still available;
+  refused, the category in words, why (a closed window's own reason too), and what is available;
+  a repayment, what it took off and what is owed now (`render_movement`).
 
 No personal data enters a message beyond what the decision itself carries (no income, no name).
 """
@@ -36,12 +39,13 @@ from babel.numbers import format_currency, format_percent
 from babel.units import format_unit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from shared.contracts import Decision, WindowClosed, WindowOpened
+from shared.contracts import Decision, DrawdownApproved, DrawdownRefused, RepaymentApplied, WindowClosed, WindowOpened
 from shared.reasons import (
     ADVICE,
     BOUNDS,
     CATEGORIES,
     CLOSURE_REASONS,
+    DRAWDOWN_REASONS,
     REASON_ADVICE,
     REASONS,
     REGULATORY_RULES,
@@ -65,6 +69,7 @@ __all__ = [
     "percent",
     "reference_for",
     "render",
+    "render_movement",
 ]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -80,7 +85,11 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _UNKNOWN = Text("其他评估因素", "another factor in the assessment")
 
-Kind = Literal["opened", "closed_credit", "closed_strategy", "closed_system", "closed_regulatory"]
+Kind = Literal[
+    "opened", "closed_credit", "closed_strategy", "closed_system", "closed_regulatory",
+    "drawdown_approved", "drawdown_refused", "repayment_applied",
+]  # fmt: skip
+Movement = DrawdownApproved | DrawdownRefused | RepaymentApplied
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +145,13 @@ class View:
     rule: str = ""
     retry_after: str = ""
     closes_reference: str = ""
+    # drawdowns and repayments
+    amount: str = ""
+    balance: str = ""
+    available: str = ""
+    applied: str = ""
+    owes: bool = False  # a balance is still owed
+    window_reason: str = ""
     unknown_codes: tuple[str, ...] = field(default=())
 
 
@@ -356,9 +372,50 @@ def _environment() -> Environment:
     )
 
 
+def compose_movement(event: Movement) -> View:
+    """The view of a drawdown outcome or a repayment, formatted for the customer's locale."""
+    locale = event.locale
+    words = _Words(locale)
+    common = {
+        "locale": locale,
+        "reference": _reference(event.event_id.int),
+        "policy_version": getattr(event, "policy_version", ""),
+        "model_id": None,
+        "trigger": "drawdown",
+        "amount": money(event.amount, locale),
+        "balance": money(event.balance, locale),
+        "owes": event.balance > 0,
+    }
+    if isinstance(event, RepaymentApplied):
+        view = View(kind="repayment_applied", applied=money(event.applied, locale), **common)  # type: ignore[arg-type]
+    elif isinstance(event, DrawdownApproved):
+        view = View(kind="drawdown_approved", available=money(event.available, locale), limit=money(event.limit, locale), **common)  # type: ignore[arg-type]
+    else:
+        view = View(
+            kind="drawdown_refused",
+            category=words.text(CATEGORIES, event.category),
+            reason=words.text(DRAWDOWN_REASONS, event.reason),
+            reason_code=event.reason,
+            window_reason=words.text(CLOSURE_REASONS, event.window_reason) if event.window_reason else "",
+            rule=words.text(REGULATORY_RULES, "balance_cap") if event.reason == "balance_cap" else "",
+            available=money(event.available, locale),
+            limit=money(event.limit, locale),
+            **common,  # type: ignore[arg-type]
+        )
+    return _with_unknown(view, words)
+
+
 def render(decision: Decision) -> Disclosure:
     """The disclosure of a decision in the customer's language, from the template of its kind."""
-    view = compose(decision)
+    return _render(compose(decision))
+
+
+def render_movement(event: Movement) -> Disclosure:
+    """The message about a drawdown outcome or a repayment, in the customer's language."""
+    return _render(compose_movement(event))
+
+
+def _render(view: View) -> Disclosure:
     template = _environment().get_template(f"{view.kind}.{view.locale}.txt.j2")
     module = template.make_module({"v": view})
     body = "\n".join(line.rstrip() for line in str(module).strip().splitlines())

@@ -15,7 +15,17 @@ from faststream.kafka.annotations import KafkaMessage
 from services.notification.announcing import Announcer
 from services.notification.metrics import NotificationMetrics
 from services.notification.ports import EventPublisher
-from shared.contracts import DeadLetter, NotificationSent, WindowClosed, WindowOpened
+from shared.contracts import (
+    DeadLetter,
+    DrawdownApproved,
+    DrawdownRefused,
+    DrawdownRequested,
+    NotificationSent,
+    Repaid,
+    RepaymentApplied,
+    WindowClosed,
+    WindowOpened,
+)
 from shared.messaging import (
     Records,
     ServiceHealth,
@@ -56,6 +66,15 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
     async def on_windows(records: Records, message: KafkaMessage) -> None:
         await deps.health.guard(topics.windows, lambda: _announce_batch(deps, records, message))
 
+    @router.subscriber(
+        topics.drawdowns,
+        **batch_subscriber_options(settings, "notification-drawdowns"),
+        title="credit.drawdowns:DrawdownApproved|DrawdownRefused|RepaymentApplied",
+        description="Tells each customer every drawdown outcome and repayment, once, in the inbox.",
+    )
+    async def on_drawdowns(records: Records, message: KafkaMessage) -> None:
+        await deps.health.guard(topics.drawdowns, lambda: _tell_batch(deps, records, message))
+
     return router
 
 
@@ -65,4 +84,17 @@ async def _announce_batch(deps: NotificationDeps, records: Records, message: Kaf
     told = await retry_transient(lambda: deps.announcer.announce(batch.events), settings=settings, what="announce")
     deps.metrics.observe(told.notices, webhooks=told.webhooks_enqueued)
     deps.webhooks_waiting()
+    commit_in_background(message)
+
+
+async def _tell_batch(deps: NotificationDeps, records: Records, message: KafkaMessage) -> None:
+    settings = deps.settings
+    # The requests share the topic (the policy service decides them): skipped, not refused.
+    batch = await take(
+        records, (DrawdownApproved, DrawdownRefused, RepaymentApplied), publisher=deps.publisher, settings=settings,
+        ignored=(DrawdownRequested, Repaid),
+    )  # fmt: skip
+    if batch.events:
+        told = await retry_transient(lambda: deps.announcer.tell_movements(batch.events), settings=settings, what="tell")
+        deps.metrics.observe(told.notices)
     commit_in_background(message)

@@ -130,7 +130,9 @@ class Answer:
 class Ledger(Protocol):
     """Which decisions were announced (Redis in production, a fake in handler tests)."""
 
-    async def claim(self, decisions: Sequence[tuple[str, str, int]]) -> list[Claim]: ...
+    async def claim(self, decisions: Sequence[tuple[str, str, int]]) -> list[Claim]:
+        """Claim (id, customer, sequence) triples in order; sequence -1 is never stale (drawdown outcomes)."""
+        ...
 
     async def remember(self, notices: Sequence[tuple[str, bytes]]) -> None: ...
 

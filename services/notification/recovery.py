@@ -5,9 +5,9 @@ state that was lost, or is being rebuilt, is refused; the service stops telling 
 ready, the batch waits on Kafka) and recovery adopts a complete copy or rebuilds one under the
 fence, from the topics:
 
-- every inbox `NotificationSent` on `credit.notifications` is a decision told: claimed and
-  published again, and each customer's highest sequence told is restored, so a redelivered or
-  stale decision is still not told twice;
+- every inbox `NotificationSent` on `credit.notifications` is a decision (or drawdown outcome)
+  told: claimed and published again, and each customer's highest decision sequence told is
+  restored, so a redelivered or stale decision is still not told twice;
 - a decision told in the inbox whose partner has a webhook and that has no webhook
   `NotificationSent` yet is owed a delivery: it is queued again from its record on
   `credit.windows` (a partner sees its Idempotency-Key again if the delivery had been given up).
@@ -48,7 +48,8 @@ def told(notices: Iterable[NotificationSent], *, since_s: float) -> tuple[dict[s
     for notice in notices:
         if notice.channel != "inbox":
             continue
-        seqs[notice.customer_id] = max(seqs.get(notice.customer_id, 0), notice.decision_seq)
+        if notice.outcome in ("opened", "closed"):  # drawdown outcomes have no decision sequence
+            seqs[notice.customer_id] = max(seqs.get(notice.customer_id, 0), notice.decision_seq)
         moment = notice.occurred_at.timestamp()
         if moment >= since_s:
             kept.setdefault(str(notice.decision_id), moment)

@@ -22,7 +22,15 @@ from prometheus_client import CollectorRegistry
 
 from services.policy.decisions import budgets_now
 from services.policy.document import PolicyDocument, load_policy
-from services.policy.handlers import PolicyDeps, policy_updates_router, refuse_updates, restore_policy, scores_router
+from services.policy.handlers import (
+    PolicyDeps,
+    drawdowns_router,
+    policy_updates_router,
+    refuse_updates,
+    restore_policy,
+    scores_router,
+)
+from services.policy.lending import Lender
 from services.policy.metrics import PolicyMetrics
 from services.policy.ports import EventPublisher, LimitStore, Reserved
 from services.policy.recovery import book_recovery
@@ -80,10 +88,12 @@ def compose(
     underwriter = Underwriter(
         store=store, publisher=publisher, out_topic=settings.topics.windows, state=state, clock=clock
     )
+    lender = Lender(store=store, publisher=publisher, out_topic=settings.topics.drawdowns, state=state, clock=clock)
     deps = PolicyDeps(
-        settings, publisher, PolicyMetrics(registry), underwriter, state, health or ServiceHealth(registry)
+        settings, publisher, PolicyMetrics(registry), underwriter, state, health or ServiceHealth(registry), lender
     )
     broker.include_router(scores_router(deps, group=SERVICE))
+    broker.include_router(drawdowns_router(deps, group=f"{SERVICE}-drawdowns"))
     broker.include_router(policy_updates_router(deps))
     return Policy(broker, deps, store)
 

@@ -88,6 +88,7 @@ def applied(event: Repaid, movement: Movement) -> RepaymentApplied:
         repayment_id=event.repayment_id,
         customer_id=event.customer_id,
         amount=movement.amount,
+        locale=event.locale,
         applied=movement.applied,
         balance=movement.balance,
         balance_seq=movement.balance_seq,

@@ -17,10 +17,23 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from services.policy.control import Accepted, check_update
+from services.policy.lending import Lender
 from services.policy.metrics import PolicyMetrics
 from services.policy.ports import EventPublisher
 from services.policy.underwriting import PolicyState, Underwriter
-from shared.contracts import DeadLetter, PolicyUpdated, ScoreComputed, WindowClosed, WindowOpened, utc_now
+from shared.contracts import (
+    DeadLetter,
+    DrawdownApproved,
+    DrawdownRefused,
+    DrawdownRequested,
+    PolicyUpdated,
+    Repaid,
+    RepaymentApplied,
+    ScoreComputed,
+    WindowClosed,
+    WindowOpened,
+    utc_now,
+)
 from shared.messaging import (
     Records,
     ServiceHealth,
@@ -35,7 +48,7 @@ from shared.messaging import (
 from shared.settings import Settings
 from shared.wire import Record, RefusedRecord, decode
 
-__all__ = ["PolicyDeps", "policy_updates_router", "refuse_updates", "restore_policy", "scores_router"]
+__all__ = ["PolicyDeps", "drawdowns_router", "policy_updates_router", "refuse_updates", "restore_policy", "scores_router"]
 
 log = structlog.get_logger("creditwindow.policy")
 
@@ -48,6 +61,7 @@ class PolicyDeps:
     underwriter: Underwriter
     state: PolicyState
     health: ServiceHealth
+    lender: Lender | None = None  # the live fleet lends; a shadow replica does not
 
 
 def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) -> KafkaRouter:
@@ -96,6 +110,47 @@ async def _decide_batch(deps: PolicyDeps, records: Records, message: KafkaMessag
             what="dead_letter",
         )
     deps.metrics.observe(decided.decisions)
+    commit_in_background(message)
+
+
+def drawdowns_router(deps: PolicyDeps, *, group: str) -> KafkaRouter:
+    """Drawdown requests and repayments in, their outcomes out, on the same topic (`credit.drawdowns`)."""
+    topics = deps.settings.topics
+    router = KafkaRouter()
+    for outcome in (DrawdownApproved, DrawdownRefused, RepaymentApplied):
+        router.publisher(topics.drawdowns, schema=outcome, title=f"{topics.drawdowns}:{outcome.EVENT_TYPE}")
+
+    @router.subscriber(
+        topics.drawdowns,
+        **batch_subscriber_options(deps.settings, group),
+        title="credit.drawdowns:DrawdownRequested|Repaid",
+        description="Decides each drawdown at once against the customer's window and balance; applies each repayment.",
+    )
+    async def on_drawdowns(records: Records, message: KafkaMessage) -> None:
+        await deps.health.guard(topics.drawdowns, lambda: _lend_batch(deps, records, message))
+
+    return router
+
+
+async def _lend_batch(deps: PolicyDeps, records: Records, message: KafkaMessage) -> None:
+    settings = deps.settings
+    assert deps.lender is not None
+    lender = deps.lender
+    # The topic carries the outcomes this service writes too: those are skipped, not refused.
+    batch = await take(
+        records, (DrawdownRequested, Repaid), publisher=deps.publisher, settings=settings,
+        ignored=(DrawdownApproved, DrawdownRefused, RepaymentApplied),
+    )  # fmt: skip
+    if batch.events:
+        lent = await retry_transient(lambda: lender.lend([event for _, event in batch.events]), settings=settings, what="lend")
+        if lent.conflicts:
+            owners = {id(event): record for record, event in batch.events}
+            refused = [
+                RefusedRecord(owners[id(event)], "movement_id_reused", f"{event.EVENT_TYPE} id belongs to another customer's request")
+                for event in lent.conflicts
+            ]
+            await retry_transient(lambda: deps.publisher.dead_letter(settings.topics.deadletter, refused), settings=settings, what="dead_letter")
+        deps.metrics.observe_lending(lent.outcomes)
     commit_in_background(message)
 
 

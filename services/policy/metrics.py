@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from shared.contracts import Decision, WindowClosed, WindowOpened
+from shared.contracts import Decision, DrawdownApproved, DrawdownRefused, Event, WindowClosed, WindowOpened
 
 __all__ = ["PolicyMetrics"]
 
@@ -31,6 +31,13 @@ class PolicyMetrics:
         self.budget_reserved = Gauge(
             "creditwindow_budget_reserved_cny", "Exposure reserved by open windows, CNY.", ["segment"], registry=registry
         )
+        self.drawdowns = Counter(
+            "creditwindow_drawdowns_total",
+            "Drawdown outcomes and repayments published, by outcome, category and reason.",
+            ["outcome", "category", "reason"],
+            registry=registry,
+        )
+        self.drawn = Counter("creditwindow_drawn_cny_total", "CNY lent by approved drawdowns.", registry=registry)
         self.policy_updates = Counter(
             "creditwindow_policy_updates_total", "PolicyUpdated events by result.", ["result"], registry=registry
         )
@@ -43,3 +50,13 @@ class PolicyMetrics:
                 self.limits.observe(decision.limit)
             elif isinstance(decision, WindowClosed):
                 self.decisions.labels("closed", decision.category, decision.reason, decision.trigger).inc()
+
+    def observe_lending(self, outcomes: Sequence[Event]) -> None:
+        for event in outcomes:
+            if isinstance(event, DrawdownApproved):
+                self.drawdowns.labels("approved", "-", "-").inc()
+                self.drawn.inc(event.amount)
+            elif isinstance(event, DrawdownRefused):
+                self.drawdowns.labels("refused", event.category, event.reason).inc()
+            else:
+                self.drawdowns.labels("repaid", "-", "-").inc()

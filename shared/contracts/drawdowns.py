@@ -60,6 +60,7 @@ class Repaid(Event):
     repayment_id: DrawdownId
     customer_id: CustomerId
     amount: Amount
+    locale: Locale = "zh-CN"
 
 
 class DrawdownOutcome(Event):
@@ -107,6 +108,7 @@ class RepaymentApplied(Event):
     repayment_id: DrawdownId
     customer_id: CustomerId
     amount: Amount
+    locale: Locale = "zh-CN"
     applied: int = Field(
         ge=0, description="What it took off the balance, CNY (less than amount when it paid more than was owed)."
     )

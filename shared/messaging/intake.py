@@ -10,7 +10,7 @@ from shared.contracts import Event
 from shared.messaging.retries import retry_transient
 from shared.ports import EventPublisher
 from shared.settings import Settings
-from shared.wire import Record, RefusedRecord, decode
+from shared.wire import Record, RefusedRecord, decode, header
 
 __all__ = ["Intake", "intake", "take"]
 
@@ -25,21 +25,34 @@ class Intake(Generic[E]):
     refused: list[RefusedRecord] = field(default_factory=list)
 
 
-def intake(records: Iterable[Any], accepted: Sequence[type[E]]) -> Intake[E]:
+def intake(records: Iterable[Any], accepted: Sequence[type[E]], ignored: Sequence[type[Event]] = ()) -> Intake[E]:
+    """`ignored`: event types that share the topic and are not this consumer's (e.g. its own outputs):
+    skipped, neither decoded (when the header names them) nor refused."""
     result: Intake[E] = Intake()
+    skip = {model.EVENT_TYPE for model in ignored}
+    models = (*accepted, *ignored)
     for raw in records:
         record = Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()))
-        decoded = decode(record, accepted)
+        if skip and header(record, "event_type") in skip:
+            continue
+        decoded = decode(record, models)
         if isinstance(decoded, RefusedRecord):
             result.refused.append(decoded)
-        else:
+        elif decoded.EVENT_TYPE not in skip:
             result.events.append((record, decoded))  # type: ignore[arg-type]
     return result
 
 
-async def take(records: Iterable[Any], accepted: Sequence[type[E]], *, publisher: EventPublisher, settings: Settings) -> Intake[E]:
+async def take(
+    records: Iterable[Any],
+    accepted: Sequence[type[E]],
+    *,
+    publisher: EventPublisher,
+    settings: Settings,
+    ignored: Sequence[type[Event]] = (),
+) -> Intake[E]:
     """Decode a batch and dead-letter what is refused (transient faults retried): what every handler does first."""
-    batch = intake(records, accepted)
+    batch = intake(records, accepted, ignored)
     await retry_transient(
         lambda: publisher.dead_letter(settings.topics.deadletter, batch.refused), settings=settings, what="dead_letter"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -129,6 +130,26 @@ async def test_a_closure_is_told_in_the_customers_language_with_its_category() -
     assert zh.outcome == "closed" and zh.category == "credit"
     assert zh.locale == "zh-CN" and "逾期" in zh.body and "信用评估结果" in zh.body
     assert en.locale == "en" and "overdue" in en.body and "a credit assessment" in en.body
+
+
+async def test_every_drawdown_outcome_is_told_once_in_the_inbox_in_any_order_and_never_stale() -> None:
+    from tests.unit.notification.factories import drawdown
+
+    wired = Wired(urls={"p1": "http://127.0.0.1:9/hook"})
+    approved = drawdown("en")
+    refused = drawdown("zh-CN", "above_available", event_id=uuid.uuid4(), balance_seq=1)  # an older balance sequence
+    repaid = drawdown("en", "repaid", event_id=uuid.uuid4())
+    async with TestKafkaBroker(wired.broker):
+        for event in (approved, approved, refused, repaid):  # a redelivery, and an outcome of an older sequence
+            message = encode(event)
+            await wired.broker.publish(message.value, wired.settings.topics.drawdowns, key=message.key, headers=message.headers)
+    notices = wired.out.of(NotificationSent)
+    assert [(n.outcome, n.movement_id) for n in notices] == [
+        ("drawdown_approved", "dd_gold_000001"), ("drawdown_refused", "dd_gold_000001"), ("repayment_applied", "rp_gold_000001"),
+    ]  # fmt: skip
+    assert all(n.channel == "inbox" for n in notices) and not wired.queue.entries  # partners hear of windows only
+    assert "CN¥5,000" in notices[0].body and notices[1].category == "credit" and "可借" in notices[1].body
+    assert not wired.out.of(DeadLetter)
 
 
 # --- enqueueing webhooks ------------------------------------------------------------------------------

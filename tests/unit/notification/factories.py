@@ -6,7 +6,16 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.contracts import LimitBasis, Reason, RecourseAction, WindowClosed, WindowOpened
+from shared.contracts import (
+    DrawdownApproved,
+    DrawdownRefused,
+    LimitBasis,
+    Reason,
+    RecourseAction,
+    RepaymentApplied,
+    WindowClosed,
+    WindowOpened,
+)
 
 DECIDED_AT = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)  # 12:00 China time
 DECISION_ID = uuid.UUID("3f2a9c1b-77d0-4e5a-9b61-0c2d4e6f8a10")
@@ -85,3 +94,27 @@ def closed(
         {k: changes.pop(k) for k in list(changes) if k in WindowClosed.model_fields and k not in _common(locale)}
     )
     return WindowClosed(**_common(locale, **changes), **fields)
+
+
+def drawdown(locale: str = "zh-CN", outcome: str = "approved", **changes: Any) -> DrawdownApproved | DrawdownRefused | RepaymentApplied:
+    """A drawdown outcome (approved, above_available, window_closed, balance_cap) or a repayment (repaid)."""
+    base: dict[str, Any] = {
+        "event_id": uuid.UUID("6a7d1f3e-8c59-5b1a-9e3f-1d2c3b4a5f60"),
+        "correlation_id": "dd_gold_000001",
+        "occurred_at": datetime(2026, 11, 28, 4, 0, tzinfo=UTC),
+        "customer_id": "cus_gold_0000001",
+        "amount": 5_000,
+        "locale": locale,
+        "balance_seq": 3,
+    }
+    if outcome == "repaid":
+        return RepaymentApplied(**{**base, "repayment_id": "rp_gold_000001", "amount": 6_000, "applied": 6_000, "balance": 2_000, **changes})
+    common = {**base, "drawdown_id": "dd_gold_000001", "limit": 30_000, "policy_version": "default@2", "application_id": "app_gold_000001"}
+    if outcome == "approved":
+        return DrawdownApproved(**{**common, "balance": 12_000, "available": 18_000, **changes})
+    refusals = {
+        "above_available": {"category": "credit", "balance": 28_000, "available": 2_000},
+        "window_closed": {"category": "credit", "window_reason": "score_below_cutoff", "limit": 0, "balance": 0, "available": 0},
+        "balance_cap": {"category": "regulatory", "balance": 17_000, "available": 3_000},
+    }
+    return DrawdownRefused(**{**common, "reason": outcome, **refusals[outcome], **changes})

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from services.notification.disclosure import render
-from shared.contracts import Decision
-from tests.unit.notification.factories import closed, opened
+from services.notification.disclosure import render, render_movement
+from shared.contracts import Decision, Event
+from tests.unit.notification.factories import closed, drawdown, opened
 
 GOLDEN = Path(__file__).parent / "golden"
 
-CASES: dict[str, Callable[[str], Decision]] = {
+CASES: dict[str, Callable[[str], Decision | Event]] = {
     "opened": lambda locale: opened(locale),
     "opened_income_cap": lambda locale: opened(locale, bound_by="income_cap"),
     "closed_credit": lambda locale: closed(locale),
@@ -30,13 +30,19 @@ CASES: dict[str, Callable[[str], Decision]] = {
     "closed_strategy": lambda locale: closed(locale, "strategy", "region_paused"),
     "closed_system": lambda locale: closed(locale, "system", "scoring_failed"),
     "closed_regulatory": lambda locale: closed(locale, "regulatory", "income_cap"),
+    "drawdown_approved": lambda locale: drawdown(locale),
+    "drawdown_above_available": lambda locale: drawdown(locale, "above_available"),
+    "drawdown_window_closed": lambda locale: drawdown(locale, "window_closed"),
+    "drawdown_balance_cap": lambda locale: drawdown(locale, "balance_cap"),
+    "repayment_applied": lambda locale: drawdown(locale, "repaid"),
 }
 
 
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_rendered_message_matches_its_golden_file(case: str, locale: str) -> None:
-    disclosure = render(CASES[case](locale))
+    event = CASES[case](locale)
+    disclosure = render(event) if isinstance(event, Decision) else render_movement(event)  # type: ignore[arg-type]
     rendered = f"{disclosure.title}\n\n{disclosure.body}\n"
     path = GOLDEN / f"{case}.{locale}.txt"
     if os.environ.get("UPDATE_GOLDEN") == "1":
