@@ -123,3 +123,57 @@ def test_requested_amount_bounds_only_when_the_policy_says_so() -> None:
     capped = evaluate(score(grade="D", pd=0.18, income=100_000), default_policy(limits__cap_at_requested=True), NOW)
     assert isinstance(capped, Offer)
     assert (capped.limit, capped.basis.bound_by) == (5_000, "requested_amount")
+
+
+# --- the levers (issue 16) ---------------------------------------------------------------------------
+
+
+def test_multipliers_cut_the_limits_of_a_segment_region_and_channel_after_the_caps() -> None:
+    base = evaluate(score(grade="D", pd=0.18, income=100_000), default_policy(), NOW)
+    cut = evaluate(
+        score(grade="D", pd=0.18, income=100_000, region="CN-SH", channel="app"),
+        default_policy(multipliers={"segments": {"individual": 0.8}, "regions": {"CN-SH": 0.5}, "channels": {"web": 0.1}}),
+        NOW,
+    )
+    assert isinstance(base, Offer) and isinstance(cut, Offer)
+    assert cut.limit == round(base.limit * 0.8 * 0.5) and cut.basis.multiplier == 0.4  # web is not this channel
+    tiny = evaluate(score(grade="D", pd=0.18, income=100_000), default_policy(multipliers={"segments": {"individual": 0.01}}), NOW)
+    assert isinstance(tiny, Close) and (tiny.category, tiny.reason) == ("strategy", "limit_multiplier")
+
+
+def test_a_multiplier_above_one_is_refused() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="less than or equal to 1"):
+        default_policy(multipliers={"regions": {"CN-SH": 1.5}})
+
+
+def test_the_cycle_raises_the_cutoff_and_the_applicant_in_between_hears_it_is_strategy() -> None:
+    cutoff = default_policy().cutoffs["individual"]
+    policy = default_policy(cycle={"cutoff_raise": 30})
+    between = evaluate(score(points=cutoff + 10), policy, NOW)
+    below = evaluate(score(points=cutoff - 1), policy, NOW)
+    above = evaluate(score(points=cutoff + 31), policy, NOW)
+    assert isinstance(between, Close) and (between.category, between.reason) == ("strategy", "cycle_cutoff")
+    assert between.retry_after is not None
+    assert isinstance(below, Close) and (below.category, below.reason) == ("credit", "score_below_cutoff")
+    assert isinstance(above, Offer)
+
+
+def test_a_scheduled_pause_closes_only_between_its_dates() -> None:
+    window = {"regions": ["CN-SH"], "start": NOW + timedelta(hours=1), "end": NOW + timedelta(hours=3)}
+    policy = default_policy(pauses__scheduled=[window])
+    assert isinstance(evaluate(score(region="CN-SH"), policy, NOW), Offer)
+    during = evaluate(score(region="CN-SH"), policy, NOW + timedelta(hours=2))
+    assert isinstance(during, Close) and (during.category, during.reason) == ("strategy", "region_paused")
+    assert isinstance(evaluate(score(region="CN-SH"), policy, NOW + timedelta(hours=3)), Offer)
+    assert isinstance(evaluate(score(region="CN-BJ"), policy, NOW + timedelta(hours=2)), Offer)
+
+
+def test_a_programme_boosts_only_between_its_dates() -> None:
+    dated = [{"name": "spring", "segment": "small_business", "boost": 1.2, "budget": 600_000, "start": NOW + timedelta(days=1)}]
+    policy = default_policy(programmes=dated)
+    before = evaluate(score(grade="D", pd=0.18, income=100_000, segment="small_business"), policy, NOW)
+    during = evaluate(score(grade="D", pd=0.18, income=100_000, segment="small_business"), policy, NOW + timedelta(days=2))
+    assert isinstance(before, Offer) and isinstance(during, Offer)
+    assert before.programme is None and during.programme == "spring" and during.limit > before.limit
