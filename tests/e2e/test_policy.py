@@ -280,7 +280,7 @@ async def test_two_policy_replicas_deciding_at_once_never_overspend_the_budget(
     endpoints: dict[str, str], namespace: str, log_root: Path, tmp_path: Path
 ) -> None:
     cap = 500_000
-    path = _policy_file(tmp_path, budgets__individual={"exposure": cap, "expected_loss": 10**9}, pacing__enabled=False)
+    path = _policy_file(tmp_path, budgets__individual={"exposure": cap, "expected_loss": 10**9, "period": "P1M"}, pacing__enabled=False)
     fleet = await start_fleet(
         endpoints, namespace, log_root, services=POLICY_ONLY, replicas=2,
         env={"CW_POLICY_PATH": str(path), "CW_BATCH_MAX_RECORDS": "20"},
