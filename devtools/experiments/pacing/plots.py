@@ -56,7 +56,7 @@ def write_plots(experiment: Experiment, directory: Path) -> dict[str, Path]:
         style = {
             "color": colours[rule],
             "lw": 1.2 if rule == "hindsight" else 1.8,
-            "ls": ":" if rule == "hindsight" else "-",
+            "ls": {"hindsight": ":", "tuned": "--"}.get(rule, "-"),
         }
         axes[0].plot(used, profit, label=RULE_LABELS[rule], **style)
         if rule != "hindsight":
