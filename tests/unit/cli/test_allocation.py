@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,21 @@ def test_an_unknown_source_is_refused_with_the_known_ones(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "unknown source 'nowhere'" in result.output and "germancredit" in result.output
     assert not (tmp_path / "c.yaml").exists()
+
+
+@pytest.mark.parametrize("later", [timedelta(days=31), timedelta(hours=1)], ids=["next-period", "same-period"])
+def test_a_second_run_of_the_same_customers_still_agrees(
+    scores: list[ScoreComputed], policy: PolicyDocument, later: timedelta
+) -> None:
+    # As when the demo ran twice: the same customers apply again, a month later (another budget
+    # period) or within the hour (their new windows supersede and release the first ones).
+    again = [
+        s.model_copy(update={"application_id": f"{s.application_id}_again", "occurred_at": s.occurred_at + later})
+        for s in scores
+    ]
+    history = scores + again
+    plan = optimise(history, policy, capital=6_000_000, expected_loss_limit=250_000, fractions=(0.8, 0.5, 0.2))
+    assert plan.budget_exposure <= 6_000_000 and plan.budget_expected_loss <= 250_000
+    differences = _check_agreement(plan, history)
+    assert differences["all"]["expected_return"] <= 0.01
+    assert plan.figures["all"].applications == 2000
