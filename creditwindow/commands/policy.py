@@ -15,6 +15,7 @@ import typer
 import yaml
 from rich.syntax import Syntax
 
+from creditwindow.commands.optimise import optimise
 from creditwindow.policy_ops import active_policy, check_as_the_fleet, diff_documents, publish_update, signed_update
 from creditwindow.terminal import JsonOption, console, fail, reach
 from services.policy.control import Refused
@@ -25,6 +26,7 @@ from shared.signing import SigningRefused
 __all__ = ["app", "read_candidate"]
 
 app = typer.Typer(help="Show, diff and apply signed policy versions.", no_args_is_help=True)
+app.command("optimise")(optimise)
 
 FileArgument = Annotated[Path, typer.Argument(help="A policy document (YAML).", exists=False)]
 

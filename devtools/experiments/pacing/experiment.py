@@ -1,5 +1,9 @@
-"""The pacing experiment: tune the pacing setting on orders the report never uses, then replay the
-reported orders through every rule at every budget share. Pure: cases, a policy and seeds in, numbers out."""
+"""The pacing experiment: tune the slack on orders the report never uses, then replay the reported
+orders through every rule at every budget share. Pure: cases, a policy and seeds in, numbers out.
+
+Every rule at a budget share sees the same orders under the same budgets; the two pacing rules also
+read the same forecast (the shuffle's earlier period), and differ only in their slack.
+"""
 
 from __future__ import annotations
 
@@ -10,58 +14,88 @@ from datetime import datetime
 from typing import Any
 
 from devtools.experiments.pacing.simulation import (
-    CONTROL_SHARE,
-    DEFAULT_GRID,
+    DEFAULT_POINTS,
     DEFAULT_SEED,
     DEFAULT_SHARES,
     DEFAULT_SHUFFLES,
+    DEFAULT_SLACKS,
+    FULL_TOLERANCE,
     METRICS,
     NOW,
     RULES,
+    TIGHT_TARGET,
     Case,
+    Forecast,
+    Market,
     Run,
     StepCallback,
     arrival_order,
+    demand,
+    fcfs,
+    forecast,
+    forecast_sample,
     hindsight_order,
     market,
+    paced,
     replay,
     with_budget_share,
-    with_pacing,
 )
 from devtools.experiments.pacing.statistics import PairedDifference, Spread, paired
 from services.policy.document import Budget, Pacing, PolicyDocument
 
 
-@dataclass(frozen=True, slots=True)
-class GridPoint:
-    """One pacing setting on the tuning orders: mean expected profit relative to FCFS, per budget share."""
+def share_key(share: float) -> str:
+    """A budget share as a JSON key: 0.25 -> "0.25", 1.0 -> "1"."""
+    return f"{share:g}"
 
-    max_margin: float
-    steepness: float
-    uplift: Mapping[float, float]  # share -> mean pacing profit / mean FCFS profit - 1
-    control_uplift: float | None = None  # the same where the budget does not bind; not part of the score
+
+def target_for(share: float) -> float:
+    """The least uplift over FCFS the issue asks for at a budget share."""
+    return -FULL_TOLERANCE if share >= 1 else TIGHT_TARGET
+
+
+@dataclass(frozen=True, slots=True)
+class SlackPoint:
+    """One slack on the tuning orders: mean expected profit relative to FCFS, per budget share."""
+
+    slack: float
+    uplift: Mapping[float, float]  # share -> mean paced profit / mean FCFS profit - 1
+    # share -> the pessimistic end of that uplift: (mean paired difference - 2 SE) / mean FCFS profit
+    low: Mapping[float, float] = field(default_factory=dict)
 
     @property
     def mean_uplift(self) -> float:
-        return statistics.fmean(self.uplift.values())
+        """The mean uplift at the tight budgets (share < 1); at every share when none is tight."""
+        tight = [value for share, value in self.uplift.items() if share < 1] or list(self.uplift.values())
+        return statistics.fmean(tight)
 
     @property
-    def pacing(self) -> Pacing:
-        return Pacing(enabled=True, max_margin=self.max_margin, steepness=self.steepness)
+    def full_uplift(self) -> float | None:
+        """The uplift where the budget equals the demand (share 1), if tried."""
+        return next((value for share, value in self.uplift.items() if share >= 1), None)
+
+    @property
+    def full_low(self) -> float | None:
+        """The pessimistic end of the uplift where the budget equals the demand (share 1), if tried."""
+        return next((value for share, value in self.low.items() if share >= 1), self.full_uplift)
+
+    @property
+    def acceptable(self) -> bool:
+        """Within the issue's tolerance where the budget cannot bind, even at the pessimistic end of the
+        interval (mean - 2 SE), so that the choice holds on orders it was not tuned on."""
+        low = self.full_low
+        return low is None or low >= -FULL_TOLERANCE
 
 
 @dataclass(frozen=True, slots=True)
 class Tuning:
-    """The grid search on orders the reported runs never use (purpose ``tune``)."""
+    """The slack search on orders (and forecasts) the reported runs never use (purpose ``tune``)."""
 
     seed: int
     shuffles: int
-    points: tuple[GridPoint, ...]
-    chosen: GridPoint  # the best mean uplift at the tight budgets
-    policy_point: GridPoint  # the policy's own setting, evaluated on the same orders
-    # The best mean uplift among settings at least as good as the policy's both at the tight budgets
-    # and where the budget cannot bind: an improvement that costs nothing the policy's setting does not.
-    balanced: GridPoint
+    points: tuple[SlackPoint, ...]
+    chosen: SlackPoint  # the best mean tight uplift among the acceptable slacks (else the least loss at share 1)
+    policy_point: SlackPoint  # the policy's own slack, on the same orders
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +116,19 @@ class Level:
     def difference(self, rule: str, metric: str, baseline: str = "fcfs") -> PairedDifference:
         return paired(self.values(baseline, metric), self.values(rule, metric))
 
+    def uplift(self, rule: str) -> float:
+        """Mean expected profit of `rule` relative to FCFS's on the same orders (0.1 = 10% more)."""
+        base = statistics.fmean(self.values("fcfs", "expected_profit"))
+        return statistics.fmean(self.values(rule, "expected_profit")) / base - 1 if base else 0.0
+
+    @property
+    def hindsight_uplift(self) -> float:
+        base = statistics.fmean(self.values("fcfs", "expected_profit"))
+        return self.hindsight.expected_profit / base - 1 if base else 0.0
+
+    def every_run(self) -> list[Run]:
+        return [run for runs in self.runs.values() for run in runs] + [self.hindsight]
+
 
 @dataclass(frozen=True, slots=True)
 class Experiment:
@@ -90,127 +137,119 @@ class Experiment:
     shares: tuple[float, ...]
     policy_label: str
     model_id: str
-    pacing: Pacing  # the policy's own
+    pacing: Pacing  # the policy's own (its demand is replaced by each shuffle's forecast)
     tuning: Tuning
     levels: tuple[Level, ...]
-    control: Level | None  # a budget that does not bind: what pacing costs when there is nothing to save
     applications: int
     offers: int
+    demand: Mapping[str, tuple[int, float]]  # per segment, what every approvable applicant would take
+    samples: tuple[tuple[int, ...], ...]  # per reported shuffle, the rows of its earlier period
+    forecasts: tuple[Forecast, ...]  # per reported shuffle, the demand curves pacing read
     settings: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def tuned(self) -> Pacing:
-        return self.tuning.chosen.pacing
+    def slack(self) -> float:
+        return self.pacing.slack
 
     @property
-    def balanced(self) -> Pacing:
-        return self.tuning.balanced.pacing
+    def tuned_slack(self) -> float:
+        return self.tuning.chosen.slack
+
+    def every_run(self) -> list[Run]:
+        return [run for level in self.levels for run in level.every_run()]
+
+    @property
+    def most_used(self) -> float:
+        """The largest share of any one budget that any run took (above 1 would be an overspend)."""
+        return max(run.most_used for run in self.every_run())
+
+    def targets(self) -> dict[str, dict[str, Any]]:
+        """Per budget share, the policy's pacing against the issue's target (reported orders)."""
+        found = {}
+        for level in self.levels:
+            uplift, target = level.uplift("pacing"), target_for(level.share)
+            found[share_key(level.share)] = {"uplift": uplift, "target": target, "met": uplift >= target}
+        return found
 
 
-def pareto_frontier(points: Sequence[GridPoint]) -> list[GridPoint]:
-    """Points no other point matches or beats on both the tight-budget and the control uplift; best tight first."""
-    scored = [p for p in points if p.control_uplift is not None]
-
-    def beaten(p: GridPoint) -> bool:
-        return any(
-            q.mean_uplift >= p.mean_uplift
-            and q.control_uplift >= p.control_uplift  # type: ignore[operator]
-            and (q.mean_uplift, q.control_uplift) != (p.mean_uplift, p.control_uplift)
-            for q in scored
-        )
-
-    return sorted((p for p in scored if not beaten(p)), key=lambda p: -p.mean_uplift)
+def _policy_pacing(policy: PolicyDocument, target_forecast: Forecast) -> PolicyDocument:
+    """The policy's own pacing setting, reading the shuffle's forecast (off stays off)."""
+    if not policy.pacing.enabled:
+        return fcfs(policy)
+    return paced(policy, policy.pacing.slack, target_forecast)
 
 
-def _fcfs(policy: PolicyDocument) -> PolicyDocument:
-    return with_pacing(policy, policy.pacing.model_copy(update={"enabled": False}))
-
-
-def grid_settings(grid: Sequence[tuple[float, float]], policy_pacing: Pacing) -> list[tuple[float, float]]:
-    """The (max_margin, steepness) pairs tuning tries: the grid, plus the policy's own setting if missing."""
-    return list(dict.fromkeys([*grid, (policy_pacing.max_margin, policy_pacing.steepness)]))
-
-
-def _mean_profit(
-    cases: Sequence[Case], policy: PolicyDocument, orders: Sequence[Sequence[int]], now: datetime
-) -> float:
-    target = market(cases, policy, now)
-    return statistics.fmean(replay(target, order).expected_profit for order in orders)
+def slack_settings(slacks: Sequence[float], policy_pacing: Pacing) -> list[float]:
+    """The slack values tuning tries: the grid, plus the policy's own if missing."""
+    return sorted(set([*slacks, policy_pacing.slack]))
 
 
 def _tune(
-    cases: Sequence[Case],
+    target: Market,
     budgeted: Mapping[float, PolicyDocument],
-    control: PolicyDocument | None,
-    grid: Sequence[tuple[float, float]],
+    slacks: Sequence[float],
     *,
     seed: int,
     shuffles: int,
+    points: int,
     policy_pacing: Pacing,
-    now: datetime,
     on_step: StepCallback | None,
 ) -> Tuning:
-    orders = [arrival_order(len(cases), seed, k, "tune") for k in range(shuffles)]
+    n = len(target.cases)
+    orders = [arrival_order(n, seed, k, "tune") for k in range(shuffles)]
+    forecasts = [forecast(target, forecast_sample(n, seed, k, "tune"), points) for k in range(shuffles)]
 
-    def uplift(policy: PolicyDocument, pacing: Pacing, baseline: float) -> float:
-        return _mean_profit(cases, with_pacing(policy, pacing), orders, now) / baseline - 1 if baseline else 0.0
+    def profits(policies: Sequence[PolicyDocument]) -> list[float]:
+        return [replay(target, p, order).expected_profit for p, order in zip(policies, orders, strict=True)]
 
-    baseline = {share: _mean_profit(cases, _fcfs(policy), orders, now) for share, policy in budgeted.items()}
-    control_baseline = _mean_profit(cases, _fcfs(control), orders, now) if control else 0.0
-    points = []
-    for max_margin, steepness in grid_settings(grid, policy_pacing):
-        pacing = Pacing(max_margin=max_margin, steepness=steepness)
-        points.append(
-            GridPoint(
-                max_margin,
-                steepness,
-                {share: uplift(policy, pacing, baseline[share]) for share, policy in budgeted.items()},
-                uplift(control, pacing, control_baseline) if control else None,
-            )
-        )
+    baseline = {share: profits([fcfs(policy)] * shuffles) for share, policy in budgeted.items()}
+    found = []
+    for slack in slack_settings(slacks, policy_pacing):
+        uplift, low = {}, {}
+        for share, policy in budgeted.items():
+            base = statistics.fmean(baseline[share])
+            diff = paired(baseline[share], profits([paced(policy, slack, f) for f in forecasts]))
+            uplift[share] = diff.mean / base if base else 0.0
+            low[share] = diff.low / base if base else 0.0
+        found.append(SlackPoint(slack, uplift, low))
         if on_step:
             on_step("tune")
-    # Ties go to the gentler setting: the smaller required margin refuses fewer customers.
-    chosen = max(points, key=lambda p: (round(p.mean_uplift, 9), -p.max_margin, -p.steepness))
-    own = next(p for p in points if (p.max_margin, p.steepness) == (policy_pacing.max_margin, policy_pacing.steepness))
-    no_worse = [
-        p
-        for p in points
-        if p.mean_uplift >= own.mean_uplift
-        and (p.control_uplift is None or own.control_uplift is None or p.control_uplift >= own.control_uplift)
-    ]
-    balanced = max(no_worse, key=lambda p: (round(p.mean_uplift, 9), -p.max_margin, -p.steepness))
-    return Tuning(
-        seed=seed, shuffles=shuffles, points=tuple(points), chosen=chosen, policy_point=own, balanced=balanced
-    )
+    acceptable = [p for p in found if p.acceptable]
+    # Ties go to the larger slack: it paces later, refusing fewer customers.
+    if acceptable:
+        chosen = max(acceptable, key=lambda p: (round(p.mean_uplift, 9), p.slack))
+    else:
+        chosen = max(found, key=lambda p: (round(p.full_low or 0.0, 9), p.slack))
+    own = next(p for p in found if p.slack == policy_pacing.slack)
+    return Tuning(seed=seed, shuffles=shuffles, points=tuple(found), chosen=chosen, policy_point=own)
 
 
 def _level(
     share: float,
     policy: PolicyDocument,
-    settings: Mapping[str, Pacing],
+    target: Market,
+    tuned_slack: float,
     orders: Sequence[Sequence[int]],
-    cases: Sequence[Case],
-    now: datetime,
+    forecasts: Sequence[Forecast],
     on_step: StepCallback | None,
 ) -> Level:
-    markets = {
-        "fcfs": market(cases, _fcfs(policy), now),
-        "pacing": market(cases, policy, now),
-        **{rule: market(cases, with_pacing(policy, pacing), now) for rule, pacing in settings.items()},
-    }
     runs: dict[str, list[Run]] = {rule: [] for rule in RULES}
-    for order in orders:
+    first_come = fcfs(policy)
+    for order, predicted in zip(orders, forecasts, strict=True):
+        rules = {
+            "fcfs": first_come,
+            "pacing": _policy_pacing(policy, predicted),
+            "tuned": paced(policy, tuned_slack, predicted),
+        }
         for rule in RULES:
-            runs[rule].append(replay(markets[rule], order))
+            runs[rule].append(replay(target, rules[rule], order))
         if on_step:
             on_step("test")
-    fcfs = markets["fcfs"]
     return Level(
         share=share,
         budgets={str(segment): budget for segment, budget in policy.budgets.items()},
         runs={rule: tuple(found) for rule, found in runs.items()},
-        hindsight=replay(fcfs, hindsight_order(fcfs)),
+        hindsight=replay(target, first_come, hindsight_order(target)),
     )
 
 
@@ -222,41 +261,40 @@ def run_experiment(
     shuffles: int = DEFAULT_SHUFFLES,
     seed: int = DEFAULT_SEED,
     shares: Sequence[float] = DEFAULT_SHARES,
-    control_share: float | None = CONTROL_SHARE,
     tuning_shuffles: int | None = None,
-    grid: Sequence[tuple[float, float]] = DEFAULT_GRID,
+    slacks: Sequence[float] = DEFAULT_SLACKS,
+    points: int = DEFAULT_POINTS,
     now: datetime = NOW,
     on_step: StepCallback | None = None,
 ) -> Experiment:
-    """Tune on the ``tune`` orders, then replay the ``test`` orders through FCFS, the policy's pacing and the two tuned ones.
+    """Tune the slack on the ``tune`` orders, then replay the ``test`` orders through FCFS, the policy's
+    pacing and the tuned slack at every budget share.
 
-    Every rule at every budget share sees the same orders. `on_step` is called with ``"tune"`` after
-    each grid point and ``"test"`` after each reported shuffle of each budget level (the control included).
+    `on_step` is called with ``"tune"`` after each slack tried and ``"test"`` after each reported
+    shuffle of each budget share.
     """
     if shuffles < 1:
         raise ValueError("at least one shuffle")
+    cases = tuple(cases)
     shares = tuple(sorted(set(shares)))
     tuning_shuffles = shuffles if tuning_shuffles is None else tuning_shuffles
+    target = market(cases, policy, now)
     budgeted = {share: with_budget_share(policy, cases, share, now) for share in shares}
-    control = with_budget_share(policy, cases, control_share, now) if control_share else None
     tuning = _tune(
-        cases,
+        target,
         budgeted,
-        control,
-        grid,
+        slacks,
         seed=seed,
         shuffles=tuning_shuffles,
+        points=points,
         policy_pacing=policy.pacing,
-        now=now,
         on_step=on_step,
     )
-    orders = [arrival_order(len(cases), seed, k, "test") for k in range(shuffles)]
-    settings = {"tuned": tuning.chosen.pacing, "balanced": tuning.balanced.pacing}
-    levels = [_level(share, p, settings, orders, cases, now, on_step) for share, p in budgeted.items()]
-    control_level = None
-    if control is not None and control_share is not None:
-        control_level = _level(control_share, control, settings, orders, cases, now, on_step)
-    fcfs = levels[0].runs["fcfs"][0]
+    n = len(cases)
+    orders = [arrival_order(n, seed, k, "test") for k in range(shuffles)]
+    samples = tuple(forecast_sample(n, seed, k, "test") for k in range(shuffles))
+    forecasts = tuple(forecast(target, sample, points) for sample in samples)
+    levels = [_level(share, p, target, tuning.chosen.slack, orders, forecasts, on_step) for share, p in budgeted.items()]
     return Experiment(
         seed=seed,
         shuffles=shuffles,
@@ -266,11 +304,24 @@ def run_experiment(
         pacing=policy.pacing,
         tuning=tuning,
         levels=tuple(levels),
-        control=control_level,
-        applications=len(cases),
-        offers=fcfs.offers,
-        settings={"tuning_shuffles": tuning_shuffles, "grid_points": len(tuning.points)},
+        applications=n,
+        offers=len(target.offers()),
+        demand=demand(cases, policy, now),
+        samples=samples,
+        forecasts=forecasts,
+        settings={"tuning_shuffles": tuning_shuffles, "slacks": len(tuning.points), "points": points},
     )
+
+
+def forecast_error(experiment: Experiment) -> dict[str, Spread]:
+    """Per segment, the forecast's whole demand (exposure) over the period's actual one, minus 1, across shuffles."""
+    found: dict[str, list[float]] = {}
+    for curves in experiment.forecasts:
+        for segment, (actual, _) in experiment.demand.items():
+            curve = curves.get(segment, ())
+            predicted = curve[0].exposure if curve else 0
+            found.setdefault(segment, []).append(predicted / actual - 1 if actual else 0.0)
+    return {segment: Spread.of(values) for segment, values in found.items()}
 
 
 def _spread_json(spread: Spread) -> dict[str, float]:
@@ -292,40 +343,40 @@ def _difference_json(diff: PairedDifference) -> dict[str, float]:
     }
 
 
-def _pacing_json(pacing: Pacing) -> dict[str, float]:
-    return {"max_margin": pacing.max_margin, "steepness": pacing.steepness}
-
-
 def _level_json(level: Level) -> dict[str, Any]:
     return {
         "budget_share": level.share,
         "budgets": {s: {"exposure": b.exposure, "expected_loss": b.expected_loss} for s, b in level.budgets.items()},
         "rules": {rule: {metric: _spread_json(level.spread(rule, metric)) for metric in METRICS} for rule in RULES},
         "hindsight": {metric: level.hindsight.metric(metric) for metric in METRICS},
+        "uplift_vs_fcfs": {rule: level.uplift(rule) for rule in RULES if rule != "fcfs"}
+        | {"hindsight": level.hindsight_uplift},
+        "most_budget_used": max(run.most_used for run in level.every_run()),
         "differences": {
             "pacing_minus_fcfs": {m: _difference_json(level.difference("pacing", m)) for m in METRICS},
             "tuned_minus_fcfs": {m: _difference_json(level.difference("tuned", m)) for m in METRICS},
             "tuned_minus_pacing": {m: _difference_json(level.difference("tuned", m, "pacing")) for m in METRICS},
-            "balanced_minus_fcfs": {m: _difference_json(level.difference("balanced", m)) for m in METRICS},
-            "balanced_minus_pacing": {m: _difference_json(level.difference("balanced", m, "pacing")) for m in METRICS},
         },
     }
 
 
-def _point_json(point: GridPoint) -> dict[str, Any]:
+def _point_json(point: SlackPoint) -> dict[str, Any]:
     return {
-        **_pacing_json(point.pacing),
+        "slack": point.slack,
         "mean_uplift": point.mean_uplift,
-        "uplift": {f"{share:g}": value for share, value in point.uplift.items()},
-        "control_uplift": point.control_uplift,
+        "uplift": {share_key(share): value for share, value in point.uplift.items()},
+        "uplift_low": {share_key(share): value for share, value in point.low.items()},
+        "acceptable": point.acceptable,
     }
 
 
 def summary(experiment: Experiment) -> dict[str, Any]:
     """Everything the report states, as plain JSON values."""
     tuning = experiment.tuning
+    targets = experiment.targets()
     return {
         "experiment": "budget_pacing",
+        "rule": "forecast",
         "seed": experiment.seed,
         "shuffles": experiment.shuffles,
         "budget_shares": list(experiment.shares),
@@ -333,18 +384,33 @@ def summary(experiment: Experiment) -> dict[str, Any]:
         "model_id": experiment.model_id,
         "applications": experiment.applications,
         "offers": experiment.offers,
-        "pacing": _pacing_json(experiment.pacing),
+        "pacing": {
+            "enabled": experiment.pacing.enabled,
+            "slack": experiment.slack,
+            "demand_points": experiment.settings.get("points", DEFAULT_POINTS),
+            "forecast": "bootstrap resample of the rows (purpose forecast), never the replayed order",
+        },
+        "tuned_slack": experiment.tuned_slack,
+        # The policy's own pacing setting against FCFS on the reported orders: mean profit ratio - 1.
+        "uplift_vs_fcfs": {share_key(level.share): level.uplift("pacing") for level in experiment.levels},
+        "uplift_vs_fcfs_tuned": {share_key(level.share): level.uplift("tuned") for level in experiment.levels},
+        "uplift_vs_fcfs_hindsight": {share_key(level.share): level.hindsight_uplift for level in experiment.levels},
+        "targets": {
+            "tight_uplift_at_least": TIGHT_TARGET,
+            "full_budget_uplift_at_least": -FULL_TOLERANCE,
+            "shares": targets,
+            "met": all(t["met"] for t in targets.values()),
+        },
+        "most_budget_used": experiment.most_used,
+        "budget_overspent": experiment.most_used > 1,
+        "forecast_error": {s: _spread_json(spread) for s, spread in forecast_error(experiment).items()},
         "tuning": {
             "seed": tuning.seed,
             "shuffles": tuning.shuffles,
             "orders": "tune",
-            "grid_points": len(tuning.points),
+            "slacks": [_point_json(p) for p in tuning.points],
             "chosen": _point_json(tuning.chosen),
             "policy": _point_json(tuning.policy_point),
-            "balanced": _point_json(tuning.balanced),
         },
         "levels": [_level_json(level) for level in experiment.levels],
-        "control": _level_json(experiment.control) if experiment.control else None,
     }
-
-

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 from pathlib import Path
 
 from devtools.experiments.pacing.experiment import Experiment, Level
-from devtools.experiments.pacing.simulation import RULE_LABELS, RULES, Run
+from devtools.experiments.pacing.simulation import FULL_TOLERANCE, RULE_LABELS, RULES, TIGHT_TARGET, Run
 
 
 def representative(level: Level) -> int:
@@ -31,7 +30,7 @@ def _cumulative(run: Run) -> tuple[list[int], list[float], list[float]]:
 
 
 def write_plots(experiment: Experiment, directory: Path) -> dict[str, Path]:
-    """docs/img/pacing.png (one shuffle's paths and the difference distribution) and pacing-tuning.png."""
+    """docs/img/pacing.png (one shuffle's paths and the difference distribution) and pacing-tuning.png (uplift by slack)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,11 +43,11 @@ def write_plots(experiment: Experiment, directory: Path) -> dict[str, Path]:
         "fcfs": "tab:grey",
         "pacing": "tab:blue",
         "tuned": "tab:green",
-        "balanced": "tab:orange",
         "hindsight": "black",
     }
 
-    level = experiment.levels[len(experiment.levels) // 2]
+    tight = [lv for lv in experiment.levels if lv.share < 1] or list(experiment.levels)
+    level = tight[len(tight) // 2]
     k = representative(level)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     for rule in (*RULES, "hindsight"):
@@ -57,7 +56,7 @@ def write_plots(experiment: Experiment, directory: Path) -> dict[str, Path]:
         style = {
             "color": colours[rule],
             "lw": 1.2 if rule == "hindsight" else 1.8,
-            "ls": ":" if rule == "hindsight" else "-",
+            "ls": {"hindsight": ":", "tuned": "--"}.get(rule, "-"),
         }
         axes[0].plot(used, profit, label=RULE_LABELS[rule], **style)
         if rule != "hindsight":
@@ -85,40 +84,18 @@ def write_plots(experiment: Experiment, directory: Path) -> dict[str, Path]:
     plt.close(fig)
 
     tuning = experiment.tuning
-    margins = sorted({p.max_margin for p in tuning.points})
-    steepness = sorted({p.steepness for p in tuning.points})
-    lookup = {(p.max_margin, p.steepness): p.mean_uplift * 100 for p in tuning.points}
-    grid = [[lookup.get((m, s), math.nan) for s in steepness] for m in margins]
-    fig, ax = plt.subplots(figsize=(7, 5))
-    finite = [v for row in grid for v in row if not math.isnan(v)]
-    # Clipped so that the few ruinous settings do not wash out the differences that matter.
-    bound = min(max(abs(min(finite)), abs(max(finite))), 20) or 1
-    image = ax.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto", origin="lower")
-    ax.set_xticks(range(len(steepness)), [f"{s:g}" for s in steepness])
-    ax.set_yticks(range(len(margins)), [f"{m:g}" for m in margins])
-    for i, row in enumerate(grid):
-        for j, value in enumerate(row):
-            if not math.isnan(value):
-                shade = "white" if abs(value) > 0.6 * bound else "black"
-                ax.text(j, i, f"{value:+.1f}", ha="center", va="center", fontsize=7, color=shade)
-    for point, edge, inset in (
-        (tuning.policy_point, "black", 0.0),
-        (tuning.chosen, "tab:green", 0.06),
-        (tuning.balanced, "tab:orange", 0.12),
-    ):
-        i, j = margins.index(point.max_margin), steepness.index(point.steepness)
-        ax.add_patch(
-            plt.Rectangle(
-                (j - 0.5 + inset, i - 0.5 + inset), 1 - 2 * inset, 1 - 2 * inset, fill=False, edgecolor=edge, lw=2.5
-            )
-        )
-    ax.set(xlabel="steepness", ylabel="max_margin")
-    ax.set_title(
-        f"Expected profit vs FCFS, % (mean over budget shares, {tuning.shuffles} tune shuffles)\n"
-        "black: policy, green: tuned, orange: balanced",
-        fontsize=10,
-    )
-    fig.colorbar(image, ax=ax, label="uplift %")
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    slacks = [p.slack for p in tuning.points]
+    for share in experiment.shares:
+        ax.plot(slacks, [p.uplift[share] * 100 for p in tuning.points], marker="o", ms=3, label=f"budget share {share:g}")
+    ax.axhline(TIGHT_TARGET * 100, color="tab:green", lw=0.8, ls="--", label=f"target at a tight share (+{TIGHT_TARGET:.0%})")
+    ax.axhline(-FULL_TOLERANCE * 100, color="tab:red", lw=0.8, ls="--", label=f"tolerance at share 1 (−{FULL_TOLERANCE:.0%})")
+    ax.axhline(0, color="black", lw=0.6)
+    for point, colour, name in ((tuning.policy_point, "black", "policy"), (tuning.chosen, "tab:green", "tuned")):
+        ax.axvline(point.slack, color=colour, lw=1.2, ls=":", label=f"{name} slack {point.slack:g}")
+    ax.set(xlabel="slack", ylabel="expected profit vs FCFS, %")
+    ax.set_title(f"Pacing against the forecast, by slack ({tuning.shuffles} tune shuffles)", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(paths["tuning"], dpi=110, metadata=metadata)
     plt.close(fig)

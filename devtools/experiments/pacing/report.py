@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from devtools.experiments.pacing.experiment import Experiment, Level, pareto_frontier
-from devtools.experiments.pacing.simulation import METRICS, RULE_LABELS, RULES
+from devtools.experiments.pacing.experiment import Experiment, Level, forecast_error, share_key
+from devtools.experiments.pacing.simulation import DEFAULT_POINTS, FULL_TOLERANCE, METRICS, RULE_LABELS, RULES
 from devtools.experiments.pacing.statistics import PairedDifference
 
 
@@ -46,6 +46,8 @@ def command_arguments(experiment: Experiment, out: str = "docs/") -> str:
     shares = " ".join(f"--budget-share {share:g}" for share in experiment.shares)
     tuning = experiment.settings.get("tuning_shuffles", experiment.shuffles)
     extra = "" if tuning == experiment.shuffles else f" --tuning-shuffles {tuning}"
+    points = experiment.settings.get("points", DEFAULT_POINTS)
+    extra += "" if points == DEFAULT_POINTS else f" --points {points}"
     return f"--shuffles {experiment.shuffles} --seed {experiment.seed} {shares}{extra} --out {out}"
 
 
@@ -81,18 +83,24 @@ def _verdict_line(level: Level, rule: str, name: str) -> str:
     direction = "more" if diff.mean > 0 else "less"
     interval = "the interval excludes zero" if diff.low > 0 or diff.high < 0 else "the interval includes zero"
     return (
-        f"{name} earned {direction} expected profit than FCFS ({_difference_text('expected_profit', diff)} CNY/yr, "
+        f"{name} earned {direction} expected profit than FCFS ({level.uplift(rule):+.2%}; "
+        f"{_difference_text('expected_profit', diff)} CNY/yr, "
         f"{interval}; ahead in {diff.wins} of {diff.n} shuffles, sign test p = {diff.sign_test_p:.2g}); "
         f"expected loss {_difference_text('expected_loss', el)} CNY; goods approved {_difference_text('approved_goods', goods)}, "
         f"bads approved {_difference_text('approved_bads', bads)}; realised loss {_difference_text('realised_loss', realised)} CNY."
     )
 
 
+def _slack_text(slack: float) -> str:
+    return f"{slack:g}"
+
+
 def render_sections(experiment: Experiment, images: Mapping[str, str]) -> dict[str, str]:
     """The generated sections of docs/pacing.md: parameters, results, tuning, verdict."""
-    pacing, tuned, balanced = experiment.pacing, experiment.tuned, experiment.balanced
-    every = [*experiment.levels, *([experiment.control] if experiment.control else [])]
+    pacing = experiment.pacing
     segments = sorted(experiment.levels[0].budgets)
+    errors = forecast_error(experiment)
+    points = experiment.settings.get("points", DEFAULT_POINTS)
     parameters = [
         (
             f"Regenerate with `creditwindow experiment pacing {command_arguments(experiment)}` "
@@ -104,23 +112,29 @@ def render_sections(experiment: Experiment, images: Mapping[str, str]) -> dict[s
             f"of which {experiment.offers} pass the rules (an offer before the budget); the others close whatever the budget."
         ),
         (
-            f"- Reported orders: {experiment.shuffles} shuffles of seed {experiment.seed} (purpose `test`). "
-            f"Tuning: {experiment.tuning.shuffles} other shuffles of the same seed (purpose `tune`)."
+            f"- Reported orders: {experiment.shuffles} shuffles of seed {experiment.seed} (purpose `test`), each with its own "
+            f"forecast (purpose `forecast`). Tuning: {experiment.tuning.shuffles} other shuffles and forecasts of the same seed "
+            "(purposes `tune`, `forecast-tune`)."
         ),
         (
-            f"- Policy pacing: max_margin {pacing.max_margin:g}, steepness {pacing.steepness:g}. "
-            f"Tuned pacing (best at the tight budgets): max_margin {tuned.max_margin:g}, steepness {tuned.steepness:g}. "
-            f"Balanced pacing (best among settings no worse than the policy's at the tight budgets and at the control): "
-            f"max_margin {balanced.max_margin:g}, steepness {balanced.steepness:g}."
+            f"- Policy pacing: {'enabled' if pacing.enabled else 'disabled'}, slack {_slack_text(pacing.slack)}; "
+            f"tuned slack (best on the `tune` orders): {_slack_text(experiment.tuned_slack)}. Forecast demand curves of "
+            f"at most {points} points per segment."
         ),
+        "- Forecast error (the forecast's whole demand over the period's, in exposure, across the reported shuffles): "
+        + "; ".join(
+            f"{segment} {spread.mean:+.1%} on average, {spread.p5:+.1%} to {spread.p95:+.1%} (p5 – p95)"
+            for segment, spread in errors.items()
+        )
+        + ".",
         "",
         "Budgets per segment, exposure / expected loss (CNY):",
         "",
         "| budget share | " + " | ".join(segments) + " |",
         "|---|" + "---|" * len(segments),
     ]
-    for level in every:
-        note = " (control: nothing to save)" if level is experiment.control else ""
+    for level in experiment.levels:
+        note = " (nothing to save)" if level.share >= 1 else ""
         parameters.append(
             f"| {level.share:g}{note} | "
             + " | ".join(
@@ -131,113 +145,84 @@ def render_sections(experiment: Experiment, images: Mapping[str, str]) -> dict[s
 
     results: list[str] = []
     for level in experiment.levels:
-        results += _level_table(level, experiment.shuffles, f"Budget share {level.share:g}")
-    if experiment.control:
-        results += _level_table(
-            experiment.control,
-            experiment.shuffles,
-            f"Control: budget share {experiment.control.share:g}, the budget cannot bind",
-        )
+        title = f"Budget share {level.share:g}" + (", the budget cannot bind" if level.share >= 1 else "")
+        results += _level_table(level, experiment.shuffles, title)
     results.append(
         f"![cumulative expected profit against budget used; profit differences across shuffles]({images['main']})"
     )
 
     tuning = experiment.tuning
-    ranked = sorted(tuning.points, key=lambda p: -p.mean_uplift)
     shares = experiment.shares
-    control = experiment.control
-    control_header = f" uplift @ {control.share:g} (control, not scored) |" if control else ""
     tuning_lines = [
         (
-            f"Grid of {len(tuning.points)} settings, each replayed on {tuning.shuffles} `tune` shuffles per budget share. "
-            "The score is the mean expected profit relative to FCFS on the same orders, averaged over the budget shares; "
-            "the control column is shown, not scored."
+            f"{len(tuning.points)} slack values, each replayed on {tuning.shuffles} `tune` shuffles (with their own forecasts) "
+            "per budget share: the mean expected profit relative to FCFS on the same orders. A slack is acceptable when, "
+            f"at share 1, even the pessimistic end of its interval (mean − 2 SE) is within {FULL_TOLERANCE:.0%} of FCFS; "
+            "the tuned slack is the acceptable one with the best mean uplift at the tight shares."
         ),
         "",
-        "| rank | max_margin | steepness | "
-        + " | ".join(f"uplift @ {s:g}" for s in shares)
-        + f" | mean uplift |{control_header}",
-        "|---|---|---|" + "---|" * (len(shares) + 1) + ("---|" if control else ""),
+        "| slack | " + " | ".join(f"uplift @ {s:g}" for s in shares) + " | mean tight uplift | acceptable |",
+        "|---|" + "---|" * (len(shares) + 2),
     ]
-    shown = ranked[:8]
-    if tuning.policy_point not in shown:
-        shown.append(tuning.policy_point)
-    for point in shown:
-        mark = " (policy)" if point is tuning.policy_point else ""
-        control_cell = f" {point.control_uplift:+.2%} |" if point.control_uplift is not None else ""
+    for point in tuning.points:
+        marks = [m for m, p in (("policy", tuning.policy_point), ("tuned", tuning.chosen)) if p is point]
+        mark = f" ({', '.join(marks)})" if marks else ""
         tuning_lines.append(
-            f"| {ranked.index(point) + 1}{mark} | {point.max_margin:g} | {point.steepness:g} | "
+            f"| {_slack_text(point.slack)}{mark} | "
             + " | ".join(f"{point.uplift[s]:+.2%}" for s in shares)
-            + f" | {point.mean_uplift:+.2%} |{control_cell}"
+            + f" | {point.mean_uplift:+.2%} | {'yes' if point.acceptable else 'no'} |"
         )
-    frontier = pareto_frontier(tuning.points)
-    if frontier:
-        tuning_lines += [
-            "",
-            "The trade-off: settings no other setting beats on both the mean uplift at the tight budgets and the "
-            "uplift at the control (both on the `tune` orders), most aggressive first"
-            + (f"; the first {FRONTIER_ROWS} of {len(frontier)}." if len(frontier) > FRONTIER_ROWS else "."),
-            "",
-            "| max_margin | steepness | mean uplift | uplift @ control |",
-            "|---|---|---|---|",
-        ]
-        for point in frontier[:FRONTIER_ROWS]:
-            mark = " (policy)" if point is tuning.policy_point else ""
-            tuning_lines.append(
-                f"| {point.max_margin:g}{mark} | {point.steepness:g} | {point.mean_uplift:+.2%} | {point.control_uplift:+.2%} |"
-            )
-        if tuning.policy_point not in frontier:
-            tuning_lines += [
-                "",
-                "The policy's setting is not on this frontier: another setting is at least as good on both.",
-            ]
     tuning_lines += [
         "",
-        (
-            "Tuned and balanced settings against the policy's on the reported (`test`) orders, expected profit (CNY/yr), "
-            "mean ± 2 SE and shuffles ahead:"
-        ),
+        "The tuned slack against the policy's on the reported (`test`) orders, expected profit (CNY/yr), "
+        "mean ± 2 SE and shuffles ahead:",
         "",
-        "| budget share | tuned − policy pacing | tuned − FCFS | balanced − policy pacing | balanced − FCFS |",
+        "| budget share | tuned − policy pacing | tuned − FCFS |",
+        "|---|---|---|",
+    ]
+    for level in experiment.levels:
+        cells = []
+        for baseline in ("pacing", "fcfs"):
+            diff = level.difference("tuned", "expected_profit", baseline)
+            cells.append(f"{_difference_text('expected_profit', diff)} ({diff.wins}/{diff.n})")
+        tuning_lines.append(f"| {level.share:g} | " + " | ".join(cells) + " |")
+    tuning_lines += ["", f"![expected profit against FCFS by slack]({images['tuning']})"]
+
+    targets = experiment.targets()
+    verdict = [
+        "The issue's targets for the policy's own pacing setting, on the reported orders (expected profit "
+        "relative to FCFS, mean over the shuffles):",
+        "",
+        "| budget share | uplift vs FCFS | target | met | hindsight vs FCFS |",
         "|---|---|---|---|---|",
     ]
-    for level in every:
-        note = " (control)" if level is control else ""
-        cells = []
-        for rule in ("tuned", "balanced"):
-            for baseline in ("pacing", "fcfs"):
-                diff = level.difference(rule, "expected_profit", baseline)
-                cells.append(f"{_difference_text('expected_profit', diff)} ({diff.wins}/{diff.n})")
-        tuning_lines.append(f"| {level.share:g}{note} | " + " | ".join(cells) + " |")
-    tuning_lines += ["", f"![tuning grid]({images['tuning']})"]
-
-    verdict = []
+    for level in experiment.levels:
+        t = targets[share_key(level.share)]
+        verdict.append(
+            f"| {level.share:g} | {t['uplift']:+.2%} | ≥ {t['target']:+.0%} | {'yes' if t['met'] else 'no'} | "
+            f"{level.hindsight_uplift:+.2%} |"
+        )
+    most = experiment.most_used
+    verdict += [
+        "",
+        f"Budget never overspent: the most any run (every rule, share and shuffle, and hindsight) took of any one "
+        f"budget, a segment's exposure or expected loss, was {most:.2%}"
+        + (" — an overspend." if most > 1 else "."),
+        "",
+    ]
     for level in experiment.levels:
         verdict.append(f"- Budget share {level.share:g}: " + _verdict_line(level, "pacing", "the policy's pacing"))
-    if control:
-        verdict.append(
-            f"- Control (budget share {control.share:g}, nothing to save): "
-            + _verdict_line(control, "pacing", "the policy's pacing")
-        )
-    for rule, setting in (("tuned", tuned), ("balanced", balanced)):
-        if (setting.max_margin, setting.steepness) == (pacing.max_margin, pacing.steepness):
-            verdict.append(f"- The {rule} setting is the policy's own.")
-            continue
-        gains = [level.difference(rule, "expected_profit", "pacing") for level in experiment.levels]
+    if experiment.tuned_slack == pacing.slack:
+        verdict.append("- The tuned slack is the policy's own.")
+    else:
+        gains = [level.difference("tuned", "expected_profit", "pacing") for level in experiment.levels]
         better = all(g.low > 0 for g in gains)
-        line = (
-            f"- The {rule} setting (max_margin {setting.max_margin:g}, steepness {setting.steepness:g}) "
+        verdict.append(
+            f"- The tuned slack ({_slack_text(experiment.tuned_slack)}) "
             + ("beat" if better else "did not clearly beat")
-            + " the policy's on the reported orders at every tight budget share"
-            + (" (each interval excludes zero)" if better else " (some interval includes zero or favours the policy)")
+            + " the policy's on the reported orders at every budget share"
+            + (" (each interval excludes zero)." if better else " (some interval includes zero or favours the policy).")
         )
-        if control:
-            cost = control.difference(rule, "expected_profit", "pacing")
-            line += (
-                f"; where the budget cannot bind, its expected profit minus the policy's pacing's was "
-                f"{_difference_text('expected_profit', cost)} CNY/yr (ahead in {cost.wins} of {cost.n} shuffles)"
-            )
-        verdict.append(line + ".")
     return {
         "pacing-parameters": "\n".join(parameters),
         "pacing-results": "\n".join(results),
@@ -246,7 +231,6 @@ def render_sections(experiment: Experiment, images: Mapping[str, str]) -> dict[s
     }
 
 
-FRONTIER_ROWS = 10
 DOC_SKELETON = "# Budget pacing\n"
 
 
