@@ -9,15 +9,16 @@ from collections.abc import Mapping
 
 import typer
 
-from devtools.commands import bench, demo, dev, experiment, faults
+from devtools.commands import bench, demo, dev, experiment, faults, profile
 
 __all__ = ["register"]
 
 
 def register(root: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
-    """Add `dev`, `demo`, `bench`, `faults` and `experiment` to the operators' app."""
+    """Add `dev`, `demo`, `bench`, `profile`, `faults` and `experiment` to the operators' app."""
     root.add_typer(dev.app, name="dev")
     root.add_typer(experiment.app, name="experiment", help="Offline experiments (budget pacing).")
     root.command("demo")(demo.demo)
     root.command("bench")(bench.bench)
+    root.command("profile")(profile.profile)
     root.command("faults")(faults.faults)
