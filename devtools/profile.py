@@ -1,9 +1,9 @@
 """`creditwindow profile`: where each service's CPU goes under load, sampled with py-spy.
 
 The fleet runs as it does in `creditwindow bench` (one process per service on the local platform)
-while applications arrive as fast as it can take them (the benchmark's "max" phase); py-spy samples
-every service process for a while without stopping it (`--nonblocking`), once per process, as
-collapsed stacks. From them: a flame graph (SVG) per service, and the "where the time goes" table:
+while it works through a backlog of applications published before it started (as in the benchmark's
+"max" phase, where they are all published at once); py-spy samples every service process for a
+while without stopping it (`--nonblocking`), once per process, as collapsed stacks. From them: a flame graph (SVG) per service, and the "where the time goes" table:
 for each part of the work, the share of the process's samples whose stack passes through it
 (inclusive: a part that calls another counts both). Each run is kept as `docs/profile/<label>.json`
 and `docs/profile.md` shows every label side by side (`before` and `after` first) and links the graphs.
@@ -205,10 +205,13 @@ def run_profile(plan: ProfilePlan, console: Console | None = None) -> list[Servi
     fleet = Fleet(env={"CW_TOPIC_NAMESPACE": namespace}, log_dir=base.home / "logs" / namespace)
     profiles: list[ServiceProfile] = []
     try:
+        # The whole load is on the topic before the fleet starts (as in the benchmark's "max" phase, all
+        # at once), so no load generator competes with the services for the CPU while they are sampled.
+        console.print(f"publishing {plan.applications:,} applications ...")
+        asyncio.run(_load(settings, plan))
         fleet.start()
         fleet.wait_ready(90)
-        loader = subprocess.Popen([sys.executable, "-c", _LOADER, namespace, str(plan.applications)])
-        time.sleep(2.0)  # the load is flowing
+        time.sleep(2.0)  # past the first batches
         # One sampler per process (raw collapsed stacks): the graph and the table come from the same samples.
         samplers = []
         for name, proc in fleet.processes.items():
@@ -223,7 +226,6 @@ def run_profile(plan: ProfilePlan, console: Console | None = None) -> list[Servi
         for service, pid, _, _, sampler in samplers:
             sampler.wait(timeout=plan.seconds + 60)
             cpu_after[service] = _process_cpu(pid)
-        loader.wait(timeout=600)
         for service, _, raw, cpu_before, _ in samplers:
             collapsed = raw.read_text() if raw.exists() else ""
             total, found = shares(collapsed, PARTS[service])
@@ -318,12 +320,3 @@ def write_profile_doc(out: Path, doc: Path) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + tables + "\n"
     doc.write_text(text)
-
-
-_LOADER = """
-import asyncio, sys
-from devtools.profile import ProfilePlan, _load
-from shared.settings import Settings
-settings = Settings().model_copy(update={"topic_namespace": sys.argv[1]})
-asyncio.run(_load(settings, ProfilePlan(applications=int(sys.argv[2]))))
-"""
