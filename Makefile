@@ -15,11 +15,11 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) requirements/bui
 PYTEST_ARGS ?=
 COMPOSE := docker compose $(if $(wildcard .cache/images.env),--env-file .cache/images.env)
 
-.PHONY: help install lock demo test test-fast test-e2e bench faults up down status schemas docs clean \
+.PHONY: help install lock demo test test-fast test-e2e bench profile faults up down status schemas docs clean \
 	images test-containers compose-check compose-up compose-down k8s-check rules-check deploy-check
 
 help:
-	@echo "make demo | make test | make test-fast | make bench | make faults | make up | make down | make status"
+	@echo "make demo | make test | make test-fast | make bench | make profile | make faults | make up | make down | make status"
 	@echo "make images | make test-containers | make compose-check | make deploy-check | make lock"
 
 # Installs exactly the lock (hashes checked): requirements/dev.txt has every extra; the project itself
@@ -70,6 +70,11 @@ test-e2e: install
 
 bench: install
 	$(BIN)/creditwindow bench
+
+# Where each service's CPU goes under the benchmark's load (py-spy): docs/profile.md and its flame graphs.
+PROFILE_LABEL ?= now
+profile: install
+	$(BIN)/creditwindow profile --label $(PROFILE_LABEL)
 
 faults: install
 	$(BIN)/creditwindow faults

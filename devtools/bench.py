@@ -14,7 +14,11 @@ semantics, the same keys, and payloads of the sizes the fleet writes on each hop
    outcome and to the customer's notice;
 4. the same "as fast as it can" phase with two replicas of each service: the scaling ratio.
 
-CPU seconds and peak RSS per process come from psutil and /proc. Only 127.0.0.1; bounded.
+CPU seconds and peak RSS per process come from psutil and /proc; the CPU of the benchmark's own
+process (the load generator and the latency consumer) is measured around each phase the same way and
+reported beside them, since it shares the machine. From the "as fast as it can" phase, each
+service's CPU microseconds per decision (`cpu_us_per_decision`) and the relay's per record.
+Only 127.0.0.1; bounded.
 """
 
 from __future__ import annotations
@@ -97,6 +101,13 @@ class Phase:
     to_decision: Latency = field(default_factory=Latency)
     to_notification: Latency = field(default_factory=Latency)
     cpu_s: dict[str, float] = field(default_factory=dict)
+    load_cpu_s: float = 0.0  # the benchmark process itself: load generator and latency consumer
+
+    def cpu_us_per_decision(self) -> dict[str, float]:
+        """Each process's CPU microseconds per decision (per record for the relay) in this phase."""
+        if not self.decided:
+            return {}
+        return {name: round(seconds * 1e6 / self.decided, 1) for name, seconds in sorted(self.cpu_s.items())}
 
 
 @dataclass(slots=True)
@@ -123,6 +134,18 @@ class BenchReport:
             "relay_p99_ms": {},
             "peak_rss_mib": self.peak_rss_mib,
         }
+        # CPU per decision, from the "as fast as it can" phase: each fleet service (by its name
+        # without the replica), their sum, and the relay's per record for comparison.
+        if fleet is not None:
+            per = {name.rsplit("-", 1)[0]: us for name, us in fleet.cpu_us_per_decision().items()}
+            out["cpu_us_per_decision"] = {**per, "fleet": round(sum(per.values()), 1)}
+        if relay is not None:
+            per = relay.cpu_us_per_decision()
+            out["relay_cpu_us_per_record"] = {**per, "relay": round(sum(per.values()), 1)}
+        # The benchmark's own CPU (load generator and latency consumer), on the same machine.
+        out["load_generator_cpu_s"] = {_label(p): round(p.load_cpu_s, 2) for p in self.phases}
+        if fleet is not None and fleet.sent:
+            out["load_generator_cpu_us_per_application"] = round(fleet.load_cpu_s * 1e6 / fleet.sent, 1)
         for rate in self.plan.rates:
             f, r = self.phase("fleet", rate), self.phase("relay", rate)
             out["p99_ms"][str(rate)] = f.to_decision.p99 if f else None
@@ -139,6 +162,17 @@ class BenchReport:
             out["replicas_2_per_s"] = round(scaled.decisions_per_s, 1)
             out["scaling_ratio"] = round(scaled.decisions_per_s / fleet.decisions_per_s, 3)
         return out
+
+
+def _label(phase: Phase) -> str:
+    rate = "max" if phase.rate is None else f"{phase.rate}/s"
+    return f"{phase.system} x{phase.replicas} {rate}"
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process (the load generator and the latency consumer run in it)."""
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
 
 
 # --- load --------------------------------------------------------------------------------------------
@@ -306,10 +340,11 @@ async def _drawdown_phase(settings: Settings, plan: BenchPlan, pids: Callable[[]
     if not customers:
         return
     phase = Phase(system="drawdowns", replicas=1, rate=None, sent=len(customers))
-    before = _cpu(pids())
+    before, own = _cpu(pids()), _own_cpu()
     topics = settings.topics
     await _measure(settings, topics.drawdowns, topics.drawdowns, topics.notifications, phase, progress, publish=_drawdown_publisher(settings, customers))
     after = _cpu(pids())
+    phase.load_cpu_s = _own_cpu() - own
     phase.cpu_s = {k: round(after[k] - before.get(k, 0.0), 2) for k in after}
     report.phases.append(phase)
 
@@ -389,9 +424,10 @@ async def _phases(
     for rate in rates:
         sent = count if rate is None else int(rate * plan.rate_seconds)
         phase = Phase(system=system, replicas=replicas, rate=rate, sent=sent)
-        before = _cpu(pids())
+        before, own = _cpu(pids()), _own_cpu()
         await _measure(settings, topics.applications, topics.windows, topics.notifications, phase, progress)
         after = _cpu(pids())
+        phase.load_cpu_s = _own_cpu() - own
         phase.cpu_s = {k: round(after[k] - before.get(k, 0.0), 2) for k in after}
         report.phases.append(phase)
 
@@ -527,15 +563,35 @@ def write_report(report: BenchReport, path: Path) -> None:
         "",
         f"![latency against rate]({image.relative_to(path.parent)})",
         "",
+        "## CPU per decision",
+        "",
+        "CPU microseconds (user + system) each process spent per decision in the \"max\" phase (the relay: per",
+        "record relayed), from psutil around the phase; this is what the ratio above is made of on a shared machine.",
+        "",
+        "| process | CPU µs per decision |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {us} |" for name, us in summary.get("cpu_us_per_decision", {}).items()]
+    lines += [f"| {name} | {us} |" for name, us in summary.get("relay_cpu_us_per_record", {}).items()]
+    if "load_generator_cpu_us_per_application" in summary:
+        lines += [
+            "",
+            f"The benchmark's own process (load generator and latency consumer) spent {summary['load_generator_cpu_us_per_application']} µs",
+            "per application in the same phase; its CPU in every phase is the `bench` column below.",
+        ]
+    names = sorted({k for p in report.phases for k in p.cpu_s})
+    lines += [
+        "",
         "## CPU seconds per phase and peak memory per process",
         "",
-        "| system | replicas | rate | " + " | ".join(sorted({k for p in report.phases for k in p.cpu_s})) + " |",
-        "|---|---|---|" + "---|" * len({k for p in report.phases for k in p.cpu_s}),
+        "`bench` is the benchmark's own process: it publishes the load and reads the decisions and notifications.",
+        "",
+        "| system | replicas | rate | " + " | ".join(names) + " | bench |",
+        "|---|---|---|" + "---|" * (len(names) + 1),
     ]
-    names = sorted({k for p in report.phases for k in p.cpu_s})
     for p in report.phases:
         rate = "max" if p.rate is None else f"{p.rate}/s"
-        lines.append(f"| {p.system} | {p.replicas} | {rate} | " + " | ".join(f"{p.cpu_s.get(n, '')}" for n in names) + " |")
+        lines.append(f"| {p.system} | {p.replicas} | {rate} | " + " | ".join(f"{p.cpu_s.get(n, '')}" for n in names) + f" | {p.load_cpu_s:.2f} |")
     lines += ["", "| process | peak RSS (MiB) |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in sorted(report.peak_rss_mib.items())]
     lines += [
@@ -568,6 +624,10 @@ def print_report(report: BenchReport, console: Console) -> None:
             str(p.to_notification.p99),
         )  # fmt: skip
     console.print(table)
+    summary = report.summary()
+    if "cpu_us_per_decision" in summary:
+        console.print(f"CPU µs per decision: {summary['cpu_us_per_decision']}; relay per record: {summary.get('relay_cpu_us_per_record')}")
+        console.print(f"load generator CPU s per phase: {summary['load_generator_cpu_s']}")
 
 
 DEFAULT_REPORT = REPO_ROOT / "docs" / "benchmarks.md"

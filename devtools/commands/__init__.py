@@ -1,1 +1,1 @@
-"""The development commands, one per module: `dev`, `demo`, `bench`, `faults`, `experiment`."""
+"""The development commands, one per module: `dev`, `demo`, `bench`, `profile`, `faults`, `experiment`."""

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from fractions import Fraction
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -37,7 +37,8 @@ from babel import Locale
 from babel.dates import format_date, format_time, get_timezone, get_timezone_name
 from babel.numbers import format_currency, format_percent
 from babel.units import format_unit
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
+from jinja2.utils import concat
 
 from shared.contracts import Decision, DrawdownApproved, DrawdownRefused, RepaymentApplied, WindowClosed, WindowOpened
 from shared.reasons import (
@@ -183,18 +184,32 @@ def _zone_name(locale: str) -> str:
     return get_timezone_name(TIME_ZONE, "long", locale=_babel(locale))
 
 
+# Babel re-reads its locale data and re-parses a pattern on every call, which made formatting most
+# of a notice's cost. The figures a notice shows come from small sets (limits in steps of 100, a
+# few prices, whole days, a minute of a day), so each formatter keeps what it formatted: the same
+# arguments give the same text (`typed`: 1 and 1.0 are formatted apart, as Babel may format them).
+_FORMATTED = 4096
+
+
 def money(amount: float, locale: str, *, cents: bool = False) -> str:
     """CNY in the customer's locale: ¥20,000 (zh-CN), CN¥20,000 (en); cents when they matter."""
+    return _money(amount, locale, cents)
+
+
+@lru_cache(maxsize=_FORMATTED, typed=True)
+def _money(amount: float, locale: str, cents: bool) -> str:
     if cents:
         return format_currency(amount, "CNY", locale=_babel(locale))
     return format_currency(amount, "CNY", format="¤#,##0", currency_digits=False, locale=_babel(locale))
 
 
+@lru_cache(maxsize=_FORMATTED, typed=True)
 def percent(rate: float, locale: str, *, digits: int = 2) -> str:
     pattern = "#,##0." + "0" * digits + "%"
     return format_percent(rate, format=pattern, locale=_babel(locale))
 
 
+@lru_cache(maxsize=_FORMATTED, typed=True)
 def daily_percent(rate: float, locale: str) -> str:
     # Daily rates are tiny: show up to four decimals of a percent, at least two (0.02%, 0.025%).
     return format_percent(rate, format="0.00##%", locale=_babel(locale))
@@ -202,8 +217,13 @@ def daily_percent(rate: float, locale: str) -> str:
 
 def moment(when: datetime, locale: str) -> str:
     """A date and time in China time, with the zone named: 2026年12月28日 20:00(中国时间)."""
+    # Shown to the minute: every moment of one minute reads the same (kept per minute).
+    return _moment(when.astimezone(TIME_ZONE).replace(second=0, microsecond=0), locale)
+
+
+@lru_cache(maxsize=_FORMATTED)
+def _moment(local: datetime, locale: str) -> str:
     babel_locale = _babel(locale)
-    local = when.astimezone(TIME_ZONE)
     day = format_date(local.date(), "long", locale=babel_locale)
     clock = format_time(local, "short", tzinfo=TIME_ZONE, locale=babel_locale)
     zone = _zone_name(locale)
@@ -212,8 +232,12 @@ def moment(when: datetime, locale: str) -> str:
 
 def duration(span: timedelta, locale: str) -> str:
     """A whole number of days (or hours, under two days) in words: 30天, 30 days."""
+    return _hours(max(0, round(span.total_seconds() / 3600)), locale)
+
+
+@lru_cache(maxsize=_FORMATTED)
+def _hours(hours: int, locale: str) -> str:
     babel_locale = _babel(locale)
-    hours = max(0, round(span.total_seconds() / 3600))
     if hours < 48:
         return format_unit(hours, "duration-hour", locale=babel_locale)
     return format_unit(round(hours / 24), "duration-day", locale=babel_locale)
@@ -227,6 +251,7 @@ _SHARES: dict[Fraction, tuple[str, str]] = {
 }
 
 
+@lru_cache(maxsize=_FORMATTED, typed=True)
 def share_of_income(fraction: float | None, locale: str) -> str:
     """The income rule's share in words: 三分之一 / a third; a share without a name as a percentage.
 
@@ -362,6 +387,8 @@ def _with_unknown(view: View, words: _Words) -> View:
 def _environment() -> Environment:
     # Plain text for an inbox and for partners' apps: nothing to HTML-escape here; the partner's
     # app escapes for its own medium.
+    # The templates ship with the code: no process needs to see them change, so Jinja2 does not
+    # look at their files again on every render (auto_reload stats each one, includes too).
     return Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(enabled_extensions=("html", "xml"), default_for_string=False),
@@ -369,7 +396,13 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        auto_reload=False,
     )
+
+
+@cache
+def _template(kind: str, locale: str) -> Template:
+    return _environment().get_template(f"{kind}.{locale}.txt.j2")
 
 
 def compose_movement(event: Movement) -> View:
@@ -416,9 +449,12 @@ def render_movement(event: Movement) -> Disclosure:
 
 
 def _render(view: View) -> Disclosure:
-    template = _environment().get_template(f"{view.kind}.{view.locale}.txt.j2")
-    module = template.make_module({"v": view})
-    body = "\n".join(line.rstrip() for line in str(module).strip().splitlines())
+    template = _template(view.kind, view.locale)
+    # What `template.make_module(...)` does (body, and the title the template sets), without building
+    # a module object per message.
+    context = template.new_context({"v": view})
+    text = concat(template.root_render_func(context))
+    body = "\n".join(line.rstrip() for line in text.strip().splitlines())
     return Disclosure(
-        title=str(module.title).strip(), body=body, reference=view.reference, unknown_codes=view.unknown_codes
+        title=str(context.vars["title"]).strip(), body=body, reference=view.reference, unknown_codes=view.unknown_codes
     )

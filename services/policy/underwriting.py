@@ -11,6 +11,7 @@ The same underwriter serves the live fleet (Redis book, `credit.windows`) and a 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -111,16 +112,26 @@ class Underwriter:
         await self.publisher.publish((self.out_topic, d) for d in decisions)
         published = time.perf_counter()
         await self.store.mark_published([keys[d.decision_id] for d in decisions])
-        log.debug(
-            "batch_decided",
-            size=len(scores),
-            allocate_ms=round((allocated - began) * 1000, 2),
-            remember_ms=round((remembered - allocated) * 1000, 2),
-            publish_ms=round((published - remembered) * 1000, 2),
-            total_ms=round((time.perf_counter() - began) * 1000, 2),
-        )
-        for d in decisions:
-            _log_decision(d)
+        # One line per batch at INFO: each decision is on `credit.windows` (the audit trail, kept
+        # forever) with its reasons, so a line per decision only repeated it, at a tenth of the
+        # policy's CPU. The per-decision lines are there at DEBUG; warnings and errors are unchanged.
+        if decisions or conflicts:
+            log.info(
+                "batch_decided",
+                size=len(scores),
+                decisions=len(decisions),
+                conflicts=len(conflicts),
+                policy_version=policy.label,
+                trigger=trigger,
+                outcomes=_outcomes(decisions),
+                allocate_ms=round((allocated - began) * 1000, 2),
+                remember_ms=round((remembered - allocated) * 1000, 2),
+                publish_ms=round((published - remembered) * 1000, 2),
+                total_ms=round((time.perf_counter() - began) * 1000, 2),
+            )
+        if log.is_enabled_for(logging.DEBUG):
+            for d in decisions:
+                _log_decision(d, level=logging.DEBUG)
         return Decided(decisions, conflicts)
 
     async def enforce_pauses(self) -> list[WindowClosed]:
@@ -175,7 +186,16 @@ class Underwriter:
         return closures
 
 
-def _log_decision(decision: Decision) -> None:
+def _outcomes(decisions: Sequence[Decision]) -> dict[str, int]:
+    """How many windows a batch opened, and closed by category: `{"opened": 310, "closed_credit": 150, ...}`."""
+    counts: dict[str, int] = {}
+    for d in decisions:
+        key = "opened" if isinstance(d, WindowOpened) else f"closed_{getattr(d, 'category', '')}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _log_decision(decision: Decision, *, level: int = logging.INFO) -> None:
     ids = {
         **event_ids(decision),
         "decision_seq": decision.decision_seq,
@@ -183,9 +203,9 @@ def _log_decision(decision: Decision) -> None:
         "trigger": decision.trigger,
     }
     if isinstance(decision, WindowOpened):
-        log.info("window_opened", **ids, limit=decision.limit, grade=decision.grade, bound_by=decision.basis.bound_by)
+        log.log(level, "window_opened", **ids, limit=decision.limit, grade=decision.grade, bound_by=decision.basis.bound_by)
     elif isinstance(decision, WindowClosed):
-        log.info("window_closed", **ids, category=decision.category, reason=decision.reason)
+        log.log(level, "window_closed", **ids, category=decision.category, reason=decision.reason)
 
 
 def _parse_decision(payload: bytes) -> Decision:

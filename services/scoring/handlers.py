@@ -66,6 +66,8 @@ async def _score_batch(deps: ScoringDeps, records: Records, message: KafkaMessag
     )
     commit_in_background(message)
     deps.metrics.observe(scores)
+    debug = log.is_enabled_for(logging.DEBUG)  # a scored application's line is DEBUG: build it only then
     for score in scores:
-        level = logging.INFO if score.outcome != "scored" else logging.DEBUG
-        log.log(level, "application_scored", **event_ids(score), outcome=score.outcome, grade=score.grade, model_id=score.model_id)
+        if debug or score.outcome != "scored":
+            level = logging.INFO if score.outcome != "scored" else logging.DEBUG
+            log.log(level, "application_scored", **event_ids(score), outcome=score.outcome, grade=score.grade, model_id=score.model_id)

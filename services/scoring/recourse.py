@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from services.scoring.characteristics import Characteristic, NumericCharacteristic, category_of
 from shared.contracts import Applicant, RecourseAction
 
-__all__ = ["LEVERS", "MAX_CHANGES", "Change", "Lever", "Lower", "Raise", "SwitchTo", "applied", "plan"]
+__all__ = ["LEVERS", "MAX_CHANGES", "Change", "Lever", "Lower", "Planner", "Raise", "SwitchTo", "applied", "plan"]
 
 # ScoreComputed carries at most eight recourse actions.
 MAX_CHANGES = 8
@@ -158,27 +158,120 @@ LEVERS: tuple[Lever, ...] = (
 )
 
 
-def _changes(applicant: Applicant, lever: Lever, table: Characteristic) -> list[Change]:
-    value = getattr(applicant, lever.characteristic)
-    if value is None:
-        return []
-    now = table.points[table.locate(value)]
-    changes = []
-    for candidate in lever.candidates(value, table):
-        gain = table.points[table.locate(candidate.value)] - now
-        if gain > 0:
+# One lever's options for one current value: (new value, target as told, bins moved, points gained).
+_Option = tuple[NewValue, str, int, float]
+# Distinct values whose options one planner keeps per lever (the contract bounds them; this bounds memory).
+_KEPT = 4096
+
+
+class _LeverOptions:
+    """A lever's changes that gain points, by the applicant's current value, worked out once per value.
+
+    For a numeric lever the options depend only on the bin the value falls in (targets are bin
+    edges, gains are bin points), so they are kept by bin; for a categorical one, by the category.
+    """
+
+    __slots__ = ("_by_bin", "_kept", "lever", "table")
+
+    def __init__(self, lever: Lever, table: Characteristic) -> None:
+        self.lever = lever
+        self.table = table
+        self._by_bin = isinstance(lever, Lower) and isinstance(table, NumericCharacteristic)
+        self._kept: dict[object, tuple[_Option, ...]] = {}
+
+    def of(self, value: object) -> tuple[_Option, ...]:
+        if value is None:
+            return ()
+        if self._by_bin:
+            if isinstance(value, bool) or not isinstance(value, int):
+                return self._work_out(value)  # no options (`Lower` takes whole numbers only)
+            key: object = self.table.locate(value)
+        else:
+            key = (type(value), value)  # True and 1 are equal keys, not equal values
+        found = self._kept.get(key)
+        if found is None:
+            found = self._work_out(value)
+            if len(self._kept) < _KEPT:
+                self._kept[key] = found
+        return found
+
+    def _work_out(self, value: object) -> tuple[_Option, ...]:
+        table = self.table
+        now = table.points[table.locate(value)]  # type: ignore[arg-type]
+        options = []
+        for candidate in self.lever.candidates(value, table):
+            gain = table.points[table.locate(candidate.value)] - now
+            if gain > 0:
+                options.append((candidate.value, candidate.target, candidate.steps, gain))
+        return tuple(options)
+
+
+class Planner:
+    """`plan` for one scorecard's tables, with each lever's options worked out once per value."""
+
+    __slots__ = ("_levers", "max_changes")
+
+    def __init__(self, tables: Mapping[str, Characteristic], *, levers: tuple[Lever, ...] = LEVERS, max_changes: int = MAX_CHANGES) -> None:
+        # a lever whose characteristic the scorecard does not use is skipped
+        self._levers = tuple(_LeverOptions(lever, tables[lever.characteristic]) for lever in levers if lever.characteristic in tables)
+        self.max_changes = max_changes
+
+    def plan(self, applicant: Applicant, deficit: float) -> tuple[Change, ...]:
+        """The best set of changes adding at least `deficit` points; empty if none reaches it."""
+        if deficit <= 0:
+            return ()
+        values = [getattr(applicant, lever.lever.characteristic) for lever in self._levers]
+        options = [lever.of(value) for lever, value in zip(self._levers, values, strict=True)]
+        needed = deficit + _MARGIN
+        max_changes = self.max_changes
+        # reachable[i]: the most the levers from i on can still add; a state that cannot reach the
+        # cut-off even with all of them is dropped, and a state that already reaches it is not grown
+        # (one more change can only rank worse).
+        reachable = [0.0] * (len(options) + 1)
+        for i in range(len(options) - 1, -1, -1):
+            reachable[i] = reachable[i + 1] + max((o[3] for o in options[i]), default=0.0)
+        if reachable[0] < needed:
+            return ()
+        # A state: (changes, bins moved) -> (points gained, the chosen (lever, option) pairs).
+        states: dict[tuple[int, int], tuple[float, tuple[tuple[int, _Option], ...]]] = {(0, 0): (0.0, ())}
+        for i, group in enumerate(options):
+            rest = reachable[i + 1]
+            grown = {key: state for key, state in states.items() if state[0] + rest >= needed}
+            if group:
+                for (count, steps), (gain, chosen) in states.items():
+                    if count >= max_changes or gain >= needed or gain + reachable[i] < needed:
+                        continue
+                    for option in group:
+                        total = gain + option[3]
+                        if total + rest < needed:
+                            continue
+                        key = (count + 1, steps + option[2])
+                        if key not in grown or total > grown[key][0]:
+                            grown[key] = (total, (*chosen, (i, option)))
+            states = grown
+        feasible = [
+            (count, steps, -gain, chosen)
+            for (count, steps), (gain, chosen) in states.items()
+            if count > 0 and gain >= needed
+        ]
+        if not feasible:
+            return ()
+        best = min(feasible, key=lambda f: f[:3])[3]
+        changes = []
+        for i, (new_value, target, steps, gain) in best:
+            lever = self._levers[i].lever
             changes.append(
                 Change(
                     characteristic=lever.characteristic,
                     advice=lever.advice,
-                    current=category_of(value),
-                    target=candidate.target,
-                    value=candidate.value,
+                    current=category_of(values[i]),  # type: ignore[arg-type]
+                    target=target,
+                    value=new_value,
                     points_gain=gain,
-                    steps=candidate.steps,
+                    steps=steps,
                 )
             )
-    return changes
+        return tuple(sorted(changes, key=lambda c: (-c.points_gain, c.characteristic)))
 
 
 def plan(
@@ -192,45 +285,10 @@ def plan(
     """The best set of changes adding at least `deficit` points; empty if none reaches it.
 
     `tables` are the scorecard's characteristics by name; a lever whose characteristic the
-    scorecard does not use is skipped. Changes come back with the largest gain first.
+    scorecard does not use is skipped. Changes come back with the largest gain first. (A scorecard
+    keeps one `Planner`, which works each lever's options out once per value.)
     """
-    if deficit <= 0:
-        return ()
-    options = [
-        _changes(applicant, lever, tables[lever.characteristic]) for lever in levers if lever.characteristic in tables
-    ]
-    needed = deficit + _MARGIN
-    # reachable[i]: the most the levers from i on can still add; a state that cannot reach the
-    # cut-off even with all of them is dropped, and a state that already reaches it is not grown
-    # (one more change can only rank worse).
-    reachable = [0.0] * (len(options) + 1)
-    for i in range(len(options) - 1, -1, -1):
-        reachable[i] = reachable[i + 1] + max((c.points_gain for c in options[i]), default=0.0)
-    if reachable[0] < needed:
-        return ()
-    states: dict[tuple[int, int], tuple[float, tuple[Change, ...]]] = {(0, 0): (0.0, ())}
-    for i, group in enumerate(options):
-        grown = {key: state for key, state in states.items() if state[0] + reachable[i + 1] >= needed}
-        for (count, steps), (gain, chosen) in states.items():
-            if count >= max_changes or gain >= needed or gain + reachable[i] < needed:
-                continue
-            for change in group:
-                total = gain + change.points_gain
-                if total + reachable[i + 1] < needed:
-                    continue
-                key = (count + 1, steps + change.steps)
-                if key not in grown or total > grown[key][0]:
-                    grown[key] = (total, (*chosen, change))
-        states = grown
-    feasible = [
-        (count, steps, -gain, chosen)
-        for (count, steps), (gain, chosen) in states.items()
-        if count > 0 and gain >= needed
-    ]
-    if not feasible:
-        return ()
-    best = min(feasible, key=lambda f: f[:3])[3]
-    return tuple(sorted(best, key=lambda c: (-c.points_gain, c.characteristic)))
+    return Planner(tables, levers=levers, max_changes=max_changes).plan(applicant, deficit)
 
 
 def applied(applicant: Applicant, changes: tuple[Change, ...]) -> Applicant:

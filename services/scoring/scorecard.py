@@ -37,7 +37,7 @@ from typing import Any
 from services.scoring.characteristics import CategoricalCharacteristic, Characteristic, NumericCharacteristic
 from services.scoring.drift import ScoreDistribution
 from services.scoring.ports import ScoreResult
-from services.scoring.recourse import plan
+from services.scoring.recourse import Planner
 from shared.contracts import SEGMENTS, Applicant, Reason
 from shared.reasons import reason_code
 
@@ -160,6 +160,7 @@ class Scorecard:
         "_grades",
         "_pd_intercept",
         "_pd_slope",
+        "_planner",
         "_tables",
         "model_id",
         "name",
@@ -189,6 +190,7 @@ class Scorecard:
         self.version = version
         self._characteristics = characteristics
         self._tables = {c.name: c for c in characteristics}
+        self._planner = Planner(self._tables)  # recourse, each lever's options worked out once per value
         self._pd_intercept = pd_intercept
         self._pd_slope = pd_slope
         self._grades = grades
@@ -295,5 +297,5 @@ class Scorecard:
         pd = self.pd(total)
         if total >= cutoff:
             return ScoreResult(total, pd, self.grade(pd), reasons, (), None)
-        changes = plan(applicant, self._tables, cutoff - total)
+        changes = self._planner.plan(applicant, cutoff - total)
         return ScoreResult(total, pd, self.grade(pd), reasons, tuple(c.as_action() for c in changes), cutoff)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter
 
@@ -52,13 +53,24 @@ class BrokerSender:
         )
 
 
+# One record as the outbox hands it to a sender: topic, key, value, headers.
+OutRecord = tuple[str, bytes, bytes, dict[str, str]]
+
+
 class ProducerSender:
-    """A dedicated aiokafka producer: a batch of sends, acknowledged together (the fast path)."""
+    """A dedicated aiokafka producer: a batch of sends, acknowledged together (the fast path).
+
+    `send_all` writes a whole batch as one record batch per partition (aiokafka's `create_batch` /
+    `send_batch`): the same partitions as a `send` per record (the producer's own partitioner on the
+    key), the same order within each, but no future, partitioner call through the producer and
+    accumulator round per record, which made a third of the outbox's cost.
+    """
 
     def __init__(self, settings: Settings, *, client_id: str) -> None:
         self._settings = settings
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None  # made at start: aiokafka needs the running loop
+        self._partitioner = DefaultPartitioner()
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
@@ -69,6 +81,7 @@ class ProducerSender:
             linger_ms=self._settings.producer_linger_ms,
             max_batch_size=256 * 1024,
             request_timeout_ms=self._settings.producer_request_timeout_ms,
+            partitioner=self._partitioner,
         )
         await self._producer.start()
 
@@ -80,6 +93,34 @@ class ProducerSender:
         if self._producer is None:
             raise RuntimeError("the outbox's producer is not started")
         return await self._producer.send(topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+
+    async def send_all(self, records: list[OutRecord]) -> list[asyncio.Future[Any]]:
+        """Queue every record; the futures resolve when the broker has acknowledged them (all of them
+        when every future has). Each key goes to the partition `send` would choose."""
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("the outbox's producer is not started")
+        partitioner = self._partitioner  # the producer's own: the partition `send` would choose for each key
+        partitions: dict[str, list[int]] = {}
+        open_batches: dict[tuple[str, int], Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        for topic, key, value, headers in records:
+            known = partitions.get(topic)
+            if known is None:
+                known = partitions[topic] = list(await producer.partitions_for(topic))
+            partition = partitioner(key, known, known)
+            batch = open_batches.get((topic, partition))
+            if batch is None:
+                batch = open_batches[(topic, partition)] = producer.create_batch()
+            encoded = [(k, v.encode()) for k, v in headers.items()]
+            if batch.append(timestamp=None, key=key, value=value, headers=encoded) is None:
+                # full: send it, and start the next one with this record (a first record always fits)
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = open_batches[(topic, partition)] = producer.create_batch()
+                batch.append(timestamp=None, key=key, value=value, headers=encoded)
+        for (topic, partition), batch in open_batches.items():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
 
 
 # Dead letters this process published lately, by id: a batch rewound and redelivered does not
@@ -124,13 +165,21 @@ class Outbox:
         await self._sender.stop()
 
     async def publish(self, items: Iterable[tuple[str, Event]]) -> int:
-        futures = []
         sent: list[tuple[str, Event]] = []
-        for topic, event in items:
-            message = encode(event)
-            futures.append(await self._sender.send(topic, message.key, message.value, message.headers, message.correlation_id))
-            sent.append((topic, event))
-        pending = [f for f in futures if f is not None]  # the in-memory test broker delivers inline
+        if isinstance(self._sender, ProducerSender):
+            records: list[OutRecord] = []
+            for topic, event in items:
+                message = encode(event)
+                records.append((topic, message.key, message.value, message.headers))
+                sent.append((topic, event))
+            pending = await self._sender.send_all(records) if records else []
+        else:
+            futures = []
+            for topic, event in items:
+                message = encode(event)
+                futures.append(await self._sender.send(topic, message.key, message.value, message.headers, message.correlation_id))
+                sent.append((topic, event))
+            pending = [f for f in futures if f is not None]  # the in-memory test broker delivers inline
         if pending:
             await asyncio.gather(*pending)
         if self._published is not None and self._dead_letters is not None:
@@ -138,7 +187,7 @@ class Outbox:
                 self._published.labels(topic).inc()
                 if isinstance(event, DeadLetter):  # every path to the dead-letter topic is counted here
                     self._dead_letters.labels(event.source_topic, event.error_type).inc()
-        return len(futures)
+        return len(sent)
 
     async def dead_letter(self, topic: str, refused: Iterable[RefusedRecord]) -> int:
         """Publish a dead letter per refused record, once per process lifetime of its id.

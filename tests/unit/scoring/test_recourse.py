@@ -6,7 +6,7 @@ import pytest
 
 from devtools.germancredit import GermanRow
 from services.scoring.characteristics import CategoricalCharacteristic, NumericCharacteristic
-from services.scoring.recourse import LEVERS, Change, Lower, Raise, SwitchTo, applied, plan
+from services.scoring.recourse import LEVERS, Change, Lower, Planner, Raise, SwitchTo, applied, plan
 from services.scoring.scorecard import Scorecard
 from shared.contracts import Applicant
 
@@ -154,3 +154,15 @@ def test_changes_come_with_the_largest_gain_first() -> None:
     gains = [c.points_gain for c in changes]
     assert gains == sorted(gains, reverse=True)
     assert isinstance(changes[0], Change)
+
+
+def test_a_planner_kept_across_applicants_plans_what_a_fresh_one_does(scorecard: Scorecard, rows: tuple[GermanRow, ...]) -> None:
+    # The scorecard keeps one planner, which works each lever's options out once per value (per bin
+    # for a numeric lever): every plan must be the one worked out from scratch.
+    tables = _tables(scorecard)
+    kept = Planner(tables)
+    cases = _below_cutoff(scorecard, rows)
+    for applicant, segment, points in cases + cases[::-1]:
+        deficit = scorecard.cutoff(segment) - points
+        assert kept.plan(applicant, deficit) == plan(applicant, tables, deficit)
+        assert kept.plan(applicant, deficit / 2) == plan(applicant, tables, deficit / 2)
