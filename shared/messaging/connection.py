@@ -77,9 +77,9 @@ def make_broker(settings: Settings, *, service: str, middlewares: Sequence[Any] 
         client_id=f"creditwindow-{service}{'-' + settings.instance_id if settings.instance_id else ''}",
         security=_security(settings),
         acks="all",
-        # Not idempotent: aiokafka's idempotent producer never recovers from the OutOfOrderSequence
-        # a broker restart can cause (its futures hang). Retries may then duplicate a record; every
-        # event id is derived from its input and every consumer dedupes, so a copy changes nothing.
+        # The services publish through the outbox's own idempotent producer, which is replaced when
+        # aiokafka's sequence breaks (outbox.py); this one, which nothing can replace, publishes nothing
+        # in production, so it stays non-idempotent.
         enable_idempotence=False,
         linger_ms=settings.producer_linger_ms,
         max_batch_size=256 * 1024,
