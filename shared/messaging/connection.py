@@ -73,7 +73,8 @@ def make_broker(settings: Settings, *, service: str, middlewares: Sequence[Any] 
     """A broker for one service process. Nothing connects until the app starts it."""
     skip_idle_sleep()  # FastStream 0.7 sleeps after an empty batch poll: see batch_poll.py
     return KafkaBroker(
-        settings.kafka_servers,
+        # a list: FastStream takes one string for one server, where aiokafka splits it on commas
+        [server.strip() for server in settings.kafka_servers.split(",") if server.strip()],
         client_id=f"creditwindow-{service}{'-' + settings.instance_id if settings.instance_id else ''}",
         security=_security(settings),
         acks="all",
