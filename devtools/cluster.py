@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import signal
 import subprocess
@@ -229,6 +230,8 @@ class LocalCluster:
         self.redis_dir = self.root / "redis"
         self._tools = LocalPlatform(settings, say=say)  # Java, the Kafka jars and redis-server, found once
         self._java: str | None = None
+        # Probing a node that is down (or was just killed on purpose) is expected here: not a console warning.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     @property
     def env_file(self) -> Path:
