@@ -640,7 +640,7 @@ async def _run(plan: FaultPlan, console: Console) -> FaultReport:
                 publish(),
                 _chaos(plan, settings, fleet, infra, report.faults, flow, published, lambda line: progress.console.print(line)),
             )
-            report.counts["unexpected_exits"] = len(fleet.exited())  # counted before anything comes back
+            exited_meanwhile = len(fleet.exited())  # counted before anything comes back
             for proc in fleet.processes.values():  # anything still down comes back for the count
                 if not proc.alive:
                     fleet.restart(proc.name)
@@ -649,7 +649,7 @@ async def _run(plan: FaultPlan, console: Console) -> FaultReport:
             await watcher
         await _check(settings, published, seen, report)
         report.counts["service_restarts"] = sum(p.restarts for p in fleet.processes.values())
-        report.counts["unexpected_exits"] += len(fleet.exited())
+        report.counts["unexpected_exits"] = exited_meanwhile + len(fleet.exited())
     finally:
         stop_watch.set()
         fleet.stop()

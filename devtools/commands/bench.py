@@ -19,6 +19,14 @@ def bench(
     rate_seconds: Annotated[float, typer.Option(help="How long each fixed-rate phase lasts.")] = 20.0,
     scaling: Annotated[bool, typer.Option(help="Also run two replicas of each service.")] = True,
     report: Annotated[Path, typer.Option(help="Where to write the markdown report.")] = Path("docs/benchmarks.md"),
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster",
+            help="On the local cluster (started if needed): the fleet with and without WAIT for the Redis replica, "
+            "then the relay; written as a section of the report.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Decisions/s and latency of the fleet against a bare aiokafka relay, in the same run."""
@@ -28,7 +36,8 @@ def bench(
         applications=applications,
         rates=tuple(int(r) for r in rates.split(",") if r.strip()),
         rate_seconds=rate_seconds,
-        scaling=scaling,
+        scaling=scaling and not cluster,
+        cluster=cluster,
     )
     result = run_bench(plan, console=err if as_json else console, report_path=report)
     if not as_json:

@@ -98,6 +98,26 @@ def redis_memory(
         console.print(section(report), highlight=False)
 
 
+@app.command("budget-bench")
+def budget_bench(
+    seconds: Annotated[float, typer.Option(help="How long each mode runs.", min=1.0, max=60.0)] = 5.0,
+    cluster: ClusterOption = False,
+    doc: Annotated[Path | None, typer.Option(help="Write the result into this page (between its markers).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Budget reservations per second on one Redis (one hot segment key), and the ceiling that implies."""
+    from devtools.budget_bench import run, section, write_section
+
+    settings = _cluster().settings if cluster else Settings()
+    report = run(settings, seconds)
+    if doc is not None:
+        write_section(report, doc)
+    if as_json:
+        print(json.dumps(report.as_dict()))
+    else:
+        console.print(section(report), highlight=False, markup=False)
+
+
 @app.command("status")
 def status(cluster: ClusterOption = False, as_json: JsonOption = False) -> None:
     """Where each part of the platform runs and whether it answers; `--cluster`: each node, the active
