@@ -241,7 +241,7 @@ def section(report: BudgetBench) -> str:
         lines.append(f"| {m.name} | {m.decisions:,} | {m.seconds} | {m.per_s:,.0f} | {m.server_us_per_call} | {m.server_us_per_decision:.2f} |")
     lines += [
         "",
-        f"The ceiling: Redis runs one script at a time on one core, so the least server time per reservation above,",
+        "The ceiling: Redis runs one script at a time on one core, so the least server time per reservation above,",
         f"**{1e6 / ceiling if ceiling else 0:.1f} µs**, caps one instance (and so one hot budget key) at about **{ceiling:,.0f} reservations/s**",
         "whatever the number of clients; the Python clients reach less (their own CPU and the round trips).",
         "`docs/operations.md` says what that means for the fleet and what to do past it.",
