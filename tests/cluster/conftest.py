@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,17 @@ from devtools.cluster import LocalCluster
 from devtools.namespaces import delete_namespace
 from shared.settings import Settings
 
-pytestmark = pytest.mark.skipif(os.environ.get("CW_CLUSTER_TESTS") != "1", reason="the cluster suite: run `make test-cluster`")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/cluster is skipped unless CW_CLUSTER_TESTS=1 (`make test-cluster`)."""
+    if os.environ.get("CW_CLUSTER_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="the cluster suite: run `make test-cluster`")
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if Path(str(item.fspath)).resolve().is_relative_to(here):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -30,13 +41,8 @@ def cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture
-def settings(cluster: LocalCluster, namespace: str) -> Settings:
-    """The cluster's settings in a namespace of this test's own."""
-    return cluster.settings.model_copy(update={"topic_namespace": namespace})
-
-
-@pytest.fixture(autouse=True)
-async def _clean_namespace(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    yield
-    if "settings" in request.fixturenames:
-        await delete_namespace(request.getfixturevalue("settings"))
+async def settings(cluster: LocalCluster, namespace: str) -> AsyncIterator[Settings]:
+    """The cluster's settings in a namespace of this test's own (its topics and keys go afterwards)."""
+    made = cluster.settings.model_copy(update={"topic_namespace": namespace})
+    yield made
+    await delete_namespace(made)
