@@ -1,7 +1,7 @@
 """`creditwindow faults` / `make faults`: the fleet under faults on the local platform, then the books.
 
 One run publishes N applications (a share of them malformed bytes or invalid fields, a share exact
-duplicates) while, at seeded random moments, every service process (two replicas of each) is
+duplicates, a share by customers who applied shortly before) while, at seeded random moments, every service process (two replicas of each) is
 killed with SIGKILL and restarted, one replica is killed and left down for a while (its
 partitions move to the other), a poison record (350 KB of value, a 300 KB header key of control
 characters) lands on the busiest partition of `credit.applications` and on `credit.policy`, every
@@ -71,6 +71,7 @@ class FaultPlan:
     applications: int = 20_000
     malformed_share: float = 0.05
     duplicate_share: float = 0.05
+    repeat_share: float = 0.3  # applications by a customer who applied shortly before (several decisions each)
     replicas: int = 2
     publish_seconds: float = 240.0  # faults happen while applications keep arriving
     seed: int = 20261128
@@ -142,6 +143,7 @@ class _Published:
 # the broker, and stop nothing.
 POISON_KEY = b"cus_poison_000001"
 PUBLISH_WINDOW = 64  # applications the suite's upstream app keeps in flight
+REPEAT_FROM = 200  # a repeat applicant is one of the last this many customers
 
 
 def poison_record() -> tuple[bytes, list[tuple[str, bytes]]]:
@@ -172,7 +174,13 @@ async def _publish(settings: Settings, plan: FaultPlan, published: _Published, p
     run_id = uuid.uuid4().hex[:8]
     topic = settings.topics.applications
     items: list[tuple[str, bytes, bytes, dict[str, str], str | None]] = []  # kind, key, value, headers, app id
+    repeats = random.Random(plan.seed + 2)  # its own stream: the malformed and duplicate draws stay as they were
+    recent: deque[str] = deque(maxlen=REPEAT_FROM)
     for application in applications(run_id, count=plan.applications, producer="faults"):
+        if recent and repeats.random() < plan.repeat_share:
+            # A customer who applied a moment ago applies again: their decisions must stay in order.
+            application = application.model_copy(update={"customer_id": repeats.choice(recent)})
+        recent.append(application.customer_id)
         message = encode(application)
         if rng.random() < plan.malformed_share:
             kind, value = _malformed(rng, json.loads(message.value))
@@ -564,6 +572,7 @@ async def _check(settings: Settings, published: _Published, seen: dict[str, list
     report.checks["per_customer_order_kept"] = {
         "ok": not decisions_out and not notices_out,
         "customers": len({d.customer_id for d in decisions}),
+        "customers_with_several_decisions": sum(1 for n in Counter(d.customer_id for d in by_id.values()).values() if n > 1),
         "decisions_out_of_order": len(decisions_out), "inbox_notifications_out_of_order": len(notices_out),
         "examples": (decisions_out + notices_out)[:3],
     }  # fmt: skip
@@ -688,7 +697,8 @@ CLUSTER_BEGIN, CLUSTER_END = "<!-- BEGIN cluster-faults -->", "<!-- END cluster-
 def _report_body(report: FaultReport, level: str) -> list[str]:
     lines = [
         f"- applications: {report.plan.applications:,} ({report.plan.malformed_share:.0%} malformed bytes or invalid fields, "
-        f"{report.plan.duplicate_share:.0%} exact duplicates), two replicas of each service, seed {report.plan.seed}",
+        f"{report.plan.duplicate_share:.0%} exact duplicates, {report.plan.repeat_share:.0%} by a customer who applied shortly before), "
+        f"two replicas of each service, seed {report.plan.seed}",
         f"- run: {report.seconds:.0f} s, namespace `{report.namespace}`, result: **{'all checks passed' if report.passed else 'FAILED'}**",
         "",
         f"{level} Checks",
