@@ -6,6 +6,10 @@
 #   make test-containers   the end-to-end suite on Kafka and Redis started by testcontainers
 #   make compose-check     docker-compose.yml up, 1,000 applications through it, down
 #   make deploy-check      render and validate deploy/k8s offline; check the Prometheus rules with promtool
+# The local cluster (three Kafka nodes, Redis with a replica and Sentinels; no Docker):
+#   make test-cluster      the cluster suite and end-to-end tests on it (the cluster is started and stopped)
+#   make faults-cluster    the fault suite on it, 20,000 applications (docs/reliability.md, its section)
+#   make bench-cluster     what WAIT for the Redis replica costs (docs/benchmarks.md, its section)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -16,11 +20,13 @@ PYTEST_ARGS ?=
 COMPOSE := docker compose $(if $(wildcard .cache/images.env),--env-file .cache/images.env)
 
 .PHONY: help install lock demo test test-fast test-e2e bench profile faults up down status schemas docs clean \
-	images test-containers compose-check compose-up compose-down k8s-check rules-check deploy-check
+	images test-containers compose-check compose-up compose-down k8s-check rules-check deploy-check \
+	test-cluster faults-cluster bench-cluster
 
 help:
 	@echo "make demo | make test | make test-fast | make bench | make profile | make faults | make up | make down | make status"
 	@echo "make images | make test-containers | make compose-check | make deploy-check | make lock"
+	@echo "make test-cluster | make faults-cluster | make bench-cluster"
 
 # Installs exactly the lock (hashes checked): requirements/dev.txt has every extra; the project itself
 # is installed editable, built with the locked setuptools. `make lock` re-resolves after a change to
@@ -78,6 +84,25 @@ profile: install
 
 faults: install
 	$(BIN)/creditwindow faults
+
+# --- the local cluster -------------------------------------------------------------------------------
+# End-to-end tests that run as they are on the cluster (CLUSTER_E2E), beside the cluster suite. The
+# cluster is stopped afterwards unless it was running before (CW_KEEP_CLUSTER=1 keeps it).
+CLUSTER_HOME ?= $(or $(CW_HOME),.cache)
+CLUSTER_E2E ?= tests/e2e/test_fleet.py tests/e2e/test_topics_check.py
+test-cluster: install
+	@running=$$($(BIN)/creditwindow dev status --cluster >/dev/null 2>&1 && echo yes); \
+	$(BIN)/creditwindow dev up --cluster || exit $$?; \
+	set -a; . $(CLUSTER_HOME)/cluster/cluster.env; set +a; \
+	CW_CLUSTER_TESTS=1 CW_KEEP_CLUSTER=1 $(BIN)/python -m pytest -ra $(CLUSTER_E2E) tests/cluster $(PYTEST_ARGS); rc=$$?; \
+	if [ -z "$$running" ] && [ -z "$$CW_KEEP_CLUSTER" ]; then $(BIN)/creditwindow dev down --cluster; fi; \
+	exit $$rc
+
+faults-cluster: install
+	$(BIN)/creditwindow faults --cluster
+
+bench-cluster: install
+	$(BIN)/creditwindow bench --cluster
 
 schemas: install
 	$(BIN)/creditwindow schema export docs/schemas

@@ -26,6 +26,7 @@ from creditwindow.commands import (
     shadow,
     simulate,
     tail,
+    topics,
 )
 from creditwindow.terminal import checked_settings, err
 
@@ -57,6 +58,7 @@ groups: dict[str, typer.Typer] = {
     "shadow": shadow.app,
     "asyncapi": asyncapi.app,
     "model": model.app,
+    "topics": topics.app,
 }
 app.command("run")(run.run)
 app.command("tail")(tail.tail)

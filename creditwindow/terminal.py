@@ -22,6 +22,7 @@ from rich.console import Console
 from shared.contracts import Topics
 from shared.environments import UnsafeEnvironment, check_environment
 from shared.masking import mask_secrets
+from shared.redis_connection import make_redis
 from shared.settings import Settings, variable_of
 
 __all__ = [
@@ -82,7 +83,7 @@ def unreachable_message(exc: BaseException, settings: Settings) -> str | None:
     if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError)):
         message = f"Kafka at {settings.kafka_servers} does not answer ({str(exc)[:200]}). {_HOW_TO_START}"
     elif isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError)):
-        message = f"Redis at {settings.redis_dsn_masked} does not answer ({str(exc)[:200]}). {_HOW_TO_START}"
+        message = f"Redis at {settings.redis_where} does not answer ({str(exc)[:200]}). {_HOW_TO_START}"
     else:
         return None
     return mask_secrets(message, settings.secret_values())
@@ -103,7 +104,7 @@ def with_redis(operation: Callable[[Redis], Awaitable[T]], settings: Settings) -
     """Run an async operation on a Redis client made for this command; an unreachable Redis ends it clearly."""
 
     async def run() -> T:
-        redis = Redis.from_url(settings.redis_dsn, socket_connect_timeout=3)
+        redis = make_redis(settings, socket_timeout=None, connect_timeout=3.0)
         try:
             return await operation(redis)
         finally:

@@ -19,6 +19,11 @@ process (the load generator and the latency consumer) is measured around each ph
 reported beside them, since it shares the machine. From the "as fast as it can" phase, each
 service's CPU microseconds per decision (`cpu_us_per_decision`) and the relay's per record.
 Only 127.0.0.1; bounded.
+
+`--cluster` runs on the local cluster (devtools/cluster.py) instead, to measure what durability
+costs: the fleet with `WAIT` for the Redis replica before publishing (`CW_REDIS_MIN_REPLICAS=1`, as
+the cluster runs it) and without (0), then the relay, all on the same replicated topics in one run.
+Its report is a section of the page of its own (the single-node run keeps it).
 """
 
 from __future__ import annotations
@@ -42,10 +47,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from devtools.cluster import LocalCluster
 from devtools.fleet import Fleet
 from devtools.germancredit import load_rows
 from devtools.namespaces import delete_namespace
 from devtools.platform import LocalPlatform
+from devtools.redis_memory import kept_section, replace_section
 from shared.contracts import ApplicationReceived, DrawdownRequested, WindowOpened
 from shared.messaging import aiokafka_kwargs, ensure_topics
 from shared.messaging.topic_io import TopicReader, end_offsets
@@ -65,6 +72,7 @@ class BenchPlan:
     warmup: int = 1_000
     drawdowns: int = 5_000
     scaling: bool = True
+    cluster: bool = False  # on the local cluster: the fleet with and without WAIT, then the relay
 
 
 @dataclass(slots=True)
@@ -89,7 +97,7 @@ class Latency:
 
 @dataclass(slots=True)
 class Phase:
-    system: str  # fleet | relay
+    system: str  # fleet | relay; on the cluster: fleet+wait | fleet-nowait | relay
     replicas: int
     rate: int | None  # None: as fast as it can
     sent: int = 0
@@ -122,6 +130,8 @@ class BenchReport:
         return next((p for p in self.phases if (p.system, p.rate, p.replicas) == (system, rate, replicas)), None)
 
     def summary(self) -> dict[str, Any]:
+        if self.plan.cluster:
+            return self._cluster_summary()
         fleet, relay = self.phase("fleet", None), self.phase("relay", None)
         scaled = self.phase("fleet", None, replicas=2)
         out: dict[str, Any] = {
@@ -163,6 +173,29 @@ class BenchReport:
             out["scaling_ratio"] = round(scaled.decisions_per_s / fleet.decisions_per_s, 3)
         return out
 
+    def _cluster_summary(self) -> dict[str, Any]:
+        waited, plain, relay = self.phase(WAITED, None), self.phase(UNWAITED, None), self.phase("relay", None)
+        out: dict[str, Any] = {
+            "cluster": True,
+            "wait_per_s": round(waited.decisions_per_s, 1) if waited else None,
+            "no_wait_per_s": round(plain.decisions_per_s, 1) if plain else None,
+            "relay_per_s": round(relay.decisions_per_s, 1) if relay else None,
+            "throughput_cost_pct": None,
+            "p50_ms": {},
+            "p99_ms": {},
+            "p99_notification_ms": {},
+        }
+        if waited and plain and plain.decisions_per_s:
+            out["throughput_cost_pct"] = round(100 * (1 - waited.decisions_per_s / plain.decisions_per_s), 1)
+        for rate in self.plan.rates:
+            w, n, r = self.phase(WAITED, rate), self.phase(UNWAITED, rate), self.phase("relay", rate)
+            out["p50_ms"][str(rate)] = {"wait": w.to_decision.p50 if w else None, "no_wait": n.to_decision.p50 if n else None}
+            out["p99_ms"][str(rate)] = {
+                "wait": w.to_decision.p99 if w else None, "no_wait": n.to_decision.p99 if n else None, "relay": r.to_decision.p99 if r else None,
+            }  # fmt: skip
+            out["p99_notification_ms"][str(rate)] = {"wait": w.to_notification.p99 if w else None, "no_wait": n.to_notification.p99 if n else None}
+        return out
+
 
 def _label(phase: Phase) -> str:
     rate = "max" if phase.rate is None else f"{phase.rate}/s"
@@ -173,6 +206,9 @@ def _own_cpu() -> float:
     """CPU seconds of this process (the load generator and the latency consumer run in it)."""
     times = psutil.Process().cpu_times()
     return times.user + times.system
+
+
+WAITED, UNWAITED = "fleet+wait", "fleet-nowait"
 
 
 # --- load --------------------------------------------------------------------------------------------
@@ -366,8 +402,9 @@ def _peak_rss_mib(pid: int) -> float:
 class Relay:
     """Three relay processes: applications -> scores -> windows -> notifications, no logic."""
 
-    def __init__(self, settings: Settings, sizes: dict[str, int], log_dir: Path) -> None:
+    def __init__(self, settings: Settings, sizes: dict[str, int], log_dir: Path, env: dict[str, str] | None = None) -> None:
         topics = settings.topics
+        self.env = env or {}
         self.hops = [
             ("relay-scoring", topics.applications, topics.scores, sizes["scores"]),
             ("relay-policy", topics.scores, topics.windows, sizes["windows"]),
@@ -379,7 +416,7 @@ class Relay:
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "CW_TOPIC_NAMESPACE": self.settings.topic_namespace}
+        env = {**os.environ, **self.env, "CW_TOPIC_NAMESPACE": self.settings.topic_namespace}
         for name, source, sink, size in self.hops:
             with (self.log_dir / f"{name}.log").open("ab") as log:
                 self.processes[name] = subprocess.Popen(
@@ -444,26 +481,41 @@ async def _hop_sizes(settings: Settings) -> dict[str, int]:
 
 
 async def _run(plan: BenchPlan, console: Console) -> BenchReport:
-    base = Settings()
-    await asyncio.to_thread(LocalPlatform(base, say=lambda line: console.print(line, highlight=False)).up)
+    home = Settings()
+    say = lambda line: console.print(line, highlight=False)  # noqa: E731
+    endpoints: dict[str, str] = {}
+    if plan.cluster:
+        cluster = LocalCluster(home, say=say)
+        await asyncio.to_thread(cluster.up)
+        base, endpoints = cluster.settings, cluster.layout.env()
+    else:
+        base = home
+        await asyncio.to_thread(LocalPlatform(base, say=say).up)
     report = BenchReport(plan=plan, machine={"cpus": os.cpu_count(), "python": sys.version.split()[0]})
     stamp = time.strftime("%m%d%H%M%S")
     columns = (TextColumn("{task.description:<30}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    runs: list[tuple[str, int]] = [("fleet", 1), ("relay", 1)] + ([("fleet", 2)] if plan.scaling else [])
+    runs: list[tuple[str, int]]
+    if plan.cluster:
+        runs = [(WAITED, 1), (UNWAITED, 1), ("relay", 1)]
+    else:
+        runs = [("fleet", 1), ("relay", 1)] + ([("fleet", 2)] if plan.scaling else [])
     with Progress(*columns, console=console, transient=False) as progress:
         for system, replicas in runs:
-            settings = base.model_copy(update={"topic_namespace": f"bench{stamp}{system}{replicas}"})
+            settings = base.model_copy(update={"topic_namespace": f"bench{stamp}{system.replace('+', '').replace('-', '')}{replicas}"})
             await ensure_topics(settings)
             log_dir = base.home / "logs" / settings.topic_namespace
             fleet = relay = None
             try:
-                if system == "fleet":
-                    fleet = Fleet(env={"CW_TOPIC_NAMESPACE": settings.topic_namespace}, log_dir=log_dir, replicas=replicas)
+                if system != "relay":
+                    env = {**endpoints, "CW_TOPIC_NAMESPACE": settings.topic_namespace}
+                    if plan.cluster:
+                        env["CW_REDIS_MIN_REPLICAS"] = "1" if system == WAITED else "0"
+                    fleet = Fleet(env=env, log_dir=log_dir, replicas=replicas)
                     fleet.start()
                     await asyncio.to_thread(fleet.wait_ready, 90.0)
                     pids: Callable[[], dict[str, int]] = lambda f=fleet: _fleet_pids(f)  # noqa: E731
                 else:
-                    relay = Relay(settings, report.hop_bytes, log_dir)
+                    relay = Relay(settings, report.hop_bytes, log_dir, env=endpoints)
                     relay.start()
                     pids = relay.pids
                     await asyncio.sleep(3.0)  # the relay consumers join their groups
@@ -472,9 +524,9 @@ async def _run(plan: BenchPlan, console: Console) -> BenchReport:
                                Phase(system, replicas, None, sent=plan.warmup), progress)  # fmt: skip
                 rates: tuple[int | None, ...] = (None, *plan.rates) if replicas == 1 else (None,)
                 await _phases(settings, system, replicas, rates, plan.applications, plan, pids, report, progress)
-                if system == "fleet" and replicas == 1:
+                if system != "relay" and replicas == 1 and not report.hop_bytes:
                     report.hop_bytes = await _hop_sizes(settings)
-                    if plan.drawdowns:
+                    if plan.drawdowns and not plan.cluster:
                         await _drawdown_phase(settings, plan, pids, report, progress)
                 for name, pid in pids().items():
                     report.peak_rss_mib[f"{name}" + ("" if replicas == 1 else f" (x{replicas})")] = round(_peak_rss_mib(pid), 1)
@@ -518,7 +570,53 @@ def _plot(report: BenchReport, path: Path) -> None:
     plt.close(fig)
 
 
+CLUSTER_BEGIN, CLUSTER_END = "<!-- BEGIN cluster-bench -->", "<!-- END cluster-bench -->"
+
+
+def write_cluster_section(report: BenchReport, path: Path) -> None:
+    """The cluster's run: what WAIT for the replica costs, as a section of the page (the rest is kept)."""
+    summary = report.summary()
+    lines = [
+        "## On the local cluster: what waiting for the Redis replica costs",
+        "",
+        "Generated by `creditwindow bench --cluster` on the local cluster (three KRaft nodes, topics with replication",
+        "factor 3 and `min.insync.replicas` 2, Redis master + replica + three Sentinels), in one run: the fleet with",
+        "`WAIT 1` after a batch's Redis writes and before it publishes (`CW_REDIS_MIN_REPLICAS=1`, as the cluster runs",
+        "it), the same fleet without (`0`), then the bare relay on the same replicated topics. Same machine as above:",
+        f"{report.machine.get('cpus')} CPUs shared by three brokers, two Redis, three Sentinels, the services and the load.",
+        "",
+        f"- with WAIT: **{summary['wait_per_s']} decisions/s**; without: **{summary['no_wait_per_s']} decisions/s**; "
+        f"throughput cost of WAIT: **{summary['throughput_cost_pct']}%**",
+        f"- bare relay on the replicated topics: {summary['relay_per_s']} records/s",
+        "",
+        "| system | rate | sent | decided | decisions/s | to decision p50 / p95 / p99 / max (ms) | to notification p50 / p95 / p99 / max (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    names = {WAITED: "fleet, WAIT for the replica", UNWAITED: "fleet, no WAIT", "relay": "bare relay"}
+    for p in report.phases:
+        d, n = p.to_decision, p.to_notification
+        rate = "max" if p.rate is None else f"{p.rate}/s"
+        lines.append(
+            f"| {names.get(p.system, p.system)} | {rate} | {p.sent:,} | {p.decided:,} | {p.decisions_per_s:,.0f} | "
+            f"{d.p50} / {d.p95} / {d.p99} / {d.max} | {n.p50} / {n.p95} / {n.p99} / {n.max} |"
+        )
+    lines += [
+        "",
+        "Each batch with something to publish costs one more round trip to Redis that waits for the replica's",
+        "acknowledgement (policy: after `remember`; notification: after the ledger's `remember`, and after the webhook",
+        "enqueue when a partner is told), a fraction of a millisecond on one host; a batch amortises it over its records.",
+        "",
+        "```json",
+        json.dumps(summary, indent=2),
+        "```",
+    ]
+    replace_section(path, "\n".join(lines), CLUSTER_BEGIN, CLUSTER_END)
+
+
 def write_report(report: BenchReport, path: Path) -> None:
+    if report.plan.cluster:
+        write_cluster_section(report, path)
+        return
     summary = report.summary()
     image = path.parent / "img" / "bench-latency.png"
     _plot(report, image)
@@ -603,6 +701,10 @@ def write_report(report: BenchReport, path: Path) -> None:
         "```",
         "",
     ]
+    for begin, end in ((CLUSTER_BEGIN, CLUSTER_END), (BUDGET_BEGIN, BUDGET_END)):  # other writers' sections stay
+        kept = kept_section(path, begin, end)
+        if kept:
+            lines += [kept, ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 
@@ -613,6 +715,9 @@ def run_bench(plan: BenchPlan, *, console: Console | None = None, report_path: P
     if report_path is not None:
         write_report(report, report_path)
     return report
+
+
+BUDGET_BEGIN, BUDGET_END = "<!-- BEGIN budget-bench -->", "<!-- END budget-bench -->"
 
 
 def print_report(report: BenchReport, console: Console) -> None:

@@ -1,7 +1,7 @@
 """`creditwindow faults` / `make faults`: the fleet under faults on the local platform, then the books.
 
 One run publishes N applications (a share of them malformed bytes or invalid fields, a share exact
-duplicates) while, at seeded random moments, every service process (two replicas of each) is
+duplicates, a share by customers who applied shortly before) while, at seeded random moments, every service process (two replicas of each) is
 killed with SIGKILL and restarted, one replica is killed and left down for a while (its
 partitions move to the other), a poison record (350 KB of value, a 300 KB header key of control
 characters) lands on the busiest partition of `credit.applications` and on `credit.policy`, every
@@ -16,7 +16,15 @@ Afterwards it checks, and prints:
 - budget reservations in Redis equal the open windows' limits per segment, within budget;
 - exactly one notification per decision and per drawdown outcome;
 - every malformed or invalid record is in the dead-letter topic with a reason;
-- Redis current limits and balances equal a rebuild from `credit.windows` and `credit.drawdowns`.
+- Redis current limits and balances equal a rebuild from `credit.windows` and `credit.drawdowns`;
+- each customer's decisions, and inbox notifications, keep their order: in each customer's
+  partition, the first copy of each decision comes with a higher `decision_seq` than the one before.
+
+`--cluster` runs the same on the local cluster (devtools/cluster.py: three Kafka nodes, Redis with a
+replica and Sentinels, topics with RF 3 and min.insync.replicas 2, WAIT before publishing) and
+replaces the broker and Redis restarts with: kill -9 of the broker that leads most partitions of
+`credit.scores` (`broker_leader_kill`), of the active controller (`controller_kill`), and of the Redis
+master, so the Sentinels promote the replica (`redis_failover`); each restarted afterwards.
 
 Only 127.0.0.1, bounded in count and time: it stops by itself.
 """
@@ -25,25 +33,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import signal
 import statistics
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from devtools.cluster import LocalCluster, active_controller, leadership, live_brokers
 from devtools.fleet import SERVICES, Fleet
 from devtools.germancredit import applications
 from devtools.namespaces import delete_namespace
 from devtools.platform import LocalPlatform, PlatformError
-from devtools.redis_memory import kept_section
+from devtools.redis_memory import BEGIN as MEMORY_BEGIN
+from devtools.redis_memory import END as MEMORY_END
+from devtools.redis_memory import kept_section, replace_section
 from services.policy.document import load_policy
 from services.policy.rebuild import derive
 from services.policy.redis_book import RedisBook
@@ -63,6 +74,7 @@ from shared.contracts import (
 )
 from shared.messaging import ensure_topics
 from shared.messaging.topic_io import Publisher, TopicReader
+from shared.redis_connection import make_redis
 from shared.settings import REPO_ROOT, Settings
 from shared.wire import MAX_DEAD_LETTER_BYTES, encode
 
@@ -75,20 +87,26 @@ class FaultPlan:
     malformed_share: float = 0.05
     duplicate_share: float = 0.05
     drawdown_share: float = 0.3  # of the valid applications' customers, who then draw (and some repay)
+    repeat_share: float = 0.3  # applications by a customer who applied shortly before (several decisions each)
     replicas: int = 2
     publish_seconds: float = 240.0  # faults happen while applications keep arriving
     seed: int = 20261128
     settle_timeout_s: float = 300.0
-    infrastructure: bool = True  # also stop and restart the broker and Redis (local platform only)
+    infrastructure: bool = True  # also fail the broker(s) and Redis (a local platform or cluster only)
+    cluster: bool = False  # on the local cluster: leader, controller and Redis master killed instead
+
+
+CLUSTER_KINDS = ("broker_leader_kill", "controller_kill", "redis_failover")
 
 
 @dataclass(slots=True)
 class Fault:
-    kind: str  # sigkill | replica_down | poison_record | redis_data_loss | broker | redis
+    kind: str  # sigkill | replica_down | poison_record | redis_data_loss | broker | redis | one of CLUSTER_KINDS
     target: str
     started: float
     restored: float = 0.0
     recovered_after_s: float | None = None
+    failover_s: float | None = None  # cluster kinds: until new leaders, a new controller, a new master
 
 
 @dataclass(slots=True)
@@ -117,6 +135,12 @@ class FaultReport:
             "fault_kinds": sorted({f.kind for f in self.faults}),
             "recovery_s_max": round(max(recoveries), 2) if recoveries else None,
             "recovery_s_median": round(statistics.median(recoveries), 2) if recoveries else None,
+            "recovery_s": {
+                kind: max((f.recovered_after_s for f in self.faults if f.kind == kind and f.recovered_after_s is not None), default=None)
+                for kind in sorted({f.kind for f in self.faults})
+            },
+            "failover_s": {f.kind: f.failover_s for f in self.faults if f.failover_s is not None},
+            "cluster": self.plan.cluster,
         }
 
 
@@ -137,6 +161,8 @@ class _Published:
 # that costs six bytes a character in a dead letter's JSON. It must end in one dead letter that fits
 # the broker, and stop nothing.
 POISON_KEY = b"cus_poison_000001"
+PUBLISH_WINDOW = 64  # applications the suite's upstream app keeps in flight
+REPEAT_FROM = 200  # a repeat applicant is one of the last this many customers
 
 
 def poison_record() -> tuple[bytes, list[tuple[str, bytes]]]:
@@ -167,7 +193,13 @@ async def _publish(settings: Settings, plan: FaultPlan, published: _Published, p
     run_id = uuid.uuid4().hex[:8]
     topic = settings.topics.applications
     items: list[tuple[str, bytes, bytes, dict[str, str], str | None]] = []  # kind, key, value, headers, app id
+    repeats = random.Random(plan.seed + 2)  # its own stream: the malformed and duplicate draws stay as they were
+    recent: deque[str] = deque(maxlen=REPEAT_FROM)
     for application in applications(run_id, count=plan.applications, producer="faults"):
+        if recent and repeats.random() < plan.repeat_share:
+            # A customer who applied a moment ago applies again: their decisions must stay in order.
+            application = application.model_copy(update={"customer_id": repeats.choice(recent)})
+        recent.append(application.customer_id)
         message = encode(application)
         if rng.random() < plan.malformed_share:
             kind, value = _malformed(rng, json.loads(message.value))
@@ -182,17 +214,38 @@ async def _publish(settings: Settings, plan: FaultPlan, published: _Published, p
     progress.update(task, total=len(items))
     interval = plan.publish_seconds / max(len(items), 1)
     began = time.monotonic()
+    in_flight: deque[tuple[str, str, bytes, bytes, dict[str, str], Any]] = deque()
+
+    async def settle(kind: str, to: str, key: bytes, value: bytes, headers: dict[str, str], future: Any) -> None:
+        try:
+            metadata = await future
+        except Exception:  # not acknowledged (a broker down): the upstream app sends it again until it is
+            published.resent += 1
+            metadata = await _send_until_acked(publisher, to, key, value, headers, published)
+        if to == topic:  # the applications' partitions: the poison goes to the busiest
+            published.partitions.append(metadata.partition)
+        if kind in ("undecodable", "invalid"):
+            published.malformed.append((metadata.partition, metadata.offset, kind, key.decode()))
+        progress.advance(task)
+
     async with Publisher(settings) as publisher:
         for n, (kind, key, value, headers, _) in enumerate(items):
             delay = began + n * interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            # Up to PUBLISH_WINDOW records in flight, as an upstream app batching its sends: the pace is
+            # the plan's, not one broker round trip per application (acks=all on three brokers is slower).
             to = settings.topics.drawdowns if kind in ("drawdown", "repayment") else topic
-            metadata = await _send_until_acked(publisher, to, key, value, headers, published)
-            published.partitions.append(metadata.partition)
-            if kind in ("undecodable", "invalid"):
-                published.malformed.append((metadata.partition, metadata.offset, kind, key.decode()))
-            progress.advance(task)
+            try:
+                future = await publisher.send_raw(to, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+            except Exception:
+                future = asyncio.get_running_loop().create_future()
+                future.set_exception(ConnectionError("send refused"))
+            in_flight.append((kind, to, key, value, headers, future))
+            if len(in_flight) >= PUBLISH_WINDOW:
+                await settle(*in_flight.popleft())
+        while in_flight:
+            await settle(*in_flight.popleft())
 
 
 def _with_drawdowns(
@@ -252,16 +305,6 @@ def _stream_of(fault: Fault) -> str:
     return "notifications"  # poison, broker or Redis: the end of the chain flows only when everything does
 
 
-async def _await_flow(flow: dict[str, list[float]], stream: str, since: float, timeout_s: float) -> float | None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        after = [t for t in flow[stream][-2000:] if t > since]
-        if after:
-            return min(after) - since
-        await asyncio.sleep(0.05)
-    return None
-
-
 async def _poison(settings: Settings, published: _Published) -> None:
     """The poison record on the busiest partition of the applications so far, and on the policy topic."""
     busiest = Counter(published.partitions)
@@ -284,7 +327,7 @@ return #keys
 
 
 async def _lose_redis_data(settings: Settings) -> int:
-    redis = Redis.from_url(settings.redis_dsn)
+    redis = make_redis(settings)
     try:
         return int(await redis.eval(_LOSE_EVERYTHING, 0, settings.redis_prefix))
     finally:
@@ -292,8 +335,8 @@ async def _lose_redis_data(settings: Settings) -> int:
 
 
 async def _chaos(
-    plan: FaultPlan, settings: Settings, fleet: Fleet, platform: LocalPlatform, faults: list[Fault],
-    flow: dict[str, list[float]], published: _Published, say: Any,
+    plan: FaultPlan, settings: Settings, fleet: Fleet, infra: LocalPlatform | LocalCluster, faults: list[Fault],
+    flow: Flow, published: _Published, say: Any,
 ) -> None:  # fmt: skip
     """Each fault in turn, at seeded random moments; the next starts only once the fleet recovered."""
     rng = random.Random(plan.seed + 1)
@@ -302,7 +345,7 @@ async def _chaos(
     actions.append(("replica_down", rng.choice([n for n in names if n.endswith("-0")])))
     actions.append(("redis_data_loss", "namespace"))
     if plan.infrastructure:
-        actions += [("broker", "kafka"), ("redis", "redis")]
+        actions += [(kind, "cluster") for kind in CLUSTER_KINDS] if plan.cluster else [("broker", "kafka"), ("redis", "redis")]
     rng.shuffle(actions)
     # The poison comes first: every restart that follows must start past it (the policy replicas
     # read credit.policy from the beginning at every start).
@@ -324,23 +367,131 @@ async def _chaos(
             await _poison(settings, published)
         elif kind == "redis_data_loss":
             say(f"  {await _lose_redis_data(settings)} keys lost")
-        elif kind == "broker":
-            await asyncio.to_thread(platform.stop_kafka)
+        elif kind == "broker" and isinstance(infra, LocalPlatform):
+            await asyncio.to_thread(infra.stop_kafka)
             await asyncio.sleep(rng.uniform(3.0, 6.0))
-            await asyncio.to_thread(platform.start_kafka)
-        elif kind == "redis":
-            await asyncio.to_thread(platform.stop_redis)
+            await asyncio.to_thread(infra.start_kafka)
+        elif kind == "redis" and isinstance(infra, LocalPlatform):
+            await asyncio.to_thread(infra.stop_redis)
             await asyncio.sleep(rng.uniform(2.0, 5.0))
-            await asyncio.to_thread(platform.start_redis)
-        fault.restored = time.time()
-        fault.recovered_after_s = await _await_flow(flow, _stream_of(fault), fault.restored, timeout_s=90.0)
-        if fault.recovered_after_s is not None:
-            fault.recovered_after_s = round(fault.recovered_after_s, 3)
-        say(f"  back after {fault.restored - fault.started:.1f} s down; flowing again {fault.recovered_after_s} s later")
+            await asyncio.to_thread(infra.start_redis)
+        elif isinstance(infra, LocalCluster):
+            await _cluster_fault(infra, settings, fault, rng, say)
+        if kind in CLUSTER_KINDS:
+            # The cluster goes on without the node: recovered is when every partition of the end of the
+            # chain delivers again what was made after the kill (the stall of the worst partition).
+            recovered = await flow.every_partition("notifications", fault.started, timeout_s=90.0)
+        else:
+            fault.restored = time.time()
+            recovered = await flow.after(_stream_of(fault), fault.restored, timeout_s=90.0)
+        fault.recovered_after_s = None if recovered is None else round(recovered, 3)
+        fault.restored = fault.restored or time.time()
+        say(
+            f"  back after {fault.restored - fault.started:.1f} s down"
+            + (f"; failover in {fault.failover_s} s" if fault.failover_s is not None else "")
+            + f"; flowing again {fault.recovered_after_s} s {'after the kill' if kind in CLUSTER_KINDS else 'later'}"
+        )
         await asyncio.sleep(rng.uniform(1.0, 4.0))
 
 
-async def _watch(settings: Settings, stop: asyncio.Event, flow: dict[str, list[float]]) -> None:
+async def _cluster_fault(cluster: LocalCluster, settings: Settings, fault: Fault, rng: random.Random, say: Any) -> None:
+    """kill -9 a node of the cluster, time its failover, restart it after a while, wait until it is back in sync."""
+    topics = settings.topics
+    fleet_topics = [topics.applications, topics.scores, topics.windows, topics.notifications, topics.policy, topics.deadletter]
+    if fault.kind == "redis_failover":
+        master = await asyncio.to_thread(cluster.redis_master)
+        if master is None:
+            raise PlatformError("no Sentinel names a Redis master")
+        fault.target = f"redis-{master} (master)"
+        fault.started = time.time()
+        await asyncio.to_thread(cluster.kill_redis, master)
+        while (now_master := await asyncio.to_thread(cluster.redis_master)) in (master, None):
+            await asyncio.sleep(0.1)
+        fault.failover_s = round(time.time() - fault.started, 2)
+        say(f"  Sentinels promoted redis-{now_master} in {fault.failover_s} s")
+        await asyncio.sleep(rng.uniform(3.0, 6.0))
+        await asyncio.to_thread(cluster.start_redis_node, master)  # comes back as the new master's replica
+        while not await asyncio.to_thread(cluster.replica_in_sync, master):
+            await asyncio.sleep(0.2)
+        fault.restored = time.time()
+        return
+    if fault.kind == "broker_leader_kill":
+        led = Counter(leader for leader, _ in (await leadership(settings, [topics.scores]))[topics.scores].values() if leader >= 0)
+        victim, count = led.most_common(1)[0]
+        fault.target = f"kafka-{victim} (leads {count} of {sum(led.values())} credit.scores partitions)"
+    else:
+        victim = await active_controller(settings)
+        if victim is None:
+            raise PlatformError("no active controller")
+        fault.target = f"kafka-{victim} (active controller)"
+    fault.started = time.time()
+    await asyncio.to_thread(cluster.kill_node, victim)
+    while True:  # failover: a new controller, and no fleet partition led by the victim or by no one
+        try:
+            controller = await asyncio.wait_for(active_controller(settings), 5)
+            leaders = await asyncio.wait_for(leadership(settings, fleet_topics), 5)
+            moved = all(leader not in (victim, -1) for partitions in leaders.values() for leader, _ in partitions.values())
+            if controller not in (None, victim) and moved:
+                break
+        except Exception:  # noqa: BLE001 - a metadata request to the dead node: ask again
+            pass
+        await asyncio.sleep(0.1)
+    fault.failover_s = round(time.time() - fault.started, 2)
+    say(f"  new leaders and controller {controller} in {fault.failover_s} s")
+    await asyncio.sleep(rng.uniform(3.0, 6.0))
+    await asyncio.to_thread(cluster.start_node, victim)
+    while True:  # back: registered, and in the in-sync replicas of every fleet partition again
+        try:
+            if victim in await live_brokers(settings):
+                leaders = await leadership(settings, fleet_topics)
+                if all(victim in isr for partitions in leaders.values() for _, isr in partitions.values()):
+                    break
+        except Exception:  # noqa: BLE001
+            pass
+        await asyncio.sleep(0.25)
+    fault.restored = time.time()
+
+
+class Flow:
+    """When each stream's records were made (their producer timestamps) and when the watcher read them."""
+
+    def __init__(self) -> None:
+        self.made: dict[str, list[float]] = defaultdict(list)
+        self.read: dict[str, dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+        self.published = asyncio.Event()  # every application is out: what still flows is the backlog
+
+    def _deadline(self, timeout_s: float) -> float:
+        # Once every application is out, a stream that stays quiet has nothing left to say.
+        return time.monotonic() + (min(timeout_s, 20.0) if self.published.is_set() else timeout_s)
+
+    def add(self, stream: str, partition: int, made: float, read: float) -> None:
+        self.made[stream].append(made)
+        self.read[stream][partition].append((made, read))
+
+    async def after(self, stream: str, since: float, timeout_s: float) -> float | None:
+        """From `since` to the first record made after it on the stream."""
+        deadline = self._deadline(timeout_s)
+        while time.monotonic() < deadline:
+            later = [t for t in self.made[stream][-2000:] if t > since]
+            if later:
+                return min(later) - since
+            await asyncio.sleep(0.05)
+        return None
+
+    async def every_partition(self, stream: str, since: float, timeout_s: float) -> float | None:
+        """From `since` until every partition that flowed before has delivered a record made after it
+        (by when the watcher read it): the longest stall any partition saw."""
+        partitions = {p for p, records in self.read[stream].items() if any(made <= since for made, _ in records)}
+        deadline = self._deadline(timeout_s)
+        while True:
+            first = {p: min((read for made, read in self.read[stream][p][-5000:] if made > since), default=None) for p in partitions}
+            if all(v is not None for v in first.values()) or time.monotonic() > deadline:
+                arrived = [v for v in first.values() if v is not None]
+                return max(arrived) - since if arrived else None
+            await asyncio.sleep(0.1)
+
+
+async def _watch(settings: Settings, stop: asyncio.Event, flow: Flow) -> None:
     """Arrival times of scores, decisions and notifications, to measure recovery after each fault."""
     topics = settings.topics
     names = {topics.scores: "scores", topics.windows: "windows", topics.notifications: "notifications"}
@@ -351,7 +502,7 @@ async def _watch(settings: Settings, stop: asyncio.Event, flow: dict[str, list[f
                     for item in await reader.poll(timeout_ms=200):
                         # the record's own (producer) timestamp: a reader that reconnects and reads
                         # old records again must not count them as the stream flowing again
-                        flow[names[item.record.topic]].append(item.timestamp_ms / 1000)
+                        flow.add(names[item.record.topic], item.record.partition, item.timestamp_ms / 1000, time.time())
         except Exception:
             await asyncio.sleep(1.0)  # the broker is down: read again when it is back
 
@@ -376,10 +527,12 @@ async def _read_all(settings: Settings, published: _Published, timeout_s: float,
                 answered.add(event.drawdown_id if isinstance(event, DrawdownOutcome) else event.repayment_id)
             elif item.record.topic == topics.windows and isinstance(event, Decision):
                 seen["decisions"].append(event)
+                seen["decisions_at"].append((item.record.partition, item.record.offset, event))
                 if event.trigger == "application":
                     application_decisions.add(event.application_id)
             elif item.record.topic == topics.notifications and isinstance(event, NotificationSent):
                 seen["notifications"].append(event)
+                seen["notifications_at"].append((item.record.partition, item.record.offset, event))
                 (told if event.movement_id else notified).add(str(event.decision_id))
             elif item.record.topic == topics.deadletter and isinstance(event, DeadLetter):
                 seen["dead_letters"].append(event)
@@ -479,7 +632,7 @@ async def _check(settings: Settings, published: _Published, seen: dict[str, list
         "largest_letter_bytes": largest,
     }  # fmt: skip
 
-    redis = Redis.from_url(settings.redis_dsn)
+    redis = make_redis(settings, socket_timeout=None)
     try:
         live = await RedisBook(redis, settings.redis_prefix).snapshot()
     finally:
@@ -503,6 +656,18 @@ async def _check(settings: Settings, published: _Published, seen: dict[str, list
     differences = [k for k, v in rebuilt.comparable().items() if live.comparable()[k] != v]
     report.checks["redis_equals_rebuild_from_the_log"] = {"ok": not differences, "differs_in": differences, "balances": len(rebuilt.balances)}
 
+    decisions_out = out_of_order(seen["decisions_at"])
+    # Decision notices rise in decision_seq; drawdown notices in the balance's own sequence, apart.
+    notices_out = out_of_order([(p, o, n) for p, o, n in seen["notifications_at"] if n.channel == "inbox" and not n.movement_id])
+    notices_out += out_of_order([(p, o, n) for p, o, n in seen["notifications_at"] if n.channel == "inbox" and n.movement_id], strictly=False)
+    report.checks["per_customer_order_kept"] = {
+        "ok": not decisions_out and not notices_out,
+        "customers": len({d.customer_id for d in decisions}),
+        "customers_with_several_decisions": sum(1 for n in Counter(d.customer_id for d in by_id.values()).values() if n > 1),
+        "decisions_out_of_order": len(decisions_out), "inbox_notifications_out_of_order": len(notices_out),
+        "examples": (decisions_out + notices_out)[:3],
+    }  # fmt: skip
+
     report.counts = {
         "published_valid": len(published.valid),
         "published_malformed": len(published.malformed),
@@ -523,36 +688,65 @@ async def _check(settings: Settings, published: _Published, seen: dict[str, list
     }
 
 
+def out_of_order(records: list[tuple[int, int, Any]], *, strictly: bool = True) -> list[str]:
+    """Customers whose records (partition, offset, event with customer_id, decision_id, decision_seq)
+    do not rise in `decision_seq` by offset, counting the first copy of each decision only (a later
+    copy is a redelivery every consumer dedupes). Says where, for each such customer. Not `strictly`: equal
+    is in order (a refused drawdown leaves the balance, and its sequence, as it was)."""
+    last: dict[str, tuple[int, int, int]] = {}
+    first_copies: set[str] = set()
+    found: list[str] = []
+    for partition, offset, event in sorted(records, key=lambda r: (r[0], r[1])):
+        decision = str(event.decision_id)
+        if decision in first_copies:
+            continue
+        first_copies.add(decision)
+        before = last.get(event.customer_id)
+        if before is not None and (before[0] != partition or (event.decision_seq <= before[2] if strictly else event.decision_seq < before[2])):
+            found.append(
+                f"{event.customer_id}: seq {event.decision_seq} at {partition}/{offset} after seq {before[2]} at {before[0]}/{before[1]}"
+            )
+        last[event.customer_id] = (partition, offset, event.decision_seq)
+    return found
+
+
 # --- the run -----------------------------------------------------------------------------------------
 
 
 async def _run(plan: FaultPlan, console: Console) -> FaultReport:
+    # The suite's own clients (publisher, watcher, reader) meet dead nodes on purpose: keep their
+    # retries off the console (the services log theirs in their own logs).
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     base = Settings()
-    platform = LocalPlatform(base, say=lambda line: console.print(line, highlight=False))
-    if plan.infrastructure and (platform.kafka_external or platform.redis_external):
-        raise PlatformError(
-            "the fault suite stops and starts Kafka and Redis: run it on the local platform "
-            "(unset KAFKA_BOOTSTRAP_SERVERS/REDIS_URL), or without infrastructure faults"
-        )
-    await asyncio.to_thread(platform.up)
+    say = lambda line: console.print(line, highlight=False)  # noqa: E731
     namespace = f"faults{time.strftime('%m%d%H%M%S')}"
-    settings = base.model_copy(update={"topic_namespace": namespace})
-    await ensure_topics(settings)
-    report = FaultReport(plan=plan, namespace=namespace)
-    fleet = Fleet(
-        env={
+    infra: LocalPlatform | LocalCluster
+    if plan.cluster:
+        infra = LocalCluster(base, say=say)
+        await asyncio.to_thread(infra.up)
+        settings = infra.settings.model_copy(update={"topic_namespace": namespace})
+        env = {**infra.layout.env(), "CW_TOPIC_NAMESPACE": namespace, "CW_RETRY_MAX_MS": "2000"}
+    else:
+        infra = LocalPlatform(base, say=say)
+        if plan.infrastructure and (infra.kafka_external or infra.redis_external):
+            raise PlatformError(
+                "the fault suite stops and starts Kafka and Redis: run it on the local platform "
+                "(unset KAFKA_BOOTSTRAP_SERVERS/REDIS_URL), on the local cluster (--cluster), or without infrastructure faults"
+            )
+        await asyncio.to_thread(infra.up)
+        settings = base.model_copy(update={"topic_namespace": namespace})
+        env = {
             "CW_TOPIC_NAMESPACE": namespace,
             "CW_RETRY_MAX_MS": "2000",
-            **({"KAFKA_BOOTSTRAP_SERVERS": base.kafka_servers} if platform.kafka_external else {}),
-            **({"REDIS_URL": base.redis_dsn} if platform.redis_external else {}),
-        },
-        log_dir=base.home / "logs" / namespace,
-        replicas=plan.replicas,
-        services=SERVICES,
-    )
+            **({"KAFKA_BOOTSTRAP_SERVERS": base.kafka_servers} if infra.kafka_external else {}),
+            **({"REDIS_URL": base.redis_dsn} if infra.redis_external else {}),
+        }
+    await ensure_topics(settings)
+    report = FaultReport(plan=plan, namespace=namespace)
+    fleet = Fleet(env=env, log_dir=base.home / "logs" / namespace, replicas=plan.replicas, services=SERVICES)
     began = time.monotonic()
     published = _Published()
-    flow: dict[str, list[float]] = defaultdict(list)
+    flow = Flow()
     stop_watch = asyncio.Event()
     columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
@@ -562,10 +756,16 @@ async def _run(plan: FaultPlan, console: Console) -> FaultReport:
             sending = progress.add_task("publishing (faults running)", total=plan.applications)
             deciding = progress.add_task("applications decided", total=plan.applications)
             watcher = asyncio.create_task(_watch(settings, stop_watch, flow))
+
+            async def publish() -> None:
+                await _publish(settings, plan, published, progress, sending)
+                flow.published.set()
+
             await asyncio.gather(
-                _publish(settings, plan, published, progress, sending),
-                _chaos(plan, settings, fleet, platform, report.faults, flow, published, lambda line: progress.console.print(line)),
+                publish(),
+                _chaos(plan, settings, fleet, infra, report.faults, flow, published, lambda line: progress.console.print(line)),
             )
+            exited_meanwhile = len(fleet.exited())  # counted before anything comes back
             for proc in fleet.processes.values():  # anything still down comes back for the count
                 if not proc.alive:
                     fleet.restart(proc.name)
@@ -574,7 +774,7 @@ async def _run(plan: FaultPlan, console: Console) -> FaultReport:
             await watcher
         await _check(settings, published, seen, report)
         report.counts["service_restarts"] = sum(p.restarts for p in fleet.processes.values())
-        report.counts["unexpected_exits"] = len(fleet.exited())
+        report.counts["unexpected_exits"] = exited_meanwhile + len(fleet.exited())
     finally:
         stop_watch.set()
         fleet.stop()
@@ -586,17 +786,17 @@ async def _run(plan: FaultPlan, console: Console) -> FaultReport:
     return report
 
 
-def write_report(report: FaultReport, path: Path) -> None:
+CLUSTER_BEGIN, CLUSTER_END = "<!-- BEGIN cluster-faults -->", "<!-- END cluster-faults -->"
+
+
+def _report_body(report: FaultReport, level: str) -> list[str]:
     lines = [
-        "# Reliability: the fleet under faults",
-        "",
-        "Generated by `creditwindow faults` (`make faults`); re-run it to refresh this page.",
-        "",
         f"- applications: {report.plan.applications:,} ({report.plan.malformed_share:.0%} malformed bytes or invalid fields, "
-        f"{report.plan.duplicate_share:.0%} exact duplicates), two replicas of each service, seed {report.plan.seed}",
+        f"{report.plan.duplicate_share:.0%} exact duplicates, {report.plan.repeat_share:.0%} by a customer who applied shortly before), "
+        f"two replicas of each service, seed {report.plan.seed}",
         f"- run: {report.seconds:.0f} s, namespace `{report.namespace}`, result: **{'all checks passed' if report.passed else 'FAILED'}**",
         "",
-        "## Checks",
+        f"{level} Checks",
         "",
         "| check | result | details |",
         "|---|---|---|",
@@ -604,7 +804,7 @@ def write_report(report: FaultReport, path: Path) -> None:
     for name, check in report.checks.items():
         details = ", ".join(f"{k}={v}" for k, v in check.items() if k != "ok")
         lines.append(f"| {name.replace('_', ' ')} | {'pass' if check['ok'] else '**FAIL**'} | {details} |")
-    lines += ["", "## Counts", "", "| count | value |", "|---|---|"]
+    lines += ["", f"{level} Counts", "", "| count | value |", "|---|---|"]
     lines += [f"| {k.replace('_', ' ')} | {v:,} |" for k, v in report.counts.items()]
     lines += [
         "",
@@ -613,23 +813,63 @@ def write_report(report: FaultReport, path: Path) -> None:
         "dedupes by `decision_id` / `notification_id`, and no decision, reservation or notification",
         "happens twice.",
         "",
-        "## Faults and time to recover",
+        f"{level} Faults and time to recover",
         "",
         "Time to recover: from the moment the faulty part is back (process restarted, broker or Redis",
         "answering) to the first record written after that moment (by its producer timestamp) on the",
         "stream it feeds: scores, windows or notifications (the end of the chain for broker and Redis).",
+    ]
+    if report.plan.cluster:
+        lines += [
+            "For the cluster's kills (the fleet goes on without the node) it is counted from the kill: until every",
+            "partition of `credit.notifications` delivered again a record made after the kill (the longest stall",
+            "any customer saw). Failover: from the kill until no fleet partition is led by the dead node or by no",
+            "one and a new controller is active, or until the Sentinels name the new Redis master. Down for: from",
+            "the kill until the restarted node is back in every in-sync replica set (Kafka) or in sync with the",
+            "new master (Redis).",
+        ]
+    lines += [
         "",
-        "| # | fault | target | down for (s) | recovered after (s) |",
-        "|---|---|---|---|---|",
+        "| # | fault | target | down for (s) | failover (s) | recovered after (s) |",
+        "|---|---|---|---|---|---|",
     ]
     for n, fault in enumerate(report.faults, start=1):
         down = fault.restored - fault.started
         recovered = "-" if fault.recovered_after_s is None else f"{fault.recovered_after_s:.2f}"
-        lines.append(f"| {n} | {fault.kind} | {fault.target} | {down:.1f} | {recovered} |")
+        failover = "-" if fault.failover_s is None else f"{fault.failover_s:.2f}"
+        lines.append(f"| {n} | {fault.kind} | {fault.target} | {down:.1f} | {failover} | {recovered} |")
     lines.append("")
-    measured = kept_section(path)  # `creditwindow dev redis-memory --doc` writes its own section: keep it
-    if measured:
-        lines += [measured, ""]
+    return lines
+
+
+def write_report(report: FaultReport, path: Path) -> None:
+    """The single-node run rewrites the page (keeping the marked sections of other writers); the
+    cluster's run replaces its own marked section only."""
+    if report.plan.cluster:
+        head = [
+            "## On a cluster: three Kafka nodes, Redis with a replica and Sentinels",
+            "",
+            "Generated by `creditwindow faults --cluster` on the local cluster (`creditwindow dev up --cluster`: three",
+            "combined KRaft nodes, topics with replication factor 3 and `min.insync.replicas` 2, Redis master, replica",
+            "and three Sentinels, `WAIT` for the replica before publishing); re-run it to refresh this section. The",
+            "broker and Redis restarts of the single-node run are replaced by kill -9 of the broker that leads most",
+            "`credit.scores` partitions, of the active controller, and of the Redis master, each restarted after.",
+            "",
+        ]
+        replace_section(path, "\n".join(head + _report_body(report, "###")), CLUSTER_BEGIN, CLUSTER_END)
+        return
+    lines = [
+        "# Reliability: the fleet under faults",
+        "",
+        "Generated by `creditwindow faults` (`make faults`); re-run it to refresh this page.",
+        "",
+        *_report_body(report, "##"),
+    ]
+    # The cluster's run and `creditwindow dev redis-memory --doc` write their own sections: keep them.
+    for begin, end in ((CLUSTER_BEGIN, CLUSTER_END), (MEMORY_BEGIN, MEMORY_END)):
+        kept = kept_section(path, begin, end)
+        if kept:
+            lines += [kept, ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 

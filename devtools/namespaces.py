@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient
-from redis.asyncio import Redis
 
 from shared.messaging import aiokafka_kwargs
+from shared.redis_connection import make_redis
 from shared.settings import Settings
 
 __all__ = ["delete_namespace"]
@@ -24,7 +24,7 @@ async def delete_namespace(settings: Settings) -> None:
             await admin.delete_topics(doomed)
     finally:
         await admin.close()
-    redis = Redis.from_url(settings.redis_dsn)
+    redis = make_redis(settings)
     try:
         keys = [key async for key in redis.scan_iter(match=f"{settings.redis_prefix}*", count=1000)]
         for i in range(0, len(keys), 500):

@@ -31,7 +31,7 @@ from devtools.kafka_security import ADMIN, PRINCIPALS, SecureKafka, create_acls,
 from shared.messaging import aiokafka_kwargs, ensure_topics
 from shared.settings import REPO_ROOT, Settings
 
-__all__ = ["Component", "LocalPlatform", "PlatformError"]
+__all__ = ["Component", "LocalPlatform", "PlatformError", "port_open", "process_alive", "read_pid", "stop_pid"]
 
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 KAFKA_MAIN = "kafka.Kafka"
@@ -51,13 +51,13 @@ class Component:
     detail: str = ""
 
 
-def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.3)
         return sock.connect_ex((host, port)) == 0
 
 
-def _alive(pid: int | None) -> bool:
+def process_alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
@@ -73,7 +73,7 @@ def _alive(pid: int | None) -> bool:
         return True
 
 
-def _read_pid(path: Path) -> int | None:
+def read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):
@@ -132,14 +132,14 @@ class LocalPlatform:
 
     def status(self) -> list[Component]:
         s = self.settings
-        kafka_pid = None if self.kafka_external else _read_pid(self._kafka_pidfile)
-        redis_pid = None if self.redis_external else _read_pid(self._redis_pidfile)
+        kafka_pid = None if self.kafka_external else read_pid(self._kafka_pidfile)
+        redis_pid = None if self.redis_external else read_pid(self._redis_pidfile)
         return [
             Component(
                 "kafka",
                 s.kafka_servers,
                 self._kafka_answers(timeout=5),
-                kafka_pid if _alive(kafka_pid) else None,
+                kafka_pid if process_alive(kafka_pid) else None,
                 not self.kafka_external,
                 "external (KAFKA_BOOTSTRAP_SERVERS)" if self.kafka_external
                 else f"KRaft{', SASL_SSL + ACLs' if self.secure else ''}, data in {self.kafka_dir / 'data'}",
@@ -148,7 +148,7 @@ class LocalPlatform:
                 "redis",
                 s.redis_dsn_masked,
                 self._redis_answers(),
-                redis_pid if _alive(redis_pid) else None,
+                redis_pid if process_alive(redis_pid) else None,
                 not self.redis_external,
                 "external (REDIS_URL)" if self.redis_external else f"AOF in {self.redis_dir}",
             ),
@@ -182,7 +182,7 @@ class LocalPlatform:
 
     # --- Kafka ---------------------------------------------------------------------------------
 
-    def _java(self) -> str:
+    def java(self) -> str:
         candidates = []
         if os.environ.get("JAVA_HOME"):
             candidates.append(str(Path(os.environ["JAVA_HOME"]) / "bin" / "java"))
@@ -199,7 +199,7 @@ class LocalPlatform:
             "or point KAFKA_BOOTSTRAP_SERVERS at a running broker."
         )
 
-    def _libs(self) -> Path:
+    def kafka_libs(self) -> Path:
         libs = self.kafka_dir / "libs"
         stamp = self.kafka_dir / "libs.sha256"
         digest = hashlib.sha256(POM.read_bytes()).hexdigest()
@@ -276,18 +276,18 @@ class LocalPlatform:
                 raise PlatformError(f"Kafka at KAFKA_BOOTSTRAP_SERVERS={s.kafka_servers} does not answer.")
             self.say(f"kafka  external at {s.kafka_servers}")
             return
-        pid = _read_pid(self._kafka_pidfile)
-        if _alive(pid) and self._kafka_answers(timeout=20):
+        pid = read_pid(self._kafka_pidfile)
+        if process_alive(pid) and self._kafka_answers(timeout=20):
             self.say(f"kafka  already running at {s.kafka_servers} (pid {pid})")
             return
         for port in (s.kafka_port, s.kafka_controller_port):
-            if not _alive(pid) and _port_open(port):
+            if not process_alive(pid) and port_open(port):
                 raise PlatformError(
                     f"port {port} on 127.0.0.1 is taken by another process. Stop it, choose other ports "
                     "(CW_KAFKA_PORT / CW_KAFKA_CONTROLLER_PORT), or use that broker with KAFKA_BOOTSTRAP_SERVERS."
                 )
-        java = self._java()
-        libs = self._libs()
+        java = self.java()
+        libs = self.kafka_libs()
         self.kafka_dir.mkdir(parents=True, exist_ok=True)
         data = self.kafka_dir / f"data-{s.kafka_port}"
         formatted = (data / "meta.properties").is_file()
@@ -355,13 +355,13 @@ class LocalPlatform:
                 except Exception:
                     pass
 
-        if not self.kafka_external and not _port_open(self.settings.kafka_port):
+        if not self.kafka_external and not port_open(self.settings.kafka_port):
             return False
         return asyncio.run(probe())
 
     # --- Redis ---------------------------------------------------------------------------------
 
-    def _redis_server(self) -> str:
+    def redis_server(self) -> str:
         found = shutil.which("redis-server")
         if found:
             return found
@@ -389,16 +389,16 @@ class LocalPlatform:
                 raise PlatformError(f"Redis at REDIS_URL={s.redis_dsn_masked} does not answer PING.")
             self.say(f"redis  external at {s.redis_dsn_masked}")
             return
-        pid = _read_pid(self._redis_pidfile)
-        if _alive(pid) and self._redis_answers():
+        pid = read_pid(self._redis_pidfile)
+        if process_alive(pid) and self._redis_answers():
             self.say(f"redis  already running at {s.redis_dsn_masked} (pid {pid})")
             return
-        if not _alive(pid) and _port_open(s.redis_port):
+        if not process_alive(pid) and port_open(s.redis_port):
             raise PlatformError(
                 f"port {s.redis_port} on 127.0.0.1 is taken by another process. Stop it, choose another port "
                 "(CW_REDIS_PORT), or use that Redis with REDIS_URL."
             )
-        server = self._redis_server()
+        server = self.redis_server()
         data = self.redis_dir / f"data-{s.redis_port}"
         data.mkdir(parents=True, exist_ok=True)
         log_path = self.redis_dir / f"redis-{s.redis_port}.log"
@@ -441,24 +441,29 @@ class LocalPlatform:
         except (RedisError, OSError):
             return False
 
-    # --- shared --------------------------------------------------------------------------------
+    # --- shared ----------------------------------------------------------------------------------
 
     def _stop(self, pidfile: Path, name: str, *, hard: bool, grace_s: float) -> None:
-        pid = _read_pid(pidfile)
-        if not _alive(pid):
-            self.say(f"{name:<6} not running")
-            pidfile.unlink(missing_ok=True)
-            return
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-            try:  # reap it if it is our child (tests start and stop it in-process)
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        stop_pid(pidfile, name, self.say, hard=hard, grace_s=grace_s)
+
+
+def stop_pid(pidfile: Path, name: str, say: Callable[[str], None], *, hard: bool = False, grace_s: float = 15.0) -> None:
+    """Stop the process of a pid file (SIGTERM, SIGKILL after `grace_s`; SIGKILL at once when `hard`)."""
+    pid = read_pid(pidfile)
+    if not process_alive(pid):
+        say(f"{name:<6} not running")
         pidfile.unlink(missing_ok=True)
-        self.say(f"{name:<6} stopped (pid {pid}{', SIGKILL' if hard else ''})")
+        return
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:  # reap it if it is our child (tests start and stop it in-process)
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    if process_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+    say(f"{name:<6} stopped (pid {pid}{', SIGKILL' if hard else ''})")

@@ -25,7 +25,7 @@ from services.policy.redis_book import RedisBook
 from shared.redis_state import StateGuard
 from shared.settings import Settings
 
-__all__ = ["MemoryReport", "measure", "write_section"]
+__all__ = ["MemoryReport", "kept_section", "measure", "replace_section", "write_section"]
 
 BATCH = 500
 
@@ -154,20 +154,26 @@ BEGIN, END = "<!-- BEGIN redis-memory -->", "<!-- END redis-memory -->"
 
 def write_section(report: MemoryReport, path: Path) -> None:
     """Put the measurement into `path` between its markers (kept when the fault suite rewrites the page)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    block = f"{BEGIN}\n{section(report)}{END}"
-    start, stop = text.find(BEGIN), text.find(END)
-    text = text[:start] + block + text[stop + len(END) :] if start >= 0 and stop >= 0 else text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
+    replace_section(path, section(report), BEGIN, END)
 
 
-def kept_section(path: Path) -> str:
-    """The measured section of `path`, if any (for a writer that replaces the rest of the page)."""
+def kept_section(path: Path, begin: str = BEGIN, end: str = END) -> str:
+    """The section of `path` between `begin` and `end`, if any (for a writer that replaces the rest of the page)."""
     if not path.exists():
         return ""
     text = path.read_text(encoding="utf-8")
-    start, stop = text.find(BEGIN), text.find(END)
-    return text[start : stop + len(END)] if start >= 0 and stop >= 0 else ""
+    start, stop = text.find(begin), text.find(end)
+    return text[start : stop + len(end)] if start >= 0 and stop >= 0 else ""
+
+
+def replace_section(path: Path, block: str, begin: str, end: str) -> None:
+    """Put `block` into `path` between `begin` and `end` (appended with them when the page has none)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    marked = f"{begin}\n{block.rstrip()}\n{end}"
+    start, stop = text.find(begin), text.find(end)
+    text = text[:start] + marked + text[stop + len(end) :] if start >= 0 and stop >= 0 else text.rstrip() + "\n\n" + marked + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def run(settings: Settings, customers: int) -> MemoryReport:

@@ -1,8 +1,19 @@
-"""The Redis client factory: one pooled asyncio client per process, made at start, never at import."""
+"""The Redis client factory: one pooled asyncio client per process, made at start, never at import.
+
+With `CW_REDIS_SENTINELS` the client finds the master through Sentinel (redis-py's Sentinel support):
+every new connection asks the Sentinels where the master is, and a connection to a master that was
+demoted is dropped. A failover still surfaces to the caller, as `ConnectionError` (the old master
+gone), `MasterNotFoundError` (no master elected yet) or "the previous master is now a slave": all
+transient (shared/messaging/retries.py), so the batch is retried until the new master answers.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
 from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -11,18 +22,37 @@ from shared.settings import Settings
 __all__ = ["make_redis", "text"]
 
 
-def make_redis(settings: Settings) -> Redis:
+def make_redis(settings: Settings, *, socket_timeout: float | None = 5.0, connect_timeout: float = 2.0) -> Redis:
     """A client that retries a dropped connection briefly; longer outages surface to the caller."""
-    kwargs: dict[str, object] = {
+    kwargs: dict[str, Any] = {
         "decode_responses": False,
-        "socket_timeout": 5.0,
-        "socket_connect_timeout": 2.0,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
         "health_check_interval": 15,
         "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
     }
     if settings.redis_ssl_ca_certs:
         kwargs["ssl_ca_certs"] = str(settings.redis_ssl_ca_certs)
-    return Redis.from_url(settings.redis_dsn, **kwargs)  # type: ignore[arg-type]
+    if not settings.redis_sentinels:
+        return Redis.from_url(settings.redis_dsn, **kwargs)
+    # The master comes from the Sentinels; REDIS_URL, when set, still gives the password, the database and TLS.
+    if settings.redis_url:
+        url = urlsplit(settings.redis_url)
+        if url.password:
+            kwargs["password"] = unquote(url.password)
+        if url.username:
+            kwargs["username"] = unquote(url.username)
+        if url.path.strip("/").isdigit():
+            kwargs["db"] = int(url.path.strip("/"))
+        if url.scheme == "rediss":
+            kwargs["ssl"] = True
+    else:
+        kwargs.pop("ssl_ca_certs", None)  # TLS only with a rediss:// URL
+    sentinel = Sentinel(
+        settings.sentinel_addresses,
+        sentinel_kwargs={"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
+    )
+    return sentinel.master_for(settings.redis_master_name, **kwargs)
 
 
 def text(value: bytes | str | int | float | None) -> str:

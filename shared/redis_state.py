@@ -13,6 +13,12 @@ the family's name) a fenced state, a state whose generation is not the one the p
 the data was lost; another one: it was rebuilt), or whose version is below one the process has
 seen. `StateGuard` runs scripts with those arguments and turns a refusal into `StateLost`, a
 transient fault: the batch waits, `Recovery` adopts the new copy or rebuilds one, and it resumes.
+
+With a replica (`Durability`, `CW_REDIS_MIN_REPLICAS`), a script whose writes are about to be
+published runs `durable`: in one pipeline (one connection, since WAIT counts that connection's
+writes, and replication keeps their order so the earlier writes of the batch are covered too) with
+`WAIT <replicas> <timeout>` after it. Fewer replicas than asked means the write may not survive a
+failover: `NotDurable`, a transient fault, so the batch is retried and nothing of it is published.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -31,8 +38,9 @@ from redis.exceptions import NoScriptError, ResponseError
 from shared.messaging.guard import ServiceHealth
 from shared.messaging.retries import is_transient
 from shared.redis_connection import text
+from shared.settings import Settings
 
-__all__ = ["FENCE_TTL_MS", "Recovery", "StateGuard", "StateLost", "guard_lua"]
+__all__ = ["FENCE_TTL_MS", "Durability", "NotDurable", "Recovery", "StateGuard", "StateLost", "guard_lua"]
 
 log = structlog.get_logger("creditwindow.state")
 FENCE_TTL_MS = 30_000
@@ -40,6 +48,22 @@ FENCE_TTL_MS = 30_000
 
 class StateLost(ConnectionError):
     """The state in Redis cannot be used now: it was lost, or it is being rebuilt. Wait, then retry."""
+
+
+class NotDurable(ConnectionError):
+    """A write reached fewer replicas than asked in time: it may not survive a failover. Retry the batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class Durability:
+    """How many replicas a write must reach (WAIT) before what depends on it is published; 0: no WAIT."""
+
+    replicas: int = 0
+    timeout_ms: int = 1_000
+
+    @classmethod
+    def of(cls, settings: Settings) -> Durability:
+        return cls(settings.redis_min_replicas, settings.redis_wait_timeout_ms)
 
 
 def guard_lua(family: str) -> str:
@@ -60,10 +84,11 @@ local version = redis.call('INCR', P .. '{family}:version')
 class StateGuard:
     """Which copy of a family's state this process works on, and the scripts run against it."""
 
-    def __init__(self, redis: Redis, prefix: str, family: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, family: str, durability: Durability = Durability()) -> None:
         self.redis = redis
         self.prefix = prefix
         self.family = family
+        self.durability = durability
         self.generation = ""
         self.version = 0
         self.on_lost: Callable[[str], None] | None = None
@@ -71,16 +96,20 @@ class StateGuard:
     def _key(self, name: str) -> str:
         return f"{self.prefix}{self.family}:{name}"
 
-    async def run(self, script: Any, body: bytes | str) -> Any:
-        """Run a guarded script (loading it again if Redis lost it); a refusal raises `StateLost`."""
+    async def run(self, script: Any, body: bytes | str, *, durable: bool = False) -> Any:
+        """Run a guarded script (loading it again if Redis lost it); a refusal raises `StateLost`.
+
+        `durable`: its writes (and every earlier write) reached the replicas `durability` asks for, else
+        `NotDurable`. Without replicas to wait for it is an ordinary run."""
         held = self.generation
         args = (self.prefix, body, held, self.version)
+        call = self._durably if durable and self.durability.replicas else self._plainly
         try:
             try:
-                reply = await self.redis.evalsha(script.sha, 0, *args)
-            except NoScriptError:
+                reply = await call(script.sha, args)
+            except NoScriptError:  # a restarted or promoted Redis has no scripts loaded
                 await self.redis.script_load(script.script)
-                reply = await self.redis.evalsha(script.sha, 0, *args)
+                reply = await call(script.sha, args)
         except ResponseError as exc:
             if not str(exc).startswith(self.family.upper()):
                 raise
@@ -90,6 +119,24 @@ class StateGuard:
         if self.generation != held:
             # The process moved to a rebuilt copy while this ran on the old one: do it again there.
             raise StateLost(f"the {self.family} state was rebuilt while a script ran")
+        return reply
+
+    async def _plainly(self, sha: str, args: tuple[Any, ...]) -> Any:
+        return await self.redis.evalsha(sha, 0, *args)
+
+    async def _durably(self, sha: str, args: tuple[Any, ...]) -> Any:
+        pipe = self.redis.pipeline(transaction=False)  # one connection: WAIT counts its writes
+        pipe.evalsha(sha, 0, *args)
+        pipe.wait(self.durability.replicas, self.durability.timeout_ms)
+        reply, acked = await pipe.execute(raise_on_error=False)
+        for answer in (reply, acked):
+            if isinstance(answer, BaseException):
+                raise answer
+        if int(acked) < self.durability.replicas:
+            raise NotDurable(
+                f"the {self.family} write reached {acked} of {self.durability.replicas} replicas "
+                f"in {self.durability.timeout_ms} ms: not published, retried"
+            )
         return reply
 
     async def verify(self) -> bool:

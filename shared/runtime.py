@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from shared.asyncapi import describe_events
 from shared.environments import UnsafeEnvironment, check_environment
 from shared.logging import configure_logging
-from shared.messaging import Outbox, ProducerSender, ServiceHealth, ensure_topics, make_broker
+from shared.messaging import Outbox, ProducerSender, ServiceHealth, ensure_topics, make_broker, retry_transient
 from shared.redis_connection import make_redis
 from shared.settings import Settings
 
@@ -115,7 +115,8 @@ def build_app(
         return json_response(body, 200 if ready else 503)
 
     async def topics() -> None:
-        await ensure_topics(parts.settings)
+        # A broker of a cluster that is just restarting answers NodeNotReady: a start waits, it does not die.
+        await retry_transient(lambda: ensure_topics(parts.settings), settings=parts.settings, what="ensure_topics", give_up_after_s=90.0)
 
     async def close_redis() -> None:
         await redis.aclose()

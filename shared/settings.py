@@ -92,11 +92,24 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     redis_ssl_ca_certs: Path | None = None
 
+    # --- Redis through Sentinel, and durability (a replica has every write before it is published) -----
+    redis_sentinels: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="Sentinels (host:port, comma separated or JSON): the master is found through them. Empty: REDIS_URL."
+    )
+    redis_master_name: str = Field(default="creditwindow", min_length=1, max_length=128, description="The master's name at the Sentinels.")
+    redis_min_replicas: int = Field(
+        default=0, ge=0, le=5, description="Replicas a batch's Redis writes must reach (WAIT) before its events are published."
+    )
+    redis_wait_timeout_ms: int = Field(default=1_000, ge=10, le=60_000, description="How long WAIT may take before the batch is retried.")
+
     # --- topics ------------------------------------------------------------------------------------
     topic_namespace: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,64}$", description="Prefix of every topic and group.")
     topic_partitions: int = Field(default=6, ge=1, le=256)
     topic_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=60_000)
     topic_replication_factor: int = Field(default=1, ge=1, le=5)
+    topic_min_insync_replicas: int | None = Field(
+        default=None, ge=1, le=5, description="min.insync.replicas of created topics; unset: the replication factor minus one, at least 1."
+    )
 
     # --- consuming and producing ---------------------------------------------------------------
     batch_max_records: int = Field(default=500, ge=1, le=10_000, description="Records handled per batch.")
@@ -174,6 +187,17 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     redis_port: int = Field(default=6379, ge=1, le=65535, description="Port of the local Redis.")
     kafka_heap: str = Field(default="768m", pattern=r"^\d+[mg]$", description="Heap of the local broker.")
+    # --- the local cluster (`creditwindow dev up --cluster`) ---------------------------------------------
+    cluster_kafka_port: int = Field(default=19101, ge=1, le=65000, description="First broker port of the local cluster (+1, +2; controllers +10).")
+    cluster_redis_port: int = Field(default=16479, ge=1, le=65000, description="The local cluster's first Redis (its replica +1).")
+    cluster_sentinel_port: int = Field(default=26379, ge=1, le=65000, description="The local cluster's first Sentinel (+1, +2).")
+    cluster_kafka_heap: str = Field(default="256m", pattern=r"^\d+[mg]$", description="Heap of each broker of the local cluster.")
+
+    @model_validator(mode="after")
+    def _insync_within_replication(self) -> Settings:
+        if self.topic_min_insync_replicas is not None and self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError("CW_TOPIC_MIN_INSYNC_REPLICAS cannot exceed CW_TOPIC_REPLICATION_FACTOR (no write would succeed)")
+        return self
 
     @model_validator(mode="after")
     def _retention_outlives_the_topics(self) -> Settings:
@@ -198,6 +222,27 @@ class Settings(BaseSettings):
     @property
     def redis_dsn(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """min.insync.replicas of the fleet's topics: as set, else one less than the replication factor."""
+        return self.topic_min_insync_replicas or max(1, self.topic_replication_factor - 1)
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """The Sentinels as (host, port) pairs (empty: Redis is REDIS_URL itself)."""
+        out = []
+        for item in self.redis_sentinels:
+            host, _, port = item.rpartition(":")
+            out.append((host or "127.0.0.1", int(port)))
+        return out
+
+    @property
+    def redis_where(self) -> str:
+        """Where Redis is, as it may be shown: the Sentinels and the master's name, or the masked URL."""
+        if self.redis_sentinels:
+            return f"sentinel {self.redis_master_name}@{','.join(self.redis_sentinels)}"
+        return self.redis_dsn_masked
 
     @property
     def redis_prefix(self) -> str:
@@ -235,6 +280,20 @@ class Settings(BaseSettings):
     @classmethod
     def _retired_ids(cls, value: Any) -> Any:
         return _words(value)
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _sentinels(cls, value: Any) -> Any:
+        return _words(value)
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_ports(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            host, sep, port = item.rpartition(":")
+            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"a sentinel is host:port, not {item!r}")
+        return value
 
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         # Secrets are SecretStr; a password inside the Redis URL is masked too, so no repr, traceback

@@ -101,9 +101,12 @@ def log_root() -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark tests by their folder: tests/unit -> unit, tests/handlers -> handlers, tests/e2e -> e2e, tests/compose -> compose."""
+    """Mark tests by their folder: tests/unit -> unit, tests/handlers -> handlers, tests/e2e -> e2e, tests/compose -> compose,
+    tests/cluster -> cluster."""
+    tests = Path(__file__).resolve().parent
     for item in items:
-        parts = Path(str(item.fspath)).parts
-        for kind in ("unit", "handlers", "e2e", "compose"):
+        path = Path(str(item.fspath)).resolve()
+        parts = path.relative_to(tests).parts if path.is_relative_to(tests) else path.parts
+        for kind in ("unit", "handlers", "e2e", "compose", "cluster"):
             if kind in parts:
                 item.add_marker(getattr(pytest.mark, kind))

@@ -20,6 +20,14 @@ def bench(
     drawdowns: Annotated[int, typer.Option(help="Drawdown requests in the drawdown phase (0: none).")] = 5_000,
     scaling: Annotated[bool, typer.Option(help="Also run two replicas of each service.")] = True,
     report: Annotated[Path, typer.Option(help="Where to write the markdown report.")] = Path("docs/benchmarks.md"),
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster",
+            help="On the local cluster (started if needed): the fleet with and without WAIT for the Redis replica, "
+            "then the relay; written as a section of the report.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Decisions/s and latency of the fleet against a bare aiokafka relay, in the same run."""
@@ -29,8 +37,9 @@ def bench(
         applications=applications,
         rates=tuple(int(r) for r in rates.split(",") if r.strip()),
         rate_seconds=rate_seconds,
-        drawdowns=drawdowns,
-        scaling=scaling,
+        drawdowns=0 if cluster else drawdowns,
+        scaling=scaling and not cluster,
+        cluster=cluster,
     )
     result = run_bench(plan, console=err if as_json else console, report_path=report)
     if not as_json:

@@ -209,3 +209,30 @@ def pacing(
 
 if __name__ == "__main__":
     app()
+
+
+@app.command("budget-shards")
+def budget_shards(
+    requests: Annotated[int, typer.Option(help="Requests in the seeded stream (limits 5,000-50,000 CNY).", min=100)] = 3_000,
+    budget: Annotated[int, typer.Option(help="The segment's exposure budget, CNY.", min=10_000)] = 30_000_000,
+    shards: Annotated[str, typer.Option(help="Shard counts, comma separated.")] = "4,16,64",
+    seed: Annotated[int, typer.Option(help="Seed of the stream.")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print data as JSON.")] = False,
+) -> None:
+    """A segment's budget split into shards (static, or rebalancing by debit-then-credit transfers) against one counter."""
+    from devtools.experiments.budget_shards.simulation import run
+
+    rows = run(requests, budget, tuple(int(s) for s in shards.split(",") if s.strip()), seed)
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title=f"budget {budget:,} CNY, {requests:,} requests (seed {seed})")
+    for column in ("name", "granted", "opened", "vs one counter", "answered differently", "transfers / 1000", "stranded while refusing"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["name"]), f"{row['granted']:,}", str(row["opened"]), f"{row['granted_vs_central_pct']}%", str(row["differs"]),
+            str(row["transfers_per_1000_requests"]), f"{row['stranded']:,}",
+        )  # fmt: skip
+    Console().print(table)
+

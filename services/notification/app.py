@@ -24,7 +24,7 @@ from services.notification.redis_ledger import RedisLedger
 from services.notification.redis_webhooks import STATE, RedisWebhookQueue
 from services.notification.webhooks import Backoff
 from shared.messaging import ServiceHealth
-from shared.redis_state import StateGuard
+from shared.redis_state import Durability, StateGuard
 from shared.runtime import FleetApp, build_app, plumbing, serve
 from shared.settings import Settings
 
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     parts = plumbing(settings or Settings(), SERVICE)
     settings = parts.settings
     sender = HttpWebhookSender(timeout_s=settings.webhook_timeout_s)
-    guard = StateGuard(parts.redis, settings.redis_prefix, STATE)  # the ledger and the queue: one state
+    guard = StateGuard(parts.redis, settings.redis_prefix, STATE, Durability.of(settings))  # the ledger and the queue: one state
     ledger = RedisLedger(parts.redis, settings.redis_prefix, guard)
     queue = RedisWebhookQueue(parts.redis, settings.redis_prefix, guard)
     recovery = notification_recovery(ledger, queue, settings, parts.health)

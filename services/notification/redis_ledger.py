@@ -82,12 +82,14 @@ class RedisLedger:
         self.guard.seen(reply["version"])
         return [Claim(state, stored.encode() or None) for state, stored in reply["claims"]]
 
-    async def _ops(self, ops: list[list[Any]]) -> None:
-        if ops:
-            self.guard.seen(await self.guard.run(self._write, orjson.dumps(ops)))
+    async def _ops(self, ops: list[list[Any]], *, durable: bool = False) -> None:
+        # Durable even with nothing to write: the batch's claims (or kept notices) are published next.
+        if ops or (durable and self.guard.durability.replicas):
+            self.guard.seen(await self.guard.run(self._write, orjson.dumps(ops), durable=durable))
 
     async def remember(self, notices: Sequence[tuple[str, bytes]]) -> None:
-        await self._ops([["HSETNX", f"notice:{d}", "event", payload.decode()] for d, payload in notices])
+        """Keep each notice; with a replica (the guard's durability), return once the batch's claims reached it."""
+        await self._ops([["HSETNX", f"notice:{d}", "event", payload.decode()] for d, payload in notices], durable=True)
 
     async def mark_published(self, decision_ids: Sequence[str]) -> None:
         # Published: a redelivery has nothing to tell again, so the kept notice can go (memory).

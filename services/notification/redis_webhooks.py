@@ -158,16 +158,17 @@ class RedisWebhookQueue:
         self._settle = redis.register_script(_SETTLE)
         self._finish = redis.register_script(_FINISH)
 
-    async def _call(self, script: Any, argument: Any) -> dict[str, Any]:
-        reply: dict[str, Any] = orjson.loads(await self.guard.run(script, orjson.dumps(argument)))
+    async def _call(self, script: Any, argument: Any, *, durable: bool = False) -> dict[str, Any]:
+        reply: dict[str, Any] = orjson.loads(await self.guard.run(script, orjson.dumps(argument), durable=durable))
         self.guard.seen(reply["version"])
         return reply
 
     async def enqueue(self, deliveries: Sequence[WebhookDelivery]) -> int:
-        """Add deliveries not seen before, due now; returns how many were new."""
+        """Add deliveries not seen before, due now; returns how many were new. With a replica (the
+        guard's durability) it returns once they reached it: the inbox notice is published next."""
         if not deliveries:
             return 0
-        return int((await self._call(self._enqueue, [_wire(d) for d in deliveries]))["created"])
+        return int((await self._call(self._enqueue, [_wire(d) for d in deliveries], durable=True))["created"])
 
     async def requeue(self, deliveries: Sequence[WebhookDelivery]) -> int:
         """Queue given-up (`dead`, or expired) deliveries again, once per `replay_of`; returns how many."""

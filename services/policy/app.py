@@ -39,6 +39,7 @@ from services.policy.underwriting import PolicyState, Underwriter
 from shared.contracts import utc_now
 from shared.customer_api import ApiListener, CustomerApi, Reply
 from shared.messaging import ServiceHealth, is_transient, retry_transient
+from shared.redis_state import Durability
 from shared.runtime import FleetApp, build_app, plumbing, serve
 from shared.settings import Settings
 from shared.wire import RefusedRecord
@@ -121,7 +122,7 @@ async def sweep_forever(policy: Policy, interval_s: float = SWEEP_INTERVAL_S) ->
 def create_app(settings: Settings | None = None) -> FleetApp:
     parts = plumbing(settings or Settings(), SERVICE)
     settings = parts.settings
-    store = RedisBook(parts.redis, settings.redis_prefix, retention_ms=settings.book_retention_ms)
+    store = RedisBook(parts.redis, settings.redis_prefix, retention_ms=settings.book_retention_ms, durability=Durability.of(settings))
     recovery = book_recovery(store, settings, parts.health)
     policy = compose(
         settings, broker=parts.broker, store=store, publisher=parts.outbox, registry=parts.registry, health=parts.health

@@ -359,7 +359,10 @@ class LimitStore(Protocol):
         ...
 
     async def remember(self, decisions: Sequence[tuple[str, bytes]]) -> None:
-        """Keep each record's decision event (if none is kept yet), so a redelivery republishes the same bytes."""
+        """Keep each record's decision event (if none is kept yet), so a redelivery republishes the same bytes.
+
+        Returns once the book's writes so far are durable (with a replica: they reached it), since
+        what it decided is published next."""
         ...
 
     async def mark_published(self, records: Sequence[str]) -> None: ...

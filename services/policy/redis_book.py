@@ -50,7 +50,7 @@ from services.policy.ports import (
     WindowEntry,
 )
 from shared.redis_connection import text
-from shared.redis_state import StateGuard, guard_lua
+from shared.redis_state import Durability, StateGuard, guard_lua
 
 __all__ = ["RedisBook"]
 
@@ -442,14 +442,16 @@ class RedisBook:
     """`LimitStore` (and `LiveBook`) on Redis; see the module docstring for the keys.
 
     `guard` guards the book (its generation, fence and version: `shared/redis_state.py`): every
-    script refuses a book that is not the one this process works on, with `StateLost`.
+    script refuses a book that is not the one this process works on, with `StateLost`. With a
+    replica to wait for (`durability`), `remember` and `close` return only once the book's writes so
+    far reached it: what is published next never rests on a write a failover could lose.
     """
 
-    def __init__(self, redis: Redis, prefix: str, *, retention_ms: int = 0) -> None:
+    def __init__(self, redis: Redis, prefix: str, *, retention_ms: int = 0, durability: Durability = Durability()) -> None:
         self.redis = redis
         self.prefix = prefix
         self.retention_ms = retention_ms
-        self.guard = StateGuard(redis, prefix, "book")
+        self.guard = StateGuard(redis, prefix, "book", durability)
         self._decide = redis.register_script(_DECIDE)
         self._close = redis.register_script(_CLOSE)
         self._move = redis.register_script(_MOVE)
@@ -572,7 +574,7 @@ class RedisBook:
         if not requests:
             return []
         body = orjson.dumps({"retention_ms": self.retention_ms, "kind": kind, "requests": requests})
-        reply = orjson.loads(await self.guard.run(self._move, body))
+        reply = orjson.loads(await self.guard.run(self._move, body, durable=True))  # told next
         self.guard.seen(reply["version"])
         answers = []
         for request, a in zip(requests, reply["answers"], strict=True):
@@ -600,12 +602,14 @@ class RedisBook:
         """Apply the repayments in one atomic script call, in order."""
         return await self._movements("repay", requests)
 
-    async def _ops(self, ops: list[list[Any]]) -> None:
-        if ops:
-            self.guard.seen(await self.guard.run(self._write, orjson.dumps(ops)))
+    async def _ops(self, ops: list[list[Any]], *, durable: bool = False) -> None:
+        # Durable even with nothing to write: the batch's allocation (or a kept event) is published next.
+        if ops or (durable and self.guard.durability.replicas):
+            self.guard.seen(await self.guard.run(self._write, orjson.dumps(ops), durable=durable))
 
     async def remember(self, decisions: Sequence[tuple[str, bytes]]) -> None:
-        await self._ops([["HSETNX", f"app:{r}", "event", payload.decode()] for r, payload in decisions])
+        """Keep each decision's event; with a replica, return once the batch's writes reached it."""
+        await self._ops([["HSETNX", f"app:{r}", "event", payload.decode()] for r, payload in decisions], durable=True)
 
     async def mark_published(self, records: Sequence[str]) -> None:
         # Published: a redelivery has nothing to publish again, so the kept event can go (memory).
@@ -633,9 +637,8 @@ class RedisBook:
         return _record(await self.redis.hgetall(self._key("app:", record)))
 
     async def close(self, request: CloseRequest) -> LifecycleClosure | None:
-        reply = orjson.loads(
-            await self.guard.run(self._close, orjson.dumps({**asdict(request), "retention_ms": self.retention_ms}))
-        )
+        argument = orjson.dumps({**asdict(request), "retention_ms": self.retention_ms})
+        reply = orjson.loads(await self.guard.run(self._close, argument, durable=True))  # announced next
         self.guard.seen(reply["version"])
         if not reply["seq"]:
             return None

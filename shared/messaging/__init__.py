@@ -7,7 +7,7 @@
 - `commits`: committing those offsets without making the next batch wait;
 - `retries`: transient faults retried with backoff;
 - `guard`: a failing batch backed off and reported (`/health`, a metric), never retried in a tight loop;
-- `topic_admin`: the fleet's topics created and looked up.
+- `topic_admin`: the fleet's topics created, checked against the settings, and looked up.
 
 Delivery rules (ARCHITECTURE.md): handlers consume in batches with `AckPolicy.NACK_ON_ERROR`, so the
 offsets of a batch are committed only after the handler returned, i.e. after its Redis writes and
@@ -25,9 +25,9 @@ from shared.messaging.connection import (
 )
 from shared.messaging.guard import Problem, ServiceHealth
 from shared.messaging.intake import Intake, intake, take
-from shared.messaging.outbox import BrokerSender, Outbox, ProducerSender, RecordSender
+from shared.messaging.outbox import BrokerSender, Outbox, ProducerReplaced, ProducerSender, RecordSender
 from shared.messaging.retries import is_transient, retry_transient
-from shared.messaging.topic_admin import ensure_topics, topic_partitions
+from shared.messaging.topic_admin import TopicDifference, check_topics, ensure_topics, topic_partitions
 
 __all__ = [
     "BATCH_ACK_POLICY",
@@ -35,12 +35,15 @@ __all__ = [
     "Intake",
     "Outbox",
     "Problem",
+    "ProducerReplaced",
     "ProducerSender",
     "RecordSender",
     "Records",
     "ServiceHealth",
+    "TopicDifference",
     "aiokafka_kwargs",
     "batch_subscriber_options",
+    "check_topics",
     "commit_in_background",
     "ensure_topics",
     "intake",

@@ -73,13 +73,14 @@ def make_broker(settings: Settings, *, service: str, middlewares: Sequence[Any] 
     """A broker for one service process. Nothing connects until the app starts it."""
     skip_idle_sleep()  # FastStream 0.7 sleeps after an empty batch poll: see batch_poll.py
     return KafkaBroker(
-        settings.kafka_servers,
+        # a list: FastStream takes one string for one server, where aiokafka splits it on commas
+        [server.strip() for server in settings.kafka_servers.split(",") if server.strip()],
         client_id=f"creditwindow-{service}{'-' + settings.instance_id if settings.instance_id else ''}",
         security=_security(settings),
         acks="all",
-        # Not idempotent: aiokafka's idempotent producer never recovers from the OutOfOrderSequence
-        # a broker restart can cause (its futures hang). Retries may then duplicate a record; every
-        # event id is derived from its input and every consumer dedupes, so a copy changes nothing.
+        # The services publish through the outbox's own idempotent producer, which is replaced when
+        # aiokafka's sequence breaks (outbox.py); this one, which nothing can replace, publishes nothing
+        # in production, so it stays non-idempotent.
         enable_idempotence=False,
         linger_ms=settings.producer_linger_ms,
         max_batch_size=256 * 1024,

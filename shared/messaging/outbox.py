@@ -1,14 +1,34 @@
-"""The outbox: events published keyed by customer, with headers, acknowledged before the batch commits."""
+"""The outbox: events published keyed by customer, with headers, acknowledged before the batch commits.
+
+The producer is idempotent (acks=all): a leader that moves, a broker or a controller killed, never
+duplicates nor reorders a customer's records; and a batch that fails is never followed by a later
+batch of the same partition (the broker refuses the gap). aiokafka has one weak spot there (no
+KIP-360 epoch bump): a partition left without a leader longer than the request timeout makes the
+producer fail a batch it had numbered, and every later batch to that partition is refused with
+`OutOfOrderSequenceNumber`, forever. The outbox then replaces the producer (a new producer id,
+numbering from zero) and the caller publishes the batch again: nothing of it was written after the
+gap, so nothing is reordered, and what was written before is a copy every consumer dedupes.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    LeaderNotAvailableError,
+    NotLeaderForPartitionError,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+    ProducerFenced,
+    UnknownProducerId,
+)
 from aiokafka.partitioner import DefaultPartitioner
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter
@@ -20,19 +40,49 @@ from shared.messaging.retries import is_transient
 from shared.settings import Settings
 from shared.wire import RefusedRecord, dead_letter_for, encode
 
-__all__ = ["BrokerSender", "Outbox", "ProducerSender", "RecordSender"]
+__all__ = ["BrokerSender", "Outbox", "ProducerReplaced", "ProducerSender", "RecordSender", "breaks_sequence"]
 
 log = structlog.get_logger("creditwindow.messaging")
+
+# Errors after which an idempotent aiokafka producer may never write to a partition again: a refused
+# sequence, or a batch it numbered and then failed without sending (no leader for too long).
+_SEQUENCE_BREAKERS = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    ProducerFenced,
+    LeaderNotAvailableError,
+    NotLeaderForPartitionError,
+)
+
+
+def breaks_sequence(error: BaseException) -> bool:
+    """Whether `error` from an idempotent producer's send means its sequence has a gap (replace it)."""
+    return isinstance(error, _SEQUENCE_BREAKERS)
+
+
+class ProducerReplaced(ConnectionError):
+    """A publication failed and the producer was replaced: nothing after the failure was written. Retry."""
 
 
 class RecordSender(Protocol):
     """Where the outbox hands records: a dedicated aiokafka producer, or a FastStream broker in tests."""
+
+    @property
+    def generation(self) -> int:
+        """Which producer sends now (it changes when one is replaced)."""
+        ...
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str], correlation_id: str) -> Any: ...
+
+    async def recover(self, error: BaseException, generation: int) -> bool:
+        """After `error` from sends made by producer `generation`: replace that producer if the error
+        left it unable to write. True when a new producer sends now (replaced here or before)."""
+        ...
 
 
 class BrokerSender:
@@ -41,11 +91,18 @@ class BrokerSender:
     def __init__(self, broker: KafkaBroker) -> None:
         self._broker = broker
 
+    @property
+    def generation(self) -> int:
+        return 0
+
     async def start(self) -> None:
         """The broker connects itself."""
 
     async def stop(self) -> None:
         """The broker disconnects itself."""
+
+    async def recover(self, error: BaseException, generation: int) -> bool:
+        return False
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str], correlation_id: str) -> Any:
         return await self._broker.publish(
@@ -58,7 +115,8 @@ OutRecord = tuple[str, bytes, bytes, dict[str, str]]
 
 
 class ProducerSender:
-    """A dedicated aiokafka producer: a batch of sends, acknowledged together (the fast path).
+    """A dedicated idempotent aiokafka producer: a batch of sends, acknowledged together (the fast
+    path), replaced when a gap in its sequence would keep it from writing again.
 
     `send_all` writes a whole batch as one record batch per partition (aiokafka's `create_batch` /
     `send_batch`): the same partitions as a `send` per record (the producer's own partitioner on the
@@ -71,23 +129,36 @@ class ProducerSender:
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None  # made at start: aiokafka needs the running loop
         self._partitioner = DefaultPartitioner()
+        self._generation = 0
+        self._replacing = asyncio.Lock()
+        self._retired: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
+    def _make(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
             **aiokafka_kwargs(self._settings),
             client_id=self._client_id,
             acks="all",
-            enable_idempotence=False,  # see make_broker: idempotent aiokafka producers hang after a broker restart
+            enable_idempotence=True,
             linger_ms=self._settings.producer_linger_ms,
             max_batch_size=256 * 1024,
             request_timeout_ms=self._settings.producer_request_timeout_ms,
             partitioner=self._partitioner,
         )
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    async def start(self) -> None:
+        self._producer = self._make()
         await self._producer.start()
 
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
+        for task in list(self._retired):
+            with contextlib.suppress(Exception):
+                await task
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str], correlation_id: str) -> Any:
         if self._producer is None:
@@ -121,6 +192,28 @@ class ProducerSender:
         for (topic, partition), batch in open_batches.items():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         return futures
+
+    async def recover(self, error: BaseException, generation: int) -> bool:
+        if not (breaks_sequence(error) or isinstance(error, ProducerClosed)):
+            return False
+        async with self._replacing:
+            if generation != self._generation:
+                return True  # another publication replaced it already
+            old, self._producer = self._producer, self._make()
+            await self._producer.start()
+            self._generation += 1
+        log.warning("producer_replaced", client_id=self._client_id, generation=self._generation, error=repr(error)[:300])
+        if old is not None:  # its pending sends fail (their callers retry); never wait for it on the message path
+            task = asyncio.create_task(self._retire(old))
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+        return True
+
+    async def _retire(self, producer: AIOKafkaProducer) -> None:
+        try:
+            await asyncio.wait_for(producer.stop(), self._settings.producer_request_timeout_ms / 1000 + 5)
+        except Exception as exc:  # noqa: BLE001 - a broken producer may fail to stop cleanly; it is gone either way
+            log.info("retired_producer_stop_failed", error=repr(exc)[:200])
 
 
 # Dead letters this process published lately, by id: a batch rewound and redelivered does not
@@ -166,22 +259,28 @@ class Outbox:
 
     async def publish(self, items: Iterable[tuple[str, Event]]) -> int:
         sent: list[tuple[str, Event]] = []
-        if isinstance(self._sender, ProducerSender):
-            records: list[OutRecord] = []
-            for topic, event in items:
-                message = encode(event)
-                records.append((topic, message.key, message.value, message.headers))
-                sent.append((topic, event))
-            pending = await self._sender.send_all(records) if records else []
-        else:
-            futures = []
-            for topic, event in items:
-                message = encode(event)
-                futures.append(await self._sender.send(topic, message.key, message.value, message.headers, message.correlation_id))
-                sent.append((topic, event))
-            pending = [f for f in futures if f is not None]  # the in-memory test broker delivers inline
-        if pending:
-            await asyncio.gather(*pending)
+        generation = self._sender.generation
+        try:
+            if isinstance(self._sender, ProducerSender):
+                records: list[OutRecord] = []
+                for topic, event in items:
+                    message = encode(event)
+                    records.append((topic, message.key, message.value, message.headers))
+                    sent.append((topic, event))
+                pending = await self._sender.send_all(records) if records else []
+            else:
+                futures = []
+                for topic, event in items:
+                    message = encode(event)
+                    futures.append(await self._sender.send(topic, message.key, message.value, message.headers, message.correlation_id))
+                    sent.append((topic, event))
+                pending = [f for f in futures if f is not None]  # the in-memory test broker delivers inline
+            if pending:
+                await asyncio.gather(*pending)
+        except Exception as exc:
+            if await self._sender.recover(exc, generation):
+                raise ProducerReplaced(f"publication failed ({type(exc).__name__}); the producer was replaced") from exc
+            raise
         if self._published is not None and self._dead_letters is not None:
             for topic, event in sent:
                 self._published.labels(topic).inc()

@@ -22,6 +22,8 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     redis_errors.TimeoutError,
     redis_errors.BusyLoadingError,
     redis_errors.TryAgainError,
+    redis_errors.ReadOnlyError,  # a master demoted in a failover (its READONLY prefix is gone from the message)
+    redis_errors.MasterDownError,
     KafkaConnectionError,
     KafkaTimeoutError,
     ConnectionError,

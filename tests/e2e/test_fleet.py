@@ -6,11 +6,10 @@ import base64
 import json
 from collections import Counter
 
-from redis.asyncio import Redis
-
 from devtools.germancredit import applications
 from services.policy.redis_book import RedisBook
 from shared.contracts import SEGMENTS, DeadLetter, NotificationSent, WindowClosed, WindowOpened
+from shared.redis_connection import make_redis
 from shared.wire import encode
 from tests.e2e.conftest import RunningFleet
 from tests.unit.policy.factories import this_period
@@ -41,7 +40,7 @@ async def test_two_hundred_applications_end_in_two_hundred_decisions_limits_and_
     assert len(notices) == 200
     assert {n.decision_id for n in notices} == set(decisions)  # one notification per decision
 
-    redis = Redis.from_url(fleet.settings.redis_dsn)
+    redis = make_redis(fleet.settings)  # through Sentinel on a cluster
     try:
         store = RedisBook(redis, fleet.settings.redis_prefix)
         opened = [d for d in decisions.values() if isinstance(d, WindowOpened)]
@@ -101,7 +100,7 @@ async def test_the_redis_cache_rebuilt_from_credit_windows_is_identical_to_the_l
     await fleet.read([topics.windows], lambda s: len(_decisions(s)) >= 120)
     await fleet.publish(topics.applications, again)
     seen = await fleet.read([topics.windows], lambda s: len(_decisions(s)) >= 160, settle_s=1.5)
-    redis = Redis.from_url(fleet.settings.redis_dsn)
+    redis = make_redis(fleet.settings)  # through Sentinel on a cluster
     try:
         live = await RedisBook(redis, fleet.settings.redis_prefix).snapshot()
     finally:

@@ -16,13 +16,13 @@ def test_a_missing_java_is_named_with_how_to_install_it(monkeypatch: pytest.Monk
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setattr("devtools.platform.Path", lambda *a: tmp_path / "no-jvm")  # no /usr/lib/jvm either
     with pytest.raises(PlatformError, match="Java 17 not found"):
-        LocalPlatform(Settings(home=tmp_path))._java()
+        LocalPlatform(Settings(home=tmp_path)).java()
 
 
 def test_a_missing_maven_is_named_when_the_jars_are_not_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(PlatformError, match="Maven not found"):
-        LocalPlatform(Settings(home=tmp_path))._libs()
+        LocalPlatform(Settings(home=tmp_path)).kafka_libs()
 
 
 def test_a_taken_port_is_reported_with_the_ways_out(tmp_path: Path) -> None:

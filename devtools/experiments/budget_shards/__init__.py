@@ -1,0 +1,1 @@
+"""Budget shards per segment that rebalance: a simulation (see simulation.py)."""
