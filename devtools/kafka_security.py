@@ -105,15 +105,20 @@ def fleet_acls(topics: Topics) -> list[Acl]:
 
     reads = {
         "scoring": [topics.applications],
-        "policy": [topics.scores, topics.policy, topics.windows],  # windows: the book is rebuilt from them
-        "notification": [topics.windows],
+        # windows: the book is rebuilt from them; notifications: an explanation shows the message as sent
+        "policy": [topics.scores, topics.policy, topics.windows, topics.reviews, topics.notifications],
+        "notification": [topics.windows, topics.reviews],
     }
     writes = {
         "scoring": [topics.scores, topics.deadletter],
-        "policy": [topics.windows, topics.shadow_windows, topics.deadletter],
+        "policy": [topics.windows, topics.shadow_windows, topics.reviews, topics.deadletter],  # reviews: opened, concluded
         "notification": [topics.notifications, topics.deadletter],
     }
-    own_groups = {"scoring": ["scoring"], "policy": ["policy", "policy-shadow"], "notification": ["notification"]}
+    own_groups = {
+        "scoring": ["scoring"],
+        "policy": ["policy", "policy-shadow", "policy-reviews"],
+        "notification": ["notification", "notification-reviews"],
+    }
     for service in ("scoring", "policy", "notification"):
         # Describe (not read) every fleet topic: a service checks at start that its topics exist.
         allow(service, Operation.DESCRIBE, ResourceType.TOPIC, prefix, PatternType.PREFIXED)

@@ -15,7 +15,16 @@ from faststream.kafka.annotations import KafkaMessage
 from services.notification.announcing import Announcer
 from services.notification.metrics import NotificationMetrics
 from services.notification.ports import EventPublisher
-from shared.contracts import DeadLetter, NotificationSent, WindowClosed, WindowOpened
+from shared.contracts import (
+    REVIEW_EVENTS,
+    DeadLetter,
+    DecisionDelayed,
+    NotificationSent,
+    ReviewConcluded,
+    ReviewOpened,
+    WindowClosed,
+    WindowOpened,
+)
 from shared.messaging import (
     Records,
     ServiceHealth,
@@ -27,8 +36,6 @@ from shared.messaging import (
 from shared.settings import Settings
 
 __all__ = ["NotificationDeps", "build_router"]
-
-
 
 @dataclass(slots=True)
 class NotificationDeps:
@@ -50,19 +57,42 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
     @router.subscriber(
         topics.windows,
         **batch_subscriber_options(settings, "notification"),
-        title="credit.windows:WindowOpened|WindowClosed",
-        description="Tells each customer the decision and its basis, once per decision, in the inbox and to partners.",
+        title="credit.windows:WindowOpened|WindowClosed|DecisionDelayed",
+        description="Tells each customer the decision and its basis, once per decision, in the inbox and to partners; "
+        "and, once, that a decision is delayed by an outage.",
     )
     async def on_windows(records: Records, message: KafkaMessage) -> None:
         await deps.health.guard(topics.windows, lambda: _announce_batch(deps, records, message))
+
+    @router.subscriber(
+        topics.reviews,
+        **batch_subscriber_options(settings, "notification-reviews"),
+        title="credit.reviews:" + "|".join(e.EVENT_TYPE for e in REVIEW_EVENTS),
+        description="Tells each customer that their request for review was received, and a review's outcome when the decision stands.",
+    )
+    async def on_reviews(records: Records, message: KafkaMessage) -> None:
+        await deps.health.guard(topics.reviews, lambda: _announce_reviews(deps, records, message))
 
     return router
 
 
 async def _announce_batch(deps: NotificationDeps, records: Records, message: KafkaMessage) -> None:
     settings = deps.settings
-    batch = await take(records, (WindowOpened, WindowClosed), publisher=deps.publisher, settings=settings)
-    told = await retry_transient(lambda: deps.announcer.announce(batch.events), settings=settings, what="announce")
-    deps.metrics.observe(told.notices, webhooks=told.webhooks_enqueued)
+    batch = await take(records, (WindowOpened, WindowClosed, DecisionDelayed), publisher=deps.publisher, settings=settings)
+    delays = [event for _, event in batch.events if isinstance(event, DecisionDelayed)]
+    decisions = [(record, event) for record, event in batch.events if not isinstance(event, DecisionDelayed)]
+    # Delays first, without Redis: an outage of Redis is what they are about.
+    delayed = await retry_transient(lambda: deps.announcer.tell_delays(delays), settings=settings, what="tell_delays") if delays else []
+    told = await retry_transient(lambda: deps.announcer.announce(decisions), settings=settings, what="announce")
+    deps.metrics.observe([*delayed, *told.notices], webhooks=told.webhooks_enqueued)
     deps.webhooks_waiting()
+    commit_in_background(message)
+
+
+async def _announce_reviews(deps: NotificationDeps, records: Records, message: KafkaMessage) -> None:
+    settings = deps.settings
+    batch = await take(records, REVIEW_EVENTS, publisher=deps.publisher, settings=settings)
+    notices = [(record, event) for record, event in batch.events if isinstance(event, (ReviewOpened, ReviewConcluded))]
+    told = await retry_transient(lambda: deps.announcer.announce_notices(notices), settings=settings, what="announce_reviews")  # type: ignore[arg-type]
+    deps.metrics.observe(told.notices, webhooks=0)
     commit_in_background(message)

@@ -4,6 +4,8 @@
     nseq:<customer>        int   highest decision sequence announced to the customer
 
 A decision whose sequence is not above the customer's announced one is stale: it is not announced.
+A notice that is not a decision (a review received or upheld) is claimed with sequence 0: outside
+the customer's order of decisions, never stale, and it leaves that order alone.
 The ledger and the webhook queue are the notification state (family ``notify``): every script
 starts with the state guard (shared/redis_state.py) and refuses a state that was lost (a flush, a
 restart without persistence, a failover to a replica that missed writes) or is being rebuilt.
@@ -38,10 +40,10 @@ for _, c in ipairs(a.claims) do
   else
     local seq_key = P .. 'nseq:' .. c[2]
     local last = tonumber(redis.call('GET', seq_key) or '0')
-    if c[3] <= last then
+    if c[3] > 0 and c[3] <= last then
       out[#out + 1] = {'stale', ''}
     else
-      redis.call('SET', seq_key, c[3])
+      if c[3] > 0 then redis.call('SET', seq_key, c[3]) end
       redis.call('HSET', k, 'claimed', '1')
       redis.call('EXPIRE', k, a.ttl)
       out[#out + 1] = {'fresh', ''}

@@ -31,6 +31,7 @@ import structlog
 
 from services.policy.rebuild import deferred_since, derive
 from services.policy.redis_book import RedisBook
+from services.policy.redis_references import RedisReferences
 from shared.contracts import Decision, ScoreComputed
 from shared.messaging import ServiceHealth
 from shared.messaging.topic_io import end_offsets, offsets_at, read_to_end
@@ -42,14 +43,19 @@ __all__ = ["book_recovery", "rebuild_into"]
 log = structlog.get_logger("creditwindow.policy")
 
 
-async def rebuild_into(book: RedisBook, settings: Settings, generation: str, *, grace_s: float) -> None:
-    """Derive the book from the log and install it as `generation` (the caller holds the fence)."""
+async def rebuild_into(
+    book: RedisBook, settings: Settings, generation: str, *, grace_s: float, references: RedisReferences | None = None
+) -> None:
+    """Derive the book from the log and install it as `generation` (the caller holds the fence); the
+    index of decision references too (every decision, with the time it was published)."""
     began = time.monotonic()
     if any((await end_offsets(settings, [settings.topics.windows])).values()):
         await asyncio.sleep(grace_s)  # publications in flight when the book was lost land on the topic first
     records = await read_to_end(settings, [settings.topics.windows])
     decisions = [r.event for r in records if isinstance(r.event, Decision)]
     state = derive(decisions, await _deferred_scores(settings, decisions))
+    if references is not None:
+        await references.install((r.event, r.timestamp_ms) for r in records if isinstance(r.event, Decision))
     await book.install(state, generation, now_ms=int(time.time() * 1000))
     log.info(
         "book_rebuilt", generation=generation, decisions=len(decisions), customers=len(state.windows),
@@ -67,7 +73,12 @@ async def _deferred_scores(settings: Settings, decisions: list[Decision]) -> dic
     return {r.event.event_id: r.event for r in records if isinstance(r.event, ScoreComputed)}
 
 
-def book_recovery(book: RedisBook, settings: Settings, health: ServiceHealth, *, grace_s: float | None = None) -> Recovery:
+def book_recovery(
+    book: RedisBook, settings: Settings, health: ServiceHealth, *, grace_s: float | None = None, references: RedisReferences | None = None
+) -> Recovery:
     """The policy service's recovery: adopt the book in Redis, or rebuild it from `credit.windows`."""
     grace = settings.book_rebuild_grace_s if grace_s is None else grace_s
-    return Recovery(book.guard, health, lambda generation: rebuild_into(book, settings, generation, grace_s=grace), owner=settings.instance_id or "policy")
+    return Recovery(
+        book.guard, health, lambda generation: rebuild_into(book, settings, generation, grace_s=grace, references=references),
+        owner=settings.instance_id or "policy",
+    )  # fmt: skip

@@ -10,12 +10,34 @@ from shared.contracts.applications import (
     Segment,
 )
 from shared.contracts.deadletter import DeadLetter
-from shared.contracts.envelope import ApplicationId, CustomerId, Event, deterministic_id, utc_now
+from shared.contracts.envelope import ApplicationId, CustomerId, Event, FreeText, deterministic_id, utc_now
 from shared.contracts.notifications import NotificationSent
 from shared.contracts.policy import PolicyUpdated
+from shared.contracts.reviews import (
+    OPERATOR_ACTIONS,
+    SUSPENSION_REASONS,
+    CustomerSuspended,
+    OperatorAction,
+    ReviewConcluded,
+    ReviewDecided,
+    ReviewOpened,
+    ReviewOutcome,
+    ReviewRequested,
+    SuspensionLifted,
+    SuspensionReason,
+)
 from shared.contracts.scores import Reason, RecourseAction, ScoreComputed
 from shared.contracts.topics import Topics
-from shared.contracts.windows import Category, Decision, LimitBasis, Trigger, WindowClosed, WindowOpened
+from shared.contracts.windows import (
+    Category,
+    Decision,
+    DecisionDelayed,
+    LimitBasis,
+    RuleThreshold,
+    Trigger,
+    WindowClosed,
+    WindowOpened,
+)
 
 EVENT_TYPES: dict[str, type[Event]] = {
     model.EVENT_TYPE: model
@@ -27,11 +49,30 @@ EVENT_TYPES: dict[str, type[Event]] = {
         NotificationSent,
         DeadLetter,
         PolicyUpdated,
+        DecisionDelayed,
+        ReviewRequested,
+        ReviewOpened,
+        ReviewDecided,
+        ReviewConcluded,
+        CustomerSuspended,
+        SuspensionLifted,
     )
 }
+# What `credit.reviews` carries, in the order a review goes.
+REVIEW_EVENTS: tuple[type[Event], ...] = (
+    ReviewRequested,
+    ReviewOpened,
+    ReviewDecided,
+    ReviewConcluded,
+    CustomerSuspended,
+    SuspensionLifted,
+)
 
 __all__ = [
     "EVENT_TYPES",
+    "OPERATOR_ACTIONS",
+    "REVIEW_EVENTS",
+    "SUSPENSION_REASONS",
     "Applicant",
     "ApplicationFacts",
     "ApplicationId",
@@ -39,18 +80,30 @@ __all__ = [
     "BureauSignals",
     "Category",
     "CustomerId",
+    "CustomerSuspended",
     "DeadLetter",
     "Decision",
+    "DecisionDelayed",
     "Event",
+    "FreeText",
     "LimitBasis",
     "Locale",
     "NotificationSent",
+    "OperatorAction",
     "PolicyUpdated",
     "Reason",
     "RecourseAction",
+    "ReviewConcluded",
+    "ReviewDecided",
+    "ReviewOpened",
+    "ReviewOutcome",
+    "ReviewRequested",
+    "RuleThreshold",
     "SEGMENTS",
     "ScoreComputed",
     "Segment",
+    "SuspensionLifted",
+    "SuspensionReason",
     "Topics",
     "Trigger",
     "WindowClosed",

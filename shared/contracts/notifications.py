@@ -15,21 +15,26 @@ __all__ = ["NotificationSent"]
 
 
 class NotificationSent(Event):
-    """A rendered disclosure delivered on a channel, exactly once per decision and channel."""
+    """A rendered message delivered on a channel: exactly once per decision and channel, and once per
+    notice that is not a decision (`about`: a delayed decision, a review received or concluded)."""
 
     EVENT_TYPE: ClassVar[str] = "NotificationSent"
 
     notification_id: uuid.UUID = Field(description="Deterministic from decision and channel: duplicates share it.")
-    decision_id: uuid.UUID
-    decision_seq: int = Field(ge=1)
+    decision_id: uuid.UUID = Field(description="The decision told; for a notice, the decision it is about (a delay: the decision to come).")
+    decision_seq: int = Field(ge=0, description="The decision's sequence; 0 for a notice that is not a decision.")
     application_id: ApplicationId
     customer_id: CustomerId
     channel: Literal["inbox", "webhook"]
     locale: Locale
-    outcome: Literal["opened", "closed"]
+    outcome: Literal["opened", "closed", "pending"] = Field(description="pending: not decided yet (a delay, a review under way).")
     category: Category | None = None
     reference: str = Field(max_length=40, description="Decision reference the customer quotes for review.", examples=["CW-3F2A-9C1B"])
     title: str = Field(max_length=200)
     body: str = Field(max_length=4000, description="The rendered disclosure text.")
     policy_version: str = Field(max_length=80)
     model_id: str | None = Field(default=None, max_length=120)
+    about: Literal["decision", "delay", "review"] = Field(default="decision", description="What the message tells.")
+    notice_of: uuid.UUID | None = Field(
+        default=None, description="For a notice (delay, review): the event_id of the event told (DecisionDelayed, ReviewOpened, ReviewConcluded)."
+    )

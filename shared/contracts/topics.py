@@ -41,6 +41,10 @@ class Topics:
         return self._name("credit.deadletter")
 
     @property
+    def reviews(self) -> str:
+        return self._name("credit.reviews")
+
+    @property
     def shadow_windows(self) -> str:
         return self._name("credit.windows.shadow")
 
@@ -53,6 +57,7 @@ class Topics:
             self.policy,
             self.deadletter,
             self.shadow_windows,
+            self.reviews,
         )
 
     def group(self, service: str) -> str:

@@ -18,7 +18,9 @@ __all__ = ["ensure_topics", "topic_partitions"]
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the fleet's topics if missing (never by broker auto-creation). Returns those created."""
     topics: Topics = settings.topics
-    keep_forever = {topics.windows, topics.policy}
+    # The decision log and the policy history; and, kept as long as the decisions they explain, the
+    # scores they were made on, what each customer was told, and the reviews and suspensions.
+    keep_forever = {topics.windows, topics.policy, topics.scores, topics.notifications, topics.reviews}
     single_partition = {topics.policy}
     wanted = [
         NewTopic(

@@ -23,10 +23,11 @@ class FakeLedger:
             if decision_id in self.claimed:
                 entry = self.claimed[decision_id]
                 out.append(Claim("done") if entry.get("published") else Claim("again", entry.get("event")))  # type: ignore[arg-type]
-            elif seq <= self.last_seq.get(customer, 0):
+            elif seq > 0 and seq <= self.last_seq.get(customer, 0):
                 out.append(Claim("stale"))
             else:
-                self.last_seq[customer] = seq
+                if seq > 0:
+                    self.last_seq[customer] = seq
                 self.claimed[decision_id] = {}
                 out.append(Claim("fresh"))
         return out
