@@ -17,10 +17,13 @@ from creditwindow.commands import (
     asyncapi,
     budget,
     cache,
+    customer,
     dlq,
+    explain,
     limits,
     model,
     policy,
+    review,
     run,
     schema,
     shadow,
@@ -57,8 +60,11 @@ groups: dict[str, typer.Typer] = {
     "shadow": shadow.app,
     "asyncapi": asyncapi.app,
     "model": model.app,
+    "review": review.app,
+    "customer": customer.app,
 }
 app.command("run")(run.run)
+app.command("explain")(explain.explain)
 app.command("tail")(tail.tail)
 app.command("simulate")(simulate.simulate)
 

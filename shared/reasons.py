@@ -22,6 +22,7 @@ __all__ = [
     "REASON_ADVICE",
     "REGULATORY_RULES",
     "RULE_THRESHOLDS",
+    "SEGMENT_NAMES",
     "SUSPENSION_REASONS_TEXT",
     "SYSTEM_NEXT_STEP",
     "Advice",
@@ -336,4 +337,10 @@ SUSPENSION_REASONS_TEXT: dict[str, Text] = {
     "customer_request": Text("客户本人要求", "at the customer's request"),
     "collections": Text("催收处理中", "in collections"),
     "legal_order": Text("司法或监管要求", "legal or regulatory order"),
+}
+
+# Segments as customers read them.
+SEGMENT_NAMES: dict[str, Text] = {
+    "individual": Text("个人客户", "individuals"),
+    "small_business": Text("小微企业主", "small-business owners"),
 }
