@@ -319,8 +319,8 @@ ALTERNATIVE_FINANCING = Text(
 # by itself; an application that could not be read or scored must be made again.
 SYSTEM_NEXT_STEP: dict[str, Text] = {
     "maintenance": Text(
-        "维护结束后({retry_after})我们会自动重新决定,您无需重新申请。",
-        "We will decide again by ourselves when the maintenance ends ({retry_after}); you need not apply again.",
+        "维护将于 {retry_after} 结束,届时我们会自动重新决定,您无需重新申请。",
+        "The maintenance ends at {retry_after}; we will then decide again by ourselves, and you need not apply again.",
     ),
     "application_invalid": Text(
         "我们无法读取这次申请的信息,因此无法作出决定。请核对申请信息后重新提交申请。",

@@ -136,7 +136,7 @@ async def _decide_telling_delays(deps: PolicyDeps, scores: Sequence[ScoreCompute
     give_up = loop.time() + DECIDE_GIVE_UP_S
     while True:
         bound = deps.state.active.customer_care.delay_notice_after
-        due_in = watch.next_due_s(scores, utc_now(), bound)
+        due_in = watch.next_due_s(scores, deps.underwriter.clock(), bound)
         slice_s = max(0.5, min(give_up - loop.time(), DECIDE_GIVE_UP_S if due_in is None else due_in))
         try:
             return await retry_transient(lambda: deps.underwriter.decide(scores), settings=settings, what="decide", give_up_after_s=slice_s)
@@ -147,7 +147,7 @@ async def _decide_telling_delays(deps: PolicyDeps, scores: Sequence[ScoreCompute
 
 
 async def _tell_delays(deps: PolicyDeps, watch: DelayWatch, scores: Sequence[ScoreComputed], cause: str) -> None:
-    notices = watch.due(scores, utc_now(), deps.state.active.customer_care.delay_notice_after, cause)
+    notices = watch.due(scores, deps.underwriter.clock(), deps.state.active.customer_care.delay_notice_after, cause)
     if not notices:
         return
     try:
