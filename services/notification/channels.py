@@ -78,7 +78,7 @@ def notice_for(notice: Notice, disclosure: Disclosure, channel: str = "inbox") -
         producer=PRODUCER,
         occurred_at=utc_now(),
         notification_id=the_id,
-        decision_id=notice.decision_id,
+        decision_id=notice.event_id,
         decision_seq=0,
         application_id=notice.application_id,
         customer_id=notice.customer_id,
@@ -91,5 +91,5 @@ def notice_for(notice: Notice, disclosure: Disclosure, channel: str = "inbox") -
         body=disclosure.body,
         policy_version="",
         about="delay" if delayed else "review",
-        notice_of=notice.event_id,
+        about_decision_id=notice.decision_id,
     )

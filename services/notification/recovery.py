@@ -52,8 +52,7 @@ def told(notices: Iterable[NotificationSent], *, since_s: float) -> tuple[dict[s
             seqs[notice.customer_id] = max(seqs.get(notice.customer_id, 0), notice.decision_seq)
         moment = notice.occurred_at.timestamp()
         if moment >= since_s:
-            # A notice (a review) was claimed under the event it told; a decision under its id.
-            kept.setdefault(str(notice.notice_of or notice.decision_id), moment)
+            kept.setdefault(str(notice.decision_id), moment)  # a notice's is the event it told: its claim
     return kept, seqs
 
 

@@ -16,6 +16,7 @@ Two roles, both through the ports (`DecisionArchive`, `LimitStore` via the under
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -137,20 +138,22 @@ class Clerk:
         if reviewed is None or reviewed.decision_id != decided.decision_id or reviewed.customer_id != decided.customer_id:
             handled.refused.append(RefusedRecord(record, "review_mismatch", f"{decided.reference} is not decision {decided.decision_id} of {decided.customer_id}"))
             return
-        new_decision = None
+        new_decision_id = None
         if decided.outcome == "overturned":
             made = await self._overturn(decided, reviewed)
             if isinstance(made, str):
                 handled.refused.append(RefusedRecord(record, "review_not_carried_out", made))
                 log.error("review_not_carried_out", **event_ids(decided), why=made)
                 return
-            new_decision = made
-            handled.decisions.append(made)
-        concluded = conclusion(decided, reviewed, new_decision, self.clock())
+            new_decision_id, published = made
+            handled.decisions += published
+        asked = self.desk.reviews.get(decided.review_id)
+        concluded = conclusion(decided, reviewed, new_decision_id, self.clock(), locale=asked.locale if asked else None)
         handled.published.append(concluded)
         log.info("review_concluded", **event_ids(concluded), outcome=concluded.outcome, reference=concluded.reference, decided_by=concluded.decided_by)
 
-    async def _overturn(self, decided: ReviewDecided, reviewed: Decision) -> Decision | str:
+    async def _overturn(self, decided: ReviewDecided, reviewed: Decision) -> tuple[uuid.UUID, list[Decision]] | str:
+        """The new decision's id and what was published now (nothing on a redelivery), or why not."""
         score = await self.archive.score(reviewed)
         if score is None or score.facts is None or score.pd is None:
             return f"{decided.reference} has no scored application: its regulatory caps cannot be checked, so no window can open on it"
@@ -168,9 +171,9 @@ class Clerk:
         if not await self._still_current(reviewed, record):
             proposal = _newer_application(proposal, policy, now)
         booked = await self.underwriter.book([proposal], lambda p, then: overturn(decided, reviewed, score, policy, then, record=record))
-        if booked.decisions:
-            return booked.decisions[0]
-        return "decided before" if not booked.conflicts else "the application belongs to another customer"
+        if booked.conflicts:
+            return "the application belongs to another customer"
+        return proposal.decision_id, list(booked.decisions)
 
     async def _still_current(self, reviewed: Decision, record: str) -> bool:
         # The book orders an overturn as the decision it reviews while that record is kept; once it

@@ -26,6 +26,7 @@ class OpenReview:
     customer_id: str
     decision_id: uuid.UUID
     requested_at: datetime
+    locale: str = "zh-CN"  # the language the customer asked in: the outcome is told in it
 
 
 class CustomerDesk:
@@ -67,7 +68,8 @@ class CustomerDesk:
     def opened(self, event: ReviewOpened) -> None:
         if event.review_id not in self._concluded:
             self.reviews.setdefault(
-                event.review_id, OpenReview(event.review_id, event.reference, event.customer_id, event.decision_id, event.requested_at)
+                event.review_id,
+                OpenReview(event.review_id, event.reference, event.customer_id, event.decision_id, event.requested_at, event.locale),
             )
 
     def concluded(self, event: ReviewConcluded) -> None:

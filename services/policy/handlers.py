@@ -26,6 +26,7 @@ from services.policy.ports import EventPublisher
 from services.policy.underwriting import Decided, PolicyState, Underwriter
 from shared.contracts import (
     REVIEW_EVENTS,
+    CustomerSuspended,
     DeadLetter,
     DecisionDelayed,
     Event,
@@ -33,6 +34,7 @@ from shared.contracts import (
     ReviewConcluded,
     ReviewOpened,
     ScoreComputed,
+    SuspensionLifted,
     WindowClosed,
     WindowOpened,
     utc_now,
@@ -227,15 +229,13 @@ async def restore_desk(settings: Settings, clerk: Clerk) -> None:
     applied = 0
     for item in await read_to_end(settings, [settings.topics.reviews]):
         event: Event | None = item.event
-        if event is None:
-            continue
         if isinstance(event, ReviewOpened):
             clerk.desk.opened(event)
         elif isinstance(event, ReviewConcluded):
             clerk.desk.concluded(event)
-        elif event.event_type in ("CustomerSuspended", "SuspensionLifted") and clerk.verify(event) is None:  # type: ignore[arg-type]
-            await clerk.apply_suspension(event, close=False)  # type: ignore[arg-type]
-        applied += 1
+        elif isinstance(event, (CustomerSuspended, SuspensionLifted)) and clerk.verify(event) is None:
+            await clerk.apply_suspension(event, close=False)
+        applied += event is not None
     clerk.desk.history_end.update({tp.partition: offset for tp, offset in ends.items()})
     log.info("desk_restored", events=applied, suspended=len(clerk.desk.suspensions), open_reviews=len(clerk.desk.reviews))
 

@@ -124,8 +124,11 @@ def overturn(
     return Proposal(score, verdict, decision_id_for(key), policy.label, "review", now, on_review)
 
 
-def conclusion(decided: ReviewDecided, reviewed: Decision, new_decision: Decision | None, now: datetime) -> ReviewConcluded:
-    """The record (and the customer's notice) of what a review came to."""
+def conclusion(
+    decided: ReviewDecided, reviewed: Decision, new_decision_id: uuid.UUID | None, now: datetime, *, locale: str | None = None
+) -> ReviewConcluded:
+    """The record (and the customer's notice) of what a review came to, in the language the customer
+    asked in (`locale`; the decision's when unknown)."""
     return ReviewConcluded(
         event_id=deterministic_id("review-concluded", decided.review_id),
         correlation_id=reviewed.application_id,
@@ -137,11 +140,11 @@ def conclusion(decided: ReviewDecided, reviewed: Decision, new_decision: Decisio
         decision_id=reviewed.decision_id,
         application_id=reviewed.application_id,
         customer_id=reviewed.customer_id,
-        locale=reviewed.locale,
+        locale=locale or reviewed.locale,  # type: ignore[arg-type]
         outcome=decided.outcome,
         note=decided.note,
         decided_by=decided.issued_by,
-        new_decision_id=new_decision.decision_id if new_decision is not None else None,
+        new_decision_id=new_decision_id,
         reviewed_outcome=_outcome(reviewed),  # type: ignore[arg-type]
         reviewed_category=_category(reviewed),
     )

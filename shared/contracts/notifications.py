@@ -21,7 +21,10 @@ class NotificationSent(Event):
     EVENT_TYPE: ClassVar[str] = "NotificationSent"
 
     notification_id: uuid.UUID = Field(description="Deterministic from decision and channel: duplicates share it.")
-    decision_id: uuid.UUID = Field(description="The decision told; for a notice, the decision it is about (a delay: the decision to come).")
+    decision_id: uuid.UUID = Field(
+        description="The decision told; for a notice that is not a decision, the event_id of the event told (DecisionDelayed, "
+        "ReviewOpened, ReviewConcluded), so every message counts once per decision or notice."
+    )
     decision_seq: int = Field(ge=0, description="The decision's sequence; 0 for a notice that is not a decision.")
     application_id: ApplicationId
     customer_id: CustomerId
@@ -35,6 +38,6 @@ class NotificationSent(Event):
     policy_version: str = Field(max_length=80)
     model_id: str | None = Field(default=None, max_length=120)
     about: Literal["decision", "delay", "review"] = Field(default="decision", description="What the message tells.")
-    notice_of: uuid.UUID | None = Field(
-        default=None, description="For a notice (delay, review): the event_id of the event told (DecisionDelayed, ReviewOpened, ReviewConcluded)."
+    about_decision_id: uuid.UUID | None = Field(
+        default=None, description="For a notice: the decision it is about (a delay: the decision to come; a review: the decision reviewed)."
     )

@@ -115,6 +115,7 @@ async def test_an_overturn_on_review_is_a_new_decision_through_the_book_that_sup
     concluded = wired.out.of(ReviewConcluded)
     assert {c.event_id for c in concluded} == {concluded[0].event_id}
     assert (concluded[0].outcome, concluded[0].new_decision_id) == ("overturned", opened.decision_id)
+    assert len(concluded) == 2 and not wired.out.of(DeadLetter)  # the redelivery concludes again (one id), refuses nothing
     # the rebuild from the log orders the overturn as the decision it reviewed: the same book
     from services.policy.rebuild import derive
 

@@ -120,6 +120,8 @@ def test_an_overturn_stays_under_the_regulatory_caps() -> None:
 def test_a_review_concluded_names_the_new_decision_of_an_overturn() -> None:
     reviewed = _closed_decision()
     upheld = conclusion(_decided(reviewed, limit=None, outcome="upheld"), reviewed, None, NOW)
+    overturned = conclusion(_decided(reviewed), reviewed, uuid.UUID(int=5), NOW)
+    assert (overturned.outcome, overturned.new_decision_id) == ("overturned", uuid.UUID(int=5))
     assert (upheld.outcome, upheld.new_decision_id, upheld.reviewed_outcome, upheld.reviewed_category) == ("upheld", None, "closed", "credit")
     assert upheld.event_id == conclusion(_decided(reviewed, limit=None, outcome="upheld"), reviewed, None, NOW).event_id  # copies are one
 
