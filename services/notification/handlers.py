@@ -30,6 +30,7 @@ from shared.messaging import (
     ServiceHealth,
     batch_subscriber_options,
     commit_in_background,
+    intake,
     retry_transient,
     take,
 )
@@ -91,7 +92,8 @@ async def _announce_batch(deps: NotificationDeps, records: Records, message: Kaf
 
 async def _announce_reviews(deps: NotificationDeps, records: Records, message: KafkaMessage) -> None:
     settings = deps.settings
-    batch = await take(records, REVIEW_EVENTS, publisher=deps.publisher, settings=settings)
+    # No dead letters here: the policy service owns credit.reviews and dead-letters what it refuses.
+    batch = intake(records, REVIEW_EVENTS)
     notices = [(record, event) for record, event in batch.events if isinstance(event, (ReviewOpened, ReviewConcluded))]
     told = await retry_transient(lambda: deps.announcer.announce_notices(notices), settings=settings, what="announce_reviews")  # type: ignore[arg-type]
     deps.metrics.observe(told.notices, webhooks=0)

@@ -290,3 +290,11 @@ async def test_a_review_received_and_upheld_are_told_once_each_and_an_overturn_b
     assert not wired.out.of(DeadLetter)  # requests and operators' actions on the topic are not for this service
     # a notice is outside the order of decisions: a decision after it is not stale
     assert wired.ledger.last_seq == {}  # type: ignore[attr-defined]
+
+
+async def test_garbage_on_the_reviews_topic_is_the_policys_to_refuse_not_the_notifications() -> None:
+    wired = NotificationWired()
+    async with TestKafkaBroker(wired.broker):
+        await wired.broker.publish(b"\x00not json", wired.settings.topics.reviews, key=CUSTOMER.encode())
+        await wired.send(wired.settings.topics.reviews, review_opened("en"))
+    assert not wired.out.of(DeadLetter) and len(wired.out.of(NotificationSent)) == 1
