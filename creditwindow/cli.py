@@ -17,10 +17,13 @@ from creditwindow.commands import (
     asyncapi,
     budget,
     cache,
+    customer,
     dlq,
+    explain,
     limits,
     model,
     policy,
+    review,
     run,
     schema,
     shadow,
@@ -59,8 +62,11 @@ groups: dict[str, typer.Typer] = {
     "asyncapi": asyncapi.app,
     "model": model.app,
     "topics": topics.app,
+    "review": review.app,
+    "customer": customer.app,
 }
 app.command("run")(run.run)
+app.command("explain")(explain.explain)
 app.command("tail")(tail.tail)
 app.command("simulate")(simulate.simulate)
 

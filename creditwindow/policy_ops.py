@@ -12,7 +12,7 @@ from shared.messaging.topic_io import Publisher, TopicReader
 from shared.settings import Settings
 from shared.signing import sign_policy
 
-__all__ = ["active_policy", "check_as_the_fleet", "diff_documents", "publish_update", "signed_update"]
+__all__ = ["active_policy", "check_as_the_fleet", "diff_documents", "policy_versions", "publish_update", "signed_update"]
 
 
 def signed_update(
@@ -56,10 +56,10 @@ async def publish_update(update: PolicyUpdated, settings: Settings) -> int:
     return int(metadata.offset)
 
 
-async def active_policy(settings: Settings) -> tuple[PolicyDocument, str]:
-    """The policy the fleet runs: the shipped default, replaced by each valid signed update in order."""
+async def _history(settings: Settings) -> tuple[PolicyDocument, str, dict[str, PolicyDocument]]:
     active = load_policy(settings.policy_path)
     source = f"file:{settings.policy_path.name}"
+    versions = {active.label: active}
     async with TopicReader(settings, [settings.topics.policy]) as reader:
         for item in await reader.drain(idle_s=0.5, timeout_s=30):
             if isinstance(item.event, PolicyUpdated):
@@ -67,7 +67,19 @@ async def active_policy(settings: Settings) -> tuple[PolicyDocument, str]:
                 if isinstance(checked, Accepted):
                     active = checked.document
                     source = f"{settings.topics.policy}@{item.record.offset}"
+                    versions[active.label] = active
+    return active, source, versions
+
+
+async def active_policy(settings: Settings) -> tuple[PolicyDocument, str]:
+    """The policy the fleet runs: the shipped default, replaced by each valid signed update in order."""
+    active, source, _ = await _history(settings)
     return active, source
+
+
+async def policy_versions(settings: Settings) -> dict[str, PolicyDocument]:
+    """Every version the fleet applied, by label (`default@3`): a decision is verified with its own."""
+    return (await _history(settings))[2]
 
 
 def diff_documents(old: PolicyDocument, new: PolicyDocument) -> list[str]:

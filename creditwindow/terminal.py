@@ -123,6 +123,7 @@ _SHORT_NAMES = {
     "dlq": "deadletter",
     "shadow": "shadow_windows",
     "windows.shadow": "shadow_windows",
+    "reviews": "reviews",
 }
 
 

@@ -605,7 +605,7 @@ async def _check(settings: Settings, published: _Published, seen: dict[str, list
         "ok": all(outcome_notices[i] == 1 for i in outcome_ids), "outcomes": len(outcome_ids),
         "untold": sum(1 for i in outcome_ids if outcome_notices[i] == 0), "more_than_one": sum(1 for i in outcome_ids if outcome_notices[i] > 1),
     }  # fmt: skip
-    notices = [n for n in notices if not n.movement_id]
+    notices = [n for n in notices if n.about == "decision"]  # delays and reviews are told apart, once each
     distinct_notices = {(str(n.decision_id), n.channel): n for n in notices}
     per_decision = Counter(decision_id for decision_id, channel in distinct_notices if channel == "inbox")
     unannounced = [d for d in by_id if per_decision[d] == 0]
@@ -658,8 +658,8 @@ async def _check(settings: Settings, published: _Published, seen: dict[str, list
 
     decisions_out = out_of_order(seen["decisions_at"])
     # Decision notices rise in decision_seq; drawdown notices in the balance's own sequence, apart.
-    notices_out = out_of_order([(p, o, n) for p, o, n in seen["notifications_at"] if n.channel == "inbox" and not n.movement_id])
-    notices_out += out_of_order([(p, o, n) for p, o, n in seen["notifications_at"] if n.channel == "inbox" and n.movement_id], strictly=False)
+    notices_out = out_of_order([(p, o, n) for p, o, n in seen["notifications_at"] if n.channel == "inbox" and n.about == "decision"])
+    notices_out += out_of_order([(p, o, n) for p, o, n in seen["notifications_at"] if n.channel == "inbox" and n.about == "drawdown"], strictly=False)
     report.checks["per_customer_order_kept"] = {
         "ok": not decisions_out and not notices_out,
         "customers": len({d.customer_id for d in decisions}),

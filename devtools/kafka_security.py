@@ -105,19 +105,19 @@ def fleet_acls(topics: Topics) -> list[Acl]:
 
     reads = {
         "scoring": [topics.applications],
-        # windows and drawdowns: the book is rebuilt from them
-        "policy": [topics.scores, topics.policy, topics.windows, topics.drawdowns],
-        "notification": [topics.windows, topics.drawdowns],
+        # windows and drawdowns: the book is rebuilt from them; notifications: an explanation shows the message as sent
+        "policy": [topics.scores, topics.policy, topics.windows, topics.drawdowns, topics.reviews, topics.notifications],
+        "notification": [topics.windows, topics.drawdowns, topics.reviews],
     }
     writes = {
         "scoring": [topics.scores, topics.deadletter],
-        "policy": [topics.windows, topics.shadow_windows, topics.drawdowns, topics.deadletter],
+        "policy": [topics.windows, topics.shadow_windows, topics.drawdowns, topics.reviews, topics.deadletter],  # reviews: opened, concluded
         "notification": [topics.notifications, topics.deadletter],
     }
     own_groups = {
         "scoring": ["scoring"],
-        "policy": ["policy", "policy-shadow", "policy-drawdowns"],
-        "notification": ["notification", "notification-drawdowns"],
+        "policy": ["policy", "policy-shadow", "policy-drawdowns", "policy-reviews"],
+        "notification": ["notification", "notification-drawdowns", "notification-reviews"],
     }
     for service in ("scoring", "policy", "notification"):
         # Describe (not read) every fleet topic: a service checks at start that its topics exist.

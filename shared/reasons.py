@@ -11,14 +11,21 @@ from typing import Literal
 
 __all__ = [
     "ADVICE",
+    "ALTERNATIVE_FINANCING",
     "BOUNDS",
     "CATEGORIES",
     "CLOSURE_REASONS",
     "DRAWDOWN_REASONS",
+    "EDUCATION",
     "LOCALES",
+    "PROGRAMMES",
     "REASONS",
     "REASON_ADVICE",
     "REGULATORY_RULES",
+    "RULE_THRESHOLDS",
+    "SEGMENT_NAMES",
+    "SUSPENSION_REASONS_TEXT",
+    "SYSTEM_NEXT_STEP",
     "Advice",
     "Text",
     "reason_code",
@@ -236,6 +243,8 @@ CLOSURE_REASONS: dict[str, Text] = {
         "平台目前主动下调了您所在客群的额度,调整后低于最低开通额度",
         "The platform is currently lowering limits for your group, which leaves less than the minimum we open",
     ),
+    # The same neutral words whatever the operator's reason (identity check, suspected fraud, ...).
+    "customer_suspended": Text("您账户的新申请暂时无法受理", "New applications on your account cannot be accepted for now"),
 }
 
 # Why a drawdown was refused (with the category; a closed window's own reason is said too).
@@ -257,20 +266,105 @@ BOUNDS: dict[str, Text] = {
     "income_cap": Text("监管规定:余额不超过年收入的{share}", "regulation: balance at most {share} of annual income"),
     "absolute_cap": Text("监管规定:每人借款总额上限", "regulation: the absolute cap per person"),
     "segment_budget": Text("本期客群额度预算的剩余部分", "what is left of this period's segment budget"),
+    "reviewer": Text("工作人员人工复核后确定的额度", "the limit a member of our staff set on review"),
 }
 
-# The rule behind a regulatory closure, as the customer reads it.
+# The rule behind a regulatory closure, as the customer reads it. {share}: the income rule's share of
+# annual income in words (from the decision, so it is the policy's own: a quarter says a quarter);
+# {cap}: the absolute cap in CNY.
 REGULATORY_RULES: dict[str, Text] = {
     "income_cap": Text(
-        "监管规定:每人在本平台的借款余额不得超过其年收入的三分之一。",
-        "The rule: a person's balance with us may be at most one third of their annual income.",
+        "监管规定:每人在本平台的借款余额不得超过其年收入的{share}。",
+        "The rule: a person's balance with us may be at most {share} of their annual income.",
     ),
     "absolute_cap": Text(
-        "监管规定:每人在本平台的借款余额不得超过统一的绝对上限。",
-        "The rule: a person's balance with us may not exceed a fixed absolute cap that applies to everyone.",
+        "监管规定:每人在本平台的借款余额不得超过{cap},这一上限对所有客户相同。",
+        "The rule: a person's balance with us may not exceed {cap}, a cap that is the same for everyone.",
     ),
     "balance_cap": Text(
         "监管规定:每人在本平台的借款余额不得超过其年收入的规定比例,也不得超过统一的绝对上限。",
         "The rule: a person's balance with us may be at most a set share of their annual income, and never above a fixed absolute cap.",
     ),
+}
+
+# Credit education (加强信用教育): each credit rule with its threshold, as the decision carries it.
+# {threshold}, {value}, {months}: the rule's figures; a `:none` variant words a threshold of zero.
+RULE_THRESHOLDS: dict[str, Text] = {
+    "knockout_inquiries": Text(
+        "规则:近 {months} 个月内硬查询(机构为审批申请而查询您的信用报告)超过 {threshold} 次,暂不开通额度。您的记录:{value} 次。",
+        "The rule: more than {threshold} hard inquiries (a lender checking your credit report to decide an application) "
+        "in {months} months keep the window closed. On your record: {value}.",
+    ),
+    "knockout_recent_overdue": Text(
+        "规则:近 {months} 个月内逾期超过 {threshold} 次,暂不开通额度。您的记录:{value} 次。每次逾期自应还款日起满 {months} 个月后不再计入。",
+        "The rule: more than {threshold} overdue payments in the last {months} months keep the window closed. On your "
+        "record: {value}. An overdue stops counting {months} months after the payment was due.",
+    ),
+    "knockout_recent_overdue:none": Text(
+        "规则:近 {months} 个月内有任何逾期,暂不开通额度。您的记录:{value} 次。每次逾期自应还款日起满 {months} 个月后不再计入。",
+        "The rule: any overdue payment in the last {months} months keeps the window closed. On your record: {value}. "
+        "An overdue stops counting {months} months after the payment was due.",
+    ),
+    "score_below_cutoff": Text("规则:综合信用评分需达到 {threshold} 分。", "The rule: a credit score of at least {threshold} points."),
+    "below_minimum_limit": Text("规则:可提供的额度低于 {threshold} 时不开通。", "The rule: we do not open a window for less than {threshold}."),
+}
+
+# Other words of the messages' education lines.
+EDUCATION: dict[str, Text] = {
+    "score": Text("您的评分:{points} 分,风险等级 {grade}(A 最好,G 最弱)。", "Your score: {points} points, risk grade {grade} (A is best, G weakest)."),
+    "score_against_cutoff": Text(
+        "您的评分:{points} 分(标准为 {cutoff} 分),风险等级 {grade}(A 最好,G 最弱)。",
+        "Your score: {points} points (the cut-off is {cutoff}), risk grade {grade} (A is best, G weakest).",
+    ),
+    "cycle": Text(
+        "宏观周期系数 ×{factor}:平台根据经济周期统一{direction}所有额度。",
+        "Cycle factor x{factor}: the platform {direction} every limit with the economic cycle.",
+    ),
+    "cycle_tighter": Text("收紧", "tightens"),
+    "cycle_looser": Text("放宽", "loosens"),
+    "programme": Text("{programme}:额度 ×{boost}。", "{programme}: limit x{boost}."),
+    "not_credit": Text("这与您的信用无关。", "This is not about your credit."),
+}
+
+# Segment programmes by name, as customers read them (an unknown name: the generic words).
+PROGRAMMES: dict[str, Text] = {
+    "small_business_boost": Text("小微企业主额度提升计划", "The small-business boost programme"),
+    "": Text("客群额度计划", "A segment programme"),
+}
+
+# One sentence for small-business owners whose window is not open (issue 15): other channels exist.
+ALTERNATIVE_FINANCING = Text(
+    "作为小微企业主,您也可以考虑其他融资渠道,例如银行的小微企业贷款,或基于您的交易往来的供应链金融。",
+    "As a small-business owner, you can also consider other financing channels, such as a bank's small-business loan "
+    "or supply-chain finance based on your trade.",
+)
+
+# What happens next after a system closure, per reason: only a maintenance closure is decided again
+# by itself; an application that could not be read or scored must be made again.
+SYSTEM_NEXT_STEP: dict[str, Text] = {
+    "maintenance": Text(
+        "维护将于 {retry_after} 结束,届时我们会自动重新决定,您无需重新申请。",
+        "The maintenance ends at {retry_after}; we will then decide again by ourselves, and you need not apply again.",
+    ),
+    "application_invalid": Text(
+        "我们无法读取这次申请的信息,因此无法作出决定。请核对申请信息后重新提交申请。",
+        "We could not read this application, so we could not decide it. Please check your details and apply again.",
+    ),
+    "scoring_failed": Text("请在 {retry_after} 之后重新申请。", "Please apply again after {retry_after}."),
+    "": Text("请在 {retry_after} 之后重新申请。", "Please apply again after {retry_after}."),
+}
+
+# Why an operator suspended a customer, for operators (never told to the customer).
+SUSPENSION_REASONS_TEXT: dict[str, Text] = {
+    "identity_check": Text("身份核验", "identity check"),
+    "suspected_fraud": Text("疑似欺诈调查", "suspected fraud under investigation"),
+    "customer_request": Text("客户本人要求", "at the customer's request"),
+    "collections": Text("催收处理中", "in collections"),
+    "legal_order": Text("司法或监管要求", "legal or regulatory order"),
+}
+
+# Segments as customers read them.
+SEGMENT_NAMES: dict[str, Text] = {
+    "individual": Text("个人客户", "individuals"),
+    "small_business": Text("小微企业主", "small-business owners"),
 }

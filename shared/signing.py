@@ -13,11 +13,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-__all__ = ["KeyRing", "SigningRefused", "sign_policy", "signed_bytes", "signed_without_namespace", "verify_policy"]
+__all__ = [
+    "KeyRing",
+    "SigningRefused",
+    "action_bytes",
+    "sign_action",
+    "sign_policy",
+    "signed_bytes",
+    "signed_without_namespace",
+    "verify_action",
+    "verify_policy",
+]
 
 SCHEME = "creditwindow-policy-v2"
 _SCHEME_V1 = "creditwindow-policy-v1"  # before the namespace was signed: recognised, never accepted
@@ -87,3 +99,23 @@ def verify_policy(key: bytes, signature: str, **fields: object) -> bool:
 def signed_without_namespace(key: bytes, signature: str, **fields: object) -> bool:
     """Whether the signature is an old one that did not cover the namespace (refused, with that reason)."""
     return hmac.compare_digest(sign_policy(key, **{**fields, "scheme": _SCHEME_V1}), signature)
+
+
+# Operators' actions on customers (a review decided, a suspension, its lifting) are signed with the
+# same key ring as policy updates, over a canonical JSON of every field that steers the fleet.
+ACTION_SCHEME = "creditwindow-operator-action-v1"
+
+
+def action_bytes(event_type: str, fields: Mapping[str, Any]) -> bytes:
+    """The canonical bytes an operator action's signature covers: the scheme, the action's type and its
+    fields (JSON values, keys sorted), the topic namespace among them."""
+    body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return f"{ACTION_SCHEME}\n{event_type}\n{body}".encode()
+
+
+def sign_action(key: bytes, event_type: str, fields: Mapping[str, Any]) -> str:
+    return hmac.new(key, action_bytes(event_type, fields), hashlib.sha256).hexdigest()
+
+
+def verify_action(key: bytes, signature: str, event_type: str, fields: Mapping[str, Any]) -> bool:
+    return hmac.compare_digest(sign_action(key, event_type, fields), signature)

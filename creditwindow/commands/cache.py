@@ -19,6 +19,7 @@ from creditwindow.terminal import JsonOption, console, fail, reach, with_redis
 from services.policy.rebuild import derive
 from services.policy.recovery import read_book_log, rebuild_into
 from services.policy.redis_book import RedisBook
+from services.policy.redis_references import RedisReferences
 from shared.settings import Settings
 
 __all__ = ["app"]
@@ -28,7 +29,8 @@ app = typer.Typer(help="The Redis cache: derived state, rebuilt from credit.wind
 
 async def _install(book: RedisBook, settings: Settings) -> str:
     generation = uuid.uuid4().hex
-    await rebuild_into(book, settings, generation, grace_s=settings.book_rebuild_grace_s)
+    references = RedisReferences(book.redis, settings.redis_prefix)  # the references to decisions too
+    await rebuild_into(book, settings, generation, grace_s=settings.book_rebuild_grace_s, references=references)
     return generation
 
 

@@ -1,4 +1,5 @@
-"""`creditwindow policy show | diff FILE | apply FILE`: the policy the fleet runs, and changing it safely.
+"""`creditwindow policy show | diff FILE | apply FILE | explain`: the policy the fleet runs, changing it
+safely, and publishing it as "how we decide" for customers.
 
 `apply` validates the file (naming the field and why when it is wrong), checks it the way every
 policy replica will (same name, newer version), shows the diff, signs it and publishes the signed
@@ -16,6 +17,7 @@ import yaml
 from rich.syntax import Syntax
 
 from creditwindow.commands.optimise import optimise
+from creditwindow.how_we_decide import render_markdown
 from creditwindow.policy_ops import active_policy, check_as_the_fleet, diff_documents, publish_update, signed_update
 from creditwindow.terminal import JsonOption, console, fail, reach
 from services.policy.control import Refused
@@ -109,3 +111,25 @@ def apply(
         print(json.dumps({"applied": candidate.label, "previous": active.label, "topic": settings.topics.policy, "offset": offset, "diff": lines}))
         return
     console.print(f"[green]published[/] {candidate.label} to {settings.topics.policy}@{offset}, signed with key {update.key_id}", highlight=False)
+
+
+@app.command("explain")
+def explain(
+    locale: Annotated[str, typer.Option("--locale", help="zh-CN or en.")] = "zh-CN",
+    path: Annotated[Path | None, typer.Option("--file", help="Explain this policy file instead of the active policy.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the Markdown here instead of printing it.")] = None,
+) -> None:
+    """"How we decide" as Markdown, from the active policy (cut-offs, knock-outs, caps, programmes, pauses, rights)."""
+    if locale not in ("zh-CN", "en"):
+        fail(f"--locale {locale!r}: zh-CN or en")
+    if path is not None:
+        _, document = read_candidate(path)
+    else:
+        settings = Settings()
+        document, _ = reach(lambda: active_policy(settings), settings)
+    markdown = render_markdown(document, locale)
+    if output is not None:
+        output.write_text(markdown, encoding="utf-8")
+        console.print(f"wrote {output} ({document.label}, {locale})", highlight=False)
+        return
+    print(markdown, end="")

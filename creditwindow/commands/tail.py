@@ -19,15 +19,23 @@ from rich.table import Table
 from creditwindow.terminal import JsonOption, console, fail, reach, resolve_topic
 from shared.contracts import (
     ApplicationReceived,
+    CustomerSuspended,
     DeadLetter,
+    DecisionDelayed,
     Event,
     NotificationSent,
     PolicyUpdated,
+    ReviewConcluded,
+    ReviewDecided,
+    ReviewOpened,
+    ReviewRequested,
     ScoreComputed,
+    SuspensionLifted,
     WindowClosed,
     WindowOpened,
 )
 from shared.messaging.topic_io import ReadRecord, TopicReader, end_offsets
+from shared.references import reference_of
 from shared.settings import Settings
 
 __all__ = ["TailFilter", "as_json_line", "customer_of", "summarise"]
@@ -99,6 +107,25 @@ def summarise(event: Event) -> str:
             f"{event.failed_by} refused {event.source_topic}[{event.source_partition}]@{event.source_offset}: "
             f"{event.error_type}: {event.error[:120]}"
         )
+    return _summarise_customer_side(event)
+
+
+def _summarise_customer_side(event: Event) -> str:
+    """Reviews, suspensions and delay notices (issue 15)."""
+    if isinstance(event, DecisionDelayed):
+        return f"delayed since {event.waiting_since:%H:%M:%S} ({event.cause[:60]}), will be {reference_of(event.decision_id)}"
+    if isinstance(event, ReviewRequested):
+        return f"review asked of {event.reference}"
+    if isinstance(event, ReviewOpened):
+        return f"review of {event.reference} opened, answer by {event.respond_by:%Y-%m-%d}"
+    if isinstance(event, ReviewDecided):
+        return f"review of {event.reference}: {event.outcome}" + (f" {_money(event.limit)}" if event.limit else "") + f" by {event.issued_by} (key {event.key_id})"
+    if isinstance(event, ReviewConcluded):
+        return f"review of {event.reference} concluded: {event.outcome}" + (f", new {reference_of(event.new_decision_id)}" if event.new_decision_id else "")
+    if isinstance(event, CustomerSuspended):
+        return f"suspended ({event.reason}) until {event.until or 'lifted'} by {event.issued_by} (key {event.key_id})"
+    if isinstance(event, SuspensionLifted):
+        return f"suspension lifted by {event.issued_by} (key {event.key_id})"
     return event.event_type
 
 

@@ -16,6 +16,11 @@ once by its event id and never stale (a customer hears of every drawdown, in any
 A decision re-published by `creditwindow dlq replay` from a webhook give-up (headers `replay_of` and
 `webhook_partner`) is told to nobody again: its delivery to that partner is queued again, once per
 replayed letter (the queue remembers the letter).
+
+Notices that are not decisions go the same way in the inbox only: a review received or upheld is
+claimed under its own event id, outside the customer's order of decisions (never stale). A decision
+delayed by an outage is told without the ledger (Redis may be what is away): once per process, under
+an id derived from the application, so a copy from another replica is the same message.
 """
 
 from __future__ import annotations
@@ -26,15 +31,17 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
-from services.notification.channels import movement_notification, notification_for, webhook_delivery_for
-from services.notification.disclosure import Movement, render, render_movement
+from services.notification.channels import movement_notification, notice_for, notification_for, webhook_delivery_for
+from services.notification.disclosure import Disclosure, Movement, Notice, render, render_movement, render_notice, tells
 from services.notification.ports import DeliverySource, EventPublisher, Ledger, WebhookDelivery, WebhookOutbox
 from services.notification.webhooks import REDELIVER_HEADER
-from shared.contracts import Decision, NotificationSent, Topics
+from shared.contracts import Decision, DecisionDelayed, NotificationSent, Topics
 from shared.logging import event_ids
 from shared.wire import REPLAY_HEADER, Record, RefusedRecord
 
 __all__ = ["Announcement", "Announcer", "source_of"]
+
+_DELAYS_REMEMBERED = 100_000
 
 log = structlog.get_logger("creditwindow.notification")
 
@@ -83,7 +90,7 @@ def _log_sent(notices: Sequence[NotificationSent], *, webhooks: int = 0) -> None
     log.info("notifications_sent", notices=len(notices), outcomes=outcomes, webhooks_enqueued=webhooks)
     if log.is_enabled_for(logging.DEBUG):
         for n in notices:
-            log.debug("notification_sent", **event_ids(n), channel=n.channel, outcome=n.outcome, locale=n.locale)
+            log.debug("notification_sent", **event_ids(n), channel=n.channel, outcome=n.outcome, about=n.about, locale=n.locale)
 
 
 class Announcer:
@@ -95,76 +102,93 @@ class Announcer:
         self.partners = partners
         self.publisher = publisher
         self.topics = topics
+        self._delays_told: dict[str, None] = {}
 
     async def announce(self, events: Sequence[tuple[Record, Decision]]) -> Announcement:
-        unique: dict[str, tuple[Record, Decision]] = {}
-        for record, decision in events:
-            unique.setdefault(str(decision.decision_id), (record, decision))
-        claims = await self.ledger.claim([(d, x.customer_id, x.decision_seq) for d, (_, x) in unique.items()])
+        """Tell each decision once, in the inbox and to its partner's webhook."""
+        items = [(str(d.decision_id), d.customer_id, d.decision_seq, record, d) for record, d in events]
+        result = await self._tell(items)
+        result.webhooks_requeued = await self._requeue_replayed(events)
+        return result
+
+    async def announce_notices(self, events: Sequence[tuple[Record, Notice]]) -> Announcement:
+        """Tell each notice (a review received or upheld) once, in the inbox: claimed under its event id, unordered."""
+        return await self._tell([(str(n.event_id), n.customer_id, 0, record, n) for record, n in events if tells(n)])
+
+    async def tell_delays(self, delays: Sequence[DecisionDelayed]) -> list[NotificationSent]:
+        """Tell each delayed decision once (this process); no Redis: it may be what is away."""
+        fresh: dict[str, DecisionDelayed] = {}
+        for delay in delays:
+            if str(delay.event_id) not in self._delays_told:
+                fresh.setdefault(str(delay.event_id), delay)
+        notices = [notice_for(d, render_notice(d)) for d in fresh.values()]
+        await self.publisher.publish((self.topics.notifications, n) for n in notices)
+        for key in fresh:
+            self._delays_told[key] = None
+        while len(self._delays_told) > _DELAYS_REMEMBERED:
+            del self._delays_told[next(iter(self._delays_told))]
+        for n in notices:
+            log.info("notification_sent", **event_ids(n), channel=n.channel, about=n.about, locale=n.locale)
+        return notices
+
+    async def _tell(self, items: Sequence[tuple[str, str, int, Record, Decision | Notice | Movement]]) -> Announcement:
+        unique: dict[str, tuple[str, int, Record, Decision | Notice | Movement]] = {}
+        for claim_id, customer, seq, record, event in items:
+            unique.setdefault(claim_id, (customer, seq, record, event))
+        claims = await self.ledger.claim([(c, customer, seq) for c, (customer, seq, _, _) in unique.items()]) if unique else []
         result = Announcement()
         remembered: list[tuple[str, bytes]] = []
         deliveries: list[WebhookDelivery] = []
-        for (decision_id, (record, decision)), claim in zip(unique.items(), claims, strict=True):
+        told: list[str] = []
+        for (claim_id, (_, _, record, event)), claim in zip(unique.items(), claims, strict=True):
             if claim.state in ("done", "stale"):
                 continue
             try:
-                disclosure = render(decision)
+                disclosure, built, delivery = self._rendered(event, record)
                 if claim.stored_event is not None:
                     notice = NotificationSent.model_validate_json(claim.stored_event)
                 else:
-                    notice = notification_for(decision, disclosure, "inbox")
-                    remembered.append((decision_id, notice.model_dump_json().encode()))
-                delivery = webhook_delivery_for(decision, disclosure, source_of(record), self.partners)
+                    notice = built
+                    remembered.append((claim_id, notice.model_dump_json().encode()))
             except Exception as exc:  # noqa: BLE001 - rendering is pure: what fails once fails on every redelivery
                 # A decision we cannot put into words must not block the partition: dead-letter it.
                 # Its claim stays unpublished, so a replay after the fix tells it.
                 result.unrenderable.append(RefusedRecord(record, "unrenderable", f"{type(exc).__name__}: {exc}"[:1000]))
                 continue
             result.notices.append(notice)
+            told.append(claim_id)
             if delivery is not None:
                 deliveries.append(delivery)
             for code in disclosure.unknown_codes:
                 # Told generically; the wording belongs in shared.reasons.
-                log.warning("wording_missing", code=code, decision_id=decision_id, customer_id=decision.customer_id)
-                result.unknown_codes.append((decision_id, code))
+                log.warning("wording_missing", code=code, decision_id=claim_id, customer_id=event.customer_id)
+                result.unknown_codes.append((claim_id, code))
         if result.unrenderable:
             await self.publisher.dead_letter(self.topics.deadletter, result.unrenderable)
         await self.ledger.remember(remembered)
         result.webhooks_enqueued = await self.webhooks.enqueue(deliveries) if deliveries else 0
         await self.publisher.publish((self.topics.notifications, n) for n in result.notices)
-        await self.ledger.mark_published([str(n.decision_id) for n in result.notices])
+        await self.ledger.mark_published(told)
         _log_sent(result.notices, webhooks=result.webhooks_enqueued)
-        result.webhooks_requeued = await self._requeue_replayed(events)
         return result
 
     async def tell_movements(self, events: Sequence[tuple[Record, Movement]]) -> Announcement:
-        """Tell each drawdown outcome and repayment once, in the customer's inbox."""
-        unique: dict[str, tuple[Record, Movement]] = {}
-        for record, event in events:
-            unique.setdefault(str(event.event_id), (record, event))
-        claims = await self.ledger.claim([(i, e.customer_id, -1) for i, (_, e) in unique.items()])
-        result = Announcement()
-        remembered: list[tuple[str, bytes]] = []
-        for (event_id, (record, event)), claim in zip(unique.items(), claims, strict=True):
-            if claim.state in ("done", "stale"):
-                continue
-            try:
-                if claim.stored_event is not None:
-                    notice = NotificationSent.model_validate_json(claim.stored_event)
-                else:
-                    notice = movement_notification(event, render_movement(event))
-                    remembered.append((event_id, notice.model_dump_json().encode()))
-            except Exception as exc:  # noqa: BLE001 - rendering is pure: what fails once fails on every redelivery
-                result.unrenderable.append(RefusedRecord(record, "unrenderable", f"{type(exc).__name__}: {exc}"[:1000]))
-                continue
-            result.notices.append(notice)
-        if result.unrenderable:
-            await self.publisher.dead_letter(self.topics.deadletter, result.unrenderable)
-        await self.ledger.remember(remembered)
-        await self.publisher.publish((self.topics.notifications, n) for n in result.notices)
-        await self.ledger.mark_published([str(n.decision_id) for n in result.notices])
-        _log_sent(result.notices)
-        return result
+        """Tell each drawdown outcome and repayment once, in the customer's inbox: claimed under the
+        outcome's event id with sequence 0 (outside the order of decisions, never stale)."""
+        return await self._tell([(str(e.event_id), e.customer_id, 0, record, e) for record, e in events])
+
+    def _rendered(
+        self, event: Decision | Notice | Movement, record: Record
+    ) -> tuple[Disclosure, NotificationSent, WebhookDelivery | None]:
+        """The words, the inbox notice and (decisions only) the partner's webhook delivery."""
+        if isinstance(event, Decision):
+            disclosure = render(event)
+            return disclosure, notification_for(event, disclosure, "inbox"), webhook_delivery_for(event, disclosure, source_of(record), self.partners)
+        if isinstance(event, Movement):
+            disclosure = render_movement(event)
+            return disclosure, movement_notification(event, disclosure), None
+        disclosure = render_notice(event)
+        return disclosure, notice_for(event, disclosure, "inbox"), None
 
     async def _requeue_replayed(self, events: Sequence[tuple[Record, Decision]]) -> int:
         """Deliveries of replayed webhook give-ups, queued again (the queue keeps it to once per letter)."""

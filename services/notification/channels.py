@@ -8,12 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Container
 
-from services.notification.disclosure import Disclosure, Movement
+from services.notification.disclosure import Disclosure, Movement, Notice
 from services.notification.ports import DeliverySource, WebhookDelivery
 from services.notification.webhooks import notification_id, webhook_payload
-from shared.contracts import Decision, DrawdownApproved, NotificationSent, RepaymentApplied, deterministic_id, utc_now
+from shared.contracts import (
+    Decision,
+    DecisionDelayed,
+    DrawdownApproved,
+    NotificationSent,
+    RepaymentApplied,
+    ReviewConcluded,
+    deterministic_id,
+    utc_now,
+)
 
-__all__ = ["PRODUCER", "movement_notification", "notification_for", "webhook_delivery_for"]
+__all__ = ["PRODUCER", "movement_notification", "notice_for", "notification_for", "webhook_delivery_for"]
 
 PRODUCER = "notification"
 
@@ -75,6 +84,7 @@ def movement_notification(event: Movement, disclosure: Disclosure) -> Notificati
         body=disclosure.body,
         policy_version=policy or "-",
         movement_id=movement,
+        about="drawdown",
     )
 
 
@@ -96,4 +106,33 @@ def webhook_delivery_for(
         body=payload.model_dump_json().encode(),
         notice=notice.model_dump_json().encode(),
         source=source,
+    )
+
+
+def notice_for(notice: Notice, disclosure: Disclosure, channel: str = "inbox") -> NotificationSent:
+    """The record that the customer was told a notice that is not a decision (a delay, a review)."""
+    the_id = deterministic_id("notice", notice.event_id, channel)
+    delayed = isinstance(notice, DecisionDelayed)
+    upheld = isinstance(notice, ReviewConcluded)
+    return NotificationSent(
+        event_id=the_id,
+        correlation_id=notice.correlation_id,
+        causation_id=notice.event_id,
+        producer=PRODUCER,
+        occurred_at=utc_now(),
+        notification_id=the_id,
+        decision_id=notice.event_id,
+        decision_seq=0,
+        application_id=notice.application_id,
+        customer_id=notice.customer_id,
+        channel=channel,  # type: ignore[arg-type]
+        locale=notice.locale,
+        outcome=notice.reviewed_outcome if upheld else "pending",  # type: ignore[union-attr]
+        category="system" if delayed else getattr(notice, "reviewed_category", None),
+        reference=disclosure.reference,
+        title=disclosure.title,
+        body=disclosure.body,
+        policy_version="",
+        about="delay" if delayed else "review",
+        about_decision_id=notice.decision_id,
     )

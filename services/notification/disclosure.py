@@ -9,16 +9,27 @@ What each kind says (issue 5):
 
 - opened: the limit, the price (APR, and the daily rate with the interest on 10,000 CNY a day, as
   customers in China are used to reading it), how long the window stays open, what set the limit;
-- closed, credit: the closure rule in words, at most four principal reasons, and for each what to
-  do and how long it usually takes (the scorecard's concrete recourse where it has one for that
-  reason, the shared advice otherwise), plus any other change of the recourse plan;
-- closed, strategy or system: that it is not about their credit, and when to try again;
-- closed, regulatory: the rule that bounds the limit;
+- closed, credit: the closure rule in words with its threshold (more than 3 hard inquiries in 3
+  months; an overdue in the last 12 months, and when it stops counting; the score's cut-off), where
+  the policy allows the score and grade, at most four principal reasons, and for each what to do and
+  how long it usually takes (the scorecard's concrete recourse where it has one for that reason, the
+  shared advice otherwise), plus any other change of the recourse plan;
+- closed, strategy or system: that it is not about their credit, and what happens next (a
+  maintenance closure is decided again by itself; an application that could not be read or scored
+  must be made again, and the message says so); a suspended customer reads a neutral text;
+- closed, regulatory: the rule that bounds the limit, with the policy's own share or cap;
+- opened: what bounded the limit with the real fraction, and any programme or cycle factor;
+- a closure of a small-business owner (not a system one): one sentence on other financing channels;
+- a decision made on review: which decision a person reviewed, and their note;
 - every message: a quotable decision reference to ask for an explanation or a human review, and
   the policy and model versions behind the decision.
 - drawdowns (issue 16): approved, the amount lent, what is owed now and what is still available;
   refused, the category in words, why (a closed window's own reason too), and what is available;
   a repayment, what it took off and what is owed now (`render_movement`).
+
+Notices that are not decisions (`render_notice`): a decision delayed by an outage (told once:
+"a technical problem, not your credit; we will decide as soon as it clears"), a review received,
+and a review upheld (an overturn is told by the new decision itself).
 
 No personal data enters a message beyond what the decision itself carries (no income, no name).
 """
@@ -40,29 +51,49 @@ from babel.units import format_unit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from jinja2.utils import concat
 
-from shared.contracts import Decision, DrawdownApproved, DrawdownRefused, RepaymentApplied, WindowClosed, WindowOpened
+from shared.contracts import (
+    Decision,
+    DecisionDelayed,
+    DrawdownApproved,
+    DrawdownRefused,
+    RepaymentApplied,
+    ReviewConcluded,
+    ReviewOpened,
+    RuleThreshold,
+    WindowClosed,
+    WindowOpened,
+)
 from shared.reasons import (
     ADVICE,
+    ALTERNATIVE_FINANCING,
     BOUNDS,
     CATEGORIES,
     CLOSURE_REASONS,
     DRAWDOWN_REASONS,
+    EDUCATION,
+    PROGRAMMES,
     REASON_ADVICE,
     REASONS,
     REGULATORY_RULES,
+    RULE_THRESHOLDS,
+    SYSTEM_NEXT_STEP,
     Advice,
     Text,
     reason_code,
 )
+from shared.references import reference_of
 
 __all__ = [
     "CLOSURE_ADVICE",
     "MAX_REASONS",
     "TEMPLATES",
     "Disclosure",
+    "Notice",
+    "NoticeView",
     "Step",
     "View",
     "compose",
+    "compose_notice",
     "daily_percent",
     "duration",
     "moment",
@@ -71,6 +102,8 @@ __all__ = [
     "reference_for",
     "render",
     "render_movement",
+    "render_notice",
+    "tells",
 ]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -83,7 +116,6 @@ CLOSURE_ADVICE = {"knockout_recent_overdue": "A_WAIT_OVERDUE", "knockout_inquiri
 # Advice whose target is an amount of money: its figures are shown as CNY.
 _MONEY_ADVICE = frozenset({"A_LOWER_AMOUNT", "A_BUILD_SAVINGS", "A_CHECKING_BALANCE"})
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _UNKNOWN = Text("其他评估因素", "another factor in the assessment")
 
 Kind = Literal[
@@ -153,22 +185,23 @@ class View:
     applied: str = ""
     owes: bool = False  # a balance is still owed
     window_reason: str = ""
+    # credit education and what comes next
+    threshold: str = ""
+    score: str = ""
+    alternatives: str = ""
+    programme: str = ""
+    cycle: str = ""
+    next_step: str = ""
+    # a decision made on review
+    reviewed_reference: str = ""
+    review_note: str = ""
     unknown_codes: tuple[str, ...] = field(default=())
 
 
 def reference_for(decision: Decision) -> str:
-    """A quotable decision reference: the first 60 bits of the decision id in Crockford base32.
-
-    Twelve characters without look-alikes (no I, L, O, U), so it survives being read out over the
-    phone; 60 bits keep references of different decisions apart in practice.
-    """
-    return _reference(decision.decision_id.int)
-
-
-def _reference(number: int) -> str:
-    top = number >> 68
-    chars = "".join(_CROCKFORD[(top >> shift) & 31] for shift in range(55, -1, -5))
-    return f"CW-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+    """A quotable decision reference (`shared.references`): the first 60 bits of the decision id in
+    Crockford base32, twelve characters without look-alikes, so it survives being read out."""
+    return reference_of(decision.decision_id)
 
 
 # --- formatting (Babel) ----------------------------------------------------------------------------
@@ -264,6 +297,47 @@ def share_of_income(fraction: float | None, locale: str) -> str:
     return format_percent(float(exact), format="#,##0.##%", locale=_babel(locale))
 
 
+def _number(value: float) -> str:
+    # A threshold as people say it: 3, not 3.0; 518.5 stays.
+    return f"{value:g}"
+
+
+def threshold_text(threshold: RuleThreshold | None, locale: str) -> str:
+    """The closing rule with its threshold, in the customer's words ('' for a rule without one)."""
+    if threshold is None:
+        return ""
+    text = RULE_THRESHOLDS.get(f"{threshold.rule}:none") if threshold.threshold == 0 else None
+    text = text or RULE_THRESHOLDS.get(threshold.rule)
+    if text is None:
+        return ""
+    figure = money(threshold.threshold, locale) if threshold.rule == "below_minimum_limit" else _number(threshold.threshold)
+    value = _number(threshold.value) if threshold.value is not None else "-"
+    return text(locale).format(threshold=figure, value=value, months=threshold.period_months or "")
+
+
+def score_text(decision: Decision, locale: str) -> str:
+    """The customer's points and grade (with the cut-off when the rule was the score's), where the policy allows."""
+    points, grade = getattr(decision, "points", None), getattr(decision, "grade", None)
+    if not decision.score_disclosed or points is None or not grade:
+        return ""
+    threshold = getattr(decision, "threshold", None)
+    if threshold is not None and threshold.rule == "score_below_cutoff":
+        return EDUCATION["score_against_cutoff"](locale).format(points=round(points), cutoff=_number(threshold.threshold), grade=grade)
+    return EDUCATION["score"](locale).format(points=round(points), grade=grade)
+
+
+def regulatory_rule(decision: WindowClosed, words: _Words) -> str:
+    threshold = decision.threshold
+    share = share_of_income(threshold.threshold if threshold and decision.reason == "income_cap" else None, words.locale)
+    cap = money(threshold.threshold, words.locale) if threshold and decision.reason == "absolute_cap" else ""
+    if decision.reason == "absolute_cap" and not cap:
+        return Text(
+            "监管规定:每人在本平台的借款余额不得超过统一的绝对上限。",
+            "The rule: a person's balance with us may not exceed a fixed absolute cap that applies to everyone.",
+        )(words.locale)  # a decision recorded before the cap was carried
+    return words.text(REGULATORY_RULES, decision.reason).format(share=share, cap=cap)
+
+
 # --- composing ---------------------------------------------------------------------------------------
 
 
@@ -327,6 +401,8 @@ def compose(decision: Decision) -> View:
         "policy_version": decision.policy_version,
         "model_id": decision.model_id,
         "trigger": decision.trigger,
+        "reviewed_reference": reference_of(decision.reviewed_decision_id) if decision.reviewed_decision_id else "",
+        "review_note": decision.review_note or "",
     }
     if isinstance(decision, WindowOpened):
         basis = decision.basis
@@ -343,6 +419,9 @@ def compose(decision: Decision) -> View:
             bound=words.text(BOUNDS, basis.bound_by).format(share=share_of_income(basis.income_fraction, locale)),
             grade=decision.grade,
             absolute_cap=money(basis.absolute_cap, locale) if basis.absolute_cap is not None else "",
+            score=score_text(decision, locale),
+            programme=_programme(basis.programme, basis.programme_boost, locale),
+            cycle=_cycle(basis.cycle_factor, locale),
             **common,  # type: ignore[arg-type]
         )
         return _with_unknown(view, words)
@@ -357,6 +436,7 @@ def compose(decision: Decision) -> View:
     }[decision.category]  # type: ignore[assignment]
     factors, others = _factors(decision, words) if decision.category == "credit" else ((), ())
     lead_code = CLOSURE_ADVICE.get(decision.reason)
+    retry_after = moment(decision.retry_after, locale) if decision.retry_after else ""
     view = View(
         kind=kind,
         category=words.text(CATEGORIES, decision.category),
@@ -366,12 +446,37 @@ def compose(decision: Decision) -> View:
         factors=factors,
         other_changes=others,
         has_recourse=any(step.in_plan for step in (*factors, *others)),
-        rule=words.text(REGULATORY_RULES, decision.reason) if decision.category == "regulatory" else "",
-        retry_after=moment(decision.retry_after, locale) if decision.retry_after else "",
-        closes_reference=_reference(decision.closes_decision_id.int) if decision.closes_decision_id else "",
+        rule=regulatory_rule(decision, words) if decision.category == "regulatory" else "",
+        retry_after=retry_after,
+        closes_reference=reference_of(decision.closes_decision_id) if decision.closes_decision_id else "",
+        threshold=threshold_text(decision.threshold, locale) if decision.category == "credit" else "",
+        score=score_text(decision, locale) if decision.category == "credit" else "",
+        alternatives=ALTERNATIVE_FINANCING(locale) if decision.segment == "small_business" and decision.category != "system" else "",
+        next_step=_next_step(decision, retry_after, locale) if decision.category == "system" else "",
         **common,  # type: ignore[arg-type]
     )
     return _with_unknown(view, words)
+
+
+def _next_step(decision: WindowClosed, retry_after: str, locale: str) -> str:
+    text = SYSTEM_NEXT_STEP.get(decision.reason) or SYSTEM_NEXT_STEP[""]
+    if "{retry_after}" in text.en and not retry_after:
+        return ""
+    return text(locale).format(retry_after=retry_after)
+
+
+def _programme(name: str | None, boost: float, locale: str) -> str:
+    if not name:
+        return ""
+    words = (PROGRAMMES.get(name) or PROGRAMMES[""])(locale)
+    return EDUCATION["programme"](locale).format(programme=words, boost=_number(boost))
+
+
+def _cycle(factor: float, locale: str) -> str:
+    if factor == 1:
+        return ""
+    direction = EDUCATION["cycle_tighter" if factor < 1 else "cycle_looser"](locale)
+    return EDUCATION["cycle"](locale).format(factor=_number(factor), direction=direction)
 
 
 def _with_unknown(view: View, words: _Words) -> View:
@@ -411,7 +516,7 @@ def compose_movement(event: Movement) -> View:
     words = _Words(locale)
     common = {
         "locale": locale,
-        "reference": _reference(event.event_id.int),
+        "reference": reference_of(event.event_id),
         "policy_version": getattr(event, "policy_version", ""),
         "model_id": None,
         "trigger": "drawdown",
@@ -458,3 +563,51 @@ def _render(view: View) -> Disclosure:
     return Disclosure(
         title=str(context.vars["title"]).strip(), body=body, reference=view.reference, unknown_codes=view.unknown_codes
     )
+
+
+# --- notices that are not decisions -------------------------------------------------------------------
+
+NoticeKind = Literal["delayed", "review_received", "review_upheld"]
+Notice = DecisionDelayed | ReviewOpened | ReviewConcluded
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeView:
+    """What a notice template shows."""
+
+    kind: NoticeKind
+    locale: str
+    reference: str
+    category: str = ""
+    waiting_since: str = ""
+    respond_by: str = ""
+    reviewed_outcome: str = ""
+    note: str = ""
+
+
+def compose_notice(notice: Notice) -> NoticeView:
+    locale = notice.locale
+    if isinstance(notice, DecisionDelayed):
+        return NoticeView(
+            "delayed", locale, reference_of(notice.decision_id), category=CATEGORIES["system"](locale),
+            waiting_since=moment(notice.waiting_since, locale),
+        )  # fmt: skip
+    if isinstance(notice, ReviewOpened):
+        return NoticeView("review_received", locale, notice.reference, respond_by=moment(notice.respond_by, locale), reviewed_outcome=notice.reviewed_outcome)
+    if isinstance(notice, ReviewConcluded) and notice.outcome == "upheld":
+        return NoticeView("review_upheld", locale, notice.reference, reviewed_outcome=notice.reviewed_outcome, note=notice.note)
+    raise TypeError(f"nothing to tell of {type(notice).__name__} ({getattr(notice, 'outcome', '')})")
+
+
+def tells(notice: Notice) -> bool:
+    """Whether a notice is told to the customer (an overturn is told by its new decision instead)."""
+    return not (isinstance(notice, ReviewConcluded) and notice.outcome != "upheld")
+
+
+def render_notice(notice: Notice) -> Disclosure:
+    """A notice in the customer's language, from `templates/<kind>.<locale>.txt.j2`."""
+    view = compose_notice(notice)
+    template = _environment().get_template(f"{view.kind}.{view.locale}.txt.j2")
+    module = template.make_module({"v": view})
+    body = "\n".join(line.rstrip() for line in str(module).strip().splitlines())
+    return Disclosure(title=str(module.title).strip(), body=body, reference=view.reference)

@@ -48,19 +48,19 @@ def told(notices: Iterable[NotificationSent], *, since_s: float) -> tuple[dict[s
     for notice in notices:
         if notice.channel != "inbox":
             continue
-        if notice.outcome in ("opened", "closed"):  # drawdown outcomes have no decision sequence
+        if notice.about == "decision":
             seqs[notice.customer_id] = max(seqs.get(notice.customer_id, 0), notice.decision_seq)
         moment = notice.occurred_at.timestamp()
         if moment >= since_s:
-            kept.setdefault(str(notice.decision_id), moment)
+            kept.setdefault(str(notice.decision_id), moment)  # a notice's is the event it told: its claim
     return kept, seqs
 
 
 def owed_webhooks(notices: Iterable[NotificationSent], decisions: Iterable[ReadRecord], partners: Container[str]) -> list[WebhookDelivery]:
     """Deliveries still owed: told in the inbox, a partner with a webhook, no webhook notice yet. Pure."""
     notices = list(notices)
-    inbox = {n.decision_id for n in notices if n.channel == "inbox"}
-    delivered = {n.decision_id for n in notices if n.channel == "webhook"}
+    inbox = {n.decision_id for n in notices if n.channel == "inbox" and n.about == "decision"}
+    delivered = {n.decision_id for n in notices if n.channel == "webhook" and n.about == "decision"}
     owed: dict[str, WebhookDelivery] = {}
     for item in decisions:
         decision = item.event

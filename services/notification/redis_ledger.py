@@ -4,8 +4,9 @@
     nseq:<customer>        int   highest decision sequence announced to the customer
 
 A decision whose sequence is not above the customer's announced one is stale: it is not announced.
-A claim with sequence -1 (a drawdown outcome or a repayment) is never stale and leaves the
-customer's decision sequence alone: each is told once, whatever its order.
+A notice that is not a decision (a review received or upheld, a drawdown outcome or a repayment) is
+claimed with sequence 0 (or below): outside the customer's order of decisions, never stale, and it
+leaves that order alone: each is told once, whatever its order.
 The ledger and the webhook queue are the notification state (family ``notify``): every script
 starts with the state guard (shared/redis_state.py) and refuses a state that was lost (a flush, a
 restart without persistence, a failover to a replica that missed writes) or is being rebuilt.
@@ -39,12 +40,11 @@ for _, c in ipairs(a.claims) do
     else out[#out + 1] = {'again', seen[3] or ''} end
   else
     local seq_key = P .. 'nseq:' .. c[2]
-    local last = 0
-    if c[3] >= 0 then last = tonumber(redis.call('GET', seq_key) or '0') end
-    if c[3] >= 0 and c[3] <= last then
+    local last = tonumber(redis.call('GET', seq_key) or '0')
+    if c[3] > 0 and c[3] <= last then
       out[#out + 1] = {'stale', ''}
     else
-      if c[3] >= 0 then redis.call('SET', seq_key, c[3]) end
+      if c[3] > 0 then redis.call('SET', seq_key, c[3]) end
       redis.call('HSET', k, 'claimed', '1')
       redis.call('EXPIRE', k, a.ttl)
       out[#out + 1] = {'fresh', ''}

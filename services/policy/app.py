@@ -4,8 +4,11 @@
 `compose` wires the logic to whatever book and publisher it is given (the handler tests give it an
 in-memory book and the in-memory broker); `create_app` gives it the Redis book and the Kafka outbox
 and adds the process around them: policy restored from `credit.policy` at start, the lifecycle
-sweeper, `/health` and `/metrics`, and the customer-data API (`/limits/{customer_id}`, bearer
-tokens only) on a listener of its own (`CW_API_HOST`:`CW_POLICY_API_PORT`).
+sweeper, `/health` and `/metrics`, and the customer-data API (`/limits/{customer_id}` and
+`/explanations/{reference}`, bearer tokens only) on a listener of its own
+(`CW_API_HOST`:`CW_POLICY_API_PORT`). The explanations are served here because this service holds
+what explains a decision: every policy version it applied, and the index from references to the
+decision log; the message as sent is read back from `credit.notifications`.
 """
 
 from __future__ import annotations
@@ -14,37 +17,47 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
+from services.policy.clerk import Clerk, Signatures
 from services.policy.decisions import budgets_now
+from services.policy.delays import DelayWatch
+from services.policy.desk import CustomerDesk
 from services.policy.document import PolicyDocument, load_policy
+from services.policy.explanation import explain, no_decision
 from services.policy.handlers import (
     PolicyDeps,
+    desk_router,
     drawdowns_router,
     policy_updates_router,
     refuse_updates,
+    restore_desk,
     restore_policy,
+    reviews_router,
     scores_router,
 )
+from services.policy.kafka_archive import KafkaArchive
 from services.policy.lending import Lender
 from services.policy.metrics import PolicyMetrics
-from services.policy.ports import EventPublisher, LimitStore, Reserved
+from services.policy.ports import DecisionArchive, EventPublisher, LimitStore, ReferenceIndex, Reserved
 from services.policy.recovery import book_recovery
 from services.policy.redis_book import RedisBook
+from services.policy.redis_references import RedisReferences
 from services.policy.underwriting import PolicyState, Underwriter
 from shared.contracts import utc_now
 from shared.customer_api import ApiListener, CustomerApi, Reply
 from shared.messaging import ServiceHealth, is_transient, retry_transient
 from shared.redis_state import Durability
+from shared.references import normalise_reference
 from shared.runtime import FleetApp, build_app, plumbing, serve
 from shared.settings import Settings
 from shared.wire import RefusedRecord
 
-__all__ = ["Policy", "compose", "create_app", "main", "sweep_forever"]
+__all__ = ["Policy", "compose", "create_app", "explanation_reply", "main", "sweep_forever"]
 
 log = structlog.get_logger("creditwindow.policy")
 SWEEP_INTERVAL_S = 1.0
@@ -58,6 +71,7 @@ class Policy:
     broker: KafkaBroker
     deps: PolicyDeps
     store: LimitStore
+    archive: DecisionArchive | None = None
 
     @property
     def state(self) -> PolicyState:
@@ -71,6 +85,11 @@ class Policy:
     def metrics(self) -> PolicyMetrics:
         return self.deps.metrics
 
+    @property
+    def clerk(self) -> Clerk:
+        assert self.deps.clerk is not None
+        return self.deps.clerk
+
 
 def compose(
     settings: Settings,
@@ -82,21 +101,57 @@ def compose(
     policy: PolicyDocument | None = None,
     clock: Callable[[], datetime] = utc_now,
     health: ServiceHealth | None = None,
+    archive: DecisionArchive | None = None,
+    references: ReferenceIndex | None = None,
 ) -> Policy:
-    """The live policy service on `broker`: scores decided into `credit.windows`, signed updates followed."""
+    """The live policy service on `broker`: scores decided into `credit.windows`, signed updates
+    followed, reviews and suspensions on `credit.reviews` carried out (`archive` reads decisions back)."""
     source = "given" if policy is not None else f"file:{settings.policy_path.name}"
     state = PolicyState(policy or load_policy(settings.policy_path), source=source)
+    desk = CustomerDesk()
     underwriter = Underwriter(
-        store=store, publisher=publisher, out_topic=settings.topics.windows, state=state, clock=clock
+        store=store, publisher=publisher, out_topic=settings.topics.windows, state=state, clock=clock, desk=desk, references=references
     )
+    signatures = Signatures(settings.policy_key_ring, settings.topic_namespace, timedelta(seconds=settings.policy_max_clock_skew_s))
+    clerk = Clerk(
+        underwriter=underwriter, archive=archive or _NoArchive(), publisher=publisher, reviews_topic=settings.topics.reviews,
+        desk=desk, signatures=signatures, clock=clock,
+    )  # fmt: skip
     lender = Lender(store=store, publisher=publisher, out_topic=settings.topics.drawdowns, state=state, clock=clock)
     deps = PolicyDeps(
-        settings, publisher, PolicyMetrics(registry), underwriter, state, health or ServiceHealth(registry), lender
+        settings, publisher, PolicyMetrics(registry), underwriter, state, health or ServiceHealth(registry), clerk, DelayWatch(), lender
     )
     broker.include_router(scores_router(deps, group=SERVICE))
     broker.include_router(drawdowns_router(deps, group=f"{SERVICE}-drawdowns"))
     broker.include_router(policy_updates_router(deps))
-    return Policy(broker, deps, store)
+    broker.include_router(reviews_router(deps))
+    broker.include_router(desk_router(deps))
+    return Policy(broker, deps, store, archive)
+
+
+class _NoArchive:
+    """No decision log to read back: every reference leads nowhere."""
+
+    async def decision(self, reference: str) -> None:
+        return None
+
+    async def score(self, decision: object) -> None:
+        return None
+
+    async def notices(self, decision: object) -> list[object]:
+        return []
+
+
+async def explanation_reply(reference_text: str, archive: DecisionArchive, state: PolicyState) -> Reply:
+    """`GET /explanations/{reference}`: a decision explained (404, the same body, for an unknown
+    reference and for a malformed one)."""
+    reference = normalise_reference(reference_text)
+    decision = await archive.decision(reference) if reference else None
+    if decision is None:
+        return 404, no_decision(reference or reference_text[:40])
+    score = await archive.score(decision)
+    messages = await archive.notices(decision)
+    return 200, explain(decision, score, state.versions.get(decision.policy_version), messages).as_dict()
 
 
 async def sweep_forever(policy: Policy, interval_s: float = SWEEP_INTERVAL_S) -> None:
@@ -107,6 +162,7 @@ async def sweep_forever(policy: Policy, interval_s: float = SWEEP_INTERVAL_S) ->
                 await asyncio.sleep(interval_s)  # recovery runs; nothing to sweep on a book being rebuilt
                 continue
             policy.metrics.observe(await policy.underwriter.sweep())
+            _desk_gauges(policy)
             terms = budgets_now(policy.state.active, utc_now())  # this period's budgets
             reserved = await policy.store.budgets([key for key, _ in terms.values()])
             for segment, (key, budget) in terms.items():
@@ -119,19 +175,32 @@ async def sweep_forever(policy: Policy, interval_s: float = SWEEP_INTERVAL_S) ->
         await asyncio.sleep(interval_s)
 
 
+def _desk_gauges(policy: Policy) -> None:
+    if policy.deps.clerk is None:
+        return
+    desk, now = policy.clerk.desk, utc_now()
+    policy.metrics.reviews_open.set(len(desk.reviews))
+    policy.metrics.reviews_overdue.set(len(desk.overdue(now, policy.state.active.customer_care.review_within)))
+    policy.metrics.suspended.set(sum(1 for s in desk.suspensions.values() if s.active(now)))
+
+
 def create_app(settings: Settings | None = None) -> FleetApp:
     parts = plumbing(settings or Settings(), SERVICE)
     settings = parts.settings
     store = RedisBook(parts.redis, settings.redis_prefix, retention_ms=settings.book_retention_ms, durability=Durability.of(settings))
-    recovery = book_recovery(store, settings, parts.health)
+    references = RedisReferences(parts.redis, settings.redis_prefix)
+    archive = KafkaArchive(settings, references)
+    recovery = book_recovery(store, settings, parts.health, references=references)
     policy = compose(
-        settings, broker=parts.broker, store=store, publisher=parts.outbox, registry=parts.registry, health=parts.health
-    )
+        settings, broker=parts.broker, store=store, publisher=parts.outbox, registry=parts.registry, health=parts.health,
+        archive=archive, references=references,
+    )  # fmt: skip
     tasks: list[asyncio.Task[None]] = []
     refused_at_start: list[RefusedRecord] = []
 
     async def restore() -> None:
         refused_at_start.extend(await restore_policy(settings, policy.state))
+        await restore_desk(settings, policy.clerk)
         await recovery.recover()  # a book to work on (rebuilt from the log if Redis has none) before consuming
 
     async def start_sweeper() -> None:
@@ -140,6 +209,8 @@ def create_app(settings: Settings | None = None) -> FleetApp:
         policy.metrics.observe(
             await retry_transient(policy.underwriter.enforce_pauses, settings=settings, what="close_paused")
         )
+        # A suspension applied while no replica ran closes the customer's open window too.
+        policy.metrics.observe(await retry_transient(policy.clerk.close_all_suspended, settings=settings, what="close_suspended"))
         tasks.append(asyncio.create_task(sweep_forever(policy), name="policy-sweeper"))
 
     async def stop_sweeper() -> None:
@@ -155,8 +226,13 @@ def create_app(settings: Settings | None = None) -> FleetApp:
             return 404, {"customer_id": customer_id, "status": "none"}
         return 200, window.as_dict()
 
+    async def explanations(reference: str) -> Reply:
+        return await explanation_reply(reference, archive, policy.state)
+
     api = ApiListener(
-        CustomerApi.from_settings(settings, [("/limits/", "/limits/{customer_id}", limits)]),
+        CustomerApi.from_settings(
+            settings, [("/limits/", "/limits/{customer_id}", limits), ("/explanations/", "/explanations/{reference}", explanations)]
+        ),
         host=settings.api_host,
         port=settings.policy_api_port,
     )

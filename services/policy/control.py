@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.policy.document import PolicyDocument, PolicyError, parse_policy
-from shared.contracts import PolicyUpdated
-from shared.signing import KeyRing, signed_without_namespace, verify_policy
+from shared.contracts import OperatorAction, PolicyUpdated
+from shared.signing import KeyRing, signed_without_namespace, verify_action, verify_policy
 
-__all__ = ["MAX_CLOCK_SKEW", "Accepted", "Refused", "check_update", "newly_paused", "paused", "signed_fields"]
+__all__ = ["MAX_CLOCK_SKEW", "Accepted", "Refused", "check_action", "check_update", "newly_paused", "paused", "signed_fields"]
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
@@ -102,3 +102,22 @@ def newly_paused(old: PolicyDocument, new: PolicyDocument, now: datetime) -> dic
     """Segments, regions and channels paused by the new version at `now` that were not paused before."""
     before, after = paused(old, now), paused(new, now)
     return {dimension: after[dimension] - before[dimension] for dimension in after}
+
+
+def check_action(
+    action: OperatorAction, *, ring: KeyRing, namespace: str, now: datetime, max_skew: timedelta = MAX_CLOCK_SKEW
+) -> Refused | None:
+    """An operator's action on a customer (a review decided, a suspension, its lifting): None when it
+    may take effect. Its key must be in the ring, its signature verify over every field and this
+    fleet's namespace, and it must not come from the future. An old action replayed changes nothing:
+    the customer desk keeps each customer's actions in the order they were issued."""
+    key = ring.verifying_key(action.key_id)
+    if key is None:
+        return Refused("unknown_key", f"signed with key {action.key_id!r}, not in this fleet's key ring {sorted(ring.keys)}")
+    if not verify_action(key, action.signature, action.event_type, action.signed_fields(namespace)):
+        if action.namespace != namespace:
+            return Refused("other_namespace", f"signed for namespace {action.namespace!r}, this fleet runs in {namespace!r}")
+        return Refused("forged", "signature does not verify: forged, tampered or signed with another key")
+    if action.issued_at > now + max_skew:
+        return Refused("future", f"issued at {action.issued_at.isoformat()}, more than {max_skew} after now ({now.isoformat()})")
+    return None

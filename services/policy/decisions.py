@@ -15,11 +15,20 @@ from datetime import UTC, datetime
 from services.policy.book import budget_key
 from services.policy.document import PolicyDocument
 from services.policy.periods import period_span
-from services.policy.ports import Allocation, BudgetTerms, CloseRequest, DecideRequest, DecisionRecord, OfferTerms
+from services.policy.ports import (
+    Allocation,
+    BudgetTerms,
+    CloseRequest,
+    DecideRequest,
+    DecisionRecord,
+    OfferTerms,
+    Suspension,
+)
 from services.policy.rules import Close, Offer, evaluate
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, deterministic_id
 
 __all__ = [
+    "OnReview",
     "Proposal",
     "record_key",
     "unreadable",
@@ -44,12 +53,15 @@ def decision_id_for(record: str) -> uuid.UUID:
     return deterministic_id("decision", record)
 
 
-def record_key(application_id: str, trigger: str, *, unreadable: bool = False) -> str:
+def record_key(application_id: str, trigger: str, *, unreadable: bool = False, reviewed: str = "") -> str:
     """The book's key of a decision: one per application; one more if decided again (``~r``); an
     application that could not be read is closed under ``~invalid``, so a corrected resubmission of
-    the same application is still decided."""
+    the same application is still decided; a decision a person made on review of decision `reviewed`
+    under ``~review:<reviewed>`` (one per reviewed decision)."""
     if trigger == "redecision":
         return f"{application_id}~r"
+    if trigger == "review":
+        return f"{application_id}~review:{reviewed}"
     if unreadable:
         return f"{application_id}~invalid"
     return application_id
@@ -66,6 +78,17 @@ def closure_id(application_id: str, trigger: str) -> uuid.UUID:
 
 
 @dataclass(frozen=True, slots=True)
+class OnReview:
+    """What a decision made on review carries besides its verdict: the decision reviewed (and its book
+    record), the reviewer's note, and the signed `ReviewDecided` that caused it."""
+
+    reviewed_decision_id: uuid.UUID
+    reviewed_record: str
+    note: str
+    cause: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
 class Proposal:
     score: ScoreComputed
     verdict: Offer | Close
@@ -73,11 +96,13 @@ class Proposal:
     policy_label: str
     trigger: Trigger = "application"
     decided_at: datetime = datetime.min.replace(tzinfo=UTC)
+    review: OnReview | None = None
 
     @property
     def record_key(self) -> str:
         """The book's idempotency key (see `record_key`)."""
-        return record_key(self.score.application_id, self.trigger, unreadable=unreadable(self.score))
+        reviewed = str(self.review.reviewed_decision_id) if self.review else ""
+        return record_key(self.score.application_id, self.trigger, unreadable=unreadable(self.score), reviewed=reviewed)
 
     @property
     def supersedes(self) -> bool:
@@ -85,9 +110,11 @@ class Proposal:
         return not (isinstance(self.verdict, Close) and self.verdict.category == "system")
 
 
-def propose(score: ScoreComputed, policy: PolicyDocument, now: datetime, trigger: Trigger = "application") -> Proposal:
+def propose(
+    score: ScoreComputed, policy: PolicyDocument, now: datetime, trigger: Trigger = "application", *, suspension: Suspension | None = None
+) -> Proposal:
     key = record_key(score.application_id, trigger, unreadable=unreadable(score))
-    return Proposal(score, evaluate(score, policy, now), decision_id_for(key), policy.label, trigger, now)
+    return Proposal(score, evaluate(score, policy, now, suspension), decision_id_for(key), policy.label, trigger, now)
 
 
 def _ms(moment: datetime) -> int:
@@ -179,10 +206,8 @@ def request_for(
         category="" if offer else verdict.category,  # type: ignore[union-attr]
         reason="" if offer else verdict.reason,  # type: ignore[union-attr]
         supersedes=proposal.supersedes,
-        fallback_of=score.application_id
-        if proposal.record_key != score.application_id and proposal.trigger == "application"
-        else "",
-        redecides=score.application_id if proposal.trigger == "redecision" else "",
+        fallback_of=score.application_id if proposal.record_key != score.application_id and proposal.trigger == "application" else "",
+        redecides=score.application_id if proposal.trigger == "redecision" else (proposal.review.reviewed_record if proposal.review else ""),
         region=facts.region if facts else "",
         channel=facts.channel if facts else "",
         locale=facts.locale if facts else "zh-CN",
@@ -219,7 +244,14 @@ def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, n
         "policy_version": proposal.policy_label,
         "model_id": score.model_id,
         "trigger": proposal.trigger,
+        "score_disclosed": policy.customer_care.show_score,
     }
+    if proposal.review is not None:
+        common |= {
+            "causation_id": proposal.review.cause,
+            "reviewed_decision_id": proposal.review.reviewed_decision_id,
+            "review_note": proposal.review.note or None,
+        }
     verdict = proposal.verdict
     if isinstance(verdict, Offer) and allocation.granted > 0:
         basis = verdict.basis.model_copy(
@@ -260,11 +292,12 @@ def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, n
         grade=score.grade,
         pd=score.pd,
         points=score.points,
+        threshold=closed.threshold,
     )
 
 
-def lifecycle_closure(facts: DecisionRecord, *, policy_label: str) -> WindowClosed:
-    """The `WindowClosed` announcing an expiry or a pause closure recorded by the book."""
+def lifecycle_closure(facts: DecisionRecord, *, policy_label: str, retry_after: datetime | None = None) -> WindowClosed:
+    """The `WindowClosed` announcing an expiry, a pause or a suspension closure recorded by the book."""
     closure = uuid.UUID(facts.closure_id)
     return WindowClosed(
         event_id=closure,
@@ -286,4 +319,5 @@ def lifecycle_closure(facts: DecisionRecord, *, policy_label: str) -> WindowClos
         category=facts.closure_category,  # type: ignore[arg-type]
         reason=facts.closure_reason,
         closes_decision_id=uuid.UUID(facts.decision_id),
+        retry_after=retry_after,
     )

@@ -18,6 +18,7 @@ from shared.contracts import SEGMENTS, Segment
 
 __all__ = [
     "Budget",
+    "CustomerCare",
     "Cycle",
     "DemandPoint",
     "GradeTerms",
@@ -273,6 +274,25 @@ class Timing(_Part):
         return self
 
 
+class CustomerCare(_Part):
+    """What customers are told beyond the decision, and how soon (issue 15). Durations as in `Timing`."""
+
+    show_score: bool = Field(default=False, description="Tell customers their points and risk grade beside the cut-off.")
+    review_within: timedelta = Field(default=timedelta(days=7), description="A review open longer than this is overdue.")
+    delay_notice_after: timedelta = Field(
+        default=timedelta(minutes=2),
+        description="An application not decided within this because Redis or the broker is away gets one `system` notice.",
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> Self:
+        for name in ("review_within", "delay_notice_after"):
+            value = getattr(self, name)
+            if value <= timedelta(0) or value > timedelta(days=366):
+                raise ValueError(f"{name} must be between 1 second and 366 days")
+        return self
+
+
 class PolicyDocument(_Part):
     """A complete policy version."""
 
@@ -295,6 +315,7 @@ class PolicyDocument(_Part):
     pricing: Pricing = Pricing()
     limits: Limits = Limits()
     timing: Timing = Timing()
+    customer_care: CustomerCare = CustomerCare()
 
     @model_validator(mode="after")
     def _complete(self) -> Self:

@@ -6,7 +6,9 @@ and `policy_updates_router` (the live fleet only: a shadow keeps its candidate p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -16,39 +18,65 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
+from services.policy.clerk import Clerk
 from services.policy.control import Accepted, check_update
+from services.policy.delays import DelayWatch
 from services.policy.lending import Lender
 from services.policy.metrics import PolicyMetrics
 from services.policy.ports import EventPublisher
-from services.policy.underwriting import PolicyState, Underwriter
+from services.policy.underwriting import Decided, PolicyState, Underwriter
 from shared.contracts import (
+    REVIEW_EVENTS,
+    CustomerSuspended,
     DeadLetter,
+    DecisionDelayed,
     DrawdownApproved,
     DrawdownRefused,
     DrawdownRequested,
+    Event,
     PolicyUpdated,
     Repaid,
     RepaymentApplied,
+    ReviewConcluded,
+    ReviewOpened,
     ScoreComputed,
+    SuspensionLifted,
     WindowClosed,
     WindowOpened,
     utc_now,
 )
+from shared.logging import event_ids
 from shared.messaging import (
     Records,
     ServiceHealth,
     aiokafka_kwargs,
     batch_subscriber_options,
     commit_in_background,
+    intake,
+    is_transient,
     raw_records,
     retry_transient,
     take,
     topic_partitions,
 )
+from shared.messaging.topic_io import end_offsets, read_to_end
 from shared.settings import Settings
 from shared.wire import Record, RefusedRecord, decode
 
-__all__ = ["PolicyDeps", "drawdowns_router", "policy_updates_router", "refuse_updates", "restore_policy", "scores_router"]
+__all__ = [
+    "PolicyDeps",
+    "desk_router",
+    "drawdowns_router",
+    "policy_updates_router",
+    "refuse_updates",
+    "restore_desk",
+    "restore_policy",
+    "reviews_router",
+    "scores_router",
+]
+
+# A batch that cannot be decided is retried for this long before it is rewound (and redelivered).
+DECIDE_GIVE_UP_S = 120.0
 
 log = structlog.get_logger("creditwindow.policy")
 
@@ -61,6 +89,8 @@ class PolicyDeps:
     underwriter: Underwriter
     state: PolicyState
     health: ServiceHealth
+    clerk: Clerk | None = None  # reviews and suspensions (the live fleet; a shadow has none)
+    delays: DelayWatch | None = field(default=None)  # tells customers of long delays (the live fleet)
     lender: Lender | None = None  # the live fleet lends; a shadow replica does not
 
 
@@ -72,6 +102,8 @@ def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) ->
     out_topic = deps.underwriter.out_topic
     router.publisher(out_topic, schema=WindowOpened, title=f"{out_topic}:WindowOpened")
     router.publisher(out_topic, schema=WindowClosed, title=f"{out_topic}:WindowClosed")
+    if deps.delays is not None:
+        router.publisher(out_topic, schema=DecisionDelayed, title=f"{out_topic}:DecisionDelayed")
     if dead_letters:
         router.publisher(topics.deadletter, schema=DeadLetter, title="credit.deadletter:DeadLetter")
 
@@ -90,9 +122,7 @@ def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) ->
 async def _decide_batch(deps: PolicyDeps, records: Records, message: KafkaMessage) -> None:
     settings = deps.settings
     batch = await take(records, (ScoreComputed,), publisher=deps.publisher, settings=settings)
-    decided = await retry_transient(
-        lambda: deps.underwriter.decide([score for _, score in batch.events]), settings=settings, what="decide"
-    )
+    decided = await _decide_telling_delays(deps, [score for _, score in batch.events])
     if decided.conflicts:
         # An application id another customer's application already holds: never skipped in silence.
         owners = {id(score): record for record, score in batch.events}
@@ -132,6 +162,63 @@ def drawdowns_router(deps: PolicyDeps, *, group: str) -> KafkaRouter:
     return router
 
 
+async def _decide_telling_delays(deps: PolicyDeps, scores: Sequence[ScoreComputed]) -> Decided:
+    """Decide, retrying transient faults; meanwhile tell each customer whose application has waited
+    longer than the policy's bound, once (Redis or the broker is away: see `delays.py`)."""
+    settings = deps.settings
+    watch = deps.delays
+    if watch is None:
+        return await retry_transient(lambda: deps.underwriter.decide(scores), settings=settings, what="decide", give_up_after_s=DECIDE_GIVE_UP_S)
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + DECIDE_GIVE_UP_S
+    while True:
+        bound = deps.state.active.customer_care.delay_notice_after
+        due_in = watch.next_due_s(scores, deps.underwriter.clock(), bound)
+        slice_s = max(0.5, min(give_up - loop.time(), DECIDE_GIVE_UP_S if due_in is None else due_in))
+        try:
+            return await retry_transient(lambda: deps.underwriter.decide(scores), settings=settings, what="decide", give_up_after_s=slice_s)
+        except Exception as exc:
+            if not is_transient(exc) or loop.time() >= give_up:
+                raise
+            await _tell_delays(deps, watch, scores, f"{type(exc).__name__}: {exc}")
+
+
+async def _tell_delays(deps: PolicyDeps, watch: DelayWatch, scores: Sequence[ScoreComputed], cause: str) -> None:
+    notices = watch.due(scores, deps.underwriter.clock(), deps.state.active.customer_care.delay_notice_after, cause)
+    if not notices:
+        return
+    try:
+        await deps.publisher.publish((deps.underwriter.out_topic, n) for n in notices)
+    except Exception as exc:  # the broker may be away too: told on the next try
+        log.warning("decision_delay_not_told", applications=len(notices), error=repr(exc)[:300])
+        return
+    watch.told(notices)
+    deps.metrics.delays.inc(len(notices))
+    for notice in notices:
+        log.warning("decision_delayed", **event_ids(notice), waiting_since=notice.waiting_since.isoformat(), cause=notice.cause)
+
+
+def reviews_router(deps: PolicyDeps) -> KafkaRouter:
+    """`credit.reviews` in, one replica per record (a group of its own): requests acknowledged, signed
+    review decisions carried out, forged operator actions dead-lettered."""
+    settings = deps.settings
+    topics = settings.topics
+    router = KafkaRouter()
+    router.publisher(topics.reviews, schema=ReviewOpened, title="credit.reviews:ReviewOpened")
+    router.publisher(topics.reviews, schema=ReviewConcluded, title="credit.reviews:ReviewConcluded")
+
+    @router.subscriber(
+        topics.reviews,
+        **batch_subscriber_options(settings, "policy-reviews"),
+        title="credit.reviews:" + "|".join(e.EVENT_TYPE for e in REVIEW_EVENTS),
+        description="Acknowledges requests for review by a person, carries out signed review decisions, refuses forged operator actions.",
+    )
+    async def on_reviews(records: Records, message: KafkaMessage) -> None:
+        await deps.health.guard(f"{topics.reviews}:act", lambda: _act_on_reviews(deps, records, message))
+
+    return router
+
+
 async def _lend_batch(deps: PolicyDeps, records: Records, message: KafkaMessage) -> None:
     settings = deps.settings
     assert deps.lender is not None
@@ -152,6 +239,62 @@ async def _lend_batch(deps: PolicyDeps, records: Records, message: KafkaMessage)
             await retry_transient(lambda: deps.publisher.dead_letter(settings.topics.deadletter, refused), settings=settings, what="dead_letter")
         deps.metrics.observe_lending(lent.outcomes)
     commit_in_background(message)
+
+
+async def _act_on_reviews(deps: PolicyDeps, records: Records, message: KafkaMessage) -> None:
+    settings = deps.settings
+    clerk = deps.clerk
+    assert clerk is not None
+    batch = await take(records, REVIEW_EVENTS, publisher=deps.publisher, settings=settings)
+    handled = await retry_transient(lambda: clerk.act(batch.events), settings=settings, what="reviews")
+    if handled.refused:
+        await retry_transient(lambda: deps.publisher.dead_letter(settings.topics.deadletter, handled.refused), settings=settings, what="dead_letter")
+    for action, result in handled.actions:
+        deps.metrics.operator_actions.labels(action, result).inc()
+    deps.metrics.observe(handled.decisions)
+    commit_in_background(message)
+
+
+def desk_router(deps: PolicyDeps) -> KafkaRouter:
+    """`credit.reviews` followed by every replica (no group): suspensions and open reviews kept in memory."""
+    router = KafkaRouter()
+    topics = deps.settings.topics
+
+    @router.subscriber(
+        topics.reviews,
+        batch=True,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,  # no group: every replica reads every record, nothing to commit
+        decoder=raw_records,
+        title="credit.reviews:CustomerSuspended|SuspensionLifted|ReviewOpened|ReviewConcluded",
+        description="Every replica keeps each customer's suspension and the open reviews; a suspension closes the customer's open window.",
+    )
+    async def on_desk(records: Records) -> None:
+        clerk = deps.clerk
+        assert clerk is not None
+        fresh = [raw for raw in records if raw.offset >= clerk.desk.history_end.get(raw.partition, 0)]
+        events = [event for _, event in intake(fresh, REVIEW_EVENTS).events]
+        closures = await retry_transient(lambda: clerk.follow(events), settings=deps.settings, what="desk")
+        deps.metrics.observe(closures)
+
+    return router
+
+
+async def restore_desk(settings: Settings, clerk: Clerk) -> None:
+    """Replay `credit.reviews` up to its end at start: suspensions and open reviews as they stand."""
+    ends = await end_offsets(settings, [settings.topics.reviews])
+    applied = 0
+    for item in await read_to_end(settings, [settings.topics.reviews]):
+        event: Event | None = item.event
+        if isinstance(event, ReviewOpened):
+            clerk.desk.opened(event)
+        elif isinstance(event, ReviewConcluded):
+            clerk.desk.concluded(event)
+        elif isinstance(event, (CustomerSuspended, SuspensionLifted)) and clerk.verify(event) is None:
+            await clerk.apply_suspension(event, close=False)
+        applied += event is not None
+    clerk.desk.history_end.update({tp.partition: offset for tp, offset in ends.items()})
+    log.info("desk_restored", events=applied, suspended=len(clerk.desk.suspensions), open_reviews=len(clerk.desk.reviews))
 
 
 def policy_updates_router(deps: PolicyDeps) -> KafkaRouter:
@@ -203,8 +346,7 @@ async def _apply_update(deps: PolicyDeps, record: Record) -> None:
         await refuse_updates(deps, [verdict])
         return
     previous = deps.state.active
-    deps.state.active = verdict.document
-    deps.state.source = f"{settings.topics.policy}@{record.offset}"
+    deps.state.adopt(verdict.document, f"{settings.topics.policy}@{record.offset}")
     deps.metrics.policy_updates.labels("applied").inc()
     log.info("policy_applied", policy=verdict.document.label, previous=previous.label)
     closures = await retry_transient(deps.underwriter.enforce_pauses, settings=settings, what="close_paused")
@@ -256,8 +398,7 @@ async def restore_policy(settings: Settings, state: PolicyState) -> list[Refused
                     record = Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()))
                     verdict = _check(settings, record, state.active)
                     if isinstance(verdict, Accepted):
-                        state.active = verdict.document
-                        state.source = f"{settings.topics.policy}@{raw.offset}"
+                        state.adopt(verdict.document, f"{settings.topics.policy}@{raw.offset}")
                     else:
                         refused.append(verdict)
             state.history_end[tp.partition] = ends[tp]

@@ -140,5 +140,9 @@ class MemoryBook:
     async def usable(self) -> bool:
         return True  # this process's own memory: never lost under it
 
+    async def open_record(self, customer_id: str) -> str | None:
+        entry = self.book.state.windows.get(customer_id)
+        return entry.record if entry is not None and entry.status == "open" else None
+
     async def programmes(self, names: Sequence[str]) -> dict[str, int]:
         return {n: self.book.state.programmes[n] for n in names if n in self.book.state.programmes}

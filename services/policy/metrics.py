@@ -41,6 +41,24 @@ class PolicyMetrics:
         self.policy_updates = Counter(
             "creditwindow_policy_updates_total", "PolicyUpdated events by result.", ["result"], registry=registry
         )
+        self.operator_actions = Counter(
+            "creditwindow_operator_actions_total",
+            "Operators' signed actions on customers (ReviewDecided, CustomerSuspended, SuspensionLifted) by result.",
+            ["action", "result"],
+            registry=registry,
+        )
+        self.reviews_open = Gauge("creditwindow_reviews_open", "Reviews by a person under way (every replica sees them all).", registry=registry)
+        self.reviews_overdue = Gauge(
+            "creditwindow_reviews_overdue",
+            "Reviews open longer than the policy's customer_care.review_within (every replica sees them all).",
+            registry=registry,
+        )
+        self.suspended = Gauge("creditwindow_customers_suspended", "Customers whose right to apply is suspended now.", registry=registry)
+        self.delays = Counter(
+            "creditwindow_decision_delays_total",
+            "Customers told their decision is delayed by an outage (Redis or the broker away).",
+            registry=registry,
+        )
 
     def observe(self, decisions: Sequence[Decision]) -> None:
         """Dead letters are counted by the outbox that publishes them."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from shared.contracts import Decision, NotificationSent, ScoreComputed
 from shared.ports import EventPublisher
 
 __all__ = [
@@ -26,17 +27,21 @@ __all__ = [
     "CloseRequest",
     "CurrentWindow",
     "DecideRequest",
+    "DecisionArchive",
     "DecisionRecord",
     "Demand",
     "DrawRequest",
     "EventPublisher",
+    "IndexEntry",
     "LifecycleClosure",
     "LimitStore",
     "LiveBook",
     "Movement",
     "OfferTerms",
+    "ReferenceIndex",
     "RepayRequest",
     "Reserved",
+    "Suspension",
     "WindowEntry",
 ]
 
@@ -407,6 +412,10 @@ class LimitStore(Protocol):
         """Apply each repayment atomically, in order (never below zero)."""
         ...
 
+    async def open_record(self, customer_id: str) -> str | None:
+        """The record of the customer's current window if it is open (a suspension closes it)."""
+        ...
+
 
 class LiveBook(Protocol):
     """A read-only view of the fleet's book: what a shadow replica starts from."""
@@ -418,3 +427,50 @@ class LiveBook(Protocol):
     async def open_window(self, customer_id: str) -> DecisionRecord | None:
         """The record of the customer's current window if it is open."""
         ...
+
+
+# --- the customer's side (issue 15): suspensions, references, the decision log read back -----------
+
+
+@dataclass(frozen=True, slots=True)
+class Suspension:
+    """A customer's right to apply, suspended by an operator (signed), until `until` or lifted."""
+
+    customer_id: str
+    reason: str
+    since: datetime
+    until: datetime | None
+    issued_by: str
+
+    def active(self, now: datetime) -> bool:
+        return self.since <= now and (self.until is None or now < self.until)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """Where a decision is: its customer (so its partition), when it was decided and when published
+    (so its offset: a decision rebuilt after a crash is published later than it was decided)."""
+
+    customer_id: str
+    decided_at_ms: int
+    published_at_ms: int
+
+
+class ReferenceIndex(Protocol):
+    """Decision references (`CW-...`) to where the decision is on `credit.windows`: derived state,
+    written before a decision is published and rebuilt from the topic with the book."""
+
+    async def record(self, decisions: Sequence[Decision]) -> None: ...
+
+    async def find(self, reference: str) -> IndexEntry | None: ...
+
+
+class DecisionArchive(Protocol):
+    """The decision log read back (kept forever): a decision by its reference, the score it was
+    decided on, and what the customer was told about it."""
+
+    async def decision(self, reference: str) -> Decision | None: ...
+
+    async def score(self, decision: Decision) -> ScoreComputed | None: ...
+
+    async def notices(self, decision: Decision) -> list[NotificationSent]: ...

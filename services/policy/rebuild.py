@@ -29,10 +29,15 @@ def _ms(value: object) -> int:
     return int(value.timestamp() * 1000)  # type: ignore[attr-defined]
 
 
+_DECIDED = ("application", "redecision", "review")  # decisions of their own record; the others close a record
+
+
 def _record_key(decision: Decision, by_decision: dict[str, str]) -> str | None:
     if decision.trigger in ("application", "redecision"):
         unread = isinstance(decision, WindowClosed) and decision.reason == "application_invalid"
         return record_key(decision.application_id, decision.trigger, unreadable=unread)
+    if decision.trigger == "review":
+        return record_key(decision.application_id, "review", reviewed=str(decision.reviewed_decision_id))
     closes = getattr(decision, "closes_decision_id", None)
     return by_decision.get(str(closes)) if closes else None
 
@@ -62,19 +67,13 @@ def derive(
         if record is None:
             book.state.seqs[customer] = max(book.state.seqs.get(customer, 0), decision.decision_seq)
             continue
-        if decision.trigger in ("application", "redecision"):
+        if decision.trigger in _DECIDED:
             by_decision[str(decision.decision_id)] = record
-            _restore(book, decision, record)
+            _restore(book, decision, record, by_decision)
         else:
             assert isinstance(decision, WindowClosed)
-            request = CloseRequest(
-                record,
-                str(decision.decision_id),
-                decision.category,
-                decision.reason,
-                decision.trigger,
-                _ms(decision.occurred_at),
-            )
+            by_decision[str(decision.decision_id)] = record  # a review of the closure is ordered as the window it closed
+            request = CloseRequest(record, str(decision.decision_id), decision.category, decision.reason, decision.trigger, _ms(decision.occurred_at))
             book.restore_closure(request, decision.decision_seq, customer)
     for record, (until, score_id) in waiting_deferrals(book.state, by_decision, decisions).items():
         score = (scores or {}).get(score_id)
@@ -113,7 +112,7 @@ def deferred_since(decisions: Iterable[Decision]) -> datetime | None:
     return min(times) if times else None
 
 
-def _restore(book: Book, decision: Decision, record: str) -> None:
+def _restore(book: Book, decision: Decision, record: str, by_decision: Mapping[str, str]) -> None:
     opened = isinstance(decision, WindowOpened)
     segment = decision.segment or "unknown"
     entry = DecisionRecord(
@@ -138,7 +137,13 @@ def _restore(book: Book, decision: Decision, record: str) -> None:
         published=True,
     )
     system_closure = isinstance(decision, WindowClosed) and decision.category == "system"
-    original = book.state.records.get(decision.application_id) if decision.trigger == "redecision" else None
+    # A re-decision, or a decision on review, is ordered as the decision it decides again.
+    original = None
+    if decision.trigger == "redecision":
+        original = book.state.records.get(decision.application_id)
+    elif decision.trigger == "review" and decision.reviewed_decision_id is not None:
+        reviewed = by_decision.get(str(decision.reviewed_decision_id))
+        original = book.state.records.get(reviewed) if reviewed else None
     window = None
     if not system_closure:
         window = WindowEntry(

@@ -26,11 +26,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import structlog
 
 from services.policy.rebuild import deferred_since, derive
 from services.policy.redis_book import RedisBook
+from services.policy.redis_references import RedisReferences
 from shared.contracts import Decision, DrawdownOutcome, RepaymentApplied, ScoreComputed
 from shared.messaging import ServiceHealth
 from shared.messaging.topic_io import end_offsets, offsets_at, read_to_end
@@ -42,22 +44,31 @@ __all__ = ["book_recovery", "read_book_log", "rebuild_into"]
 log = structlog.get_logger("creditwindow.policy")
 
 
-async def read_book_log(settings: Settings) -> tuple[list[Decision], list[DrawdownOutcome | RepaymentApplied]]:
-    """The book's log to its end offsets: every decision, and every drawdown outcome and repayment."""
-    topics = settings.topics
-    records = await read_to_end(settings, [topics.windows, topics.drawdowns])
+def _book_log(records: list[Any]) -> tuple[list[Decision], list[DrawdownOutcome | RepaymentApplied]]:
     decisions = [r.event for r in records if isinstance(r.event, Decision)]
     movements = [r.event for r in records if isinstance(r.event, DrawdownOutcome | RepaymentApplied)]
     return decisions, movements
 
 
-async def rebuild_into(book: RedisBook, settings: Settings, generation: str, *, grace_s: float) -> None:
-    """Derive the book from the log and install it as `generation` (the caller holds the fence)."""
+async def read_book_log(settings: Settings) -> tuple[list[Decision], list[DrawdownOutcome | RepaymentApplied]]:
+    """The book's log to its end offsets: every decision, and every drawdown outcome and repayment."""
+    topics = settings.topics
+    return _book_log(await read_to_end(settings, [topics.windows, topics.drawdowns]))
+
+
+async def rebuild_into(
+    book: RedisBook, settings: Settings, generation: str, *, grace_s: float, references: RedisReferences | None = None
+) -> None:
+    """Derive the book from the log and install it as `generation` (the caller holds the fence); the
+    index of decision references too (every decision, with the time it was published)."""
     began = time.monotonic()
     if any((await end_offsets(settings, [settings.topics.windows, settings.topics.drawdowns])).values()):
         await asyncio.sleep(grace_s)  # publications in flight when the book was lost land on the topic first
-    decisions, movements = await read_book_log(settings)
+    records = await read_to_end(settings, [settings.topics.windows, settings.topics.drawdowns])
+    decisions, movements = _book_log(records)
     state = derive(decisions, await _deferred_scores(settings, decisions), movements)
+    if references is not None:
+        await references.install((r.event, r.timestamp_ms) for r in records if isinstance(r.event, Decision))
     await book.install(state, generation, now_ms=int(time.time() * 1000))
     log.info(
         "book_rebuilt", generation=generation, decisions=len(decisions), customers=len(state.windows),
@@ -76,13 +87,11 @@ async def _deferred_scores(settings: Settings, decisions: list[Decision]) -> dic
 
 
 def book_recovery(
-    book: RedisBook, settings: Settings, health: ServiceHealth, *, grace_s: float | None = None
+    book: RedisBook, settings: Settings, health: ServiceHealth, *, grace_s: float | None = None, references: RedisReferences | None = None
 ) -> Recovery:
     """The policy service's recovery: adopt the book in Redis, or rebuild it from `credit.windows`."""
     grace = settings.book_rebuild_grace_s if grace_s is None else grace_s
     return Recovery(
-        book.guard,
-        health,
-        lambda generation: rebuild_into(book, settings, generation, grace_s=grace),
+        book.guard, health, lambda generation: rebuild_into(book, settings, generation, grace_s=grace, references=references),
         owner=settings.instance_id or "policy",
-    )
+    )  # fmt: skip

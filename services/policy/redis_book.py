@@ -710,6 +710,11 @@ class RedisBook:
         entry = await self.record(text(record))
         return entry if entry is not None and entry.status == "open" else None
 
+    async def open_record(self, customer_id: str) -> str | None:
+        """The record of the customer's current window if it is open (issue 15: a suspension closes it)."""
+        status, record = await self.redis.hmget(self._key("window:", customer_id), ["status", "record"])
+        return text(record) if record and text(status) == "open" else None
+
     # --- the whole book: for a rebuild, its check, and the twins test ---------------------------------
 
     async def snapshot(self) -> BookState:

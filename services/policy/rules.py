@@ -6,17 +6,22 @@ Order of the rules, first match wins:
 
 1. unscorable application             -> system      (scoring_failed / application_invalid)
 2. maintenance window                 -> system      (retry when it ends)
-3. paused segment, region or channel  -> strategy    (pauses in force now, scheduled ones included)
-4. knock-outs (overdue, inquiries)    -> credit      (with the scorecard's reasons)
-5. points below the segment cut-off   -> credit      (reasons and recourse)
-6. points below the cut-off the cycle
+3. the customer is suspended          -> strategy    (customer_suspended, until the suspension ends)
+4. paused segment, region or channel  -> strategy    (pauses in force now, scheduled ones included)
+5. knock-outs (overdue, inquiries)    -> credit      (with the scorecard's reasons)
+6. points below the segment cut-off   -> credit      (reasons and recourse)
+7. points below the cut-off the cycle
    raised it to                       -> strategy    (cycle_cutoff: the usual bar is met)
-7. expected profit not positive       -> credit      (unprofitable_risk)
-8. a cap leaves less than the minimum -> regulatory  (income_cap / absolute_cap)
-9. the group's limit multiplier leaves
-   less than the minimum              -> strategy    (limit_multiplier)
-10. otherwise an offer: limit from grade and income x cycle factor x programme (active now), capped,
+8. expected profit not positive       -> credit      (unprofitable_risk)
+9. a cap leaves less than the minimum -> regulatory  (income_cap / absolute_cap)
+10. the group's limit multiplier leaves
+    less than the minimum             -> strategy    (limit_multiplier)
+11. otherwise an offer: limit from grade and income x cycle factor x programme (active now), capped,
     times the multipliers of the customer's segment, region and channel.
+
+Every credit and regulatory closure carries the rule's threshold (`RuleThreshold`): the customer is
+told the rule, not only that one applied. `limit_bounds` is the one computation of the bounds on a
+limit: the offer takes the smallest, an explanation shows them all.
 """
 
 from __future__ import annotations
@@ -26,11 +31,15 @@ from datetime import datetime
 from fractions import Fraction
 
 from services.policy.book import round_down
-from services.policy.document import PolicyDocument
-from shared.contracts import LimitBasis, Reason, RecourseAction, ScoreComputed
+from services.policy.document import GradeTerms, PolicyDocument, Programme
+from services.policy.ports import Suspension
+from shared.contracts import ApplicationFacts, LimitBasis, Reason, RecourseAction, RuleThreshold, ScoreComputed
 from shared.contracts.windows import Category
 
-__all__ = ["Close", "Offer", "evaluate"]
+__all__ = ["BOUND_PRIORITY", "Close", "LimitBound", "Offer", "evaluate", "income_cap", "limit_bounds", "threshold_of"]
+
+# On a tie the regulation is named: it would bind even if the grade grid were looser.
+BOUND_PRIORITY = {"absolute_cap": 0, "income_cap": 1, "requested_amount": 2, "risk_grade": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +51,15 @@ class Close:
     retry_after: datetime | None = None
     reasons: tuple[Reason, ...] = ()
     recourse: tuple[RecourseAction, ...] = ()
+    threshold: RuleThreshold | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitBound:
+    """One bound on a limit, in CNY before rounding: the grade's limit, the caps, the amount asked for."""
+
+    name: str  # risk_grade | income_cap | absolute_cap | requested_amount
+    amount: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +77,51 @@ class Offer:
     valid_until: datetime = field(default_factory=lambda: datetime.min)
 
 
-def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Offer | Close:
+def income_cap(facts: ApplicationFacts, policy: PolicyDocument) -> float:
+    """The income rule's cap: annual income times the policy's share, as an exact fraction (0.3333333333
+    is a third), so a third of 90,000 is 30,000, not 29,999.99."""
+    return float(facts.annual_income * Fraction(policy.regulatory.income_fraction).limit_denominator(10_000))
+
+
+def limit_bounds(facts: ApplicationFacts, terms: GradeTerms, policy: PolicyDocument, programme: Programme | None) -> list[LimitBound]:
+    """Every bound on the limit, the grade's limit first (with the cycle factor and any programme boost)."""
+    boost = programme.boost if programme else 1.0
+    unboosted = min(facts.annual_income * terms.income_multiple, terms.max_limit) * policy.cycle_factor
+    bounds = [
+        LimitBound("risk_grade", unboosted * boost),
+        LimitBound("income_cap", income_cap(facts, policy)),
+        LimitBound("absolute_cap", policy.regulatory.absolute_cap),
+    ]
+    if policy.limits.cap_at_requested:
+        bounds.append(LimitBound("requested_amount", facts.requested_amount))
+    return bounds
+
+
+def threshold_of(reason: str, score: ScoreComputed, policy: PolicyDocument) -> RuleThreshold | None:
+    """The threshold a closure by `reason` is told with (None for rules without one)."""
+    facts = score.facts
+    if facts is None:
+        return None
+    if reason == "knockout_recent_overdue":
+        return RuleThreshold(rule=reason, threshold=policy.knockouts.max_overdue_12m, value=facts.bureau.overdue_count_12m, period_months=12)
+    if reason == "knockout_inquiries":
+        return RuleThreshold(rule=reason, threshold=policy.knockouts.max_inquiries_3m, value=facts.bureau.inquiries_3m, period_months=3)
+    if reason == "score_below_cutoff":
+        return RuleThreshold(rule=reason, threshold=policy.cutoffs[facts.segment], value=score.points)
+    if reason == "income_cap":
+        return RuleThreshold(rule=reason, threshold=policy.regulatory.income_fraction)
+    if reason == "absolute_cap":
+        return RuleThreshold(rule=reason, threshold=policy.regulatory.absolute_cap)
+    if reason == "below_minimum_limit":
+        return RuleThreshold(rule=reason, threshold=policy.limits.min_limit)
+    return None
+
+
+def _credit(reason: str, score: ScoreComputed, policy: PolicyDocument) -> Close:
+    return Close("credit", reason, reasons=score.reasons, recourse=score.recourse, threshold=threshold_of(reason, score, policy))
+
+
+def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime, suspension: Suspension | None = None) -> Offer | Close:
     timing = policy.timing
     system_retry = now + timing.system_retry
     strategy_retry = now + timing.strategy_retry
@@ -71,6 +133,9 @@ def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Off
     for window in policy.maintenance:
         if window.start <= now < window.end:
             return Close("system", "maintenance", retry_after=window.end)
+
+    if suspension is not None and suspension.active(now):
+        return Close("strategy", "customer_suspended", retry_after=suspension.until)
 
     facts = score.facts
     pauses = policy.pauses
@@ -87,13 +152,13 @@ def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Off
         return Close("strategy", "channel_paused", retry_after=strategy_retry)
 
     if facts.bureau.overdue_count_12m > policy.knockouts.max_overdue_12m:
-        return Close("credit", "knockout_recent_overdue", reasons=score.reasons, recourse=score.recourse)
+        return _credit("knockout_recent_overdue", score, policy)
     if facts.bureau.inquiries_3m > policy.knockouts.max_inquiries_3m:
-        return Close("credit", "knockout_inquiries", reasons=score.reasons, recourse=score.recourse)
+        return _credit("knockout_inquiries", score, policy)
 
     cutoff = policy.cutoffs[facts.segment]
     if score.points < cutoff:
-        return Close("credit", "score_below_cutoff", reasons=score.reasons, recourse=score.recourse)
+        return _credit("score_below_cutoff", score, policy)
     if score.points < cutoff + policy.cycle.cutoff_raise:
         # The usual bar is met: the platform raised it for the cycle, which is strategy, not their credit.
         return Close("strategy", "cycle_cutoff", retry_after=strategy_retry)
@@ -104,26 +169,20 @@ def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime) -> Off
     el_rate = score.pd * policy.pricing.lgd
     margin = terms.apr - policy.pricing.funding_cost - el_rate
     if margin <= 0:
-        return Close("credit", "unprofitable_risk", reasons=score.reasons, recourse=score.recourse)
+        return _credit("unprofitable_risk", score, policy)
 
     programme = policy.programme_for(facts.segment, now)
     boost = programme.boost if programme else 1.0
     unboosted = min(facts.annual_income * terms.income_multiple, terms.max_limit) * policy.cycle_factor
-    grade_limit = unboosted * boost
-    # As an exact fraction (0.3333333333 is a third), so a third of 90,000 is 30,000, not 29,999.99.
-    income_cap = float(facts.annual_income * Fraction(policy.regulatory.income_fraction).limit_denominator(10_000))
-    absolute_cap = policy.regulatory.absolute_cap
-    bounds = [(grade_limit, "risk_grade"), (income_cap, "income_cap"), (absolute_cap, "absolute_cap")]
-    if policy.limits.cap_at_requested:
-        bounds.append((facts.requested_amount, "requested_amount"))
-    # On a tie the regulation is named: it would bind even if the grade grid were looser.
-    priority = {"absolute_cap": 0, "income_cap": 1, "requested_amount": 2, "risk_grade": 3}
-    amount, bound_by = min(bounds, key=lambda b: (b[0], priority[b[1]]))
+    bounds = limit_bounds(facts, terms, policy, programme)
+    smallest = min(bounds, key=lambda b: (b.amount, BOUND_PRIORITY[b.name]))
+    amount, bound_by = smallest.amount, smallest.name
     limit = round_down(amount, policy.limits.round_to)
+    absolute_cap = policy.regulatory.absolute_cap
     if limit < policy.limits.min_limit:
         if bound_by in ("income_cap", "absolute_cap"):
-            return Close("regulatory", bound_by, retry_after=None)
-        return Close("credit", "below_minimum_limit", reasons=score.reasons, recourse=score.recourse)
+            return Close("regulatory", bound_by, retry_after=None, threshold=threshold_of(bound_by, score, policy))
+        return _credit("below_minimum_limit", score, policy)
     multiplier = policy.multipliers.factor(facts.segment, facts.region, facts.channel)
     if multiplier < 1:
         limit = round_down(amount * multiplier, policy.limits.round_to)

@@ -20,9 +20,18 @@ from datetime import UTC, datetime
 import structlog
 
 from services.policy.control import paused
-from services.policy.decisions import budgets_now, close_request, decide, lifecycle_closure, propose, request_for
+from services.policy.decisions import (
+    Proposal,
+    budgets_now,
+    close_request,
+    decide,
+    lifecycle_closure,
+    propose,
+    request_for,
+)
+from services.policy.desk import CustomerDesk
 from services.policy.document import PolicyDocument
-from services.policy.ports import EventPublisher, LimitStore
+from services.policy.ports import EventPublisher, LimitStore, ReferenceIndex
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, utc_now
 from shared.logging import event_ids
 
@@ -41,11 +50,20 @@ class Decided:
 
 @dataclass(slots=True)
 class PolicyState:
-    """The active policy of this replica, and where it came from."""
+    """The active policy of this replica, where it came from, and every version it applied (by label:
+    a decision is explained and verified with the version that made it)."""
 
     active: PolicyDocument
     source: str
     history_end: dict[int, int] = field(default_factory=dict)
+    versions: dict[str, PolicyDocument] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.versions.setdefault(self.active.label, self.active)
+
+    def adopt(self, document: PolicyDocument, source: str) -> None:
+        self.active, self.source = document, source
+        self.versions[document.label] = document
 
 
 class Underwriter:
@@ -59,6 +77,8 @@ class Underwriter:
         out_topic: str,
         state: PolicyState,
         clock: Callable[[], datetime] = utc_now,
+        desk: CustomerDesk | None = None,
+        references: ReferenceIndex | None = None,
     ) -> None:
         self.store = store
         self.publisher = publisher
@@ -68,6 +88,8 @@ class Underwriter:
         # The pauses whose windows are closed already: a pause that starts later (scheduled) is
         # enforced by the sweep that first sees it in force.
         self.enforced: dict[str, set[str]] = {"segment": set(), "region": set(), "channel": set()}
+        self.desk = desk  # suspensions (None: a shadow replica, which follows none)
+        self.references = references  # where each decision is, by reference (None: not indexed)
 
     async def decide(self, scores: Sequence[ScoreComputed], trigger: Trigger = "application") -> Decided:
         """Decide a batch; returns the decisions published now (not those published before), and the
@@ -75,15 +97,28 @@ class Underwriter:
         policy = self.state.active
         now = self.clock()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the store keeps milliseconds
-        began = time.perf_counter()
         unique: dict[str, ScoreComputed] = {}
         for score in scores:
             unique.setdefault(score.application_id, score)  # a duplicate in the same batch is the same application
-        proposals = [propose(score, policy, now, trigger) for score in unique.values()]
+
+        def proposal(score: ScoreComputed, at: datetime) -> Proposal:
+            suspension = self.desk.suspension(score.customer_id, at) if self.desk is not None else None
+            return propose(score, policy, at, trigger, suspension=suspension)
+
+        proposals = [proposal(score, now) for score in unique.values()]
+        return await self.book(proposals, lambda p, then: proposal(p.score, then), size=len(scores))
+
+    async def book(self, proposals: Sequence[Proposal], again: Callable[[Proposal, datetime], Proposal], *, size: int = 0) -> Decided:
+        """Put proposals to the book, build their decisions, remember, index and publish them.
+
+        `again` rebuilds a proposal as it was at an earlier time: a record decided before but never
+        remembered (a crash in between) is announced as it was decided then.
+        """
+        policy = self.state.active
+        now = proposals[0].decided_at if proposals else self.clock()
+        began = time.perf_counter()
         budgets = budgets_now(policy, now)
-        allocations = await self.store.allocate(
-            [request_for(p, policy, budgets) for p in proposals], dict(budgets.values())
-        )
+        allocations = await self.store.allocate([request_for(p, policy, budgets) for p in proposals], dict(budgets.values()))
         decisions: list[Decision] = []
         conflicts: list[ScoreComputed] = []
         new_records: list[tuple[str, bytes]] = []
@@ -99,7 +134,7 @@ class Underwriter:
             if not allocation.fresh and allocation.decided_at_ms:
                 # Decided before but never remembered (a crash in between): build it as it was then.
                 then = datetime.fromtimestamp(allocation.decided_at_ms / 1000, UTC)
-                proposal = propose(proposal.score, policy, then, trigger)
+                proposal = again(proposal, then)
                 decision = decide(proposal, allocation, policy, then)
             else:
                 decision = decide(proposal, allocation, policy, now)
@@ -108,6 +143,8 @@ class Underwriter:
         keys = {p.decision_id: p.record_key for p in proposals}
         allocated = time.perf_counter()
         await self.store.remember(new_records)
+        if self.references is not None:
+            await self.references.record(decisions)  # before publishing: a published decision is always found
         remembered = time.perf_counter()
         await self.publisher.publish((self.out_topic, d) for d in decisions)
         published = time.perf_counter()
@@ -118,11 +155,11 @@ class Underwriter:
         if decisions or conflicts:
             log.info(
                 "batch_decided",
-                size=len(scores),
+                size=size or len(proposals),
                 decisions=len(decisions),
                 conflicts=len(conflicts),
                 policy_version=policy.label,
-                trigger=trigger,
+                trigger=proposals[0].trigger if proposals else "",
                 outcomes=_outcomes(decisions),
                 allocate_ms=round((allocated - began) * 1000, 2),
                 remember_ms=round((remembered - allocated) * 1000, 2),
@@ -175,10 +212,29 @@ class Underwriter:
                     break
         return await self._announce_closures()
 
+    async def close_suspended(self, customer_id: str) -> list[WindowClosed]:
+        """Close the customer's open window, if any, because an operator suspended them (strategy)."""
+        record = await self.store.open_record(customer_id)
+        if record is not None:
+            await self.store.close(close_request(record, trigger="suspension", reason="customer_suspended", now=self.clock()))
+        return await self._announce_closures()
+
+    def _retry_after(self, customer_id: str, trigger: str) -> datetime | None:
+        # A suspension's closure says when the customer may apply again, if the suspension ends by itself.
+        if trigger != "suspension" or self.desk is None:
+            return None
+        suspension = self.desk.suspensions.get(customer_id)
+        return suspension.until if suspension is not None else None
+
     async def _announce_closures(self) -> list[WindowClosed]:
         pending = await self.store.pending_closures()
-        closures = [lifecycle_closure(c.facts, policy_label=self.state.active.label) for c in pending]
+        closures = [
+            lifecycle_closure(c.facts, policy_label=self.state.active.label, retry_after=self._retry_after(c.facts.customer, c.facts.closure_trigger))
+            for c in pending
+        ]
         if closures:
+            if self.references is not None:
+                await self.references.record(closures)
             await self.publisher.publish((self.out_topic, c) for c in closures)
             await self.store.closure_published([c.record for c in pending])
             for closure in closures:

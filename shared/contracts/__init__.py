@@ -18,12 +18,34 @@ from shared.contracts.drawdowns import (
     Repaid,
     RepaymentApplied,
 )
-from shared.contracts.envelope import ApplicationId, CustomerId, Event, deterministic_id, utc_now
+from shared.contracts.envelope import ApplicationId, CustomerId, Event, FreeText, deterministic_id, utc_now
 from shared.contracts.notifications import NotificationSent
 from shared.contracts.policy import PolicyUpdated
+from shared.contracts.reviews import (
+    OPERATOR_ACTIONS,
+    SUSPENSION_REASONS,
+    CustomerSuspended,
+    OperatorAction,
+    ReviewConcluded,
+    ReviewDecided,
+    ReviewOpened,
+    ReviewOutcome,
+    ReviewRequested,
+    SuspensionLifted,
+    SuspensionReason,
+)
 from shared.contracts.scores import Reason, RecourseAction, ScoreComputed
 from shared.contracts.topics import Topics
-from shared.contracts.windows import Category, Decision, LimitBasis, Trigger, WindowClosed, WindowOpened
+from shared.contracts.windows import (
+    Category,
+    Decision,
+    DecisionDelayed,
+    LimitBasis,
+    RuleThreshold,
+    Trigger,
+    WindowClosed,
+    WindowOpened,
+)
 
 EVENT_TYPES: dict[str, type[Event]] = {
     model.EVENT_TYPE: model
@@ -40,11 +62,30 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DrawdownRefused,
         Repaid,
         RepaymentApplied,
+        DecisionDelayed,
+        ReviewRequested,
+        ReviewOpened,
+        ReviewDecided,
+        ReviewConcluded,
+        CustomerSuspended,
+        SuspensionLifted,
     )
 }
+# What `credit.reviews` carries, in the order a review goes.
+REVIEW_EVENTS: tuple[type[Event], ...] = (
+    ReviewRequested,
+    ReviewOpened,
+    ReviewDecided,
+    ReviewConcluded,
+    CustomerSuspended,
+    SuspensionLifted,
+)
 
 __all__ = [
     "EVENT_TYPES",
+    "OPERATOR_ACTIONS",
+    "REVIEW_EVENTS",
+    "SUSPENSION_REASONS",
     "Applicant",
     "ApplicationFacts",
     "ApplicationId",
@@ -52,24 +93,36 @@ __all__ = [
     "BureauSignals",
     "Category",
     "CustomerId",
+    "CustomerSuspended",
     "DeadLetter",
     "Decision",
+    "DecisionDelayed",
     "DrawdownApproved",
     "DrawdownOutcome",
     "DrawdownRefused",
     "DrawdownRequested",
     "Event",
+    "FreeText",
     "LimitBasis",
     "Locale",
     "NotificationSent",
+    "OperatorAction",
     "PolicyUpdated",
     "Reason",
     "RecourseAction",
     "Repaid",
     "RepaymentApplied",
+    "ReviewConcluded",
+    "ReviewDecided",
+    "ReviewOpened",
+    "ReviewOutcome",
+    "ReviewRequested",
+    "RuleThreshold",
     "SEGMENTS",
     "ScoreComputed",
     "Segment",
+    "SuspensionLifted",
+    "SuspensionReason",
     "Topics",
     "Trigger",
     "WindowClosed",

@@ -13,6 +13,7 @@ __all__ = [
     "ApplicationId",
     "CustomerId",
     "Event",
+    "FreeText",
     "Part",
     "deterministic_id",
     "utc_now",
@@ -61,6 +62,18 @@ ApplicationId = Annotated[
         examples=["app_0001_3c2d9e04"],
     ),
 ]
+
+
+def _redacted(value: str) -> str:
+    # Free text a person writes (a customer's statement, a reviewer's note) is kept with its event, some
+    # of it forever: anything that looks like a phone, ID-card or bank card number or an e-mail address
+    # is masked before it is ever stored, the same way every log line is.
+    from shared.logging import redact  # not at import: the contracts stay importable on their own
+
+    return str(redact(value)).strip()
+
+
+FreeText = Annotated[str, AfterValidator(_redacted)]
 
 
 # Every contract model: immutable, unknown fields ignored (contracts only gain fields), and no NaN or

@@ -15,11 +15,13 @@ __all__ = ["NotificationSent"]
 
 
 class NotificationSent(Event):
-    """A rendered disclosure delivered on a channel, exactly once per decision (or drawdown outcome) and channel.
+    """A rendered message delivered on a channel: exactly once per decision and channel, once per
+    drawdown outcome or repayment, and once per notice that is not a decision (`about`: a delayed
+    decision, a review received or concluded).
 
-    Schema version 2 tells drawdown outcomes and repayments too (`outcome` drawdown_approved,
-    drawdown_refused or repayment_applied): then `decision_id` is the outcome event's id,
-    `decision_seq` the customer's balance sequence, `movement_id` the drawdown's or repayment's id,
+    Schema version 2 tells drawdown outcomes and repayments too (`about` drawdown, `outcome`
+    drawdown_approved, drawdown_refused or repayment_applied): then `decision_id` is the outcome event's
+    id, `decision_seq` the customer's balance sequence, `movement_id` the drawdown's or repayment's id,
     and `application_id` the application behind the window drawn on (none when there was no window).
     """
 
@@ -28,13 +30,20 @@ class NotificationSent(Event):
     ACCEPTED_VERSIONS: ClassVar[frozenset[int]] = frozenset({1, 2})
 
     notification_id: uuid.UUID = Field(description="Deterministic from decision and channel: duplicates share it.")
-    decision_id: uuid.UUID = Field(description="The decision told (or the drawdown outcome's event id).")
-    decision_seq: int = Field(ge=0, description="The decision's sequence (or the balance sequence of a drawdown outcome).")
+    decision_id: uuid.UUID = Field(
+        description="The decision told; for a notice that is not a decision, the event_id of the event told (DecisionDelayed, "
+        "ReviewOpened, ReviewConcluded, a drawdown outcome), so every message counts once per decision or notice."
+    )
+    decision_seq: int = Field(
+        ge=0, description="The decision's sequence (the balance's for a drawdown outcome); 0 for a notice that is not a decision."
+    )
     application_id: ApplicationId | None = None
     customer_id: CustomerId
     channel: Literal["inbox", "webhook"]
     locale: Locale
-    outcome: Literal["opened", "closed", "drawdown_approved", "drawdown_refused", "repayment_applied"]
+    outcome: Literal["opened", "closed", "pending", "drawdown_approved", "drawdown_refused", "repayment_applied"] = Field(
+        description="pending: not decided yet (a delay, a review under way)."
+    )
     movement_id: str | None = Field(default=None, max_length=80, description="The drawdown's or repayment's id (drawdown outcomes only).")
     category: Category | None = None
     reference: str = Field(max_length=40, description="Decision reference the customer quotes for review.", examples=["CW-3F2A-9C1B"])
@@ -42,3 +51,7 @@ class NotificationSent(Event):
     body: str = Field(max_length=4000, description="The rendered disclosure text.")
     policy_version: str = Field(max_length=80)
     model_id: str | None = Field(default=None, max_length=120)
+    about: Literal["decision", "delay", "review", "drawdown"] = Field(default="decision", description="What the message tells.")
+    about_decision_id: uuid.UUID | None = Field(
+        default=None, description="For a notice: the decision it is about (a delay: the decision to come; a review: the decision reviewed)."
+    )

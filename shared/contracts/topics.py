@@ -45,6 +45,10 @@ class Topics:
         return self._name("credit.drawdowns")
 
     @property
+    def reviews(self) -> str:
+        return self._name("credit.reviews")
+
+    @property
     def shadow_windows(self) -> str:
         return self._name("credit.windows.shadow")
 
@@ -58,6 +62,7 @@ class Topics:
             self.deadletter,
             self.drawdowns,
             self.shadow_windows,
+            self.reviews,
         )
 
     def group(self, service: str) -> str:

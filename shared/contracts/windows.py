@@ -9,21 +9,25 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from shared.contracts.applications import Locale, Segment
-from shared.contracts.envelope import ApplicationId, CustomerId, Event, Part
+from shared.contracts.envelope import ApplicationId, CustomerId, Event, FreeText, Part
 from shared.contracts.scores import Reason, RecourseAction
 
 __all__ = [
     "Category",
     "Decision",
+    "DecisionDelayed",
     "LimitBasis",
+    "RuleThreshold",
     "Trigger",
     "WindowClosed",
     "WindowOpened",
 ]
 
 Category = Literal["credit", "strategy", "system", "regulatory"]
-Trigger = Literal["application", "expiry", "pause", "redecision"]
-Bound = Literal["risk_grade", "requested_amount", "income_cap", "absolute_cap", "segment_budget"]
+# review: a person overturned a decision on review; suspension: an operator suspended the customer.
+Trigger = Literal["application", "expiry", "pause", "redecision", "review", "suspension"]
+# reviewer: the limit a person set on review (still under the regulatory caps).
+Bound = Literal["risk_grade", "requested_amount", "income_cap", "absolute_cap", "segment_budget", "reviewer"]
 
 
 class LimitBasis(Part):
@@ -60,6 +64,21 @@ class LimitBasis(Part):
     )
 
 
+class RuleThreshold(Part):
+    """The rule that closed a window, as the customer is told it (credit education): its threshold,
+    and where the rule compared a count of the customer's own, that count.
+
+    Knock-outs: at most `threshold` overdues (inquiries) in `period_months`; the score cut-off: the
+    points needed (`value`: the customer's points); the income cap: the share of annual income; the
+    absolute cap and the minimum limit: amounts in CNY. Never an amount derived from income.
+    """
+
+    rule: str = Field(max_length=64, description="The closure reason this threshold belongs to.", examples=["knockout_inquiries"])
+    threshold: float = Field(description="The rule's parameter, from the policy version that decided.", examples=[3])
+    value: float | None = Field(default=None, description="The customer's own figure the rule compared, if any.", examples=[5])
+    period_months: int | None = Field(default=None, ge=1, le=120, description="The period a count covers.", examples=[3])
+
+
 class Decision(Event):
     """Fields every decision carries. A decision names the policy and model versions behind it."""
 
@@ -77,6 +96,13 @@ class Decision(Event):
     policy_version: str = Field(max_length=80, description="name@version of the policy used.", examples=["default@1"])
     model_id: str | None = Field(default=None, max_length=120)
     trigger: Trigger = Field(default="application", description="What caused the decision.")
+    score_disclosed: bool = Field(
+        default=False, description="The policy lets the customer be told their points, grade and the cut-off."
+    )
+    reviewed_decision_id: uuid.UUID | None = Field(
+        default=None, description="For a decision made on review (trigger `review`): the decision a person reviewed."
+    )
+    review_note: FreeText | None = Field(default=None, max_length=1000, description="The reviewer's note to the customer (review only).")
 
 
 class WindowOpened(Decision):
@@ -117,3 +143,24 @@ class WindowClosed(Decision):
     grade: str | None = Field(default=None, max_length=2)
     pd: float | None = Field(default=None, ge=0, le=1)
     points: float | None = None
+    threshold: RuleThreshold | None = Field(default=None, description="The closing rule's threshold (credit and regulatory closures).")
+
+
+class DecisionDelayed(Event):
+    """An application waits longer than the policy's bound because Redis or the broker is away.
+
+    Not a decision: the customer is told once that it is a technical problem, not their credit, and
+    that it will be decided as soon as it clears; exactly one decision follows. Its id is derived
+    from the application, so every copy (a retry, another replica) is the same notice.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "DecisionDelayed"
+
+    application_id: ApplicationId
+    customer_id: CustomerId
+    decision_id: uuid.UUID = Field(description="The id the application's decision will carry (its reference, told in advance).")
+    locale: Locale = "zh-CN"
+    segment: Segment | None = None
+    partner_id: str | None = Field(default=None, max_length=40)
+    waiting_since: datetime = Field(description="When the application was scored and began to wait for its decision.")
+    cause: str = Field(max_length=200, description="What is away, for operators (never shown to the customer).", examples=["ConnectionError"])

@@ -52,7 +52,9 @@ class TopicDifference:
 def fleet_topics(settings: Settings) -> list[TopicSpec]:
     """Every topic of the fleet as the settings want it."""
     topics: Topics = settings.topics
-    keep_forever = {topics.windows, topics.policy, topics.drawdowns}  # decisions and balances: the truth
+    # The decision log, the balances' log and the policy history; and, kept as long as the decisions
+    # they explain, the scores they were made on, what each customer was told, and the reviews and suspensions.
+    keep_forever = {topics.windows, topics.policy, topics.drawdowns, topics.scores, topics.notifications, topics.reviews}
     return [
         TopicSpec(
             name,

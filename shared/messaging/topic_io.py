@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from shared.contracts import EVENT_TYPES, Event
 from shared.messaging.connection import aiokafka_kwargs
@@ -20,7 +21,7 @@ from shared.messaging.topic_admin import topic_partitions
 from shared.settings import Settings
 from shared.wire import Record, RefusedRecord, decode, encode
 
-__all__ = ["Publisher", "ReadRecord", "TopicReader", "end_offsets", "offsets_at", "read_to_end"]
+__all__ = ["Publisher", "ReadRecord", "TopicReader", "end_offsets", "offsets_at", "read_to_end", "scan_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +191,50 @@ async def read_to_end(
             if on_batch is not None and batch:
                 on_batch(batch, total)
     return seen
+
+
+async def scan_key(
+    settings: Settings,
+    topic: str,
+    key: str,
+    *,
+    since_ms: int,
+    stop: Callable[[ReadRecord], bool],
+    timeout_s: float = 30.0,
+) -> list[ReadRecord]:
+    """The records of `key` on `topic` from `since_ms` on, up to the first for which `stop` is true
+    (included) or the end of the partition; only the key's partition is read (the producers'
+    partitioner, murmur2), from the first offset at `since_ms`."""
+    partitions = (await topic_partitions(settings, [topic]))[topic]
+    if not partitions:
+        return []
+    raw_key = key.encode()
+    tp = TopicPartition(topic, DefaultPartitioner()(raw_key, partitions, partitions))
+    consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    found: list[ReadRecord] = []
+    try:
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        at = (await consumer.offsets_for_times({tp: max(0, since_ms)})).get(tp)
+        consumer.seek(tp, at.offset if at is not None else end)
+        deadline = time.monotonic() + timeout_s
+        while await consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} for {key} took longer than {timeout_s:.0f} s")
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=2000)
+            for raw in batch.get(tp, []):
+                if raw.offset >= end or raw.key != raw_key:
+                    continue
+                record = Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()))
+                decoded = decode(record, EVENT_TYPES.values())
+                item = ReadRecord(record, None, decoded, raw.timestamp) if isinstance(decoded, RefusedRecord) else ReadRecord(record, decoded, None, raw.timestamp)
+                found.append(item)
+                if stop(item):
+                    return found
+        return found
+    finally:
+        await consumer.stop()
 
 
 class Publisher:

@@ -23,10 +23,10 @@ class FakeLedger:
             if decision_id in self.claimed:
                 entry = self.claimed[decision_id]
                 out.append(Claim("done") if entry.get("published") else Claim("again", entry.get("event")))  # type: ignore[arg-type]
-            elif 0 <= seq <= self.last_seq.get(customer, 0):
+            elif seq > 0 and seq <= self.last_seq.get(customer, 0):
                 out.append(Claim("stale"))
             else:
-                if seq >= 0:  # -1: a drawdown outcome, never stale
+                if seq > 0:
                     self.last_seq[customer] = seq
                 self.claimed[decision_id] = {}
                 out.append(Claim("fresh"))
@@ -39,3 +39,47 @@ class FakeLedger:
     async def mark_published(self, decision_ids: Sequence[str]) -> None:
         for decision_id in decision_ids:
             self.claimed[decision_id]["published"] = True
+
+
+class MemoryArchive:
+    """The decision log read back, in memory: the policy's `ReferenceIndex` (it records every decision
+    before publishing) and `DecisionArchive` in one, with the scores a test sent."""
+
+    def __init__(self) -> None:
+        from shared.contracts import Decision, NotificationSent, ScoreComputed
+
+        self.decisions: dict[str, Decision] = {}
+        self.scores: dict[object, ScoreComputed] = {}
+        self.told: dict[object, list[NotificationSent]] = {}
+
+    def keep_score(self, score: object) -> None:
+        self.scores[score.event_id] = score  # type: ignore[attr-defined]
+
+    async def record(self, decisions: Sequence[object]) -> None:
+        from shared.references import reference_of
+
+        for decision in decisions:
+            self.decisions.setdefault(reference_of(decision.decision_id), decision)  # type: ignore[attr-defined]
+
+    async def find(self, reference: str) -> object:
+        from services.policy.ports import IndexEntry
+
+        found = self.decisions.get(reference)
+        if found is None:
+            return None
+        ms = int(found.occurred_at.timestamp() * 1000)
+        return IndexEntry(found.customer_id, ms, ms)
+
+    async def decision(self, reference: str) -> object:
+        return self.decisions.get(reference)
+
+    async def score(self, decision: object) -> object:
+        from shared.references import reference_of
+
+        reviewed = getattr(decision, "reviewed_decision_id", None)
+        if reviewed is not None:
+            return await self.score(self.decisions[reference_of(reviewed)])
+        return self.scores.get(decision.causation_id)  # type: ignore[attr-defined]
+
+    async def notices(self, decision: object) -> list[object]:
+        return list(self.told.get(decision.decision_id, []))  # type: ignore[attr-defined]

@@ -44,9 +44,8 @@ def test_every_topic_of_the_code_is_a_kafka_topic_with_replication_3_and_min_ins
     for name, spec in topics.items():
         assert spec["replicas"] == 3 and spec["config"]["min.insync.replicas"] == 2, name
         assert spec["partitions"] == (1 if name == Topics().policy else Settings().topic_partitions), name
-    assert {topics[Topics().windows]["config"]["retention.ms"], topics[Topics().policy]["config"]["retention.ms"]} == {
-        -1
-    }
+    kept_forever = (Topics().windows, Topics().policy, Topics().scores, Topics().notifications, Topics().reviews)
+    assert {topics[name]["config"]["retention.ms"] for name in kept_forever} == {-1}
     kafka = _of("Kafka")["creditwindow"]["spec"]["kafka"]["config"]
     assert kafka["min.insync.replicas"] == 2 and kafka["default.replication.factor"] == 3
     assert kafka["auto.create.topics.enable"] is False

@@ -33,12 +33,12 @@ def test_only_the_operator_writes_the_policy_topic_and_reads_the_dead_letters() 
     ("service", "reads", "writes"),
     [
         ("scoring", {"applications"}, {"scores", "deadletter"}),
-        ("policy", {"scores", "policy", "windows", "drawdowns"}, {"windows", "shadow_windows", "drawdowns", "deadletter"}),
-        ("notification", {"windows", "drawdowns"}, {"notifications", "deadletter"}),
+        ("policy", {"scores", "policy", "windows", "drawdowns", "reviews", "notifications"}, {"windows", "shadow_windows", "drawdowns", "reviews", "deadletter"}),
+        ("notification", {"windows", "drawdowns", "reviews"}, {"notifications", "deadletter"}),
     ],
 )
 def test_each_service_reads_its_inputs_in_its_own_group_and_writes_its_outputs(service: str, reads: set[str], writes: set[str]) -> None:
-    every = {"applications", "scores", "windows", "notifications", "policy", "deadletter", "shadow_windows", "drawdowns"}
+    every = {"applications", "scores", "windows", "notifications", "policy", "deadletter", "shadow_windows", "drawdowns", "reviews"}
     for name in every:
         topic = getattr(TOPICS, name)
         assert _allowed(service, Operation.READ, ResourceType.TOPIC, topic) == (name in reads), name

@@ -7,12 +7,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.contracts import (
+    DecisionDelayed,
     DrawdownApproved,
     DrawdownRefused,
     LimitBasis,
     Reason,
     RecourseAction,
     RepaymentApplied,
+    ReviewConcluded,
+    ReviewOpened,
     WindowClosed,
     WindowOpened,
 )
@@ -42,7 +45,9 @@ def _common(locale: str, **changes: Any) -> dict[str, Any]:
 
 def opened(locale: str = "zh-CN", **changes: Any) -> WindowOpened:
     basis = LimitBasis(
-        cycle_factor=1.0,
+        cycle_factor=changes.pop("cycle_factor", 1.0),
+        programme=changes.pop("programme", None),
+        programme_boost=changes.pop("programme_boost", 1.0),
         income_fraction=changes.pop("income_fraction", 1 / 3),
         absolute_cap=200_000,
         bound_by=changes.pop("bound_by", "risk_grade"),
@@ -118,3 +123,33 @@ def drawdown(locale: str = "zh-CN", outcome: str = "approved", **changes: Any) -
         "balance_cap": {"category": "regulatory", "balance": 17_000, "available": 3_000},
     }
     return DrawdownRefused(**{**common, "reason": outcome, **refusals[outcome], **changes})
+
+
+REVIEWED_ID = uuid.UUID("0f2a9c1b-77d0-4e5a-9b61-0c2d4e6f8a10")
+NOTICE_ID = uuid.UUID("5e1d7c3a-0b9f-4a2e-8c61-2f4e6a8b0c12")
+
+
+def delayed(locale: str = "zh-CN") -> DecisionDelayed:
+    return DecisionDelayed(
+        event_id=NOTICE_ID, correlation_id="app_gold_000001", producer="policy", occurred_at=DECIDED_AT + timedelta(minutes=2),
+        application_id="app_gold_000001", customer_id="cus_gold00000001", decision_id=DECISION_ID, locale=locale,  # type: ignore[arg-type]
+        waiting_since=DECIDED_AT, cause="ConnectionError: Redis away",
+    )  # fmt: skip
+
+
+def review_opened(locale: str = "zh-CN") -> ReviewOpened:
+    return ReviewOpened(
+        event_id=NOTICE_ID, correlation_id="app_gold_000001", producer="policy", occurred_at=DECIDED_AT, review_id=NOTICE_ID,
+        reference="CW-7WN9-R6VQ-T175", decision_id=DECISION_ID, application_id="app_gold_000001", customer_id="cus_gold00000001",
+        locale=locale, requested_at=DECIDED_AT, respond_by=DECIDED_AT + timedelta(days=7), reviewed_outcome="closed",  # type: ignore[arg-type]
+        reviewed_category="credit",
+    )  # fmt: skip
+
+
+def review_concluded(locale: str = "zh-CN", outcome: str = "upheld", note: str = "") -> ReviewConcluded:
+    return ReviewConcluded(
+        event_id=NOTICE_ID, correlation_id="app_gold_000001", producer="policy", occurred_at=DECIDED_AT + timedelta(days=2),
+        review_id=NOTICE_ID, reference="CW-7WN9-R6VQ-T175", decision_id=DECISION_ID, application_id="app_gold_000001",
+        customer_id="cus_gold00000001", locale=locale, outcome=outcome, note=note, decided_by="ops_lin",  # type: ignore[arg-type]
+        new_decision_id=None if outcome == "upheld" else REVIEWED_ID, reviewed_outcome="closed", reviewed_category="credit",
+    )  # fmt: skip

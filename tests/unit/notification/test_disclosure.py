@@ -9,8 +9,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.notification.disclosure import compose, moment, money, reference_for, render, share_of_income
-from shared.contracts import NotificationSent, Reason, RecourseAction
-from shared.reasons import BOUNDS, CATEGORIES, CLOSURE_REASONS, REASON_ADVICE, REASONS, REGULATORY_RULES
+from shared.contracts import NotificationSent, Reason, RecourseAction, RuleThreshold
+from shared.reasons import (
+    BOUNDS,
+    CATEGORIES,
+    CLOSURE_REASONS,
+    REASON_ADVICE,
+    REASONS,
+    REGULATORY_RULES,
+    SYSTEM_NEXT_STEP,
+)
 from tests.unit.notification.factories import DECIDED_AT, closed, opened
 
 LOCALES = ("zh-CN", "en")
@@ -121,7 +129,7 @@ def test_a_pause_closing_an_open_window_names_the_window_it_closes(locale: str) 
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-@pytest.mark.parametrize("reason", ["scoring_failed", "application_invalid", "maintenance", "dependency_unavailable"])
+@pytest.mark.parametrize("reason", ["scoring_failed", "maintenance", "dependency_unavailable"])
 def test_a_system_closure_says_it_is_technical_and_when_to_try_again(reason: str, locale: str) -> None:
     decision = closed(locale, "system", reason)
     body = render(decision).body
@@ -130,10 +138,35 @@ def test_a_system_closure_says_it_is_technical_and_when_to_try_again(reason: str
 
 
 @pytest.mark.parametrize("locale", LOCALES)
+def test_a_maintenance_closure_says_it_is_decided_again_by_itself(locale: str) -> None:
+    body = render(closed(locale, "system", "maintenance")).body
+    assert SYSTEM_NEXT_STEP["maintenance"](locale).format(retry_after=moment(DECIDED_AT + timedelta(minutes=30), locale)) in body
+    assert ("无需重新申请" in body) if locale == "zh-CN" else ("you need not apply again" in body)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_an_application_that_could_not_be_read_tells_the_customer_to_apply_again(locale: str) -> None:
+    body = render(closed(locale, "system", "application_invalid")).body
+    assert SYSTEM_NEXT_STEP["application_invalid"](locale) in body
+    assert ("重新提交申请" in body) if locale == "zh-CN" else ("apply again" in body)
+    assert "decide again" not in body and "自动重新决定" not in body  # nothing decides it again by itself
+
+
+@pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("rule", ["income_cap", "absolute_cap"])
 def test_a_regulatory_closure_states_the_rule(rule: str, locale: str) -> None:
-    body = render(closed(locale, "regulatory", rule)).body
-    assert CATEGORIES["regulatory"](locale) in body and REGULATORY_RULES[rule](locale) in body
+    threshold = RuleThreshold(rule=rule, threshold=1 / 3 if rule == "income_cap" else 200_000)
+    body = render(closed(locale, "regulatory", rule, threshold=threshold)).body
+    words = REGULATORY_RULES[rule](locale).format(share=share_of_income(1 / 3, locale), cap=money(200_000, locale))
+    assert CATEGORIES["regulatory"](locale) in body and words in body
+
+
+@pytest.mark.parametrize(("fraction", "zh", "en"), [(0.25, "四分之一", "a quarter"), (1 / 3, "三分之一", "a third"), (0.4, "40%", "40%")])
+def test_the_income_rule_of_a_closure_names_the_policys_own_share(fraction: float, zh: str, en: str) -> None:
+    threshold = RuleThreshold(rule="income_cap", threshold=fraction)
+    assert f"年收入的{zh}" in render(closed("zh-CN", "regulatory", "income_cap", threshold=threshold)).body
+    english = render(closed("en", "regulatory", "income_cap", threshold=threshold)).body
+    assert f"at most {en} of their annual income" in english and ("third" in english) == (fraction == 1 / 3)
 
 
 @pytest.mark.parametrize("locale", LOCALES)

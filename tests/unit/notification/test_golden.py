@@ -12,37 +12,89 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from services.notification.disclosure import render, render_movement
-from shared.contracts import Decision, Event
-from tests.unit.notification.factories import closed, drawdown, opened
+from services.notification.disclosure import Disclosure, render, render_movement, render_notice
+from shared.contracts import Decision, RuleThreshold
+from tests.unit.notification.factories import (
+    DECIDED_AT,
+    REVIEWED_ID,
+    closed,
+    delayed,
+    drawdown,
+    opened,
+    review_concluded,
+    review_opened,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 
-CASES: dict[str, Callable[[str], Decision | Event]] = {
+def _threshold(rule: str, threshold: float, value: float | None = None, months: int | None = None) -> RuleThreshold:
+    return RuleThreshold(rule=rule, threshold=threshold, value=value, period_months=months)
+
+
+CASES: dict[str, Callable[[str], Decision]] = {
     "opened": lambda locale: opened(locale),
     "opened_income_cap": lambda locale: opened(locale, bound_by="income_cap"),
+    "opened_income_cap_quarter": lambda locale: opened(locale, bound_by="income_cap", income_fraction=0.25),
+    "opened_programme_cycle_score": lambda locale: opened(
+        locale, segment="small_business", programme="small_business_boost", programme_boost=1.2, cycle_factor=0.9, score_disclosed=True
+    ),
+    "opened_on_review": lambda locale: opened(
+        locale, trigger="review", bound_by="reviewer", reviewed_decision_id=REVIEWED_ID, review_note="Your savings were misread."
+    ),
     "closed_credit": lambda locale: closed(locale),
     "closed_credit_knockout": lambda locale: closed(locale, reason="knockout_recent_overdue"),
+    "closed_credit_overdue_threshold": lambda locale: closed(
+        locale, reason="knockout_recent_overdue", threshold=_threshold("knockout_recent_overdue", 0, 1, 12)
+    ),
+    "closed_credit_inquiries": lambda locale: closed(
+        locale, reason="knockout_inquiries", threshold=_threshold("knockout_inquiries", 3, 5, 3), score_disclosed=True
+    ),
+    "closed_credit_cutoff_score": lambda locale: closed(locale, threshold=_threshold("score_below_cutoff", 518, 480.0), score_disclosed=True),
+    "closed_credit_small_business": lambda locale: closed(locale, segment="small_business", threshold=_threshold("score_below_cutoff", 511, 480.0)),
     "closed_strategy": lambda locale: closed(locale, "strategy", "region_paused"),
+    "closed_strategy_suspended": lambda locale: closed(locale, "strategy", "customer_suspended", retry_after=None),
+    "closed_strategy_suspended_until": lambda locale: closed(locale, "strategy", "customer_suspended", retry_after=DECIDED_AT + timedelta(days=14)),
+    "closed_strategy_suspension_closes_window": lambda locale: closed(
+        locale, "strategy", "customer_suspended", trigger="suspension", retry_after=None, closes_decision_id=REVIEWED_ID
+    ),
+    "closed_strategy_budget_on_review": lambda locale: closed(
+        locale, "strategy", "budget_exhausted", trigger="review", reviewed_decision_id=REVIEWED_ID, review_note="Opened on review."
+    ),
     "closed_system": lambda locale: closed(locale, "system", "scoring_failed"),
+    "closed_system_maintenance": lambda locale: closed(locale, "system", "maintenance"),
+    "closed_system_unreadable": lambda locale: closed(locale, "system", "application_invalid"),
     "closed_regulatory": lambda locale: closed(locale, "regulatory", "income_cap"),
-    "drawdown_approved": lambda locale: drawdown(locale),
-    "drawdown_above_available": lambda locale: drawdown(locale, "above_available"),
-    "drawdown_window_closed": lambda locale: drawdown(locale, "window_closed"),
-    "drawdown_balance_cap": lambda locale: drawdown(locale, "balance_cap"),
-    "repayment_applied": lambda locale: drawdown(locale, "repaid"),
+    "closed_regulatory_quarter_small_business": lambda locale: closed(
+        locale, "regulatory", "income_cap", segment="small_business", threshold=_threshold("income_cap", 0.25)
+    ),
+    "closed_regulatory_absolute_cap": lambda locale: closed(locale, "regulatory", "absolute_cap", threshold=_threshold("absolute_cap", 200_000)),
+}
+# Notices that are not decisions: told once each.
+NOTICES: dict[str, Callable[[str], Disclosure]] = {
+    "notice_delayed": lambda locale: render_notice(delayed(locale)),
+    "notice_review_received": lambda locale: render_notice(review_opened(locale)),
+    "notice_review_upheld": lambda locale: render_notice(review_concluded(locale, note="We checked your records again.")),
+    "drawdown_approved": lambda locale: render_movement(drawdown(locale)),
+    "drawdown_above_available": lambda locale: render_movement(drawdown(locale, "above_available")),
+    "drawdown_window_closed": lambda locale: render_movement(drawdown(locale, "window_closed")),
+    "drawdown_balance_cap": lambda locale: render_movement(drawdown(locale, "balance_cap")),
+    "repayment_applied": lambda locale: render_movement(drawdown(locale, "repaid")),
 }
 
 
+def _rendered(case: str, locale: str) -> Disclosure:
+    return NOTICES[case](locale) if case in NOTICES else render(CASES[case](locale))
+
+
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted({*CASES, *NOTICES}))
 def test_rendered_message_matches_its_golden_file(case: str, locale: str) -> None:
-    event = CASES[case](locale)
-    disclosure = render(event) if isinstance(event, Decision) else render_movement(event)  # type: ignore[arg-type]
+    disclosure = _rendered(case, locale)
     rendered = f"{disclosure.title}\n\n{disclosure.body}\n"
     path = GOLDEN / f"{case}.{locale}.txt"
     if os.environ.get("UPDATE_GOLDEN") == "1":

@@ -8,15 +8,22 @@ from typing import get_args
 import pytest
 
 from services.scoring.recourse import LEVERS
-from shared.contracts import Applicant, Category, LimitBasis
+from shared.contracts import SUSPENSION_REASONS, Applicant, Category, LimitBasis
 from shared.reasons import (
     ADVICE,
+    ALTERNATIVE_FINANCING,
     BOUNDS,
     CATEGORIES,
     CLOSURE_REASONS,
+    EDUCATION,
+    PROGRAMMES,
     REASON_ADVICE,
     REASONS,
     REGULATORY_RULES,
+    RULE_THRESHOLDS,
+    SEGMENT_NAMES,
+    SUSPENSION_REASONS_TEXT,
+    SYSTEM_NEXT_STEP,
     Text,
     reason_code,
 )
@@ -33,8 +40,15 @@ def _texts() -> list[tuple[str, Text]]:
         ("closure", CLOSURE_REASONS),
         ("bound", BOUNDS),
         ("rule", REGULATORY_RULES),
+        ("threshold", RULE_THRESHOLDS),
+        ("education", EDUCATION),
+        ("programme", PROGRAMMES),
+        ("next_step", SYSTEM_NEXT_STEP),
+        ("segment", SEGMENT_NAMES),
+        ("suspension", SUSPENSION_REASONS_TEXT),
     ):
         texts += [(f"{name}:{code}", text) for code, text in table.items()]
+    texts.append(("alternative_financing", ALTERNATIVE_FINANCING))
     for name, advice_table in (("advice", ADVICE), ("reason_advice", REASON_ADVICE)):
         for code, advice in advice_table.items():
             texts += [(f"{name}:{code}", advice.text), (f"{name}:{code}:typical", advice.typical)]
@@ -96,3 +110,13 @@ def test_every_closure_reason_the_policy_gives_has_words() -> None:
 
 def test_every_regulatory_closure_names_its_rule() -> None:
     assert {"income_cap", "absolute_cap"} <= set(REGULATORY_RULES)
+
+
+def test_every_suspension_reason_has_words_for_operators() -> None:
+    assert set(SUSPENSION_REASONS) == set(SUSPENSION_REASONS_TEXT)
+
+
+@pytest.mark.parametrize("table", [RULE_THRESHOLDS, REGULATORY_RULES, SYSTEM_NEXT_STEP])
+def test_both_languages_of_a_rule_take_the_same_figures(table: dict[str, Text]) -> None:
+    for code, text in table.items():
+        assert set(re.findall(r"{(\w+)}", text("zh-CN"))) == set(re.findall(r"{(\w+)}", text("en"))), code
