@@ -12,6 +12,7 @@ document, so the published explanation cannot drift from the policy the fleet ru
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,18 @@ def _view(policy: PolicyDocument, locale: str) -> dict[str, Any]:
             ((PROGRAMMES.get(p.name) or PROGRAMMES[""])(locale), segment(p.segment), f"{p.boost:g}", money(p.budget, locale))
             for p in policy.programmes
         ],
+        "programme_dates": [_dates(p.start, p.end, locale) for p in policy.programmes],
+        "cutoff_raise": f"{policy.cycle.cutoff_raise:g}" if policy.cycle.cutoff_raise else "",
+        "multipliers": [
+            (kind, segment(name) if kind == "segment" else name, f"{factor:g}")
+            for kind, table in (("segment", policy.multipliers.segments), ("region", policy.multipliers.regions), ("channel", policy.multipliers.channels))
+            for name, factor in table.items()
+            if factor < 1
+        ],
+        "budget_periods": [(segment(name), _PERIODS[locale].get(b.period, b.period)) for name, b in policy.budgets.items()],
+        "scheduled_pauses": [
+            ([segment(x) for x in w.segments], list(w.regions), list(w.channels), _dates(w.start, w.end, locale)) for w in policy.pauses.scheduled
+        ],
         "paused_segments": [segment(s) for s in policy.pauses.segments],
         "paused_regions": list(policy.pauses.regions),
         "paused_channels": list(policy.pauses.channels),
@@ -82,6 +95,24 @@ def _view(policy: PolicyDocument, locale: str) -> dict[str, Any]:
         "lgd": percent(policy.pricing.lgd, locale, digits=0),
         "funding_cost": percent(policy.pricing.funding_cost, locale, digits=1),
     }
+
+
+_PERIODS = {
+    "en": {"P1D": "day", "P1W": "week", "P1M": "month", "P1Q": "quarter", "P1Y": "year"},
+    "zh-CN": {"P1D": "日", "P1W": "周", "P1M": "月", "P1Q": "季度", "P1Y": "年"},
+}
+
+
+def _dates(start: datetime | None, end: datetime | None, locale: str) -> str:
+    """When a dated programme or pause is in force, in words ("" when always)."""
+    zh = locale == "zh-CN"
+    if start and end:
+        return f"{moment(start, locale)} 至 {moment(end, locale)}" if zh else f"from {moment(start, locale)} to {moment(end, locale)}"
+    if start:
+        return f"自 {moment(start, locale)} 起" if zh else f"from {moment(start, locale)}"
+    if end:
+        return f"至 {moment(end, locale)} 止" if zh else f"until {moment(end, locale)}"
+    return ""
 
 
 def _minutes(seconds: float, locale: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,25 @@ def test_the_page_follows_the_policy_not_a_text_of_its_own() -> None:
     assert "Paused regions: CN-XZ" in english and "within 3 days" in english
     chinese = render_markdown(policy, "zh-CN")
     assert "年收入的四分之一" in chinese and "| 个人客户 | 530 分 |" in chinese and "3天 内完成" in chinese
+
+
+def test_the_platforms_levers_are_on_the_page_with_their_dates() -> None:
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    policy = default_policy(
+        cycle__cutoff_raise=20.0, multipliers__regions={"CN-SH": 0.8}, budgets__individual__period="P1Q",
+        pauses__scheduled=[{"channels": ["partner"], "start": start, "end": start + timedelta(days=3)}],
+        programmes=[{"name": "spring", "segment": "small_business", "boost": 1.2, "budget": 1_000_000, "start": start, "end": start + timedelta(days=30)}],
+    )  # fmt: skip
+    english = render_markdown(policy, "en")
+    assert "asks for 20 points more than the usual cut-off" in english and "region CN-SH: limit x0.8" in english
+    assert "individuals: a quarter" in english and "small-business owners: a month" in english
+    assert "Scheduled pause of partner, from December 1, 2026" in english
+    assert "limit x1.2 (within a programme budget of CN¥1,000,000), from December 1, 2026" in english
+    chinese = render_markdown(policy, "zh-CN")
+    assert "临时提高 20 分" in chinese and "地区 CN-SH:额度 ×0.8" in chinese and "个人客户一季度" in chinese
+    assert "计划暂停:partner,2026年12月1日" in chinese
+    plain = render_markdown(default_policy(), "en")
+    assert "points more than the usual cut-off" not in plain and "No group's limits are lowered at present." in plain
 
 
 def test_policy_explain_prints_the_page_of_a_policy_file(tmp_path: Path) -> None:
