@@ -125,7 +125,7 @@ class MemoryBook:
     async def current(self, customer_id: str) -> CurrentWindow | None:
         entry = self.book.state.windows.get(customer_id)
         balance = self.book.state.balances.get(customer_id, Balance()).balance
-        return CurrentWindow.of(customer_id, entry, balance) if entry is not None else None
+        return CurrentWindow.found(customer_id, entry, balance)
 
     async def budgets(self, keys: Sequence[str]) -> dict[str, Reserved]:
         budgets = self.book.state.budgets

@@ -346,6 +346,22 @@ class CurrentWindow:
             available=max(0, entry.limit - balance) if entry.status == "open" else 0,
         )
 
+    @classmethod
+    def owing(cls, customer_id: str, balance: int) -> CurrentWindow:
+        """No window on record any more (its record outlived its retention) but a balance still owed:
+        the customer is still told what they owe, and that nothing is available."""
+        return cls(
+            customer_id=customer_id, status="none", limit=0, apr=None, valid_until=None, decision_id="", decision_seq=0,
+            policy_version="", application_id="", segment="", category=None, reason=None, balance=balance, available=0,
+        )  # fmt: skip
+
+    @classmethod
+    def found(cls, customer_id: str, entry: WindowEntry | None, balance: int) -> CurrentWindow | None:
+        """The window as read, a balance owed without one, or None (nothing on record)."""
+        if entry is not None:
+            return cls.of(customer_id, entry, balance)
+        return cls.owing(customer_id, balance) if balance > 0 else None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             f.name: (v.isoformat() if isinstance(v := getattr(self, f.name), datetime) else v) for f in fields(self)

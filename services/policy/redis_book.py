@@ -681,7 +681,7 @@ class RedisBook:
             )
         )
         entry = _window(raw)
-        return CurrentWindow.of(customer_id, entry, int(text(balance) or 0) if balance else 0) if entry else None
+        return CurrentWindow.found(customer_id, entry, int(text(balance) or 0) if balance else 0)
 
     async def balance(self, customer_id: str) -> Balance:
         raw = await self.redis.hmget(self._key("bal:", customer_id), ["balance", "seq"])

@@ -10,6 +10,7 @@ from datetime import timedelta
 from services.policy.book import Book, balance_cap, budget_key, expected_loss_fen, grant, required_margin, utilisation
 from services.policy.decisions import budget_period, budget_terms, close_request, propose, request_for
 from services.policy.document import PolicyDocument
+from services.policy.memory_book import MemoryBook
 from services.policy.ports import (
     Allocation,
     BudgetTerms,
@@ -309,3 +310,15 @@ def test_repayments_lower_the_balance_never_below_zero_and_the_balance_outlives_
     assert book.state.balances["cus_unit00000001"].balance == 3_000  # still owed under the new window
     after = book.draw(_draw("dd_unit_0003", window.limit))
     assert not after.approved and after.available == window.limit - 3_000
+
+
+async def test_limits_still_show_a_balance_owed_when_the_windows_record_is_gone() -> None:
+    store = MemoryBook()
+    _opened(store.book)
+    store.book.draw(_draw("dd_unit_0001", 4_000))
+    assert (await store.current("cus_unit00000001")).status == "open"  # type: ignore[union-attr]
+    del store.book.state.windows["cus_unit00000001"]  # the record outlived its retention
+    owing = await store.current("cus_unit00000001")
+    assert owing is not None and (owing.status, owing.limit, owing.balance, owing.available) == ("none", 0, 4_000, 0)
+    store.book.repay(RepayRequest(repayment_id="rp_unit_0001", customer="cus_unit00000001", amount=4_000, at_ms=1))
+    assert await store.current("cus_unit00000001") is None  # nothing owed and nothing on record
