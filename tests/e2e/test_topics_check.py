@@ -32,7 +32,7 @@ async def test_topics_as_created_pass_and_a_changed_or_wrongly_made_topic_is_nam
         found = {(d.topic, d.what): (d.found, d.wanted) for d in await check_topics(settings)}
         assert found == {
             (settings.topics.scores, "partitions"): ("2", str(settings.topic_partitions)),
-            (settings.topics.scores, "retention.ms"): ("3600000", str(settings.topic_retention_ms)),
+            (settings.topics.scores, "retention.ms"): ("3600000", "-1"),  # kept as long as the decisions it explains
         }
         await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, settings.topics.windows, {"retention.ms": "86400000"})])
     finally:
