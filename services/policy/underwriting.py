@@ -34,6 +34,7 @@ from services.policy.document import PolicyDocument
 from services.policy.ports import EventPublisher, LimitStore, ReferenceIndex
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, utc_now
 from shared.logging import event_ids
+from shared.wire import serialised
 
 __all__ = ["Decided", "PolicyState", "Underwriter"]
 
@@ -139,7 +140,7 @@ class Underwriter:
             else:
                 decision = decide(proposal, allocation, policy, now)
             decisions.append(decision)
-            new_records.append((proposal.record_key, decision.model_dump_json().encode()))
+            new_records.append((proposal.record_key, serialised(decision)))  # the same bytes go to Kafka
         keys = {p.decision_id: p.record_key for p in proposals}
         allocated = time.perf_counter()
         await self.store.remember(new_records)
