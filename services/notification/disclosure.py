@@ -48,7 +48,7 @@ from babel import Locale
 from babel.dates import format_date, format_time, get_timezone, get_timezone_name
 from babel.numbers import format_currency, format_percent
 from babel.units import format_unit
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from jinja2.utils import concat
 
 from shared.contracts import (
@@ -494,9 +494,13 @@ def _environment() -> Environment:
     # app escapes for its own medium.
     # The templates ship with the code: no process needs to see them change, so Jinja2 does not
     # look at their files again on every render (auto_reload stats each one, includes too).
+    # Every template here is plain text (*.txt.j2), which the former per-name choice
+    # (select_autoescape for html/xml) never escaped either: autoescape off outright compiles to plainer
+    # code (no escape-or-not test per expression, no call per context). An HTML template would need an
+    # environment of its own, with autoescape on.
     return Environment(
         loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(enabled_extensions=("html", "xml"), default_for_string=False),
+        autoescape=False,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
