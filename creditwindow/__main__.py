@@ -1,3 +1,3 @@
-from creditwindow.cli import main
+from creditwindow.entry import main
 
 main()

@@ -20,11 +20,19 @@ REFERENCE_PATTERN = r"^CW-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKM
 _TYPED = re.compile(r"^CW-?([0-9A-Z]{4})-?([0-9A-Z]{4})-?([0-9A-Z]{4})$")
 
 
+# Two characters per 10 bits: a reference is six look-ups (every message and every decision makes one).
+_PAIRS = tuple(_CROCKFORD[i >> 5] + _CROCKFORD[i & 31] for i in range(1024))
+
+
 def reference_of(decision_id: uuid.UUID) -> str:
-    """The reference of a decision id: `CW-` and 12 Crockford base32 characters in groups of four."""
+    """The reference of a decision id: `CW-` and 12 Crockford base32 characters in groups of four
+    (the id's first 60 bits, five to a character, most significant first)."""
     top = decision_id.int >> 68
-    chars = "".join(_CROCKFORD[(top >> shift) & 31] for shift in range(55, -1, -5))
-    return f"CW-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+    p = _PAIRS
+    return (
+        f"CW-{p[(top >> 50) & 1023]}{p[(top >> 40) & 1023]}-{p[(top >> 30) & 1023]}{p[(top >> 20) & 1023]}"
+        f"-{p[(top >> 10) & 1023]}{p[top & 1023]}"
+    )
 
 
 def normalise_reference(text: str) -> str | None:

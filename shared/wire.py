@@ -9,6 +9,7 @@ import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 from pydantic import ValidationError
 
@@ -26,6 +27,7 @@ __all__ = [
     "encode",
     "header",
     "event_key",
+    "serialised",
 ]
 
 # Events are small (an application is ~1 KiB). Anything far larger is refused before parsing, so a
@@ -85,8 +87,26 @@ def event_key(event: Event) -> str:
     return event.correlation_id
 
 
-def encode(event: Event) -> WireMessage:
+# An event a service both stores (its book or ledger in Redis) and publishes is serialised once:
+# `serialised` keeps the bytes with the event object until `encode` takes them for that same object.
+# The entry holds the event, so its id cannot be reused while the bytes wait; events are frozen, so
+# the bytes stay exact. Bounded: bytes never taken (a batch that failed in between) are dropped.
+_SERIALISED: dict[int, tuple[Event, bytes]] = {}
+_SERIALISED_KEPT = 4096
+
+
+def serialised(event: Event) -> bytes:
+    """The event's JSON, the very bytes `encode` gives its Kafka record (computed once for both)."""
     value = event.model_dump_json().encode()
+    if len(_SERIALISED) >= _SERIALISED_KEPT:
+        _SERIALISED.clear()
+    _SERIALISED[id(event)] = (event, value)
+    return value
+
+
+def encode(event: Event) -> WireMessage:
+    kept = _SERIALISED.pop(id(event), None)
+    value = kept[1] if kept is not None and kept[0] is event else event.model_dump_json().encode()
     headers = {
         "content-type": "application/json",
         "event_type": event.event_type,
@@ -135,13 +155,19 @@ def header(record: Record, name: str) -> str | None:
     return None
 
 
+@cache
+def _accepting(accepted: tuple[type[Event], ...]) -> tuple[dict[str, type[Event]], int]:
+    # Per record this was a dict and a max over the accepted types; a service has a few such tuples.
+    types = {model.EVENT_TYPE: model for model in accepted}
+    return types, max((_limit(model) for model in types.values()), default=MAX_EVENT_BYTES)
+
+
 def decode(record: Record, accepted: Iterable[type[Event]]) -> Event | RefusedRecord:
     """Decode a record into one of the accepted event types, or say why it is refused."""
-    types = {model.EVENT_TYPE: model for model in accepted}
+    types, largest = _accepting(accepted if isinstance(accepted, tuple) else tuple(accepted))
     raw = record.value
     if not raw:
         return RefusedRecord(record, "undecodable", "empty value")
-    largest = max((_limit(model) for model in types.values()), default=MAX_EVENT_BYTES)
     if len(raw) > largest:
         return RefusedRecord(record, "too_large", f"value is {len(raw)} bytes, limit {largest}")
     # Counting brackets is C-speed; only a record that could be too deep pays for the scan.

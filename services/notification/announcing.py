@@ -37,7 +37,7 @@ from services.notification.ports import DeliverySource, EventPublisher, Ledger, 
 from services.notification.webhooks import REDELIVER_HEADER
 from shared.contracts import Decision, DecisionDelayed, NotificationSent, Topics
 from shared.logging import event_ids
-from shared.wire import REPLAY_HEADER, Record, RefusedRecord
+from shared.wire import REPLAY_HEADER, Record, RefusedRecord, serialised
 
 __all__ = ["Announcement", "Announcer", "source_of"]
 
@@ -149,7 +149,7 @@ class Announcer:
                     notice = NotificationSent.model_validate_json(claim.stored_event)
                 else:
                     notice = built
-                    remembered.append((claim_id, notice.model_dump_json().encode()))
+                    remembered.append((claim_id, serialised(notice)))  # the same bytes go to Kafka
             except Exception as exc:  # noqa: BLE001 - rendering is pure: what fails once fails on every redelivery
                 # A decision we cannot put into words must not block the partition: dead-letter it.
                 # Its claim stays unpublished, so a replay after the fix tells it.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
+import orjson
 from redis.asyncio import Redis
 
 from services.policy.ports import IndexEntry
@@ -29,27 +30,43 @@ def _slot(reference: str) -> tuple[str, str]:
     return code[:3], code[3:]
 
 
+# Every entry of a batch in one command: ARGV 1 the key prefix, ARGV 2 a JSON array of bucket, field,
+# value triples (the book's scripts take their keys the same way). A pipeline of one HSET per decision
+# cost the policy about 9 us of client CPU per decision in redis-py (a command packed and a reply
+# parsed each), and so would three arguments per decision to a script; one JSON string, well under
+# one. Same writes.
+_INSTALL = """
+local entries = cjson.decode(ARGV[2])
+for i = 1, #entries, 3 do
+  redis.call('HSET', ARGV[1] .. entries[i], entries[i + 1], entries[i + 2])
+end
+return #entries / 3
+"""
+# Entries per script call: bounded, so one call never holds Redis long.
+_CHUNK = 1000
+
+
 class RedisReferences:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = prefix
+        self._install = redis.register_script(_INSTALL)
 
     async def record(self, decisions: Sequence[Decision]) -> None:
         await self.install((d, int(time.time() * 1000)) for d in decisions)
 
     async def install(self, decisions: Iterable[tuple[Decision, int]]) -> None:
         """Index decisions with the time each was (or is about to be) published, ms."""
-        pipe = self.redis.pipeline(transaction=False)
-        count = 0
+        entries: list[str] = []
         for decision, published_ms in decisions:
             bucket, rest = _slot(reference_of(decision.decision_id))
             decided_ms = int(decision.occurred_at.timestamp() * 1000)
-            pipe.hset(f"{self.prefix}xref:{bucket}", rest, f"{decision.customer_id}|{decided_ms}|{published_ms}")
-            count += 1
-            if count % 1000 == 0:
-                await pipe.execute()
-        if count % 1000:
-            await pipe.execute()
+            entries += (bucket, rest, f"{decision.customer_id}|{decided_ms}|{published_ms}")
+            if len(entries) == 3 * _CHUNK:
+                await self._install(args=(f"{self.prefix}xref:", orjson.dumps(entries)))
+                entries = []
+        if entries:
+            await self._install(args=(f"{self.prefix}xref:", orjson.dumps(entries)))
 
     async def find(self, reference: str) -> IndexEntry | None:
         bucket, rest = _slot(reference)

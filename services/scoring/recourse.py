@@ -235,19 +235,24 @@ class Planner:
         # A state: (changes, bins moved) -> (points gained, the chosen (lever, option) pairs).
         states: dict[tuple[int, int], tuple[float, tuple[tuple[int, _Option], ...]]] = {(0, 0): (0.0, ())}
         for i, group in enumerate(options):
+            if not group:
+                # Nothing to add here: reachable[i + 1] == reachable[i], so every state is kept as it is.
+                continue
             rest = reachable[i + 1]
+            # Every state reaches with the levers from i on (it was kept, or made, against reachable[i]).
             grown = {key: state for key, state in states.items() if state[0] + rest >= needed}
-            if group:
-                for (count, steps), (gain, chosen) in states.items():
-                    if count >= max_changes or gain >= needed or gain + reachable[i] < needed:
+            for (count, steps), (gain, chosen) in states.items():
+                if count >= max_changes or gain >= needed:
+                    continue
+                more = count + 1
+                for option in group:
+                    total = gain + option[3]
+                    if total + rest < needed:
                         continue
-                    for option in group:
-                        total = gain + option[3]
-                        if total + rest < needed:
-                            continue
-                        key = (count + 1, steps + option[2])
-                        if key not in grown or total > grown[key][0]:
-                            grown[key] = (total, (*chosen, (i, option)))
+                    key = (more, steps + option[2])
+                    held = grown.get(key)
+                    if held is None or total > held[0]:
+                        grown[key] = (total, (*chosen, (i, option)))
             states = grown
         feasible = [
             (count, steps, -gain, chosen)

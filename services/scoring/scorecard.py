@@ -156,11 +156,13 @@ class Scorecard:
 
     __slots__ = (
         "_characteristics",
+        "_codes",
         "_cutoffs",
         "_grades",
         "_pd_intercept",
         "_pd_slope",
         "_planner",
+        "_rows",
         "_tables",
         "model_id",
         "name",
@@ -190,6 +192,9 @@ class Scorecard:
         self.version = version
         self._characteristics = characteristics
         self._tables = {c.name: c for c in characteristics}
+        # What `score` reads per characteristic, looked up once here instead of per applicant.
+        self._rows = tuple((c.name, c.points, c.locate, c.best_points) for c in characteristics)
+        self._codes = {c.name: reason_code(c.name) for c in characteristics}
         self._planner = Planner(self._tables)  # recourse, each lever's options worked out once per value
         self._pd_intercept = pd_intercept
         self._pd_slope = pd_slope
@@ -284,16 +289,15 @@ class Scorecard:
         cutoff = self.cutoff(segment)
         total = 0.0
         losses: list[tuple[float, str]] = []
-        for table in self._characteristics:
-            got = table.points[table.locate(getattr(applicant, table.name))]
+        for name, points, locate, best in self._rows:
+            got = points[locate(getattr(applicant, name))]
             total += got
-            lost = table.best_points - got
+            lost = best - got
             if lost > 0:
-                losses.append((lost, table.name))
+                losses.append((lost, name))
         losses.sort(key=lambda loss: (-loss[0], loss[1]))
-        reasons = tuple(
-            Reason(code=reason_code(name), characteristic=name, points_lost=lost) for lost, name in losses[:MAX_REASONS]
-        )
+        codes = self._codes
+        reasons = tuple(Reason(code=codes[name], characteristic=name, points_lost=lost) for lost, name in losses[:MAX_REASONS])
         pd = self.pd(total)
         if total >= cutoff:
             return ScoreResult(total, pd, self.grade(pd), reasons, (), None)
