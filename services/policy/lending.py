@@ -10,6 +10,7 @@ refused as a conflict (dead-lettered by the handler).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,18 +81,27 @@ class Lender:
                 else:
                     outcomes.append(applied(request, movement))
         await self.publisher.publish((self.out_topic, o) for o in outcomes)
-        for o in outcomes:
-            _log(o)
+        # One line per batch at INFO, as for decisions: every outcome is on `credit.drawdowns` (the
+        # balances' log, kept forever); the per-outcome lines are at DEBUG.
+        if outcomes or conflicts:
+            kinds: dict[str, int] = {}
+            for o in outcomes:
+                kind = o.reason if isinstance(o, DrawdownRefused) else o.EVENT_TYPE
+                kinds[kind] = kinds.get(kind, 0) + 1
+            log.info("batch_lent", size=len(requests), outcomes=kinds, conflicts=len(conflicts), policy_version=policy.label)
+        if log.is_enabled_for(logging.DEBUG):
+            for o in outcomes:
+                _log(o)
         return Lent(outcomes, conflicts)
 
 
 def _log(event: Outcome) -> None:
     if isinstance(event, DrawdownApproved):
-        log.info("drawdown_approved", drawdown_id=event.drawdown_id, customer_id=event.customer_id, amount=event.amount, balance=event.balance, available=event.available)
+        log.debug("drawdown_approved", drawdown_id=event.drawdown_id, customer_id=event.customer_id, amount=event.amount, balance=event.balance, available=event.available)
     elif isinstance(event, DrawdownRefused):
-        log.info(
+        log.debug(
             "drawdown_refused", drawdown_id=event.drawdown_id, customer_id=event.customer_id, amount=event.amount,
             category=event.category, reason=event.reason, window_reason=event.window_reason,
         )  # fmt: skip
     else:
-        log.info("repayment_applied", repayment_id=event.repayment_id, customer_id=event.customer_id, applied=event.applied, balance=event.balance)
+        log.debug("repayment_applied", repayment_id=event.repayment_id, customer_id=event.customer_id, applied=event.applied, balance=event.balance)
