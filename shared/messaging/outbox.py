@@ -178,7 +178,9 @@ class ProducerSender:
         for topic, key, value, headers in records:
             known = partitions.get(topic)
             if known is None:
-                known = partitions[topic] = list(await producer.partitions_for(topic))
+                # bounded: a producer whose client lost the cluster must fail, not wait, so the batch is retried
+                wait_s = self._settings.producer_request_timeout_ms / 1000
+                known = partitions[topic] = list(await asyncio.wait_for(producer.partitions_for(topic), wait_s))
             partition = partitioner(key, known, known)
             batch = open_batches.get((topic, partition))
             if batch is None:
@@ -199,8 +201,17 @@ class ProducerSender:
         async with self._replacing:
             if generation != self._generation:
                 return True  # another publication replaced it already
-            old, self._producer = self._producer, self._make()
-            await self._producer.start()
+            fresh = self._make()
+            try:
+                await fresh.start()
+            except BaseException:
+                # The broker is away (a new producer cannot even bootstrap): keep the old one in
+                # place, so the next publication fails fast again and tries again. Never leave an
+                # unstarted producer behind: its sends would wait for metadata forever.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(fresh.stop(), 5)
+                raise
+            old, self._producer = self._producer, fresh
             self._generation += 1
         log.warning("producer_replaced", client_id=self._client_id, generation=self._generation, error=repr(error)[:300])
         if old is not None:  # its pending sends fail (their callers retry); never wait for it on the message path

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError, OutOfOrderSequenceNumber
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, OutOfOrderSequenceNumber
 
 from shared.contracts import DeadLetter
 from shared.messaging import Outbox, ProducerReplaced, is_transient
@@ -79,3 +79,35 @@ async def test_other_failures_leave_the_producer_alone() -> None:
 def test_the_errors_that_break_an_idempotent_producers_sequence() -> None:
     assert breaks_sequence(OutOfOrderSequenceNumber())
     assert not breaks_sequence(KafkaTimeoutError())
+
+
+class _Producer:
+    """Stands in for an AIOKafkaProducer: `start` fails while the broker is away."""
+
+    def __init__(self, starts: bool) -> None:
+        self.starts, self.started, self.stopped = starts, False, False
+
+    async def start(self) -> None:
+        if not self.starts:
+            raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 19092)]")
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_a_replacement_that_cannot_start_leaves_the_old_producer_and_is_tried_again() -> None:
+    from shared.messaging.outbox import ProducerSender
+    from shared.settings import Settings
+
+    sender = ProducerSender(Settings(), client_id="test")
+    old = _Producer(starts=True)
+    sender._producer = old  # type: ignore[assignment]
+    made = iter([_Producer(starts=False), _Producer(starts=True)])
+    sender._make = lambda: next(made)  # type: ignore[method-assign]
+    with pytest.raises(KafkaConnectionError):  # transient: the handler retries the batch later
+        await sender.recover(OutOfOrderSequenceNumber(), sender.generation)
+    # an unstarted producer left in place would wait for metadata forever on the next send
+    assert sender._producer is old and sender.generation == 0
+    assert await sender.recover(OutOfOrderSequenceNumber(), sender.generation)
+    assert sender._producer is not old and sender._producer.started and sender.generation == 1  # type: ignore[attr-defined]
