@@ -79,7 +79,7 @@ async def test_two_replicas_drawing_at_once_never_lend_beyond_the_limit_and_the_
         assert sorted(o.balance_seq for o in approved) == list(range(1, len(approved) + 1))  # one sequence, no gap
         assert {o.balance for o in approved} == {sum(a.amount for a in approved if a.balance_seq <= o.balance_seq) for o in approved}
         # Both replicas decided some of them (each holds half the partitions).
-        assert fleet.fleet.logged("policy-0", "drawdown_") and fleet.fleet.logged("policy-1", "drawdown_"), fleet.fleet.tail("policy-1")
+        assert fleet.fleet.logged("policy-0", "batch_lent") and fleet.fleet.logged("policy-1", "batch_lent"), fleet.fleet.tail("policy-1")
 
         # A repayment, then the customer reads their balance on the customer-data API.
         await _spread(fleet, [Repaid(correlation_id="rp_race_0001", repayment_id="rp_race_0001", customer_id=CUSTOMER, amount=2_000, locale="en")])
