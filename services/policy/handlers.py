@@ -7,7 +7,7 @@ and `policy_updates_router` (the live fleet only: a shadow keeps its candidate p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -123,22 +123,11 @@ async def _decide_batch(deps: PolicyDeps, records: Records, message: KafkaMessag
     settings = deps.settings
     batch = await take(records, (ScoreComputed,), publisher=deps.publisher, settings=settings)
     decided = await _decide_telling_delays(deps, [score for _, score in batch.events])
-    if decided.conflicts:
-        # An application id another customer's application already holds: never skipped in silence.
-        owners = {id(score): record for record, score in batch.events}
-        refused = [
-            RefusedRecord(
-                owners[id(score)],
-                "application_id_reused",
-                f"application {score.application_id} belongs to another customer's application",
-            )
-            for score in decided.conflicts
-        ]
-        await retry_transient(
-            lambda: deps.publisher.dead_letter(settings.topics.deadletter, refused),
-            settings=settings,
-            what="dead_letter",
-        )
+    # An application id another customer's application already holds: never skipped in silence.
+    await _refuse_conflicts(
+        deps, batch.events, decided.conflicts, "application_id_reused",
+        lambda score: f"application {score.application_id} belongs to another customer's application",
+    )  # fmt: skip
     deps.metrics.observe(decided.decisions)
     commit_in_background(message)
 
@@ -219,6 +208,18 @@ def reviews_router(deps: PolicyDeps) -> KafkaRouter:
     return router
 
 
+async def _refuse_conflicts(
+    deps: PolicyDeps, events: Sequence[tuple[Any, Any]], conflicts: Sequence[Any], error_type: str, why: Callable[[Any], str]
+) -> None:
+    """Dead-letter each event the book refused because its id belongs to another customer (the
+    record it came in, with `error_type` and why), once the batch is decided."""
+    if not conflicts:
+        return
+    owners = {id(event): record for record, event in events}
+    refused = [RefusedRecord(owners[id(event)], error_type, why(event)) for event in conflicts]
+    await retry_transient(lambda: deps.publisher.dead_letter(deps.settings.topics.deadletter, refused), settings=deps.settings, what="dead_letter")
+
+
 async def _lend_batch(deps: PolicyDeps, records: Records, message: KafkaMessage) -> None:
     settings = deps.settings
     assert deps.lender is not None
@@ -230,13 +231,9 @@ async def _lend_batch(deps: PolicyDeps, records: Records, message: KafkaMessage)
     )  # fmt: skip
     if batch.events:
         lent = await retry_transient(lambda: lender.lend([event for _, event in batch.events]), settings=settings, what="lend")
-        if lent.conflicts:
-            owners = {id(event): record for record, event in batch.events}
-            refused = [
-                RefusedRecord(owners[id(event)], "movement_id_reused", f"{event.EVENT_TYPE} id belongs to another customer's request")
-                for event in lent.conflicts
-            ]
-            await retry_transient(lambda: deps.publisher.dead_letter(settings.topics.deadletter, refused), settings=settings, what="dead_letter")
+        await _refuse_conflicts(
+            deps, batch.events, lent.conflicts, "movement_id_reused", lambda event: f"{event.EVENT_TYPE} id belongs to another customer's request"
+        )
         deps.metrics.observe_lending(lent.outcomes)
     commit_in_background(message)
 
