@@ -178,12 +178,9 @@ class ProducerSender:
         for topic, key, value, headers in records:
             known = partitions.get(topic)
             if known is None:
-                cached = producer.client.cluster.partitions_for_topic(topic)  # metadata at hand: no wait, no task
-                if cached is None:
-                    # bounded: a producer whose client lost the cluster must fail, not wait, so the batch is retried
-                    wait_s = self._settings.producer_request_timeout_ms / 1000
-                    cached = await asyncio.wait_for(producer.partitions_for(topic), wait_s)
-                known = partitions[topic] = list(cached)  # as the producer's own _partition lists them
+                # bounded: a producer whose client lost the cluster must fail, not wait, so the batch is retried
+                wait_s = self._settings.producer_request_timeout_ms / 1000
+                known = partitions[topic] = list(await asyncio.wait_for(producer.partitions_for(topic), wait_s))
             partition = partitioner(key, known, known)
             batch = open_batches.get((topic, partition))
             if batch is None:
