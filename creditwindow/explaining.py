@@ -10,7 +10,7 @@ force when the decision was made, from `credit.reviews`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 
@@ -62,7 +62,7 @@ async def suspension_at(settings: Settings, customer_id: str, moment: datetime) 
     desk = CustomerDesk()
     ring, namespace = settings.policy_key_ring, settings.topic_namespace
     skew = timedelta(seconds=settings.policy_max_clock_skew_s)
-    now = datetime.now(UTC)
+    now = settings.clock().now()
     for event in await read_reviews(settings):
         if not isinstance(event, (CustomerSuspended, SuspensionLifted)) or event.customer_id != customer_id or event.issued_at > moment:
             continue
@@ -82,7 +82,7 @@ async def gather(settings: Settings, text: str, *, check: bool) -> Explanation |
         return None
     redis = Redis.from_url(settings.redis_dsn, socket_connect_timeout=3)
     try:
-        archive = KafkaArchive(settings, RedisReferences(redis, settings.redis_prefix))
+        archive = KafkaArchive(settings, RedisReferences(redis, settings.redis_prefix, settings.clock()))
         decision = await find_decision(settings, archive, reference)
         if decision is None:
             return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from services.policy.control import check_action
@@ -46,7 +46,7 @@ def signed_action(model: type[A], settings: Settings, *, issued_by: str, issued_
         correlation_id=str(fields.get("reference") or fields.get("customer_id") or "operator"),
         producer="creditwindow-cli",
         issued_by=issued_by,
-        issued_at=issued_at or datetime.now(UTC),
+        issued_at=issued_at or settings.clock().now(),
         key_id=key_id,
         namespace=settings.topic_namespace,
         signature="0" * 64,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from services.policy.control import Accepted, Refused, check_update
 from services.policy.document import PolicyDocument, load_policy, parse_policy
@@ -27,7 +27,7 @@ def signed_update(
         "version": document.version,
         "document": document_text,
         "issued_by": issued_by,
-        "issued_at": issued_at or datetime.now(UTC),
+        "issued_at": issued_at or settings.clock().now(),
         "key_id": key_id,
         "namespace": settings.topic_namespace,
     }
@@ -44,7 +44,7 @@ def check_as_the_fleet(update: PolicyUpdated, active: PolicyDocument, settings: 
         active,
         ring=settings.policy_key_ring,
         namespace=settings.topic_namespace,
-        now=datetime.now(UTC),
+        now=settings.clock().now(),
         max_skew=timedelta(seconds=settings.policy_max_clock_skew_s),
     )
 

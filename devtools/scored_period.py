@@ -41,7 +41,7 @@ def spread_over_period(scores: list[ScoreComputed], policy: PolicyDocument, at: 
 
 def scored_period(scorer: Scorer, policy: PolicyDocument, *, run_id: str = "optimise") -> list[ScoreComputed]:
     """The 1,000 applications, scored as the scoring service would, over one budget period."""
-    return spread_over_period([assess(application, scorer) for application in applications(run_id)], policy)
+    return spread_over_period([assess(application, scorer, REFERENCE) for application in applications(run_id)], policy)
 
 
 def german_credit_scores(policy: PolicyDocument, settings: Settings) -> tuple[str, list[ScoreComputed]]:

@@ -6,7 +6,8 @@ Outside local and test, every service and the operators' CLI refuse to start whe
 - a policy key of the ring, a partner's webhook key or an API token is a development key from this
   repository, or shorter than 32 bytes (an HMAC key or a bearer token anyone can guess);
 - a partner's webhook is not https (its signature would travel beside the decision in clear);
-- created topics would have one replica (a broker lost is a decision log lost).
+- created topics would have one replica (a broker lost is a decision log lost);
+- the clock is moved off the system's (`CW_CLOCK_OFFSET_S`: for tests at other dates only).
 
 Each problem names the variable to set; none shows a secret.
 """
@@ -68,6 +69,8 @@ def environment_problems(settings: Settings) -> list[str]:
             f"CW_TOPIC_REPLICATION_FACTOR: {settings.topic_replication_factor} keeps one copy of each topic; "
             "set 3 (with min.insync.replicas 2 on the cluster)"
         )
+    if settings.clock_offset_s:
+        found.append("CW_CLOCK_OFFSET_S: the fleet's clock is moved off the system's; unset it (tests at other dates only)")
     return [problem for problem in found if problem]
 
 

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, make_asgi_app
 from redis.asyncio import Redis
 
 from shared.asyncapi import describe_events
+from shared.clock import Clock
 from shared.environments import UnsafeEnvironment, check_environment
 from shared.logging import configure_logging
 from shared.messaging import Outbox, ProducerSender, ServiceHealth, ensure_topics, make_broker, retry_transient
@@ -59,6 +60,7 @@ class Plumbing:
     redis: Redis
     outbox: Outbox
     health: ServiceHealth
+    clock: Clock  # the one clock of the process (settings.clock(): the system's)
 
 
 def plumbing(settings: Settings, service: str) -> Plumbing:
@@ -77,6 +79,7 @@ def plumbing(settings: Settings, service: str) -> Plumbing:
         log.error("unsafe_environment", environment=settings.environment, problems=exc.problems)
         raise
     registry = CollectorRegistry()
+    clock = settings.clock()
     return Plumbing(
         service=service,
         settings=settings,
@@ -85,7 +88,8 @@ def plumbing(settings: Settings, service: str) -> Plumbing:
         redis=make_redis(settings),
         # The outbox publishes with its own producer: FastStream's per-message publish path costs more.
         outbox=Outbox(ProducerSender(settings, client_id=f"creditwindow-{service}-out"), service=service, registry=registry),
-        health=ServiceHealth(registry),
+        health=ServiceHealth(registry, clock=clock),
+        clock=clock,
     )
 
 

@@ -6,6 +6,7 @@ Every variable is listed in the README. Nothing here connects to anything.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -13,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.clock import Clock, ShiftedClock, SystemClock
 from shared.contracts.topics import Topics
 from shared.masking import mask_url
 from shared.signing import KeyRing
@@ -177,6 +179,15 @@ class Settings(BaseSettings):
     api_rate_per_s: float = Field(default=10.0, gt=0, le=10_000, description="Requests per second each token may make.")
     api_burst: int = Field(default=20, ge=1, le=100_000, description="Requests a token may make at once before the rate applies.")
 
+    # --- time ------------------------------------------------------------------------------------------
+    clock_offset_s: float = Field(
+        default=0.0,
+        ge=-100 * 366 * 86_400,
+        le=100 * 366 * 86_400,
+        description="Local and test only: the fleet's clock runs this many seconds off the system's "
+        "(a run at a month's end or a leap day on the real broker). Refused in production.",
+    )
+
     # --- logging -------------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -205,6 +216,10 @@ class Settings(BaseSettings):
         if self.book_retention_days * 86_400_000 <= self.topic_retention_ms:
             raise ValueError("CW_BOOK_RETENTION_DAYS must be longer than the topics' retention (CW_TOPIC_RETENTION_MS)")
         return self
+
+    def clock(self) -> Clock:
+        """The clock a composition root injects: the system's, moved by `clock_offset_s` if set."""
+        return ShiftedClock(timedelta(seconds=self.clock_offset_s)) if self.clock_offset_s else SystemClock()
 
     @property
     def book_retention_ms(self) -> int:

@@ -13,11 +13,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from shared.clock import ManualClock
 from shared.settings import REPO_ROOT, Settings
+from tests.clocks import NOW, clock_at
 
 WAYS = ("auto", "env", "containers", "platform")
 
@@ -76,6 +79,18 @@ def endpoints() -> Iterator[dict[str, str]]:
     yield {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_servers, "REDIS_URL": settings.redis_dsn}
     if not was_running and not os.environ.get("CW_KEEP_PLATFORM"):
         platform.down()
+
+
+@pytest.fixture
+def now() -> datetime:
+    """The instant a test starts from (tests/clocks.py: `CW_TEST_NOW`, else 2026-11-28 12:00 UTC)."""
+    return NOW
+
+
+@pytest.fixture
+def clock(now: datetime) -> ManualClock:
+    """The test's own clock, standing at `now` until the test moves it; give it to what the test builds."""
+    return clock_at(now)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from services.policy.decisions import budgets_now
 from services.policy.periods import period_span
 from services.policy.ports import Reserved
 from services.policy.redis_book import RedisBook
-from shared.contracts import utc_now
 from shared.settings import Settings
 
 __all__ = ["app"]
@@ -29,7 +28,7 @@ def show(as_json: JsonOption = False) -> None:
     settings = Settings()
     policy, source = reach(lambda: active_policy(settings), settings)
     names = [p.name for p in policy.programmes]
-    now = utc_now()
+    now = settings.clock().now()
     terms = budgets_now(policy, now)
 
     async def read(redis: Any) -> tuple[dict[str, Reserved], dict[str, int]]:

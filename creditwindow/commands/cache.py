@@ -29,8 +29,9 @@ app = typer.Typer(help="The Redis cache: derived state, rebuilt from credit.wind
 
 async def _install(book: RedisBook, settings: Settings) -> str:
     generation = uuid.uuid4().hex
-    references = RedisReferences(book.redis, settings.redis_prefix)  # the references to decisions too
-    await rebuild_into(book, settings, generation, grace_s=settings.book_rebuild_grace_s, references=references)
+    clock = settings.clock()
+    references = RedisReferences(book.redis, settings.redis_prefix, clock)  # the references to decisions too
+    await rebuild_into(book, settings, generation, grace_s=settings.book_rebuild_grace_s, clock=clock, references=references)
     return generation
 
 

@@ -9,7 +9,7 @@ window closes and their applications close as `strategy` until it ends or is lif
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -70,7 +70,7 @@ def suspend(
     if until is not None and len(until) == 10:
         until = f"{until}T00:00:00+08:00"  # a date alone: from that day on, China time
     ends = _until(until)
-    if ends is not None and ends <= datetime.now(UTC):
+    if ends is not None and ends <= settings.clock().now():
         fail("--until is in the past")
     if as_json and not yes:
         fail("--json does not ask before publishing: add --yes")
@@ -110,7 +110,7 @@ def lift(
 def suspensions(as_json: JsonOption = False) -> None:
     """Customers suspended now (verified actions only, as every policy replica sees them)."""
     settings = Settings()
-    now = datetime.now(UTC)
+    now = settings.clock().now()
     found = reach(lambda: _suspended(settings, now), settings)
     rows = [
         {"customer_id": s.customer_id, "reason": s.reason, "since": s.since.isoformat(), "until": s.until.isoformat() if s.until else None, "issued_by": s.issued_by}

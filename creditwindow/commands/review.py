@@ -12,7 +12,6 @@ refuses an unsigned or forged one.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -56,7 +55,7 @@ def list_reviews(
     """Reviews under way, the oldest first; overdue ones (open longer than the policy allows) marked."""
     settings = Settings()
     reviews, within = reach(lambda: _board(settings), settings)
-    now = datetime.now(UTC)
+    now = settings.clock().now()
     shown = sorted((r for r in reviews.values() if every or r.status != "upheld" and r.status != "overturned"), key=lambda r: r.requested_at)
     rows = [r.as_dict(now, within) for r in shown]  # type: ignore[arg-type]
     overdue = sum(1 for r in rows if r["overdue"])
@@ -78,7 +77,7 @@ def show(reference: Annotated[str, typer.Argument(help="The decision reference u
     reviews, within = reach(lambda: _board(settings), settings)
     review = _find(reviews, reference)
     explanation = reach(lambda: gather(settings, review.reference, check=True), settings)
-    data = review.as_dict(datetime.now(UTC), within)  # type: ignore[arg-type]
+    data = review.as_dict(settings.clock().now(), within)  # type: ignore[arg-type]
     if as_json:
         print(json.dumps({"review": data, "explanation": explanation.as_dict() if explanation else None}, ensure_ascii=False, default=str))
         return

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 import structlog
 
@@ -35,6 +36,7 @@ from services.notification.channels import movement_notification, notice_for, no
 from services.notification.disclosure import Disclosure, Movement, Notice, render, render_movement, render_notice, tells
 from services.notification.ports import DeliverySource, EventPublisher, Ledger, WebhookDelivery, WebhookOutbox
 from services.notification.webhooks import REDELIVER_HEADER
+from shared.clock import Clock
 from shared.contracts import Decision, DecisionDelayed, NotificationSent, Topics
 from shared.logging import event_ids
 from shared.wire import REPLAY_HEADER, Record, RefusedRecord, serialised
@@ -95,13 +97,21 @@ def _log_sent(notices: Sequence[NotificationSent], *, webhooks: int = 0) -> None
 
 class Announcer:
     def __init__(
-        self, *, ledger: Ledger, webhooks: WebhookOutbox, partners: Container[str], publisher: EventPublisher, topics: Topics
+        self,
+        *,
+        ledger: Ledger,
+        webhooks: WebhookOutbox,
+        partners: Container[str],
+        publisher: EventPublisher,
+        topics: Topics,
+        clock: Clock,
     ) -> None:
         self.ledger = ledger
         self.webhooks = webhooks
         self.partners = partners
         self.publisher = publisher
         self.topics = topics
+        self.clock = clock
         self._delays_told: dict[str, None] = {}
 
     async def announce(self, events: Sequence[tuple[Record, Decision]]) -> Announcement:
@@ -121,7 +131,8 @@ class Announcer:
         for delay in delays:
             if str(delay.event_id) not in self._delays_told:
                 fresh.setdefault(str(delay.event_id), delay)
-        notices = [notice_for(d, render_notice(d)) for d in fresh.values()]
+        now = self.clock.now()
+        notices = [notice_for(d, render_notice(d), at=now) for d in fresh.values()]
         await self.publisher.publish((self.topics.notifications, n) for n in notices)
         for key in fresh:
             self._delays_told[key] = None
@@ -140,11 +151,12 @@ class Announcer:
         remembered: list[tuple[str, bytes]] = []
         deliveries: list[WebhookDelivery] = []
         told: list[str] = []
+        now = self.clock.now()
         for (claim_id, (_, _, record, event)), claim in zip(unique.items(), claims, strict=True):
             if claim.state in ("done", "stale"):
                 continue
             try:
-                disclosure, built, delivery = self._rendered(event, record)
+                disclosure, built, delivery = self._rendered(event, record, now)
                 if claim.stored_event is not None:
                     notice = NotificationSent.model_validate_json(claim.stored_event)
                 else:
@@ -178,21 +190,26 @@ class Announcer:
         return await self._tell([(str(e.event_id), e.customer_id, 0, record, e) for record, e in events])
 
     def _rendered(
-        self, event: Decision | Notice | Movement, record: Record
+        self, event: Decision | Notice | Movement, record: Record, now: datetime
     ) -> tuple[Disclosure, NotificationSent, WebhookDelivery | None]:
         """The words, the inbox notice and (decisions only) the partner's webhook delivery."""
         if isinstance(event, Decision):
             disclosure = render(event)
-            return disclosure, notification_for(event, disclosure, "inbox"), webhook_delivery_for(event, disclosure, source_of(record), self.partners)
+            return (
+                disclosure,
+                notification_for(event, disclosure, "inbox", at=now),
+                webhook_delivery_for(event, disclosure, source_of(record), self.partners, at=now),
+            )
         if isinstance(event, Movement):
             disclosure = render_movement(event)
-            return disclosure, movement_notification(event, disclosure), None
+            return disclosure, movement_notification(event, disclosure, at=now), None
         disclosure = render_notice(event)
-        return disclosure, notice_for(event, disclosure, "inbox"), None
+        return disclosure, notice_for(event, disclosure, "inbox", at=now), None
 
     async def _requeue_replayed(self, events: Sequence[tuple[Record, Decision]]) -> int:
         """Deliveries of replayed webhook give-ups, queued again (the queue keeps it to once per letter)."""
         again: dict[str, WebhookDelivery] = {}
+        now = self.clock.now()
         for record, decision in events:
             letter, partner = _header(record, REPLAY_HEADER), _header(record, REDELIVER_HEADER)
             if not letter or not partner:
@@ -201,7 +218,7 @@ class Announcer:
             if partner != decision.partner_id or partner not in self.partners:
                 log.warning("webhook_replay_skipped", **ids, partner_id=partner, replay_of=letter, why="no such partner webhook")
                 continue
-            delivery = webhook_delivery_for(decision, render(decision), source_of(record), self.partners)
+            delivery = webhook_delivery_for(decision, render(decision), source_of(record), self.partners, at=now)
             if delivery is not None:
                 again.setdefault(letter, replace(delivery, replay_of=letter))
         queued = await self.webhooks.requeue(list(again.values())) if again else 0

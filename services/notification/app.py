@@ -23,6 +23,7 @@ from services.notification.recovery import notification_recovery
 from services.notification.redis_ledger import RedisLedger
 from services.notification.redis_webhooks import STATE, RedisWebhookQueue
 from services.notification.webhooks import Backoff
+from shared.clock import Clock
 from shared.messaging import ServiceHealth
 from shared.redis_state import Durability, StateGuard
 from shared.runtime import FleetApp, build_app, plumbing, serve
@@ -60,6 +61,7 @@ def compose(
     sender: WebhookSender,
     publisher: EventPublisher,
     registry: CollectorRegistry,
+    clock: Clock,
     timing: DispatchTiming = DispatchTiming(),
     health: ServiceHealth | None = None,
 ) -> Notification:
@@ -80,6 +82,7 @@ def compose(
         poll_s=timing.poll_s,
         lease_margin_s=timing.lease_margin_s,
         metrics=metrics,
+        clock=clock,
     )
     announcer = Announcer(
         ledger=ledger,
@@ -87,8 +90,9 @@ def compose(
         partners=partners.keys(),
         publisher=publisher,
         topics=settings.topics,
+        clock=clock,
     )
-    deps = NotificationDeps(settings, publisher, metrics, announcer, health or ServiceHealth(registry), dispatcher.wake)
+    deps = NotificationDeps(settings, publisher, metrics, announcer, health or ServiceHealth(registry, clock=clock), dispatcher.wake)
     broker.include_router(build_router(deps))
     return Notification(broker, deps, dispatcher)
 
@@ -100,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     guard = StateGuard(parts.redis, settings.redis_prefix, STATE, Durability.of(settings))  # the ledger and the queue: one state
     ledger = RedisLedger(parts.redis, settings.redis_prefix, guard)
     queue = RedisWebhookQueue(parts.redis, settings.redis_prefix, guard)
-    recovery = notification_recovery(ledger, queue, settings, parts.health)
+    recovery = notification_recovery(ledger, queue, settings, parts.health, parts.clock)
     notification = compose(
         settings,
         broker=parts.broker,
@@ -110,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FleetApp:
         publisher=parts.outbox,
         registry=parts.registry,
         health=parts.health,
+        clock=parts.clock,
     )
 
     async def recover() -> None:

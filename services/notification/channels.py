@@ -7,6 +7,7 @@ A decision whose `partner_id` has a webhook URL also goes to that partner (see `
 from __future__ import annotations
 
 from collections.abc import Container
+from datetime import datetime
 
 from services.notification.disclosure import Disclosure, Movement, Notice
 from services.notification.ports import DeliverySource, WebhookDelivery
@@ -19,7 +20,6 @@ from shared.contracts import (
     RepaymentApplied,
     ReviewConcluded,
     deterministic_id,
-    utc_now,
 )
 
 __all__ = ["PRODUCER", "movement_notification", "notice_for", "notification_for", "webhook_delivery_for"]
@@ -27,8 +27,8 @@ __all__ = ["PRODUCER", "movement_notification", "notice_for", "notification_for"
 PRODUCER = "notification"
 
 
-def notification_for(decision: Decision, disclosure: Disclosure, channel: str = "inbox") -> NotificationSent:
-    """The record that the customer was told on `channel`; its ids are the same for every copy."""
+def notification_for(decision: Decision, disclosure: Disclosure, channel: str = "inbox", *, at: datetime) -> NotificationSent:
+    """The record that the customer was told on `channel` at `at`; its ids are the same for every copy."""
     closed = decision.event_type == "WindowClosed"
     the_id = notification_id(decision, channel)
     return NotificationSent(
@@ -36,7 +36,7 @@ def notification_for(decision: Decision, disclosure: Disclosure, channel: str = 
         correlation_id=decision.correlation_id,
         causation_id=decision.event_id,
         producer=PRODUCER,
-        occurred_at=utc_now(),
+        occurred_at=at,
         notification_id=the_id,
         decision_id=decision.decision_id,
         decision_seq=decision.decision_seq,
@@ -54,7 +54,7 @@ def notification_for(decision: Decision, disclosure: Disclosure, channel: str = 
     )
 
 
-def movement_notification(event: Movement, disclosure: Disclosure) -> NotificationSent:
+def movement_notification(event: Movement, disclosure: Disclosure, *, at: datetime) -> NotificationSent:
     """The inbox record that the customer was told of a drawdown outcome or a repayment (inbox only:
     partners hear of windows, not of each drawdown)."""
     the_id = deterministic_id("notification", event.event_id, "inbox")
@@ -69,7 +69,7 @@ def movement_notification(event: Movement, disclosure: Disclosure) -> Notificati
         correlation_id=event.correlation_id,
         causation_id=event.event_id,
         producer=PRODUCER,
-        occurred_at=utc_now(),
+        occurred_at=at,
         notification_id=the_id,
         decision_id=event.event_id,
         decision_seq=event.balance_seq,
@@ -89,14 +89,14 @@ def movement_notification(event: Movement, disclosure: Disclosure) -> Notificati
 
 
 def webhook_delivery_for(
-    decision: Decision, disclosure: Disclosure, source: DeliverySource, partners: Container[str]
+    decision: Decision, disclosure: Disclosure, source: DeliverySource, partners: Container[str], *, at: datetime
 ) -> WebhookDelivery | None:
     """The webhook delivery of a decision, when its partner has a webhook; None otherwise."""
     partner = decision.partner_id
     if not partner or partner not in partners:
         return None
     payload = webhook_payload(decision, disclosure, partner)
-    notice = notification_for(decision, disclosure, "webhook")
+    notice = notification_for(decision, disclosure, "webhook", at=at)  # stamped again when delivered
     return WebhookDelivery(
         notification_id=str(payload.notification_id),
         partner_id=partner,
@@ -109,7 +109,7 @@ def webhook_delivery_for(
     )
 
 
-def notice_for(notice: Notice, disclosure: Disclosure, channel: str = "inbox") -> NotificationSent:
+def notice_for(notice: Notice, disclosure: Disclosure, channel: str = "inbox", *, at: datetime) -> NotificationSent:
     """The record that the customer was told a notice that is not a decision (a delay, a review)."""
     the_id = deterministic_id("notice", notice.event_id, channel)
     delayed = isinstance(notice, DecisionDelayed)
@@ -119,7 +119,7 @@ def notice_for(notice: Notice, disclosure: Disclosure, channel: str = "inbox") -
         correlation_id=notice.correlation_id,
         causation_id=notice.event_id,
         producer=PRODUCER,
-        occurred_at=utc_now(),
+        occurred_at=at,
         notification_id=the_id,
         decision_id=notice.event_id,
         decision_seq=0,

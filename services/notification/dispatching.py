@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Callable, Mapping
 
 import structlog
@@ -29,7 +28,8 @@ import structlog
 from services.notification.metrics import NotificationMetrics
 from services.notification.ports import Answer, ClaimedDelivery, EventPublisher, Partner, WebhookQueue, WebhookSender
 from services.notification.webhooks import Backoff, Verdict, dead_letter_for_delivery, judge, signed_headers, span
-from shared.contracts import NotificationSent, Topics, utc_now
+from shared.clock import Clock
+from shared.contracts import NotificationSent, Topics
 
 __all__ = ["WebhookDispatcher"]
 
@@ -51,7 +51,7 @@ class WebhookDispatcher:
         poll_s: float = 0.5,
         lease_margin_s: float = 10.0,
         metrics: NotificationMetrics | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock,
         spread: Callable[[], float] = random.random,
     ) -> None:
         self.queue = queue
@@ -157,7 +157,7 @@ class WebhookDispatcher:
                     return
                 state, reason = verdict.outcome, verdict.reason
             if state == "delivered":
-                sent = notice.model_copy(update={"occurred_at": utc_now()})
+                sent = notice.model_copy(update={"occurred_at": self.clock.now()})
                 await self.publisher.publish([(self.topics.notifications, sent)])
                 bound.info("webhook_delivered", attempts=claimed.attempts)
                 self._count(notice.outcome, "sent")
@@ -190,7 +190,7 @@ class WebhookDispatcher:
                 partner.key,
                 body=d.body,
                 idempotency_key=d.notification_id,
-                timestamp=int(self.clock()),
+                timestamp=int(self.clock.now().timestamp()),
                 attempt=claimed.attempts,
             )
             answer = await self.sender.post(partner.url, d.body, headers)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Container, Iterable
+from datetime import datetime
 
 import structlog
 
@@ -29,6 +30,7 @@ from services.notification.disclosure import render
 from services.notification.ports import WebhookDelivery
 from services.notification.redis_ledger import TTL_S, RedisLedger
 from services.notification.redis_webhooks import RedisWebhookQueue
+from shared.clock import Clock
 from shared.contracts import Decision, NotificationSent
 from shared.messaging import ServiceHealth
 from shared.messaging.topic_io import ReadRecord, end_offsets, offsets_at, read_to_end
@@ -56,7 +58,9 @@ def told(notices: Iterable[NotificationSent], *, since_s: float) -> tuple[dict[s
     return kept, seqs
 
 
-def owed_webhooks(notices: Iterable[NotificationSent], decisions: Iterable[ReadRecord], partners: Container[str]) -> list[WebhookDelivery]:
+def owed_webhooks(
+    notices: Iterable[NotificationSent], decisions: Iterable[ReadRecord], partners: Container[str], *, at: datetime
+) -> list[WebhookDelivery]:
     """Deliveries still owed: told in the inbox, a partner with a webhook, no webhook notice yet. Pure."""
     notices = list(notices)
     inbox = {n.decision_id for n in notices if n.channel == "inbox" and n.about == "decision"}
@@ -66,19 +70,20 @@ def owed_webhooks(notices: Iterable[NotificationSent], decisions: Iterable[ReadR
         decision = item.event
         if not isinstance(decision, Decision) or decision.decision_id not in inbox or decision.decision_id in delivered:
             continue
-        delivery = webhook_delivery_for(decision, render(decision), source_of(item.record), partners)
+        delivery = webhook_delivery_for(decision, render(decision), source_of(item.record), partners, at=at)
         if delivery is not None:
             owed.setdefault(delivery.notification_id, delivery)
     return list(owed.values())
 
 
-async def rebuild_into(ledger: RedisLedger, queue: RedisWebhookQueue, settings: Settings, generation: str) -> None:
+async def rebuild_into(ledger: RedisLedger, queue: RedisWebhookQueue, settings: Settings, generation: str, clock: Clock) -> None:
     """Derive the notification state from the topics and install it as `generation` (under the fence)."""
     began = time.monotonic()
     topics = settings.topics
     if any((await end_offsets(settings, [topics.notifications])).values()):
         await asyncio.sleep(settings.book_rebuild_grace_s)  # notices in flight when the state was lost land first
-    now = time.time()
+    at = clock.now()
+    now = at.timestamp()
     notices = [r.event for r in await read_to_end(settings, [topics.notifications]) if isinstance(r.event, NotificationSent)]
     kept, seqs = told(notices, since_s=now - TTL_S)
     decisions: list[ReadRecord] = []
@@ -86,7 +91,7 @@ async def rebuild_into(ledger: RedisLedger, queue: RedisWebhookQueue, settings: 
         oldest = min(kept.values())
         start = await offsets_at(settings, [topics.windows], int(oldest * 1000) - 3_600_000)
         decisions = await read_to_end(settings, [topics.windows], start=start)
-    deliveries = owed_webhooks(notices, decisions, settings.webhook_partners.keys())
+    deliveries = owed_webhooks(notices, decisions, settings.webhook_partners.keys(), at=at)
     await ledger.install(kept, seqs, queue, deliveries, generation, now_s=now)
     log.info(
         "notification_state_rebuilt", generation=generation, told=len(kept), customers=len(seqs),
@@ -94,8 +99,8 @@ async def rebuild_into(ledger: RedisLedger, queue: RedisWebhookQueue, settings: 
     )  # fmt: skip
 
 
-def notification_recovery(ledger: RedisLedger, queue: RedisWebhookQueue, settings: Settings, health: ServiceHealth) -> Recovery:
+def notification_recovery(ledger: RedisLedger, queue: RedisWebhookQueue, settings: Settings, health: ServiceHealth, clock: Clock) -> Recovery:
     """Adopt the notification state in Redis, or rebuild it from the topics."""
-    return Recovery(ledger.guard, health, lambda generation: rebuild_into(ledger, queue, settings, generation), owner=settings.instance_id or "notification")
+    return Recovery(ledger.guard, health, lambda generation: rebuild_into(ledger, queue, settings, generation, clock), owner=settings.instance_id or "notification")
 
 

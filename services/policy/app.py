@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 from faststream.kafka import KafkaBroker
@@ -48,7 +47,7 @@ from services.policy.recovery import book_recovery
 from services.policy.redis_book import RedisBook
 from services.policy.redis_references import RedisReferences
 from services.policy.underwriting import PolicyState, Underwriter
-from shared.contracts import utc_now
+from shared.clock import Clock
 from shared.customer_api import ApiListener, CustomerApi, Reply
 from shared.messaging import ServiceHealth, is_transient, retry_transient
 from shared.redis_state import Durability
@@ -99,7 +98,7 @@ def compose(
     publisher: EventPublisher,
     registry: CollectorRegistry,
     policy: PolicyDocument | None = None,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock,
     health: ServiceHealth | None = None,
     archive: DecisionArchive | None = None,
     references: ReferenceIndex | None = None,
@@ -119,7 +118,7 @@ def compose(
     )  # fmt: skip
     lender = Lender(store=store, publisher=publisher, out_topic=settings.topics.drawdowns, state=state, clock=clock)
     deps = PolicyDeps(
-        settings, publisher, PolicyMetrics(registry), underwriter, state, health or ServiceHealth(registry), clerk, DelayWatch(), lender
+        settings, publisher, PolicyMetrics(registry), underwriter, state, health or ServiceHealth(registry, clock=clock), clerk, DelayWatch(), lender
     )
     broker.include_router(scores_router(deps, group=SERVICE))
     broker.include_router(drawdowns_router(deps, group=f"{SERVICE}-drawdowns"))
@@ -163,7 +162,7 @@ async def sweep_forever(policy: Policy, interval_s: float = SWEEP_INTERVAL_S) ->
                 continue
             policy.metrics.observe(await policy.underwriter.sweep())
             _desk_gauges(policy)
-            terms = budgets_now(policy.state.active, utc_now())  # this period's budgets
+            terms = budgets_now(policy.state.active, policy.underwriter.clock.now())  # this period's budgets
             reserved = await policy.store.budgets([key for key, _ in terms.values()])
             for segment, (key, budget) in terms.items():
                 used = reserved.get(key, Reserved())
@@ -178,7 +177,7 @@ async def sweep_forever(policy: Policy, interval_s: float = SWEEP_INTERVAL_S) ->
 def _desk_gauges(policy: Policy) -> None:
     if policy.deps.clerk is None:
         return
-    desk, now = policy.clerk.desk, utc_now()
+    desk, now = policy.clerk.desk, policy.underwriter.clock.now()
     policy.metrics.reviews_open.set(len(desk.reviews))
     policy.metrics.reviews_overdue.set(len(desk.overdue(now, policy.state.active.customer_care.review_within)))
     policy.metrics.suspended.set(sum(1 for s in desk.suspensions.values() if s.active(now)))
@@ -188,18 +187,18 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     parts = plumbing(settings or Settings(), SERVICE)
     settings = parts.settings
     store = RedisBook(parts.redis, settings.redis_prefix, retention_ms=settings.book_retention_ms, durability=Durability.of(settings))
-    references = RedisReferences(parts.redis, settings.redis_prefix)
+    references = RedisReferences(parts.redis, settings.redis_prefix, parts.clock)
     archive = KafkaArchive(settings, references)
-    recovery = book_recovery(store, settings, parts.health, references=references)
+    recovery = book_recovery(store, settings, parts.health, clock=parts.clock, references=references)
     policy = compose(
         settings, broker=parts.broker, store=store, publisher=parts.outbox, registry=parts.registry, health=parts.health,
-        archive=archive, references=references,
+        archive=archive, references=references, clock=parts.clock,
     )  # fmt: skip
     tasks: list[asyncio.Task[None]] = []
     refused_at_start: list[RefusedRecord] = []
 
     async def restore() -> None:
-        refused_at_start.extend(await restore_policy(settings, policy.state))
+        refused_at_start.extend(await restore_policy(settings, policy.state, parts.clock))
         await restore_desk(settings, policy.clerk)
         await recovery.recover()  # a book to work on (rebuilt from the log if Redis has none) before consuming
 

@@ -16,7 +16,7 @@ Two roles, both through the ports (`DecisionArchive`, `LimitStore` via the under
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -30,6 +30,7 @@ from services.policy.ports import DecisionArchive, EventPublisher
 from services.policy.reviewing import conclusion, open_review, overturn, review_id_for, reviewed_record
 from services.policy.rules import Close
 from services.policy.underwriting import Underwriter
+from shared.clock import Clock
 from shared.contracts import (
     CustomerSuspended,
     Decision,
@@ -41,7 +42,6 @@ from shared.contracts import (
     ReviewRequested,
     SuspensionLifted,
     WindowClosed,
-    utc_now,
 )
 from shared.logging import event_ids
 from shared.references import normalise_reference, reference_of
@@ -82,7 +82,7 @@ class Clerk:
         reviews_topic: str,
         desk: CustomerDesk,
         signatures: Signatures,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock,
     ) -> None:
         self.underwriter = underwriter
         self.archive = archive
@@ -95,7 +95,7 @@ class Clerk:
     def verify(self, action: OperatorAction) -> str | None:
         """Why an operator action is refused (`<error_type>: <error>`), or None when it may take effect."""
         s = self.signatures
-        refused = check_action(action, ring=s.ring, namespace=s.namespace, now=self.clock(), max_skew=s.max_skew)
+        refused = check_action(action, ring=s.ring, namespace=s.namespace, now=self.clock.now(), max_skew=s.max_skew)
         return None if refused is None else f"{refused.error_type}: {refused.error}"
 
     # --- acting (one replica per record) -------------------------------------------------------------
@@ -148,7 +148,7 @@ class Clerk:
             new_decision_id, published = made
             handled.decisions += published
         asked = self.desk.reviews.get(decided.review_id)
-        concluded = conclusion(decided, reviewed, new_decision_id, self.clock(), locale=asked.locale if asked else None)
+        concluded = conclusion(decided, reviewed, new_decision_id, self.clock.now(), locale=asked.locale if asked else None)
         handled.published.append(concluded)
         log.info("review_concluded", **event_ids(concluded), outcome=concluded.outcome, reference=concluded.reference, decided_by=concluded.decided_by)
 
@@ -165,7 +165,7 @@ class Clerk:
             closed_record = reviewed_record(closed) if closed is not None else None
         record = reviewed_record(reviewed, closed_record) or ""
         policy = self.underwriter.state.active
-        now = self.clock()
+        now = self.clock.now()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         proposal = overturn(decided, reviewed, score, policy, now, record=record)
         if not await self._still_current(reviewed, record):
@@ -206,13 +206,13 @@ class Clerk:
         if suspension is None:
             return []
         log.info("customer_suspended", customer_id=action.customer_id, reason=action.reason, until=str(action.until), issued_by=action.issued_by)
-        if close and suspension.active(self.clock()):
+        if close and suspension.active(self.clock.now()):
             return list(await self.underwriter.close_suspended(action.customer_id))
         return []
 
     async def close_all_suspended(self) -> list[Decision]:
         """At start: close any open window of a customer suspended while no replica ran."""
-        now = self.clock()
+        now = self.clock.now()
         closures: list[Decision] = []
         for customer in [c for c, s in self.desk.suspensions.items() if s.active(now)]:
             closures += await self.underwriter.close_suspended(customer)

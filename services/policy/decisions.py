@@ -3,12 +3,23 @@
 ``propose`` applies the rules; ``request_for`` puts the proposal to the book (budget, sequence,
 superseding); ``decide`` turns the proposal and the book's answer into `WindowOpened` or
 `WindowClosed`. Ids are derived from the application, so a redelivered score is the same decision.
+
+Two instants, one rule each (docs/time.md):
+
+- **the application's time** (`Proposal.charged_at`: when the fleet received it, the `occurred_at`
+  the scoring service stamped on its score) says which **budget period** it is charged to, the share
+  of that period gone by (pacing) and which **dated programme** boosts it. So an application
+  received at 23:59:59 on a month's last day in China time is charged to that month wherever and
+  whenever it is decided: live after an outage, on review, in the shadow, in `simulate`, and a
+  rebuild reads the period the decision names;
+- **the decision's time** (`now`, from the injected clock) says what the platform does now:
+  maintenance, pauses and suspensions in force, when the window it opens expires and when to try
+  again.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,6 +44,7 @@ __all__ = [
     "record_key",
     "unreadable",
     "book_request",
+    "charge_of",
     "budget_period",
     "budget_terms",
     "budgets_now",
@@ -105,6 +117,11 @@ class Proposal:
         return record_key(self.score.application_id, self.trigger, unreadable=unreadable(self.score), reviewed=reviewed)
 
     @property
+    def charged_at(self) -> datetime:
+        """The application's time: its budget period, pacing and programme are counted at it."""
+        return self.score.occurred_at
+
+    @property
     def supersedes(self) -> bool:
         # A system closure is not about the customer: an open window they hold stays open.
         return not (isinstance(self.verdict, Close) and self.verdict.category == "system")
@@ -160,22 +177,25 @@ def budgets_now(policy: PolicyDocument, now: datetime) -> dict[str, tuple[str, B
     return {str(segment): budget_terms(policy, segment, now) for segment in policy.budgets}
 
 
+def charge_of(proposal: Proposal, policy: PolicyDocument) -> tuple[str, BudgetTerms]:
+    """The budget a proposal is charged to: the book key and terms of its segment's budget at the
+    application's time (a segment without a budget: its own key, nothing to spend)."""
+    segment = proposal.score.facts.segment if proposal.score.facts else "unknown"
+    if segment not in policy.budgets:
+        return segment, BudgetTerms(exposure=0, expected_loss=0)
+    return budget_terms(policy, segment, proposal.charged_at)
+
+
 def book_request(proposal: Proposal, policy: PolicyDocument) -> tuple[DecideRequest, BudgetTerms]:
     """One proposal's request to the book and the terms of the budget it names (`Book.decide(*...)`)."""
-    budgets = budgets_now(policy, proposal.decided_at)
-    request = request_for(proposal, policy, budgets)
-    segment = proposal.score.facts.segment if proposal.score.facts else "unknown"
-    return request, budgets[segment][1] if segment in budgets else BudgetTerms(exposure=0, expected_loss=0)
+    key, terms = charge_of(proposal, policy)
+    return request_for(proposal, policy, (key, terms)), terms
 
 
-def request_for(
-    proposal: Proposal, policy: PolicyDocument, budgets: Mapping[str, tuple[str, BudgetTerms]] | None = None
-) -> DecideRequest:
+def request_for(proposal: Proposal, policy: PolicyDocument, charge: tuple[str, BudgetTerms] | None = None) -> DecideRequest:
     """The book's request for a proposal: the offer's terms, or the closure, and the facts to record.
-    `budgets` is `budgets_now` at the proposal's time (computed when not given): the request names
-    the budget it falls in."""
-    if budgets is None:
-        budgets = budgets_now(policy, proposal.decided_at)
+    `charge` is the proposal's `charge_of` (computed when not given): the request names the budget."""
+    budget_key_, _ = charge if charge is not None else charge_of(proposal, policy)
     score = proposal.score
     facts = score.facts
     segment = facts.segment if facts else "unknown"
@@ -201,7 +221,7 @@ def request_for(
         application_id=score.application_id,
         policy_version=proposal.policy_label,
         decided_at_ms=_ms(proposal.decided_at),
-        budget=budgets[segment][0] if segment in budgets else segment,
+        budget=budget_key_,
         offer=offer,
         category="" if offer else verdict.category,  # type: ignore[union-attr]
         reason="" if offer else verdict.reason,  # type: ignore[union-attr]
@@ -259,7 +279,7 @@ def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, n
                 "budget_available": allocation.available,
                 "programme_part": allocation.programme_part,
                 "bound_by": "segment_budget" if allocation.budget_bound else verdict.basis.bound_by,
-                "budget_period": budget_period(policy, facts.segment, now) or None if facts else None,
+                "budget_period": budget_period(policy, facts.segment, proposal.charged_at) or None if facts else None,
             }
         )
         return WindowOpened(

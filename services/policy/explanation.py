@@ -177,7 +177,7 @@ def rule_checks(score: ScoreComputed, policy: PolicyDocument, now: datetime, sus
     margin = terms.apr - policy.pricing.funding_cost - score.pd * policy.pricing.lgd
     if not check("unprofitable_risk", 0.0, round(margin, 6), margin > 0):
         return checks
-    bounds = limit_bounds(facts, terms, policy, policy.programme_for(facts.segment, now))
+    bounds = limit_bounds(facts, terms, policy, policy.programme_for(facts.segment, score.occurred_at))
     smallest = min(bounds, key=lambda b: (b.amount, BOUND_PRIORITY[b.name]))
     limit = round_down(smallest.amount, policy.limits.round_to)
     rule = smallest.name if smallest.name in ("income_cap", "absolute_cap") else "below_minimum_limit"
@@ -190,12 +190,12 @@ def rule_checks(score: ScoreComputed, policy: PolicyDocument, now: datetime, sus
     return checks
 
 
-def _bound_rule(name: str, score: ScoreComputed, policy: PolicyDocument, now: datetime) -> str:
+def _bound_rule(name: str, score: ScoreComputed, policy: PolicyDocument) -> str:
     facts = score.facts
     assert facts is not None
     if name == "risk_grade":
         terms = policy.grades[score.grade]  # type: ignore[index]
-        programme = policy.programme_for(facts.segment, now)
+        programme = policy.programme_for(facts.segment, score.occurred_at)
         text = f"annual income x {terms.income_multiple} (grade {score.grade}), at most {terms.max_limit}, x cycle factor {policy.cycle_factor}"
         return text + (f" x programme {programme.name} {programme.boost}" if programme else "")
     if name == "income_cap":
@@ -214,8 +214,8 @@ def limit_basis(score: ScoreComputed, policy: PolicyDocument, decision: Decision
     binding = decision.basis.bound_by if isinstance(decision, WindowOpened) else (decision.reason if isinstance(decision, WindowClosed) else "")
     step = policy.limits.round_to
     bounds = [
-        Bound(b.name, round_down(b.amount, step), _bound_rule(b.name, score, policy, decision.occurred_at), b.name == binding)
-        for b in limit_bounds(facts, terms, policy, policy.programme_for(facts.segment, decision.occurred_at))
+        Bound(b.name, round_down(b.amount, step), _bound_rule(b.name, score, policy), b.name == binding)
+        for b in limit_bounds(facts, terms, policy, policy.programme_for(facts.segment, score.occurred_at))
     ]
     if isinstance(decision, WindowOpened) and decision.basis.budget_available is not None:
         bounds.append(Bound("segment_budget", decision.basis.budget_available, "what the segment's budget had left", binding == "segment_budget"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -25,6 +25,7 @@ from services.policy.lending import Lender
 from services.policy.metrics import PolicyMetrics
 from services.policy.ports import EventPublisher
 from services.policy.underwriting import Decided, PolicyState, Underwriter
+from shared.clock import Clock
 from shared.contracts import (
     REVIEW_EVENTS,
     CustomerSuspended,
@@ -43,7 +44,6 @@ from shared.contracts import (
     SuspensionLifted,
     WindowClosed,
     WindowOpened,
-    utc_now,
 )
 from shared.logging import event_ids
 from shared.messaging import (
@@ -162,7 +162,7 @@ async def _decide_telling_delays(deps: PolicyDeps, scores: Sequence[ScoreCompute
     give_up = loop.time() + DECIDE_GIVE_UP_S
     while True:
         bound = deps.state.active.customer_care.delay_notice_after
-        due_in = watch.next_due_s(scores, deps.underwriter.clock(), bound)
+        due_in = watch.next_due_s(scores, deps.underwriter.clock.now(), bound)
         slice_s = max(0.5, min(give_up - loop.time(), DECIDE_GIVE_UP_S if due_in is None else due_in))
         try:
             return await retry_transient(lambda: deps.underwriter.decide(scores), settings=settings, what="decide", give_up_after_s=slice_s)
@@ -173,7 +173,7 @@ async def _decide_telling_delays(deps: PolicyDeps, scores: Sequence[ScoreCompute
 
 
 async def _tell_delays(deps: PolicyDeps, watch: DelayWatch, scores: Sequence[ScoreComputed], cause: str) -> None:
-    notices = watch.due(scores, deps.underwriter.clock(), deps.state.active.customer_care.delay_notice_after, cause)
+    notices = watch.due(scores, deps.underwriter.clock.now(), deps.state.active.customer_care.delay_notice_after, cause)
     if not notices:
         return
     try:
@@ -317,7 +317,7 @@ def policy_updates_router(deps: PolicyDeps) -> KafkaRouter:
     return router
 
 
-def _check(deps_settings: Settings, record: Record, active: Any) -> Accepted | RefusedRecord:
+def _check(deps_settings: Settings, record: Record, active: Any, now: datetime) -> Accepted | RefusedRecord:
     decoded = decode(record, (PolicyUpdated,))
     if isinstance(decoded, RefusedRecord):
         return decoded
@@ -326,7 +326,7 @@ def _check(deps_settings: Settings, record: Record, active: Any) -> Accepted | R
         active,
         ring=deps_settings.policy_key_ring,
         namespace=deps_settings.topic_namespace,
-        now=utc_now(),
+        now=now,
         max_skew=timedelta(seconds=deps_settings.policy_max_clock_skew_s),
     )
     return (
@@ -338,7 +338,7 @@ def _check(deps_settings: Settings, record: Record, active: Any) -> Accepted | R
 
 async def _apply_update(deps: PolicyDeps, record: Record) -> None:
     settings = deps.settings
-    verdict = _check(settings, record, deps.state.active)
+    verdict = _check(settings, record, deps.state.active, deps.underwriter.clock.now())
     if isinstance(verdict, RefusedRecord):
         await refuse_updates(deps, [verdict])
         return
@@ -365,7 +365,7 @@ async def refuse_updates(deps: PolicyDeps, refused: list[RefusedRecord]) -> None
         )
 
 
-async def restore_policy(settings: Settings, state: PolicyState) -> list[RefusedRecord]:
+async def restore_policy(settings: Settings, state: PolicyState, clock: Clock) -> list[RefusedRecord]:
     """Replay `credit.policy` up to its end at start, so decisions use the latest valid version.
 
     Returns the refused updates met on the way: the caller dead-letters them once the broker is up
@@ -393,7 +393,7 @@ async def restore_policy(settings: Settings, state: PolicyState) -> list[Refused
                     if raw.offset >= ends[tp]:
                         break
                     record = Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()))
-                    verdict = _check(settings, record, state.active)
+                    verdict = _check(settings, record, state.active, clock.now())
                     if isinstance(verdict, Accepted):
                         state.adopt(verdict.document, f"{settings.topics.policy}@{raw.offset}")
                     else:

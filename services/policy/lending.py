@@ -11,9 +11,8 @@ refused as a conflict (dead-lettered by the handler).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import groupby
 
 import structlog
@@ -21,7 +20,8 @@ import structlog
 from services.policy.drawdowns import applied, draw_request, outcome, repay_request
 from services.policy.ports import EventPublisher, LimitStore, Movement
 from services.policy.underwriting import PolicyState
-from shared.contracts import DrawdownApproved, DrawdownRefused, DrawdownRequested, Repaid, RepaymentApplied, utc_now
+from shared.clock import Clock
+from shared.contracts import DrawdownApproved, DrawdownRefused, DrawdownRequested, Repaid, RepaymentApplied
 
 __all__ = ["Lender", "Lent"]
 
@@ -48,7 +48,7 @@ class Lender:
         publisher: EventPublisher,
         out_topic: str,
         state: PolicyState,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock,
     ) -> None:
         self.store = store
         self.publisher = publisher
@@ -58,7 +58,7 @@ class Lender:
 
     async def lend(self, requests: Sequence[DrawdownRequested | Repaid]) -> Lent:
         policy = self.state.active
-        now = self.clock()
+        now = self.clock.now()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the store keeps milliseconds
         unique: dict[tuple[str, str], DrawdownRequested | Repaid] = {}
         for request in requests:

@@ -33,6 +33,7 @@ import structlog
 from services.policy.rebuild import deferred_since, derive
 from services.policy.redis_book import RedisBook
 from services.policy.redis_references import RedisReferences
+from shared.clock import Clock
 from shared.contracts import Decision, DrawdownOutcome, RepaymentApplied, ScoreComputed
 from shared.messaging import ServiceHealth
 from shared.messaging.topic_io import end_offsets, offsets_at, read_to_end
@@ -57,7 +58,7 @@ async def read_book_log(settings: Settings) -> tuple[list[Decision], list[Drawdo
 
 
 async def rebuild_into(
-    book: RedisBook, settings: Settings, generation: str, *, grace_s: float, references: RedisReferences | None = None
+    book: RedisBook, settings: Settings, generation: str, *, grace_s: float, clock: Clock, references: RedisReferences | None = None
 ) -> None:
     """Derive the book from the log and install it as `generation` (the caller holds the fence); the
     index of decision references too (every decision, with the time it was published)."""
@@ -69,7 +70,7 @@ async def rebuild_into(
     state = derive(decisions, await _deferred_scores(settings, decisions), movements)
     if references is not None:
         await references.install((r.event, r.timestamp_ms) for r in records if isinstance(r.event, Decision))
-    await book.install(state, generation, now_ms=int(time.time() * 1000))
+    await book.install(state, generation, now_ms=int(clock.now().timestamp() * 1000))
     log.info(
         "book_rebuilt", generation=generation, decisions=len(decisions), customers=len(state.windows),
         deferrals=len(state.deferred), balances=len(state.balances), seconds=round(time.monotonic() - began, 3),
@@ -87,11 +88,17 @@ async def _deferred_scores(settings: Settings, decisions: list[Decision]) -> dic
 
 
 def book_recovery(
-    book: RedisBook, settings: Settings, health: ServiceHealth, *, grace_s: float | None = None, references: RedisReferences | None = None
+    book: RedisBook,
+    settings: Settings,
+    health: ServiceHealth,
+    *,
+    clock: Clock,
+    grace_s: float | None = None,
+    references: RedisReferences | None = None,
 ) -> Recovery:
     """The policy service's recovery: adopt the book in Redis, or rebuild it from `credit.windows`."""
     grace = settings.book_rebuild_grace_s if grace_s is None else grace_s
     return Recovery(
-        book.guard, health, lambda generation: rebuild_into(book, settings, generation, grace_s=grace, references=references),
+        book.guard, health, lambda generation: rebuild_into(book, settings, generation, grace_s=grace, clock=clock, references=references),
         owner=settings.instance_id or "policy",
     )  # fmt: skip

@@ -11,13 +11,13 @@ its decision for as long as the decision log keeps it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 
 import orjson
 from redis.asyncio import Redis
 
 from services.policy.ports import IndexEntry
+from shared.clock import Clock
 from shared.contracts import Decision
 from shared.redis_connection import text
 from shared.references import reference_of
@@ -47,13 +47,15 @@ _CHUNK = 1000
 
 
 class RedisReferences:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, clock: Clock) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.clock = clock
         self._install = redis.register_script(_INSTALL)
 
     async def record(self, decisions: Sequence[Decision]) -> None:
-        await self.install((d, int(time.time() * 1000)) for d in decisions)
+        published_ms = int(self.clock.now().timestamp() * 1000)
+        await self.install((d, published_ms) for d in decisions)
 
     async def install(self, decisions: Iterable[tuple[Decision, int]]) -> None:
         """Index decisions with the time each was (or is about to be) published, ms."""

@@ -16,7 +16,8 @@ Order of the rules, first match wins:
 9. a cap leaves less than the minimum -> regulatory  (income_cap / absolute_cap)
 10. the group's limit multiplier leaves
     less than the minimum             -> strategy    (limit_multiplier)
-11. otherwise an offer: limit from grade and income x cycle factor x programme (active now), capped,
+11. otherwise an offer: limit from grade and income x cycle factor x programme (running when the
+    application was received: `score.occurred_at`), capped,
     times the multipliers of the customer's segment, region and channel.
 
 Every credit and regulatory closure carries the rule's threshold (`RuleThreshold`): the customer is
@@ -171,7 +172,9 @@ def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime, suspen
     if margin <= 0:
         return _credit("unprofitable_risk", score, policy)
 
-    programme = policy.programme_for(facts.segment, now)
+    # A dated programme boosts the applications received while it runs (the application's time, as
+    # its budget is charged: see decisions.py), whenever they are decided.
+    programme = policy.programme_for(facts.segment, score.occurred_at)
     boost = programme.boost if programme else 1.0
     unboosted = min(facts.annual_income * terms.income_multiple, terms.max_limit) * policy.cycle_factor
     bounds = limit_bounds(facts, terms, policy, programme)

@@ -9,8 +9,7 @@ does not follow `credit.policy` (the candidate file is its policy).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Iterable
 from pathlib import Path
 
 import structlog
@@ -25,7 +24,8 @@ from services.policy.metrics import PolicyMetrics
 from services.policy.ports import EventPublisher, LiveBook
 from services.policy.redis_book import RedisBook
 from services.policy.underwriting import PolicyState, Underwriter
-from shared.contracts import Event, utc_now
+from shared.clock import Clock
+from shared.contracts import Event
 from shared.messaging import ServiceHealth
 from shared.runtime import FleetApp, build_app, plumbing
 from shared.settings import Settings
@@ -63,7 +63,7 @@ def compose_shadow(
     live: LiveBook,
     publisher: EventPublisher,
     registry: CollectorRegistry,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock,
     health: ServiceHealth | None = None,
 ) -> Policy:
     """The candidate on `broker`: scores decided in memory into `credit.windows.shadow`."""
@@ -71,7 +71,7 @@ def compose_shadow(
     state = PolicyState(candidate, source="candidate")
     shadow_publisher = RefusalsLogged(publisher)
     underwriter = Underwriter(store=store, publisher=shadow_publisher, out_topic=settings.topics.shadow_windows, state=state, clock=clock)
-    deps = PolicyDeps(settings, shadow_publisher, PolicyMetrics(registry), underwriter, state, health or ServiceHealth(registry))
+    deps = PolicyDeps(settings, shadow_publisher, PolicyMetrics(registry), underwriter, state, health or ServiceHealth(registry, clock=clock))
     broker.include_router(scores_router(deps, group=SERVICE, dead_letters=False))
     return Policy(broker, deps, store)
 
@@ -81,7 +81,8 @@ def create_shadow_app(settings: Settings, candidate_path: Path) -> FleetApp:
     candidate = load_policy(candidate_path)
     live = RedisBook(parts.redis, settings.redis_prefix)
     compose_shadow(
-        settings, candidate=candidate, broker=parts.broker, live=live, publisher=parts.outbox, registry=parts.registry, health=parts.health
+        settings, candidate=candidate, broker=parts.broker, live=live, publisher=parts.outbox, registry=parts.registry, health=parts.health,
+        clock=parts.clock,
     )
 
     async def announce() -> None:

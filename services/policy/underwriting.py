@@ -23,7 +23,7 @@ import structlog
 from services.policy.control import paused
 from services.policy.decisions import (
     Proposal,
-    budgets_now,
+    charge_of,
     close_request,
     decide,
     lifecycle_closure,
@@ -32,8 +32,9 @@ from services.policy.decisions import (
 )
 from services.policy.desk import CustomerDesk
 from services.policy.document import PolicyDocument
-from services.policy.ports import EventPublisher, LimitStore, ReferenceIndex
-from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, utc_now
+from services.policy.ports import BudgetTerms, EventPublisher, LimitStore, ReferenceIndex
+from shared.clock import Clock
+from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened
 from shared.logging import event_ids
 from shared.wire import serialised
 
@@ -78,7 +79,7 @@ class Underwriter:
         publisher: EventPublisher,
         out_topic: str,
         state: PolicyState,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock,
         desk: CustomerDesk | None = None,
         references: ReferenceIndex | None = None,
     ) -> None:
@@ -97,7 +98,7 @@ class Underwriter:
         """Decide a batch; returns the decisions published now (not those published before), and the
         scores refused because their application id belongs to another customer's application."""
         policy = self.state.active
-        now = self.clock()
+        now = self.clock.now()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the store keeps milliseconds
         unique: dict[str, ScoreComputed] = {}
         for score in scores:
@@ -117,10 +118,22 @@ class Underwriter:
         remembered (a crash in between) is announced as it was decided then.
         """
         policy = self.state.active
-        now = proposals[0].decided_at if proposals else self.clock()
+        now = proposals[0].decided_at if proposals else self.clock.now()
         began = time.perf_counter()
-        budgets = budgets_now(policy, now)
-        allocations = await self.store.allocate([request_for(p, policy, budgets) for p in proposals], dict(budgets.values()))
+        # Each proposal is charged to the budget of its application's time (decisions.py); a batch
+        # straddling a period's end names two budgets. Scores of one scoring batch share their time.
+        charges: dict[tuple[str, datetime], tuple[str, BudgetTerms]] = {}
+        requests = []
+        for p in proposals:
+            segment = p.score.facts.segment if p.score.facts else ""
+            charge = charges.get((segment, p.charged_at))
+            if charge is None:
+                charge = charges[(segment, p.charged_at)] = charge_of(p, policy)
+            requests.append(request_for(p, policy, charge))
+        budgets: dict[str, BudgetTerms] = {}
+        for key, terms in charges.values():
+            budgets.setdefault(key, terms)  # pacing's share of the period: at the first application of the batch in it
+        allocations = await self.store.allocate(requests, budgets)
         decisions: list[Decision] = []
         conflicts: list[ScoreComputed] = []
         new_records: list[tuple[str, bytes]] = []
@@ -178,7 +191,7 @@ class Underwriter:
 
     async def enforce_pauses(self) -> list[WindowClosed]:
         """Close the open windows every pause in force now covers, unless closed for it already."""
-        in_force = paused(self.state.active, self.clock())
+        in_force = paused(self.state.active, self.clock.now())
         newly = {dimension: values - self.enforced[dimension] for dimension, values in in_force.items()}
         closures = await self.close_paused(newly)
         self.enforced = in_force  # only once the windows are closed: a failure tries again next sweep
@@ -188,7 +201,7 @@ class Underwriter:
         """Close expired windows and those of pauses that came in force, decide again what maintenance
         deferred, announce pending closures."""
         paused_now = await self.enforce_pauses()
-        now = self.clock()
+        now = self.clock.now()
         for record in await self.store.due_expiries(now):
             await self.store.close(close_request(record, trigger="expiry", reason="expired", now=now))
         redecided: list[Decision] = []
@@ -204,7 +217,7 @@ class Underwriter:
         """Close the open windows in newly paused segments, regions or channels (category strategy)."""
         if not any(paused.values()):
             return []
-        now = self.clock()
+        now = self.clock.now()
         for record in await self.store.open_records():
             facts = await self.store.record(record)
             if facts is None:
@@ -221,7 +234,7 @@ class Underwriter:
         """Close the customer's open window, if any, because an operator suspended them (strategy)."""
         record = await self.store.open_record(customer_id)
         if record is not None:
-            await self.store.close(close_request(record, trigger="suspension", reason="customer_suspended", now=self.clock()))
+            await self.store.close(close_request(record, trigger="suspension", reason="customer_suspended", now=self.clock.now()))
         return await self._announce_closures()
 
     def _retry_after(self, customer_id: str, trigger: str) -> datetime | None:

@@ -16,6 +16,7 @@ from services.scoring.handlers import ScoringDeps, build_router
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.ports import EventPublisher, Scorer
 from services.scoring.scorecard import Scorecard
+from shared.clock import Clock
 from shared.messaging import ServiceHealth
 from shared.runtime import FleetApp, build_app, plumbing, serve
 from shared.settings import Settings
@@ -40,12 +41,15 @@ def compose(
     scorecard: Scorecard,
     publisher: EventPublisher,
     registry: CollectorRegistry,
+    clock: Clock,
     scorer: Scorer | None = None,
     health: ServiceHealth | None = None,
 ) -> Scoring:
     """The scoring service on `broker`; `scorer` defaults to the scorecard (None there: model unavailable)."""
     metrics = ScoringMetrics(registry, model_id=scorecard.model_id, reference=scorecard.score_distribution)
-    deps = ScoringDeps(settings, publisher, metrics, scorer if scorer is not None else scorecard, health or ServiceHealth(registry))
+    deps = ScoringDeps(
+        settings, publisher, metrics, scorer if scorer is not None else scorecard, health or ServiceHealth(registry, clock=clock), clock
+    )
     broker.include_router(build_router(deps))
     return Scoring(broker, deps)
 
@@ -54,7 +58,10 @@ def create_app(settings: Settings | None = None) -> FleetApp:
     parts = plumbing(settings or Settings(), SERVICE)
     # A missing or broken artifact stops the service at start (fail fast) instead of closing every window.
     scorecard = Scorecard.load(parts.settings.model_path)
-    compose(parts.settings, broker=parts.broker, scorecard=scorecard, publisher=parts.outbox, registry=parts.registry, health=parts.health)
+    compose(
+        parts.settings, broker=parts.broker, scorecard=scorecard, publisher=parts.outbox, registry=parts.registry,
+        clock=parts.clock, health=parts.health,
+    )  # fmt: skip
     return build_app(parts, description=f"Scores applications with the {scorecard.model_id} scorecard.")
 
 

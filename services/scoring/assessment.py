@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import datetime
 
 from services.scoring.ports import Scorer
 from shared.contracts import ApplicationFacts, ApplicationReceived, ScoreComputed, deterministic_id
@@ -21,10 +22,11 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{5,63}$")
 _APP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{5,79}$")
 
 
-def assess(application: ApplicationReceived, scorer: Scorer | None) -> ScoreComputed:
-    """Score one application. The output's id is derived from the input's, so a redelivery is a duplicate."""
+def assess(application: ApplicationReceived, scorer: Scorer | None, now: datetime) -> ScoreComputed:
+    """Score one application at `now`. The output's id is derived from the input's, so a redelivery is a duplicate."""
     envelope = {
         "event_id": deterministic_id(PRODUCER, application.event_id),
+        "occurred_at": now,
         "correlation_id": application.application_id,
         "causation_id": application.event_id,
         "producer": PRODUCER,
@@ -53,7 +55,7 @@ def assess(application: ApplicationReceived, scorer: Scorer | None) -> ScoreComp
     )
 
 
-def unreadable(refused: RefusedRecord) -> ScoreComputed | None:
+def unreadable(refused: RefusedRecord, now: datetime) -> ScoreComputed | None:
     """The outcome of an application that did not decode but names a customer (body or Kafka key).
 
     None when no customer can be named: then the dead letter is the only trace.
@@ -85,6 +87,7 @@ def unreadable(refused: RefusedRecord) -> ScoreComputed | None:
             event_id=deterministic_id(PRODUCER, "unreadable", record.topic, record.partition, record.offset),
             correlation_id=application_id,
             producer=PRODUCER,
+            occurred_at=now,
             application_id=application_id,
             customer_id=customer,
             facts=facts,

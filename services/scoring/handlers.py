@@ -12,6 +12,7 @@ from faststream.kafka.annotations import KafkaMessage
 from services.scoring.assessment import assess, unreadable
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.ports import EventPublisher, Scorer
+from shared.clock import Clock
 from shared.contracts import ApplicationReceived, DeadLetter, ScoreComputed
 from shared.logging import event_ids
 from shared.messaging import (
@@ -36,6 +37,7 @@ class ScoringDeps:
     metrics: ScoringMetrics
     scorer: Scorer | None
     health: ServiceHealth
+    clock: Clock
 
 
 def build_router(deps: ScoringDeps) -> KafkaRouter:
@@ -59,8 +61,9 @@ def build_router(deps: ScoringDeps) -> KafkaRouter:
 async def _score_batch(deps: ScoringDeps, records: Records, message: KafkaMessage) -> None:
     topics = deps.settings.topics
     batch = await take(records, (ApplicationReceived,), publisher=deps.publisher, settings=deps.settings)
-    scores = [assess(application, deps.scorer) for _, application in batch.events]
-    scores += [score for refused in batch.refused if (score := unreadable(refused)) is not None]
+    now = deps.clock.now()
+    scores = [assess(application, deps.scorer, now) for _, application in batch.events]
+    scores += [score for refused in batch.refused if (score := unreadable(refused, now)) is not None]
     await retry_transient(
         lambda: deps.publisher.publish((topics.scores, score) for score in scores), settings=deps.settings, what="publish_scores"
     )

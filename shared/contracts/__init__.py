@@ -18,7 +18,7 @@ from shared.contracts.drawdowns import (
     Repaid,
     RepaymentApplied,
 )
-from shared.contracts.envelope import ApplicationId, CustomerId, Event, FreeText, deterministic_id, utc_now
+from shared.contracts.envelope import ApplicationId, CustomerId, Event, FreeText, deterministic_id
 from shared.contracts.notifications import NotificationSent
 from shared.contracts.policy import PolicyUpdated
 from shared.contracts.reviews import (
@@ -128,5 +128,4 @@ __all__ = [
     "WindowClosed",
     "WindowOpened",
     "deterministic_id",
-    "utc_now",
 ]

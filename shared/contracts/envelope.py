@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from shared.clock import system_now
 
 __all__ = [
     "ApplicationId",
@@ -16,7 +18,6 @@ __all__ = [
     "FreeText",
     "Part",
     "deterministic_id",
-    "utc_now",
 ]
 
 # A namespace for ids derived from other ids, so a redelivered input yields the same output id.
@@ -24,10 +25,6 @@ _ID_NAMESPACE = uuid.UUID("5b0f6c0e-8c1a-4f43-9e2e-7d3c0c1d2a10")
 
 _MOBILE = re.compile(r"^\+?(86)?1[3-9]\d{9}$")
 _RESIDENT_ID = re.compile(r"^\d{17}[\dXx]$")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def deterministic_id(*parts: object) -> uuid.UUID:
@@ -105,7 +102,10 @@ class Event(BaseModel):
     )
     event_type: str = Field(max_length=64, description="Name of the event type (past tense).", examples=["ApplicationReceived"])
     schema_version: int = Field(ge=1, le=99, description="Version of this event's schema.", examples=[1])
-    occurred_at: datetime = Field(default_factory=utc_now, description="When it happened (UTC).")
+    occurred_at: datetime = Field(
+        default_factory=system_now,
+        description="When it happened (UTC). The fleet always sets it from its injected clock; the default (the producer's system time) serves upstream tools.",
+    )
     correlation_id: str = Field(
         max_length=80,
         description="The application id this event belongs to, carried down the chain.",

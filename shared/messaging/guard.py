@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from shared.clock import Clock
 from shared.messaging.retries import is_transient
 
 __all__ = ["Problem", "ServiceHealth"]
@@ -32,7 +32,7 @@ class Problem:
     """Why a part of the service is not doing its job, since when, and how often it failed in a row."""
 
     reason: str
-    since: float
+    since: float  # seconds since the epoch, by the service's clock
     failures: int = 1
 
     def as_dict(self) -> dict[str, object]:
@@ -46,12 +46,12 @@ class ServiceHealth:
         self,
         registry: CollectorRegistry | None = None,
         *,
+        clock: Clock,
         initial_s: float = 0.5,
         max_s: float = 30.0,
         jitter: float = 0.3,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         spread: Callable[[], float] = random.random,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.problems: dict[str, Problem] = {}
         self._initial_s, self._max_s, self._jitter = initial_s, max_s, jitter
@@ -82,7 +82,7 @@ class ServiceHealth:
             problem = self.problems.get(consumer)
             failures = problem.failures + 1 if problem else 1
             reason = f"{kind}: {type(exc).__name__}: {exc}"[:300]
-            self.problems[consumer] = Problem(reason, problem.since if problem else self._clock(), failures)
+            self.problems[consumer] = Problem(reason, problem.since if problem else self._clock.now().timestamp(), failures)
             if self._stuck is not None and self._failures is not None:
                 self._stuck.labels(consumer).set(1)
                 self._failures.labels(consumer, kind).inc()
@@ -103,6 +103,6 @@ class ServiceHealth:
             return
         if part not in self.problems:
             log.warning("not_ready", part=part, reason=problem)
-            self.problems[part] = Problem(problem, self._clock())
+            self.problems[part] = Problem(problem, self._clock.now().timestamp())
         else:
             self.problems[part].reason = problem

@@ -29,6 +29,7 @@ from shared.messaging import ensure_topics
 from shared.messaging.topic_io import Publisher, ReadRecord, TopicReader, read_to_end
 from shared.settings import Settings
 from shared.wire import REPLAY_HEADER, encode
+from tests.clocks import WALL
 from tests.conftest import settings_for
 from tests.e2e.conftest import RunningFleet, start_fleet
 from tests.unit.policy.factories import default_policy, score
@@ -38,7 +39,7 @@ _ids = itertools.count(1)
 
 def _score(points: float = 600.0, **kwargs: object) -> ScoreComputed:
     n = next(_ids)
-    return score(application_id=f"app_cli_{n:06d}_{time.time_ns() % 10**8}", customer_id=f"cus_cli_{n:06d}_{time.time_ns() % 10**6:06d}", points=points, **kwargs)  # type: ignore[arg-type]
+    return score(at=WALL.now(), application_id=f"app_cli_{n:06d}_{time.time_ns() % 10**8}", customer_id=f"cus_cli_{n:06d}_{time.time_ns() % 10**6:06d}", points=points, **kwargs)  # type: ignore[arg-type]
 
 
 def _policy_file(path: Path, version: int, **changes: object) -> Path:

@@ -35,6 +35,7 @@ from shared.contracts import (
 )
 from shared.messaging.topic_io import ReadRecord
 from shared.references import reference_of
+from tests.clocks import WALL
 from tests.e2e.conftest import RunningFleet, start_fleet
 from tests.unit.policy.factories import default_policy, score
 
@@ -73,7 +74,7 @@ async def test_a_decision_is_explained_on_request_and_overturned_on_review_by_a_
     env = _env(running, endpoints)
     try:
         application, customer = _unique("rev")
-        closed_score = score(points=480.0, application_id=application, customer_id=customer, income=90_000)
+        closed_score = score(at=WALL.now(), points=480.0, application_id=application, customer_id=customer, income=90_000)
         await running.publish(topics.scores, [closed_score])
         seen = await running.read([topics.windows, topics.notifications], lambda s: len(_events(s, NotificationSent)) >= 1)
         (closed,) = _events(seen, WindowClosed)
@@ -143,7 +144,7 @@ async def test_a_suspended_customer_stays_closed_across_a_restart_until_lifted(e
     env = _env(running, endpoints)
     try:
         application, customer = _unique("sus")
-        await running.publish(topics.scores, [score(application_id=application, customer_id=customer)])
+        await running.publish(topics.scores, [score(at=WALL.now(), application_id=application, customer_id=customer)])
         seen = await running.read([topics.windows], lambda s: bool(_events(s, WindowOpened)))
         (first,) = _events(seen, WindowOpened)
         await _cli(env, "customer", "suspend", customer, "--reason", "identity_check", "--until", "2099-01-01", "--yes", "--json")
@@ -155,14 +156,14 @@ async def test_a_suspended_customer_stays_closed_across_a_restart_until_lifted(e
         running.fleet.kill("policy-0")  # the suspension is restored from credit.reviews at start
         running.fleet.restart("policy-0")
         await asyncio.to_thread(running.fleet.wait_ready)
-        await running.publish(topics.scores, [score(application_id=f"{application}_2", customer_id=customer)])
+        await running.publish(topics.scores, [score(at=WALL.now(), application_id=f"{application}_2", customer_id=customer)])
         seen = await running.read([topics.windows, topics.notifications], lambda s: any(c.application_id == f"{application}_2" for c in _events(s, WindowClosed)))
         applied = next(c for c in _events(seen, WindowClosed) if c.application_id == f"{application}_2")
         assert (applied.category, applied.reason) == ("strategy", "customer_suspended")
 
         await _cli(env, "customer", "lift", customer, "--yes", "--json")
         await running.until_logged("policy-0", "suspension_lifted", customer)
-        await running.publish(topics.scores, [score(application_id=f"{application}_3", customer_id=customer)])
+        await running.publish(topics.scores, [score(at=WALL.now(), application_id=f"{application}_3", customer_id=customer)])
         seen = await running.read([topics.windows, topics.notifications], lambda s: any(o.application_id == f"{application}_3" for o in _events(s, WindowOpened)))
         neutral = [n for n in _events(seen, NotificationSent) if n.decision_id == applied.decision_id]
         assert neutral and "信用" in neutral[0].body and "identity" not in neutral[0].body  # the reason is never told
@@ -228,12 +229,12 @@ async def test_an_outage_of_redis_mid_stream_is_told_once_and_the_application_de
     topics = running.settings.topics
     try:
         before, customer = _unique("out")
-        await running.publish(topics.scores, [score(application_id=before, customer_id=customer)])
+        await running.publish(topics.scores, [score(at=WALL.now(), application_id=before, customer_id=customer)])
         await running.read([topics.notifications], lambda s: len(_events(s, NotificationSent)) >= 1)
 
         own_redis.stop()
         during, other = _unique("out")
-        await running.publish(topics.scores, [score(application_id=during, customer_id=other)])
+        await running.publish(topics.scores, [score(at=WALL.now(), application_id=during, customer_id=other)])
         seen = await running.read(
             [topics.windows, topics.notifications], lambda s: any(n.about == "delay" for n in _events(s, NotificationSent)), timeout_s=60
         )

@@ -25,6 +25,7 @@ from shared.contracts import (
     WindowOpened,
 )
 from shared.wire import encode
+from tests.clocks import WALL
 from tests.e2e.conftest import RunningFleet, start_fleet
 from tests.unit.policy.factories import score
 
@@ -36,7 +37,7 @@ def _outcomes(seen: list) -> list:  # type: ignore[type-arg]
 
 
 async def _open_window(fleet: RunningFleet) -> WindowOpened:
-    await fleet.publish(fleet.settings.topics.scores, [score(application_id="app_draw_000001", customer_id=CUSTOMER, grade="D", pd=0.18, income=100_000)])
+    await fleet.publish(fleet.settings.topics.scores, [score(at=WALL.now(), application_id="app_draw_000001", customer_id=CUSTOMER, grade="D", pd=0.18, income=100_000)])
     seen = await fleet.read([fleet.settings.topics.windows], lambda s: any(isinstance(r.event, WindowOpened) for r in s))
     (opened,) = [r.event for r in seen if isinstance(r.event, WindowOpened)]
     return opened

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.messaging import Outbox, ProducerSender, ensure_topics
 from shared.messaging.topic_io import Publisher, TopicReader
 from shared.wire import header
+from tests.clocks import WALL
 from tests.conftest import settings_for
 from tests.unit.policy.factories import score
 
@@ -15,7 +16,7 @@ async def test_a_batch_lands_where_a_send_per_record_puts_each_key_in_the_order_
     topics = settings.topics
     # 2,000 events of 400 customers, five each, interleaved: more than one record batch per partition
     scores = [
-        score(customer_id=f"cus_batch_{n % 400:06d}", application_id=f"app_batch_{n:06d}", region=("CN-SH", "CN-BJ")[n % 2])
+        score(at=WALL.now(), customer_id=f"cus_batch_{n % 400:06d}", application_id=f"app_batch_{n:06d}", region=("CN-SH", "CN-BJ")[n % 2])
         for n in range(2_000)
     ]
     outbox = Outbox(ProducerSender(settings, client_id="test-outbox"), service="test")

@@ -21,9 +21,10 @@ from redis.asyncio import Redis
 
 from creditwindow.policy_ops import publish_update, signed_update
 from services.policy.redis_book import RedisBook
-from shared.contracts import DeadLetter, ScoreComputed, WindowClosed, WindowOpened, utc_now
+from shared.contracts import DeadLetter, ScoreComputed, WindowClosed, WindowOpened
+from tests.clocks import WALL
 from tests.e2e.conftest import RunningFleet, start_fleet
-from tests.unit.policy.factories import default_policy, score, this_period
+from tests.unit.policy.factories import charged_to, default_policy, score
 
 POLICY_ONLY = ("policy",)
 
@@ -46,7 +47,7 @@ _ids = itertools.count(1)
 
 def _score(**kwargs: object) -> ScoreComputed:
     n = next(_ids)
-    return score(application_id=f"app_pol_{n:06d}", customer_id=f"cus_pol_{n:09d}", **kwargs)  # type: ignore[arg-type]
+    return score(at=WALL.now(), application_id=f"app_pol_{n:06d}", customer_id=f"cus_pol_{n:09d}", **kwargs)  # type: ignore[arg-type]
 
 
 def _decisions(records: list) -> list:  # type: ignore[type-arg]
@@ -112,7 +113,8 @@ async def test_pausing_a_segment_closes_its_open_windows_and_resuming_opens_agai
     topics = settings.topics
     business, person = _score(segment="small_business"), _score()
     await policy_fleet.publish(topics.scores, [business, person])
-    await _decided(policy_fleet, 2)
+    first = await _decided(policy_fleet, 2)
+    charged = charged_to(next(d for d in first if d.customer_id == business.customer_id))
 
     await publish_update(signed_update(_policy_text(2, pauses__segments=["small_business"]), settings), settings)
     (closure,) = await _decided(policy_fleet, 1, trigger="pause")
@@ -127,8 +129,8 @@ async def test_pausing_a_segment_closes_its_open_windows_and_resuming_opens_agai
     try:
         assert (await store.current(business.customer_id)).status == "closed"  # type: ignore[union-attr]
         assert (await store.current(person.customer_id)).status == "open"  # type: ignore[union-attr]
-        budgets = await store.budgets([this_period("small_business")])
-        assert budgets[this_period("small_business")].exposure == 0  # the closed window's reservation is released
+        budgets = await store.budgets([charged])
+        assert budgets[charged].exposure == 0  # the closed window's reservation is released
     finally:
         await redis.aclose()
 
@@ -224,7 +226,7 @@ async def test_after_a_key_rotation_a_restarted_replica_restores_the_whole_signe
 async def test_updates_signed_for_another_namespace_or_issued_in_the_future_are_refused(policy_fleet: RunningFleet) -> None:
     settings = policy_fleet.settings
     elsewhere = signed_update(_policy_text(2), settings.model_copy(update={"topic_namespace": f"{settings.topic_namespace}x"}))
-    ahead = signed_update(_policy_text(3), settings, issued_at=utc_now() + timedelta(minutes=30))
+    ahead = signed_update(_policy_text(3), settings, issued_at=WALL.now() + timedelta(minutes=30))
     for update in (elsewhere, ahead):
         await publish_update(update, settings)
     seen = await policy_fleet.read([settings.topics.deadletter], lambda s: len([r for r in s if isinstance(r.event, DeadLetter)]) >= 2)
@@ -249,7 +251,7 @@ async def test_an_expired_window_closes_and_releases_its_budget(endpoints: dict[
         assert expired.decision_seq > opened.decision_seq
         redis, store = await _limits(fleet)
         try:
-            assert (await store.budgets([this_period()]))[this_period()].exposure == 0
+            assert (await store.budgets([charged_to(opened)]))[charged_to(opened)].exposure == 0
             assert (await store.current(opened.customer_id)).status == "closed"  # type: ignore[union-attr]
         finally:
             await redis.aclose()
@@ -260,7 +262,7 @@ async def test_an_expired_window_closes_and_releases_its_budget(endpoints: dict[
 async def test_maintenance_closes_as_system_and_the_application_is_decided_again_after(
     endpoints: dict[str, str], namespace: str, log_root: Path, tmp_path: Path
 ) -> None:
-    start = utc_now() - timedelta(seconds=1)
+    start = WALL.now() - timedelta(seconds=1)
     window = {"start": start.isoformat(), "end": (start + timedelta(seconds=8)).isoformat(), "note": "test"}
     path = _policy_file(tmp_path, maintenance=[window])
     fleet = await start_fleet(endpoints, namespace, log_root, services=POLICY_ONLY, env={"CW_POLICY_PATH": str(path)})
@@ -297,7 +299,8 @@ async def test_two_policy_replicas_deciding_at_once_never_overspend_the_budget(
         assert any(d.reason == "budget_exhausted" for d in decisions if isinstance(d, WindowClosed))
         redis, store = await _limits(fleet)
         try:
-            assert (await store.budgets([this_period()]))[this_period()].exposure == granted
+            charged = sorted({charged_to(d) for d in opened})  # one budget, or two if a period ended meanwhile
+            assert sum(b.exposure for b in (await store.budgets(charged)).values()) == granted
         finally:
             await redis.aclose()
         assert len({p.name for p in fleet.fleet.processes.values() if p.alive}) == 2
@@ -308,7 +311,7 @@ async def test_two_policy_replicas_deciding_at_once_never_overspend_the_budget(
 async def test_one_customers_applications_are_decided_in_order_and_the_latest_supersedes(policy_fleet: RunningFleet) -> None:
     customer = "cus_order_0000001"
     scores = [
-        score(application_id=f"app_order_{n}", customer_id=customer, grade=grade, pd=pd, income=100_000)
+        score(at=WALL.now(), application_id=f"app_order_{n}", customer_id=customer, grade=grade, pd=pd, income=100_000)
         for n, (grade, pd) in enumerate([("D", 0.18), ("B", 0.07), ("C", 0.12)], start=1)
     ]
     await policy_fleet.publish(policy_fleet.settings.topics.scores, scores)
@@ -318,6 +321,8 @@ async def test_one_customers_applications_are_decided_in_order_and_the_latest_su
     try:
         current = await store.current(customer)
         assert current is not None and (current.application_id, current.decision_seq) == ("app_order_3", 3)
-        assert (await store.budgets([this_period()]))[this_period()].exposure == decisions[-1].limit  # earlier windows released
+        assert isinstance(decisions[-1], WindowOpened)
+        charged = sorted({charged_to(d) for d in decisions if isinstance(d, WindowOpened)})
+        assert sum(b.exposure for b in (await store.budgets(charged)).values()) == decisions[-1].limit  # earlier windows released
     finally:
         await redis.aclose()

@@ -18,8 +18,9 @@ from devtools.faults import POISON_KEY, poison_record
 from devtools.germancredit import DEMO_PARTNER, applications
 from services.policy.rebuild import derive
 from services.policy.redis_book import RedisBook
-from shared.contracts import DeadLetter, Decision, NotificationSent, WindowClosed, WindowOpened, utc_now
+from shared.contracts import DeadLetter, Decision, NotificationSent, WindowClosed, WindowOpened
 from shared.wire import MAX_DEAD_LETTER_BYTES, encode
+from tests.clocks import WALL
 from tests.e2e.conftest import RunningFleet, start_fleet
 from tests.unit.notification.receiver import Receiver, running_receiver
 from tests.unit.policy.factories import default_policy, score
@@ -31,7 +32,7 @@ QUICK = {"CW_BOOK_REBUILD_GRACE_S": "1"}
 def _score(**kwargs: object):  # type: ignore[no-untyped-def]
     n = next(_ids)
     kwargs.setdefault("customer_id", f"cus_rel_{n:09d}")
-    return score(application_id=kwargs.pop("application_id", f"app_rel_{n:06d}"), **kwargs)  # type: ignore[arg-type]
+    return score(at=WALL.now(), application_id=kwargs.pop("application_id", f"app_rel_{n:06d}"), **kwargs)  # type: ignore[arg-type]
 
 
 def _policy_file(tmp_path: Path, **changes: object) -> Path:
@@ -109,7 +110,7 @@ async def test_lost_redis_data_is_noticed_and_rebuilt_with_deferrals_and_queued_
 ) -> None:
     partner_key = "a-key-only-this-partner-and-the-fleet-share-0001"
     receiver = Receiver(partner_key.encode(), answer=lambda key, before: 503)
-    now = utc_now()
+    now = WALL.now()
     policy = _policy_file(tmp_path, maintenance=[{"start": now - timedelta(minutes=1), "end": now + timedelta(seconds=25)}])
     batch = list(applications(f"lost{namespace}", count=20))
     partnered = [a for a in batch if a.facts.partner_id == DEMO_PARTNER]

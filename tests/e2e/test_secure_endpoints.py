@@ -21,6 +21,7 @@ from services.policy.redis_book import RedisBook
 from shared.contracts import WindowOpened
 from shared.redis_connection import make_redis
 from shared.settings import Settings
+from tests.clocks import WALL
 from tests.e2e.conftest import start_fleet
 from tests.unit.policy.factories import NOW, default_policy, score
 
@@ -57,7 +58,7 @@ async def test_the_limit_store_works_through_redis_auth_and_refuses_without_it(r
     port, password = redis_with_password
     authed = make_redis(Settings(redis_url=f"redis://:{password}@127.0.0.1:{port}/0"))
     try:
-        request, terms = book_request(propose(score(), default_policy(), NOW), default_policy())
+        request, terms = book_request(propose(score(at=NOW), default_policy(), NOW), default_policy())
         book = RedisBook(authed, "cw:auth:")
         await book.install(BookState(), "g1", now_ms=0)
         book.guard.adopt("g1")
@@ -84,7 +85,7 @@ async def test_customer_data_is_served_on_its_own_listener_only_to_a_caller_with
         env={"CW_API_TOKENS": json.dumps({"ops-e2e": token}), "CW_API_BURST": "4", "CW_API_RATE_PER_S": "0.2"},
     )  # fmt: skip
     try:
-        applied = score(application_id="app_api_000001", customer_id="cus_api_00000001", grade="D", pd=0.18, income=100_000)
+        applied = score(at=WALL.now(), application_id="app_api_000001", customer_id="cus_api_00000001", grade="D", pd=0.18, income=100_000)
         await running.publish(running.settings.topics.scores, [applied])
         seen = await running.read([running.settings.topics.windows], lambda s: any(isinstance(r.event, WindowOpened) for r in s))
         (opened,) = [r.event for r in seen if isinstance(r.event, WindowOpened)]

@@ -4,7 +4,7 @@ reviews by a person, suspensions, outage notices, explanations (issue 15)."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
@@ -33,13 +33,13 @@ from shared.messaging import Outbox
 from shared.references import reference_of
 from shared.settings import Settings
 from shared.wire import encode
+from tests.clocks import NOW, clock_at
 from tests.handlers.capture import Captured, capture
 from tests.handlers.fakes import FakeLedger, MemoryArchive
 from tests.unit.notification.factories import delayed, review_concluded, review_opened
 from tests.unit.notification.fakes import FakeSender, FakeWebhookQueue
 from tests.unit.policy.factories import default_policy, score, this_period
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CUSTOMER = "cus_unit00000001"
 
 
@@ -51,7 +51,7 @@ class PolicyWired:
         self.archive = MemoryArchive()
         self.policy = compose(
             self.settings, broker=self.broker, store=self.store, publisher=Outbox(self.broker, service="policy"),
-            registry=CollectorRegistry(), policy=default_policy(**policy_changes), clock=lambda: NOW,
+            registry=CollectorRegistry(), policy=default_policy(**policy_changes), clock=clock_at(NOW),
             archive=self.archive, references=self.archive,
         )  # fmt: skip
         topics = self.settings.topics
@@ -111,7 +111,7 @@ async def test_an_overturn_on_review_is_a_new_decision_through_the_book_that_sup
     assert opened.causation_id == decided.event_id and opened.decision_seq > closed.decision_seq
     current = await wired.store.current(CUSTOMER)
     assert current is not None and (current.status, current.limit, current.decision_id) == ("open", 5000, str(opened.decision_id))
-    assert wired.store.book.state.budgets[this_period()].exposure == 5000  # charged to the budget like any other
+    assert wired.store.book.state.budgets[this_period(NOW)].exposure == 5000  # charged to the budget like any other
     concluded = wired.out.of(ReviewConcluded)
     assert {c.event_id for c in concluded} == {concluded[0].event_id}
     assert (concluded[0].outcome, concluded[0].new_decision_id) == ("overturned", opened.decision_id)
@@ -177,7 +177,7 @@ async def test_a_suspension_closes_the_open_window_and_the_next_applications_unt
     applied = by_trigger["application"]
     assert (applied.application_id, applied.category, applied.reason, applied.retry_after) == ("app_unit_000002", "strategy", "customer_suspended", until)
     assert [o.application_id for o in wired.out.of(WindowOpened)] == ["app_unit_000001", "app_unit_000003"]  # lifted: decided as any other
-    assert wired.store.book.state.budgets[this_period()].exposure == wired.out.of(WindowOpened)[-1].limit
+    assert wired.store.book.state.budgets[this_period(NOW)].exposure == wired.out.of(WindowOpened)[-1].limit
 
 
 async def test_a_forged_suspension_is_refused_and_suspends_nobody() -> None:
@@ -245,7 +245,7 @@ class NotificationWired:
         self.ledger = ledger or FakeLedger()
         compose_notification(
             self.settings, broker=self.broker, ledger=self.ledger, queue=FakeWebhookQueue(), sender=FakeSender([]),  # type: ignore[arg-type]
-            publisher=Outbox(self.broker, service="notification"), registry=CollectorRegistry(),
+            publisher=Outbox(self.broker, service="notification"), registry=CollectorRegistry(), clock=clock_at(NOW),
         )  # fmt: skip
         self.out = capture(self.broker, self.settings.topics.notifications, self.settings.topics.deadletter)
 

@@ -3,8 +3,6 @@ through the notification service: decided at once, once per id, told once."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
@@ -22,10 +20,10 @@ from shared.contracts import (
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
+from tests.clocks import NOW, clock_at
 from tests.handlers.capture import capture
 from tests.unit.policy.factories import default_policy, score
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CUSTOMER = "cus_unit00000001"
 
 
@@ -33,7 +31,7 @@ def _wire() -> tuple[KafkaBroker, MemoryBook, Settings]:
     settings = Settings(topic_namespace="h")
     broker = KafkaBroker()
     store = MemoryBook()
-    compose(settings, broker=broker, store=store, publisher=Outbox(broker, service="policy"), registry=CollectorRegistry(), policy=default_policy(), clock=lambda: NOW)
+    compose(settings, broker=broker, store=store, publisher=Outbox(broker, service="policy"), registry=CollectorRegistry(), policy=default_policy(), clock=clock_at(NOW))
     return broker, store, settings
 
 

@@ -7,7 +7,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import pytest
 import structlog
@@ -25,13 +24,13 @@ from shared.contracts import DeadLetter, Decision, NotificationSent, WindowClose
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
+from tests.clocks import NOW, clock_at
 from tests.handlers.capture import Captured, capture
 from tests.handlers.fakes import FakeLedger
-from tests.unit.notification.fakes import FakeSender, FakeWebhookQueue, ManualClock
+from tests.unit.notification.fakes import FakeSender, FakeWebhookQueue, RedisTime
 from tests.unit.notification.receiver import Receiver, running_receiver
 from tests.unit.policy.factories import default_policy, score
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 KEY = b"test-webhook-key"
 
 
@@ -55,14 +54,15 @@ class Wired:
         urls: dict[str, str] | None = None,
         sender: object | None = None,
         timeout_s: float = 0.5,
-        clock: ManualClock | None = None,
+        queue_clock: RedisTime | None = None,
         retry_s: float = 2.0,
     ) -> None:
         partners = {name: {"url": url, "key": KEY.decode()} for name, url in (urls or {}).items()}
         self.settings = Settings(topic_namespace="h", webhook_partners=partners, webhook_retry_hours=retry_s / 3600)
         self.broker = KafkaBroker()
         self.ledger = FakeLedger()
-        self.queue = FakeWebhookQueue(clock) if clock is not None else FakeWebhookQueue()
+        self.queue = FakeWebhookQueue(queue_clock) if queue_clock is not None else FakeWebhookQueue()
+        self.clock = clock_at(NOW)
         self.sender = sender or HttpWebhookSender(timeout_s=timeout_s)
         notification = compose(
             self.settings,
@@ -72,6 +72,7 @@ class Wired:
             sender=self.sender,  # type: ignore[arg-type]
             publisher=Outbox(self.broker, service="notification"),
             registry=CollectorRegistry(),
+            clock=self.clock,
             timing=DispatchTiming(backoff=Backoff(initial_s=0.05, max_s=0.2), poll_s=0.05, lease_margin_s=0.5),
         )
         self.dispatcher = notification.dispatcher
@@ -181,7 +182,7 @@ async def test_a_decision_whose_partner_has_no_webhook_is_told_in_the_inbox_only
 
 
 async def test_a_webhook_failing_at_first_is_delivered_once_signed_and_announced_once() -> None:
-    receiver = Receiver(KEY, answer=lambda key, before: 503 if before < 2 else 200)
+    receiver = Receiver(KEY, answer=lambda key, before: 503 if before < 2 else 200, clock=clock_at(NOW))
     with running_receiver(receiver):
         wired = Wired(urls={"p1": receiver.url})
         decision = _decision(partner="p1", locale="en")
@@ -210,7 +211,7 @@ async def test_a_webhook_failing_at_first_is_delivered_once_signed_and_announced
 
 
 async def test_a_partner_that_always_fails_ends_in_a_dead_letter_with_the_reason() -> None:
-    receiver = Receiver(KEY, answer=lambda key, before: 500)
+    receiver = Receiver(KEY, answer=lambda key, before: 500, clock=clock_at(NOW))
     with running_receiver(receiver):
         wired = Wired(urls={"p1": receiver.url}, retry_s=0.5)
         decision = _decision(partner="p1", overdue=1)
@@ -235,7 +236,7 @@ async def test_a_partner_that_always_fails_ends_in_a_dead_letter_with_the_reason
 
 
 async def test_a_hanging_partner_does_not_hold_up_other_customers_notifications() -> None:
-    receiver = Receiver(KEY, delay_s=1.5)
+    receiver = Receiver(KEY, delay_s=1.5, clock=clock_at(NOW))
     with running_receiver(receiver):
         wired = Wired(urls={"slow": receiver.url}, timeout_s=1.0)
         async with TestKafkaBroker(wired.broker):
@@ -265,8 +266,8 @@ async def test_an_answer_the_partner_means_is_not_retried() -> None:
 
 async def test_a_delivery_whose_dispatcher_died_is_resumed_after_its_lease() -> None:
     sender = FakeSender([Answer(200)])
-    clock = ManualClock()
-    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender, clock=clock)
+    clock = RedisTime()
+    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender, queue_clock=clock)
     async with TestKafkaBroker(wired.broker):
         await wired.send(_decision(partner="p1"))
         abandoned = await wired.queue.claim(10, lease_ms=200)  # a replica that dies holding it
@@ -282,8 +283,8 @@ async def test_a_delivery_whose_dispatcher_died_is_resumed_after_its_lease() -> 
 
 async def test_a_delivery_posted_but_not_announced_is_announced_without_posting_again() -> None:
     sender = FakeSender([Answer(200)])
-    clock = ManualClock()
-    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender, clock=clock)
+    clock = RedisTime()
+    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender, queue_clock=clock)
     async with TestKafkaBroker(wired.broker):
         await wired.send(_decision(partner="p1"))
         (claimed,) = await wired.queue.claim(10, lease_ms=100)
@@ -296,8 +297,8 @@ async def test_a_delivery_posted_but_not_announced_is_announced_without_posting_
 
 async def test_a_replayed_webhook_give_up_is_queued_again_once_and_delivered() -> None:
     sender = FakeSender([Answer(500), Answer(500), Answer(500), Answer(200)])
-    clock = ManualClock()
-    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender, clock=clock)
+    clock = RedisTime()
+    wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender, queue_clock=clock)
     decision = _decision(partner="p1", locale="en")
     async with TestKafkaBroker(wired.broker):
         await wired.send(decision)
@@ -357,8 +358,8 @@ async def test_a_decision_that_cannot_be_rendered_is_dead_lettered_and_the_next_
 
 async def test_webhook_logs_name_ids_never_the_message_or_the_partners_url() -> None:
     secret_url = "http://127.0.0.1:9/hook?token=s3cret-partner-token"  # port 9: nothing listens
-    clock = ManualClock()
-    wired = Wired(urls={"p1": secret_url}, clock=clock)
+    clock = RedisTime()
+    wired = Wired(urls={"p1": secret_url}, queue_clock=clock)
     decision = _decision(partner="p1", locale="en")
     with structlog.testing.capture_logs() as logs:
         async with TestKafkaBroker(wired.broker):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
@@ -14,10 +12,9 @@ from shared.contracts import DeadLetter, WindowClosed, WindowOpened
 from shared.messaging import Outbox, ServiceHealth
 from shared.settings import Settings
 from shared.wire import encode
+from tests.clocks import NOW, clock_at
 from tests.handlers.capture import capture
 from tests.unit.policy.factories import default_policy, score, this_period
-
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def _wire() -> tuple[KafkaBroker, MemoryBook, Settings]:
@@ -25,7 +22,7 @@ def _wire() -> tuple[KafkaBroker, MemoryBook, Settings]:
     broker = KafkaBroker()
     store = MemoryBook()
     publisher = Outbox(broker, service="policy")
-    compose(settings, broker=broker, store=store, publisher=publisher, registry=CollectorRegistry(), policy=default_policy(), clock=lambda: NOW)
+    compose(settings, broker=broker, store=store, publisher=publisher, registry=CollectorRegistry(), policy=default_policy(), clock=clock_at(NOW))
     return broker, store, settings
 
 
@@ -53,7 +50,7 @@ async def test_a_duplicated_score_gives_one_decision() -> None:
         for _ in range(3):
             await _send(broker, settings.topics.scores, message.value, headers=message.headers)
     assert len(out.events) == 1
-    assert store.book.state.budgets[this_period()].exposure == out.of(WindowOpened)[0].limit
+    assert store.book.state.budgets[this_period(NOW)].exposure == out.of(WindowOpened)[0].limit
 
 
 async def test_a_knocked_out_application_is_closed_with_category_and_reasons() -> None:
@@ -92,10 +89,10 @@ async def test_a_batch_that_keeps_failing_backs_off_and_shows_the_consumer_stuck
     settings = Settings(topic_namespace="h")
     broker = KafkaBroker()
     registry = CollectorRegistry()
-    health = ServiceHealth(registry, sleep=sleep)
+    health = ServiceHealth(registry, sleep=sleep, clock=clock_at(NOW))
     compose(
         settings, broker=broker, store=BrokenBook(), publisher=Outbox(broker, service="policy"), registry=registry,
-        policy=default_policy(), clock=lambda: NOW, health=health,
+        policy=default_policy(), clock=clock_at(NOW), health=health,
     )  # fmt: skip
     async with TestKafkaBroker(broker):
         message = encode(score())

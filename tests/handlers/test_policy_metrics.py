@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
@@ -14,10 +12,9 @@ from shared.contracts import DeadLetter
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
+from tests.clocks import NOW, clock_at
 from tests.handlers.capture import capture
 from tests.unit.policy.factories import default_policy, score
-
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 async def test_a_forged_policy_update_is_counted_as_a_dead_letter_from_the_policy_topic() -> None:
@@ -25,7 +22,7 @@ async def test_a_forged_policy_update_is_counted_as_a_dead_letter_from_the_polic
     broker = KafkaBroker()
     registry = CollectorRegistry()
     outbox = Outbox(broker, service="policy", registry=registry)  # the outbox counts what it dead-letters
-    compose(settings, broker=broker, store=MemoryBook(), publisher=outbox, registry=registry, policy=default_policy(), clock=lambda: NOW)
+    compose(settings, broker=broker, store=MemoryBook(), publisher=outbox, registry=registry, policy=default_policy(), clock=clock_at(NOW))
     out = capture(broker, settings.topics.deadletter)
     text = default_policy().model_dump_json().replace('"version":1', '"version":2')
     forged = signed_update(text, Settings(topic_namespace="h", policy_signing_key="not-the-fleets-key"))

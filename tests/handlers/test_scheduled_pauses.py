@@ -9,7 +9,8 @@ from typing import Any
 from services.policy.memory_book import MemoryBook
 from services.policy.underwriting import PolicyState, Underwriter
 from shared.contracts import Event, WindowClosed, WindowOpened
-from tests.unit.policy.factories import NOW, default_policy, score
+from tests.clocks import NOW, clock_at
+from tests.unit.policy.factories import default_policy, score
 
 
 class Published:
@@ -24,19 +25,19 @@ class Published:
 
 
 async def test_the_sweep_closes_the_windows_of_a_scheduled_pause_when_it_starts_and_only_then() -> None:
-    clock = [NOW]
+    clock = clock_at(NOW)
     pause = {"regions": ["CN-SH"], "start": NOW + timedelta(hours=1), "end": NOW + timedelta(hours=2)}
     published = Published()
     underwriter = Underwriter(
         store=MemoryBook(), publisher=published, out_topic="credit.windows",
-        state=PolicyState(default_policy(pauses__scheduled=[pause]), source="test"), clock=lambda: clock[0],
+        state=PolicyState(default_policy(pauses__scheduled=[pause]), source="test"), clock=clock,
     )  # fmt: skip
     shanghai = score(region="CN-SH", customer_id="cus_sched_000001", application_id="app_sched_000001")
     beijing = score(region="CN-BJ", customer_id="cus_sched_000002", application_id="app_sched_000002")
     decided = await underwriter.decide([shanghai, beijing])
     assert all(isinstance(d, WindowOpened) for d in decided.decisions)
     assert await underwriter.sweep() == []  # not yet in force
-    clock[0] = NOW + timedelta(hours=1, minutes=5)
+    clock.set(NOW + timedelta(hours=1, minutes=5))
     (closed,) = await underwriter.sweep()
     assert isinstance(closed, WindowClosed) and closed.customer_id == "cus_sched_000001"
     assert (closed.category, closed.reason, closed.trigger) == ("strategy", "region_paused", "pause")

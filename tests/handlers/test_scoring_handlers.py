@@ -15,6 +15,7 @@ from shared.contracts import Applicant, DeadLetter, ScoreComputed
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
+from tests.clocks import NOW, clock_at
 from tests.handlers.capture import Captured, capture
 
 
@@ -33,7 +34,7 @@ def _wire(scorer: object | None = None) -> tuple[KafkaBroker, Settings, Captured
     registry = CollectorRegistry()
     compose(
         settings, broker=broker, scorecard=Scorecard.load(settings.model_path), scorer=scorer,  # type: ignore[arg-type]
-        publisher=Outbox(broker, service="scoring", registry=registry), registry=registry,
+        publisher=Outbox(broker, service="scoring", registry=registry), registry=registry, clock=clock_at(NOW),
     )  # fmt: skip
     return broker, settings, capture(broker, settings.topics.scores, settings.topics.deadletter), registry
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
@@ -15,10 +14,9 @@ from shared.contracts import WindowClosed, WindowOpened
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
+from tests.clocks import NOW, clock_at
 from tests.handlers.capture import capture
 from tests.unit.policy.factories import default_policy, score, this_period
-
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 class RecordingLiveBook:
@@ -47,7 +45,7 @@ def _wire(live: RecordingLiveBook, **policy_changes: object) -> tuple[KafkaBroke
     broker = KafkaBroker()
     shadow = compose_shadow(
         settings, candidate=default_policy(**policy_changes), broker=broker, live=live,
-        publisher=Outbox(broker, service="policy-shadow"), registry=CollectorRegistry(), clock=lambda: NOW,
+        publisher=Outbox(broker, service="policy-shadow"), registry=CollectorRegistry(), clock=clock_at(NOW),
     )  # fmt: skip
     assert isinstance(shadow.store, MemoryBook)
     return broker, shadow.store, settings
@@ -85,14 +83,14 @@ async def test_the_shadow_grants_under_the_live_reservations() -> None:
         await _send_score(broker, settings, income=120_000)
     (opened,) = out.of(WindowOpened)
     assert opened.limit == 5_000 and opened.basis.bound_by == "segment_budget"
-    assert store.book.state.budgets[this_period()].exposure == 30_000_000
+    assert store.book.state.budgets[this_period(NOW)].exposure == 30_000_000
     assert live.reads.count("budgets") == 1
 
 
 async def test_a_customer_applying_again_frees_their_live_window_in_the_shadow_book_once() -> None:
     held = DecisionRecord(
         seq=1, granted=40_000, status="open", customer="cus_again_000001", segment="individual", decision_id="d-live",
-        application_id="app_live_000001", policy_version="default@1", el_fen=72_000, budget=this_period(),
+        application_id="app_live_000001", policy_version="default@1", el_fen=72_000, budget=this_period(NOW),
     )  # fmt: skip
     live = RecordingLiveBook(exposure=30_000_000 - 1_000, windows={"cus_again_000001": held})
     broker, store, settings = _wire(live, pacing__enabled=False)
@@ -104,7 +102,7 @@ async def test_a_customer_applying_again_frees_their_live_window_in_the_shadow_b
     assert first.limit == 1_000  # granted while the live window still counted
     assert second.limit == 10_000  # the live 40,000 was released once; the first shadow window too
     assert live.reads.count("window:cus_again_000001") == 1
-    assert store.book.state.budgets[this_period()].exposure == 30_000_000 - 1_000 - 40_000 + 10_000
+    assert store.book.state.budgets[this_period(NOW)].exposure == 30_000_000 - 1_000 - 40_000 + 10_000
 
 
 async def test_a_redelivered_score_gives_one_shadow_decision() -> None:

@@ -18,6 +18,7 @@ from shared.contracts import (
     WindowOpened,
 )
 from shared.wire import Record, RefusedRecord, dead_letter_for, decode
+from tests.clocks import NOW
 
 ACCEPTED = {
     "scoring": (ApplicationReceived,),
@@ -56,7 +57,7 @@ def _check_everywhere(value: bytes, hdrs: list[tuple[str, bytes]], key: bytes | 
             letter = dead_letter_for(result, failed_by="test")  # every refusal can be dead-lettered
             assert letter.source_offset == 9
             if accepted == (ApplicationReceived,):
-                unreadable(result)  # salvaging a customer never crashes either
+                unreadable(result, NOW)  # salvaging a customer never crashes either
         else:
             assert isinstance(result, accepted)
 

@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import ResponseError
 
 from shared.messaging import ServiceHealth
+from tests.clocks import NOW, clock_at
 
 
 async def test_a_failing_batch_backs_off_longer_each_time_and_the_consumer_is_stuck_until_one_succeeds() -> None:
@@ -16,7 +17,7 @@ async def test_a_failing_batch_backs_off_longer_each_time_and_the_consumer_is_st
         waits.append(seconds)
 
     registry = CollectorRegistry()
-    health = ServiceHealth(registry, initial_s=0.5, max_s=4, jitter=0.5, sleep=sleep, spread=lambda: 0.5, clock=lambda: 100.0)
+    health = ServiceHealth(registry, initial_s=0.5, max_s=4, jitter=0.5, sleep=sleep, spread=lambda: 0.5, clock=clock_at(NOW))
 
     async def misconf() -> None:
         raise ResponseError("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist")
@@ -40,7 +41,7 @@ async def test_a_failing_batch_backs_off_longer_each_time_and_the_consumer_is_st
 
 
 def test_a_reported_condition_makes_the_service_not_ready_until_cleared() -> None:
-    health = ServiceHealth()
+    health = ServiceHealth(clock=clock_at(NOW))
     health.report("book", "the book's generation is gone: rebuilding from credit.windows")
     assert not health.ready and "rebuilding" in health.problems["book"].reason
     health.report("book", None)

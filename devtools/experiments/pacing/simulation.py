@@ -102,7 +102,7 @@ class Case:
 def score_cases(scorer: Scorer, *, run_id: str = "pacing") -> tuple[Case, ...]:
     """All 1,000 rows as the scoring service would score them, in file order."""
     return tuple(
-        Case(row=row.index, score=assess(application, scorer), good=row.good)
+        Case(row=row.index, score=assess(application, scorer, NOW), good=row.good)
         for row, application in zip(load_rows(), applications(run_id), strict=True)
     )
 

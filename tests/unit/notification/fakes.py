@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from services.notification.ports import Answer, ClaimedDelivery, WebhookDelivery
 
 
-class ManualClock:
-    """A clock that moves only when told: lease and backoff tests wait for no real time."""
+class RedisTime:
+    """The queue's clock (Redis's own TIME, seconds), moved only when told: lease and backoff tests wait for no real time."""
 
     def __init__(self, start: float = 1_000.0) -> None:
         self.now = start

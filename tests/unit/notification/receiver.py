@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from shared.clock import Clock, SystemClock
+
 
 @dataclass(frozen=True)
 class Seen:
@@ -37,6 +39,9 @@ class Receiver:
     seen: list[Seen] = field(default_factory=list)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The partner's own clock, against which a signature's timestamp must be fresh: the system's where
+    # the fleet runs on it (end to end), the test's clock where the test owns the time.
+    clock: Clock = field(default_factory=SystemClock)
 
     def accepted(self) -> list[Seen]:
         with self.lock:
@@ -47,7 +52,7 @@ class Receiver:
             return [s for s in self.seen if s.idempotency_key == idempotency_key]
 
     def _signature_ok(self, timestamp: str, body: bytes, signature: str) -> bool:
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > 300:
+        if not timestamp.isdigit() or abs(self.clock.now().timestamp() - int(timestamp)) > 300:
             return False
         expected = "sha256=" + hmac.new(self.key, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected, signature)

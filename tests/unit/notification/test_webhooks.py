@@ -20,6 +20,7 @@ from services.notification.webhooks import (
     verify,
     webhook_payload,
 )
+from tests.clocks import NOW
 from tests.unit.notification.factories import closed, opened
 
 KEY = b"k"
@@ -123,26 +124,26 @@ def test_a_closed_window_tells_the_partner_its_category_rule_and_reason_codes() 
 def test_only_a_partner_with_a_webhook_gets_a_delivery() -> None:
     decision = opened(partner_id="p1")
     disclosure = render(decision)
-    assert webhook_delivery_for(decision, disclosure, SOURCE, {"p2"}) is None
-    assert webhook_delivery_for(opened(), disclosure, SOURCE, {"p1"}) is None
-    delivery = webhook_delivery_for(decision, disclosure, SOURCE, {"p1"})
+    assert webhook_delivery_for(decision, disclosure, SOURCE, {"p2"}, at=NOW) is None
+    assert webhook_delivery_for(opened(), disclosure, SOURCE, {"p1"}, at=NOW) is None
+    delivery = webhook_delivery_for(decision, disclosure, SOURCE, {"p1"}, at=NOW)
     assert delivery is not None and delivery.partner_id == "p1"
 
 
 def test_a_decision_has_one_id_per_channel_the_same_on_every_copy() -> None:
     decision = opened(partner_id="p1")
     disclosure = render(decision)
-    first = webhook_delivery_for(decision, disclosure, SOURCE, {"p1"})
-    again = webhook_delivery_for(decision, disclosure, SOURCE, {"p1"})
+    first = webhook_delivery_for(decision, disclosure, SOURCE, {"p1"}, at=NOW)
+    again = webhook_delivery_for(decision, disclosure, SOURCE, {"p1"}, at=NOW)
     assert first is not None and again is not None
     assert first.notification_id == again.notification_id == json.loads(first.body)["notification_id"]
     assert json.loads(first.notice)["notification_id"] == first.notification_id
-    assert notification_for(decision, disclosure, "inbox").notification_id != first.notification_id
+    assert notification_for(decision, disclosure, "inbox", at=NOW).notification_id != first.notification_id
 
 
 def test_a_given_up_delivery_dead_letters_the_original_decision_with_the_reason() -> None:
     decision = opened(partner_id="p1")
-    delivery = webhook_delivery_for(decision, render(decision), SOURCE, {"p1"})
+    delivery = webhook_delivery_for(decision, render(decision), SOURCE, {"p1"}, at=NOW)
     assert delivery is not None
     letter = dead_letter_for_delivery(delivery, "HTTP 500: gave up after 5 attempts", attempts=5)
     again = dead_letter_for_delivery(delivery, "HTTP 500: gave up after 5 attempts", attempts=5)
@@ -156,7 +157,7 @@ def test_a_given_up_delivery_dead_letters_the_original_decision_with_the_reason(
 
 def test_a_replayed_delivery_given_up_again_leaves_a_letter_of_its_own_naming_the_first() -> None:
     decision = opened(partner_id="p1")
-    delivery = webhook_delivery_for(decision, render(decision), SOURCE, {"p1"})
+    delivery = webhook_delivery_for(decision, render(decision), SOURCE, {"p1"}, at=NOW)
     assert delivery is not None
     first = dead_letter_for_delivery(delivery, "HTTP 500", attempts=3)
     replayed_source = replace(SOURCE, headers={**first.headers, "replay_of": str(first.event_id)})

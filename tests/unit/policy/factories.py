@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from services.policy.book import budget_key
 from services.policy.decisions import budget_period
 from services.policy.document import PolicyDocument, load_policy
-from shared.contracts import ApplicationFacts, BureauSignals, Reason, RecourseAction, ScoreComputed, utc_now
+from shared.clock import Clock
+from shared.contracts import ApplicationFacts, BureauSignals, Reason, RecourseAction, ScoreComputed, WindowOpened
 from shared.settings import Settings
+from tests.clocks import NOW
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+__all__ = ["NOW", "charged_to", "default_policy", "score", "this_period"]
 
 
 def default_policy(**changes: Any) -> PolicyDocument:
@@ -28,9 +30,17 @@ def default_policy(**changes: Any) -> PolicyDocument:
     return PolicyDocument.model_validate(data)
 
 
-def this_period(segment: str = "individual", policy: PolicyDocument | None = None, now: datetime | None = None) -> str:
-    """The book key of the segment's budget now (the default policy's budgets are monthly)."""
-    return budget_key(segment, budget_period(policy or default_policy(), segment, now or utc_now()))
+def this_period(at: datetime | Clock, segment: str = "individual", policy: PolicyDocument | None = None) -> str:
+    """The book key of the segment's budget at `at` (a moment, or a clock's now): the default
+    policy's budgets are monthly, in China time."""
+    moment = at if isinstance(at, datetime) else at.now()
+    return budget_key(segment, budget_period(policy or default_policy(), segment, moment))
+
+
+def charged_to(opened: WindowOpened) -> str:
+    """The book key of the budget a window was charged to, as its decision says (the period of the
+    moment it was decided)."""
+    return budget_key(opened.segment or "unknown", opened.basis.budget_period or "")
 
 
 def score(
@@ -48,10 +58,12 @@ def score(
     application_id: str = "app_unit_000001",
     customer_id: str = "cus_unit00000001",
     failure: str | None = None,
+    at: datetime = NOW,
 ) -> ScoreComputed:
     return ScoreComputed(
         correlation_id=application_id,
         producer="test",
+        occurred_at=at,
         application_id=application_id,
         customer_id=customer_id,
         facts=ApplicationFacts(

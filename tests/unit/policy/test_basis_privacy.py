@@ -4,7 +4,6 @@ amount computed from the customer's income."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import pytest
 
@@ -12,9 +11,8 @@ from services.policy.decisions import decide, propose
 from services.policy.ports import Allocation
 from shared.contracts import WindowOpened
 from shared.wire import Record, decode, encode
+from tests.clocks import NOW
 from tests.unit.policy.factories import default_policy, score
-
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def _opened(income: int, **policy_changes: object) -> WindowOpened:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import yaml
@@ -11,11 +11,11 @@ from services.policy.control import Accepted, Refused, check_update, newly_pause
 from services.policy.document import PolicyDocument
 from shared.contracts import PolicyUpdated
 from shared.signing import KeyRing, SigningRefused, sign_policy
+from tests.clocks import NOW
 from tests.unit.policy.factories import default_policy
 
 KEY = b"unit-test-key"
 K2 = b"unit-test-key-two"
-NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 RING = KeyRing(keys={"k1": KEY}, signing_key_id="k1")
 
 

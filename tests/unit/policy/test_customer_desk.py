@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -12,8 +12,8 @@ from services.policy.control import check_action
 from services.policy.desk import CustomerDesk
 from shared.contracts import CustomerSuspended, ReviewConcluded, ReviewDecided, ReviewOpened, SuspensionLifted
 from shared.settings import Settings
+from tests.clocks import NOW
 
-NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 SETTINGS = Settings(topic_namespace="ns1", policy_signing_key="unit-test-key-of-enough-length-0123456789")
 RING = SETTINGS.policy_key_ring
 

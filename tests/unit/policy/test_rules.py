@@ -174,6 +174,9 @@ def test_a_programme_boosts_only_between_its_dates() -> None:
     dated = [{"name": "spring", "segment": "small_business", "boost": 1.2, "budget": 600_000, "start": NOW + timedelta(days=1)}]
     policy = default_policy(programmes=dated)
     before = evaluate(score(grade="D", pd=0.18, income=100_000, segment="small_business"), policy, NOW)
-    during = evaluate(score(grade="D", pd=0.18, income=100_000, segment="small_business"), policy, NOW + timedelta(days=2))
+    during = evaluate(score(grade="D", pd=0.18, income=100_000, segment="small_business", at=NOW + timedelta(days=2)), policy, NOW + timedelta(days=2))
     assert isinstance(before, Offer) and isinstance(during, Offer)
     assert before.programme is None and during.programme == "spring" and during.limit > before.limit
+    # The application's time decides, not the decision's: received before the start, decided after it.
+    late = evaluate(score(grade="D", pd=0.18, income=100_000, segment="small_business"), policy, NOW + timedelta(days=2))
+    assert isinstance(late, Offer) and late.programme is None
