@@ -126,10 +126,15 @@ class Clerk:
             handled.refused.append(RefusedRecord(record, "review_unknown_reference", f"no decision {request.reference!r} of this customer"))
             log.warning("review_refused", **event_ids(request), why="unknown_reference")
             return
-        if self.desk.is_concluded(review_id_for(reference_of(decision.decision_id))):
+        review_id = review_id_for(reference_of(decision.decision_id))
+        if self.desk.is_concluded(review_id):
             log.info("review_already_concluded", **event_ids(request), reference=reference_of(decision.decision_id))
             return
-        opened = open_review(request, decision, self.underwriter.state.active)
+        if review_id in self.desk.reviews:
+            # Opened already (a duplicate request, or a redelivery): its deadline stands as told.
+            log.info("review_already_open", **event_ids(request), reference=reference_of(decision.decision_id))
+            return
+        opened = open_review(request, decision, self.underwriter.state.active, self.clock.now())
         handled.published.append(opened)
         log.info("review_opened", **event_ids(opened), reference=opened.reference, respond_by=opened.respond_by.isoformat())
 

@@ -295,11 +295,8 @@ def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, n
             basis=basis,
         )
     if isinstance(verdict, Offer):
-        closed = Close(
-            "strategy",
-            allocation.refusal or "budget_exhausted",
-            retry_after=now + policy.timing.strategy_retry,
-        )
+        refusal = allocation.refusal or "budget_exhausted"
+        closed = Close("strategy", refusal, retry_after=_refusal_retry(proposal, policy, refusal, now))
     else:
         closed = verdict
     return WindowClosed(
@@ -314,6 +311,19 @@ def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, n
         points=score.points,
         threshold=closed.threshold,
     )
+
+
+def _refusal_retry(proposal: Proposal, policy: PolicyDocument, refusal: str, now: datetime) -> datetime:
+    """When to try again after the budget refused an offer: a spent budget refills when its period
+    ends (the period the application was charged to); a paced offer or a newer application's window
+    waits the policy's strategy delay, as does a budget for all time."""
+    later = now + policy.timing.strategy_retry
+    facts = proposal.score.facts
+    budget = policy.budgets.get(facts.segment) if facts else None  # type: ignore[call-overload]
+    if refusal != "budget_exhausted" or budget is None or budget.period is None:
+        return later
+    refill = period_span(budget.period, proposal.charged_at, policy.zone).end.astimezone(UTC)
+    return refill if refill > now else later  # decided after it refilled already: the usual delay
 
 
 def lifecycle_closure(facts: DecisionRecord, *, policy_label: str, retry_after: datetime | None = None) -> WindowClosed:

@@ -3,7 +3,9 @@
 - `review_id_for`: one review per decision, whatever the number of requests (the id is derived
   from the decision's reference);
 - `open_review`: the acknowledgement of a request for a decision of the same customer, and when a
-  person will have decided it (`customer_care.review_within` of the active policy);
+  person will have decided it: `customer_care.review_within` of the active policy after the fleet
+  opened the review (its own clock; the time an upstream app wrote on the request is kept as
+  `requested_at` but sets no deadline);
 - `overturn`: the decision a person makes when they open the window on review. It is a new decision
   (trigger `review`) that goes through the book like any other: the limit the reviewer set, still
   under the regulatory caps (a cap that leaves less than the minimum closes it as `regulatory`),
@@ -53,8 +55,8 @@ def _category(decision: Decision) -> str | None:
     return decision.category if isinstance(decision, WindowClosed) else None
 
 
-def open_review(request: ReviewRequested, decision: Decision, policy: PolicyDocument) -> ReviewOpened:
-    """The acknowledgement of a request for review of `decision` (the caller checked the customer)."""
+def open_review(request: ReviewRequested, decision: Decision, policy: PolicyDocument, now: datetime) -> ReviewOpened:
+    """The acknowledgement, at `now`, of a request for review of `decision` (the caller checked the customer)."""
     reference = reference_of(decision.decision_id)
     review_id = review_id_for(reference)
     return ReviewOpened(
@@ -62,7 +64,7 @@ def open_review(request: ReviewRequested, decision: Decision, policy: PolicyDocu
         correlation_id=decision.application_id,
         causation_id=request.event_id,
         producer=PRODUCER,
-        occurred_at=request.occurred_at,
+        occurred_at=now,
         review_id=review_id,
         reference=reference,
         decision_id=decision.decision_id,
@@ -70,7 +72,7 @@ def open_review(request: ReviewRequested, decision: Decision, policy: PolicyDocu
         customer_id=decision.customer_id,
         locale=request.locale,
         requested_at=request.occurred_at,
-        respond_by=request.occurred_at + policy.customer_care.review_within,
+        respond_by=now + policy.customer_care.review_within,
         reviewed_outcome=_outcome(decision),  # type: ignore[arg-type]
         reviewed_category=_category(decision),
     )

@@ -183,9 +183,8 @@ def test_a_re_decision_never_supersedes_the_window_of_a_newer_application_whatev
         assert (
             book.state.windows["cus_unit00000001"].application_id == "app_order_00000b"
         )  # the newer application stands
-        # charged to the period of the re-decision (the month may have turned in the two hours)
-        charged = budget_key("individual", budget_period(default_policy(), "individual", later))
-        assert answers["b"].granted > 0 and book.state.budgets[charged].exposure == answers["b"].granted
+        # charged to the period of the application (received at NOW), even if the month turned since
+        assert answers["b"].granted > 0 and book.state.budgets[KEY].exposure == answers["b"].granted
         if order == ("b", "a"):  # the older one, decided last, does not take the window back
             assert (answers["a"].granted, answers["a"].refusal) == (0, "newer_application")
         else:  # decided first, then superseded by the newer one

@@ -86,13 +86,18 @@ def _decided(reviewed: WindowClosed, limit: int | None = 5000, outcome: str = "o
 def test_duplicate_requests_for_the_same_decision_make_one_review() -> None:
     reviewed = _closed_decision()
     requests = [
-        ReviewRequested(correlation_id="x", customer_id=reviewed.customer_id, reference=text, statement="please look again")
+        # An upstream app's clock, or a backdated request: it sets no deadline.
+        ReviewRequested(
+            correlation_id="x", customer_id=reviewed.customer_id, reference=text, statement="please look again",
+            occurred_at=NOW - timedelta(days=30),
+        )  # fmt: skip
         for text in (reference_of(reviewed.decision_id), reference_of(reviewed.decision_id).lower().replace("-", ""), str(reviewed.decision_id))
     ]
-    opened = {open_review(r, reviewed, default_policy()).review_id for r in requests}
+    opened = {open_review(r, reviewed, default_policy(), NOW).review_id for r in requests}
     assert len(opened) == 1
-    ack = open_review(requests[0], reviewed, default_policy())
-    assert ack.respond_by - ack.requested_at == default_policy().customer_care.review_within
+    ack = open_review(requests[0], reviewed, default_policy(), NOW)
+    assert ack.respond_by == NOW + default_policy().customer_care.review_within  # from when the fleet opened it
+    assert ack.requested_at == NOW - timedelta(days=30)  # what the app said, kept as said
 
 
 def test_an_overturn_opens_the_reviewers_limit_ordered_as_the_decision_it_reviews() -> None:
