@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devtools.faults import CLUSTER_BEGIN, CLUSTER_END, FAULTS_BEGIN, FAULTS_END, Fault, FaultPlan, FaultReport, write_report
+from devtools.faults import (
+    CLUSTER_BEGIN,
+    CLUSTER_END,
+    FAULTS_BEGIN,
+    FAULTS_END,
+    Fault,
+    FaultPlan,
+    FaultReport,
+    write_report,
+)
 from devtools.redis_memory import BEGIN as MEMORY_BEGIN
 from devtools.redis_memory import END as MEMORY_END
 from shared.settings import REPO_ROOT
