@@ -1,6 +1,6 @@
 """Typed configuration, read once per process from the environment (12-factor), with local defaults.
 
-Every variable is listed in the README. Nothing here connects to anything.
+Every variable is listed in docs/configuration.md. Nothing here connects to anything.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         description="Redis URL; rediss:// for TLS, redis://:password@host for AUTH. Unset: the local Redis.",
     )
 
-    # --- Kafka security (documented in the README; PLAINTEXT on the local platform) ------------------
+    # --- Kafka security (documented in docs/configuration.md; PLAINTEXT on the local platform) ------
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
