@@ -20,7 +20,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from services.notification.disclosure import duration, moment, money, percent, share_of_income
-from services.policy.document import PolicyDocument
+from services.policy.control.document import PolicyDocument
 from shared.reasons import PROGRAMMES, SEGMENT_NAMES
 
 __all__ = ["TEMPLATES", "render_markdown"]

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from creditwindow.outcomes import Outcome
-from services.policy.book import Book
-from services.policy.decisions import Proposal, book_request, close_request, propose
-from services.policy.document import PolicyDocument
-from services.policy.rules import Close, Offer
+from services.policy.control.document import PolicyDocument
+from services.policy.windows.book import Book
+from services.policy.windows.decisions import Proposal, book_request, close_request, propose
+from services.policy.windows.rules import Close, Offer
 from shared.contracts import ScoreComputed
 
 __all__ = ["first_scores", "replay_proposals", "replay_scores"]

@@ -1,7 +1,7 @@
 """`creditwindow dev budget-bench`: how many budget reservations one Redis takes per second.
 
 Every window a segment opens reserves its limit on one hash, `budget:<segment>`, in the book's Lua
-script (services/policy/redis_book.py): a hot key. Redis runs scripts one at a time on one core, so
+script (services/policy/windows/adapters/redis_book.py): a hot key. Redis runs scripts one at a time on one core, so
 that key's ceiling is the ceiling of the whole instance, and only more Redis instances (each holding
 a share of a segment's budget) raise it. This measures, on the Redis of the settings (the local
 platform's, or with `--cluster` the cluster's master through Sentinel, its replica attached):
@@ -33,8 +33,8 @@ from redis.asyncio import Redis
 
 from devtools.bench import BUDGET_BEGIN, BUDGET_END
 from devtools.redis_memory import replace_section
-from services.policy.ports import BookState, BudgetTerms, DecideRequest, OfferTerms
-from services.policy.redis_book import RedisBook
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.model import BookState, BudgetTerms, DecideRequest, OfferTerms
 from shared.redis_connection import make_redis
 from shared.settings import Settings
 

@@ -55,9 +55,9 @@ from devtools.platform import LocalPlatform, PlatformError
 from devtools.redis_memory import BEGIN as MEMORY_BEGIN
 from devtools.redis_memory import END as MEMORY_END
 from devtools.redis_memory import kept_section, replace_section
-from services.policy.document import load_policy
-from services.policy.rebuild import derive
-from services.policy.redis_book import RedisBook
+from services.policy.control.document import load_policy
+from services.policy.record.rebuild import derive
+from services.policy.windows.adapters.redis_book import RedisBook
 from shared.contracts import (
     DeadLetter,
     Decision,

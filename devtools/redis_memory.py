@@ -20,8 +20,8 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from services.notification.redis_ledger import RedisLedger
-from services.policy.ports import BookState, BudgetTerms, DecideRequest, OfferTerms
-from services.policy.redis_book import RedisBook
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.model import BookState, BudgetTerms, DecideRequest, OfferTerms
 from shared.redis_state import StateGuard
 from shared.settings import Settings
 

@@ -20,8 +20,8 @@ from creditwindow.commands.optimise import optimise
 from creditwindow.how_we_decide import render_markdown
 from creditwindow.policy_ops import active_policy, check_as_the_fleet, diff_documents, publish_update, signed_update
 from creditwindow.terminal import JsonOption, console, fail, reach
-from services.policy.control import Refused
-from services.policy.document import PolicyDocument, PolicyError, parse_policy
+from services.policy.control.checks import Refused
+from services.policy.control.document import PolicyDocument, PolicyError, parse_policy
 from shared.settings import Settings
 from shared.signing import SigningRefused
 

@@ -22,12 +22,10 @@ import structlog
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
-from services.policy.clerk import Clerk, Signatures
-from services.policy.decisions import budgets_now
-from services.policy.delays import DelayWatch
-from services.policy.desk import CustomerDesk
-from services.policy.document import PolicyDocument, load_policy
-from services.policy.explanation import explain, no_decision
+from services.policy.care.clerk import Clerk, Signatures
+from services.policy.care.delays import DelayWatch
+from services.policy.care.desk import CustomerDesk
+from services.policy.control.document import PolicyDocument, load_policy
 from services.policy.handlers import (
     PolicyDeps,
     desk_router,
@@ -39,14 +37,16 @@ from services.policy.handlers import (
     reviews_router,
     scores_router,
 )
-from services.policy.kafka_archive import KafkaArchive
-from services.policy.lending import Lender
+from services.policy.lending.lender import Lender
 from services.policy.metrics import PolicyMetrics
-from services.policy.ports import DecisionArchive, EventPublisher, LimitStore, ReferenceIndex, Reserved
-from services.policy.recovery import book_recovery
-from services.policy.redis_book import RedisBook
-from services.policy.redis_references import RedisReferences
-from services.policy.underwriting import PolicyState, Underwriter
+from services.policy.record.adapters.kafka_archive import KafkaArchive
+from services.policy.record.adapters.recovery import book_recovery
+from services.policy.record.adapters.redis_references import RedisReferences
+from services.policy.record.explanation import explain, no_decision
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.decisions import budgets_now
+from services.policy.windows.model import DecisionArchive, EventPublisher, LimitStore, ReferenceIndex, Reserved
+from services.policy.windows.underwriting import PolicyState, Underwriter
 from shared.clock import Clock
 from shared.customer_api import ApiListener, CustomerApi, Reply
 from shared.messaging import ServiceHealth, is_transient, retry_transient

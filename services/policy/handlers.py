@@ -18,13 +18,13 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
-from services.policy.clerk import Clerk
-from services.policy.control import Accepted, check_update
-from services.policy.delays import DelayWatch
-from services.policy.lending import Lender
+from services.policy.care.clerk import Clerk
+from services.policy.care.delays import DelayWatch
+from services.policy.control.checks import Accepted, check_update
+from services.policy.lending.lender import Lender
 from services.policy.metrics import PolicyMetrics
-from services.policy.ports import EventPublisher
-from services.policy.underwriting import Decided, PolicyState, Underwriter
+from services.policy.windows.model import EventPublisher
+from services.policy.windows.underwriting import Decided, PolicyState, Underwriter
 from shared.clock import Clock
 from shared.contracts import (
     REVIEW_EVENTS,

@@ -17,13 +17,13 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.policy.app import Policy
-from services.policy.document import PolicyDocument, load_policy
+from services.policy.control.document import PolicyDocument, load_policy
 from services.policy.handlers import PolicyDeps, scores_router
-from services.policy.memory_book import MemoryBook
 from services.policy.metrics import PolicyMetrics
-from services.policy.ports import EventPublisher, LiveBook
-from services.policy.redis_book import RedisBook
-from services.policy.underwriting import PolicyState, Underwriter
+from services.policy.windows.adapters.memory_book import MemoryBook
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.model import EventPublisher, LiveBook
+from services.policy.windows.underwriting import PolicyState, Underwriter
 from shared.clock import Clock
 from shared.contracts import Event
 from shared.messaging import ServiceHealth

@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from services.policy.book import Book
-from services.policy.ports import (
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.book import Book
+from services.policy.windows.model import (
     BookState,
     BudgetTerms,
     CloseRequest,
@@ -31,7 +32,6 @@ from services.policy.ports import (
     OfferTerms,
     RepayRequest,
 )
-from services.policy.redis_book import RedisBook
 from tests.conftest import settings_for
 
 NOW_MS = 1_795_000_000_000

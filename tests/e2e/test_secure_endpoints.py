@@ -15,9 +15,9 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ResponseError
 
-from services.policy.decisions import book_request, propose
-from services.policy.ports import BookState
-from services.policy.redis_book import RedisBook
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.decisions import book_request, propose
+from services.policy.windows.model import BookState
 from shared.contracts import WindowOpened
 from shared.redis_connection import make_redis
 from shared.settings import Settings

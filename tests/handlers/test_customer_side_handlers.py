@@ -13,8 +13,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from creditwindow.operator_ops import signed_action
 from services.notification.app import compose as compose_notification
 from services.policy.app import compose, explanation_reply
-from services.policy.memory_book import MemoryBook
-from services.policy.reviewing import review_id_for
+from services.policy.care.reviewing import review_id_for
+from services.policy.windows.adapters.memory_book import MemoryBook
 from shared.contracts import (
     CustomerSuspended,
     DeadLetter,
@@ -117,7 +117,7 @@ async def test_an_overturn_on_review_is_a_new_decision_through_the_book_that_sup
     assert (concluded[0].outcome, concluded[0].new_decision_id) == ("overturned", opened.decision_id)
     assert len(concluded) == 2 and not wired.out.of(DeadLetter)  # the redelivery concludes again (one id), refuses nothing
     # the rebuild from the log orders the overturn as the decision it reviewed: the same book
-    from services.policy.rebuild import derive
+    from services.policy.record.rebuild import derive
 
     decisions = [e for e in wired.out.events if isinstance(e, (WindowOpened, WindowClosed))]
     assert derive(decisions).comparable() == wired.store.book.state.comparable()

@@ -18,8 +18,8 @@ from services.notification.disclosure import Disclosure, render
 from services.notification.http_webhook import HttpWebhookSender
 from services.notification.ports import Answer
 from services.notification.webhooks import Backoff
-from services.policy.decisions import decide, propose
-from services.policy.ports import Allocation
+from services.policy.windows.decisions import decide, propose
+from services.policy.windows.model import Allocation
 from shared.contracts import DeadLetter, Decision, NotificationSent, WindowClosed
 from shared.messaging import Outbox
 from shared.settings import Settings

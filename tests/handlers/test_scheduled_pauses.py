@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from services.policy.memory_book import MemoryBook
-from services.policy.underwriting import PolicyState, Underwriter
+from services.policy.windows.adapters.memory_book import MemoryBook
+from services.policy.windows.underwriting import PolicyState, Underwriter
 from shared.contracts import Event, WindowClosed, WindowOpened
 from tests.clocks import NOW, clock_at
 from tests.unit.policy.factories import default_policy, score

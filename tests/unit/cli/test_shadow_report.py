@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from creditwindow.outcomes import compare
-from services.policy.decisions import decide, propose
-from services.policy.ports import Allocation
+from services.policy.windows.decisions import decide, propose
+from services.policy.windows.model import Allocation
 from shared.contracts import Decision
 from tests.unit.policy.factories import NOW, default_policy, score
 

@@ -8,8 +8,8 @@ import pytest
 
 from creditwindow.commands.tail import TailFilter, as_json_line, customer_of, summarise
 from creditwindow.terminal import resolve_topic
-from services.policy.decisions import decide, propose
-from services.policy.ports import Allocation
+from services.policy.windows.decisions import decide, propose
+from services.policy.windows.model import Allocation
 from shared.contracts import Event, Topics
 from shared.messaging.topic_io import ReadRecord
 from shared.wire import Record, RefusedRecord, encode

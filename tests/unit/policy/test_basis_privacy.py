@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from services.policy.decisions import decide, propose
-from services.policy.ports import Allocation
+from services.policy.windows.decisions import decide, propose
+from services.policy.windows.model import Allocation
 from shared.contracts import WindowOpened
 from shared.wire import Record, decode, encode
 from tests.clocks import NOW

@@ -7,11 +7,19 @@ import math
 from dataclasses import replace
 from datetime import timedelta
 
-from services.policy.book import Book, balance_cap, budget_key, expected_loss_fen, grant, required_margin, utilisation
-from services.policy.decisions import budget_period, budget_terms, close_request, propose, request_for
-from services.policy.document import PolicyDocument
-from services.policy.memory_book import MemoryBook
-from services.policy.ports import (
+from services.policy.control.document import PolicyDocument
+from services.policy.windows.adapters.memory_book import MemoryBook
+from services.policy.windows.book import (
+    Book,
+    balance_cap,
+    budget_key,
+    expected_loss_fen,
+    grant,
+    required_margin,
+    utilisation,
+)
+from services.policy.windows.decisions import budget_period, budget_terms, close_request, propose, request_for
+from services.policy.windows.model import (
     Allocation,
     BudgetTerms,
     DecideRequest,

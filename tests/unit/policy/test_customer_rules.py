@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 
 from creditwindow.operator_ops import signed_action
-from services.policy.decisions import decide, propose, request_for
-from services.policy.delays import DelayWatch
-from services.policy.ports import Allocation, Suspension
-from services.policy.reviewing import conclusion, open_review, overturn, review_id_for, reviewed_record
-from services.policy.rules import Close, Offer, evaluate
+from services.policy.care.delays import DelayWatch
+from services.policy.care.reviewing import conclusion, open_review, overturn, review_id_for, reviewed_record
+from services.policy.windows.decisions import decide, propose, request_for
+from services.policy.windows.model import Allocation, Suspension
+from services.policy.windows.rules import Close, Offer, evaluate
 from shared.contracts import ReviewDecided, ReviewRequested, RuleThreshold, WindowClosed, WindowOpened
 from shared.references import reference_of
 from shared.settings import Settings

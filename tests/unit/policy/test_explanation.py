@@ -7,10 +7,10 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.policy.decisions import decide, propose
-from services.policy.explanation import explain, rule_checks, verify
-from services.policy.ports import Allocation, Suspension
-from services.policy.rules import Close, evaluate
+from services.policy.record.explanation import explain, rule_checks, verify
+from services.policy.windows.decisions import decide, propose
+from services.policy.windows.model import Allocation, Suspension
+from services.policy.windows.rules import Close, evaluate
 from shared.contracts import NotificationSent, WindowClosed, WindowOpened
 from shared.references import reference_of
 from tests.unit.policy.factories import NOW, default_policy, score

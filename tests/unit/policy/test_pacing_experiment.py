@@ -30,11 +30,11 @@ from devtools.experiments.pacing.simulation import (
     with_budget_share,
 )
 from devtools.experiments.pacing.statistics import Spread, paired
-from services.policy.book import Book
-from services.policy.decisions import budget_terms
-from services.policy.document import Budget, PolicyDocument
-from services.policy.ports import Reserved
-from services.policy.rules import Offer
+from services.policy.control.document import Budget, PolicyDocument
+from services.policy.windows.book import Book
+from services.policy.windows.decisions import budget_terms
+from services.policy.windows.model import Reserved
+from services.policy.windows.rules import Offer
 from services.scoring.scorecard import Scorecard
 from tests.unit.policy.factories import default_policy
 

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 
-from services.policy.book import round_down
-from services.policy.document import GradeTerms, PolicyDocument, Programme
-from services.policy.ports import Suspension
+from services.policy.control.document import GradeTerms, PolicyDocument, Programme
+from services.policy.windows.book import round_down
+from services.policy.windows.model import Suspension
 from shared.contracts import ApplicationFacts, LimitBasis, Reason, RecourseAction, RuleThreshold, ScoreComputed
 from shared.contracts.windows import Category
 

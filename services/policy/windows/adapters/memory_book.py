@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from copy import copy
 from datetime import datetime
 
-from services.policy.book import Book
-from services.policy.ports import (
+from services.policy.windows.book import Book
+from services.policy.windows.model import (
     Allocation,
     Balance,
     BudgetTerms,

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from services.policy.ports import (
+from services.policy.windows.model import (
     Allocation,
     Balance,
     BookState,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.policy.document import PolicyDocument
-from services.policy.ports import DrawRequest, Movement, RepayRequest
+from services.policy.control.document import PolicyDocument
+from services.policy.windows.model import DrawRequest, Movement, RepayRequest
 from shared.contracts import (
     DrawdownApproved,
     DrawdownOutcome,

@@ -17,9 +17,9 @@ from itertools import groupby
 
 import structlog
 
-from services.policy.drawdowns import applied, draw_request, outcome, repay_request
-from services.policy.ports import EventPublisher, LimitStore, Movement
-from services.policy.underwriting import PolicyState
+from services.policy.lending.drawdowns import applied, draw_request, outcome, repay_request
+from services.policy.windows.model import EventPublisher, LimitStore, Movement
+from services.policy.windows.underwriting import PolicyState
 from shared.clock import Clock
 from shared.contracts import DrawdownApproved, DrawdownRefused, DrawdownRequested, Repaid, RepaymentApplied
 

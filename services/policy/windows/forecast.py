@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from services.policy.document import DemandPoint
+from services.policy.control.document import DemandPoint
 
 __all__ = ["MARGIN_STEP", "OfferedDemand", "demand_by_segment", "demand_curve", "total_demand"]
 

@@ -20,8 +20,10 @@ from datetime import UTC, datetime
 
 import structlog
 
-from services.policy.control import paused
-from services.policy.decisions import (
+from services.policy.care.desk import CustomerDesk
+from services.policy.control.checks import paused
+from services.policy.control.document import PolicyDocument
+from services.policy.windows.decisions import (
     Proposal,
     charge_of,
     close_request,
@@ -30,9 +32,7 @@ from services.policy.decisions import (
     propose,
     request_for,
 )
-from services.policy.desk import CustomerDesk
-from services.policy.document import PolicyDocument
-from services.policy.ports import BudgetTerms, EventPublisher, LimitStore, ReferenceIndex
+from services.policy.windows.model import BudgetTerms, EventPublisher, LimitStore, ReferenceIndex
 from shared.clock import Clock
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened
 from shared.logging import event_ids

@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from services.policy.ports import (
+from services.policy.windows.model import (
     Allocation,
     Balance,
     BookState,

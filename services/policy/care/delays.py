@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from services.policy.decisions import decision_id_for, record_key, unreadable
+from services.policy.windows.decisions import decision_id_for, record_key, unreadable
 from shared.contracts import DecisionDelayed, ScoreComputed, deterministic_id
 
 __all__ = ["DelayWatch", "delay_notice"]

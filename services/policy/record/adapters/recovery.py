@@ -30,9 +30,9 @@ from typing import Any
 
 import structlog
 
-from services.policy.rebuild import deferred_since, derive
-from services.policy.redis_book import RedisBook
-from services.policy.redis_references import RedisReferences
+from services.policy.record.adapters.redis_references import RedisReferences
+from services.policy.record.rebuild import deferred_since, derive
+from services.policy.windows.adapters.redis_book import RedisBook
 from shared.clock import Clock
 from shared.contracts import Decision, DrawdownOutcome, RepaymentApplied, ScoreComputed
 from shared.messaging import ServiceHealth

@@ -17,10 +17,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from services.policy.book import round_down
-from services.policy.decisions import OnReview, Proposal, decision_id_for, record_key
-from services.policy.document import PolicyDocument
-from services.policy.rules import Close, Offer, income_cap, threshold_of
+from services.policy.control.document import PolicyDocument
+from services.policy.windows.book import round_down
+from services.policy.windows.decisions import OnReview, Proposal, decision_id_for, record_key
+from services.policy.windows.rules import Close, Offer, income_cap, threshold_of
 from shared.contracts import (
     Decision,
     LimitBasis,

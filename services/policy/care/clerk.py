@@ -22,14 +22,14 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from services.policy.control import check_action
-from services.policy.decisions import Proposal
-from services.policy.desk import CustomerDesk
-from services.policy.document import PolicyDocument
-from services.policy.ports import DecisionArchive, EventPublisher
-from services.policy.reviewing import conclusion, open_review, overturn, review_id_for, reviewed_record
-from services.policy.rules import Close
-from services.policy.underwriting import Underwriter
+from services.policy.care.desk import CustomerDesk
+from services.policy.care.reviewing import conclusion, open_review, overturn, review_id_for, reviewed_record
+from services.policy.control.checks import check_action
+from services.policy.control.document import PolicyDocument
+from services.policy.windows.decisions import Proposal
+from services.policy.windows.model import DecisionArchive, EventPublisher
+from services.policy.windows.rules import Close
+from services.policy.windows.underwriting import Underwriter
 from shared.clock import Clock
 from shared.contracts import (
     CustomerSuspended,

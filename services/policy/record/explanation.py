@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from services.policy.book import round_down
-from services.policy.document import PolicyDocument
-from services.policy.ports import Suspension
-from services.policy.rules import BOUND_PRIORITY, Close, Offer, evaluate, limit_bounds
+from services.policy.control.document import PolicyDocument
+from services.policy.windows.book import round_down
+from services.policy.windows.model import Suspension
+from services.policy.windows.rules import BOUND_PRIORITY, Close, Offer, evaluate, limit_bounds
 from shared.contracts import Decision, NotificationSent, ScoreComputed, WindowClosed, WindowOpened
 from shared.reasons import ADVICE, CATEGORIES, CLOSURE_REASONS, REASON_ADVICE, REASONS, reason_code
 from shared.references import reference_of

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.policy.ports import Suspension
+from services.policy.windows.model import Suspension
 from shared.contracts import CustomerSuspended, ReviewConcluded, ReviewOpened, SuspensionLifted
 
 __all__ = ["CustomerDesk", "OpenReview"]

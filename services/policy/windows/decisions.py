@@ -23,10 +23,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from services.policy.book import budget_key
-from services.policy.document import PolicyDocument
-from services.policy.periods import period_span
-from services.policy.ports import (
+from services.policy.control.document import PolicyDocument
+from services.policy.windows.book import budget_key
+from services.policy.windows.model import (
     Allocation,
     BudgetTerms,
     CloseRequest,
@@ -35,7 +34,8 @@ from services.policy.ports import (
     OfferTerms,
     Suspension,
 )
-from services.policy.rules import Close, Offer, evaluate
+from services.policy.windows.periods import period_span
+from services.policy.windows.rules import Close, Offer, evaluate
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, deterministic_id
 
 __all__ = [

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.policy.document import PolicyDocument, PolicyError, parse_policy
+from services.policy.control.document import PolicyDocument, PolicyError, parse_policy
 from shared.contracts import OperatorAction, PolicyUpdated
 from shared.signing import KeyRing, signed_without_namespace, verify_action, verify_policy
 

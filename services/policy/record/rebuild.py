@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from services.policy.book import Book, budget_key
-from services.policy.decisions import record_key
-from services.policy.drawdowns import movement_of
-from services.policy.ports import BookState, CloseRequest, DecisionRecord, WindowEntry
+from services.policy.lending.drawdowns import movement_of
+from services.policy.windows.book import Book, budget_key
+from services.policy.windows.decisions import record_key
+from services.policy.windows.model import BookState, CloseRequest, DecisionRecord, WindowEntry
 from shared.contracts import Decision, DrawdownOutcome, RepaymentApplied, ScoreComputed, WindowClosed, WindowOpened
 
 __all__ = ["deferred_since", "derive", "waiting_deferrals"]
