@@ -21,7 +21,7 @@ from services.policy.control.checks import check_action
 from services.policy.record.adapters.kafka_archive import KafkaArchive
 from services.policy.record.adapters.redis_references import RedisReferences
 from services.policy.record.explanation import Explanation, PointsModel, explain, verify
-from services.policy.windows.model import Suspension
+from services.policy.windows.ports import Suspension
 from services.scoring.scorecard import InvalidArtifact, Scorecard
 from shared.contracts import CustomerSuspended, Decision, SuspensionLifted
 from shared.messaging.topic_io import read_to_end

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from services.policy.care.desk import CustomerDesk
 from services.policy.care.reviewing import review_id_for
 from services.policy.control.checks import check_action
-from services.policy.windows.model import Suspension
+from services.policy.windows.ports import Suspension
 from shared.contracts import (
     CustomerSuspended,
     Event,

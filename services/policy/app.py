@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 import structlog
 from faststream.kafka import KafkaBroker
@@ -26,6 +27,7 @@ from services.policy.care.clerk import Clerk, Signatures
 from services.policy.care.delays import DelayWatch
 from services.policy.care.desk import CustomerDesk
 from services.policy.control.document import PolicyDocument, load_policy
+from services.policy.control.state import PolicyState
 from services.policy.handlers import (
     PolicyDeps,
     desk_router,
@@ -38,18 +40,22 @@ from services.policy.handlers import (
     scores_router,
 )
 from services.policy.lending.lender import Lender
+from services.policy.lending.ports import LendingBook
 from services.policy.metrics import PolicyMetrics
 from services.policy.record.adapters.kafka_archive import KafkaArchive
 from services.policy.record.adapters.recovery import book_recovery
 from services.policy.record.adapters.redis_references import RedisReferences
 from services.policy.record.explanation import explain, no_decision
+from services.policy.record.ports import DecisionArchive, NoArchive, ReferenceIndex
 from services.policy.windows.adapters.redis_book import RedisBook
 from services.policy.windows.decisions import budgets_now
-from services.policy.windows.model import DecisionArchive, EventPublisher, LimitStore, ReferenceIndex, Reserved
-from services.policy.windows.underwriting import PolicyState, Underwriter
+from services.policy.windows.model import Reserved
+from services.policy.windows.ports import WindowBook
+from services.policy.windows.underwriting import Underwriter
 from shared.clock import Clock
 from shared.customer_api import ApiListener, CustomerApi, Reply
 from shared.messaging import ServiceHealth, is_transient, retry_transient
+from shared.ports import EventPublisher
 from shared.redis_state import Durability
 from shared.references import normalise_reference
 from shared.runtime import FleetApp, build_app, plumbing, serve
@@ -63,13 +69,17 @@ SWEEP_INTERVAL_S = 1.0
 SERVICE = "policy"
 
 
+class FleetBook(WindowBook, LendingBook, Protocol):
+    """The one book the windows and lending rooms keep (`RedisBook` for the fleet, `MemoryBook` in tests)."""
+
+
 @dataclass(slots=True)
 class Policy:
     """The wired policy service: its broker with the routers mounted, and the parts tests look at."""
 
     broker: KafkaBroker
     deps: PolicyDeps
-    store: LimitStore
+    store: FleetBook
     archive: DecisionArchive | None = None
 
     @property
@@ -94,7 +104,7 @@ def compose(
     settings: Settings,
     *,
     broker: KafkaBroker,
-    store: LimitStore,
+    store: FleetBook,
     publisher: EventPublisher,
     registry: CollectorRegistry,
     policy: PolicyDocument | None = None,
@@ -109,11 +119,11 @@ def compose(
     state = PolicyState(policy or load_policy(settings.policy_path), source=source)
     desk = CustomerDesk()
     underwriter = Underwriter(
-        store=store, publisher=publisher, out_topic=settings.topics.windows, state=state, clock=clock, desk=desk, references=references
+        store=store, publisher=publisher, out_topic=settings.topics.windows, state=state, clock=clock, suspensions=desk, references=references
     )
     signatures = Signatures(settings.policy_key_ring, settings.topic_namespace, timedelta(seconds=settings.policy_max_clock_skew_s))
     clerk = Clerk(
-        underwriter=underwriter, archive=archive or _NoArchive(), publisher=publisher, reviews_topic=settings.topics.reviews,
+        underwriter=underwriter, archive=archive or NoArchive(), publisher=publisher, reviews_topic=settings.topics.reviews,
         desk=desk, signatures=signatures, clock=clock,
     )  # fmt: skip
     lender = Lender(store=store, publisher=publisher, out_topic=settings.topics.drawdowns, state=state, clock=clock)
@@ -126,19 +136,6 @@ def compose(
     broker.include_router(reviews_router(deps))
     broker.include_router(desk_router(deps))
     return Policy(broker, deps, store, archive)
-
-
-class _NoArchive:
-    """No decision log to read back: every reference leads nowhere."""
-
-    async def decision(self, reference: str) -> None:
-        return None
-
-    async def score(self, decision: object) -> None:
-        return None
-
-    async def notices(self, decision: object) -> list[object]:
-        return []
 
 
 async def explanation_reply(reference_text: str, archive: DecisionArchive, state: PolicyState) -> Reply:

@@ -21,10 +21,10 @@ from faststream.kafka.annotations import KafkaMessage
 from services.policy.care.clerk import Clerk
 from services.policy.care.delays import DelayWatch
 from services.policy.control.checks import Accepted, check_update
+from services.policy.control.state import PolicyState
 from services.policy.lending.lender import Lender
 from services.policy.metrics import PolicyMetrics
-from services.policy.windows.model import EventPublisher
-from services.policy.windows.underwriting import Decided, PolicyState, Underwriter
+from services.policy.windows.underwriting import Decided, Underwriter
 from shared.clock import Clock
 from shared.contracts import (
     REVIEW_EVENTS,
@@ -60,6 +60,7 @@ from shared.messaging import (
     topic_partitions,
 )
 from shared.messaging.topic_io import end_offsets, read_to_end
+from shared.ports import EventPublisher
 from shared.settings import Settings
 from shared.wire import Record, RefusedRecord, decode
 

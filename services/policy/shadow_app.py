@@ -18,15 +18,17 @@ from prometheus_client import CollectorRegistry
 
 from services.policy.app import Policy
 from services.policy.control.document import PolicyDocument, load_policy
+from services.policy.control.state import PolicyState
 from services.policy.handlers import PolicyDeps, scores_router
 from services.policy.metrics import PolicyMetrics
 from services.policy.windows.adapters.memory_book import MemoryBook
 from services.policy.windows.adapters.redis_book import RedisBook
-from services.policy.windows.model import EventPublisher, LiveBook
-from services.policy.windows.underwriting import PolicyState, Underwriter
+from services.policy.windows.ports import LiveBook
+from services.policy.windows.underwriting import Underwriter
 from shared.clock import Clock
 from shared.contracts import Event
 from shared.messaging import ServiceHealth
+from shared.ports import EventPublisher
 from shared.runtime import FleetApp, build_app, plumbing
 from shared.settings import Settings
 from shared.wire import RefusedRecord

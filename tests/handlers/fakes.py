@@ -62,7 +62,7 @@ class MemoryArchive:
             self.decisions.setdefault(reference_of(decision.decision_id), decision)  # type: ignore[attr-defined]
 
     async def find(self, reference: str) -> object:
-        from services.policy.windows.model import IndexEntry
+        from services.policy.record.ports import IndexEntry
 
         found = self.decisions.get(reference)
         if found is None:

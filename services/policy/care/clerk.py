@@ -1,6 +1,6 @@
 """The policy service's customer desk: reviews by a person and suspensions, as they arrive on `credit.reviews`.
 
-Two roles, both through the ports (`DecisionArchive`, `LimitStore` via the underwriter, `EventPublisher`):
+Two roles, both through the ports (`DecisionArchive`, the book via the underwriter, `EventPublisher`):
 
 - **acting** (one replica per record, a consumer group of its own): a request for review of a
   decision the customer holds is acknowledged (`ReviewOpened`); a signed review decision is carried
@@ -26,8 +26,8 @@ from services.policy.care.desk import CustomerDesk
 from services.policy.care.reviewing import conclusion, open_review, overturn, review_id_for, reviewed_record
 from services.policy.control.checks import check_action
 from services.policy.control.document import PolicyDocument
+from services.policy.record.ports import DecisionArchive
 from services.policy.windows.decisions import Proposal
-from services.policy.windows.model import DecisionArchive, EventPublisher
 from services.policy.windows.rules import Close
 from services.policy.windows.underwriting import Underwriter
 from shared.clock import Clock
@@ -44,6 +44,7 @@ from shared.contracts import (
     WindowClosed,
 )
 from shared.logging import event_ids
+from shared.ports import EventPublisher
 from shared.references import normalise_reference, reference_of
 from shared.signing import KeyRing
 from shared.wire import Record, RefusedRecord

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.policy.windows.model import Suspension
+from services.policy.windows.ports import Suspension
 from shared.contracts import CustomerSuspended, ReviewConcluded, ReviewOpened, SuspensionLifted
 
 __all__ = ["CustomerDesk", "OpenReview"]
@@ -64,6 +64,11 @@ class CustomerDesk:
         """The customer's suspension if it holds at `now`."""
         found = self.suspensions.get(customer_id)
         return found if found is not None and found.active(now) else None
+
+    def suspended_until(self, customer_id: str) -> datetime | None:
+        """When the customer's suspension ends by itself (None: none, or until lifted)."""
+        found = self.suspensions.get(customer_id)
+        return found.until if found is not None else None
 
     def opened(self, event: ReviewOpened) -> None:
         if event.review_id not in self._concluded:

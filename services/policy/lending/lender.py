@@ -17,11 +17,13 @@ from itertools import groupby
 
 import structlog
 
+from services.policy.control.state import PolicyState
 from services.policy.lending.drawdowns import applied, draw_request, outcome, repay_request
-from services.policy.windows.model import EventPublisher, LimitStore, Movement
-from services.policy.windows.underwriting import PolicyState
+from services.policy.lending.ports import LendingBook
+from services.policy.windows.model import Movement
 from shared.clock import Clock
 from shared.contracts import DrawdownApproved, DrawdownRefused, DrawdownRequested, Repaid, RepaymentApplied
+from shared.ports import EventPublisher
 
 __all__ = ["Lender", "Lent"]
 
@@ -44,7 +46,7 @@ class Lender:
     def __init__(
         self,
         *,
-        store: LimitStore,
+        store: LendingBook,
         publisher: EventPublisher,
         out_topic: str,
         state: PolicyState,

@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol
 
 from services.policy.control.document import PolicyDocument
 from services.policy.windows.book import round_down
-from services.policy.windows.model import Suspension
+from services.policy.windows.ports import Suspension
 from services.policy.windows.rules import BOUND_PRIORITY, Close, Offer, evaluate, limit_bounds
 from shared.contracts import Decision, NotificationSent, ScoreComputed, WindowClosed, WindowOpened
 from shared.reasons import ADVICE, CATEGORIES, CLOSURE_REASONS, REASON_ADVICE, REASONS, reason_code

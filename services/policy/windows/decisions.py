@@ -32,9 +32,9 @@ from services.policy.windows.model import (
     DecideRequest,
     DecisionRecord,
     OfferTerms,
-    Suspension,
 )
 from services.policy.windows.periods import period_span
+from services.policy.windows.ports import Suspension
 from services.policy.windows.rules import Close, Offer, evaluate
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, deterministic_id
 

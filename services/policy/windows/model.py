@@ -1,9 +1,8 @@
-"""What the policy's logic needs from outside, and the values that cross: one module.
+"""The portfolio book's data model: what it is asked, what it answers, what it holds. Plain values.
 
-The logic (`underwriting.py`, `decisions.py`, `book.py`) imports from here, never from an adapter.
-`LimitStore` is the portfolio book as a service: the Redis adapter (`redis_book.py`) keeps it
-atomically for the fleet, the in-memory one (`memory_book.py`) for a shadow replica and for tests.
-Both run the same ledger rules (`book.py`); the Lua script is the atomic twin of that module.
+The book's rules (`book.py`), its Lua twin (`adapters/redis_book.py`) and its memory store
+(`adapters/memory_book.py`) speak these; the ports the rooms reach the book through are in
+`windows/ports.py` and `lending/ports.py`.
 
 Money, one rule: limits and exposure are whole CNY (a limit is a multiple of `round_to`), expected
 loss is integer fen (see `book.expected_loss_fen`), so every sum in the book is exact.
@@ -11,13 +10,9 @@ loss is integer fen (see `book.expected_loss_fen`), so every sum in the book is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, Protocol
-
-from shared.contracts import Decision, NotificationSent, ScoreComputed
-from shared.ports import EventPublisher
+from typing import Any
 
 __all__ = [
     "Allocation",
@@ -27,21 +22,14 @@ __all__ = [
     "CloseRequest",
     "CurrentWindow",
     "DecideRequest",
-    "DecisionArchive",
     "DecisionRecord",
     "Demand",
     "DrawRequest",
-    "EventPublisher",
-    "IndexEntry",
     "LifecycleClosure",
-    "LimitStore",
-    "LiveBook",
     "Movement",
     "OfferTerms",
-    "ReferenceIndex",
     "RepayRequest",
     "Reserved",
-    "Suspension",
     "WindowEntry",
 ]
 
@@ -366,127 +354,3 @@ class CurrentWindow:
         return {
             f.name: (v.isoformat() if isinstance(v := getattr(self, f.name), datetime) else v) for f in fields(self)
         }
-
-
-# --- the ports ------------------------------------------------------------------------------------
-
-
-class LimitStore(Protocol):
-    """The portfolio book as a service: budgets, current windows, decision records, lifecycle queues."""
-
-    async def allocate(self, requests: Sequence[DecideRequest], budgets: Mapping[str, BudgetTerms]) -> list[Allocation]:
-        """Decide each request atomically and in order (budget, sequence, superseding, idempotency);
-        `budgets` holds the terms of each budget the requests name (by book key)."""
-        ...
-
-    async def remember(self, decisions: Sequence[tuple[str, bytes]]) -> None:
-        """Keep each record's decision event (if none is kept yet), so a redelivery republishes the same bytes.
-
-        Returns once the book's writes so far are durable (with a replica: they reached it), since
-        what it decided is published next."""
-        ...
-
-    async def mark_published(self, records: Sequence[str]) -> None: ...
-
-    async def due_expiries(self, now: datetime, limit: int = 200) -> list[str]: ...
-
-    async def open_records(self) -> list[str]: ...
-
-    async def record(self, record: str) -> DecisionRecord | None: ...
-
-    async def close(self, request: CloseRequest) -> LifecycleClosure | None:
-        """Close an open window and release its budget; None if it was not open."""
-        ...
-
-    async def pending_closures(self, limit: int = 200) -> list[LifecycleClosure]: ...
-
-    async def closure_published(self, records: Sequence[str]) -> None: ...
-
-    async def due_deferred(self, now: datetime, limit: int = 200) -> list[tuple[str, bytes]]:
-        """Records closed for maintenance whose time to be decided again has come, with their scores."""
-        ...
-
-    async def redecided(self, records: Sequence[str]) -> None: ...
-
-    async def current(self, customer_id: str) -> CurrentWindow | None: ...
-
-    async def budgets(self, keys: Sequence[str]) -> dict[str, Reserved]:
-        """Reserved per budget (book keys: segment, or segment/period); budgets never reserved are absent."""
-        ...
-
-    async def programmes(self, names: Sequence[str]) -> dict[str, int]: ...
-
-    async def usable(self) -> bool:
-        """Whether the book is still the one this process works on (False starts its recovery)."""
-        ...
-
-    async def draw(self, requests: Sequence[DrawRequest]) -> list[Movement]:
-        """Decide each drawdown atomically against the customer's window and balance, in order."""
-        ...
-
-    async def repay(self, requests: Sequence[RepayRequest]) -> list[Movement]:
-        """Apply each repayment atomically, in order (never below zero)."""
-        ...
-
-    async def open_record(self, customer_id: str) -> str | None:
-        """The record of the customer's current window if it is open (a suspension closes it)."""
-        ...
-
-
-class LiveBook(Protocol):
-    """A read-only view of the fleet's book: what a shadow replica starts from."""
-
-    async def budgets(self, keys: Sequence[str]) -> dict[str, Reserved]: ...
-
-    async def programmes(self, names: Sequence[str]) -> dict[str, int]: ...
-
-    async def open_window(self, customer_id: str) -> DecisionRecord | None:
-        """The record of the customer's current window if it is open."""
-        ...
-
-
-# --- the customer's side (issue 15): suspensions, references, the decision log read back -----------
-
-
-@dataclass(frozen=True, slots=True)
-class Suspension:
-    """A customer's right to apply, suspended by an operator (signed), until `until` or lifted."""
-
-    customer_id: str
-    reason: str
-    since: datetime
-    until: datetime | None
-    issued_by: str
-
-    def active(self, now: datetime) -> bool:
-        return self.since <= now and (self.until is None or now < self.until)
-
-
-@dataclass(frozen=True, slots=True)
-class IndexEntry:
-    """Where a decision is: its customer (so its partition), when it was decided and when published
-    (so its offset: a decision rebuilt after a crash is published later than it was decided)."""
-
-    customer_id: str
-    decided_at_ms: int
-    published_at_ms: int
-
-
-class ReferenceIndex(Protocol):
-    """Decision references (`CW-...`) to where the decision is on `credit.windows`: derived state,
-    written before a decision is published and rebuilt from the topic with the book."""
-
-    async def record(self, decisions: Sequence[Decision]) -> None: ...
-
-    async def find(self, reference: str) -> IndexEntry | None: ...
-
-
-class DecisionArchive(Protocol):
-    """The decision log read back (kept forever): a decision by its reference, the score it was
-    decided on, and what the customer was told about it."""
-
-    async def decision(self, reference: str) -> Decision | None: ...
-
-    async def score(self, decision: Decision) -> ScoreComputed | None: ...
-
-    async def notices(self, decision: Decision) -> list[NotificationSent]: ...

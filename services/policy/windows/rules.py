@@ -33,7 +33,7 @@ from fractions import Fraction
 
 from services.policy.control.document import GradeTerms, PolicyDocument, Programme
 from services.policy.windows.book import round_down
-from services.policy.windows.model import Suspension
+from services.policy.windows.ports import Suspension
 from shared.contracts import ApplicationFacts, LimitBasis, Reason, RecourseAction, RuleThreshold, ScoreComputed
 from shared.contracts.windows import Category
 

@@ -15,14 +15,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
 
-from services.policy.care.desk import CustomerDesk
 from services.policy.control.checks import paused
-from services.policy.control.document import PolicyDocument
+from services.policy.control.state import PolicyState
 from services.policy.windows.decisions import (
     Proposal,
     charge_of,
@@ -32,13 +31,15 @@ from services.policy.windows.decisions import (
     propose,
     request_for,
 )
-from services.policy.windows.model import BudgetTerms, EventPublisher, LimitStore, ReferenceIndex
+from services.policy.windows.model import BudgetTerms
+from services.policy.windows.ports import DecisionIndex, Suspensions, WindowBook
 from shared.clock import Clock
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened
 from shared.logging import event_ids
+from shared.ports import EventPublisher
 from shared.wire import serialised
 
-__all__ = ["Decided", "PolicyState", "Underwriter"]
+__all__ = ["Decided", "Underwriter"]
 
 log = structlog.get_logger("creditwindow.policy")
 
@@ -51,37 +52,19 @@ class Decided:
     conflicts: list[ScoreComputed]
 
 
-@dataclass(slots=True)
-class PolicyState:
-    """The active policy of this replica, where it came from, and every version it applied (by label:
-    a decision is explained and verified with the version that made it)."""
-
-    active: PolicyDocument
-    source: str
-    history_end: dict[int, int] = field(default_factory=dict)
-    versions: dict[str, PolicyDocument] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.versions.setdefault(self.active.label, self.active)
-
-    def adopt(self, document: PolicyDocument, source: str) -> None:
-        self.active, self.source = document, source
-        self.versions[document.label] = document
-
-
 class Underwriter:
     """Decides batches of scores, and runs the windows' lifecycle (expiry, re-decision, pauses)."""
 
     def __init__(
         self,
         *,
-        store: LimitStore,
+        store: WindowBook,
         publisher: EventPublisher,
         out_topic: str,
         state: PolicyState,
         clock: Clock,
-        desk: CustomerDesk | None = None,
-        references: ReferenceIndex | None = None,
+        suspensions: Suspensions | None = None,
+        references: DecisionIndex | None = None,
     ) -> None:
         self.store = store
         self.publisher = publisher
@@ -91,7 +74,7 @@ class Underwriter:
         # The pauses whose windows are closed already: a pause that starts later (scheduled) is
         # enforced by the sweep that first sees it in force.
         self.enforced: dict[str, set[str]] = {"segment": set(), "region": set(), "channel": set()}
-        self.desk = desk  # suspensions (None: a shadow replica, which follows none)
+        self.suspensions = suspensions  # customer care's (None: a shadow replica, which follows none)
         self.references = references  # where each decision is, by reference (None: not indexed)
 
     async def decide(self, scores: Sequence[ScoreComputed], trigger: Trigger = "application") -> Decided:
@@ -105,7 +88,7 @@ class Underwriter:
             unique.setdefault(score.application_id, score)  # a duplicate in the same batch is the same application
 
         def proposal(score: ScoreComputed, at: datetime) -> Proposal:
-            suspension = self.desk.suspension(score.customer_id, at) if self.desk is not None else None
+            suspension = self.suspensions.suspension(score.customer_id, at) if self.suspensions is not None else None
             return propose(score, policy, at, trigger, suspension=suspension)
 
         proposals = [proposal(score, now) for score in unique.values()]
@@ -239,10 +222,9 @@ class Underwriter:
 
     def _retry_after(self, customer_id: str, trigger: str) -> datetime | None:
         # A suspension's closure says when the customer may apply again, if the suspension ends by itself.
-        if trigger != "suspension" or self.desk is None:
+        if trigger != "suspension" or self.suspensions is None:
             return None
-        suspension = self.desk.suspensions.get(customer_id)
-        return suspension.until if suspension is not None else None
+        return self.suspensions.suspended_until(customer_id)
 
     async def _announce_closures(self) -> list[WindowClosed]:
         pending = await self.store.pending_closures()

@@ -11,7 +11,8 @@ from creditwindow.operator_ops import signed_action
 from services.policy.care.delays import DelayWatch
 from services.policy.care.reviewing import conclusion, open_review, overturn, review_id_for, reviewed_record
 from services.policy.windows.decisions import decide, propose, request_for
-from services.policy.windows.model import Allocation, Suspension
+from services.policy.windows.model import Allocation
+from services.policy.windows.ports import Suspension
 from services.policy.windows.rules import Close, Offer, evaluate
 from shared.contracts import ReviewDecided, ReviewRequested, RuleThreshold, WindowClosed, WindowOpened
 from shared.references import reference_of

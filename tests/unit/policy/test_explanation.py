@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from services.policy.record.explanation import explain, rule_checks, verify
 from services.policy.windows.decisions import decide, propose
-from services.policy.windows.model import Allocation, Suspension
+from services.policy.windows.model import Allocation
+from services.policy.windows.ports import Suspension
 from services.policy.windows.rules import Close, evaluate
 from shared.contracts import NotificationSent, WindowClosed, WindowOpened
 from shared.references import reference_of

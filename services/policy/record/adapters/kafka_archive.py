@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.policy.windows.model import ReferenceIndex
+from services.policy.record.ports import ReferenceIndex
 from shared.contracts import Decision, NotificationSent, ScoreComputed, WindowClosed
 from shared.messaging.topic_io import ReadRecord, scan_key
 from shared.references import reference_of

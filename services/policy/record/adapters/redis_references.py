@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 import orjson
 from redis.asyncio import Redis
 
-from services.policy.windows.model import IndexEntry
+from services.policy.record.ports import IndexEntry
 from shared.clock import Clock
 from shared.contracts import Decision
 from shared.redis_connection import text

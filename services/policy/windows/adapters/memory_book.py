@@ -1,4 +1,4 @@
-"""The portfolio book in this process's memory: a `LimitStore` over `book.Book`.
+"""The portfolio book in this process's memory: `WindowBook` and `LendingBook` over `book.Book`.
 
 A shadow replica decides with it, so a candidate policy never writes the fleet's Redis: seeded once,
 read-only, from the live book (reservations per segment and programme), it releases a customer's live
@@ -23,11 +23,11 @@ from services.policy.windows.model import (
     DecisionRecord,
     DrawRequest,
     LifecycleClosure,
-    LiveBook,
     Movement,
     RepayRequest,
     Reserved,
 )
+from services.policy.windows.ports import LiveBook
 
 __all__ = ["MemoryBook"]
 
@@ -41,7 +41,7 @@ def _ms(moment: datetime) -> int:
 
 
 class MemoryBook:
-    """`LimitStore` in memory; with `live`, seeded from (and never writing) the fleet's book."""
+    """The book in memory; with `live`, seeded from (and never writing) the fleet's book."""
 
     def __init__(self, live: LiveBook | None = None, *, programmes: Sequence[str] = ()) -> None:
         self.book = Book()

@@ -439,7 +439,7 @@ FAMILIES = ("window:", "budget:", "programme:", "seq:", "app:", "expiry", "open"
 
 
 class RedisBook:
-    """`LimitStore` (and `LiveBook`) on Redis; see the module docstring for the keys.
+    """The book on Redis: `WindowBook`, `LendingBook` and `LiveBook`; see the module docstring for the keys.
 
     `guard` guards the book (its generation, fence and version: `shared/redis_state.py`): every
     script refuses a book that is not the one this process works on, with `StateLost`. With a
