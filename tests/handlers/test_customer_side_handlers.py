@@ -12,8 +12,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from creditwindow.operator_ops import signed_action
 from services.notification.app import compose as compose_notification
-from services.policy.app import compose, explanation_reply
+from services.policy.app import compose
 from services.policy.care.reviewing import review_id_for
+from services.policy.http_api import explanation_reply
 from services.policy.windows.adapters.memory_book import MemoryBook
 from shared.contracts import (
     CustomerSuspended,

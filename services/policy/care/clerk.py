@@ -18,13 +18,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 
 from services.policy.care.desk import CustomerDesk
 from services.policy.care.reviewing import conclusion, open_review, overturn, review_id_for, reviewed_record
-from services.policy.control.checks import check_action
+from services.policy.control.checks import Signatures, check_action
 from services.policy.control.document import PolicyDocument
 from services.policy.record.ports import DecisionArchive
 from services.policy.windows.decisions import Proposal
@@ -46,21 +46,11 @@ from shared.contracts import (
 from shared.logging import event_ids
 from shared.ports import EventPublisher
 from shared.references import normalise_reference, reference_of
-from shared.signing import KeyRing
 from shared.wire import Record, RefusedRecord
 
-__all__ = ["Clerk", "Handled", "Signatures"]
+__all__ = ["Clerk", "Handled"]
 
 log = structlog.get_logger("creditwindow.policy")
-
-
-@dataclass(frozen=True, slots=True)
-class Signatures:
-    """How operator actions are verified in this fleet."""
-
-    ring: KeyRing
-    namespace: str
-    max_skew: timedelta
 
 
 @dataclass(slots=True)
@@ -186,8 +176,9 @@ class Clerk:
 
     # --- following (every replica) -------------------------------------------------------------------
 
-    async def follow(self, events: Sequence[Event]) -> list[Decision]:
-        """Apply the batch to the desk; close the windows of customers suspended now."""
+    async def follow(self, events: Sequence[Event], *, close: bool = True) -> list[Decision]:
+        """Apply the batch to the desk; close the windows of customers suspended now (unless `close`
+        is False: at start, `close_all_suspended` closes them once the desk is restored)."""
         closures: list[Decision] = []
         for event in events:
             if isinstance(event, ReviewOpened):
@@ -195,7 +186,7 @@ class Clerk:
             elif isinstance(event, ReviewConcluded):
                 self.desk.concluded(event)
             elif isinstance(event, (CustomerSuspended, SuspensionLifted)) and self.verify(event) is None:
-                closures += await self.apply_suspension(event)
+                closures += await self.apply_suspension(event, close=close)
         return closures
 
     async def apply_suspension(self, action: CustomerSuspended | SuspensionLifted, *, close: bool = True) -> list[Decision]:

@@ -21,9 +21,18 @@ from services.policy.control.document import PolicyDocument, PolicyError, parse_
 from shared.contracts import OperatorAction, PolicyUpdated
 from shared.signing import KeyRing, signed_without_namespace, verify_action, verify_policy
 
-__all__ = ["MAX_CLOCK_SKEW", "Accepted", "Refused", "check_action", "check_update", "newly_paused", "paused", "signed_fields"]
+__all__ = ["MAX_CLOCK_SKEW", "Accepted", "Refused", "Signatures", "check_action", "check_update", "newly_paused", "paused", "signed_fields"]
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Signatures:
+    """How signed updates and operator actions are verified in this fleet."""
+
+    ring: KeyRing
+    namespace: str
+    max_skew: timedelta = MAX_CLOCK_SKEW
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
 """Whether each consumer of a process makes progress, and why not: no tight loops on a failing batch.
 
-A handler runs its batch through `ServiceHealth.guard`. When the batch fails (a bug, Redis out of
-memory or refusing writes, a lost book: anything not retried away inside the handler), the guard
-backs off with jitter before the batch is rewound and redelivered, doubling the wait on every
-failure in a row, so a failing dependency is not hammered and the log is not flooded. While a
+A handler's batch runs under `ServiceHealth.watch` (`batches.BatchRunner` does it). When the batch
+fails (a bug, Redis out of memory or refusing writes, a lost book: anything not retried away inside
+the handler), the watch backs off with jitter before the batch is rewound and redelivered, doubling
+the wait on every failure in a row, so a failing dependency is not hammered and the log is not
+flooded. While a
 consumer fails it is *stuck*: `creditwindow_consumer_stuck{consumer}` is 1 and `/health` answers
 503 naming the consumer, since when and the error. Other conditions (the policy's book being
 rebuilt) are reported the same way with `report`.
@@ -73,7 +74,7 @@ class ServiceHealth:
         base = min(self._max_s, self._initial_s * 2 ** max(0, failures - 1))
         return base * (1 + self._jitter * self._spread())
 
-    async def guard(self, consumer: str, batch: Callable[[], Awaitable[None]]) -> None:
+    async def watch(self, consumer: str, batch: Callable[[], Awaitable[None]]) -> None:
         """Run one batch; on failure record why, back off, and re-raise so the batch is redelivered."""
         try:
             await batch()
