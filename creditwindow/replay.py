@@ -47,7 +47,7 @@ def replay_proposals(proposals: Sequence[Proposal], policy: PolicyDocument, *, o
         now = score.occurred_at
         for record in book.due_expiries(int(now.timestamp() * 1000), limit=len(book.state.expiry)):
             book.close(close_request(record, trigger="expiry", reason="expired", now=now))
-        answer = book.decide(*book_request(proposal, policy))
+        answer = book.post(*book_request(proposal, policy))
         segment = score.facts.segment if score.facts else "unknown"
         verdict = proposal.verdict
         if isinstance(verdict, Offer) and answer.granted > 0:

@@ -62,7 +62,7 @@ async def test_the_limit_store_works_through_redis_auth_and_refuses_without_it(r
         book = RedisBook(authed, "cw:auth:")
         await book.install(BookState(), "g1", now_ms=0)
         book.guard.adopt("g1")
-        (allocation,) = await book.allocate([request], {request.budget: terms})
+        (allocation,) = await book.post([request], {request.budget: terms})
         assert allocation.fresh and allocation.granted > 0
     finally:
         await authed.aclose()

@@ -198,10 +198,10 @@ class FlakyBook(MemoryBook):
         super().__init__()
         self.back_at = time.monotonic() + away_s
 
-    async def allocate(self, requests, budgets=None):  # type: ignore[no-untyped-def]
+    async def post(self, requests, budgets=None):  # type: ignore[no-untyped-def]
         if time.monotonic() < self.back_at:
             raise RedisConnectionError("Error 111 connecting to 127.0.0.1:26390. Connection refused.")
-        return await super().allocate(requests, budgets)
+        return await super().post(requests, budgets)
 
 
 async def test_an_application_that_waits_for_redis_gets_one_delay_notice_then_exactly_one_decision() -> None:

@@ -41,7 +41,7 @@ from services.policy.control.document import Budget, DemandPoint, Pacing, Policy
 from services.policy.windows.book import Book
 from services.policy.windows.decisions import budget_terms, propose, request_for
 from services.policy.windows.forecast import demand_by_segment
-from services.policy.windows.model import DecideRequest, Reserved
+from services.policy.windows.model import Reserved, WindowRequest
 from services.policy.windows.rules import Close, Offer
 from services.scoring.assessment import assess
 from services.scoring.ports import Scorer
@@ -116,7 +116,7 @@ class Market:
     cases: tuple[Case, ...]
     policy: PolicyDocument
     verdicts: tuple[Offer | Close, ...]
-    requests: tuple[DecideRequest | None, ...]
+    requests: tuple[WindowRequest | None, ...]
 
     def offers(self, rows: Sequence[int] | None = None) -> list[tuple[str, float, int, float]]:
         """(segment, margin, limit, expected loss) of each offer among `rows` (default: all, once each)."""
@@ -313,7 +313,7 @@ def replay(target: Market, policy: PolicyDocument, order: Sequence[int], now: da
         key, base = terms[request.segment]
         if key != request.budget:
             raise ValueError(f"the request names budget {request.budget!r}, the policy's terms are for {key!r}")
-        answer = book.decide(request, replace(base, elapsed=position / arrivals))
+        answer = book.post(request, replace(base, elapsed=position / arrivals))
         if answer.granted == 0:
             paced_count += answer.refusal == "budget_paced"
             exhausted += answer.refusal == "budget_exhausted"

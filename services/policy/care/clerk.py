@@ -104,7 +104,7 @@ class Clerk:
                     handled.refused.append(RefusedRecord(record, f"operator_{error_type}", error))
                     log.error("operator_action_refused", **event_ids(event), action=event.event_type, error=why)
                 elif isinstance(event, ReviewDecided):
-                    await self._decide(record, event, handled)
+                    await self._carry_out(record, event, handled)
         if handled.published:
             await self.publisher.publish((self.reviews_topic, e) for e in handled.published)
         return handled
@@ -124,7 +124,7 @@ class Clerk:
         handled.published.append(opened)
         log.info("review_opened", **event_ids(opened), reference=opened.reference, respond_by=opened.respond_by.isoformat())
 
-    async def _decide(self, record: Record, decided: ReviewDecided, handled: Handled) -> None:
+    async def _carry_out(self, record: Record, decided: ReviewDecided, handled: Handled) -> None:
         reviewed = await self.archive.decision(decided.reference)
         if reviewed is None or reviewed.decision_id != decided.decision_id or reviewed.customer_id != decided.customer_id:
             handled.refused.append(RefusedRecord(record, "review_mismatch", f"{decided.reference} is not decision {decided.decision_id} of {decided.customer_id}"))
@@ -161,7 +161,7 @@ class Clerk:
         proposal = overturn(decided, reviewed, score, policy, now, record=record)
         if not await self._still_current(reviewed, record):
             proposal = _newer_application(proposal, policy, now)
-        booked = await self.underwriter.book([proposal], lambda p, then: overturn(decided, reviewed, score, policy, then, record=record))
+        booked = await self.underwriter.put_to_book([proposal], lambda p, then: overturn(decided, reviewed, score, policy, then, record=record))
         if booked.conflicts:
             return "the application belongs to another customer"
         return proposal.decision_id, list(booked.decisions)

@@ -43,19 +43,19 @@ import math
 from dataclasses import replace
 
 from services.policy.windows.model import (
-    Allocation,
     Balance,
     BookState,
     BudgetTerms,
     CloseRequest,
-    DecideRequest,
     DecisionRecord,
     DrawRequest,
     Movement,
     OfferTerms,
+    Posting,
     RepayRequest,
     Reserved,
     WindowEntry,
+    WindowRequest,
 )
 
 __all__ = [
@@ -205,13 +205,13 @@ class Book:
 
     # --- entry points ------------------------------------------------------------------------------
 
-    def decide(self, r: DecideRequest, budget: BudgetTerms) -> Allocation:
+    def post(self, r: WindowRequest, budget: BudgetTerms) -> Posting:
         """Decide one request; `budget` is the terms of the budget it names (`r.budget`)."""
         seen = self.state.records.get(r.record)
         if seen is None and r.fallback_of and (read := self.state.records.get(r.fallback_of)) is not None:
             # The application was read and decided after all: its decision stands.
             conflict = read.customer != r.customer
-            return Allocation(
+            return Posting(
                 fresh=False,
                 seq=0,
                 granted=0,
@@ -223,10 +223,10 @@ class Book:
             )
         if seen is not None:
             if seen.customer != r.customer:
-                return Allocation(
+                return Posting(
                     fresh=False, seq=0, granted=0, refusal=None, programme_part=0, available=0, conflict=True
                 )
-            return Allocation(
+            return Posting(
                 fresh=False, seq=seen.seq, granted=seen.granted, refusal=seen.refusal or None, programme_part=seen.part,
                 available=seen.available, budget_bound=seen.budget_bound, expected_loss_fen=seen.el_fen,
                 decided_at_ms=seen.decided_at, stored_event=seen.event, published=seen.published,
@@ -271,7 +271,7 @@ class Book:
         )  # fmt: skip
         if r.deferred_score:
             self.state.deferred[r.record] = r.deferred_until_ms
-        return Allocation(
+        return Posting(
             fresh=True, seq=seq, granted=granted, refusal=refusal or None, programme_part=part, available=available,
             budget_bound=bound, expected_loss_fen=el_fen, decided_at_ms=r.decided_at_ms,
         )  # fmt: skip

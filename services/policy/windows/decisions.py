@@ -1,8 +1,10 @@
 """From a score to a decision event, around the book's atomic step. Pure.
 
-``propose`` applies the rules; ``request_for`` puts the proposal to the book (budget, sequence,
-superseding); ``decide`` turns the proposal and the book's answer into `WindowOpened` or
-`WindowClosed`. Ids are derived from the application, so a redelivered score is the same decision.
+Three steps around the book's one: ``propose`` applies the rules to a score; ``plan`` turns a
+batch of proposals into the book's requests, each charged to its budget (worked out once);
+the book posts them; ``booked`` turns its answers (`Posting`) into `WindowOpened` or
+`WindowClosed` (``decision_event``) and the events to keep. Ids are derived from the application,
+so a redelivered score is the same decision.
 
 Two instants, one rule each (docs/time.md):
 
@@ -20,41 +22,50 @@ Two instants, one rule each (docs/time.md):
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.policy.control.document import PolicyDocument
 from services.policy.windows.book import budget_key
 from services.policy.windows.model import (
-    Allocation,
     BudgetTerms,
     CloseRequest,
-    DecideRequest,
     DecisionRecord,
     OfferTerms,
+    Posting,
+    WindowRequest,
 )
 from services.policy.windows.periods import period_span
 from services.policy.windows.ports import Suspension
 from services.policy.windows.rules import Close, Offer, evaluate
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, deterministic_id
+from shared.wire import serialised
 
 __all__ = [
+    "Booked",
+    "Charge",
     "OnReview",
+    "Plan",
     "Proposal",
-    "record_key",
-    "unreadable",
     "book_request",
-    "charge_of",
+    "booked",
+    "budget_charge",
     "budget_period",
     "budget_terms",
     "budgets_now",
+    "charge_of",
     "close_request",
     "closure_id",
-    "decide",
+    "decision_event",
     "decision_id_for",
     "lifecycle_closure",
+    "parse_decision",
+    "plan",
     "propose",
+    "record_key",
     "request_for",
+    "unreadable",
 ]
 
 PRODUCER = "policy"
@@ -146,11 +157,19 @@ def budget_period(policy: PolicyDocument, segment: str, now: datetime) -> str:
     return period_span(budget.period, now, policy.zone).label
 
 
-def budget_terms(
-    policy: PolicyDocument, segment: str, now: datetime, *, elapsed: float | None = None
-) -> tuple[str, BudgetTerms]:
-    """The book key of the segment's budget at `now` and what the policy says about it, as the book
-    takes it. `elapsed` overrides the share of the period gone by (a replay counts it in arrivals)."""
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """The budget a decision is charged to, worked out once: its book key (`book.budget_key`), the
+    label of its period ("" for a budget for all time), and the terms the book takes."""
+
+    key: str
+    period: str
+    terms: BudgetTerms
+
+
+def budget_charge(policy: PolicyDocument, segment: str, now: datetime, *, elapsed: float | None = None) -> Charge:
+    """The segment's budget at `now` as the book takes it. `elapsed` overrides the share of the
+    period gone by (a replay counts it in arrivals)."""
     budget = policy.budgets.get(segment)  # type: ignore[call-overload]
     programme = policy.programme_for(segment, now)
     pacing = policy.pacing
@@ -159,7 +178,7 @@ def budget_terms(
         span = period_span(budget.period, now, policy.zone)
         label, share = span.label, span.elapsed(now)
     demand = tuple((p.margin, float(p.exposure), float(p.expected_loss)) for p in pacing.demand.get(segment, ()))  # type: ignore[call-overload]
-    return budget_key(segment, label), BudgetTerms(
+    return Charge(budget_key(segment, label), label, BudgetTerms(
         exposure=budget.exposure if budget else 0,
         expected_loss=budget.expected_loss if budget else 0,
         programme_budget=programme.budget if programme else 0,
@@ -169,7 +188,15 @@ def budget_terms(
         elapsed=share if elapsed is None else elapsed,
         slack=pacing.slack,
         demand=demand,
-    )
+    ))  # fmt: skip
+
+
+def budget_terms(
+    policy: PolicyDocument, segment: str, now: datetime, *, elapsed: float | None = None
+) -> tuple[str, BudgetTerms]:
+    """The book key of the segment's budget at `now` and what the policy says about it (`budget_charge`)."""
+    charge = budget_charge(policy, segment, now, elapsed=elapsed)
+    return charge.key, charge.terms
 
 
 def budgets_now(policy: PolicyDocument, now: datetime) -> dict[str, tuple[str, BudgetTerms]]:
@@ -177,25 +204,103 @@ def budgets_now(policy: PolicyDocument, now: datetime) -> dict[str, tuple[str, B
     return {str(segment): budget_terms(policy, segment, now) for segment in policy.budgets}
 
 
-def charge_of(proposal: Proposal, policy: PolicyDocument) -> tuple[str, BudgetTerms]:
-    """The budget a proposal is charged to: the book key and terms of its segment's budget at the
-    application's time (a segment without a budget: its own key, nothing to spend)."""
+def charge_of(proposal: Proposal, policy: PolicyDocument) -> Charge:
+    """The budget a proposal is charged to: its segment's budget at the application's time (a
+    segment without a budget: its own key, nothing to spend)."""
     segment = proposal.score.facts.segment if proposal.score.facts else "unknown"
     if segment not in policy.budgets:
-        return segment, BudgetTerms(exposure=0, expected_loss=0)
-    return budget_terms(policy, segment, proposal.charged_at)
+        return Charge(segment, "", BudgetTerms(exposure=0, expected_loss=0))
+    return budget_charge(policy, segment, proposal.charged_at)
 
 
-def book_request(proposal: Proposal, policy: PolicyDocument) -> tuple[DecideRequest, BudgetTerms]:
-    """One proposal's request to the book and the terms of the budget it names (`Book.decide(*...)`)."""
-    key, terms = charge_of(proposal, policy)
-    return request_for(proposal, policy, (key, terms)), terms
+def book_request(proposal: Proposal, policy: PolicyDocument) -> tuple[WindowRequest, BudgetTerms]:
+    """One proposal's request to the book and the terms of the budget it names (`Book.post(*...)`)."""
+    charge = charge_of(proposal, policy)
+    return request_for(proposal, policy, charge), charge.terms
 
 
-def request_for(proposal: Proposal, policy: PolicyDocument, charge: tuple[str, BudgetTerms] | None = None) -> DecideRequest:
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A batch of proposals as the book takes it: a request each, the budget each is charged to,
+    and the terms of every budget the requests name (by book key)."""
+
+    proposals: Sequence[Proposal]
+    requests: list[WindowRequest]
+    charges: list[Charge]
+    budgets: dict[str, BudgetTerms]
+
+
+def plan(proposals: Sequence[Proposal], policy: PolicyDocument) -> Plan:
+    """The book's requests for `proposals`, each charged to the budget of its application's time (a
+    batch straddling a period's end names two budgets). The charge is worked out once per segment and
+    time (the scores of one scoring batch share their time); a budget's terms (pacing's share of the
+    period) are those at the first application of the batch in it."""
+    charges: dict[tuple[str, datetime], Charge] = {}
+    each: list[Charge] = []
+    requests: list[WindowRequest] = []
+    budgets: dict[str, BudgetTerms] = {}
+    for proposal in proposals:
+        segment = proposal.score.facts.segment if proposal.score.facts else ""
+        charge = charges.get((segment, proposal.charged_at))
+        if charge is None:
+            charge = charges[(segment, proposal.charged_at)] = charge_of(proposal, policy)
+            budgets.setdefault(charge.key, charge.terms)
+        each.append(charge)
+        requests.append(request_for(proposal, policy, charge))
+    return Plan(proposals, requests, each, budgets)
+
+
+@dataclass(frozen=True, slots=True)
+class Booked:
+    """What the book's answers to a plan come to: the decisions to publish now (fresh, or kept from
+    an attempt that crashed before publishing), the record of each, the new events to keep (the same
+    bytes go to Kafka), and the proposals refused because their application is another customer's."""
+
+    decisions: list[Decision]
+    records: list[str]
+    new: list[tuple[str, bytes]]
+    conflicts: list[ScoreComputed]
+
+
+def booked(
+    batch: Plan, postings: Sequence[Posting], policy: PolicyDocument, now: datetime, again: Callable[[Proposal, datetime], Proposal]
+) -> Booked:
+    """The decisions of a plan the book answered with `postings`, at `now`. A record the book decided
+    before but never kept the event of (a crash in between) is announced as it was decided then:
+    `again` rebuilds its proposal at that time."""
+    result = Booked([], [], [], [])
+    for proposal, charge, posting in zip(batch.proposals, batch.charges, postings, strict=True):
+        if posting.conflict:
+            result.conflicts.append(proposal.score)
+            continue
+        if posting.published or posting.decided_as_read:
+            continue
+        if posting.stored_event is not None:
+            result.decisions.append(parse_decision(posting.stored_event))
+            result.records.append(proposal.record_key)
+            continue
+        if not posting.fresh and posting.decided_at_ms:
+            then = datetime.fromtimestamp(posting.decided_at_ms / 1000, UTC)
+            proposal = again(proposal, then)
+            decision = decision_event(proposal, posting, policy, then, period=charge.period)
+        else:
+            decision = decision_event(proposal, posting, policy, now, period=charge.period)
+        result.decisions.append(decision)
+        result.records.append(proposal.record_key)
+        result.new.append((proposal.record_key, serialised(decision)))
+    return result
+
+
+def parse_decision(payload: bytes) -> Decision:
+    """A decision event kept by the book, as it was published."""
+    model = WindowOpened if b'"event_type":"WindowOpened"' in payload else WindowClosed
+    return model.model_validate_json(payload)
+
+
+def request_for(proposal: Proposal, policy: PolicyDocument, charge: Charge | None = None) -> WindowRequest:
     """The book's request for a proposal: the offer's terms, or the closure, and the facts to record.
     `charge` is the proposal's `charge_of` (computed when not given): the request names the budget."""
-    budget_key_, _ = charge if charge is not None else charge_of(proposal, policy)
+    budget = charge.key if charge is not None else charge_of(proposal, policy).key
     score = proposal.score
     facts = score.facts
     segment = facts.segment if facts else "unknown"
@@ -213,7 +318,7 @@ def request_for(proposal: Proposal, policy: PolicyDocument, charge: tuple[str, B
             income_fraction=repr(verdict.basis.income_fraction) if verdict.basis.income_fraction else "",
         )
     defer = isinstance(verdict, Close) and verdict.reason == "maintenance" and verdict.retry_after is not None
-    return DecideRequest(
+    return WindowRequest(
         record=proposal.record_key,
         customer=score.customer_id,
         segment=segment,
@@ -221,7 +326,7 @@ def request_for(proposal: Proposal, policy: PolicyDocument, charge: tuple[str, B
         application_id=score.application_id,
         policy_version=proposal.policy_label,
         decided_at_ms=_ms(proposal.decided_at),
-        budget=budget_key_,
+        budget=budget,
         offer=offer,
         category="" if offer else verdict.category,  # type: ignore[union-attr]
         reason="" if offer else verdict.reason,  # type: ignore[union-attr]
@@ -243,7 +348,12 @@ def close_request(record: str, *, trigger: str, reason: str, now: datetime) -> C
     return CloseRequest(record, str(closure_id(record, trigger)), "strategy", reason, trigger, _ms(now))
 
 
-def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, now: datetime) -> Decision:
+def decision_event(
+    proposal: Proposal, posting: Posting, policy: PolicyDocument, now: datetime, *, period: str | None = None
+) -> Decision:
+    """`WindowOpened` or `WindowClosed`: the proposal as the book answered it (`posting`), at `now`.
+    `period` is the label of the budget period it was charged to (`Charge.period`; worked out here
+    when not given)."""
     score = proposal.score
     facts = score.facts
     common = {
@@ -253,7 +363,7 @@ def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, n
         "producer": PRODUCER,
         "occurred_at": now,
         "decision_id": proposal.decision_id,
-        "decision_seq": allocation.seq,
+        "decision_seq": posting.seq,
         "application_id": score.application_id,
         "customer_id": score.customer_id,
         "segment": facts.segment if facts else None,
@@ -273,31 +383,33 @@ def decide(proposal: Proposal, allocation: Allocation, policy: PolicyDocument, n
             "review_note": proposal.review.note or None,
         }
     verdict = proposal.verdict
-    if isinstance(verdict, Offer) and allocation.granted > 0:
+    if isinstance(verdict, Offer) and posting.granted > 0:
         basis = verdict.basis.model_copy(
             update={
-                "budget_available": allocation.available,
-                "programme_part": allocation.programme_part,
-                "bound_by": "segment_budget" if allocation.budget_bound else verdict.basis.bound_by,
-                "budget_period": budget_period(policy, facts.segment, proposal.charged_at) or None if facts else None,
+                "budget_available": posting.available,
+                "programme_part": posting.programme_part,
+                "bound_by": "segment_budget" if posting.budget_bound else verdict.basis.bound_by,
+                "budget_period": (budget_period(policy, facts.segment, proposal.charged_at) if period is None else period) or None
+                if facts
+                else None,
             }
         )
         return WindowOpened(
             **common,
-            limit=allocation.granted,
+            limit=posting.granted,
             apr=verdict.apr,
             daily_rate=round(verdict.apr / 365, 6),
             valid_until=verdict.valid_until,
             grade=score.grade or "",
             pd=verdict.pd,
             points=score.points or 0.0,
-            expected_loss=allocation.expected_loss_fen / 100,
+            expected_loss=posting.expected_loss_fen / 100,
             basis=basis,
         )
     if isinstance(verdict, Offer):
         closed = Close(
             "strategy",
-            allocation.refusal or "budget_exhausted",
+            posting.refusal or "budget_exhausted",
             retry_after=now + policy.timing.strategy_retry,
         )
     else:

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
-    "Allocation",
+    "Posting",
     "Balance",
     "BookState",
     "BudgetTerms",
     "CloseRequest",
     "CurrentWindow",
-    "DecideRequest",
+    "WindowRequest",
     "DecisionRecord",
     "Demand",
     "DrawRequest",
@@ -72,7 +72,7 @@ class BudgetTerms:
 
 
 @dataclass(frozen=True, slots=True)
-class DecideRequest:
+class WindowRequest:
     """Decide one application (or one re-decision) in the book: grant, supersede, record."""
 
     record: str  # the decision record's key: the application id, or the application id + '~r'
@@ -141,7 +141,7 @@ class CloseRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Allocation:
+class Posting:
     """The book's answer for one request."""
 
     fresh: bool  # False: this record was decided before (a redelivery or a duplicate)

@@ -14,14 +14,14 @@ from datetime import datetime
 from typing import Protocol
 
 from services.policy.windows.model import (
-    Allocation,
     BudgetTerms,
     CloseRequest,
     CurrentWindow,
-    DecideRequest,
     DecisionRecord,
     LifecycleClosure,
+    Posting,
     Reserved,
+    WindowRequest,
 )
 from shared.contracts import Decision
 
@@ -40,7 +40,7 @@ __all__ = [
 class DecisionBook(Protocol):
     """Deciding: each request put to the book once, its decision kept until it is published."""
 
-    async def allocate(self, requests: Sequence[DecideRequest], budgets: Mapping[str, BudgetTerms]) -> list[Allocation]:
+    async def post(self, requests: Sequence[WindowRequest], budgets: Mapping[str, BudgetTerms]) -> list[Posting]:
         """Decide each request atomically and in order (budget, sequence, superseding, idempotency);
         `budgets` holds the terms of each budget the requests name (by book key)."""
         ...

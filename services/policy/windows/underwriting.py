@@ -1,9 +1,10 @@
-"""The policy service layer: the rules, the portfolio book and the publisher, in the order that keeps
-every application to exactly one decision.
+"""The underwriter: the rules, the portfolio book and the publisher, in the order that keeps every
+application to exactly one decision; and the windows' lifecycle (expiry, pauses, re-decisions).
 
-For a batch of scores: propose (pure rules) -> allocate in the book (one atomic step for the batch:
-budget, sequence, superseding, idempotency) -> build the events -> remember them -> publish and
-wait for the broker -> mark them published. A redelivered score finds its application already
+For a batch of scores: propose (pure rules) -> plan the book's requests (each charged to its
+budget) -> post them to the book (one atomic step for the batch: budget, sequence, superseding,
+idempotency) -> the events it booked -> remember them -> publish and wait for the broker -> mark
+them published. A redelivered score finds its application already
 decided: if that decision was published nothing happens; if not, the remembered event is published.
 The same underwriter serves the live fleet (Redis book, `credit.windows`) and a shadow replica
 (in-memory book, `credit.windows.shadow`): the composition root decides which.
@@ -16,28 +17,18 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 
 from services.policy.control.checks import paused
 from services.policy.control.state import PolicyState
-from services.policy.windows.decisions import (
-    Proposal,
-    charge_of,
-    close_request,
-    decide,
-    lifecycle_closure,
-    propose,
-    request_for,
-)
-from services.policy.windows.model import BudgetTerms
+from services.policy.windows.decisions import Proposal, booked, close_request, lifecycle_closure, plan, propose
 from services.policy.windows.ports import DecisionIndex, Suspensions, WindowBook
 from shared.clock import Clock
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened
 from shared.logging import event_ids
 from shared.ports import EventPublisher
-from shared.wire import serialised
 
 __all__ = ["Decided", "Underwriter"]
 
@@ -92,9 +83,11 @@ class Underwriter:
             return propose(score, policy, at, trigger, suspension=suspension)
 
         proposals = [proposal(score, now) for score in unique.values()]
-        return await self.book(proposals, lambda p, then: proposal(p.score, then), size=len(scores))
+        return await self.put_to_book(proposals, lambda p, then: proposal(p.score, then), size=len(scores))
 
-    async def book(self, proposals: Sequence[Proposal], again: Callable[[Proposal, datetime], Proposal], *, size: int = 0) -> Decided:
+    async def put_to_book(
+        self, proposals: Sequence[Proposal], again: Callable[[Proposal, datetime], Proposal], *, size: int = 0
+    ) -> Decided:
         """Put proposals to the book, build their decisions, remember, index and publish them.
 
         `again` rebuilds a proposal as it was at an earlier time: a record decided before but never
@@ -103,53 +96,20 @@ class Underwriter:
         policy = self.state.active
         now = proposals[0].decided_at if proposals else self.clock.now()
         began = time.perf_counter()
-        # Each proposal is charged to the budget of its application's time (decisions.py); a batch
-        # straddling a period's end names two budgets. Scores of one scoring batch share their time.
-        charges: dict[tuple[str, datetime], tuple[str, BudgetTerms]] = {}
-        requests = []
-        for p in proposals:
-            segment = p.score.facts.segment if p.score.facts else ""
-            charge = charges.get((segment, p.charged_at))
-            if charge is None:
-                charge = charges[(segment, p.charged_at)] = charge_of(p, policy)
-            requests.append(request_for(p, policy, charge))
-        budgets: dict[str, BudgetTerms] = {}
-        for key, terms in charges.values():
-            budgets.setdefault(key, terms)  # pacing's share of the period: at the first application of the batch in it
-        allocations = await self.store.allocate(requests, budgets)
-        decisions: list[Decision] = []
-        conflicts: list[ScoreComputed] = []
-        new_records: list[tuple[str, bytes]] = []
-        for proposal, allocation in zip(proposals, allocations, strict=True):
-            if allocation.conflict:
-                conflicts.append(proposal.score)
-                continue
-            if allocation.published or allocation.decided_as_read:
-                continue
-            if allocation.stored_event is not None:
-                decisions.append(_parse_decision(allocation.stored_event))
-                continue
-            if not allocation.fresh and allocation.decided_at_ms:
-                # Decided before but never remembered (a crash in between): build it as it was then.
-                then = datetime.fromtimestamp(allocation.decided_at_ms / 1000, UTC)
-                proposal = again(proposal, then)
-                decision = decide(proposal, allocation, policy, then)
-            else:
-                decision = decide(proposal, allocation, policy, now)
-            decisions.append(decision)
-            new_records.append((proposal.record_key, serialised(decision)))  # the same bytes go to Kafka
-        keys = {p.decision_id: p.record_key for p in proposals}
-        allocated = time.perf_counter()
+        requests = plan(proposals, policy)
+        answers = booked(requests, await self.store.post(requests.requests, requests.budgets), policy, now, again)
+        decisions, conflicts = answers.decisions, answers.conflicts
+        posted = time.perf_counter()
         if self.references is not None:
             # Both before publishing (a published decision is always remembered and always found), and
             # independent of each other (other keys): sent together, the batch waits one round trip, not two.
-            await asyncio.gather(self.store.remember(new_records), self.references.record(decisions))
+            await asyncio.gather(self.store.remember(answers.new), self.references.record(decisions))
         else:
-            await self.store.remember(new_records)
+            await self.store.remember(answers.new)
         remembered = time.perf_counter()
         await self.publisher.publish((self.out_topic, d) for d in decisions)
         published = time.perf_counter()
-        await self.store.mark_published([keys[d.decision_id] for d in decisions])
+        await self.store.mark_published(answers.records)
         # One line per batch at INFO: each decision is on `credit.windows` (the audit trail, kept
         # forever) with its reasons, so a line per decision only repeated it, at a tenth of the
         # policy's CPU. The per-decision lines are there at DEBUG; warnings and errors are unchanged.
@@ -162,8 +122,8 @@ class Underwriter:
                 policy_version=policy.label,
                 trigger=proposals[0].trigger if proposals else "",
                 outcomes=_outcomes(decisions),
-                allocate_ms=round((allocated - began) * 1000, 2),
-                remember_ms=round((remembered - allocated) * 1000, 2),
+                post_ms=round((posted - began) * 1000, 2),
+                remember_ms=round((remembered - posted) * 1000, 2),
                 publish_ms=round((published - remembered) * 1000, 2),
                 total_ms=round((time.perf_counter() - began) * 1000, 2),
             )
@@ -262,8 +222,3 @@ def _log_decision(decision: Decision, *, level: int = logging.INFO) -> None:
         log.log(level, "window_opened", **ids, limit=decision.limit, grade=decision.grade, bound_by=decision.basis.bound_by)
     elif isinstance(decision, WindowClosed):
         log.log(level, "window_closed", **ids, category=decision.category, reason=decision.reason)
-
-
-def _parse_decision(payload: bytes) -> Decision:
-    model = WindowOpened if b'"event_type":"WindowOpened"' in payload else WindowClosed
-    return model.model_validate_json(payload)

@@ -14,18 +14,18 @@ from datetime import datetime
 
 from services.policy.windows.book import Book
 from services.policy.windows.model import (
-    Allocation,
     Balance,
     BudgetTerms,
     CloseRequest,
     CurrentWindow,
-    DecideRequest,
     DecisionRecord,
     DrawRequest,
     LifecycleClosure,
     Movement,
+    Posting,
     RepayRequest,
     Reserved,
+    WindowRequest,
 )
 from services.policy.windows.ports import LiveBook
 
@@ -63,12 +63,12 @@ class MemoryBook:
             self.book.state.programmes.update(await self._live.programmes(self._programme_names))
             self._seeded.add("programmes")
 
-    async def allocate(self, requests: Sequence[DecideRequest], budgets: Mapping[str, BudgetTerms]) -> list[Allocation]:
+    async def post(self, requests: Sequence[WindowRequest], budgets: Mapping[str, BudgetTerms]) -> list[Posting]:
         await self._seed(list(budgets))
         answers = []
         for request in requests:
             known = request.customer in self.book.state.windows
-            answer = self.book.decide(request, budgets.get(request.budget, _NO_BUDGET))
+            answer = self.book.post(request, budgets.get(request.budget, _NO_BUDGET))
             answers.append(answer)
             if self._live is not None and answer.fresh and request.supersedes and not known:
                 await self._release_live(request.customer)

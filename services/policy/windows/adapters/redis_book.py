@@ -34,20 +34,20 @@ import orjson
 from redis.asyncio import Redis
 
 from services.policy.windows.model import (
-    Allocation,
     Balance,
     BookState,
     BudgetTerms,
     CloseRequest,
     CurrentWindow,
-    DecideRequest,
     DecisionRecord,
     DrawRequest,
     LifecycleClosure,
     Movement,
+    Posting,
     RepayRequest,
     Reserved,
     WindowEntry,
+    WindowRequest,
 )
 from shared.redis_connection import text
 from shared.redis_state import Durability, StateGuard, guard_lua
@@ -89,9 +89,9 @@ end
 """
 )
 
-# ARGV 2: {retention_ms, budgets: {key: BudgetTerms}, requests: [DecideRequest, ...]}.
+# ARGV 2: {retention_ms, budgets: {key: BudgetTerms}, requests: [WindowRequest, ...]}.
 # Reply: {version, answers: [...]}, answers in order.
-_DECIDE = (
+_POST = (
     _LEDGER
     + r"""
 local budgets = {}
@@ -121,7 +121,7 @@ local function existing(key, customer)
     published = s[7] == '1' and 1 or 0, budget_bound = tonumber(s[8] or '0'), el_fen = tonumber(s[9] or '0'),
     decided_at = tonumber(s[10] or '0')}
 end
-local function decide(r)
+local function post(r)
   local key = P .. 'app:' .. r.record
   local seen = existing(key, r.customer)
   if not seen and r.fallback_of ~= '' then
@@ -221,7 +221,7 @@ budgets = batch.budgets
 local answers = {}
 for i, r in ipairs(batch.requests) do
   r.retention_ms = batch.retention_ms
-  answers[i] = decide(r)
+  answers[i] = post(r)
 end
 return cjson.encode({version = version, answers = answers})
 """
@@ -452,7 +452,7 @@ class RedisBook:
         self.prefix = prefix
         self.retention_ms = retention_ms
         self.guard = StateGuard(redis, prefix, "book", durability)
-        self._decide = redis.register_script(_DECIDE)
+        self._post = redis.register_script(_POST)
         self._close = redis.register_script(_CLOSE)
         self._move = redis.register_script(_MOVE)
         self._write = redis.register_script(_WRITE)
@@ -526,7 +526,7 @@ class RedisBook:
 
     # --- deciding ------------------------------------------------------------------------------------
 
-    async def allocate(self, requests: Sequence[DecideRequest], budgets: Mapping[str, BudgetTerms]) -> list[Allocation]:
+    async def post(self, requests: Sequence[WindowRequest], budgets: Mapping[str, BudgetTerms]) -> list[Posting]:
         """Decide the batch in one atomic script call, in order."""
         if not requests:
             return []
@@ -540,10 +540,10 @@ class RedisBook:
                 "requests": requests,
             }
         )
-        reply = orjson.loads(await self.guard.run(self._decide, body))
+        reply = orjson.loads(await self.guard.run(self._post, body))
         self.guard.seen(reply["version"])
         return [
-            Allocation(
+            Posting(
                 fresh=False,
                 seq=0,
                 granted=0,
@@ -554,7 +554,7 @@ class RedisBook:
                 decided_as_read="as_read" in a,
             )  # fmt: skip
             if "conflict" in a or "as_read" in a
-            else Allocation(
+            else Posting(
                 fresh=a["fresh"] == 1,
                 seq=int(a["seq"]),
                 granted=int(a["granted"]),
