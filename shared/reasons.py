@@ -7,7 +7,7 @@ notification renders them. The wording lives here, once, so no service invents i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 __all__ = [
     "ADVICE",
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 LocaleName = Literal["zh-CN", "en"]
-LOCALES: tuple[LocaleName, ...] = ("zh-CN", "en")
+LOCALES: tuple[LocaleName, ...] = get_args(LocaleName)
 
 
 @dataclass(frozen=True, slots=True)

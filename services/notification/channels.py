@@ -9,32 +9,32 @@ from __future__ import annotations
 from collections.abc import Container
 from datetime import datetime
 
-from services.notification.disclosure import Disclosure, Movement, Notice
+from services.notification import PRODUCER
+from services.notification.disclosure import Disclosure, Notice
 from services.notification.ports import DeliverySource, WebhookDelivery
 from services.notification.webhooks import notification_id, webhook_payload
 from shared.contracts import (
     Decision,
     DecisionDelayed,
     DrawdownApproved,
+    LendingOutcome,
     NotificationSent,
     RepaymentApplied,
     ReviewConcluded,
     deterministic_id,
 )
 
-__all__ = ["PRODUCER", "movement_notification", "notice_for", "notification_for", "webhook_delivery_for"]
+__all__ = ["movement_notification", "notice_for", "notification_for", "webhook_delivery_for"]
 
-PRODUCER = "notification"
 
 
 def notification_for(decision: Decision, disclosure: Disclosure, channel: str = "inbox", *, at: datetime) -> NotificationSent:
     """The record that the customer was told on `channel` at `at`; its ids are the same for every copy."""
     closed = decision.event_type == "WindowClosed"
     the_id = notification_id(decision, channel)
-    return NotificationSent(
-        event_id=the_id,
-        correlation_id=decision.correlation_id,
-        causation_id=decision.event_id,
+    return NotificationSent.caused_by(
+        decision,
+        key=the_id,
         producer=PRODUCER,
         occurred_at=at,
         notification_id=the_id,
@@ -54,7 +54,7 @@ def notification_for(decision: Decision, disclosure: Disclosure, channel: str = 
     )
 
 
-def movement_notification(event: Movement, disclosure: Disclosure, *, at: datetime) -> NotificationSent:
+def movement_notification(event: LendingOutcome, disclosure: Disclosure, *, at: datetime) -> NotificationSent:
     """The inbox record that the customer was told of a drawdown outcome or a repayment (inbox only:
     partners hear of windows, not of each drawdown)."""
     the_id = deterministic_id("notification", event.event_id, "inbox")
@@ -64,10 +64,9 @@ def movement_notification(event: Movement, disclosure: Disclosure, *, at: dateti
         outcome = "drawdown_approved" if isinstance(event, DrawdownApproved) else "drawdown_refused"
         movement, application, policy = event.drawdown_id, event.application_id, event.policy_version
         category = getattr(event, "category", None)
-    return NotificationSent(
-        event_id=the_id,
-        correlation_id=event.correlation_id,
-        causation_id=event.event_id,
+    return NotificationSent.caused_by(
+        event,
+        key=the_id,
         producer=PRODUCER,
         occurred_at=at,
         notification_id=the_id,
@@ -114,10 +113,9 @@ def notice_for(notice: Notice, disclosure: Disclosure, channel: str = "inbox", *
     the_id = deterministic_id("notice", notice.event_id, channel)
     delayed = isinstance(notice, DecisionDelayed)
     upheld = isinstance(notice, ReviewConcluded)
-    return NotificationSent(
-        event_id=the_id,
-        correlation_id=notice.correlation_id,
-        causation_id=notice.event_id,
+    return NotificationSent.caused_by(
+        notice,
+        key=the_id,
         producer=PRODUCER,
         occurred_at=at,
         notification_id=the_id,

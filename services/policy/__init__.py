@@ -12,3 +12,6 @@ a room imports only the rooms below it in that list's reverse order (pyproject.t
 `[tool.importlinter]`). `app.py` and `shadow_app.py` compose; `handlers.py` translates Kafka
 records into calls.
 """
+
+# The producer every event this service makes names (`Event.caused_by`).
+PRODUCER = "policy"

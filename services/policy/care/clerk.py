@@ -1,4 +1,5 @@
-"""The policy service's customer desk: reviews by a person and suspensions, as they arrive on `credit.reviews`.
+"""The clerk: carries out what arrives on `credit.reviews` (reviews by a person, suspensions) and
+keeps the desk (`desk.py`, the pure state it writes: each customer's suspension, the open reviews).
 
 Two roles, both through the ports (`DecisionArchive`, the book via the underwriter, `EventPublisher`):
 
@@ -64,6 +65,8 @@ class Handled:
 
 
 class Clerk:
+    """Acts on `credit.reviews` (one replica per record) and follows it into the desk (every replica)."""
+
     def __init__(
         self,
         *,

@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from services.policy import PRODUCER
 from services.policy.windows.decisions import decision_id_for, record_key, unreadable
-from shared.contracts import DecisionDelayed, ScoreComputed, deterministic_id
+from shared.contracts import DEFAULT_LOCALE, DecisionDelayed, ScoreComputed
 
 __all__ = ["DelayWatch", "delay_notice"]
 
-PRODUCER = "policy"
 _REMEMBERED = 100_000
 
 
@@ -29,16 +29,16 @@ def delay_notice(score: ScoreComputed, now: datetime, cause: str) -> DecisionDel
     """The notice that `score`'s application waits for its decision (its id: the application's)."""
     facts = score.facts
     decision_id = decision_id_for(record_key(score.application_id, "application", unreadable=unreadable(score)))
-    return DecisionDelayed(
-        event_id=deterministic_id("delayed", score.application_id),
-        correlation_id=score.application_id,
-        causation_id=score.event_id,
+    return DecisionDelayed.caused_by(
+        score,
+        key=("delayed", score.application_id),
         producer=PRODUCER,
         occurred_at=now,
+        correlation_id=score.application_id,
         application_id=score.application_id,
         customer_id=score.customer_id,
         decision_id=decision_id,
-        locale=facts.locale if facts else "zh-CN",
+        locale=facts.locale if facts else DEFAULT_LOCALE,
         segment=facts.segment if facts else None,
         partner_id=facts.partner_id if facts else None,
         waiting_since=score.occurred_at,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.policy.windows.ports import Suspension
-from shared.contracts import CustomerSuspended, ReviewConcluded, ReviewOpened, SuspensionLifted
+from shared.contracts import DEFAULT_LOCALE, CustomerSuspended, ReviewConcluded, ReviewOpened, SuspensionLifted
 
 __all__ = ["CustomerDesk", "OpenReview"]
 
@@ -26,7 +26,7 @@ class OpenReview:
     customer_id: str
     decision_id: uuid.UUID
     requested_at: datetime
-    locale: str = "zh-CN"  # the language the customer asked in: the outcome is told in it
+    locale: str = DEFAULT_LOCALE  # the language the customer asked in: the outcome is told in it
 
 
 class CustomerDesk:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from services.policy import PRODUCER
 from services.policy.control.document import PolicyDocument
 from services.policy.windows.book import round_down
 from services.policy.windows.decisions import OnReview, Proposal, decision_id_for, record_key
@@ -35,9 +36,8 @@ from shared.contracts import (
 )
 from shared.references import reference_of
 
-__all__ = ["PRODUCER", "conclusion", "open_review", "overturn", "review_id_for", "reviewed_record"]
+__all__ = ["conclusion", "open_review", "overturn", "review_id_for", "reviewed_record"]
 
-PRODUCER = "policy"
 
 
 def review_id_for(reference: str) -> uuid.UUID:
@@ -57,12 +57,12 @@ def open_review(request: ReviewRequested, decision: Decision, policy: PolicyDocu
     """The acknowledgement of a request for review of `decision` (the caller checked the customer)."""
     reference = reference_of(decision.decision_id)
     review_id = review_id_for(reference)
-    return ReviewOpened(
-        event_id=deterministic_id("review-opened", review_id),
-        correlation_id=decision.application_id,
-        causation_id=request.event_id,
+    return ReviewOpened.caused_by(
+        request,
+        key=("review-opened", review_id),
         producer=PRODUCER,
         occurred_at=request.occurred_at,
+        correlation_id=decision.application_id,
         review_id=review_id,
         reference=reference,
         decision_id=decision.decision_id,
@@ -129,12 +129,12 @@ def conclusion(
 ) -> ReviewConcluded:
     """The record (and the customer's notice) of what a review came to, in the language the customer
     asked in (`locale`; the decision's when unknown)."""
-    return ReviewConcluded(
-        event_id=deterministic_id("review-concluded", decided.review_id),
-        correlation_id=reviewed.application_id,
-        causation_id=decided.event_id,
+    return ReviewConcluded.caused_by(
+        decided,
+        key=("review-concluded", decided.review_id),
         producer=PRODUCER,
         occurred_at=now,
+        correlation_id=reviewed.application_id,
         review_id=decided.review_id,
         reference=decided.reference,
         decision_id=reviewed.decision_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from services.policy import PRODUCER
 from services.policy.control.document import PolicyDocument
 from services.policy.windows.model import DrawRequest, Movement, RepayRequest
 from shared.contracts import (
@@ -19,16 +20,19 @@ from shared.contracts import (
     DrawdownRequested,
     Repaid,
     RepaymentApplied,
-    deterministic_id,
 )
 
 __all__ = ["applied", "draw_request", "movement_of", "outcome", "repay_request"]
 
-PRODUCER = "policy"
 
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def _at(movement: Movement) -> datetime:
+    """When the book decided it: an outcome told again (a redelivery) keeps the first answer's time."""
+    return datetime.fromtimestamp(movement.at / 1000, UTC)
 
 
 def draw_request(event: DrawdownRequested, policy: PolicyDocument, now: datetime) -> DrawRequest:
@@ -53,11 +57,9 @@ def repay_request(event: Repaid, now: datetime) -> RepayRequest:
 def outcome(event: DrawdownRequested, movement: Movement) -> DrawdownApproved | DrawdownRefused:
     """The outcome event of a drawdown the book answered (the first answer, for a redelivery)."""
     common = {
-        "event_id": deterministic_id("drawdown", event.drawdown_id),
-        "correlation_id": event.correlation_id,
-        "causation_id": event.event_id,
+        "key": ("drawdown", event.drawdown_id),
         "producer": PRODUCER,
-        "occurred_at": datetime.fromtimestamp(movement.at / 1000, UTC),
+        "occurred_at": _at(movement),
         "drawdown_id": event.drawdown_id,
         "customer_id": event.customer_id,
         "amount": movement.amount,
@@ -71,20 +73,19 @@ def outcome(event: DrawdownRequested, movement: Movement) -> DrawdownApproved | 
         "policy_version": movement.policy_version,
     }
     if movement.approved:
-        return DrawdownApproved(**common)
-    return DrawdownRefused(
-        **common, category=movement.category, reason=movement.reason, window_reason=movement.window_reason or None
+        return DrawdownApproved.caused_by(event, **common)  # type: ignore[arg-type]
+    return DrawdownRefused.caused_by(
+        event, **common, category=movement.category, reason=movement.reason, window_reason=movement.window_reason or None
     )  # type: ignore[arg-type]
 
 
 def applied(event: Repaid, movement: Movement) -> RepaymentApplied:
     """The event of a repayment the book applied."""
-    return RepaymentApplied(
-        event_id=deterministic_id("repayment", event.repayment_id),
-        correlation_id=event.correlation_id,
-        causation_id=event.event_id,
+    return RepaymentApplied.caused_by(
+        event,
+        key=("repayment", event.repayment_id),
         producer=PRODUCER,
-        occurred_at=datetime.fromtimestamp(movement.at / 1000, UTC),
+        occurred_at=_at(movement),
         repayment_id=event.repayment_id,
         customer_id=event.customer_id,
         amount=movement.amount,

@@ -22,21 +22,18 @@ from services.policy.lending.drawdowns import applied, draw_request, outcome, re
 from services.policy.lending.ports import LendingBook
 from services.policy.windows.model import Movement
 from shared.clock import Clock
-from shared.contracts import DrawdownApproved, DrawdownRefused, DrawdownRequested, Repaid, RepaymentApplied
+from shared.contracts import DrawdownApproved, DrawdownRefused, DrawdownRequested, LendingOutcome, Repaid
 from shared.ports import EventPublisher
 
 __all__ = ["Lender", "Lent"]
 
 log = structlog.get_logger("creditwindow.policy")
 
-Outcome = DrawdownApproved | DrawdownRefused | RepaymentApplied
-
-
 @dataclass(frozen=True, slots=True)
 class Lent:
     """A batch's outcome: the events published, and the requests refused as conflicts."""
 
-    outcomes: list[Outcome]
+    outcomes: list[LendingOutcome]
     conflicts: list[DrawdownRequested | Repaid]
 
 
@@ -66,7 +63,7 @@ class Lender:
         for request in requests:
             ident = request.drawdown_id if isinstance(request, DrawdownRequested) else request.repayment_id
             unique.setdefault((request.EVENT_TYPE, ident), request)  # the same request twice in a batch is one
-        outcomes: list[Outcome] = []
+        outcomes: list[LendingOutcome] = []
         conflicts: list[DrawdownRequested | Repaid] = []
         for is_draw, run in groupby(unique.values(), key=lambda r: isinstance(r, DrawdownRequested)):
             batch = list(run)
@@ -97,7 +94,7 @@ class Lender:
         return Lent(outcomes, conflicts)
 
 
-def _log(event: Outcome) -> None:
+def _log(event: LendingOutcome) -> None:
     if isinstance(event, DrawdownApproved):
         log.debug("drawdown_approved", drawdown_id=event.drawdown_id, customer_id=event.customer_id, amount=event.amount, balance=event.balance, available=event.available)
     elif isinstance(event, DrawdownRefused):

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from services.policy import PRODUCER
 from services.policy.control.document import PolicyDocument
 from services.policy.windows.book import budget_key
 from services.policy.windows.model import (
@@ -39,7 +40,15 @@ from services.policy.windows.model import (
 from services.policy.windows.periods import period_span
 from services.policy.windows.ports import Suspension
 from services.policy.windows.rules import Close, Offer, evaluate
-from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened, deterministic_id
+from shared.contracts import (
+    DEFAULT_LOCALE,
+    Decision,
+    ScoreComputed,
+    Trigger,
+    WindowClosed,
+    WindowOpened,
+    deterministic_id,
+)
 from shared.wire import serialised
 
 __all__ = [
@@ -68,7 +77,6 @@ __all__ = [
     "unreadable",
 ]
 
-PRODUCER = "policy"
 
 
 def decision_id_for(record: str) -> uuid.UUID:
@@ -335,7 +343,7 @@ def request_for(proposal: Proposal, policy: PolicyDocument, charge: Charge | Non
         redecides=score.application_id if proposal.trigger == "redecision" else (proposal.review.reviewed_record if proposal.review else ""),
         region=facts.region if facts else "",
         channel=facts.channel if facts else "",
-        locale=facts.locale if facts else "zh-CN",
+        locale=facts.locale if facts else DEFAULT_LOCALE,
         partner=(facts.partner_id or "") if facts else "",
         model_id=score.model_id or "",
         deferred_score=score.model_dump_json() if defer else "",
@@ -356,12 +364,15 @@ def decision_event(
     when not given)."""
     score = proposal.score
     facts = score.facts
-    common = {
-        "event_id": proposal.decision_id,
-        "correlation_id": score.application_id,
-        "causation_id": score.event_id,
+    envelope = {
+        "key": proposal.decision_id,
         "producer": PRODUCER,
         "occurred_at": now,
+        "correlation_id": score.application_id,
+        # A decision on review is caused by the signed review decision, not by the score it reads.
+        "causation_id": proposal.review.cause if proposal.review is not None else None,
+    }
+    common = {
         "decision_id": proposal.decision_id,
         "decision_seq": posting.seq,
         "application_id": score.application_id,
@@ -369,7 +380,7 @@ def decision_event(
         "segment": facts.segment if facts else None,
         "region": facts.region if facts else None,
         "channel": facts.channel if facts else None,
-        "locale": facts.locale if facts else "zh-CN",
+        "locale": facts.locale if facts else DEFAULT_LOCALE,
         "partner_id": facts.partner_id if facts else None,
         "policy_version": proposal.policy_label,
         "model_id": score.model_id,
@@ -377,11 +388,7 @@ def decision_event(
         "score_disclosed": policy.customer_care.show_score,
     }
     if proposal.review is not None:
-        common |= {
-            "causation_id": proposal.review.cause,
-            "reviewed_decision_id": proposal.review.reviewed_decision_id,
-            "review_note": proposal.review.note or None,
-        }
+        common |= {"reviewed_decision_id": proposal.review.reviewed_decision_id, "review_note": proposal.review.note or None}
     verdict = proposal.verdict
     if isinstance(verdict, Offer) and posting.granted > 0:
         basis = verdict.basis.model_copy(
@@ -394,7 +401,9 @@ def decision_event(
                 else None,
             }
         )
-        return WindowOpened(
+        return WindowOpened.caused_by(
+            score,
+            **envelope,  # type: ignore[arg-type]
             **common,
             limit=posting.granted,
             apr=verdict.apr,
@@ -414,7 +423,9 @@ def decision_event(
         )
     else:
         closed = verdict
-    return WindowClosed(
+    return WindowClosed.caused_by(
+        score,
+        **envelope,  # type: ignore[arg-type]
         **common,
         category=closed.category,
         reason=closed.reason,
@@ -443,7 +454,7 @@ def lifecycle_closure(facts: DecisionRecord, *, policy_label: str, retry_after: 
         segment=facts.segment if facts.segment in ("individual", "small_business") else None,  # type: ignore[arg-type]
         region=facts.region or None,
         channel=facts.channel or None,
-        locale=facts.locale or "zh-CN",  # type: ignore[arg-type]
+        locale=facts.locale or DEFAULT_LOCALE,  # type: ignore[arg-type]
         partner_id=facts.partner or None,
         policy_version=policy_label,
         model_id=facts.model_id or None,

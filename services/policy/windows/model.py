@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.contracts import DEFAULT_LOCALE
+
 __all__ = [
     "Posting",
     "Balance",
@@ -95,7 +97,7 @@ class WindowRequest:
     redecides: str = ""
     region: str = ""
     channel: str = ""
-    locale: str = "zh-CN"
+    locale: str = DEFAULT_LOCALE
     partner: str = ""
     model_id: str = ""
     deferred_score: str = ""  # closed for maintenance: the score to decide again, as JSON
@@ -220,7 +222,7 @@ class DecisionRecord:
     budget: str = ""  # the book key of the budget charged: the segment, or segment/period ("individual/2026-11")
     region: str = ""
     channel: str = ""
-    locale: str = "zh-CN"
+    locale: str = DEFAULT_LOCALE
     partner: str = ""
     model_id: str = ""
     decided_at: int = 0
