@@ -7,7 +7,7 @@ notification renders them. The wording lives here, once, so no service invents i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 __all__ = [
     "ADVICE",
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 LocaleName = Literal["zh-CN", "en"]
-LOCALES: tuple[LocaleName, ...] = get_args(LocaleName)
+LOCALES: tuple[LocaleName, ...] = ("zh-CN", "en")
 
 
 @dataclass(frozen=True, slots=True)

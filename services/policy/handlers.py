@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
@@ -49,8 +48,8 @@ from shared.messaging import (
     Intake,
     Records,
     batch_subscriber_options,
+    follower_options,
     intake,
-    raw_records,
     refusals,
     retry_meanwhile,
 )
@@ -180,10 +179,7 @@ def desk_router(deps: PolicyDeps) -> KafkaRouter:
 
     @router.subscriber(
         deps.settings.topics.reviews,
-        batch=True,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.MANUAL,  # no group: every replica reads every record, nothing to commit
-        decoder=raw_records,
+        **follower_options(),  # no group: every replica reads every record
         title="credit.reviews:CustomerSuspended|SuspensionLifted|ReviewOpened|ReviewConcluded",
         description="Every replica keeps each customer's suspension and the open reviews; a suspension closes the customer's open window.",
     )
@@ -203,10 +199,7 @@ def policy_updates_router(deps: PolicyDeps) -> KafkaRouter:
 
     @router.subscriber(
         deps.settings.topics.policy,
-        batch=True,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.MANUAL,  # no group: every replica reads every update, nothing to commit
-        decoder=raw_records,
+        **follower_options(),  # no group: every replica reads every update
         title="credit.policy:PolicyUpdated",
         description="Signed policy versions; every replica applies each one that verifies.",
     )

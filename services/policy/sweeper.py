@@ -9,6 +9,7 @@ suspended). A tick that fails is logged and tried again on the next: the sweeper
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import structlog
 
@@ -27,23 +28,14 @@ log = structlog.get_logger("creditwindow.policy")
 SWEEP_INTERVAL_S = 1.0
 
 
+@dataclass(slots=True, kw_only=True)
 class Sweeper:
-    def __init__(
-        self,
-        *,
-        underwriter: Underwriter,
-        book: BookReader,
-        state: PolicyState,
-        metrics: PolicyMetrics,
-        desk: CustomerDesk | None = None,
-        interval_s: float = SWEEP_INTERVAL_S,
-    ) -> None:
-        self.underwriter = underwriter
-        self.book = book
-        self.state = state
-        self.metrics = metrics
-        self.desk = desk
-        self.interval_s = interval_s
+    underwriter: Underwriter
+    book: BookReader
+    state: PolicyState
+    metrics: PolicyMetrics
+    desk: CustomerDesk | None = None  # customer care's gauges (none: a replica without a desk)
+    interval_s: float = SWEEP_INTERVAL_S
 
     async def forever(self) -> None:
         while True:

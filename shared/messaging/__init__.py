@@ -23,6 +23,7 @@ from shared.messaging.connection import (
     Records,
     aiokafka_kwargs,
     batch_subscriber_options,
+    follower_options,
     make_broker,
     raw_records,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "check_topics",
     "commit_in_background",
     "ensure_topics",
+    "follower_options",
     "intake",
     "is_transient",
     "make_broker",

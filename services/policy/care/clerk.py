@@ -64,27 +64,17 @@ class Handled:
     actions: list[tuple[str, str]] = field(default_factory=list)  # (event type, result) for the metric
 
 
+@dataclass(slots=True, kw_only=True)
 class Clerk:
     """Acts on `credit.reviews` (one replica per record) and follows it into the desk (every replica)."""
 
-    def __init__(
-        self,
-        *,
-        underwriter: Underwriter,
-        archive: DecisionArchive,
-        publisher: EventPublisher,
-        reviews_topic: str,
-        desk: CustomerDesk,
-        signatures: Signatures,
-        clock: Clock,
-    ) -> None:
-        self.underwriter = underwriter
-        self.archive = archive
-        self.publisher = publisher
-        self.reviews_topic = reviews_topic
-        self.desk = desk
-        self.signatures = signatures
-        self.clock = clock
+    underwriter: Underwriter
+    archive: DecisionArchive
+    publisher: EventPublisher
+    reviews_topic: str
+    desk: CustomerDesk
+    signatures: Signatures
+    clock: Clock
 
     def verify(self, action: OperatorAction) -> str | None:
         """Why an operator action is refused (`<error_type>: <error>`), or None when it may take effect."""

@@ -9,6 +9,7 @@ the retry). A notice the broker cannot take either is told on the next try.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -24,25 +25,16 @@ __all__ = ["DelayNotices", "Waiting"]
 log = structlog.get_logger("creditwindow.policy")
 
 
+@dataclass(slots=True, kw_only=True)
 class DelayNotices:
     """Tells each delayed customer once (this process), through the publisher, on the decisions' topic."""
 
-    def __init__(
-        self,
-        *,
-        publisher: EventPublisher,
-        out_topic: str,
-        state: PolicyState,
-        clock: Clock,
-        watch: DelayWatch | None = None,
-        counted: Callable[[int], None] = lambda told: None,
-    ) -> None:
-        self.publisher = publisher
-        self.out_topic = out_topic
-        self.state = state
-        self.clock = clock
-        self.watch = watch or DelayWatch()
-        self.counted = counted  # how many were told (the metric)
+    publisher: EventPublisher
+    out_topic: str
+    state: PolicyState
+    clock: Clock
+    watch: DelayWatch = field(default_factory=DelayWatch)
+    counted: Callable[[int], None] = lambda told: None  # how many were told (the metric)
 
     def waiting(self, scores: Sequence[ScoreComputed]) -> Waiting:
         """What to do while `scores` wait for their decisions."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from services.policy import PRODUCER
 from services.policy.control.document import PolicyDocument
@@ -45,12 +46,16 @@ def review_id_for(reference: str) -> uuid.UUID:
     return deterministic_id("review", reference)
 
 
-def _outcome(decision: Decision) -> str:
-    return "opened" if isinstance(decision, WindowOpened) else "closed"
-
-
-def _category(decision: Decision) -> str | None:
-    return decision.category if isinstance(decision, WindowClosed) else None
+def _about(decision: Decision) -> dict[str, Any]:
+    """What every review event says of the decision under review, and the application it belongs to."""
+    return {
+        "correlation_id": decision.application_id,
+        "decision_id": decision.decision_id,
+        "application_id": decision.application_id,
+        "customer_id": decision.customer_id,
+        "reviewed_outcome": "opened" if isinstance(decision, WindowOpened) else "closed",
+        "reviewed_category": decision.category if isinstance(decision, WindowClosed) else None,
+    }
 
 
 def open_review(request: ReviewRequested, decision: Decision, policy: PolicyDocument) -> ReviewOpened:
@@ -62,17 +67,12 @@ def open_review(request: ReviewRequested, decision: Decision, policy: PolicyDocu
         key=("review-opened", review_id),
         producer=PRODUCER,
         occurred_at=request.occurred_at,
-        correlation_id=decision.application_id,
         review_id=review_id,
         reference=reference,
-        decision_id=decision.decision_id,
-        application_id=decision.application_id,
-        customer_id=decision.customer_id,
         locale=request.locale,
         requested_at=request.occurred_at,
         respond_by=request.occurred_at + policy.customer_care.review_within,
-        reviewed_outcome=_outcome(decision),  # type: ignore[arg-type]
-        reviewed_category=_category(decision),
+        **_about(decision),
     )
 
 
@@ -134,17 +134,12 @@ def conclusion(
         key=("review-concluded", decided.review_id),
         producer=PRODUCER,
         occurred_at=now,
-        correlation_id=reviewed.application_id,
         review_id=decided.review_id,
         reference=decided.reference,
-        decision_id=reviewed.decision_id,
-        application_id=reviewed.application_id,
-        customer_id=reviewed.customer_id,
         locale=locale or reviewed.locale,  # type: ignore[arg-type]
         outcome=decided.outcome,
         note=decided.note,
         decided_by=decided.issued_by,
         new_decision_id=new_decision_id,
-        reviewed_outcome=_outcome(reviewed),  # type: ignore[arg-type]
-        reviewed_category=_category(reviewed),
+        **_about(reviewed),
     )

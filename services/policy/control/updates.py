@@ -9,6 +9,7 @@ broker is up), then live from there on. The checks themselves are `checks.check_
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -26,29 +27,18 @@ __all__ = ["PolicyUpdates"]
 log = structlog.get_logger("creditwindow.policy")
 
 
+@dataclass(slots=True, kw_only=True)
 class PolicyUpdates:
     """Applies signed `PolicyUpdated` records to this replica's `PolicyState`."""
 
-    def __init__(
-        self,
-        *,
-        state: PolicyState,
-        signatures: Signatures,
-        clock: Clock,
-        publisher: EventPublisher,
-        deadletter_topic: str,
-        pauses: PauseEnforcer,
-        retry: Retry,
-        counted: Callable[[str], None] = lambda result: None,
-    ) -> None:
-        self.state = state
-        self.signatures = signatures
-        self.clock = clock
-        self.publisher = publisher
-        self.deadletter_topic = deadletter_topic
-        self.pauses = pauses
-        self.retry = retry
-        self.counted = counted  # each update's result: "applied" or the refusal's error type (the metric)
+    state: PolicyState
+    signatures: Signatures
+    clock: Clock
+    publisher: EventPublisher
+    deadletter_topic: str
+    pauses: PauseEnforcer
+    retry: Retry
+    counted: Callable[[str], None] = lambda result: None  # each update's result: "applied" or why refused (the metric)
 
     def check(self, record: Record, now: datetime) -> Accepted | RefusedRecord:
         """Whether `record` holds an update that may replace the active policy at `now`, or why not."""

@@ -37,23 +37,15 @@ class Lent:
     conflicts: list[DrawdownRequested | Repaid]
 
 
+@dataclass(slots=True, kw_only=True)
 class Lender:
     """Decides drawdowns and applies repayments against the book, and publishes what it decided."""
 
-    def __init__(
-        self,
-        *,
-        store: LendingBook,
-        publisher: EventPublisher,
-        out_topic: str,
-        state: PolicyState,
-        clock: Clock,
-    ) -> None:
-        self.store = store
-        self.publisher = publisher
-        self.out_topic = out_topic
-        self.state = state
-        self.clock = clock
+    store: LendingBook
+    publisher: EventPublisher
+    out_topic: str
+    state: PolicyState
+    clock: Clock
 
     async def lend(self, requests: Sequence[DrawdownRequested | Repaid]) -> Lent:
         policy = self.state.active

@@ -210,22 +210,10 @@ class Book:
         seen = self.state.records.get(r.record)
         if seen is None and r.fallback_of and (read := self.state.records.get(r.fallback_of)) is not None:
             # The application was read and decided after all: its decision stands.
-            conflict = read.customer != r.customer
-            return Posting(
-                fresh=False,
-                seq=0,
-                granted=0,
-                refusal=None,
-                programme_part=0,
-                available=0,
-                conflict=conflict,
-                decided_as_read=not conflict,
-            )
+            return Posting.unposted(conflict=read.customer != r.customer)
         if seen is not None:
             if seen.customer != r.customer:
-                return Posting(
-                    fresh=False, seq=0, granted=0, refusal=None, programme_part=0, available=0, conflict=True
-                )
+                return Posting.unposted(conflict=True)
             return Posting(
                 fresh=False, seq=seen.seq, granted=seen.granted, refusal=seen.refusal or None, programme_part=seen.part,
                 available=seen.available, budget_bound=seen.budget_bound, expected_loss_fen=seen.el_fen,
@@ -332,9 +320,7 @@ class Book:
         if seen is None:
             return None
         if seen.customer != customer:
-            return Movement(
-                fresh=False, customer=customer, amount=amount, approved=False, balance=0, balance_seq=0, conflict=True
-            )
+            return Movement.conflicting(customer, amount)
         return replace(seen, fresh=False)
 
     def close(self, r: CloseRequest) -> int | None:

@@ -160,6 +160,14 @@ class Posting:
     conflict: bool = False  # the application id belongs to another customer's application: refused
     decided_as_read: bool = False  # an unreadable attempt of an application that was read and decided: nothing to do
 
+    @classmethod
+    def unposted(cls, *, conflict: bool) -> Posting:
+        """A request the book did not post: its record is another customer's (`conflict`), or it is an
+        unreadable attempt of an application read and decided after all (`decided_as_read`)."""
+        return cls(
+            fresh=False, seq=0, granted=0, refusal=None, programme_part=0, available=0, conflict=conflict, decided_as_read=not conflict
+        )
+
 
 @dataclass(slots=True, kw_only=True)
 class Movement:
@@ -183,6 +191,11 @@ class Movement:
     at: int = 0  # when it was decided (ms)
     repayment: bool = False
     policy_version: str = ""  # of a drawdown: the policy in force when it was decided
+
+    @classmethod
+    def conflicting(cls, customer: str, amount: int) -> Movement:
+        """The answer to a drawdown or repayment whose id is another customer's: refused."""
+        return cls(fresh=False, customer=customer, amount=amount, approved=False, balance=0, balance_seq=0, conflict=True)
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
@@ -43,30 +43,20 @@ class Decided:
     conflicts: list[ScoreComputed]
 
 
+@dataclass(slots=True, kw_only=True)
 class Underwriter:
     """Decides batches of scores, and runs the windows' lifecycle (expiry, re-decision, pauses)."""
 
-    def __init__(
-        self,
-        *,
-        store: WindowBook,
-        publisher: EventPublisher,
-        out_topic: str,
-        state: PolicyState,
-        clock: Clock,
-        suspensions: Suspensions | None = None,
-        references: DecisionIndex | None = None,
-    ) -> None:
-        self.store = store
-        self.publisher = publisher
-        self.out_topic = out_topic
-        self.state = state
-        self.clock = clock
-        # The pauses whose windows are closed already: a pause that starts later (scheduled) is
-        # enforced by the sweep that first sees it in force.
-        self.enforced: dict[str, set[str]] = {"segment": set(), "region": set(), "channel": set()}
-        self.suspensions = suspensions  # customer care's (None: a shadow replica, which follows none)
-        self.references = references  # where each decision is, by reference (None: not indexed)
+    store: WindowBook
+    publisher: EventPublisher
+    out_topic: str
+    state: PolicyState
+    clock: Clock
+    suspensions: Suspensions | None = None  # customer care's (None: a shadow replica, which follows none)
+    references: DecisionIndex | None = None  # where each decision is, by reference (None: not indexed)
+    # The pauses whose windows are closed already: a pause that starts later (scheduled) is enforced
+    # by the sweep that first sees it in force.
+    enforced: dict[str, set[str]] = field(default_factory=lambda: {"segment": set(), "region": set(), "channel": set()}, init=False)
 
     async def decide(self, scores: Sequence[ScoreComputed], trigger: Trigger = "application") -> Decided:
         """Decide a batch; returns the decisions published now (not those published before), and the

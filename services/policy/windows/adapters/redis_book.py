@@ -543,16 +543,7 @@ class RedisBook:
         reply = orjson.loads(await self.guard.run(self._post, body))
         self.guard.seen(reply["version"])
         return [
-            Posting(
-                fresh=False,
-                seq=0,
-                granted=0,
-                refusal=None,
-                programme_part=0,
-                available=0,
-                conflict="conflict" in a,
-                decided_as_read="as_read" in a,
-            )  # fmt: skip
+            Posting.unposted(conflict="conflict" in a)
             if "conflict" in a or "as_read" in a
             else Posting(
                 fresh=a["fresh"] == 1,
@@ -579,17 +570,7 @@ class RedisBook:
         answers = []
         for request, a in zip(requests, reply["answers"], strict=True):
             if "conflict" in a:
-                answers.append(
-                    Movement(
-                        fresh=False,
-                        customer=request.customer,
-                        amount=request.amount,
-                        approved=False,
-                        balance=0,
-                        balance_seq=0,
-                        conflict=True,
-                    )
-                )
+                answers.append(Movement.conflicting(request.customer, request.amount))
             else:
                 answers.append(_movement(a, fresh=a["fresh"] == 1))
         return answers
