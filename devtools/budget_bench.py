@@ -1,12 +1,12 @@
 """`creditwindow dev budget-bench`: how many budget reservations one Redis takes per second.
 
 Every window a segment opens reserves its limit on one hash, `budget:<segment>`, in the book's Lua
-script (services/policy/redis_book.py): a hot key. Redis runs scripts one at a time on one core, so
+script (services/policy/windows/adapters/redis_book.py): a hot key. Redis runs scripts one at a time on one core, so
 that key's ceiling is the ceiling of the whole instance, and only more Redis instances (each holding
 a share of a segment's budget) raise it. This measures, on the Redis of the settings (the local
 platform's, or with `--cluster` the cluster's master through Sentinel, its replica attached):
 
-1. the book's real decide script (`RedisBook.allocate`), every request opening a window in the same
+1. the book's real decide script (`RedisBook.post`), every request opening a window in the same
    segment, in batches of 1, 100 and 500 requests per call, from one client: decisions per second,
    and the server's time per decision (`INFO commandstats`, evalsha);
 2. a reservation alone (idempotent per application, then HINCRBY on the hot hash), one script call
@@ -33,8 +33,8 @@ from redis.asyncio import Redis
 
 from devtools.bench import BUDGET_BEGIN, BUDGET_END
 from devtools.redis_memory import replace_section
-from services.policy.ports import BookState, BudgetTerms, DecideRequest, OfferTerms
-from services.policy.redis_book import RedisBook
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.model import BookState, BudgetTerms, OfferTerms, WindowRequest
 from shared.redis_connection import make_redis
 from shared.settings import Settings
 
@@ -121,9 +121,9 @@ HOT_BUDGET = "individual/2026-11"
 TERMS = {HOT_BUDGET: BudgetTerms(exposure=10**13, expected_loss=10**11, round_to=100, min_limit=500)}
 
 
-def _request(n: int, run: str, now_ms: int) -> DecideRequest:
+def _request(n: int, run: str, now_ms: int) -> WindowRequest:
     application = f"app_bb{run}_{n:08d}"
-    return DecideRequest(
+    return WindowRequest(
         record=application, customer=f"cus_bb{run}_{n:09d}", segment="individual", decision_id=str(uuid.uuid4()),
         application_id=application, policy_version="default@1", decided_at_ms=now_ms,
         budget=HOT_BUDGET,
@@ -143,7 +143,7 @@ async def _allocate(redis: Redis, prefix: str, run: str, batch: int, seconds: fl
         nonlocal made
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
-            await book.allocate([_request(made + i, f"{run}{batch}", now_ms) for i in range(batch)], TERMS)
+            await book.post([_request(made + i, f"{run}{batch}", now_ms) for i in range(batch)], TERMS)
             made += batch
 
     mode = await _timed(redis, f"book decide script, {batch} per call", 0, work)

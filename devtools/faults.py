@@ -53,9 +53,9 @@ from devtools.germancredit import applications
 from devtools.namespaces import delete_namespace
 from devtools.platform import LocalPlatform, PlatformError
 from devtools.redis_memory import replace_section
-from services.policy.document import load_policy
-from services.policy.rebuild import derive
-from services.policy.redis_book import RedisBook
+from services.policy.control.document import load_policy
+from services.policy.record.rebuild import derive
+from services.policy.windows.adapters.redis_book import RedisBook
 from shared.contracts import (
     DeadLetter,
     Decision,

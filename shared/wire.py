@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -67,6 +68,11 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = field(default_factory=tuple)
+
+    @classmethod
+    def of(cls, raw: Any) -> Record:
+        """The record as the fleet reads it, from a consumed one (aiokafka's `ConsumerRecord`)."""
+        return cls(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()))
 
 
 @dataclass(frozen=True, slots=True)

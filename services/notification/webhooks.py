@@ -32,6 +32,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.notification import PRODUCER
 from services.notification.disclosure import Disclosure
 from services.notification.ports import WebhookDelivery
 from shared.contracts import Category, DeadLetter, Decision, WindowClosed, WindowOpened, deterministic_id
@@ -58,7 +59,6 @@ SIGNATURE_HEADER = "X-Creditwindow-Signature"
 TIMESTAMP_HEADER = "X-Creditwindow-Timestamp"
 ATTEMPT_HEADER = "X-Creditwindow-Attempt"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-PRODUCER = "notification"
 # On a give-up's dead letter (and so on its replay): the partner whose delivery is to be queued again.
 REDELIVER_HEADER = "webhook_partner"
 _RETRIED_STATUSES = frozenset({408, 425, 429})

@@ -22,18 +22,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from services.policy.book import Book
-from services.policy.decisions import budget_period, charge_of, close_request, propose, request_for
-from services.policy.ports import (
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.book import Book
+from services.policy.windows.decisions import budget_period, charge_of, close_request, propose, request_for
+from services.policy.windows.model import (
     BookState,
     BudgetTerms,
     CloseRequest,
-    DecideRequest,
     DrawRequest,
     OfferTerms,
     RepayRequest,
+    WindowRequest,
 )
-from services.policy.redis_book import RedisBook
 from tests.conftest import settings_for
 from tests.unit.policy.factories import default_policy, score
 
@@ -46,7 +46,7 @@ FRACTIONS = ("", "0.3333333333", "0.25", "0.5")
 
 @dataclass(frozen=True)
 class Decide:
-    request: DecideRequest
+    request: WindowRequest
     terms: BudgetTerms
 
 
@@ -119,7 +119,7 @@ def decide(draw: st.DrawFn, n: int) -> Decide:
     if kind in ("duplicate", "redecision") and offer is None:
         closure = "credit"
     return Decide(
-        DecideRequest(
+        WindowRequest(
             record=record,
             # Mostly each application's own customer; sometimes another one reuses its id (a conflict).
             customer=CUSTOMERS[int(application[-5:]) % len(CUSTOMERS)]
@@ -214,8 +214,8 @@ async def _run_both(endpoints: dict[str, str], ops: list[Op]) -> None:
                 (in_redis,) = await store.repay([op.request])
                 assert in_redis == book.repay(op.request), op
             elif isinstance(op, Decide):
-                (in_redis,) = await store.allocate([op.request], {op.request.budget: op.terms})
-                assert in_redis == book.decide(op.request, op.terms), op
+                (in_redis,) = await store.post([op.request], {op.request.budget: op.terms})
+                assert in_redis == book.post(op.request, op.terms), op
                 if in_redis.fresh:  # as the underwriter does: keep the event, then mark it published
                     event = b'{"event_type":"WindowClosed","n":%d}' % len(decided)
                     await store.remember([(op.request.record, event)])
@@ -256,7 +256,7 @@ def test_a_batch_is_decided_in_order_as_one_call(endpoints: dict[str, str]) -> N
     """Several requests of one customer in one call: each sees the previous one's reservation and supersedes it."""
     terms = BudgetTerms(exposure=10_000, expected_loss=1_000, round_to=100, min_limit=500)
     requests = [
-        DecideRequest(
+        WindowRequest(
             record=f"app_batch_{n}",
             customer="cus_batch_00001",
             segment="individual",
@@ -270,7 +270,7 @@ def test_a_batch_is_decided_in_order_as_one_call(endpoints: dict[str, str]) -> N
         for n in range(3)
     ]
     book = Book()
-    expected = [book.decide(r, terms) for r in requests]
+    expected = [book.post(r, terms) for r in requests]
     assert [a.granted for a in expected] == [6_000, 4_000, 6_000]  # the second met the first still counted
 
     async def run() -> None:
@@ -278,7 +278,7 @@ def test_a_batch_is_decided_in_order_as_one_call(endpoints: dict[str, str]) -> N
         redis = Redis.from_url(settings_for(endpoints, "twins").redis_dsn)
         try:
             store = await new_book(redis, prefix)
-            assert await store.allocate(requests, {"individual": terms}) == expected
+            assert await store.post(requests, {"individual": terms}) == expected
             assert await store.snapshot() == book.state
         finally:
             doomed = [key async for key in redis.scan_iter(match=f"{prefix}*")]
@@ -295,12 +295,12 @@ def test_the_store_reloads_its_script_after_redis_lost_it(endpoints: dict[str, s
         try:
             store = await new_book(redis, prefix)
             await redis.script_flush()  # what a Redis restart without persistence of scripts looks like
-            request = DecideRequest(
+            request = WindowRequest(
                 record="app_reload_0001", customer="cus_reload_00001", segment="individual", decision_id=str(uuid.UUID(int=1)),
                 application_id="app_reload_0001", policy_version="default@1", decided_at_ms=NOW_MS, budget="individual",
                 offer=OfferTerms(limit=5_000, el_rate=0.02, margin=0.03, apr="0.1", valid_until_ms=NOW_MS + 1),
             )  # fmt: skip
-            (allocation,) = await store.allocate(
+            (allocation,) = await store.post(
                 [request], {"individual": BudgetTerms(exposure=100_000, expected_loss=10_000)}
             )
             assert allocation.fresh and allocation.granted == 5_000
@@ -325,24 +325,24 @@ def test_a_book_that_lost_its_data_or_went_back_in_time_is_refused_until_recover
             terms = BudgetTerms(exposure=100_000, expected_loss=10_000)
             offer = OfferTerms(limit=5_000, el_rate=0.02, margin=0.03, apr="0.1", valid_until_ms=NOW_MS + 1)
 
-            def request(n: int) -> DecideRequest:
-                return DecideRequest(
+            def request(n: int) -> WindowRequest:
+                return WindowRequest(
                     record=f"app_lost_{n:05d}", customer=f"cus_lost_{n:05d}", segment="individual", decision_id=str(uuid.UUID(int=n)),
                     application_id=f"app_lost_{n:05d}", policy_version="default@1", decided_at_ms=NOW_MS, budget="individual", offer=offer,
                 )  # fmt: skip
 
             budgets = {"individual": terms}
-            await store.allocate([request(1), request(2)], budgets)
+            await store.post([request(1), request(2)], budgets)
             version = await redis.get(f"{prefix}book:version")
-            await store.allocate([request(3)], budgets)
+            await store.post([request(3)], budgets)
             await redis.set(f"{prefix}book:version", version)  # what a replica that missed the last write holds
             with pytest.raises(StateLost):
-                await store.allocate([request(4)], budgets)
+                await store.post([request(4)], budgets)
             assert lost and "behind" in lost[-1]
 
             await redis.delete(*[key async for key in redis.scan_iter(match=f"{prefix}*")])  # a flush
             with pytest.raises(StateLost):
-                await store.allocate([request(5)], budgets)
+                await store.post([request(5)], budgets)
             assert "generation false" in lost[-1]  # no generation: the data is gone
             assert [key async for key in redis.scan_iter(match=f"{prefix}*")] == []  # nothing half-written
         finally:
@@ -433,11 +433,12 @@ async def _run_across(endpoints: dict[str, str], policy_name: str, end: datetime
                 income=op.income, at=received,
             )  # fmt: skip
             proposal = propose(the_score, policy, received + timedelta(milliseconds=op.delay_ms))
-            key, terms = charge_of(proposal, policy)
+            charge = charge_of(proposal, policy)
+            key, terms = charge.key, charge.terms
             assert key == f"individual/{budget_period(policy, 'individual', received)}"  # the application's period
-            request = request_for(proposal, policy, (key, terms))
-            (in_redis,) = await store.allocate([request], {key: terms})
-            assert in_redis == book.decide(request, terms), op
+            request = request_for(proposal, policy, charge)
+            (in_redis,) = await store.post([request], {key: terms})
+            assert in_redis == book.post(request, terms), op
             charged[request.record] = key
         assert await store.snapshot() == book.state
         # Every reservation is held by the budget its window was charged to, and by no other.
@@ -476,10 +477,11 @@ def test_a_window_due_at_midnight_is_swept_at_midnight_not_a_millisecond_before_
         try:
             store, book = await new_book(redis, prefix), Book()
             proposal = propose(score(application_id="app_midnight_01", grade="A", pd=0.02, points=640.0, at=received), policy, received)
-            key, terms = charge_of(proposal, policy)
-            request = request_for(proposal, policy, (key, terms))
-            (allocation,) = await store.allocate([request], {key: terms})
-            assert allocation == book.decide(request, terms) and allocation.granted > 0
+            charge = charge_of(proposal, policy)
+            key, terms = charge.key, charge.terms
+            request = request_for(proposal, policy, charge)
+            (allocation,) = await store.post([request], {key: terms})
+            assert allocation == book.post(request, terms) and allocation.granted > 0
             assert request.offer is not None and request.offer.valid_until_ms == int(end.timestamp() * 1000)
             before = end - timedelta(milliseconds=1)
             assert await store.due_expiries(before) == book.due_expiries(int(before.timestamp() * 1000)) == []

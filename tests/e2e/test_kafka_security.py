@@ -24,7 +24,7 @@ from creditwindow.policy_ops import publish_update, signed_update
 from devtools.fleet import SERVICES, Fleet
 from devtools.germancredit import applications
 from devtools.platform import LocalPlatform
-from services.policy.document import load_policy
+from services.policy.control.document import load_policy
 from shared.contracts import NotificationSent, WindowClosed, WindowOpened
 from shared.messaging import aiokafka_kwargs
 from shared.messaging.topic_io import Publisher, TopicReader

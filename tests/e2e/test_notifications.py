@@ -25,7 +25,7 @@ from services.notification.http_webhook import HttpWebhookSender
 from services.notification.ports import DeliverySource, Partner, WebhookDelivery
 from services.notification.redis_webhooks import STATE, RedisWebhookQueue
 from services.notification.webhooks import Backoff
-from services.policy.document import load_policy
+from services.policy.control.document import load_policy
 from shared.contracts import (
     ApplicationFacts,
     DeadLetter,

@@ -16,9 +16,9 @@ from pathlib import Path
 import yaml
 from redis.asyncio import Redis
 
-from services.policy.rebuild import derive
-from services.policy.recovery import read_book_log
-from services.policy.redis_book import RedisBook
+from services.policy.record.adapters.recovery import read_book_log
+from services.policy.record.rebuild import derive
+from services.policy.windows.adapters.redis_book import RedisBook
 from shared.contracts import WindowClosed, WindowOpened
 from tests.clocks import WALL
 from tests.e2e.conftest import RunningFleet, start_fleet

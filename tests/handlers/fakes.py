@@ -2,7 +2,7 @@
 
 It keeps the same promises as the real store (a decision is announced once, never when stale) so
 handler tests can check the handlers' use of it. The policy's handler tests need no fake: they use
-the in-memory book (`services.policy.memory_book.MemoryBook`), the same ledger rules as production.
+the in-memory book (`services.policy.windows.adapters.memory_book.MemoryBook`), the same ledger rules as production.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class MemoryArchive:
             self.decisions.setdefault(reference_of(decision.decision_id), decision)  # type: ignore[attr-defined]
 
     async def find(self, reference: str) -> object:
-        from services.policy.ports import IndexEntry
+        from services.policy.record.ports import IndexEntry
 
         found = self.decisions.get(reference)
         if found is None:

@@ -12,9 +12,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from creditwindow.operator_ops import signed_action
 from services.notification.app import compose as compose_notification
-from services.policy.app import compose, explanation_reply
-from services.policy.memory_book import MemoryBook
-from services.policy.reviewing import review_id_for
+from services.policy.app import compose
+from services.policy.care.reviewing import review_id_for
+from services.policy.http_api import explanation_reply
+from services.policy.windows.adapters.memory_book import MemoryBook
 from shared.contracts import (
     CustomerSuspended,
     DeadLetter,
@@ -117,7 +118,7 @@ async def test_an_overturn_on_review_is_a_new_decision_through_the_book_that_sup
     assert (concluded[0].outcome, concluded[0].new_decision_id) == ("overturned", opened.decision_id)
     assert len(concluded) == 2 and not wired.out.of(DeadLetter)  # the redelivery concludes again (one id), refuses nothing
     # the rebuild from the log orders the overturn as the decision it reviewed: the same book
-    from services.policy.rebuild import derive
+    from services.policy.record.rebuild import derive
 
     decisions = [e for e in wired.out.events if isinstance(e, (WindowOpened, WindowClosed))]
     assert derive(decisions).comparable() == wired.store.book.state.comparable()
@@ -197,10 +198,10 @@ class FlakyBook(MemoryBook):
         super().__init__()
         self.back_at = time.monotonic() + away_s
 
-    async def allocate(self, requests, budgets=None):  # type: ignore[no-untyped-def]
+    async def post(self, requests, budgets=None):  # type: ignore[no-untyped-def]
         if time.monotonic() < self.back_at:
             raise RedisConnectionError("Error 111 connecting to 127.0.0.1:26390. Connection refused.")
-        return await super().allocate(requests, budgets)
+        return await super().post(requests, budgets)
 
 
 async def test_an_application_that_waits_for_redis_gets_one_delay_notice_then_exactly_one_decision() -> None:

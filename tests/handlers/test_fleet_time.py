@@ -18,7 +18,7 @@ from devtools.germancredit import applications
 from services.notification.app import DispatchTiming
 from services.notification.app import compose as compose_notification
 from services.policy.app import compose as compose_policy
-from services.policy.memory_book import MemoryBook
+from services.policy.windows.adapters.memory_book import MemoryBook
 from services.scoring.app import compose as compose_scoring
 from services.scoring.scorecard import Scorecard
 from shared.clock import ManualClock

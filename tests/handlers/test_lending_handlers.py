@@ -7,7 +7,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.policy.app import compose
-from services.policy.memory_book import MemoryBook
+from services.policy.windows.adapters.memory_book import MemoryBook
 from shared.contracts import (
     DeadLetter,
     DrawdownApproved,

@@ -18,8 +18,8 @@ from services.notification.disclosure import Disclosure, render
 from services.notification.http_webhook import HttpWebhookSender
 from services.notification.ports import Answer
 from services.notification.webhooks import Backoff
-from services.policy.decisions import decide, propose
-from services.policy.ports import Allocation
+from services.policy.windows.decisions import decision_event, propose
+from services.policy.windows.model import Posting
 from shared.contracts import DeadLetter, Decision, NotificationSent, WindowClosed
 from shared.messaging import Outbox
 from shared.settings import Settings
@@ -37,9 +37,9 @@ KEY = b"test-webhook-key"
 def _decision(seq: int = 1, partner: str | None = None, locale: str = "zh-CN", **kwargs: object) -> Decision:
     proposal = propose(score(**kwargs), default_policy(), NOW)  # type: ignore[arg-type]
     limit = getattr(proposal.verdict, "limit", 0)
-    decision = decide(
+    decision = decision_event(
         proposal,
-        Allocation(fresh=True, seq=seq, granted=limit, refusal=None, programme_part=0, available=10**7),
+        Posting(fresh=True, seq=seq, granted=limit, refusal=None, programme_part=0, available=10**7),
         default_policy(),
         NOW,
     )

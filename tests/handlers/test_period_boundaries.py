@@ -27,13 +27,13 @@ from prometheus_client import CollectorRegistry
 
 from creditwindow.replay import replay_scores
 from services.policy.app import Policy, compose
-from services.policy.book import Book, required_margin
-from services.policy.decisions import book_request, budget_terms, charge_of, decide, propose
-from services.policy.memory_book import MemoryBook
-from services.policy.ports import Allocation, DecisionRecord, Reserved
-from services.policy.rebuild import derive
-from services.policy.rules import Offer, evaluate
+from services.policy.record.rebuild import derive
 from services.policy.shadow_app import compose_shadow
+from services.policy.windows.adapters.memory_book import MemoryBook
+from services.policy.windows.book import Book, required_margin
+from services.policy.windows.decisions import book_request, budget_charge, charge_of, decision_event, propose
+from services.policy.windows.model import DecisionRecord, Posting, Reserved
+from services.policy.windows.rules import Offer, evaluate
 from shared.clock import ManualClock
 from shared.contracts import ScoreComputed, WindowClosed, WindowOpened
 from shared.messaging import Outbox
@@ -178,12 +178,13 @@ async def test_the_sweep_expires_a_window_valid_until_midnight_at_midnight_and_g
 def test_pacing_at_the_first_second_of_a_period_counts_nothing_gone_and_keeps_the_budget_for_what_is_to_come() -> None:
     demand = [{"margin": 0.0, "exposure": 90_000_000, "expected_loss": 3_000_000}, {"margin": 0.035, "exposure": 10_000_000, "expected_loss": 300_000}]
     policy = default_policy(pacing__demand={"individual": demand})
-    key, first = budget_terms(policy, "individual", MIDNIGHT)
+    charge = budget_charge(policy, "individual", MIDNIGHT)
+    key, first = charge.key, charge.terms
     assert key == JANUARY and first.elapsed == 0.0 and first.pacing
     # Nothing reserved yet, but the forecast demand (90M) is three times the month's 30M: only the
     # better offers open from the first second.
     assert required_margin(first, Reserved()) == 0.035
-    _, last = budget_terms(policy, "individual", MIDNIGHT - timedelta(milliseconds=1))
+    last = budget_charge(policy, "individual", MIDNIGHT - timedelta(milliseconds=1)).terms
     assert last.elapsed == 1.0 or math.isclose(last.elapsed, 1.0, abs_tol=1e-9)
     assert required_margin(last, Reserved()) == -math.inf  # nothing left to come: every offer opens
     # Through the book: an offer at the first second, with no arrival before it.
@@ -192,8 +193,8 @@ def test_pacing_at_the_first_second_of_a_period_counts_nothing_gone_and_keeps_th
     poor = propose(score(application_id="app_end_000007", customer_id="cus_end_0000007", grade="A", pd=0.02, points=640.0, at=MIDNIGHT), policy, MIDNIGHT)  # 0.029
     assert isinstance(good.verdict, Offer) and isinstance(poor.verdict, Offer)
     assert good.verdict.margin >= 0.035 > poor.verdict.margin
-    assert book.decide(*book_request(good, policy)).granted > 0
-    assert book.decide(*book_request(poor, policy)).refusal == "budget_paced"
+    assert book.post(*book_request(good, policy)).granted > 0
+    assert book.post(*book_request(poor, policy)).refusal == "budget_paced"
 
 
 def test_a_scheduled_pause_starting_at_midnight_applies_from_midnight_by_the_decision_time() -> None:
@@ -223,18 +224,18 @@ def test_a_dated_programme_ending_at_midnight_boosts_the_applications_received_b
     assert outside.programme is None
     # ...and the programme's own budget is the one of the application's time too
     proposal = propose(score(grade="D", pd=0.18, income=100_000, segment="small_business", at=MIDNIGHT - timedelta(milliseconds=1)), policy, decided_after)
-    key, terms = charge_of(proposal, policy)
-    assert key == "small_business/2026-12" and terms.programme_budget == 600_000
+    charge = charge_of(proposal, policy)
+    assert charge.key == "small_business/2026-12" and charge.terms.programme_budget == 600_000
 
 
 def test_a_spent_budget_says_to_try_again_when_its_period_refills_and_a_paced_offer_after_the_usual_delay() -> None:
     policy = default_policy()
-    spent = Allocation(fresh=True, seq=1, granted=0, refusal="budget_exhausted", programme_part=0, available=0)
-    paced = Allocation(fresh=True, seq=1, granted=0, refusal="budget_paced", programme_part=0, available=0)
+    spent = Posting(fresh=True, seq=1, granted=0, refusal="budget_exhausted", programme_part=0, available=0)
+    paced = Posting(fresh=True, seq=1, granted=0, refusal="budget_paced", programme_part=0, available=0)
     received = score(at=JUST_BEFORE)
 
-    def retry(allocation: Allocation, decided: datetime) -> datetime | None:
-        closed = decide(propose(received, policy, decided), allocation, policy, decided)
+    def retry(allocation: Posting, decided: datetime) -> datetime | None:
+        closed = decision_event(propose(received, policy, decided), allocation, policy, decided)
         assert isinstance(closed, WindowClosed)
         return closed.retry_after
 

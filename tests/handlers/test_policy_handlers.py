@@ -7,7 +7,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.policy.app import compose
-from services.policy.memory_book import MemoryBook
+from services.policy.windows.adapters.memory_book import MemoryBook
 from shared.contracts import DeadLetter, WindowClosed, WindowOpened
 from shared.messaging import Outbox, ServiceHealth
 from shared.settings import Settings
@@ -78,7 +78,7 @@ async def test_garbage_goes_to_the_dead_letter_topic_and_the_next_score_is_decid
 
 async def test_a_batch_that_keeps_failing_backs_off_and_shows_the_consumer_stuck_and_why() -> None:
     class BrokenBook(MemoryBook):
-        async def allocate(self, requests, budgets):  # type: ignore[no-untyped-def]
+        async def post(self, requests, budgets):  # type: ignore[no-untyped-def]
             raise RuntimeError("OOM command not allowed when used memory > 'maxmemory'")
 
     waits: list[float] = []

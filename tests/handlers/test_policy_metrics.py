@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from creditwindow.policy_ops import signed_update
 from services.policy.app import compose
-from services.policy.memory_book import MemoryBook
+from services.policy.windows.adapters.memory_book import MemoryBook
 from shared.contracts import DeadLetter
 from shared.messaging import Outbox
 from shared.settings import Settings

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
-from services.policy.memory_book import MemoryBook
-from services.policy.ports import DecisionRecord, Reserved
 from services.policy.shadow_app import compose_shadow
+from services.policy.windows.adapters.memory_book import MemoryBook
+from services.policy.windows.model import DecisionRecord, Reserved
 from shared.contracts import WindowClosed, WindowOpened
 from shared.messaging import Outbox
 from shared.settings import Settings

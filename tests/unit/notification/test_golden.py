@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from services.notification.disclosure import Disclosure, render, render_movement, render_notice
-from services.policy.decisions import decide, propose
-from services.policy.ports import Allocation
-from services.policy.reviewing import open_review
-from services.policy.rules import Offer
+from services.policy.care.reviewing import open_review
+from services.policy.windows.decisions import decision_event, propose
+from services.policy.windows.model import Posting
+from services.policy.windows.rules import Offer
 from shared.contracts import Decision, ReviewRequested, RuleThreshold
 from shared.references import reference_of
 from tests.unit.notification.factories import (
@@ -105,8 +105,8 @@ def _at(moment: datetime, locale: str, *, budget_spent: bool = False) -> Decisio
     proposal = propose(score(at=moment), policy, moment)
     assert isinstance(proposal.verdict, Offer)
     granted = 0 if budget_spent else proposal.verdict.limit
-    allocation = Allocation(fresh=True, seq=1, granted=granted, refusal="budget_exhausted" if budget_spent else None, programme_part=0, available=0)
-    return decide(proposal, allocation, policy, moment).model_copy(update={"locale": locale})
+    allocation = Posting(fresh=True, seq=1, granted=granted, refusal="budget_exhausted" if budget_spent else None, programme_part=0, available=0)
+    return decision_event(proposal, allocation, policy, moment).model_copy(update={"locale": locale})
 
 
 def _review_received_at(moment: datetime, locale: str) -> Disclosure:
