@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from creditwindow.cli import app
 from shared.environments import UnsafeEnvironment, check_environment, check_named_environment, environment_problems
-from shared.settings import DEV_SIGNING_KEY, TOOLING_VARIABLES, Settings, UnknownVariables
+from shared.settings import DEV_SIGNING_KEY, REPO_ROOT, TOOLING_VARIABLES, Settings, UnknownVariables, variable_of
 
 STRONG = "x" * 40
 STRONG2 = "y" * 40
@@ -165,6 +165,25 @@ def test_the_cli_names_an_unknown_variable_and_stops() -> None:
     assert result.exit_code == 1
     output = " ".join(result.output.split())
     assert "CW_WEBHOOK_URLS" in output and "CW_WEBHOOK_PARTNERS" in output and "planted.example" not in output
+
+
+def test_every_cw_variable_the_repository_names_is_a_setting_or_the_toolings() -> None:
+    import re
+
+    known = {variable_of(field) for field in Settings.model_fields} | TOOLING_VARIABLES
+    retired = {"CW_WEBHOOK_URLS", "CW_WEBHOOK_SIGNING_KEY"}  # named only to be refused
+    found: dict[str, set[str]] = {}
+    suffixes = {".py", ".md", ".yaml", ".yml", ".sh", ".toml", ".j2", ".cfg", ".txt", ".json"}
+    for path in REPO_ROOT.rglob("*"):
+        parts = path.relative_to(REPO_ROOT).parts
+        if not path.is_file() or parts[0].startswith(".") or path == Path(__file__):  # this file plants unknown names
+            continue
+        if path.suffix not in suffixes and path.name not in ("Makefile", "Dockerfile", "run"):
+            continue
+        for name in re.findall(r"\bCW_[A-Z0-9_]*[A-Z0-9]\b", path.read_text(errors="replace")):
+            found.setdefault(name, set()).add(str(path.relative_to(REPO_ROOT)))
+    unknown = {name: sorted(paths) for name, paths in found.items() if name not in known}
+    assert {name: paths for name, paths in unknown.items() if name not in retired or paths != ["shared/settings.py"]} == {}
 
 
 def _scoring(settings: Settings) -> object:
