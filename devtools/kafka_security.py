@@ -273,10 +273,15 @@ class SecureKafka:
             }
         )
 
+    def missing_principals(self) -> list[str]:
+        """Principals of the table with no SCRAM user here: the broker was formatted before they existed."""
+        return [principal for principal in PRINCIPALS if principal not in self.credentials()]
+
     def write_env_files(self, *, port: int, principals: Iterable[str] = PRINCIPALS) -> list[Path]:
-        """One `<principal>.env` per principal (mode 0600), to source before running a process as it."""
+        """One `<principal>.env` per principal that has a user here (mode 0600), to source before
+        running a process as it."""
         written = []
-        for principal in principals:
+        for principal in (p for p in principals if p in self.credentials()):
             path = self.directory / f"{principal}.env"
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, "w") as handle:

@@ -162,3 +162,13 @@ def test_acls_stay_inside_their_namespace() -> None:
     assert not _allowed("operator", Operation.WRITE, ResourceType.TOPIC, Topics("other").policy)
     assert not _allowed("scoring", Operation.READ, ResourceType.TOPIC, Topics().applications)
     assert all(acl.name.startswith("ns1.") or acl.resource == ResourceType.CLUSTER for acl in fleet_acls(TOPICS))
+
+
+def test_a_broker_secured_before_a_principal_existed_says_so_and_writes_the_env_files_it_can(tmp_path: Any) -> None:
+    from devtools.kafka_security import SecureKafka
+
+    secure = SecureKafka(tmp_path)
+    secure.credentials_path.write_text('{"admin": "a", "operator": "o", "scoring": "s", "policy": "p", "notification": "n"}')
+    assert secure.missing_principals() == ["upstream", "scaler"]
+    written = secure.write_env_files(port=9092)
+    assert sorted(path.name for path in written) == ["notification.env", "operator.env", "policy.env", "scoring.env"]
