@@ -63,9 +63,10 @@ class Plumbing:
     clock: Clock  # the one clock of the process (settings.clock(): the system's)
 
 
-def plumbing(settings: Settings, service: str) -> Plumbing:
+def plumbing(settings: Settings, service: str, *, policy_keys: bool = True) -> Plumbing:
     """Logging configured, the environment checked (UnsafeEnvironment), and the parts every service
-    needs made (none of them connects yet)."""
+    needs made (none of them connects yet). `policy_keys`: the service verifies policy updates and
+    operator actions, so its key ring is checked even where it is not set."""
     configure_logging(
         service=service,
         level=settings.log_level,
@@ -74,7 +75,7 @@ def plumbing(settings: Settings, service: str) -> Plumbing:
         secrets=settings.secret_values(),
     )
     try:
-        check_environment(settings)
+        check_environment(settings, policy_keys=policy_keys)
     except UnsafeEnvironment as exc:
         log.error("unsafe_environment", environment=settings.environment, problems=exc.problems)
         raise
