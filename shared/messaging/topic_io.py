@@ -1,7 +1,8 @@
 """Reading and writing the fleet's topics outside a consumer group: rebuilds, the CLI, tools and tests.
 
 A `TopicReader` reads every partition of some topics without a consumer group (it changes nothing
-for the services), decoding each record with the fleet's own wire format.
+for the services), decoding each record with the fleet's own wire format as one of the event types
+its topic carries (shared/contracts/topics.py): anything else is read as refused.
 """
 
 from __future__ import annotations
@@ -21,7 +22,17 @@ from shared.messaging.topic_admin import topic_partitions
 from shared.settings import Settings
 from shared.wire import Record, RefusedRecord, decode, encode
 
-__all__ = ["Publisher", "ReadRecord", "TopicReader", "end_offsets", "offsets_at", "read_to_end", "scan_key"]
+__all__ = ["Publisher", "ReadRecord", "TopicReader", "carried_by", "end_offsets", "offsets_at", "read_to_end", "scan_key"]
+
+_ANY_EVENT = tuple(EVENT_TYPES.values())
+
+
+def carried_by(settings: Settings, topic: str) -> tuple[type[Event], ...]:
+    """The event types a record of `topic` is read as: what the topic carries and nothing else, so a
+    result found on a request topic is read as refused (`wrong_topic`) and no rebuild or tool takes
+    it. A topic outside the fleet's namespace: any event."""
+    carried = settings.topics.events_on(topic)
+    return carried if carried is not None else _ANY_EVENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +117,7 @@ class TopicReader:
                 if not self.decode:
                     out.append(ReadRecord(record, None, None, raw.timestamp))
                     continue
-                decoded = decode(record, EVENT_TYPES.values())
+                decoded = decode(record, carried_by(self.settings, record.topic))
                 if isinstance(decoded, RefusedRecord):
                     out.append(ReadRecord(record, None, decoded, raw.timestamp))
                 else:
@@ -231,7 +242,7 @@ async def scan_key(
                 if raw.offset >= end or raw.key != raw_key:
                     continue
                 record = Record.of(raw)
-                decoded = decode(record, EVENT_TYPES.values())
+                decoded = decode(record, carried_by(settings, topic))
                 item = ReadRecord(record, None, decoded, raw.timestamp) if isinstance(decoded, RefusedRecord) else ReadRecord(record, decoded, None, raw.timestamp)
                 found.append(item)
                 if stop(item):

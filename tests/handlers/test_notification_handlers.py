@@ -143,7 +143,7 @@ async def test_every_drawdown_outcome_is_told_once_in_the_inbox_in_any_order_and
     async with TestKafkaBroker(wired.broker):
         for event in (approved, approved, refused, repaid):  # a redelivery, and an outcome of an older sequence
             message = encode(event)
-            await wired.broker.publish(message.value, wired.settings.topics.drawdowns, key=message.key, headers=message.headers)
+            await wired.broker.publish(message.value, wired.settings.topics.lending_results, key=message.key, headers=message.headers)
     notices = wired.out.of(NotificationSent)
     assert [(n.outcome, n.movement_id) for n in notices] == [
         ("drawdown_approved", "dd_gold_000001"), ("drawdown_refused", "dd_gold_000001"), ("repayment_applied", "rp_gold_000001"),
