@@ -1,4 +1,9 @@
-"""`creditwindow topics check`: are the fleet's topics on the broker what the settings ask for?"""
+"""`creditwindow topics list | check | migrate`: the fleet's topics, from the one list (shared/contracts/topics.py).
+
+`list` says what each topic carries and who writes and reads it (the principals table); `check`
+compares the topics on the broker with what the settings ask for; `migrate` reads the retired mixed
+topics once as history (docs/operations.md, "Splitting requests from results").
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,45 @@ import typer
 from rich.table import Table
 
 from creditwindow.terminal import JsonOption, console, reach
+from shared.contracts.principals import TOPIC_ACCESS
+from shared.contracts.topics import CATALOGUE
 from shared.messaging import check_topics
 from shared.settings import Settings
 
 __all__ = ["app"]
 
 app = typer.Typer(help="The fleet's topics on the broker.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_topics(as_json: JsonOption = False) -> None:
+    """Every topic: its kind (request, result, control, deadletter, retired), the events it carries,
+    who writes it and who reads it, and whether it is kept forever."""
+    settings = Settings()
+    access = {row.topic: row for row in TOPIC_ACCESS}
+    rows = [
+        {
+            "topic": getattr(settings.topics, entry.attribute),
+            "name": entry.short,
+            "kind": entry.kind,
+            "events": list(entry.event_types),
+            "writers": sorted(access[entry.attribute].writers),
+            "readers": sorted(access[entry.attribute].readers),
+            "kept_forever": entry.kept_forever,
+            "about": entry.about,
+        }
+        for entry in CATALOGUE
+    ]
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table("topic", "kind", "events", "written by", "read by", "kept", title=f"{len(rows)} topics")
+    for row in rows:
+        table.add_row(
+            row["topic"], row["kind"], ", ".join(row["events"]), ", ".join(row["writers"]) or "nobody", ", ".join(row["readers"]),
+            "forever" if row["kept_forever"] else f"{settings.topic_retention_ms // 86_400_000} days",
+        )  # fmt: skip
+    console.print(table)
 
 
 @app.command("check")

@@ -22,7 +22,7 @@ from shared.messaging.topic_admin import topic_partitions
 from shared.settings import Settings
 from shared.wire import Record, RefusedRecord, decode, encode
 
-__all__ = ["Publisher", "ReadRecord", "TopicReader", "carried_by", "end_offsets", "offsets_at", "read_to_end", "scan_key"]
+__all__ = ["Publisher", "ReadRecord", "TopicReader", "carried_by", "end_offsets", "offsets_at", "read_at", "read_to_end", "scan_key"]
 
 _ANY_EVENT = tuple(EVENT_TYPES.values())
 
@@ -248,6 +248,35 @@ async def scan_key(
                 if stop(item):
                     return found
         return found
+    finally:
+        await consumer.stop()
+
+
+async def read_at(settings: Settings, topic: str, partition: int, offset: int, *, timeout_s: float = 15.0) -> ReadRecord | None:
+    """The record at one position (None: the partition does not exist or holds nothing there),
+    read as what its topic carries."""
+    if partition not in (await topic_partitions(settings, [topic]))[topic]:
+        return None
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), group_id=None, enable_auto_commit=False, auto_offset_reset="none")
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        start, end = (await consumer.beginning_offsets([tp]))[tp], (await consumer.end_offsets([tp]))[tp]
+        if not start <= offset < end:
+            return None
+        consumer.seek(tp, offset)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for raw in (await consumer.getmany(tp, timeout_ms=500, max_records=1)).get(tp, []):
+                if raw.offset != offset:
+                    return None  # compacted or a transaction marker: nothing at that offset
+                record = Record.of(raw)
+                decoded = decode(record, carried_by(settings, topic))
+                if isinstance(decoded, RefusedRecord):
+                    return ReadRecord(record, None, decoded, raw.timestamp)
+                return ReadRecord(record, decoded, None, raw.timestamp)
+        raise TimeoutError(f"reading {topic}[{partition}]@{offset} took longer than {timeout_s:.0f} s")
     finally:
         await consumer.stop()
 

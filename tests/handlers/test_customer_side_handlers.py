@@ -191,6 +191,22 @@ async def test_a_forged_suspension_is_refused_and_suspends_nobody() -> None:
     assert len(wired.out.of(WindowOpened)) == 1 and wired.policy.clerk.desk.suspensions == {}
 
 
+async def test_operators_actions_copied_as_history_are_not_carried_out_again_but_still_keep_the_desk() -> None:
+    wired = PolicyWired()
+    topics = wired.settings.topics
+    history = {"migrated_from": "credit.reviews[0]@3"}
+    async with TestKafkaBroker(wired.broker):
+        await wired.apply(score(points=480.0))
+        (closed,) = wired.out.of(WindowClosed)
+        decided = encode(wired.review(closed, "overturned", limit=5000))
+        await wired.broker.publish(decided.value, topics.operator_actions, key=decided.key, headers={**decided.headers, **history})
+        suspend = encode(signed_action(CustomerSuspended, wired.settings, issued_by="ops_lin", issued_at=NOW - timedelta(minutes=1),
+                                       customer_id="cus_unit00000002", reason="collections"))  # fmt: skip
+        await wired.broker.publish(suspend.value, topics.operator_actions, key=suspend.key, headers={**suspend.headers, **history})
+    assert not wired.out.of(WindowOpened) and not wired.out.of(ReviewConcluded)  # carried out before the split: not again
+    assert set(wired.policy.clerk.desk.suspensions) == {"cus_unit00000002"}  # the desk is history: it keeps it
+
+
 class FlakyBook(MemoryBook):
     """Redis away for the first `away_s` seconds."""
 

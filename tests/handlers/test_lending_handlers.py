@@ -102,3 +102,14 @@ async def test_a_result_written_to_the_request_topic_is_dead_lettered_with_its_r
     assert [a.drawdown_id for a in out.of(DrawdownApproved)] == ["dd_hand_000001", "dd_hand_000002"]
     assert not out.of(RepaymentApplied)
     assert store.book.state.balances[CUSTOMER].balance == 3_000  # the debt stands
+
+
+async def test_the_history_mark_means_nothing_on_a_request_topic_a_request_carrying_it_is_decided() -> None:
+    broker, _, settings = _wire()
+    out = capture(broker, settings.topics.lending_results, settings.topics.deadletter)
+    async with TestKafkaBroker(broker):
+        await _publish(broker, settings.topics.scores, score())
+        message = encode(_draw("dd_hand_000001", 1_000))
+        # only a result or control topic's own writer can mark history; an upstream app's mark is ignored
+        await broker.publish(message.value, settings.topics.lending_requests, key=message.key, headers={**message.headers, "migrated_from": "x"})
+    assert [a.drawdown_id for a in out.of(DrawdownApproved)] == ["dd_hand_000001"]
