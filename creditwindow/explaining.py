@@ -5,7 +5,7 @@ a reference the index does not know (a decision older than the index, an index l
 not rebuilt yet) is looked for in the whole of `credit.windows`. The policy version comes from
 `credit.policy` (every signed version the fleet applied) or the shipped default; the model from
 the scorecard artifacts at hand (`CW_MODEL_PATH` and `services/scoring/models/`); a suspension in
-force when the decision was made, from `credit.reviews`.
+force when the decision was made, from `credit.operator-actions`.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 A review decided, a suspension and its lifting are `OperatorAction`s: HMAC-SHA256 by the ring's
 signing key over every field and this fleet's namespace (`shared.signing.sign_action`); every
 policy replica verifies them (`services.policy.control.checks.check_action`) and refuses the unsigned and
-the forged to the dead-letter topic. `board` and `suspensions_of` are pure: what `credit.reviews`
-says about the reviews under way and the customers suspended.
+the forged to the dead-letter topic. They are published to `credit.operator-actions`, which only
+operators write. `board` and `suspensions_of` are pure: what the review requests, the policy
+service's review results and the operators' actions say about the reviews under way and the
+customers suspended.
 """
 
 from __future__ import annotations
@@ -57,15 +59,18 @@ def signed_action(model: type[A], settings: Settings, *, issued_by: str, issued_
 
 
 async def publish_action(action: OperatorAction, settings: Settings) -> int:
-    """Publish a signed action to `credit.reviews` and wait for the broker; returns its offset."""
+    """Publish a signed action to `credit.operator-actions` and wait for the broker; returns its offset."""
     async with Publisher(settings) as publisher:
-        metadata = await (await publisher.send(settings.topics.reviews, action))
+        metadata = await (await publisher.send(settings.topics.operator_actions, action))
     return int(metadata.offset)
 
 
 async def read_reviews(settings: Settings) -> list[Event]:
-    """Everything `credit.reviews` holds, in order per customer."""
-    return [r.event for r in await read_to_end(settings, [settings.topics.reviews]) if r.event is not None]
+    """Everything customer care's topics hold (review requests, review results, operators' actions),
+    each read as what its topic carries, in order per customer and topic."""
+    topics = settings.topics
+    records = await read_to_end(settings, [topics.review_requests, topics.review_results, topics.operator_actions])
+    return [r.event for r in records if r.event is not None]
 
 
 @dataclass(slots=True)
@@ -113,7 +118,7 @@ class Review:
 
 
 def board(events: Iterable[Event]) -> dict[str, Review]:
-    """The reviews by reference, from `credit.reviews` (duplicate requests are one review). Pure."""
+    """The reviews by reference, from the requests and the review results (duplicate requests are one review). Pure."""
     reviews: dict[str, Review] = {}
 
     def review(reference: str, customer: str) -> Review:

@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
 
 from shared.contracts import Topics
+from shared.contracts.topics import CATALOGUE, TopicEntry
 from shared.environments import UnsafeEnvironment, check_environment, check_named_environment
 from shared.masking import mask_secrets
 from shared.redis_connection import make_redis
@@ -34,6 +35,7 @@ __all__ = [
     "reach",
     "resolve_topic",
     "service_settings",
+    "topic_names",
     "unreachable_message",
     "with_redis",
 ]
@@ -127,26 +129,18 @@ def with_redis(operation: Callable[[Redis], Awaitable[T]], settings: Settings) -
     return reach(run, settings)
 
 
-_SHORT_NAMES = {
-    "applications": "applications",
-    "scores": "scores",
-    "windows": "windows",
-    "notifications": "notifications",
-    "policy": "policy",
-    "deadletter": "deadletter",
-    "dlq": "deadletter",
-    "shadow": "shadow_windows",
-    "windows.shadow": "shadow_windows",
-    "reviews": "reviews",
-}
+def topic_names() -> dict[str, TopicEntry]:
+    """Every name an operator may give a topic, from the one list (shared/contracts/topics.py): its
+    name without `credit.` (`lending-requests`) and its aliases (`dlq`)."""
+    return {name: entry for entry in CATALOGUE for name in (entry.short, *entry.aliases)}
 
 
 def resolve_topic(name: str, topics: Topics) -> str:
     """A topic by short name (`windows`), base name (`credit.windows`) or full name, in the namespace."""
     base = name.removeprefix(f"{topics.namespace}.") if topics.namespace else name
     base = base.removeprefix("credit.")
-    attribute = _SHORT_NAMES.get(base)
-    if attribute is None:
-        known = ", ".join(sorted(k for k in _SHORT_NAMES if k != "dlq"))
+    entry = topic_names().get(base)
+    if entry is None:
+        known = ", ".join(e.short for e in CATALOGUE)
         raise ValueError(f"unknown topic {name!r}: use one of {known} (with or without the `credit.` prefix)")
-    return str(getattr(topics, attribute))
+    return str(getattr(topics, entry.attribute))

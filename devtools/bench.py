@@ -10,7 +10,7 @@ semantics, the same keys, and payloads of the sizes the fleet writes on each hop
 2. fixed rates (100, 200, 500/s by default): latency percentiles from the application's
    `occurred_at` to the decision record and to the notification record (broker timestamps);
 3. drawdowns, as fast as they come: one drawdown request for each of N customers whose window
-   opened in phase 1; outcomes/s reaching `credit.drawdowns` and latency from the request to its
+   opened in phase 1; outcomes/s reaching `credit.lending-results` and latency from the request to its
    outcome and to the customer's notice;
 4. the same "as fast as it can" phase with two replicas of each service: the scaling ratio.
 
@@ -266,7 +266,6 @@ async def _publish(
 
 
 Publish = Callable[[dict[bytes, float], Callable[[], None]], Any]
-OUTCOME_TYPES = {b"DrawdownApproved", b"DrawdownRefused"}
 
 
 async def _measure(
@@ -280,8 +279,8 @@ async def _measure(
 ) -> None:
     """Publish while reading this run's decisions and notifications (by key); fill in the phase.
 
-    `publish` (sent_at, on_sent) replaces the applications (the drawdown phase); on a topic that
-    carries requests and outcomes alike only the outcomes count."""
+    `publish` (sent_at, on_sent) replaces the applications (the drawdown phase: its "decisions" are
+    the lending results)."""
     run = uuid.uuid4().hex[:6]
     start = await end_offsets(settings, [decision_topic, notification_topic])
     sent_at: dict[bytes, float] = {}
@@ -302,10 +301,6 @@ async def _measure(
                     if key not in sent_at:
                         continue
                     arrived = item.timestamp_ms / 1000  # the broker's timestamp: when the hop wrote it
-                    if publish is not None and item.record.topic == decision_topic:
-                        kind = next((v for k, v in item.record.headers or () if k == "event_type"), b"")
-                        if kind not in OUTCOME_TYPES:
-                            continue  # the request itself
                     if item.record.topic == decision_topic:
                         if key not in decided:
                             decided[key] = arrived
@@ -361,7 +356,7 @@ def _drawdown_publisher(settings: Settings, customers: list[tuple[str, int]]) ->
                 message = encode(request)
                 sent_at[message.key] = request.occurred_at.timestamp()
                 headers = [(k, v.encode()) for k, v in message.headers.items()]
-                futures.append(await producer.send(settings.topics.drawdowns, message.value, key=message.key, headers=headers))
+                futures.append(await producer.send(settings.topics.lending_requests, message.value, key=message.key, headers=headers))
                 on_sent()
             await asyncio.gather(*futures)
             return first
@@ -378,7 +373,7 @@ async def _drawdown_phase(settings: Settings, plan: BenchPlan, pids: Callable[[]
     phase = Phase(system="drawdowns", replicas=1, rate=None, sent=len(customers))
     before, own = _cpu(pids()), _own_cpu()
     topics = settings.topics
-    await _measure(settings, topics.drawdowns, topics.drawdowns, topics.notifications, phase, progress, publish=_drawdown_publisher(settings, customers))
+    await _measure(settings, topics.lending_requests, topics.lending_results, topics.notifications, phase, progress, publish=_drawdown_publisher(settings, customers))
     after = _cpu(pids())
     phase.load_cpu_s = _own_cpu() - own
     phase.cpu_s = {k: round(after[k] - before.get(k, 0.0), 2) for k in after}

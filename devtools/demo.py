@@ -116,7 +116,7 @@ def _movements(run_id: str, opened: list[WindowOpened]) -> list[DrawdownRequeste
 
 async def _draw_and_follow(settings: Settings, run_id: str, result: DemoResult, progress: Progress) -> None:
     topics = settings.topics
-    watched = [topics.drawdowns, topics.notifications]
+    watched = [topics.lending_results, topics.notifications]
     start = await end_offsets(settings, watched)
     opened = [d for d in result.decisions.values() if isinstance(d, WindowOpened)]
     asks = _movements(run_id, opened)
@@ -125,7 +125,7 @@ async def _draw_and_follow(settings: Settings, run_id: str, result: DemoResult, 
     answering = progress.add_task("drawdowns answered", total=len(asks))
     began = time.monotonic()
     async with Publisher(settings) as publisher:
-        await asyncio.gather(*[await publisher.send(topics.drawdowns, ask) for ask in asks])
+        await asyncio.gather(*[await publisher.send(topics.lending_requests, ask) for ask in asks])
 
     def on_batch(records: list) -> None:  # type: ignore[type-arg]
         for item in records:

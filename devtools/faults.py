@@ -16,7 +16,7 @@ Afterwards it checks, and prints:
 - budget reservations in Redis equal the open windows' limits per segment, within budget;
 - exactly one notification per decision and per drawdown outcome;
 - every malformed or invalid record is in the dead-letter topic with a reason;
-- Redis current limits and balances equal a rebuild from `credit.windows` and `credit.drawdowns`;
+- Redis current limits and balances equal a rebuild from `credit.windows` and `credit.lending-results`;
 - each customer's decisions, and inbox notifications, keep their order: in each customer's
   partition, the first copy of each decision comes with a higher `decision_seq` than the one before.
 
@@ -233,7 +233,7 @@ async def _publish(settings: Settings, plan: FaultPlan, published: _Published, p
                 await asyncio.sleep(delay)
             # Up to PUBLISH_WINDOW records in flight, as an upstream app batching its sends: the pace is
             # the plan's, not one broker round trip per application (acks=all on three brokers is slower).
-            to = settings.topics.drawdowns if kind in ("drawdown", "repayment") else topic
+            to = settings.topics.lending_requests if kind in ("drawdown", "repayment") else topic
             try:
                 future = await publisher.send_raw(to, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
             except Exception:
@@ -520,7 +520,7 @@ async def _read_all(settings: Settings, published: _Published, timeout_s: float,
     def on_batch(batch: list[Any]) -> None:
         for item in batch:
             event = item.event
-            if item.record.topic == topics.drawdowns and isinstance(event, DrawdownOutcome | RepaymentApplied):
+            if item.record.topic == topics.lending_results and isinstance(event, DrawdownOutcome | RepaymentApplied):
                 seen["movements"].append(event)
                 answered.add(event.drawdown_id if isinstance(event, DrawdownOutcome) else event.repayment_id)
             elif item.record.topic == topics.windows and isinstance(event, Decision):
@@ -545,7 +545,7 @@ async def _read_all(settings: Settings, published: _Published, timeout_s: float,
 
     progress.update(task, total=wanted_decisions)
     answered: set[str] = set()
-    wanted_topics = [topics.windows, topics.notifications, topics.deadletter, topics.scores, topics.drawdowns]
+    wanted_topics = [topics.windows, topics.notifications, topics.deadletter, topics.scores, topics.lending_results]
     async with TopicReader(settings, wanted_topics) as reader:
         await reader.until(done, timeout_s=timeout_s, on_batch=on_batch, settle_s=3.0)
     return seen

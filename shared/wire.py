@@ -15,10 +15,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.contracts import DeadLetter, Event, deterministic_id
+from shared.contracts import EVENT_TYPES, DeadLetter, Event, deterministic_id
+from shared.contracts.topics import homes_of
 
 __all__ = [
     "MAX_DEAD_LETTER_BYTES",
+    "HISTORY_HEADER",
     "MAX_EVENT_BYTES",
     "REPLAY_HEADER",
     "Record",
@@ -49,6 +51,9 @@ MAX_KEY = 256
 MAX_JSON_DEPTH = 32
 # Header of a record re-published from a dead letter (`creditwindow dlq replay`): the letter's event_id.
 REPLAY_HEADER = "replay_of"
+# Header of a record copied from a retired mixed topic by the split's migration (`creditwindow topics
+# migrate`): where it was (`credit.drawdowns[3]@1200`). History: rebuilds read it, consumers do not act on it again.
+HISTORY_HEADER = "migrated_from"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +198,13 @@ def decode(record: Record, accepted: Iterable[type[Event]]) -> Event | RefusedRe
     model = types.get(event_type) if isinstance(event_type, str) else None
     if model is None:
         known = ", ".join(sorted(types))
+        if isinstance(event_type, str) and event_type in EVENT_TYPES:
+            # A fleet event on a topic that does not carry it (a result on a request topic): never
+            # taken, never skipped in silence.
+            home = " or ".join(homes_of(event_type)) or "no topic"
+            return RefusedRecord(
+                record, "wrong_topic", f"a {event_type} does not belong on {record.topic} (it carries {known}); it is written to {home}"
+            )
         return RefusedRecord(record, "unexpected_type", f"event_type {event_type!r} is not one of: {known}")
     if len(raw) > _limit(model):
         return RefusedRecord(record, "too_large", f"value is {len(raw)} bytes, limit {_limit(model)}")

@@ -1,5 +1,5 @@
 """`creditwindow cache rebuild [--check | --yes]`: the book rebuilt from `credit.windows` and
-`credit.drawdowns`, compared or written.
+`credit.lending-results` (the policy service's results only), compared or written.
 
 `--yes` runs the fleet's own rebuild protocol (`services.policy.record.adapters.recovery`): safe while the policy
 service runs, which waits (not ready) under the fence and resumes on the new book.
@@ -24,7 +24,7 @@ from shared.settings import Settings
 
 __all__ = ["app"]
 
-app = typer.Typer(help="The Redis cache: derived state, rebuilt from credit.windows and credit.drawdowns.", no_args_is_help=True)
+app = typer.Typer(help="The Redis cache: derived state, rebuilt from credit.windows and credit.lending-results.", no_args_is_help=True)
 
 
 async def _install(book: RedisBook, settings: Settings) -> str:

@@ -2,7 +2,7 @@
 
 A suspension names a reason from a fixed list (for audit; the customer reads the same neutral text
 whatever it is) and may end by itself (`--until`). It is signed with the operator's key like a policy
-update and published to `credit.reviews`; every policy replica applies it: the customer's open
+update and published to `credit.operator-actions`; every policy replica applies it: the customer's open
 window closes and their applications close as `strategy` until it ends or is lifted.
 """
 
@@ -81,7 +81,7 @@ def suspend(
     if as_json:
         print(json.dumps({"customer_id": customer, "suspended": True, "reason": reason, "until": ends.isoformat() if ends else None, "offset": offset}))
         return
-    console.print(f"[green]published[/] suspension of {customer} to {settings.topics.reviews}@{offset}, signed with key {action.key_id}", highlight=False)  # type: ignore[attr-defined]
+    console.print(f"[green]published[/] suspension of {customer} to {settings.topics.operator_actions}@{offset}, signed with key {action.key_id}", highlight=False)  # type: ignore[attr-defined]
 
 
 @app.command("lift")
@@ -103,7 +103,7 @@ def lift(
     if as_json:
         print(json.dumps({"customer_id": customer, "suspended": False, "offset": offset}))
         return
-    console.print(f"[green]published[/] lifting for {customer} to {settings.topics.reviews}@{offset}, signed with key {action.key_id}", highlight=False)  # type: ignore[attr-defined]
+    console.print(f"[green]published[/] lifting for {customer} to {settings.topics.operator_actions}@{offset}, signed with key {action.key_id}", highlight=False)  # type: ignore[attr-defined]
 
 
 @app.command("suspensions")

@@ -1,12 +1,13 @@
 """`creditwindow review list | show REF | decide REF`: reviews by a person (PIPL art. 24).
 
-Customers ask through upstream apps (`ReviewRequested` on `credit.reviews`); the policy service
-acknowledges each (`ReviewOpened`: one review per decision, however many requests). An operator
+Customers ask through upstream apps (`ReviewRequested` on `credit.review-requests`); the policy
+service acknowledges each (`ReviewOpened` on `credit.review-results`: one review per decision,
+however many requests). An operator
 lists the reviews (those open longer than the policy's `customer_care.review_within` are marked
 overdue), reads one with the decision's full explanation, and decides it: `--uphold`, or `--open
 --limit N` (a new decision through the book, still under the regulatory caps), with a note the
-customer reads. The decision is signed with the operator's key like a policy update: the fleet
-refuses an unsigned or forged one.
+customer reads. The decision is signed with the operator's key like a policy update and published
+to `credit.operator-actions`: the fleet refuses an unsigned or forged one.
 """
 
 from __future__ import annotations
@@ -133,6 +134,6 @@ def decide_review(
         fail("not published", code=1)
     offset = reach(lambda: publish_action(action, settings), settings)
     if as_json:
-        print(json.dumps({"reference": review.reference, "outcome": action.outcome, "limit": limit, "topic": settings.topics.reviews, "offset": offset}))
+        print(json.dumps({"reference": review.reference, "outcome": action.outcome, "limit": limit, "topic": settings.topics.operator_actions, "offset": offset}))
         return
-    console.print(f"[green]published[/] {action.outcome} for {review.reference} to {settings.topics.reviews}@{offset}, signed with key {action.key_id}", highlight=False)
+    console.print(f"[green]published[/] {action.outcome} for {review.reference} to {settings.topics.operator_actions}@{offset}, signed with key {action.key_id}", highlight=False)

@@ -34,6 +34,7 @@ from shared.contracts import (
     WindowClosed,
     WindowOpened,
 )
+from shared.contracts.topics import CATALOGUE
 from shared.messaging.topic_io import ReadRecord, TopicReader, end_offsets
 from shared.references import reference_of
 from shared.settings import Settings
@@ -209,7 +210,7 @@ def _split(values: Sequence[str] | None) -> frozenset[str]:
 
 
 def tail(
-    topics: Annotated[list[str], typer.Argument(help="Topics: applications, scores, windows, notifications, policy, deadletter, shadow (or credit.*).")],
+    topics: Annotated[list[str], typer.Argument(help=f"Topics: {', '.join(e.short for e in CATALOGUE)} (or credit.*).")],
     customer: Annotated[list[str] | None, typer.Option("--customer", "-c", help="Only this customer (repeat or comma-separate).")] = None,
     event_type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only these event types, e.g. WindowClosed; `refused` for undecodable records.")] = None,
     category: Annotated[list[str] | None, typer.Option("--category", help="Only these categories: credit, strategy, system, regulatory, opened.")] = None,

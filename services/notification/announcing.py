@@ -13,9 +13,8 @@ background, so a slow or failing partner never holds up the batch, nor any custo
 Drawdown outcomes and repayments (`tell_movements`) are told the same way, in the inbox only, each
 once by its event id and never stale (a customer hears of every drawdown, in any order).
 
-A decision re-published by `creditwindow dlq replay` from a webhook give-up (headers `replay_of` and
-`webhook_partner`) is told to nobody again: its delivery to that partner is queued again, once per
-replayed letter (the queue remembers the letter).
+A webhook given up is queued again by `creditwindow dlq replay` from its decision on the log
+(`redelivery.py`), never by a decision published again: a dead letter never becomes a result.
 
 Notices that are not decisions go the same way in the inbox only: a review received or upheld is
 claimed under its own event id, outside the customer's order of decisions (never stale). A decision
@@ -27,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Container, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
@@ -35,11 +34,10 @@ import structlog
 from services.notification.channels import movement_notification, notice_for, notification_for, webhook_delivery_for
 from services.notification.disclosure import Disclosure, Notice, render, render_movement, render_notice, tells
 from services.notification.ports import DeliverySource, EventPublisher, Ledger, WebhookDelivery, WebhookOutbox
-from services.notification.webhooks import REDELIVER_HEADER
 from shared.clock import Clock
 from shared.contracts import Decision, DecisionDelayed, LendingOutcome, NotificationSent, Topics
 from shared.logging import event_ids
-from shared.wire import REPLAY_HEADER, Record, RefusedRecord, serialised
+from shared.wire import Record, RefusedRecord, serialised
 
 __all__ = ["Announcement", "Announcer", "source_of"]
 
@@ -55,16 +53,8 @@ class Announcement:
 
     notices: list[NotificationSent] = field(default_factory=list)
     webhooks_enqueued: int = 0
-    webhooks_requeued: int = 0
     unknown_codes: list[tuple[str, str]] = field(default_factory=list)
     unrenderable: list[RefusedRecord] = field(default_factory=list)
-
-
-def _header(record: Record, name: str) -> str:
-    for key, value in record.headers or ():
-        if key == name:
-            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return ""
 
 
 def source_of(record: Record) -> DeliverySource:
@@ -117,9 +107,7 @@ class Announcer:
     async def announce(self, events: Sequence[tuple[Record, Decision]]) -> Announcement:
         """Tell each decision once, in the inbox and to its partner's webhook."""
         items = [(str(d.decision_id), d.customer_id, d.decision_seq, record, d) for record, d in events]
-        result = await self._tell(items)
-        result.webhooks_requeued = await self._requeue_replayed(events)
-        return result
+        return await self._tell(items)
 
     async def announce_notices(self, events: Sequence[tuple[Record, Notice]]) -> Announcement:
         """Tell each notice (a review received or upheld) once, in the inbox: claimed under its event id, unordered."""
@@ -205,23 +193,3 @@ class Announcer:
             return disclosure, movement_notification(event, disclosure, at=now), None
         disclosure = render_notice(event)
         return disclosure, notice_for(event, disclosure, "inbox", at=now), None
-
-    async def _requeue_replayed(self, events: Sequence[tuple[Record, Decision]]) -> int:
-        """Deliveries of replayed webhook give-ups, queued again (the queue keeps it to once per letter)."""
-        again: dict[str, WebhookDelivery] = {}
-        now = self.clock.now()
-        for record, decision in events:
-            letter, partner = _header(record, REPLAY_HEADER), _header(record, REDELIVER_HEADER)
-            if not letter or not partner:
-                continue
-            ids = event_ids(decision)
-            if partner != decision.partner_id or partner not in self.partners:
-                log.warning("webhook_replay_skipped", **ids, partner_id=partner, replay_of=letter, why="no such partner webhook")
-                continue
-            delivery = webhook_delivery_for(decision, render(decision), source_of(record), self.partners, at=now)
-            if delivery is not None:
-                again.setdefault(letter, replace(delivery, replay_of=letter))
-        queued = await self.webhooks.requeue(list(again.values())) if again else 0
-        if again:
-            log.info("webhook_replay_queued", letters=sorted(again), queued=queued)
-        return queued

@@ -1,4 +1,6 @@
-"""Notification's Kafka adapter: window decisions in, notifications (and dead letters) out.
+"""Notification's Kafka adapter: the policy service's results in (decisions, lending results, review
+results: each from its result topic, which only the policy service writes), notifications (and dead
+letters) out. Each subscriber takes what its topic carries and dead-letters anything else.
 
 The handler only enqueues partners' webhooks (in Redis, before the batch's offsets are committed);
 the dispatcher posts them in the background.
@@ -16,17 +18,13 @@ from services.notification.announcing import Announcement, Announcer
 from services.notification.metrics import NotificationMetrics
 from services.notification.ports import EventPublisher
 from shared.contracts import (
-    REVIEW_EVENTS,
+    LENDING_RESULTS,
+    REVIEW_RESULTS,
     DeadLetter,
     Decision,
     DecisionDelayed,
-    DrawdownApproved,
-    DrawdownRefused,
-    DrawdownRequested,
     Event,
     NotificationSent,
-    Repaid,
-    RepaymentApplied,
     ReviewConcluded,
     ReviewOpened,
     WindowClosed,
@@ -79,30 +77,28 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         await batches.run(topics.windows, records, message, (WindowOpened, WindowClosed, DecisionDelayed), announce, what=None, observe=observe)
 
     @router.subscriber(
-        topics.drawdowns,
-        **batch_subscriber_options(settings, "notification-drawdowns"),
-        title="credit.drawdowns:DrawdownApproved|DrawdownRefused|RepaymentApplied",
+        topics.lending_results,
+        **batch_subscriber_options(settings, "notification-lending"),
+        title=f"{topics.lending_results}:DrawdownApproved|DrawdownRefused|RepaymentApplied",
         description="Tells each customer every drawdown outcome and repayment, once, in the inbox.",
     )
-    async def on_drawdowns(records: Records, message: KafkaMessage) -> None:
-        # The requests share the topic (the policy service decides them): skipped, not refused.
+    async def on_lending_results(records: Records, message: KafkaMessage) -> None:
         await batches.run(
-            topics.drawdowns, records, message, (DrawdownApproved, DrawdownRefused, RepaymentApplied),
+            topics.lending_results, records, message, LENDING_RESULTS,
             lambda batch: deps.announcer.tell_movements(batch.events), what="tell",
-            observe=lambda told: deps.metrics.observe(told.notices, webhooks=0), ignored=(DrawdownRequested, Repaid), skip_empty=True,
+            observe=lambda told: deps.metrics.observe(told.notices, webhooks=0),
         )  # fmt: skip
 
     @router.subscriber(
-        topics.reviews,
+        topics.review_results,
         **batch_subscriber_options(settings, "notification-reviews"),
-        title="credit.reviews:" + "|".join(e.EVENT_TYPE for e in REVIEW_EVENTS),
+        title=f"{topics.review_results}:ReviewOpened|ReviewConcluded",
         description="Tells each customer that their request for review was received, and a review's outcome when the decision stands.",
     )
-    async def on_reviews(records: Records, message: KafkaMessage) -> None:
-        # No dead letters here: the policy service owns credit.reviews and dead-letters what it refuses.
+    async def on_review_results(records: Records, message: KafkaMessage) -> None:
         await batches.run(
-            topics.reviews, records, message, REVIEW_EVENTS, lambda batch: deps.announcer.announce_notices(_notices(batch)),
-            what="announce_reviews", observe=lambda told: deps.metrics.observe(told.notices, webhooks=0), dead_letters=False,
+            topics.review_results, records, message, REVIEW_RESULTS, lambda batch: deps.announcer.announce_notices(_notices(batch)),
+            what="announce_reviews", observe=lambda told: deps.metrics.observe(told.notices, webhooks=0),
         )  # fmt: skip
 
     return router

@@ -179,6 +179,10 @@ class RedisWebhookQueue:
             return 0
         return int((await self._call(self._requeue, {"ttl": TTL_S, "deliveries": [_wire(d) for d in deliveries]}))["queued"])
 
+    async def requeued_for(self, letter_id: str) -> str | None:
+        """The delivery a replayed dead letter queued again (None: it queued none yet)."""
+        return text(await self.redis.get(f"{self.prefix}whr:{letter_id}")) or None
+
     async def claim(self, limit: int, lease_ms: int) -> list[ClaimedDelivery]:
         """Take up to `limit` due deliveries, each leased for `lease_ms`."""
         token = uuid.uuid4().hex

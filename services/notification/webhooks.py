@@ -17,7 +17,8 @@ ceiling) for as long as the retry budget lasts, counted from the first try (hour
 be down for a night); any other answer (a 4xx the partner means, a redirect) is not retried. When
 the budget is spent, or on an answer not retried, the decision goes to the dead-letter topic with
 the reason and the partner (header `webhook_partner`); `creditwindow dlq replay` of that letter
-re-publishes the decision with it, and the notification service queues the delivery again, once.
+queues the delivery again, once, built from the decision the letter points at on the log
+(`redelivery.py`), never from the letter's bytes.
 """
 
 from __future__ import annotations

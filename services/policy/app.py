@@ -31,7 +31,7 @@ from services.policy.control.updates import PolicyUpdates
 from services.policy.handlers import (
     PolicyDeps,
     desk_router,
-    drawdowns_router,
+    lending_router,
     policy_updates_router,
     reviews_router,
     scores_router,
@@ -112,7 +112,8 @@ def compose(
     references: ReferenceIndex | None = None,
 ) -> Policy:
     """The live policy service on `broker`: scores decided into `credit.windows`, signed updates
-    followed, reviews and suspensions on `credit.reviews` carried out (`archive` reads decisions back)."""
+    followed, drawdowns and repayments answered on `credit.lending-results`, review requests and the
+    operators' actions carried out (`archive` reads decisions back)."""
     source = "given" if policy is not None else f"file:{settings.policy_path.name}"
     state = PolicyState(policy or load_policy(settings.policy_path), source=source)
     topics = settings.topics
@@ -124,7 +125,7 @@ def compose(
     )
     signatures = Signatures(settings.policy_key_ring, settings.topic_namespace, timedelta(seconds=settings.policy_max_clock_skew_s))
     clerk = Clerk(
-        underwriter=underwriter, archive=archive or NoArchive(), publisher=publisher, reviews_topic=topics.reviews,
+        underwriter=underwriter, archive=archive or NoArchive(), publisher=publisher, results_topic=topics.review_results,
         desk=desk, signatures=signatures, clock=clock,
     )  # fmt: skip
     updates = PolicyUpdates(
@@ -132,10 +133,10 @@ def compose(
         pauses=underwriter, retry=batches.retry, counted=lambda result: metrics.policy_updates.labels(result).inc(),
     )  # fmt: skip
     delays = DelayNotices(publisher=publisher, out_topic=topics.windows, state=state, clock=clock, counted=metrics.delays.inc)
-    lender = Lender(store=store, publisher=publisher, out_topic=topics.drawdowns, state=state, clock=clock)
+    lender = Lender(store=store, publisher=publisher, out_topic=topics.lending_results, state=state, clock=clock)
     deps = PolicyDeps(settings, batches, metrics, underwriter, state, clerk, delays, lender, updates)
     broker.include_router(scores_router(deps, group=SERVICE))
-    broker.include_router(drawdowns_router(deps, group=f"{SERVICE}-drawdowns"))
+    broker.include_router(lending_router(deps, group=f"{SERVICE}-lending"))
     broker.include_router(policy_updates_router(deps))
     broker.include_router(reviews_router(deps))
     broker.include_router(desk_router(deps))

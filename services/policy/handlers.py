@@ -2,19 +2,23 @@
 
 - `scores_router` (the live fleet and a shadow replica): scores -> `Underwriter.decide` (windows),
   telling customers of a long outage meanwhile (care's `DelayNotices`);
-- `drawdowns_router`: drawdown requests and repayments -> `Lender.lend` (lending);
-- `reviews_router` (one replica per record): `credit.reviews` -> `Clerk.act` (care);
-- `desk_router` (every replica): `credit.reviews` -> `Clerk.follow` (care);
+- `lending_router`: drawdown and repayment requests -> `Lender.lend` (lending), results out to
+  `credit.lending-results`;
+- `reviews_router` (one replica per record): review requests and the operators' signed actions ->
+  `Clerk.act` (care), results out to `credit.review-results`;
+- `desk_router` (every replica): the review results and the operators' actions -> `Clerk.follow` (care);
 - `policy_updates_router` (every replica of the live fleet: a shadow keeps its candidate policy):
   `credit.policy` -> `PolicyUpdates.follow` (control).
 
-Batches of a consumer group run through `BatchRunner` (watched, taken, worked, refusals
-dead-lettered, observed, committed); the two routers every replica follows have no group, so
-nothing to commit.
+Each subscriber takes what its topic carries (shared/contracts/topics.py) and nothing else: a result
+written to a request topic is dead-lettered as `wrong_topic`, never taken nor skipped. Batches of a
+consumer group run through `BatchRunner` (watched, taken, worked, refusals dead-lettered, observed,
+committed); the routers every replica follows have no group, so nothing to commit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaRouter
@@ -28,17 +32,16 @@ from services.policy.lending.lender import Lender
 from services.policy.metrics import PolicyMetrics
 from services.policy.windows.underwriting import Decided, Underwriter
 from shared.contracts import (
-    REVIEW_EVENTS,
+    LENDING_REQUESTS,
+    LENDING_RESULTS,
+    OPERATOR_ACTIONS,
+    REVIEW_RESULTS,
     DeadLetter,
     DecisionDelayed,
-    DrawdownApproved,
-    DrawdownRefused,
     DrawdownRequested,
     Event,
     Repaid,
-    RepaymentApplied,
-    ReviewConcluded,
-    ReviewOpened,
+    ReviewRequested,
     ScoreComputed,
     WindowClosed,
     WindowOpened,
@@ -56,7 +59,7 @@ from shared.messaging import (
 from shared.settings import Settings
 from shared.wire import Record
 
-__all__ = ["PolicyDeps", "desk_router", "drawdowns_router", "policy_updates_router", "reviews_router", "scores_router"]
+__all__ = ["PolicyDeps", "desk_router", "lending_router", "policy_updates_router", "reviews_router", "scores_router"]
 
 # A batch that cannot be decided is retried for this long before it is rewound (and redelivered).
 DECIDE_GIVE_UP_S = 120.0
@@ -112,82 +115,105 @@ def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) ->
     return router
 
 
-def drawdowns_router(deps: PolicyDeps, *, group: str) -> KafkaRouter:
-    """Drawdown requests and repayments in, their outcomes out, on the same topic (`credit.drawdowns`)."""
+def lending_router(deps: PolicyDeps, *, group: str) -> KafkaRouter:
+    """Drawdown and repayment requests in (`credit.lending-requests`), their results out to the topic
+    only this service writes (`credit.lending-results`)."""
     topics = deps.settings.topics
     router = KafkaRouter()
-    for outcome in (DrawdownApproved, DrawdownRefused, RepaymentApplied):
-        router.publisher(topics.drawdowns, schema=outcome, title=f"{topics.drawdowns}:{outcome.EVENT_TYPE}")
     lender = deps.lender
     assert lender is not None
+    for result in LENDING_RESULTS:
+        router.publisher(lender.out_topic, schema=result, title=f"{lender.out_topic}:{result.EVENT_TYPE}")
 
     @router.subscriber(
-        topics.drawdowns,
+        topics.lending_requests,
         **batch_subscriber_options(deps.settings, group),
-        title="credit.drawdowns:DrawdownRequested|Repaid",
-        description="Decides each drawdown at once against the customer's window and balance; applies each repayment.",
+        title=f"{topics.lending_requests}:DrawdownRequested|Repaid",
+        description="Decides each drawdown at once against the customer's window and balance; applies each repayment. "
+        "Anything else on the topic (a result above all) is dead-lettered.",
     )
-    async def on_drawdowns(records: Records, message: KafkaMessage) -> None:
-        # The topic carries the outcomes this service writes too: those are skipped, not refused.
+    async def on_lending_requests(records: Records, message: KafkaMessage) -> None:
         await deps.batches.run(
-            topics.drawdowns, records, message, (DrawdownRequested, Repaid),
+            topics.lending_requests, records, message, LENDING_REQUESTS,
             lambda batch: lender.lend([event for _, event in batch.events]), what="lend",
             refused=lambda batch, lent: refusals(batch.events, lent.conflicts, "movement_id_reused", _movement_reused),
             observe=lambda lent: deps.metrics.observe_lending(lent.outcomes),
-            ignored=(DrawdownApproved, DrawdownRefused, RepaymentApplied), skip_empty=True,
         )  # fmt: skip
 
     return router
 
 
 def reviews_router(deps: PolicyDeps) -> KafkaRouter:
-    """`credit.reviews` in, one replica per record (a group of its own): requests acknowledged, signed
-    review decisions carried out, forged operator actions dead-lettered."""
+    """Review requests (`credit.review-requests`) and the operators' signed actions
+    (`credit.operator-actions`) in, each topic in a group of its own (one replica per record):
+    requests acknowledged, signed review decisions carried out, forged operator actions
+    dead-lettered; the results out to `credit.review-results`, which only this service writes."""
     settings = deps.settings
     topics = settings.topics
     router = KafkaRouter()
-    router.publisher(topics.reviews, schema=ReviewOpened, title="credit.reviews:ReviewOpened")
-    router.publisher(topics.reviews, schema=ReviewConcluded, title="credit.reviews:ReviewConcluded")
     clerk = deps.clerk
     assert clerk is not None
+    for result in REVIEW_RESULTS:
+        router.publisher(clerk.results_topic, schema=result, title=f"{clerk.results_topic}:{result.EVENT_TYPE}")
 
     def observe(handled: Handled) -> None:
         for action, result in handled.actions:
             deps.metrics.operator_actions.labels(action, result).inc()
         deps.metrics.observe(handled.decisions)
 
-    @router.subscriber(
-        topics.reviews,
-        **batch_subscriber_options(settings, "policy-reviews"),
-        title="credit.reviews:" + "|".join(e.EVENT_TYPE for e in REVIEW_EVENTS),
-        description="Acknowledges requests for review by a person, carries out signed review decisions, refuses forged operator actions.",
-    )
-    async def on_reviews(records: Records, message: KafkaMessage) -> None:
-        await deps.batches.run(
-            f"{topics.reviews}:act", records, message, REVIEW_EVENTS, lambda batch: clerk.act(batch.events), what="reviews",
-            refused=lambda batch, handled: handled.refused, observe=observe,
-        )  # fmt: skip
+    def act(topic: str, accepted: tuple[type[Event], ...]) -> Callable[[Records, KafkaMessage], Awaitable[None]]:
+        async def on_batch(records: Records, message: KafkaMessage) -> None:
+            await deps.batches.run(
+                f"{topic}:act", records, message, accepted, lambda batch: clerk.act(batch.events), what="reviews",
+                refused=lambda batch, handled: handled.refused, observe=observe,
+            )  # fmt: skip
 
+        return on_batch
+
+    router.subscriber(
+        topics.review_requests,
+        **batch_subscriber_options(settings, "policy-reviews"),
+        title=f"{topics.review_requests}:ReviewRequested",
+        description="Acknowledges requests for review by a person. Anything else on the topic (a result above all) is dead-lettered.",
+    )(act(topics.review_requests, (ReviewRequested,)))
+    router.subscriber(
+        topics.operator_actions,
+        **batch_subscriber_options(settings, "policy-actions"),
+        title=f"{topics.operator_actions}:" + "|".join(e.EVENT_TYPE for e in OPERATOR_ACTIONS),
+        description="Carries out signed review decisions; refuses forged or unsigned operator actions.",
+    )(act(topics.operator_actions, OPERATOR_ACTIONS))
     return router
 
 
 def desk_router(deps: PolicyDeps) -> KafkaRouter:
-    """`credit.reviews` followed by every replica (no group): suspensions and open reviews kept in memory."""
+    """The review results and the operators' actions followed by every replica (no group): suspensions
+    and open reviews kept in memory. Each topic is read as what it carries (no dead letters here: the
+    groups that act on these topics dead-letter once what does not belong)."""
     router = KafkaRouter()
     clerk = deps.clerk
     assert clerk is not None
+    topics = deps.settings.topics
 
-    @router.subscriber(
-        deps.settings.topics.reviews,
+    def follow(topic: str, carried: tuple[type[Event], ...]) -> Callable[[Records], Awaitable[None]]:
+        async def on_batch(records: Records) -> None:
+            fresh = [raw for raw in records if raw.offset >= clerk.desk.history_end.get((topic, raw.partition), 0)]  # not restored at start
+            events: list[Event] = [event for _, event in intake(fresh, carried).events]
+            deps.metrics.observe(await deps.batches.retry(lambda: clerk.follow(events), what="desk"))
+
+        return on_batch
+
+    router.subscriber(
+        topics.review_results,
         **follower_options(),  # no group: every replica reads every record
-        title="credit.reviews:CustomerSuspended|SuspensionLifted|ReviewOpened|ReviewConcluded",
-        description="Every replica keeps each customer's suspension and the open reviews; a suspension closes the customer's open window.",
-    )
-    async def on_desk(records: Records) -> None:
-        fresh = [raw for raw in records if raw.offset >= clerk.desk.history_end.get(raw.partition, 0)]  # not restored at start
-        events: list[Event] = [event for _, event in intake(fresh, REVIEW_EVENTS).events]
-        deps.metrics.observe(await deps.batches.retry(lambda: clerk.follow(events), what="desk"))
-
+        title=f"{topics.review_results}:ReviewOpened|ReviewConcluded",
+        description="Every replica keeps the open reviews.",
+    )(follow(topics.review_results, REVIEW_RESULTS))
+    router.subscriber(
+        topics.operator_actions,
+        **follower_options(),
+        title=f"{topics.operator_actions}:CustomerSuspended|SuspensionLifted",
+        description="Every replica keeps each customer's suspension; a suspension closes the customer's open window.",
+    )(follow(topics.operator_actions, OPERATOR_ACTIONS))
     return router
 
 

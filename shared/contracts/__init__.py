@@ -12,6 +12,8 @@ from shared.contracts.applications import (
 )
 from shared.contracts.deadletter import DeadLetter
 from shared.contracts.drawdowns import (
+    LENDING_REQUESTS,
+    LENDING_RESULTS,
     DrawdownApproved,
     DrawdownOutcome,
     DrawdownRefused,
@@ -25,6 +27,7 @@ from shared.contracts.notifications import NotificationSent
 from shared.contracts.policy import PolicyUpdated
 from shared.contracts.reviews import (
     OPERATOR_ACTIONS,
+    REVIEW_RESULTS,
     SUSPENSION_REASONS,
     CustomerSuspended,
     OperatorAction,
@@ -73,21 +76,14 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SuspensionLifted,
     )
 }
-# What `credit.reviews` carries, in the order a review goes.
-REVIEW_EVENTS: tuple[type[Event], ...] = (
-    ReviewRequested,
-    ReviewOpened,
-    ReviewDecided,
-    ReviewConcluded,
-    CustomerSuspended,
-    SuspensionLifted,
-)
 
 __all__ = [
     "DEFAULT_LOCALE",
     "EVENT_TYPES",
+    "LENDING_REQUESTS",
+    "LENDING_RESULTS",
     "OPERATOR_ACTIONS",
-    "REVIEW_EVENTS",
+    "REVIEW_RESULTS",
     "SUSPENSION_REASONS",
     "Applicant",
     "ApplicationFacts",

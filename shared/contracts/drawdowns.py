@@ -1,12 +1,13 @@
-"""Drawing on an open window, and paying back (topic `credit.drawdowns`, keyed by customer).
+"""Drawing on an open window, and paying back (keyed by customer).
 
-Upstream apps write `DrawdownRequested` and `Repaid`; the policy service decides each drawdown at
-once against the customer's window (`DrawdownApproved` or `DrawdownRefused`, in the same four honest
-categories as a window) and applies each repayment (`RepaymentApplied`). The balance is the
+Upstream apps write `DrawdownRequested` and `Repaid` (topic `credit.lending-requests`); the policy
+service decides each drawdown at once against the customer's window (`DrawdownApproved` or
+`DrawdownRefused`, in the same four honest categories as a window) and applies each repayment
+(`RepaymentApplied`), on `credit.lending-results`, which only it writes. The balance is the
 customer's: it outlives a window that closes or is superseded, and a new window's available amount
 is its limit less what is still owed. Every outcome carries the balance after it and the customer's
 balance sequence (`balance_seq`, raised by every approved drawdown and applied repayment), so the
-balances can be rebuilt from this topic exactly.
+balances can be rebuilt from the results topic exactly.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from shared.contracts.envelope import CustomerId, Event
 from shared.contracts.windows import Category
 
 __all__ = [
+    "LENDING_REQUESTS",
+    "LENDING_RESULTS",
     "DrawdownApproved",
     "DrawdownId",
     "DrawdownOutcome",
@@ -119,3 +122,6 @@ class RepaymentApplied(Event):
 
 # What the policy service tells of a drawdown or a repayment (the outcome of a movement of the balance).
 LendingOutcome = DrawdownApproved | DrawdownRefused | RepaymentApplied
+# What each lending topic carries: the upstream apps' requests, the policy service's results.
+LENDING_REQUESTS: tuple[type[Event], ...] = (DrawdownRequested, Repaid)
+LENDING_RESULTS: tuple[type[Event], ...] = (DrawdownApproved, DrawdownRefused, RepaymentApplied)

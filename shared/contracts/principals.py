@@ -5,20 +5,20 @@ Every ACL of the fleet comes from this table: the secure local platform's (`cred
 --secure`, devtools/kafka_security.py) and a Strimzi `KafkaUser` per principal
 (deploy/k8s/base/kafka-users.yaml, written by `python -m devtools.kafka_users`);
 tests/unit/test_kafka_acls.py holds both renderings to the table. A new topic is a property in
-`Topics` and one row here.
+`Topics`, an entry in its catalogue and one row here.
 
 The principals:
 
 - one per service (`scoring`, `policy`, `notification`): reads its inputs in its own consumer
   groups, writes its results and its dead letters;
 - `upstream`: the lender's apps; write request topics, read nothing;
-- `operator`: the operators' CLI; reads every topic, writes signed controls and (to replay a dead
-  letter) request topics, creates topics;
+- `operator`: the operators' CLI; reads every topic, writes signed controls (policy updates, actions
+  on customers) and, to replay a dead letter where it came from, request topics; creates topics;
 - `scaler`: KEDA, which scales each service on its group's lag; describes topics and groups, reads
   no record.
 
-`credit.drawdowns` and `credit.reviews` carry requests and results today: upstream apps and the
-policy both write them until each is split into a request and a result topic (two rows).
+No topic has two kinds of writer (shared/contracts/topics.py): upstream apps write requests only, a
+service its own results only, operators their signed controls.
 """
 
 from __future__ import annotations
@@ -62,21 +62,31 @@ def _row(topic: str, *, writers: tuple[str, ...], readers: tuple[str, ...]) -> T
 
 
 TOPIC_ACCESS: tuple[TopicAccess, ...] = (
-    #     topic               writers                                readers
-    _row("applications",   writers=(UPSTREAM, OPERATOR),          readers=(SCORING, OPERATOR)),
-    _row("scores",         writers=(SCORING,),                    readers=(POLICY, OPERATOR)),
+    #     topic               writers                     readers
+    # requests: upstream apps, and the operators' replay of a dead letter to where it came from
+    _row("applications",     writers=(UPSTREAM, OPERATOR), readers=(SCORING, OPERATOR)),
+    _row("lending_requests", writers=(UPSTREAM, OPERATOR), readers=(POLICY, OPERATOR)),
+    _row("review_requests",  writers=(UPSTREAM, OPERATOR), readers=(POLICY, OPERATOR)),
+    # results: each written by its service alone
+    _row("scores",           writers=(SCORING,),           readers=(POLICY, OPERATOR)),
     # the decision log: notification tells it, the policy rebuilds its book from it
-    _row("windows",        writers=(POLICY,),                     readers=(POLICY, NOTIFICATION, OPERATOR)),
+    _row("windows",          writers=(POLICY,),            readers=(POLICY, NOTIFICATION, OPERATOR)),
+    # the balances' log: notification tells it, the policy rebuilds balances from it
+    _row("lending_results",  writers=(POLICY,),            readers=(POLICY, NOTIFICATION, OPERATOR)),
+    # reviews acknowledged and concluded: notification tells them, every policy replica keeps its desk from them
+    _row("review_results",   writers=(POLICY,),            readers=(POLICY, NOTIFICATION, OPERATOR)),
     # what each customer was told: an explanation shows the message as sent
-    _row("notifications",  writers=(NOTIFICATION,),               readers=(POLICY, OPERATOR)),
-    _row("policy",         writers=(OPERATOR,),                   readers=(POLICY, OPERATOR)),
+    _row("notifications",    writers=(NOTIFICATION,),      readers=(POLICY, OPERATOR)),
+    _row("shadow_windows",   writers=(POLICY,),            readers=(OPERATOR,)),
+    # controls: signed by operators, verified by the policy service
+    _row("policy",           writers=(OPERATOR,),          readers=(POLICY, OPERATOR)),
+    _row("operator_actions", writers=(OPERATOR,),          readers=(POLICY, OPERATOR)),
     # dead letters hold the original bytes (raw applications): operators only
-    _row("deadletter",     writers=SERVICE_PRINCIPALS,            readers=(OPERATOR,)),
-    # requests and results together, until split
-    _row("drawdowns",      writers=(UPSTREAM, POLICY, OPERATOR),  readers=(POLICY, NOTIFICATION, OPERATOR)),
-    _row("shadow_windows", writers=(POLICY,),                     readers=(OPERATOR,)),
-    # requests, the operators' signed decisions and the policy's results together, until split
-    _row("reviews",        writers=(UPSTREAM, POLICY, OPERATOR),  readers=(POLICY, NOTIFICATION, OPERATOR)),
+    _row("deadletter",       writers=SERVICE_PRINCIPALS,   readers=(OPERATOR,)),
+    # the mixed topics of before the split: written by nobody; read once by the migration (the
+    # policy copies its results, the operator the signed actions)
+    _row("retired_drawdowns", writers=(),                  readers=(POLICY, OPERATOR)),
+    _row("retired_reviews",   writers=(),                  readers=(POLICY, OPERATOR)),
 )  # fmt: skip
 
 
@@ -103,13 +113,13 @@ PRINCIPALS: tuple[Principal, ...] = (
     Principal(
         POLICY,
         "the policy service (and a shadow policy)",
-        groups=("policy", "policy-shadow", "policy-drawdowns", "policy-reviews"),
+        groups=("policy", "policy-shadow", "policy-lending", "policy-reviews", "policy-actions"),
         describes_topics=True,
     ),
     Principal(
         NOTIFICATION,
         "the notification service",
-        groups=("notification", "notification-drawdowns", "notification-reviews"),
+        groups=("notification", "notification-lending", "notification-reviews"),
         describes_topics=True,
     ),
     Principal(UPSTREAM, "the lender's apps: requests only"),

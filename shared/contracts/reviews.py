@@ -1,11 +1,13 @@
-"""Review by a person and suspensions (topic `credit.reviews`, keyed by customer, kept forever).
+"""Review by a person and suspensions (keyed by customer).
 
-A customer asks for a review of a decision by its reference (`ReviewRequested`, from upstream apps);
-the policy service acknowledges it (`ReviewOpened`); an operator decides it, signed with their key
-(`ReviewDecided`); the policy service carries it out (`ReviewConcluded`, and on an overturn a new
-decision on `credit.windows`). Operators also suspend a customer's right to apply and lift it
-(`CustomerSuspended`, `SuspensionLifted`), signed the same way. Unsigned or forged operator actions
-are refused to the dead-letter topic.
+A customer asks for a review of a decision by its reference (`ReviewRequested`, from upstream apps,
+on `credit.review-requests`); the policy service acknowledges it (`ReviewOpened`, on
+`credit.review-results`, which only it writes, kept forever); an operator decides it, signed with
+their key (`ReviewDecided`, on `credit.operator-actions`, which only operators write, kept forever);
+the policy service carries it out (`ReviewConcluded`, and on an overturn a new decision on
+`credit.windows`). Operators also suspend a customer's right to apply and lift it
+(`CustomerSuspended`, `SuspensionLifted`), signed the same way, on the same topic. Unsigned or
+forged operator actions are refused to the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from shared.contracts.envelope import ApplicationId, CustomerId, Event, FreeText
 
 __all__ = [
     "OPERATOR_ACTIONS",
+    "REVIEW_RESULTS",
     "SUSPENSION_REASONS",
     "CustomerSuspended",
     "OperatorAction",
@@ -148,4 +151,6 @@ class SuspensionLifted(OperatorAction):
     note: FreeText = Field(default="", max_length=500)
 
 
+# What each topic of customer care carries: the operators' signed actions, the policy service's results.
 OPERATOR_ACTIONS: tuple[type[OperatorAction], ...] = (ReviewDecided, CustomerSuspended, SuspensionLifted)
+REVIEW_RESULTS: tuple[type[Event], ...] = (ReviewOpened, ReviewConcluded)

@@ -14,13 +14,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from shared.contracts import Event
+from shared.contracts.topics import CONTROL, RESULT
 from shared.messaging.commits import commit_in_background
 from shared.messaging.health import ServiceHealth
-from shared.messaging.intake import Intake, intake, take
+from shared.messaging.intake import Intake, take
 from shared.messaging.retries import retry_transient
 from shared.ports import EventPublisher
 from shared.settings import Settings
-from shared.wire import Record, RefusedRecord
+from shared.wire import HISTORY_HEADER, Record, RefusedRecord
 
 __all__ = ["BatchRunner", "refusals"]
 
@@ -48,33 +49,36 @@ class BatchRunner:
         what: str | None,
         refused: Callable[[Intake[E], R], Sequence[RefusedRecord]] | None = None,
         observe: Callable[[R], object] | None = None,
-        ignored: Sequence[type[Event]] = (),
-        dead_letters: bool = True,
-        skip_empty: bool = False,
     ) -> None:
         """Run one batch of `consumer` (see the module).
 
-        `what` names the work for the retry log; None when the work retries its own steps (a step
-        that must not run twice, or a retry of its own kind). `refused` picks the records the work
-        refused (dead-lettered before the commit). `ignored`: event types sharing the topic that are
-        not this consumer's. `dead_letters=False`: undecodable records are left to the topic's owner.
-        `skip_empty`: no work when the batch holds none of `accepted`.
+        `accepted`: the event types the batch's topic carries (any other is dead-lettered). `what`
+        names the work for the retry log; None when the work retries its own steps (a step that must
+        not run twice, or a retry of its own kind). `refused` picks the records the work refused
+        (dead-lettered before the commit).
         """
 
         async def batch() -> None:
-            if dead_letters:
-                taken = await take(records, accepted, publisher=self.publisher, settings=self.settings, ignored=ignored)
-            else:
-                taken = intake(records, accepted, ignored)
-            if not (skip_empty and not taken.events):
-                result = await (self.retry(lambda: work(taken), what=what) if what is not None else work(taken))
-                if refused is not None:
-                    await self.dead_letter(refused(taken, result))
-                if observe is not None:
-                    observe(result)
+            taken = await take(self._news(records), accepted, publisher=self.publisher, settings=self.settings)
+            result = await (self.retry(lambda: work(taken), what=what) if what is not None else work(taken))
+            if refused is not None:
+                await self.dead_letter(refused(taken, result))
+            if observe is not None:
+                observe(result)
             commit_in_background(message)
 
         await self.health.watch(consumer, batch)
+
+    def _news(self, records: Sequence[Any]) -> Sequence[Any]:
+        """The batch less the history the split's migration copied onto a result or control topic
+        (header `migrated_from`): acted on and told before the split, read by rebuilds, not again
+        by consumers. Only such topics' owners write them; on a request topic the header means nothing."""
+        if not records:
+            return records
+        entry = self.settings.topics.entry(records[0].topic)
+        if entry is None or entry.kind not in (RESULT, CONTROL):
+            return records
+        return [raw for raw in records if not any(key == HISTORY_HEADER for key, _ in raw.headers or ())]
 
     async def retry(self, operation: Callable[[], Awaitable[T]], *, what: str) -> T:
         """`operation`, transient faults retried with this service's backoff."""

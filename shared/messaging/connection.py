@@ -114,7 +114,8 @@ def batch_subscriber_options(settings: Settings, service: str) -> dict[str, Any]
 
 def follower_options() -> dict[str, Any]:
     """Subscriber arguments of a topic every replica reads whole (no group): from the beginning, in
-    batches of raw records, nothing to commit (signed policy updates, the desk's `credit.reviews`)."""
+    batches of raw records, nothing to commit (signed policy updates; the desk's review results and
+    operators' actions)."""
     return {"batch": True, "auto_offset_reset": "earliest", "ack_policy": AckPolicy.MANUAL, "decoder": raw_records}
 
 

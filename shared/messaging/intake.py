@@ -10,7 +10,7 @@ from shared.contracts import Event
 from shared.messaging.retries import retry_transient
 from shared.ports import EventPublisher
 from shared.settings import Settings
-from shared.wire import Record, RefusedRecord, decode, header
+from shared.wire import Record, RefusedRecord, decode
 
 __all__ = ["Intake", "intake", "take"]
 
@@ -25,20 +25,16 @@ class Intake(Generic[E]):
     refused: list[RefusedRecord] = field(default_factory=list)
 
 
-def intake(records: Iterable[Any], accepted: Sequence[type[E]], ignored: Sequence[type[Event]] = ()) -> Intake[E]:
-    """`ignored`: event types that share the topic and are not this consumer's (e.g. its own outputs):
-    skipped, neither decoded (when the header names them) nor refused."""
+def intake(records: Iterable[Any], accepted: Sequence[type[E]]) -> Intake[E]:
+    """Decode each record into one of `accepted` (the event types its topic carries), or refuse it:
+    an event of another type, a result on a request topic above all, is refused, never skipped."""
     result: Intake[E] = Intake()
-    skip = {model.EVENT_TYPE for model in ignored}
-    models = (*accepted, *ignored)
     for raw in records:
         record = Record.of(raw)
-        if skip and header(record, "event_type") in skip:
-            continue
-        decoded = decode(record, models)
+        decoded = decode(record, accepted)
         if isinstance(decoded, RefusedRecord):
             result.refused.append(decoded)
-        elif decoded.EVENT_TYPE not in skip:
+        else:
             result.events.append((record, decoded))  # type: ignore[arg-type]
     return result
 
@@ -49,10 +45,9 @@ async def take(
     *,
     publisher: EventPublisher,
     settings: Settings,
-    ignored: Sequence[type[Event]] = (),
 ) -> Intake[E]:
     """Decode a batch and dead-letter what is refused (transient faults retried): what every handler does first."""
-    batch = intake(records, accepted, ignored)
+    batch = intake(records, accepted)
     await retry_transient(
         lambda: publisher.dead_letter(settings.topics.deadletter, batch.refused), settings=settings, what="dead_letter"
     )

@@ -1,7 +1,8 @@
 """Reading and writing the fleet's topics outside a consumer group: rebuilds, the CLI, tools and tests.
 
 A `TopicReader` reads every partition of some topics without a consumer group (it changes nothing
-for the services), decoding each record with the fleet's own wire format.
+for the services), decoding each record with the fleet's own wire format as one of the event types
+its topic carries (shared/contracts/topics.py): anything else is read as refused.
 """
 
 from __future__ import annotations
@@ -21,7 +22,17 @@ from shared.messaging.topic_admin import topic_partitions
 from shared.settings import Settings
 from shared.wire import Record, RefusedRecord, decode, encode
 
-__all__ = ["Publisher", "ReadRecord", "TopicReader", "end_offsets", "offsets_at", "read_to_end", "scan_key"]
+__all__ = ["Publisher", "ReadRecord", "TopicReader", "carried_by", "end_offsets", "offsets_at", "read_at", "read_to_end", "scan_key"]
+
+_ANY_EVENT = tuple(EVENT_TYPES.values())
+
+
+def carried_by(settings: Settings, topic: str) -> tuple[type[Event], ...]:
+    """The event types a record of `topic` is read as: what the topic carries and nothing else, so a
+    result found on a request topic is read as refused (`wrong_topic`) and no rebuild or tool takes
+    it. A topic outside the fleet's namespace: any event."""
+    carried = settings.topics.events_on(topic)
+    return carried if carried is not None else _ANY_EVENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +117,7 @@ class TopicReader:
                 if not self.decode:
                     out.append(ReadRecord(record, None, None, raw.timestamp))
                     continue
-                decoded = decode(record, EVENT_TYPES.values())
+                decoded = decode(record, carried_by(self.settings, record.topic))
                 if isinstance(decoded, RefusedRecord):
                     out.append(ReadRecord(record, None, decoded, raw.timestamp))
                 else:
@@ -231,12 +242,41 @@ async def scan_key(
                 if raw.offset >= end or raw.key != raw_key:
                     continue
                 record = Record.of(raw)
-                decoded = decode(record, EVENT_TYPES.values())
+                decoded = decode(record, carried_by(settings, topic))
                 item = ReadRecord(record, None, decoded, raw.timestamp) if isinstance(decoded, RefusedRecord) else ReadRecord(record, decoded, None, raw.timestamp)
                 found.append(item)
                 if stop(item):
                     return found
         return found
+    finally:
+        await consumer.stop()
+
+
+async def read_at(settings: Settings, topic: str, partition: int, offset: int, *, timeout_s: float = 15.0) -> ReadRecord | None:
+    """The record at one position (None: the partition does not exist or holds nothing there),
+    read as what its topic carries."""
+    if partition not in (await topic_partitions(settings, [topic]))[topic]:
+        return None
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), group_id=None, enable_auto_commit=False, auto_offset_reset="none")
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        start, end = (await consumer.beginning_offsets([tp]))[tp], (await consumer.end_offsets([tp]))[tp]
+        if not start <= offset < end:
+            return None
+        consumer.seek(tp, offset)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for raw in (await consumer.getmany(tp, timeout_ms=500, max_records=1)).get(tp, []):
+                if raw.offset != offset:
+                    return None  # compacted or a transaction marker: nothing at that offset
+                record = Record.of(raw)
+                decoded = decode(record, carried_by(settings, topic))
+                if isinstance(decoded, RefusedRecord):
+                    return ReadRecord(record, None, decoded, raw.timestamp)
+                return ReadRecord(record, decoded, None, raw.timestamp)
+        raise TimeoutError(f"reading {topic}[{partition}]@{offset} took longer than {timeout_s:.0f} s")
     finally:
         await consumer.stop()
 

@@ -24,7 +24,7 @@ import yaml
 from redis.asyncio import Redis
 
 from devtools.germancredit import applications
-from shared.contracts import DeadLetter, ScoreComputed, WindowClosed, WindowOpened
+from shared.contracts import DeadLetter, DrawdownRefused, DrawdownRequested, ScoreComputed, WindowClosed, WindowOpened
 from shared.messaging import ensure_topics
 from shared.messaging.topic_io import Publisher, ReadRecord, TopicReader, read_to_end
 from shared.settings import Settings
@@ -32,6 +32,7 @@ from shared.wire import REPLAY_HEADER, encode
 from tests.clocks import WALL
 from tests.conftest import settings_for
 from tests.e2e.conftest import RunningFleet, start_fleet
+from tests.unit.notification.factories import opened
 from tests.unit.policy.factories import default_policy, score
 
 _ids = itertools.count(1)
@@ -175,17 +176,17 @@ async def test_policy_apply_signs_and_publishes_a_valid_file_that_the_fleet_appl
 # --- dlq ----------------------------------------------------------------------------------------
 
 
-async def test_dlq_replay_republishes_each_letter_to_its_source_once(policy_fleet: RunningFleet, cli_env: dict[str, str]) -> None:
+async def test_dlq_replay_republishes_each_letter_to_its_request_topic_once(policy_fleet: RunningFleet, cli_env: dict[str, str]) -> None:
     settings = policy_fleet.settings
     topics = settings.topics
-    # A record the policy refuses now, and a letter left by an older release for a score that is fine today.
+    # A request the policy refuses now, and a letter left by an older release for a request that is fine today.
     async with Publisher(settings) as publisher:
-        await (await publisher.send_raw(topics.scores, b'{"event_type": "ScoreComputed"}', key=b"cus_dlq_broken01", headers=[("event_type", b"ScoreComputed")]))
-    fine = _score()
+        await (await publisher.send_raw(topics.lending_requests, b'{"event_type": "DrawdownRequested"}', key=b"cus_dlq_broken01", headers=[("event_type", b"DrawdownRequested")]))
+    fine = DrawdownRequested(correlation_id="dd_dlq_fine_0001", drawdown_id=f"dd_dlq_{time.time_ns() % 10**9}", customer_id="cus_dlq_fine0001", amount=1_000)
     wire = encode(fine)
     old_letter = DeadLetter(
-        correlation_id=fine.application_id, producer="policy", error="schema_version 1 is not accepted", error_type="invalid",
-        failed_by="policy", source_topic=topics.scores, source_partition=0, source_offset=0, source_key=fine.customer_id,
+        correlation_id=fine.correlation_id, producer="policy", error="schema_version 1 is not accepted", error_type="invalid",
+        failed_by="policy", source_topic=topics.lending_requests, source_partition=0, source_offset=0, source_key=fine.customer_id,
         payload_b64=base64.b64encode(wire.value).decode(), headers=wire.headers,
     )  # fmt: skip
     await _publish(settings, topics.deadletter, [old_letter])
@@ -196,27 +197,70 @@ async def test_dlq_replay_republishes_each_letter_to_its_source_once(policy_flee
     refused = next(row for row in listed if row["id"] != str(old_letter.event_id))
     assert refused["key"] == "cus_dlq_broken01" and refused["replayed_to"] is None
     shown = json.loads(_ok(await cli(cli_env, "dlq", "show", str(old_letter.event_id)[:8], "--json")))
-    assert fine.application_id in shown["payload"]
+    assert fine.drawdown_id in shown["payload"]
 
     replayed = json.loads(_ok(await cli(cli_env, "dlq", "replay", "--all", "--json")))
     assert sorted(r["id"] for r in replayed["replayed"]) == sorted(row["id"] for row in listed)
 
-    # the fixed one is decided now; the broken one is refused again and says it was a replay
+    # the fixed one is answered now (no window: refused as strategy); the broken one is refused again and says it was a replay
     seen = await _read_until(
-        settings, [topics.windows, topics.deadletter],
-        lambda s: any(getattr(r.event, "application_id", None) == fine.application_id for r in s)
+        settings, [topics.lending_results, topics.deadletter],
+        lambda s: any(getattr(r.event, "drawdown_id", None) == fine.drawdown_id for r in s)
         and any(isinstance(r.event, DeadLetter) and r.event.replayed_from == refused["id"] for r in s),
     )  # fmt: skip
-    assert any(isinstance(r.event, WindowOpened) and r.event.application_id == fine.application_id for r in seen)
+    assert any(isinstance(r.event, DrawdownRefused) and r.event.drawdown_id == fine.drawdown_id for r in seen)
 
     second = json.loads(_ok(await cli(cli_env, "dlq", "replay", "--all", "--json")))
-    assert second["replayed"] == []
+    assert second["replayed"] == [] and second["refused"] == []
     reasons = {s["id"]: s["why"] for s in second["skipped"]}
     assert reasons[str(old_letter.event_id)].startswith("already replayed to ") and reasons[refused["id"]].startswith("already replayed to ")
     assert any(why.startswith(f"a replay of {refused['id'][:8]}") for why in reasons.values())
 
-    replays = [r for r in await read_to_end(settings, [topics.scores]) if any(k == REPLAY_HEADER for k, _ in r.record.headers)]
+    replays = [r for r in await read_to_end(settings, [topics.lending_requests]) if any(k == REPLAY_HEADER for k, _ in r.record.headers)]
     assert sorted(dict(r.record.headers)[REPLAY_HEADER].decode() for r in replays) == sorted(row["id"] for row in listed)
+
+
+async def test_dlq_replay_refuses_letters_from_result_topics_and_crafted_ones_naming_the_decisions_topic(
+    settings: Settings, cli_env: dict[str, str]
+) -> None:
+    topics = settings.topics
+    decision = opened("en", partner_id="p1")
+    await _publish(settings, topics.windows, [decision])  # a decision on the log, at windows[p]@0
+    (at,) = [r for r in await read_to_end(settings, [topics.windows])]
+    genuine = encode(decision).value
+    forged = genuine.replace(b'"limit":', b'"limit":9', 1)
+
+    def letter(source: str, payload: bytes, *, error_type: str = "invalid", partition: int = 0, offset: int = 0, **headers: str) -> DeadLetter:
+        return DeadLetter(
+            correlation_id="dlq-refused", producer="scoring", error="crafted", error_type=error_type, failed_by="scoring", source_topic=source,
+            source_partition=partition, source_offset=offset, source_key=decision.customer_id, payload_b64=base64.b64encode(payload).decode(),
+            headers={"event_type": json.loads(payload)["event_type"], **headers},
+        )  # fmt: skip
+
+    old_score = encode(_score())
+    letters = {
+        "a score": letter(topics.scores, old_score.value),
+        "a forged decision": letter(topics.windows, forged),
+        "a forged webhook give-up": letter(topics.windows, forged, error_type="webhook_undeliverable", partition=at.record.partition, webhook_partner="p1"),
+        "a webhook give-up at nothing": letter(topics.windows, genuine, error_type="webhook_undeliverable", offset=7, webhook_partner="p1"),
+    }
+    await _publish(settings, topics.deadletter, list(letters.values()))
+    await _read_until(settings, [topics.deadletter], lambda s: sum(isinstance(r.event, DeadLetter) for r in s) >= len(letters))
+
+    result = await cli(cli_env, "dlq", "replay", "--all", "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    body = json.loads(result.stdout)
+    assert body["replayed"] == [] and body["redelivered"] == []
+    why = {row["id"]: row["why"] for row in body["refused"]}
+    assert why[str(letters["a score"].event_id)].startswith("credit.scores is a result topic: a dead letter goes back only to the request topic it came from; results are re-derived by the fleet")
+    assert "cache rebuild --yes" in why[str(letters["a forged decision"].event_id)]
+    assert "the letter's bytes are not the record at" in why[str(letters["a forged webhook give-up"].event_id)]
+    assert why[str(letters["a webhook give-up at nothing"].event_id)] == f"not queued: nothing at {topics.windows}[0]@7"
+
+    text = await cli(cli_env, "dlq", "replay", str(letters["a forged decision"].event_id)[:8])
+    assert text.returncode == 1 and "refused" in text.stdout and "results are re-derived by the fleet" in " ".join(text.stdout.split())
+    assert [r.record.value for r in await read_to_end(settings, [topics.windows])] == [genuine]  # nothing sent to the decisions
+    assert await read_to_end(settings, [topics.scores]) == []
 
 
 # --- simulate -----------------------------------------------------------------------------------------

@@ -100,9 +100,17 @@ async def test_a_decision_is_explained_on_request_and_overturned_on_review_by_a_
 
         # review by a person: two requests make one review, acknowledged and told once
         for _ in range(2):
-            await running.publish(topics.reviews, [ReviewRequested(correlation_id=application, customer_id=customer, reference=reference, statement="My savings are higher now.")])
-        seen = await running.read([topics.reviews, topics.notifications], lambda s: any(isinstance(e, NotificationSent) and e.about == "review" for e in _events(s, NotificationSent)))
-        assert len({o.event_id for o in _events(seen, ReviewOpened)}) == 1
+            await running.publish(topics.review_requests, [ReviewRequested(correlation_id=application, customer_id=customer, reference=reference, statement="My savings are higher now.")])
+        seen = await running.read([topics.review_results, topics.notifications], lambda s: any(isinstance(e, NotificationSent) and e.about == "review" for e in _events(s, NotificationSent)))
+        (review_opened,) = {o.event_id: o for o in _events(seen, ReviewOpened)}.values()
+        # an upstream app writes what only the policy service may: the review concluded. Refused, the review stays open.
+        concluded = ReviewConcluded(
+            correlation_id=application, producer="policy", review_id=review_opened.review_id, reference=reference, decision_id=closed.decision_id,
+            application_id=application, customer_id=customer, outcome="upheld", decided_by="nobody", reviewed_outcome="closed",
+        )  # fmt: skip
+        await running.publish(topics.review_requests, [concluded])
+        letters = await running.read([topics.deadletter], lambda s: any(d.error_type == "wrong_topic" for d in _events(s, DeadLetter)))
+        assert [d.source_topic for d in _events(letters, DeadLetter) if d.error_type == "wrong_topic"] == [topics.review_requests]
         listed = await _cli(env, "review", "list", "--json")
         assert [(r["reference"], r["status"], r["requests"], r["overdue"]) for r in listed["reviews"]] == [(reference, "open", 2, False)]
         shown = await _cli_text(env, "review", "show", reference)
@@ -115,7 +123,7 @@ async def test_a_decision_is_explained_on_request_and_overturned_on_review_by_a_
             ReviewDecided, settings, issued_by="mallory", review_id=review_id_for(reference), reference=reference,
             decision_id=closed.decision_id, customer_id=customer, outcome="overturned", limit=3000, note="",
         ).model_copy(update={"limit": 200_000})  # fmt: skip
-        await running.publish(topics.reviews, [forged])
+        await running.publish(topics.operator_actions, [forged])
         decided = await _cli(env, "review", "decide", reference, "--open", "--limit", "3000", "--note", "Savings confirmed.", "--issued-by", "ops_lin", "--yes", "--json")
         assert decided["outcome"] == "overturned"
 
@@ -123,11 +131,11 @@ async def test_a_decision_is_explained_on_request_and_overturned_on_review_by_a_
             opened = _events(s, WindowOpened)
             return bool(opened) and any(n.decision_id == opened[0].decision_id for n in _events(s, NotificationSent)) and bool(_events(s, ReviewConcluded))
 
-        seen = await running.read([topics.windows, topics.reviews, topics.notifications, topics.deadletter], done, settle_s=2)
+        seen = await running.read([topics.windows, topics.review_results, topics.notifications, topics.deadletter], done, settle_s=2)
         (opened,) = _events(seen, WindowOpened)
         assert (opened.trigger, opened.limit, opened.reviewed_decision_id, opened.review_note) == ("review", 3000, closed.decision_id, "Savings confirmed.")
         assert [(c.outcome, c.new_decision_id, c.decided_by) for c in _events(seen, ReviewConcluded)][:1] == [("overturned", opened.decision_id, "ops_lin")]
-        assert [d.error_type for d in _events(seen, DeadLetter)] == ["operator_forged"]
+        assert sorted(d.error_type for d in _events(seen, DeadLetter)) == ["operator_forged", "wrong_topic"]
         message = next(n for n in _events(seen, NotificationSent) if n.decision_id == opened.decision_id)
         assert message.title == "经人工复核,您的借款额度已开通" and reference in message.body and "Savings confirmed." in message.body
         limits = await _cli(env, "limits", "get", customer, "--json")
@@ -153,7 +161,7 @@ async def test_a_suspended_customer_stays_closed_across_a_restart_until_lifted(e
         assert (closure.reason, closure.closes_decision_id) == ("customer_suspended", first.decision_id)
         assert [s["customer_id"] for s in (await _cli(env, "customer", "suspensions", "--json"))["suspended"]] == [customer]
 
-        running.fleet.kill("policy-0")  # the suspension is restored from credit.reviews at start
+        running.fleet.kill("policy-0")  # the suspension is restored from credit.operator-actions at start
         running.fleet.restart("policy-0")
         await asyncio.to_thread(running.fleet.wait_ready)
         await running.publish(topics.scores, [score(at=WALL.now(), application_id=f"{application}_2", customer_id=customer)])

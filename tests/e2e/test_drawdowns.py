@@ -1,6 +1,7 @@
 """Drawdowns on the real broker and Redis: decided at once against the window by two policy replicas
 at the same time without ever lending beyond the limit, told to the customer, shown by `GET /limits`,
-and rebuilt from `credit.drawdowns` exactly."""
+and rebuilt from `credit.lending-results` exactly; a result an upstream app writes to the request topic
+is dead-lettered and no rebuild takes it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from services.policy.record.adapters.recovery import read_book_log
 from services.policy.record.rebuild import derive
 from services.policy.windows.adapters.redis_book import RedisBook
 from shared.contracts import (
+    DeadLetter,
     DrawdownApproved,
     DrawdownRefused,
     DrawdownRequested,
@@ -50,7 +52,7 @@ async def _spread(fleet: RunningFleet, events: list[DrawdownRequested | Repaid])
         message = encode(event)
         ident = event.drawdown_id if isinstance(event, DrawdownRequested) else event.repayment_id
         headers = [(k, v.encode()) for k, v in message.headers.items()]
-        await fleet.publish_raw(fleet.settings.topics.drawdowns, message.value, key=ident.encode(), headers=headers)
+        await fleet.publish_raw(fleet.settings.topics.lending_requests, message.value, key=ident.encode(), headers=headers)
 
 
 async def test_two_replicas_drawing_at_once_never_lend_beyond_the_limit_and_the_log_rebuilds_the_balance(
@@ -67,7 +69,7 @@ async def test_two_replicas_drawing_at_once_never_lend_beyond_the_limit_and_the_
         assert sum(a.amount for a in asks) > 3 * opened.limit  # far more asked than the window holds
         await _spread(fleet, asks + asks[:15])  # and some asked twice
         topics = fleet.settings.topics
-        seen = await fleet.read([topics.drawdowns], lambda s: len({o.drawdown_id for o in _outcomes(s)}) >= len(asks), timeout_s=120, settle_s=1.0)
+        seen = await fleet.read([topics.lending_results], lambda s: len({o.drawdown_id for o in _outcomes(s)}) >= len(asks), timeout_s=120, settle_s=1.0)
         outcomes = _outcomes(seen)
         first = {o.drawdown_id: o for o in reversed(outcomes)}  # copies of one outcome are the same event
         assert all(o.event_id == first[o.drawdown_id].event_id and o.balance == first[o.drawdown_id].balance for o in outcomes)
@@ -84,7 +86,7 @@ async def test_two_replicas_drawing_at_once_never_lend_beyond_the_limit_and_the_
 
         # A repayment, then the customer reads their balance on the customer-data API.
         await _spread(fleet, [Repaid(correlation_id="rp_race_0001", repayment_id="rp_race_0001", customer_id=CUSTOMER, amount=2_000, locale="en")])
-        await fleet.read([topics.drawdowns], lambda s: any(isinstance(e, RepaymentApplied) for e in _outcomes(s)))
+        await fleet.read([topics.lending_results], lambda s: any(isinstance(e, RepaymentApplied) for e in _outcomes(s)))
         async with httpx.AsyncClient(base_url=fleet.fleet.api_address("policy-0"), timeout=5) as client:
             limits = (await client.get(f"/limits/{CUSTOMER}", headers={"Authorization": f"Bearer {token}"})).json()
         assert (limits["limit"], limits["balance"], limits["available"]) == (opened.limit, lent - 2_000, opened.limit - lent + 2_000)
@@ -98,7 +100,17 @@ async def test_two_replicas_drawing_at_once_never_lend_beyond_the_limit_and_the_
         assert Counter(n.decision_id for n in notices).most_common(1)[0][1] == 1
         assert {n.outcome for n in notices} == {"drawdown_approved", "drawdown_refused", "repayment_applied"}
 
-        # The balances are derived state: the log gives back exactly what Redis holds.
+        # An upstream app writes what only the policy service may: a repayment that clears the debt.
+        forged = RepaymentApplied(
+            correlation_id="rp_forged_0001", repayment_id="rp_forged_0001", customer_id=CUSTOMER, amount=lent, applied=lent, balance=0,
+            balance_seq=10_000, producer="policy",
+        )  # fmt: skip
+        await fleet.publish(topics.lending_requests, [forged])
+        letters = await fleet.read([topics.deadletter], lambda s: any(isinstance(r.event, DeadLetter) and r.event.error_type == "wrong_topic" for r in s))
+        (letter,) = [r.event for r in letters if isinstance(r.event, DeadLetter) and r.event.error_type == "wrong_topic"]
+        assert letter.source_topic == topics.lending_requests and "credit.lending-results" in letter.error
+
+        # The balances are derived state: the log (the policy's results only) gives back exactly what Redis holds.
         decisions, movements = await read_book_log(fleet.settings)
         derived = derive(decisions, movements=movements)
         redis = Redis.from_url(fleet.settings.redis_dsn)

@@ -2,10 +2,12 @@
 and the fleet's ACLs, on a broker of the test's own (ports 29100-29198, never the shared one).
 
 The three services run as separate processes, each as its own principal; an upstream app's
-principal sends applications, and decisions and notifications come out; a service's principal
-cannot write `credit.policy` nor read `credit.deadletter`, while the operator can do both; the
-upstream principal writes requests only and reads nothing. The ACLs are the table's
-(shared/contracts/principals.py), the same as the Strimzi users of deploy/k8s.
+principal sends applications and a drawdown request, and decisions, notifications and the lending
+result come out; a service's principal cannot write `credit.policy` nor read `credit.deadletter`,
+while the operator can do both; the upstream principal writes requests only (never `credit.windows`,
+the lending results nor the operators' actions) and reads nothing; no service writes another's
+results. The ACLs are the table's (shared/contracts/principals.py), the same as the Strimzi users of
+deploy/k8s.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from devtools.fleet import SERVICES, Fleet
 from devtools.germancredit import applications
 from devtools.platform import LocalPlatform
 from services.policy.control.document import load_policy
-from shared.contracts import NotificationSent, WindowClosed, WindowOpened
+from shared.contracts import DrawdownApproved, DrawdownRequested, NotificationSent, WindowClosed, WindowOpened
 from shared.messaging import aiokafka_kwargs
 from shared.messaging.topic_io import Publisher, TopicReader
 from shared.settings import Settings
@@ -83,6 +85,20 @@ async def _write(settings: Settings, topic: str) -> None:
         await producer.stop()
 
 
+async def _refused_writes(attempts: list[tuple[str, Settings, str]]) -> dict[tuple[str, str], str]:
+    """Each (principal, settings, topic) write tried at once; what was not refused by the broker."""
+
+    async def attempt(settings: Settings, topic: str) -> str | None:
+        try:
+            await _write(settings, topic)
+        except TopicAuthorizationFailedError:
+            return None
+        return "written"
+
+    outcomes = await asyncio.gather(*[attempt(settings, topic) for _, settings, topic in attempts])
+    return {(who, topic): outcome for (who, _, topic), outcome in zip(attempts, outcomes, strict=True) if outcome is not None}
+
+
 async def _read(settings: Settings, topic: str) -> int:
     """How many records of the topic this principal gets (an authorised topic's fetch
     that is refused raises TopicAuthorizationFailedError; a topic it may not even describe yields none)."""
@@ -130,19 +146,33 @@ async def test_the_fleet_decides_through_a_secured_broker_where_each_principal_d
             assert time.monotonic() < deadline, fleet.tail("policy-0")
             await asyncio.sleep(0.2)
 
-        # The services' principals cannot write the control topic nor read the dead letters.
-        for service in SERVICES:
+        # An upstream app asks to draw on an opened window: the policy answers on its results topic.
+        opened = next(r.event for r in seen if isinstance(r.event, WindowOpened))
+        ask = DrawdownRequested(correlation_id="dd_secure_0001", drawdown_id="dd_secure_0001", customer_id=opened.customer_id, amount=100)
+        async with Publisher(upstream) as publisher:
+            await (await publisher.send(topics.lending_requests, ask))
+        async with TopicReader(operator, [topics.lending_results]) as reader:
+            answered = await reader.until(lambda s: any(isinstance(r.event, DrawdownApproved) for r in s), timeout_s=30)
+        assert [r.event.drawdown_id for r in answered if isinstance(r.event, DrawdownApproved)] == [ask.drawdown_id]
+
+        # Refused by the broker: upstream apps writing results or the operators' actions; the services
+        # writing the controls or each other's results.
+        services = {service: _as(secured, service) for service in SERVICES}
+        attempts = [("upstream", upstream, t) for t in (topics.windows, topics.lending_results, topics.review_results, topics.operator_actions,
+                                                         topics.scores, topics.notifications, topics.policy, topics.deadletter)]  # fmt: skip
+        attempts += [(service, settings, topic) for service, settings in services.items() for topic in (topics.policy, topics.operator_actions)]
+        attempts += [
+            ("notification", services["notification"], topics.windows), ("notification", services["notification"], topics.lending_results),
+            ("scoring", services["scoring"], topics.lending_results), ("scoring", services["scoring"], topics.windows),
+            ("scoring", services["scoring"], topics.review_results), ("policy", services["policy"], topics.scores),
+            ("policy", services["policy"], topics.notifications), ("policy", services["policy"], topics.lending_requests),
+        ]  # fmt: skip
+        assert await _refused_writes(attempts) == {}
+        for service in SERVICES:  # nor read the dead letters (the raw applications)
             with pytest.raises(TopicAuthorizationFailedError):
-                await _write(_as(secured, service), topics.policy)
-            with pytest.raises(TopicAuthorizationFailedError):
-                await _read(_as(secured, service), topics.deadletter)
-        with pytest.raises(TopicAuthorizationFailedError):
-            await _write(_as(secured, "scoring"), topics.windows)  # nor another service's output
+                await _read(services[service], topics.deadletter)
         await _read(operator, topics.deadletter)  # the operator may
-        # Upstream apps write requests, never the fleet's results nor its controls, and read nothing.
-        for topic in (topics.windows, topics.scores, topics.notifications, topics.policy, topics.deadletter):
-            with pytest.raises(TopicAuthorizationFailedError):
-                await _write(upstream, topic)
+        await _write(upstream, topics.review_requests)  # a request topic: upstream may (the policy dead-letters this `{}`)
         assert await _read(operator, topics.windows) > 0
         assert await _read(upstream, topics.windows) == 0  # not even told the topic exists
         assert not fleet.exited(), [p.name for p in fleet.exited()]

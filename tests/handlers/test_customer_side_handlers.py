@@ -56,7 +56,7 @@ class PolicyWired:
             archive=self.archive, references=self.archive,
         )  # fmt: skip
         topics = self.settings.topics
-        self.out: Captured = capture(self.broker, topics.windows, topics.reviews, topics.deadletter)
+        self.out: Captured = capture(self.broker, topics.windows, topics.review_results, topics.deadletter)
 
     async def send(self, topic: str, event: Event) -> None:
         message = encode(event)
@@ -86,9 +86,9 @@ async def test_duplicate_requests_for_review_make_one_review_and_another_custome
         await wired.apply(score(points=480.0))
         (closed,) = wired.out.of(WindowClosed)
         for text in (reference_of(closed.decision_id), reference_of(closed.decision_id).lower(), str(closed.decision_id)):
-            await wired.send(topics.reviews, _request(closed, text))
-        await wired.send(topics.reviews, _request(closed, customer="cus_someone0000"))
-        await wired.send(topics.reviews, _request(closed, "CW-0000-0000-0000"))
+            await wired.send(topics.review_requests, _request(closed, text))
+        await wired.send(topics.review_requests, _request(closed, customer="cus_someone0000"))
+        await wired.send(topics.review_requests, _request(closed, "CW-0000-0000-0000"))
     opened = wired.out.of(ReviewOpened)
     assert {o.event_id for o in opened} == {opened[0].event_id} and opened[0].review_id == review_id_for(reference_of(closed.decision_id))
     assert opened[0].respond_by == NOW + timedelta(days=7) and opened[0].reviewed_category == "credit"  # from when the fleet opened it
@@ -103,10 +103,10 @@ async def test_an_overturn_on_review_is_a_new_decision_through_the_book_that_sup
     async with TestKafkaBroker(wired.broker):
         await wired.apply(score(points=480.0))
         (closed,) = wired.out.of(WindowClosed)
-        await wired.send(topics.reviews, _request(closed))
+        await wired.send(topics.review_requests, _request(closed))
         decided = wired.review(closed, "overturned", limit=5000)
         for _ in range(2):  # redelivered: nothing twice
-            await wired.send(topics.reviews, decided)
+            await wired.send(topics.operator_actions, decided)
     (opened,) = wired.out.of(WindowOpened)
     assert (opened.trigger, opened.limit, opened.reviewed_decision_id, opened.basis.bound_by) == ("review", 5000, closed.decision_id, "reviewer")
     assert opened.causation_id == decided.event_id and opened.decision_seq > closed.decision_seq
@@ -132,7 +132,7 @@ async def test_an_overturn_never_supersedes_the_window_of_a_newer_application() 
         (closed,) = wired.out.of(WindowClosed)
         await wired.apply(score(application_id="app_unit_000002"))
         (newer,) = wired.out.of(WindowOpened)
-        await wired.send(topics.reviews, wired.review(closed, "overturned", limit=5000))
+        await wired.send(topics.operator_actions, wired.review(closed, "overturned", limit=5000))
     on_review = [d for d in wired.out.of(WindowClosed) if d.trigger == "review"]
     assert [(d.category, d.reason) for d in on_review] == [("strategy", "newer_application")]
     current = await wired.store.current(CUSTOMER)
@@ -146,10 +146,10 @@ async def test_an_upheld_review_is_concluded_and_a_forged_review_decision_is_ref
         await wired.apply(score(points=480.0))
         (closed,) = wired.out.of(WindowClosed)
         forged = wired.review(closed, "overturned", limit=5000).model_copy(update={"limit": 200_000})
-        await wired.send(topics.reviews, forged)
+        await wired.send(topics.operator_actions, forged)
         unsigned = forged.model_copy(update={"signature": "0" * 64, "key_id": "nobody"})
-        await wired.send(topics.reviews, unsigned)
-        await wired.send(topics.reviews, wired.review(closed, "upheld"))
+        await wired.send(topics.operator_actions, unsigned)
+        await wired.send(topics.operator_actions, wired.review(closed, "upheld"))
     assert not wired.out.of(WindowOpened)
     assert {d.error_type for d in wired.out.of(DeadLetter)} <= {"operator_forged", "operator_unknown_key"}  # offset 0 here: one id
     (concluded,) = wired.out.of(ReviewConcluded)
@@ -167,10 +167,10 @@ async def test_a_suspension_closes_the_open_window_and_the_next_applications_unt
         (first,) = wired.out.of(WindowOpened)
         suspend = signed_action(CustomerSuspended, wired.settings, issued_by="ops_lin", issued_at=NOW - timedelta(minutes=1),
                                 customer_id=CUSTOMER, reason="suspected_fraud", until=until)  # fmt: skip
-        await wired.send(topics.reviews, suspend)
+        await wired.send(topics.operator_actions, suspend)
         await wired.apply(score(application_id="app_unit_000002"))
         lift = signed_action(SuspensionLifted, wired.settings, issued_by="ops_lin", issued_at=NOW, customer_id=CUSTOMER)
-        await wired.send(topics.reviews, lift)
+        await wired.send(topics.operator_actions, lift)
         await wired.apply(score(application_id="app_unit_000003"))
     closures = wired.out.of(WindowClosed)
     by_trigger = {c.trigger: c for c in closures}
@@ -185,10 +185,26 @@ async def test_a_forged_suspension_is_refused_and_suspends_nobody() -> None:
     wired = PolicyWired()
     async with TestKafkaBroker(wired.broker):
         suspend = signed_action(CustomerSuspended, wired.settings, issued_by="ops_lin", issued_at=NOW, customer_id=CUSTOMER, reason="collections")
-        await wired.send(wired.settings.topics.reviews, suspend.model_copy(update={"customer_id": "cus_victim000001"}))
+        await wired.send(wired.settings.topics.operator_actions, suspend.model_copy(update={"customer_id": "cus_victim000001"}))
         await wired.apply(score(customer_id="cus_victim000001"))
     assert [d.error_type for d in wired.out.of(DeadLetter)] == ["operator_forged"]
     assert len(wired.out.of(WindowOpened)) == 1 and wired.policy.clerk.desk.suspensions == {}
+
+
+async def test_operators_actions_copied_as_history_are_not_carried_out_again_but_still_keep_the_desk() -> None:
+    wired = PolicyWired()
+    topics = wired.settings.topics
+    history = {"migrated_from": "credit.reviews[0]@3"}
+    async with TestKafkaBroker(wired.broker):
+        await wired.apply(score(points=480.0))
+        (closed,) = wired.out.of(WindowClosed)
+        decided = encode(wired.review(closed, "overturned", limit=5000))
+        await wired.broker.publish(decided.value, topics.operator_actions, key=decided.key, headers={**decided.headers, **history})
+        suspend = encode(signed_action(CustomerSuspended, wired.settings, issued_by="ops_lin", issued_at=NOW - timedelta(minutes=1),
+                                       customer_id="cus_unit00000002", reason="collections"))  # fmt: skip
+        await wired.broker.publish(suspend.value, topics.operator_actions, key=suspend.key, headers={**suspend.headers, **history})
+    assert not wired.out.of(WindowOpened) and not wired.out.of(ReviewConcluded)  # carried out before the split: not again
+    assert set(wired.policy.clerk.desk.suspensions) == {"cus_unit00000002"}  # the desk is history: it keeps it
 
 
 class FlakyBook(MemoryBook):
@@ -277,25 +293,32 @@ async def test_a_review_received_and_upheld_are_told_once_each_and_an_overturn_b
     wired = NotificationWired()
     topics = wired.settings.topics
     async with TestKafkaBroker(wired.broker):
-        for event in (review_opened("zh-CN"), review_opened("zh-CN"), ReviewRequested(correlation_id="r", customer_id=CUSTOMER, reference="CW-7WN9-R6VQ-T175")):
-            await wired.send(topics.reviews, event)
+        for event in (review_opened("zh-CN"), review_opened("zh-CN")):
+            await wired.send(topics.review_results, event)
         upheld = review_concluded("en").model_copy(update={"event_id": review_concluded().review_id.__class__(int=99)})
-        await wired.send(topics.reviews, upheld)
-        await wired.send(topics.reviews, upheld)
-        await wired.send(topics.reviews, review_concluded("en", outcome="overturned").model_copy(update={"event_id": upheld.event_id.__class__(int=7)}))
+        await wired.send(topics.review_results, upheld)
+        await wired.send(topics.review_results, upheld)
+        await wired.send(topics.review_results, review_concluded("en", outcome="overturned").model_copy(update={"event_id": upheld.event_id.__class__(int=7)}))
     notices = wired.out.of(NotificationSent)
     assert [(n.about, n.outcome, n.title) for n in notices] == [
         ("review", "pending", "我们已收到您的人工复核申请"),
         ("review", "closed", "Review by a person: the decision stands"),
     ]
-    assert not wired.out.of(DeadLetter)  # requests and operators' actions on the topic are not for this service
+    assert not wired.out.of(DeadLetter)
     # a notice is outside the order of decisions: a decision after it is not stale
     assert wired.ledger.last_seq == {}  # type: ignore[attr-defined]
 
 
-async def test_garbage_on_the_reviews_topic_is_the_policys_to_refuse_not_the_notifications() -> None:
-    wired = NotificationWired()
-    async with TestKafkaBroker(wired.broker):
-        await wired.broker.publish(b"\x00not json", wired.settings.topics.reviews, key=CUSTOMER.encode())
-        await wired.send(wired.settings.topics.reviews, review_opened("en"))
-    assert not wired.out.of(DeadLetter) and len(wired.out.of(NotificationSent)) == 1
+async def test_garbage_or_a_request_on_the_review_results_topic_is_dead_lettered_and_the_next_result_told() -> None:
+    request = encode(ReviewRequested(correlation_id="r", customer_id=CUSTOMER, reference="CW-7WN9-R6VQ-T175"))
+    for poison, headers, error_type in ((b"\x00not json", {}, "undecodable"), (request.value, request.headers, "wrong_topic")):
+        wired = NotificationWired()  # one poison each: the in-memory broker gives every record offset 0 (one letter id)
+        topics = wired.settings.topics
+        async with TestKafkaBroker(wired.broker):
+            await wired.broker.publish(poison, topics.review_results, key=CUSTOMER.encode(), headers=headers)
+            await wired.send(topics.review_results, review_opened("en"))
+        (letter,) = wired.out.of(DeadLetter)
+        assert (letter.error_type, letter.failed_by) == (error_type, "notification")
+        if error_type == "wrong_topic":
+            assert "ReviewRequested does not belong on h.credit.review-results" in letter.error and "credit.review-requests" in letter.error
+        assert len(wired.out.of(NotificationSent)) == 1

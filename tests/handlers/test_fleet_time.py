@@ -69,7 +69,7 @@ async def test_every_event_the_fleet_publishes_carries_the_time_of_its_clock() -
         publisher=Outbox(broker, service="notification", clock=clock), registry=registry(), clock=clock, timing=DispatchTiming(poll_s=0.05),
     )  # fmt: skip
     topics = settings.topics
-    out = capture(broker, topics.scores, topics.windows, topics.drawdowns, topics.reviews, topics.notifications, topics.deadletter)
+    out = capture(broker, topics.scores, topics.windows, topics.lending_results, topics.review_results, topics.notifications, topics.deadletter)
     batch = [a.model_copy(update={"occurred_at": FAR}) for a in applications("clock", count=40)]
     async with TestKafkaBroker(broker):
         for application in batch:
@@ -80,14 +80,14 @@ async def test_every_event_the_fleet_publishes_carries_the_time_of_its_clock() -
         assert opened and closed, "the German Credit rows open some windows and close others"
         clock.advance(minutes=5)
         window = opened[0]
-        await _publish(broker, topics.drawdowns, DrawdownRequested(
+        await _publish(broker, topics.lending_requests, DrawdownRequested(
             correlation_id="dd_clock_000001", drawdown_id="dd_clock_000001", customer_id=window.customer_id, amount=1_000, occurred_at=clock.now(),
         ))  # fmt: skip
-        await _publish(broker, topics.drawdowns, Repaid(
+        await _publish(broker, topics.lending_requests, Repaid(
             correlation_id="rp_clock_000001", repayment_id="rp_clock_000001", customer_id=window.customer_id, amount=400, occurred_at=clock.now(),
         ))  # fmt: skip
         clock.advance(minutes=5)
-        await _publish(broker, topics.reviews, ReviewRequested(
+        await _publish(broker, topics.review_requests, ReviewRequested(
             correlation_id="rv_clock_000001", customer_id=closed[0].customer_id, reference=reference_of(closed[0].decision_id),
             statement="Please look again.", occurred_at=clock.now(),
         ))  # fmt: skip

@@ -46,16 +46,16 @@ def _draw(ident: str, amount: int, customer: str = CUSTOMER) -> DrawdownRequeste
 
 async def test_drawdowns_are_decided_at_once_against_the_window_and_each_is_decided_once() -> None:
     broker, store, settings = _wire()
-    out = capture(broker, settings.topics.windows, settings.topics.drawdowns, settings.topics.deadletter)
+    out = capture(broker, settings.topics.windows, settings.topics.lending_results, settings.topics.deadletter)
     async with TestKafkaBroker(broker):
         await _publish(broker, settings.topics.scores, score())
         (opened,) = out.of(WindowOpened)
         first = _draw("dd_hand_000001", opened.limit - 1_000)
-        await _publish(broker, settings.topics.drawdowns, first)
-        await _publish(broker, settings.topics.drawdowns, first)  # redelivered
-        await _publish(broker, settings.topics.drawdowns, _draw("dd_hand_000002", 2_000))  # above what is left
-        await _publish(broker, settings.topics.drawdowns, Repaid(correlation_id="rp_hand_000001", repayment_id="rp_hand_000001", customer_id=CUSTOMER, amount=1_500))
-        await _publish(broker, settings.topics.drawdowns, _draw("dd_hand_000003", 2_000))  # fits after the repayment
+        await _publish(broker, settings.topics.lending_requests, first)
+        await _publish(broker, settings.topics.lending_requests, first)  # redelivered
+        await _publish(broker, settings.topics.lending_requests, _draw("dd_hand_000002", 2_000))  # above what is left
+        await _publish(broker, settings.topics.lending_requests, Repaid(correlation_id="rp_hand_000001", repayment_id="rp_hand_000001", customer_id=CUSTOMER, amount=1_500))
+        await _publish(broker, settings.topics.lending_requests, _draw("dd_hand_000003", 2_000))  # fits after the repayment
     approved = out.of(DrawdownApproved)
     assert [a.drawdown_id for a in approved] == ["dd_hand_000001", "dd_hand_000001", "dd_hand_000003"]
     assert approved[0] == approved[1]  # the redelivery republishes the first answer, same event id
@@ -65,18 +65,51 @@ async def test_drawdowns_are_decided_at_once_against_the_window_and_each_is_deci
     assert (repaid.applied, repaid.balance) == (1_500, opened.limit - 2_500)
     assert approved[-1].balance == opened.limit - 500 and approved[-1].available == 500
     assert store.book.state.balances[CUSTOMER].balance == opened.limit - 500
-    assert not out.of(DeadLetter)  # the service's own outcomes on the topic are skipped, not refused
+    assert not out.of(DeadLetter)
     current = await store.current(CUSTOMER)
     assert current is not None and (current.balance, current.available) == (opened.limit - 500, 500)
 
 
 async def test_a_drawdown_without_a_window_is_refused_and_one_of_another_customers_id_is_dead_lettered() -> None:
     broker, _, settings = _wire()
-    out = capture(broker, settings.topics.drawdowns, settings.topics.deadletter)
+    out = capture(broker, settings.topics.lending_results, settings.topics.deadletter)
     async with TestKafkaBroker(broker):
-        await _publish(broker, settings.topics.drawdowns, _draw("dd_hand_000009", 1_000))
-        await _publish(broker, settings.topics.drawdowns, _draw("dd_hand_000009", 1_000, customer="cus_other_000001"))
+        await _publish(broker, settings.topics.lending_requests, _draw("dd_hand_000009", 1_000))
+        await _publish(broker, settings.topics.lending_requests, _draw("dd_hand_000009", 1_000, customer="cus_other_000001"))
     (refused,) = out.of(DrawdownRefused)
     assert (refused.category, refused.reason, refused.limit) == ("strategy", "no_window", 0)
     reasons = sorted(letter.error_type for letter in out.of(DeadLetter))
     assert reasons == ["movement_id_reused"]
+
+
+async def test_a_result_written_to_the_request_topic_is_dead_lettered_with_its_reason_and_erases_no_debt() -> None:
+    broker, store, settings = _wire()
+    out = capture(broker, settings.topics.lending_results, settings.topics.deadletter)
+    async with TestKafkaBroker(broker):
+        await _publish(broker, settings.topics.scores, score())
+        await _publish(broker, settings.topics.lending_requests, _draw("dd_hand_000001", 2_000))
+        (approved,) = out.of(DrawdownApproved)
+        # An upstream app writes what only the policy service may: a repayment applied, the balance at nothing.
+        forged = RepaymentApplied(
+            correlation_id="rp_forged_00001", repayment_id="rp_forged_00001", customer_id=CUSTOMER, amount=2_000, applied=2_000,
+            balance=0, balance_seq=99,
+        )  # fmt: skip
+        await _publish(broker, settings.topics.lending_requests, forged)
+        await _publish(broker, settings.topics.lending_requests, _draw("dd_hand_000002", 1_000))  # the partition goes on
+    (letter,) = out.of(DeadLetter)
+    assert (letter.error_type, letter.failed_by, letter.source_topic) == ("wrong_topic", "policy", settings.topics.lending_requests)
+    assert "RepaymentApplied does not belong on h.credit.lending-requests" in letter.error and "credit.lending-results" in letter.error
+    assert [a.drawdown_id for a in out.of(DrawdownApproved)] == ["dd_hand_000001", "dd_hand_000002"]
+    assert not out.of(RepaymentApplied)
+    assert store.book.state.balances[CUSTOMER].balance == 3_000  # the debt stands
+
+
+async def test_the_history_mark_means_nothing_on_a_request_topic_a_request_carrying_it_is_decided() -> None:
+    broker, _, settings = _wire()
+    out = capture(broker, settings.topics.lending_results, settings.topics.deadletter)
+    async with TestKafkaBroker(broker):
+        await _publish(broker, settings.topics.scores, score())
+        message = encode(_draw("dd_hand_000001", 1_000))
+        # only a result or control topic's own writer can mark history; an upstream app's mark is ignored
+        await broker.publish(message.value, settings.topics.lending_requests, key=message.key, headers={**message.headers, "migrated_from": "x"})
+    assert [a.drawdown_id for a in out.of(DrawdownApproved)] == ["dd_hand_000001"]

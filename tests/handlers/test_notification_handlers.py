@@ -4,6 +4,7 @@ HTTP receiver standing in for a partner."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
 from collections.abc import Callable
@@ -17,13 +18,14 @@ from services.notification.app import DispatchTiming, compose
 from services.notification.disclosure import Disclosure, render
 from services.notification.http_webhook import HttpWebhookSender
 from services.notification.ports import Answer
+from services.notification.redelivery import redelivery
 from services.notification.webhooks import Backoff
 from services.policy.windows.decisions import decision_event, propose
 from services.policy.windows.model import Posting
 from shared.contracts import DeadLetter, Decision, NotificationSent, WindowClosed
 from shared.messaging import Outbox
 from shared.settings import Settings
-from shared.wire import encode
+from shared.wire import Record, encode
 from tests.clocks import NOW, clock_at
 from tests.handlers.capture import Captured, capture
 from tests.handlers.fakes import FakeLedger
@@ -143,13 +145,26 @@ async def test_every_drawdown_outcome_is_told_once_in_the_inbox_in_any_order_and
     async with TestKafkaBroker(wired.broker):
         for event in (approved, approved, refused, repaid):  # a redelivery, and an outcome of an older sequence
             message = encode(event)
-            await wired.broker.publish(message.value, wired.settings.topics.drawdowns, key=message.key, headers=message.headers)
+            await wired.broker.publish(message.value, wired.settings.topics.lending_results, key=message.key, headers=message.headers)
     notices = wired.out.of(NotificationSent)
     assert [(n.outcome, n.movement_id) for n in notices] == [
         ("drawdown_approved", "dd_gold_000001"), ("drawdown_refused", "dd_gold_000001"), ("repayment_applied", "rp_gold_000001"),
     ]  # fmt: skip
     assert all(n.channel == "inbox" for n in notices) and not wired.queue.entries  # partners hear of windows only
     assert "CN¥5,000" in notices[0].body and notices[1].category == "credit" and "可借" in notices[1].body
+    assert not wired.out.of(DeadLetter)
+
+
+async def test_a_lending_result_copied_as_history_by_the_split_is_not_told_again() -> None:
+    from tests.unit.notification.factories import drawdown
+
+    wired = Wired()
+    history, news = drawdown("en"), drawdown("en", "repaid", event_id=uuid.uuid4())
+    async with TestKafkaBroker(wired.broker):
+        for event, headers in ((history, {"migrated_from": "credit.drawdowns[0]@12"}), (news, {})):
+            message = encode(event)
+            await wired.broker.publish(message.value, wired.settings.topics.lending_results, key=message.key, headers={**message.headers, **headers})
+    assert [n.movement_id for n in wired.out.of(NotificationSent)] == ["rp_gold_000001"]
     assert not wired.out.of(DeadLetter)
 
 
@@ -295,7 +310,7 @@ async def test_a_delivery_posted_but_not_announced_is_announced_without_posting_
     assert len(wired.notices("webhook")) == 1
 
 
-async def test_a_replayed_webhook_give_up_is_queued_again_once_and_delivered() -> None:
+async def test_a_webhook_given_up_is_queued_again_once_from_its_decision_and_delivered() -> None:
     sender = FakeSender([Answer(500), Answer(500), Answer(500), Answer(200)])
     clock = RedisTime()
     wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender, queue_clock=clock)
@@ -308,13 +323,14 @@ async def test_a_replayed_webhook_give_up_is_queued_again_once_and_delivered() -
         (letter,) = wired.out.of(DeadLetter)
         assert set(wired.queue.states().values()) == {"dead"} and "3 attempts" in letter.error
 
-        # What `creditwindow dlq replay` publishes: the original record, its headers, and replay_of.
-        replay = [*letter.headers.items(), ("replay_of", str(letter.event_id))]
-        for _ in range(2):  # the replayed record delivered twice (at least once): queued again once
-            await wired.send(decision, headers=replay)
-        assert [h for _, h in wired.queue.history if h.startswith("requeued")] == [f"requeued:{letter.event_id}"]
+        # What `creditwindow dlq replay` does: read the decision at the letter's position on the log
+        # (here the record as it was), build the delivery from it, and queue it again for the letter.
+        at = Record(letter.source_topic, letter.source_partition, letter.source_offset, (letter.source_key or "").encode(),
+                    base64.b64decode(letter.payload_b64), tuple((k, v.encode()) for k, v in letter.headers.items() if k != "webhook_partner"))  # fmt: skip
+        delivery = redelivery(letter, at, decision, at=NOW)
+        assert not isinstance(delivery, str)
+        assert [await wired.queue.requeue([delivery]) for _ in range(2)] == [1, 0]  # asked twice: queued again once
         await wired.dispatcher.run_once()
-        await wired.send(decision, headers=replay)  # a late copy after the delivery: nothing more
         assert await wired.dispatcher.run_once() == 0
     assert len(sender.posts) == 4 and sender.posts[-1][2]["X-Creditwindow-Attempt"] == "1"
     (sent,) = wired.notices("webhook")
@@ -323,12 +339,14 @@ async def test_a_replayed_webhook_give_up_is_queued_again_once_and_delivered() -
     assert len(wired.out.of(DeadLetter)) == 1
 
 
-async def test_a_replayed_record_without_the_partner_header_queues_nothing() -> None:
+async def test_a_decision_published_again_with_replay_headers_queues_nothing_again() -> None:
     wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=FakeSender([Answer(200)]))
     decision = _decision(partner="p1")
     async with TestKafkaBroker(wired.broker):
-        await wired.send(decision, headers=[("replay_of", "some-letter")])
+        await wired.send(decision, headers=[("replay_of", "some-letter"), ("webhook_partner", "p1")])
+        await wired.send(decision, headers=[("replay_of", "another-letter"), ("webhook_partner", "p1")])
     assert wired.queue.replayed == set() and len(wired.queue.entries) == 1
+    assert len(wired.notices("inbox")) == 1
 
 
 # --- poison and privacy ---------------------------------------------------------------------------

@@ -10,6 +10,8 @@ import yaml
 
 from devtools.fleet import SERVICES
 from shared.contracts import Topics
+from shared.contracts.topics import RETIRED
+from shared.messaging.topic_admin import fleet_topics
 from shared.settings import REPO_ROOT, Settings
 
 BASE = REPO_ROOT / "deploy" / "k8s" / "base"
@@ -40,11 +42,18 @@ def test_every_file_is_in_the_kustomization() -> None:
 
 def test_every_topic_of_the_code_is_a_kafka_topic_with_replication_3_and_min_insync_2() -> None:
     topics = {o["spec"]["topicName"]: o["spec"] for o in _of("KafkaTopic").values()}
-    assert set(topics) == set(Topics().all())
+    # the live topics, and the retired mixed ones (deleting their resource would delete their history)
+    assert set(topics) == set(Topics().all()) | set(Topics().of_kind(RETIRED))
+    wanted = {spec.name: spec for spec in fleet_topics(Settings())}
     for name, spec in topics.items():
         assert spec["replicas"] == 3 and spec["config"]["min.insync.replicas"] == 2, name
         assert spec["partitions"] == (1 if name == Topics().policy else Settings().topic_partitions), name
-    kept_forever = (Topics().windows, Topics().policy, Topics().scores, Topics().notifications, Topics().reviews)
+        entry = Topics().entry(name)
+        assert entry is not None and spec["config"]["retention.ms"] == (-1 if entry.kept_forever else Settings().topic_retention_ms), name
+        if name in wanted:
+            assert str(spec["config"]["retention.ms"]) == wanted[name].configs["retention.ms"], name
+    kept_forever = (Topics().windows, Topics().policy, Topics().scores, Topics().notifications, Topics().lending_results,
+                    Topics().review_results, Topics().operator_actions)  # fmt: skip
     assert {topics[name]["config"]["retention.ms"] for name in kept_forever} == {-1}
     kafka = _of("Kafka")["creditwindow"]["spec"]["kafka"]["config"]
     assert kafka["min.insync.replicas"] == 2 and kafka["default.replication.factor"] == 3

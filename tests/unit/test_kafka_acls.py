@@ -15,9 +15,11 @@ from devtools.kafka_users import PATH, render
 from shared.contracts import Topics
 from shared.contracts.principals import PRINCIPALS as TABLE
 from shared.contracts.principals import TOPIC_ACCESS
+from shared.contracts.topics import CATALOGUE, CONTROL, DEADLETTER, REQUEST, RESULT, RETIRED, entry_of
 from shared.settings import REPO_ROOT
 
 TOPICS = Topics("ns1")
+EVERY = {entry.attribute for entry in CATALOGUE}
 KAFKA_USERS = [doc for doc in yaml.safe_load_all(PATH.read_text()) if doc]
 # Every operation Kafka knows (Strimzi's names), and what each rendering calls it.
 OPERATIONS = ("Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction", "AlterConfigs", "DescribeConfigs", "IdempotentWrite")
@@ -59,10 +61,25 @@ def _resources() -> list[tuple[str, str]]:
     return [("topic", getattr(topics, row.topic)) for row in TOPIC_ACCESS] + [("group", g) for g in sorted(groups)] + [("cluster", "kafka-cluster")]
 
 
-def test_the_table_has_one_row_per_topic_of_the_code() -> None:
-    assert sorted(getattr(Topics(), row.topic) for row in TOPIC_ACCESS) == sorted(Topics().all())
+def test_the_table_has_one_row_per_topic_of_the_catalogue() -> None:
+    assert sorted(row.topic for row in TOPIC_ACCESS) == sorted(entry.attribute for entry in CATALOGUE)
+    assert set(Topics().all()) | set(Topics().of_kind(RETIRED)) == {getattr(Topics(), row.topic) for row in TOPIC_ACCESS}
     every = {p.name for p in TABLE}
     assert all(row.writers | row.readers <= every for row in TOPIC_ACCESS)
+
+
+@pytest.mark.parametrize("row", TOPIC_ACCESS, ids=lambda row: row.topic)
+def test_each_topic_has_one_kind_of_writer(row: Any) -> None:
+    """Requests from upstream apps (and the operators' replay of a dead letter), results from their one
+    service, controls from operators, dead letters from the services; nobody writes a retired topic."""
+    kind = entry_of(row.topic).kind
+    wanted = {
+        REQUEST: {"upstream", "operator"}, CONTROL: {"operator"}, DEADLETTER: {"scoring", "policy", "notification"}, RETIRED: set(),
+    }  # fmt: skip
+    if kind == RESULT:
+        assert len(row.writers) == 1 and row.writers <= {"scoring", "policy", "notification"}, row
+    else:
+        assert row.writers == wanted[kind], row
 
 
 @pytest.mark.parametrize("principal", [p.name for p in TABLE])
@@ -109,20 +126,21 @@ def test_every_kafka_user_validates_against_the_strimzi_schema_strictly() -> Non
     assert list(validator.iter_errors(broken))  # the schema is strict enough to notice
 
 
-def test_only_the_operator_writes_the_policy_topic_and_reads_the_dead_letters() -> None:
-    assert _allowed("operator", Operation.WRITE, ResourceType.TOPIC, TOPICS.policy)
+def test_only_the_operator_writes_the_control_topics_and_reads_the_dead_letters() -> None:
+    for control in (TOPICS.policy, TOPICS.operator_actions):
+        assert _allowed("operator", Operation.WRITE, ResourceType.TOPIC, control)
     assert _allowed("operator", Operation.READ, ResourceType.TOPIC, TOPICS.deadletter)
     for service in ("scoring", "policy", "notification", "upstream", "scaler"):
-        assert not _allowed(service, Operation.WRITE, ResourceType.TOPIC, TOPICS.policy)
+        for control in (TOPICS.policy, TOPICS.operator_actions):
+            assert not _allowed(service, Operation.WRITE, ResourceType.TOPIC, control)
         assert not _allowed(service, Operation.READ, ResourceType.TOPIC, TOPICS.deadletter)
     for service in ("scoring", "policy", "notification"):
         assert _allowed(service, Operation.WRITE, ResourceType.TOPIC, TOPICS.deadletter)  # they dead-letter
 
 
 def test_upstream_apps_write_request_topics_only_and_read_nothing() -> None:
-    every = {"applications", "scores", "windows", "notifications", "policy", "deadletter", "shadow_windows", "drawdowns", "reviews"}
-    requests = {"applications", "drawdowns", "reviews"}  # drawdowns and reviews: until they are split into requests and results
-    for name in every:
+    requests = {"applications", "lending_requests", "review_requests"}
+    for name in EVERY:
         topic = getattr(TOPICS, name)
         assert _allowed("upstream", Operation.WRITE, ResourceType.TOPIC, topic) == (name in requests), name
         assert not _allowed("upstream", Operation.READ, ResourceType.TOPIC, topic), name
@@ -141,13 +159,17 @@ def test_the_scaler_reads_no_record_and_joins_no_group() -> None:
     ("service", "reads", "writes"),
     [
         ("scoring", {"applications"}, {"scores", "deadletter"}),
-        ("policy", {"scores", "policy", "windows", "drawdowns", "reviews", "notifications"}, {"windows", "shadow_windows", "drawdowns", "reviews", "deadletter"}),
-        ("notification", {"windows", "drawdowns", "reviews"}, {"notifications", "deadletter"}),
+        (
+            "policy",
+            {"scores", "policy", "windows", "lending_requests", "lending_results", "review_requests", "review_results", "operator_actions",
+             "notifications", "retired_drawdowns", "retired_reviews"},
+            {"windows", "shadow_windows", "lending_results", "review_results", "deadletter"},
+        ),
+        ("notification", {"windows", "lending_results", "review_results"}, {"notifications", "deadletter"}),
     ],
-)
+)  # fmt: skip
 def test_each_service_reads_its_inputs_in_its_own_group_and_writes_its_outputs(service: str, reads: set[str], writes: set[str]) -> None:
-    every = {"applications", "scores", "windows", "notifications", "policy", "deadletter", "shadow_windows", "drawdowns", "reviews"}
-    for name in every:
+    for name in EVERY:
         topic = getattr(TOPICS, name)
         assert _allowed(service, Operation.READ, ResourceType.TOPIC, topic) == (name in reads), name
         assert _allowed(service, Operation.WRITE, ResourceType.TOPIC, topic) == (name in writes), name

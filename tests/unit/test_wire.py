@@ -52,10 +52,17 @@ def test_an_invalid_field_is_refused_naming_the_field() -> None:
     assert "applicant.age_years" in refused.error
 
 
-def test_an_event_of_another_type_is_refused() -> None:
+def test_an_event_of_the_fleet_on_a_topic_that_does_not_carry_it_is_refused_saying_where_it_belongs() -> None:
     body = encode(_application()).value
     refused = decode(_record(body, {"event_type": "ApplicationReceived"}), [ScoreComputed])
-    assert isinstance(refused, RefusedRecord) and refused.error_type == "unexpected_type"
+    assert isinstance(refused, RefusedRecord) and refused.error_type == "wrong_topic"
+    assert "it carries ScoreComputed" in refused.error and "written to credit.applications" in refused.error
+
+
+def test_an_event_type_the_fleet_does_not_know_is_refused_as_unexpected() -> None:
+    body = encode(_application()).value.replace(b'"ApplicationReceived"', b'"LoanWaived"')
+    refused = decode(_record(body), [ScoreComputed])
+    assert isinstance(refused, RefusedRecord) and refused.error_type == "unexpected_type" and "'LoanWaived'" in refused.error
 
 
 def test_an_oversized_payload_is_refused_before_parsing() -> None:

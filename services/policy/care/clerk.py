@@ -1,5 +1,7 @@
-"""The clerk: carries out what arrives on `credit.reviews` (reviews by a person, suspensions) and
-keeps the desk (`desk.py`, the pure state it writes: each customer's suspension, the open reviews).
+"""The clerk: carries out the requests for review (`credit.review-requests`) and the operators' signed
+actions (`credit.operator-actions`: review decisions, suspensions), publishes what it did on
+`credit.review-results` (which only the policy service writes), and keeps the desk (`desk.py`, the
+pure state it writes: each customer's suspension, the open reviews) from the results and the actions.
 
 Two roles, both through the ports (`DecisionArchive`, the book via the underwriter, `EventPublisher`):
 
@@ -8,7 +10,7 @@ Two roles, both through the ports (`DecisionArchive`, the book via the underwrit
   out: upheld (`ReviewConcluded`), or overturned into a new decision through the book (trigger
   `review`) and then concluded. A forged or unsigned operator action, a request naming no decision
   of its customer, or a review that cannot be carried out is refused (a dead letter with why).
-- **following** (every replica, from the start of the topic): verified suspensions and liftings and
+- **following** (every replica, from the start of both topics): verified suspensions and liftings and
   the reviews opened and concluded are applied to the desk; a suspension closes the customer's open
   window (every replica tries; the book closes it once), so a replica that decided an application
   before it saw the suspension still closes what it opened.
@@ -56,7 +58,7 @@ log = structlog.get_logger("creditwindow.policy")
 
 @dataclass(slots=True)
 class Handled:
-    """What a batch of `credit.reviews` came to."""
+    """What a batch of review requests or operator actions came to."""
 
     published: list[Event] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
@@ -66,12 +68,13 @@ class Handled:
 
 @dataclass(slots=True, kw_only=True)
 class Clerk:
-    """Acts on `credit.reviews` (one replica per record) and follows it into the desk (every replica)."""
+    """Acts on review requests and operator actions (one replica per record) and follows the review
+    results and the actions into the desk (every replica)."""
 
     underwriter: Underwriter
     archive: DecisionArchive
     publisher: EventPublisher
-    reviews_topic: str
+    results_topic: str  # `credit.review-results`
     desk: CustomerDesk
     signatures: Signatures
     clock: Clock
@@ -99,7 +102,7 @@ class Clerk:
                 elif isinstance(event, ReviewDecided):
                     await self._carry_out(record, event, handled)
         if handled.published:
-            await self.publisher.publish((self.reviews_topic, e) for e in handled.published)
+            await self.publisher.publish((self.results_topic, e) for e in handled.published)
         return handled
 
     async def _open(self, record: Record, request: ReviewRequested, handled: Handled) -> None:

@@ -1,6 +1,7 @@
-"""The customer desk: each customer's suspension and the reviews under way, as `credit.reviews` says. Pure.
+"""The customer desk: each customer's suspension and the reviews under way, as the review results and
+the operators' actions say (`credit.review-results`, `credit.operator-actions`). Pure.
 
-Every policy replica keeps a desk in memory, restored from `credit.reviews` at start (kept forever)
+Every policy replica keeps a desk in memory, restored from both topics at start (kept forever)
 and followed live, the way the policy document is: suspensions are read when a score is decided,
 open reviews are counted for the overdue metric. Only verified operator actions reach it (see
 `control.check_action`), and each customer's actions take effect in the order they were issued, so
@@ -30,12 +31,13 @@ class OpenReview:
 
 
 class CustomerDesk:
-    """Suspensions by customer and the open reviews; `history_end` marks what was read at start."""
+    """Suspensions by customer and the open reviews; `history_end` marks what was read at start, by
+    (topic, partition)."""
 
     def __init__(self) -> None:
         self.suspensions: dict[str, Suspension] = {}
         self.reviews: dict[uuid.UUID, OpenReview] = {}
-        self.history_end: dict[int, int] = {}
+        self.history_end: dict[tuple[str, int], int] = {}
         self._last_action: dict[str, datetime] = {}
         self._concluded: set[uuid.UUID] = set()
 

@@ -1,8 +1,8 @@
 """The policy service's lending layer: drawdowns and repayments decided in real time (在用户申请时实时放款).
 
-For a batch from `credit.drawdowns`: each request is put to the book in order (one atomic script
-call per run of drawdowns or of repayments, so a customer's drawdown, repayment and drawdown keep
-their order), then the outcomes are published to the same topic. The book answers each id once and
+For a batch of requests (`credit.lending-requests`): each is put to the book in order (one atomic
+script call per run of drawdowns or of repayments, so a customer's drawdown, repayment and drawdown
+keep their order), then the outcomes are published to `out_topic` (`credit.lending-results`). The book answers each id once and
 keeps its answer, so a redelivered request republishes the same outcome (same event id, same
 balance), and nothing is lent twice. A drawdown or repayment id already used by another customer is
 refused as a conflict (dead-lettered by the handler).
@@ -72,7 +72,7 @@ class Lender:
                 else:
                     outcomes.append(applied(request, movement))
         await self.publisher.publish((self.out_topic, o) for o in outcomes)
-        # One line per batch at INFO, as for decisions: every outcome is on `credit.drawdowns` (the
+        # One line per batch at INFO, as for decisions: every outcome is on `credit.lending-results` (the
         # balances' log, kept forever); the per-outcome lines are at DEBUG.
         if outcomes or conflicts:
             kinds: dict[str, int] = {}

@@ -1,4 +1,5 @@
-"""Rebuilding the book from `credit.windows`: Redis is derived state, the topic is the truth. Pure.
+"""Rebuilding the book from `credit.windows` and `credit.lending-results`: Redis is derived state, the
+policy service's own result topics are the truth. Pure.
 
 `derive` replays the published decisions, per customer in sequence order, through the book's own
 rules (`Book.restore`, `Book.restore_closure`): what each decision reserved, which window it
@@ -51,7 +52,7 @@ def derive(
 
     `scores` (by event id) give back the maintenance deferrals still waiting: an application closed
     for maintenance and not yet decided again is deferred again, with the score it was closed on.
-    `movements` (the outcomes on `credit.drawdowns`) give back each customer's balance (the outcome
+    `movements` (the outcomes on `credit.lending-results`) give back each customer's balance (the outcome
     with the highest balance sequence) and each drawdown's and repayment's answer, by its id.
     """
     decisions = list(decisions)

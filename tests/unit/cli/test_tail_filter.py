@@ -11,6 +11,7 @@ from creditwindow.terminal import resolve_topic
 from services.policy.windows.decisions import decision_event, propose
 from services.policy.windows.model import Posting
 from shared.contracts import Event, Topics
+from shared.contracts.topics import CATALOGUE
 from shared.messaging.topic_io import ReadRecord
 from shared.wire import Record, RefusedRecord, encode
 from tests.unit.policy.factories import NOW, default_policy, score
@@ -71,3 +72,31 @@ def test_topics_are_named_short_or_full_within_the_namespace() -> None:
     assert resolve_topic("t1.credit.windows.shadow", topics) == "t1.credit.windows.shadow"
     with pytest.raises(ValueError, match="unknown topic 'decisions'"):
         resolve_topic("decisions", topics)
+
+
+def test_every_topic_of_the_one_list_is_known_by_its_short_name_and_the_retired_ones_too() -> None:
+    topics = Topics("t1")
+    for entry in CATALOGUE:
+        assert resolve_topic(entry.short, topics) == getattr(topics, entry.attribute)
+        assert resolve_topic(entry.base, topics) == getattr(topics, entry.attribute)
+    assert resolve_topic("lending-requests", topics) == "t1.credit.lending-requests"
+    assert resolve_topic("drawdowns", topics) == "t1.credit.drawdowns"  # the mixed history of before the split
+    assert resolve_topic("dlq", topics) == "t1.credit.deadletter" and resolve_topic("shadow", topics) == "t1.credit.windows.shadow"
+    with pytest.raises(ValueError, match="lending-requests, lending-results, windows.shadow, review-requests"):
+        resolve_topic("loans-and-more", topics)
+
+
+def test_topics_list_names_every_topic_with_its_kind_events_writers_and_readers() -> None:
+    from typer.testing import CliRunner
+
+    from creditwindow.commands.topics import app
+
+    result = CliRunner().invoke(app, ["list", "--json"], env={"CW_TOPIC_NAMESPACE": "t1"})
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert list(rows) == [entry.short for entry in CATALOGUE]
+    assert rows["lending-requests"] | {"about": ""} == {
+        "topic": "t1.credit.lending-requests", "name": "lending-requests", "kind": "request", "events": ["DrawdownRequested", "Repaid"],
+        "writers": ["operator", "upstream"], "readers": ["operator", "policy"], "kept_forever": False, "about": "",
+    }  # fmt: skip
+    assert (rows["lending-results"]["writers"], rows["operator-actions"]["writers"], rows["drawdowns"]["writers"]) == (["policy"], ["operator"], [])

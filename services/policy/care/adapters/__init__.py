@@ -1,1 +1,1 @@
-"""The history of customer care on `credit.reviews`, replayed at start."""
+"""The history of customer care (`credit.review-results`, `credit.operator-actions`), replayed at start."""

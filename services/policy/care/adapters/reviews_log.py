@@ -1,4 +1,5 @@
-"""`credit.reviews` replayed up to its end at start: the desk's suspensions and open reviews as they stand."""
+"""The review results and the operators' actions replayed up to their end at start: the desk's
+suspensions and open reviews as they stand."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ log = structlog.get_logger("creditwindow.policy")
 
 
 async def restore_desk(settings: Settings, clerk: Clerk) -> None:
-    """Follow every event on `credit.reviews` up to the end offsets taken first (the live follower
-    skips those: `CustomerDesk.history_end`), without closing windows: the sweep at start does."""
-    topic = settings.topics.reviews
-    ends = await end_offsets(settings, [topic])
-    records = await read_to_end(settings, [topic], ends=ends)
+    """Follow every event on `credit.review-results` and `credit.operator-actions` up to the end
+    offsets taken first (the live followers skip those: `CustomerDesk.history_end`), without closing
+    windows: the sweep at start does. Each topic is read as what it carries (results only from the
+    results topic), per customer in order."""
+    topics = [settings.topics.review_results, settings.topics.operator_actions]
+    ends = await end_offsets(settings, topics)
+    records = await read_to_end(settings, topics, ends=ends)
     events = [item.event for item in records if item.event is not None]
     await clerk.follow(events, close=False)
-    clerk.desk.history_end.update({tp.partition: offset for tp, offset in ends.items()})
+    clerk.desk.history_end.update({(tp.topic, tp.partition): offset for tp, offset in ends.items()})
     log.info("desk_restored", events=len(events), suspended=len(clerk.desk.suspensions), open_reviews=len(clerk.desk.reviews))

@@ -9,8 +9,11 @@ rebuilds one under the fence (no script runs meanwhile, in any replica):
 1. retire the book's generation;
 2. wait a grace period, so that decisions published just before the loss reach the topic (not when
    the topic is empty: a new fleet has nothing in flight);
-3. read `credit.windows` and `credit.drawdowns` to their end offsets, and `credit.scores` for
-   maintenance deferrals still waiting; derive the book with its own rules (`rebuild.derive`);
+3. read `credit.windows` and `credit.lending-results` to their end offsets, and `credit.scores` for
+   maintenance deferrals still waiting; derive the book with its own rules (`rebuild.derive`).
+   Results only from the result topics, each decoded as what its topic carries: a decision comes
+   from `credit.windows`, a balance from `credit.lending-results`, and nothing upstream apps write
+   (requests) is ever taken as a result;
 4. write it and mark it complete with a new generation; lift the fence.
 
 A rebuild that dies half way leaves no generation: the next one starts again. A decision decided
@@ -34,7 +37,7 @@ from services.policy.record.adapters.redis_references import RedisReferences
 from services.policy.record.rebuild import deferred_since, derive
 from services.policy.windows.adapters.redis_book import RedisBook
 from shared.clock import Clock
-from shared.contracts import Decision, DrawdownOutcome, RepaymentApplied, ScoreComputed
+from shared.contracts import Decision, DrawdownOutcome, RepaymentApplied, ScoreComputed, Topics
 from shared.messaging import ServiceHealth
 from shared.messaging.topic_io import end_offsets, offsets_at, read_to_end
 from shared.redis_state import Recovery
@@ -45,16 +48,20 @@ __all__ = ["book_recovery", "read_book_log", "rebuild_into"]
 log = structlog.get_logger("creditwindow.policy")
 
 
-def _book_log(records: list[Any]) -> tuple[list[Decision], list[DrawdownOutcome | RepaymentApplied]]:
-    decisions = [r.event for r in records if isinstance(r.event, Decision)]
-    movements = [r.event for r in records if isinstance(r.event, DrawdownOutcome | RepaymentApplied)]
+def _book_log(records: list[Any], topics: Topics) -> tuple[list[Decision], list[DrawdownOutcome | RepaymentApplied]]:
+    decisions = [r.event for r in records if r.record.topic == topics.windows and isinstance(r.event, Decision)]
+    movements = [r.event for r in records if r.record.topic == topics.lending_results and isinstance(r.event, DrawdownOutcome | RepaymentApplied)]
     return decisions, movements
+
+
+def _book_topics(topics: Topics) -> list[str]:
+    """The book's log: the decisions and the lending results, the policy service's own results."""
+    return [topics.windows, topics.lending_results]
 
 
 async def read_book_log(settings: Settings) -> tuple[list[Decision], list[DrawdownOutcome | RepaymentApplied]]:
     """The book's log to its end offsets: every decision, and every drawdown outcome and repayment."""
-    topics = settings.topics
-    return _book_log(await read_to_end(settings, [topics.windows, topics.drawdowns]))
+    return _book_log(await read_to_end(settings, _book_topics(settings.topics)), settings.topics)
 
 
 async def rebuild_into(
@@ -63,13 +70,14 @@ async def rebuild_into(
     """Derive the book from the log and install it as `generation` (the caller holds the fence); the
     index of decision references too (every decision, with the time it was published)."""
     began = time.monotonic()
-    if any((await end_offsets(settings, [settings.topics.windows, settings.topics.drawdowns])).values()):
+    topics = _book_topics(settings.topics)
+    if any((await end_offsets(settings, topics)).values()):
         await asyncio.sleep(grace_s)  # publications in flight when the book was lost land on the topic first
-    records = await read_to_end(settings, [settings.topics.windows, settings.topics.drawdowns])
-    decisions, movements = _book_log(records)
+    records = await read_to_end(settings, topics)
+    decisions, movements = _book_log(records, settings.topics)
     state = derive(decisions, await _deferred_scores(settings, decisions), movements)
     if references is not None:
-        await references.install((r.event, r.timestamp_ms) for r in records if isinstance(r.event, Decision))
+        await references.install((r.event, r.timestamp_ms) for r in records if r.record.topic == settings.topics.windows and isinstance(r.event, Decision))
     await book.install(state, generation, now_ms=int(clock.now().timestamp() * 1000))
     log.info(
         "book_rebuilt", generation=generation, decisions=len(decisions), customers=len(state.windows),
@@ -96,7 +104,8 @@ def book_recovery(
     grace_s: float | None = None,
     references: RedisReferences | None = None,
 ) -> Recovery:
-    """The policy service's recovery: adopt the book in Redis, or rebuild it from `credit.windows`."""
+    """The policy service's recovery: adopt the book in Redis, or rebuild it from `credit.windows` and
+    `credit.lending-results`."""
     grace = settings.book_rebuild_grace_s if grace_s is None else grace_s
     return Recovery(
         book.guard, health, lambda generation: rebuild_into(book, settings, generation, grace_s=grace, clock=clock, references=references),
