@@ -122,7 +122,7 @@ def compose(
     underwriter = Underwriter(
         store=store, publisher=publisher, out_topic=topics.windows, state=state, clock=clock, suspensions=desk, references=references
     )
-    signatures = Signatures(settings.policy_key_ring, settings.topic_namespace, timedelta(seconds=settings.policy_max_clock_skew_s))
+    signatures = Signatures(settings.operator_ring, settings.topic_namespace, timedelta(seconds=settings.policy_max_clock_skew_s))
     clerk = Clerk(
         underwriter=underwriter, archive=archive or NoArchive(), publisher=publisher, reviews_topic=topics.reviews,
         desk=desk, signatures=signatures, clock=clock,

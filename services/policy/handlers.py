@@ -6,7 +6,7 @@
 - `reviews_router` (one replica per record): `credit.reviews` -> `Clerk.act` (care);
 - `desk_router` (every replica): `credit.reviews` -> `Clerk.follow` (care);
 - `policy_updates_router` (every replica of the live fleet: a shadow keeps its candidate policy):
-  `credit.policy` -> `PolicyUpdates.follow` (control).
+  `credit.policy` (policy updates, key retirements) -> `PolicyUpdates.follow` (control).
 
 Batches of a consumer group run through `BatchRunner` (watched, taken, worked, refusals
 dead-lettered, observed, committed); the two routers every replica follows have no group, so
@@ -185,14 +185,15 @@ def desk_router(deps: PolicyDeps) -> KafkaRouter:
     )
     async def on_desk(records: Records) -> None:
         fresh = [raw for raw in records if raw.offset >= clerk.desk.history_end.get(raw.partition, 0)]  # not restored at start
-        events: list[Event] = [event for _, event in intake(fresh, REVIEW_EVENTS).events]
+        events: list[tuple[Record, Event]] = list(intake(fresh, REVIEW_EVENTS).events)
         deps.metrics.observe(await deps.batches.retry(lambda: clerk.follow(events), what="desk"))
 
     return router
 
 
 def policy_updates_router(deps: PolicyDeps) -> KafkaRouter:
-    """Signed policy updates in: every replica reads every one (no group) and applies those that verify."""
+    """Signed policy updates and key retirements in: every replica reads every one (no group) and
+    applies those that verify."""
     router = KafkaRouter()
     updates = deps.updates
     assert updates is not None
@@ -200,8 +201,8 @@ def policy_updates_router(deps: PolicyDeps) -> KafkaRouter:
     @router.subscriber(
         deps.settings.topics.policy,
         **follower_options(),  # no group: every replica reads every update
-        title="credit.policy:PolicyUpdated",
-        description="Signed policy versions; every replica applies each one that verifies.",
+        title="credit.policy:PolicyUpdated|KeyRetired",
+        description="Signed policy versions and retirements of operators' keys; every replica applies each one that verifies.",
     )
     async def on_policy_updates(records: Records) -> None:
         for raw in records:

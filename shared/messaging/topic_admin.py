@@ -55,6 +55,9 @@ def fleet_topics(settings: Settings) -> list[TopicSpec]:
     # The decision log, the balances' log and the policy history; and, kept as long as the decisions
     # they explain, the scores they were made on, what each customer was told, and the reviews and suspensions.
     keep_forever = {topics.windows, topics.policy, topics.drawdowns, topics.scores, topics.notifications, topics.reviews}
+    # Where operators' signed events are: each record is timed by the broker when it reaches the log,
+    # not by its writer, so a key's retirement and an action's age are judged on a time nobody picks.
+    broker_timed = {topics.policy, topics.reviews}
     return [
         TopicSpec(
             name,
@@ -65,6 +68,7 @@ def fleet_topics(settings: Settings) -> list[TopicSpec]:
                 "cleanup.policy": "delete",
                 "min.insync.replicas": str(settings.min_insync_replicas),
                 "unclean.leader.election.enable": "false",  # a leader out of sync would drop acknowledged records
+                **({"message.timestamp.type": "LogAppendTime"} if name in broker_timed else {}),
             },
         )
         for name in topics.all()

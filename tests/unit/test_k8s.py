@@ -71,8 +71,9 @@ def test_keys_and_passwords_come_from_secrets_and_no_secret_is_shipped() -> None
         for env in _container(service)["env"]:
             if env["name"].endswith(("_KEY", "PASSWORD", "_TOKENS", "_PARTNERS")):
                 assert "secretKeyRef" in env["valueFrom"], (service, env["name"])
-    policy_env = {e["name"] for e in _container("policy")["env"]}
-    assert "CW_POLICY_SIGNING_KEY" in policy_env
+    policy_env = {e["name"]: e.get("valueFrom", {}) for e in _container("policy")["env"]}
+    # Operators' public keys, from a ConfigMap operators create: the fleet holds no key that signs.
+    assert policy_env["CW_OPERATOR_PUBLIC_KEYS"] == {"configMapKeyRef": {"name": "creditwindow-operator-keys", "key": "public-keys"}}
 
 
 def test_each_service_has_a_disruption_budget_and_scales_on_its_own_lag_up_to_the_partition_count() -> None:
