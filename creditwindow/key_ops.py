@@ -63,10 +63,12 @@ def ring_entry(key: OperatorKey, retire_at: datetime) -> str:
     return f"{json.dumps(key.key_id)}: {json.dumps(entry)}"
 
 
-def signed_retirement(settings: Settings, *, retired_key_id: str, retire_at: datetime | None = None, issued_by: str) -> KeyRetired:
-    """A retirement of `retired_key_id` (at `retire_at`, default now) signed with this operator's key."""
+def signed_retirement(
+    settings: Settings, *, retired_key_id: str, retire_at: datetime | None = None, issued_by: str, issued_at: datetime | None = None
+) -> KeyRetired:
+    """A retirement of `retired_key_id` (at `retire_at`, default when issued) signed with this operator's key."""
     key = signing_key(settings)
-    now = settings.clock().now()
+    now = issued_at or settings.clock().now()
     unsigned = KeyRetired(
         correlation_id=f"key-{retired_key_id}",
         producer="creditwindow-cli",

@@ -50,17 +50,20 @@ class PolicyWired:
         self.broker = KafkaBroker()
         self.store = store or MemoryBook()
         self.archive = MemoryArchive()
+        self.clock = clock_at(NOW)
         self.policy = compose(
             self.settings, broker=self.broker, store=self.store, publisher=Outbox(self.broker, service="policy"),
-            registry=CollectorRegistry(), policy=default_policy(**policy_changes), clock=clock_at(NOW),
+            registry=CollectorRegistry(), policy=default_policy(**policy_changes), clock=self.clock,
             archive=self.archive, references=self.archive,
         )  # fmt: skip
         topics = self.settings.topics
         self.out: Captured = capture(self.broker, topics.windows, topics.reviews, topics.deadletter)
 
     async def send(self, topic: str, event: Event) -> None:
+        # Stamped as the broker stamps the operators' topics: when it reached the log, by the test's clock.
         message = encode(event)
-        await self.broker.publish(message.value, topic, key=message.key, headers=message.headers)
+        at = int(self.clock.now().timestamp() * 1000)
+        await self.broker.publish(message.value, topic, key=message.key, headers=message.headers, timestamp_ms=at)
 
     async def apply(self, the_score: object) -> None:
         self.archive.keep_score(the_score)

@@ -10,7 +10,14 @@ import pytest
 from creditwindow.operator_ops import signed_action
 from services.policy.care.desk import CustomerDesk
 from services.policy.control.checks import Refused, check_action
-from shared.contracts import CustomerSuspended, OperatorAction, ReviewConcluded, ReviewDecided, ReviewOpened, SuspensionLifted
+from shared.contracts import (
+    CustomerSuspended,
+    OperatorAction,
+    ReviewConcluded,
+    ReviewDecided,
+    ReviewOpened,
+    SuspensionLifted,
+)
 from shared.settings import Settings
 from tests.clocks import NOW
 
