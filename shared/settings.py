@@ -453,7 +453,9 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every secret these settings hold (keys, tokens, passwords), for masking text that is shown."""
-        secrets = [self.operator_private_key.get_secret_value()] if self.operator_private_key is not None else []
+        secrets = []
+        if self.operator_private_key is not None:  # the key as given, and its secret part alone
+            secrets += [self.operator_private_key.get_secret_value(), self.operator_private_key.get_secret_value().partition(":")[2]]
         secrets += [partner.key.get_secret_value() for partner in self.webhook_partners.values()]
         secrets += [token.get_secret_value() for token in self.api_tokens.values()]
         if self.kafka_sasl_password is not None:

@@ -158,17 +158,18 @@ def hmac_signed(signature: str) -> bool:
 
 
 def policy_bytes(
-    *, policy_name: str, version: int, document: str, issued_by: str, issued_at: datetime, key_id: str, namespace: str
-) -> bytes:
+    *, policy_name: str, version: int, document: str, issued_by: str, issued_at: datetime, key_id: str, namespace: str,
+    scheme: str = POLICY_SCHEME,
+) -> bytes:  # fmt: skip
     """What a policy update's signature covers: every field that steers the fleet, the document's
-    hash and the namespace of the topics it is published to."""
+    hash and the namespace of the topics it is published to (`scheme`: another only to read the old ring's)."""
     digest = hashlib.sha256(document.encode("utf-8")).hexdigest()
-    parts = [POLICY_SCHEME, policy_name, str(version), issued_by, issued_at.isoformat(), key_id, digest, namespace]
+    parts = [scheme, policy_name, str(version), issued_by, issued_at.isoformat(), key_id, digest, namespace]
     return "\n".join(parts).encode("utf-8")
 
 
-def action_bytes(event_type: str, fields: Mapping[str, Any]) -> bytes:
+def action_bytes(event_type: str, fields: Mapping[str, Any], *, scheme: str = ACTION_SCHEME) -> bytes:
     """What an operator action's signature covers: the scheme, the action's type and its fields (JSON
     values, keys sorted), the topic namespace among them."""
     body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return f"{ACTION_SCHEME}\n{event_type}\n{body}".encode()
+    return f"{scheme}\n{event_type}\n{body}".encode()

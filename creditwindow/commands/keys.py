@@ -9,7 +9,10 @@ replica can sign anything.
 - `list` shows the ring the fleet loads: each key, its retirement time (a signed retirement read
   from the log brings it forward) and whether it may sign now;
 - `retire ID` signs a retirement of key ID with this operator's key and publishes it where every
-  policy replica reads it, in order with the policy updates.
+  policy replica reads it, in order with the policy updates;
+- `migrate --hmac-ring FILE` carries the history signed with the fleet's old shared HMAC ring over,
+  once: every policy version the old fleet adopted and every suspension in force, verified with the
+  old ring on this machine and signed again with this operator's key (docs/security.md, "Migration").
 """
 
 from __future__ import annotations
@@ -23,15 +26,21 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from creditwindow.key_ops import new_key, publish_retirement, ring_entry, signed_retirement, write_key_file
-from creditwindow.policy_ops import control_log
+from creditwindow.hmac_history import carried_over, read_old_ring
+from creditwindow.key_ops import new_key, publish_retirement, ring_entry, signed_retirement, signing_key, write_key_file
+from creditwindow.operator_ops import read_reviews, signed_action, suspensions_of
+from creditwindow.policy_ops import ControlLog, control_log, signed_update
 from creditwindow.terminal import JsonOption, checked_settings, console, fail, reach
+from services.policy.control.document import load_policy
+from shared.contracts import CustomerSuspended, Event
+from shared.messaging.topic_io import Publisher, read_to_end
 from shared.settings import Settings
 from shared.signing import KEY_ID_PATTERN, SigningRefused, encode_key
+from shared.wire import Record
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Operators' signing keys: make a key pair, list the fleet's ring, retire a key (signed).", no_args_is_help=True)
+app = typer.Typer(help="Operators' signing keys: make a key pair, list the fleet's ring, retire a key (signed), carry the HMAC history over.", no_args_is_help=True)
 
 
 @app.callback()
@@ -148,3 +157,57 @@ def retire(
         f"signed with key {retirement.key_id}",
         highlight=False,
     )
+
+
+async def _history(settings: Settings) -> tuple[ControlLog, list[Event], list[tuple[Record, Event]]]:
+    control = await control_log(settings)
+    policy_log = [item.event for item in await read_to_end(settings, [settings.topics.policy]) if item.event is not None]
+    return control, policy_log, await read_reviews(settings)
+
+
+async def _publish(settings: Settings, events: list[tuple[str, Event]]) -> None:
+    async with Publisher(settings) as publisher:
+        for topic, event in events:  # in order: the versions as the old fleet adopted them
+            await (await publisher.send(topic, event))
+
+
+@app.command("migrate")
+def migrate(
+    hmac_ring: Annotated[Path, typer.Option("--hmac-ring", help='The old ring, JSON {"key id": "key"} as CW_POLICY_SIGNING_KEYS held it.')],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Publish without asking.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Carry the HMAC-signed history over, once: each policy version the old fleet adopted and each suspension in force, signed again with your key."""
+    settings = Settings()
+    if as_json and not yes:
+        fail("--json does not ask before publishing: add --yes")
+    try:
+        ring = read_old_ring(hmac_ring)
+        signing_key(settings)
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+    control, policy_log, reviews = reach(lambda: _history(settings), settings)
+    now = settings.clock().now()
+    carried = carried_over(policy_log, [e for _, e in reviews], ring, namespace=settings.topic_namespace, policy=load_policy(settings.policy_path), now=now)
+    # What operators' keys carry already (a second run, or versions signed since) is not signed again.
+    versions = [(old, document) for old, document in carried.versions if document.version > control.active.version]
+    suspended = suspensions_of(reviews, control.signatures, control.active, now)
+    suspensions = [old for old in carried.suspensions if old.customer_id not in suspended]
+    events: list[tuple[str, Event]] = [(settings.topics.policy, signed_update(old.document, settings, issued_by=old.issued_by)) for old, _ in versions]
+    events += [
+        (settings.topics.reviews, signed_action(
+            CustomerSuspended, settings, issued_by=old.issued_by, customer_id=old.customer_id, reason=old.reason, until=old.until, note=old.note,
+        ))  # fmt: skip
+        for old in suspensions
+    ]
+    labels = [document.label for _, document in versions]
+    if not as_json:
+        console.print(f"policy versions to sign again: {', '.join(labels) or 'none'}; suspensions in force: {len(suspensions)}", highlight=False)
+    if events and not as_json and not yes and not typer.confirm(f"sign {len(events)} events with your key and publish them?", default=False):
+        fail("not published", code=1)
+    if events:
+        reach(lambda: _publish(settings, events), settings)
+    if as_json:
+        print(json.dumps({"versions": labels, "suspensions": [old.customer_id for old in suspensions]}))
+        return
+    console.print(f"[green]published[/] {len(labels)} policy versions and {len(suspensions)} suspensions, signed with your key", highlight=False)
