@@ -18,11 +18,23 @@ import pytest
 import yaml
 from redis.asyncio import Redis
 
+from creditwindow.hmac_history import old_action_signature, old_policy_signature
 from creditwindow.policy_ops import publish_update, signed_update
 from services.policy.windows.adapters.redis_book import RedisBook
-from shared.contracts import DeadLetter, ScoreComputed, WindowClosed, WindowOpened
+from shared.contracts import (
+    CustomerSuspended,
+    DeadLetter,
+    Event,
+    PolicyUpdated,
+    ScoreComputed,
+    WindowClosed,
+    WindowOpened,
+)
+from shared.messaging import ensure_topics
+from shared.messaging.topic_io import Publisher
 from shared.signing import OperatorKey
 from tests.clocks import WALL
+from tests.conftest import settings_for
 from tests.e2e.conftest import RunningFleet, start_fleet
 from tests.operator_keys import forger, operator, ring_json, signing_as
 from tests.unit.policy.factories import charged_to, default_policy, score
@@ -227,6 +239,65 @@ async def test_after_a_key_is_retired_by_a_signed_event_a_restarted_replica_rest
         assert {error for error, _ in letters} == {"policy_retired_key"} and len(letters) == 1  # v4 only, nothing of the history
     finally:
         fleet.fleet.stop()
+
+
+async def test_history_signed_with_the_old_hmac_ring_is_carried_over_once_by_keys_migrate(
+    endpoints: dict[str, str], namespace: str, log_root: Path, tmp_path: Path
+) -> None:
+    settings = settings_for(endpoints, namespace)
+    await ensure_topics(settings)
+    old_ring = tmp_path / "old-ring.json"  # on the operator's machine only: the fleet never sees it
+    old_ring.write_text(json.dumps({"k1": OLD_HMAC_KEY}))
+    suspended = f"cus_pol_hmac_{namespace[-6:]}"
+    # What the old CLI published: two versions and a suspension, HMAC-signed with the fleet's shared ring.
+    history: list[tuple[str, Event]] = [(settings.topics.policy, _hmac_update(2, namespace, cycle_factor=0.9)), (settings.topics.policy, _hmac_update(3, namespace, cycle_factor=0.5))]
+    suspension = CustomerSuspended(
+        correlation_id=suspended, producer="creditwindow-cli", issued_by="ops_lin", issued_at=WALL.now(), key_id="k1",
+        namespace=namespace, signature="0" * 64, customer_id=suspended, reason="collections",
+    )  # fmt: skip
+    history.append((settings.topics.reviews, suspension.model_copy(update={"signature": old_action_signature(OLD_HMAC_KEY.encode(), suspension)})))
+    for topic, event in history:
+        async with Publisher(settings) as publisher:
+            await (await publisher.send(topic, event))
+
+    fleet = await start_fleet(endpoints, namespace, log_root, services=POLICY_ONLY)
+    try:
+        await fleet.until_logged("policy-0", "policy_restored", "default@1", "hmac_history")  # not verified: the fleet holds no HMAC key
+        migrate = [sys.executable, "-m", "creditwindow", "keys", "migrate", "--hmac-ring", str(old_ring), "--yes", "--json"]
+        env = {**os.environ, **endpoints, "CW_TOPIC_NAMESPACE": namespace}
+        done = await asyncio.to_thread(subprocess.run, migrate, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"versions": ["default@2", "default@3"], "suspensions": [suspended]}
+        await fleet.until_logged("policy-0", "policy_applied", "default@3")
+        again = await asyncio.to_thread(subprocess.run, migrate, env=env, capture_output=True, text=True, timeout=120)
+        assert json.loads(again.stdout) == {"versions": [], "suspensions": []}  # carried once
+
+        fleet.fleet.stop()
+        fleet.fleet.start()
+        await asyncio.to_thread(fleet.fleet.wait_ready)
+        await fleet.until_logged("policy-0", "policy_restored", "default@3")
+        probe = _score(grade="D", pd=0.18, income=100_000)
+        barred = score(at=WALL.now(), application_id=f"app_pol_hmac_{namespace[-6:]}", customer_id=suspended)
+        await fleet.publish(settings.topics.scores, [probe, barred])
+        decided = {d.application_id: d for d in await _decided(fleet, 2)}
+        assert (decided[probe.application_id].policy_version, decided[probe.application_id].basis.cycle_factor) == ("default@3", 0.5)
+        assert (decided[barred.application_id].category, decided[barred.application_id].reason) == ("strategy", "customer_suspended")
+        seen = await fleet.drain([settings.topics.deadletter], idle_s=1)
+        assert not [r for r in seen if isinstance(r.event, DeadLetter)]  # the old history leaves no dead letter at each start
+    finally:
+        fleet.fleet.stop()
+
+
+OLD_HMAC_KEY = "the-fleets-old-shared-hmac-key-0123456789"
+
+
+def _hmac_update(version: int, namespace: str, **changes: object) -> PolicyUpdated:
+    """A policy update as the old CLI signed it: HMAC-SHA256 with the fleet's shared ring."""
+    unsigned = PolicyUpdated(
+        correlation_id=f"policy-default-{version}", producer="creditwindow-cli", policy_name="default", version=version,
+        document=_policy_text(version, **changes), issued_by="op_old", issued_at=WALL.now(), key_id="k1", namespace=namespace, signature="0" * 64,
+    )  # fmt: skip
+    return unsigned.model_copy(update={"signature": old_policy_signature(OLD_HMAC_KEY.encode(), unsigned)})
 
 
 async def test_updates_signed_for_another_namespace_or_issued_in_the_future_are_refused(policy_fleet: RunningFleet) -> None:

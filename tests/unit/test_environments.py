@@ -214,7 +214,8 @@ def test_every_cw_variable_the_repository_names_is_a_setting_or_the_toolings() -
         for name in re.findall(r"\bCW_[A-Z0-9_]*[A-Z0-9]\b", path.read_text(errors="replace")):
             found.setdefault(name, set()).add(str(path.relative_to(REPO_ROOT)))
     unknown = {name: sorted(paths) for name, paths in found.items() if name not in known}
-    elsewhere = {name: [p for p in paths if p != "shared/settings.py" and not p.startswith("docs/")] for name, paths in unknown.items()}
+    allowed = {"shared/settings.py", "creditwindow/hmac_history.py", "creditwindow/commands/keys.py"}  # refused there; read from a file to migrate
+    elsewhere = {name: [p for p in paths if p not in allowed and not p.startswith("docs/")] for name, paths in unknown.items()}
     assert {name: paths for name, paths in elsewhere.items() if name not in retired or paths} == {}
 
 
