@@ -150,7 +150,7 @@ async def test_an_upheld_review_is_concluded_and_a_forged_review_decision_is_ref
         (closed,) = wired.out.of(WindowClosed)
         forged = wired.review(closed, "overturned", limit=5000).model_copy(update={"limit": 200_000})
         await wired.send(topics.reviews, forged)
-        unsigned = forged.model_copy(update={"signature": "0" * 64, "key_id": "nobody"})
+        unsigned = forged.model_copy(update={"signature": "0" * 128, "key_id": "nobody"})
         await wired.send(topics.reviews, unsigned)
         await wired.send(topics.reviews, wired.review(closed, "upheld"))
     assert not wired.out.of(WindowOpened)

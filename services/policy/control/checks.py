@@ -4,8 +4,8 @@ Every control event is signed with an operator's Ed25519 key and judged at the t
 log (`logged_at`: the broker's time on the operators' topics), so every replica, live or restoring,
 judges it the same. A signature is accepted only if, in this order:
 
-1. the key it names is in the fleet's public ring;
-2. it is an Ed25519 signature (the HMAC of the fleet's old shared ring is refused, never verified);
+1. it is an Ed25519 signature (the HMAC of the fleet's old shared ring is refused, never verified);
+2. the key it names is in the fleet's public ring;
 3. it verifies with that key over the signed fields and this fleet's topic namespace (one signed
    for another namespace is refused and says so);
 4. it was not issued further after `logged_at` than the allowed clock skew;
@@ -93,13 +93,13 @@ def _signature(
     signed: PolicyUpdated | OperatorAction, message: bytes, ring: KeyRing, namespace: str, logged_at: datetime, max_skew: timedelta
 ) -> Refused | None:
     """Rules 1-5 of the module's docstring: None when the signature is accepted."""
-    key = ring.get(signed.key_id)
-    if key is None:
-        return Refused("unknown_key", f"signed with key {signed.key_id!r}, not in this fleet's public ring {sorted(ring.keys)}")
     if hmac_signed(signed.signature):
         return Refused(
             "hmac", "signed with the fleet's old shared HMAC ring, which no longer steers the fleet: sign it again with an operator key"
         )
+    key = ring.get(signed.key_id)
+    if key is None:
+        return Refused("unknown_key", f"signed with key {signed.key_id!r}, not in this fleet's public ring {sorted(ring.keys)}")
     if not key.verifies(message, signed.signature):
         if signed.namespace != namespace:
             return Refused("other_namespace", f"signed for namespace {signed.namespace!r}, this fleet runs in {namespace!r}")
