@@ -30,7 +30,7 @@ from creditwindow.hmac_history import carried_over, read_old_ring
 from creditwindow.key_ops import new_key, publish_retirement, ring_entry, signed_retirement, signing_key, write_key_file
 from creditwindow.operator_ops import read_reviews, signed_action, suspensions_of
 from creditwindow.policy_ops import ControlLog, control_log, signed_update
-from creditwindow.terminal import JsonOption, checked_settings, console, fail, reach
+from creditwindow.terminal import JsonOption, YesOption, checked_settings, console, fail, reach
 from services.policy.control.document import load_policy
 from shared.contracts import CustomerSuspended, Event
 from shared.messaging.topic_io import Publisher, read_to_end
@@ -129,7 +129,7 @@ def retire(
     key_id: Annotated[str, typer.Argument(help="The key to retire.")],
     at: Annotated[str | None, typer.Option("--at", help="From when it signs nothing (ISO 8601 with a zone; default: now; never in the past).")] = None,
     issued_by: Annotated[str, typer.Option(help="Who retires it (recorded in the signed retirement).")] = "operator",
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Publish without asking.")] = False,
+    yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Retire key ID, signed with your key (CW_OPERATOR_PRIVATE_KEY_FILE), on the log every policy replica reads."""
@@ -174,7 +174,7 @@ async def _publish(settings: Settings, events: list[tuple[str, Event]]) -> None:
 @app.command("migrate")
 def migrate(
     hmac_ring: Annotated[Path, typer.Option("--hmac-ring", help='The old ring, JSON {"key id": "key"} as CW_POLICY_SIGNING_KEYS held it.')],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Publish without asking.")] = False,
+    yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Carry the HMAC-signed history over, once: each policy version the old fleet adopted and each suspension in force, signed again with your key."""
