@@ -170,3 +170,17 @@ def test_a_retirement_signed_for_another_namespace_or_by_a_retired_key_or_reachi
     back = signed_retirement(settings, retired_key_id="ops-b", retire_at=NOW - timedelta(days=1), issued_by="ops_lin")
     refused = _check(back, ring)
     assert isinstance(refused, Refused) and refused.error_type == "retroactive" and "taken out of the ring" in refused.error
+
+
+def test_keys_new_runs_before_a_production_deployment_has_a_ring_and_nothing_else_does(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from creditwindow.cli import app
+
+    production = {"CW_ENVIRONMENT": "production"}
+    made = CliRunner().invoke(app, ["keys", "new", "ops-first", "--out", str(tmp_path / "first.key"), "--json"], env=production)
+    assert made.exit_code == 0, made.output
+    entry = json.loads(made.output)
+    assert entry["key_id"] == "ops-first" and (tmp_path / "first.key").stat().st_mode & 0o777 == 0o600
+    refused = CliRunner().invoke(app, ["keys", "list"], env=production)
+    assert refused.exit_code == 1 and "CW_OPERATOR_PUBLIC_KEYS" in " ".join(refused.output.split())

@@ -29,6 +29,8 @@ from shared.wire import Record, RefusedRecord, decode
 
 __all__ = ["CONTROL_EVENTS", "PolicyUpdates", "read_control"]
 
+log = structlog.get_logger("creditwindow.policy")
+
 # What `credit.policy` carries. A key's retirement is read where the policy is, in the same order;
 # to move it to the operators' own topic, move it from here and from the CLI's `keys retire`.
 CONTROL_EVENTS = (PolicyUpdated, KeyRetired)
@@ -52,9 +54,6 @@ def read_control(record: Record, active: PolicyDocument, signatures: Signatures,
     if isinstance(checked, Refused):
         return RefusedRecord(record, f"{prefix}_{checked.error_type}", checked.error)
     return checked
-
-log = structlog.get_logger("creditwindow.policy")
-
 
 @dataclass(slots=True, kw_only=True)
 class PolicyUpdates:
