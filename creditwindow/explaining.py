@@ -10,20 +10,18 @@ force when the decision was made, from `credit.operator-actions`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from redis.asyncio import Redis
 
-from creditwindow.operator_ops import read_reviews
-from creditwindow.policy_ops import policy_versions
-from services.policy.care.desk import CustomerDesk
-from services.policy.control.checks import check_action
+from creditwindow.operator_ops import read_reviews, verified_desk
+from creditwindow.policy_ops import ControlLog, control_log
 from services.policy.record.adapters.kafka_archive import KafkaArchive
 from services.policy.record.adapters.redis_references import RedisReferences
 from services.policy.record.explanation import Explanation, PointsModel, explain, verify
 from services.policy.windows.ports import Suspension
 from services.scoring.scorecard import InvalidArtifact, Scorecard
-from shared.contracts import CustomerSuspended, Decision, SuspensionLifted
+from shared.contracts import Decision
 from shared.messaging.topic_io import read_to_end
 from shared.references import normalise_reference, reference_of
 from shared.settings import REPO_ROOT, Settings
@@ -57,21 +55,10 @@ def model_for(model_id: str | None, settings: Settings) -> PointsModel | None:
     return None
 
 
-async def suspension_at(settings: Settings, customer_id: str, moment: datetime) -> Suspension | None:
+async def suspension_at(settings: Settings, control: ControlLog, customer_id: str, moment: datetime) -> Suspension | None:
     """The customer's suspension in force at `moment`, from the verified actions issued before it."""
-    desk = CustomerDesk()
-    ring, namespace = settings.policy_key_ring, settings.topic_namespace
-    skew = timedelta(seconds=settings.policy_max_clock_skew_s)
-    now = settings.clock().now()
-    for event in await read_reviews(settings):
-        if not isinstance(event, (CustomerSuspended, SuspensionLifted)) or event.customer_id != customer_id or event.issued_at > moment:
-            continue
-        if check_action(event, ring=ring, namespace=namespace, now=now, max_skew=skew) is not None:
-            continue
-        if isinstance(event, CustomerSuspended):
-            desk.suspend(event)
-        else:
-            desk.lift(event)
+    events = [(record, event) for record, event in await read_reviews(settings) if getattr(event, "customer_id", None) == customer_id]
+    desk = verified_desk(events, control.signatures, control.active, settings.clock().now(), issued_by=moment)
     return desk.suspension(customer_id, moment)
 
 
@@ -90,9 +77,10 @@ async def gather(settings: Settings, text: str, *, check: bool) -> Explanation |
         messages = await archive.notices(decision)
     finally:
         await redis.aclose()
-    policy = (await policy_versions(settings)).get(decision.policy_version)
+    control = await control_log(settings)
+    policy = control.versions.get(decision.policy_version)
     explanation = explain(decision, score, policy, messages, operator=True)
     if check:
-        suspension = await suspension_at(settings, decision.customer_id, decision.occurred_at)
+        suspension = await suspension_at(settings, control, decision.customer_id, decision.occurred_at)
         explanation.verification = verify(decision, score, policy, suspension=suspension, model=model_for(decision.model_id, settings))
     return explanation

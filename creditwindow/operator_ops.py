@@ -1,9 +1,9 @@
 """Operators' actions on customers: sign them like a policy update, publish them, and read the desk back.
 
-A review decided, a suspension and its lifting are `OperatorAction`s: HMAC-SHA256 by the ring's
-signing key over every field and this fleet's namespace (`shared.signing.sign_action`); every
-policy replica verifies them (`services.policy.control.checks.check_action`) and refuses the unsigned and
-the forged to the dead-letter topic. They are published to `credit.operator-actions`, which only
+A review decided, a suspension and its lifting are `OperatorAction`s: Ed25519 by the operator's key
+over every field and this fleet's namespace (`shared.signing.action_bytes`); every policy replica
+verifies them (`services.policy.control.checks.check_action`) and refuses the unsigned, the forged
+and the stale to the dead-letter topic. They are published to `credit.operator-actions`, which only
 operators write. `board` and `suspensions_of` are pure: what the review requests, the policy
 service's review results and the operators' actions say about the reviews under way and the
 customers suspended.
@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from creditwindow.key_ops import signing_key
 from services.policy.care.desk import CustomerDesk
 from services.policy.care.reviewing import review_id_for
-from services.policy.control.checks import check_action
+from services.policy.control.checks import Signatures, check_action
+from services.policy.control.document import PolicyDocument
 from services.policy.windows.ports import Suspension
 from shared.contracts import (
     CustomerSuspended,
@@ -33,28 +35,29 @@ from shared.contracts import (
 from shared.messaging.topic_io import Publisher, read_to_end
 from shared.references import normalise_reference
 from shared.settings import Settings
-from shared.signing import sign_action
+from shared.signing import action_bytes
+from shared.wire import Record
 
-__all__ = ["Review", "board", "publish_action", "read_reviews", "signed_action", "suspensions_of"]
+__all__ = ["Review", "board", "publish_action", "read_reviews", "signed_action", "suspensions_of", "verified_desk"]
 
 A = TypeVar("A", bound=OperatorAction)
 
 
 def signed_action(model: type[A], settings: Settings, *, issued_by: str, issued_at: datetime | None = None, **fields: Any) -> A:
-    """An operator action signed with the ring's signing key for this fleet's namespace (SigningRefused
-    when that key is retired or missing; ValidationError when a field is wrong)."""
-    key_id, key = settings.policy_key_ring.signing_key()
+    """An operator action signed with this operator's key for this fleet's namespace (SigningRefused
+    when there is no key to sign with or the ring refuses it; ValidationError when a field is wrong)."""
+    key = signing_key(settings)
     unsigned = model(
         correlation_id=str(fields.get("reference") or fields.get("customer_id") or "operator"),
         producer="creditwindow-cli",
         issued_by=issued_by,
         issued_at=issued_at or settings.clock().now(),
-        key_id=key_id,
+        key_id=key.key_id,
         namespace=settings.topic_namespace,
-        signature="0" * 64,
+        signature="0" * 128,
         **fields,
     )
-    signature = sign_action(key, model.EVENT_TYPE, unsigned.signed_fields(settings.topic_namespace))
+    signature = key.sign(action_bytes(model.EVENT_TYPE, unsigned.signed_fields(settings.topic_namespace)))
     return unsigned.model_copy(update={"signature": signature})
 
 
@@ -65,12 +68,12 @@ async def publish_action(action: OperatorAction, settings: Settings) -> int:
     return int(metadata.offset)
 
 
-async def read_reviews(settings: Settings) -> list[Event]:
+async def read_reviews(settings: Settings) -> list[tuple[Record, Event]]:
     """Everything customer care's topics hold (review requests, review results, operators' actions),
-    each read as what its topic carries, in order per customer and topic."""
+    each read as what its topic carries, in order per customer and topic, each event with its record."""
     topics = settings.topics
     records = await read_to_end(settings, [topics.review_requests, topics.review_results, topics.operator_actions])
-    return [r.event for r in records if r.event is not None]
+    return [(r.record, r.event) for r in records if r.event is not None]
 
 
 @dataclass(slots=True)
@@ -136,15 +139,28 @@ def board(events: Iterable[Event]) -> dict[str, Review]:
     return reviews
 
 
-def suspensions_of(events: Sequence[Event], settings: Settings, now: datetime) -> dict[str, Suspension]:
-    """The customers suspended now, as every policy replica sees them (verified actions only)."""
+def verified_desk(
+    events: Sequence[tuple[Record, Event]], signatures: Signatures, policy: PolicyDocument, now: datetime, *, issued_by: datetime | None = None
+) -> CustomerDesk:
+    """The desk's suspensions as every policy replica keeps them: the actions (issued by `issued_by`,
+    if given) that verify with the fleet's ring (retirements applied) and the active policy's maximum
+    age, each judged when its record reached the log (`now` for one without a time)."""
     desk = CustomerDesk()
-    ring, namespace = settings.policy_key_ring, settings.topic_namespace
-    skew = timedelta(seconds=settings.policy_max_clock_skew_s)
-    for event in events:
-        if isinstance(event, (CustomerSuspended, SuspensionLifted)) and check_action(event, ring=ring, namespace=namespace, now=now, max_skew=skew) is None:
-            if isinstance(event, CustomerSuspended):
-                desk.suspend(event)
-            else:
-                desk.lift(event)
+    s, max_age = signatures, policy.customer_care.max_action_age
+    for record, event in events:
+        if not isinstance(event, (CustomerSuspended, SuspensionLifted)) or (issued_by is not None and event.issued_at > issued_by):
+            continue
+        at = record.logged_at(now)
+        if check_action(event, ring=s.ring, namespace=s.namespace, logged_at=at, max_age=max_age, max_skew=s.max_skew) is not None:
+            continue
+        if isinstance(event, CustomerSuspended):
+            desk.suspend(event)
+        else:
+            desk.lift(event)
+    return desk
+
+
+def suspensions_of(events: Sequence[tuple[Record, Event]], signatures: Signatures, policy: PolicyDocument, now: datetime) -> dict[str, Suspension]:
+    """The customers suspended at `now`, as every policy replica sees them."""
+    desk = verified_desk(events, signatures, policy, now)
     return {customer: s for customer, s in desk.suspensions.items() if s.active(now)}

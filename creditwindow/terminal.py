@@ -28,6 +28,7 @@ from shared.settings import Settings, UnknownVariables, variable_of
 
 __all__ = [
     "JsonOption",
+    "YesOption",
     "checked_settings",
     "console",
     "err",
@@ -46,6 +47,7 @@ console = Console()
 err = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print data as JSON.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Publish without asking.")]
 
 _HOW_TO_START = "Start the local platform with `creditwindow dev up` (or set KAFKA_BOOTSTRAP_SERVERS / REDIS_URL)."
 

@@ -5,8 +5,9 @@
   k8s-check` renders with kustomize itself and reads its output with `read_objects`.
 - `kubernetes_environments(objects, secret)`: the environment of each service's container: the
   image's `ENV`, then `envFrom` ConfigMaps, then `env` in order, `$(NAME)` expanded the way the
-  kubelet does, Secrets' values from `secret(name, key)`, downward-API fields, and the variables
-  Kubernetes adds for each Service with a cluster IP (`enableServiceLinks`).
+  kubelet does, Secrets' values from `secret(name, key)`, the ConfigMaps operators create (not in
+  the manifests: the operators' public keys) from `config_map(name, key)`, downward-API fields, and
+  the variables Kubernetes adds for each Service with a cluster IP (`enableServiceLinks`).
 - `compose_environments(compose, host)`: the same for docker-compose.yml, `${VAR:-default}`
   interpolated and variables without a value passed through from `host`.
 - `table_problems(service, environment, read)`: how what a manifest gives a container differs from
@@ -15,7 +16,7 @@
   (`Settings.from_environment`) and its app (its composition root checks the environment, without
   connecting to anything), and returns why it would not start; `with_example_files` first writes
   an example of each CA certificate the container mounts and names.
-- `example_value(shape)`: a generated value of a secret's shape (shared/deployment.py).
+- `example_value(shape)`: a generated value of the shape of what operators create (shared/deployment.py).
 
     python -m devtools.manifests RENDERED.yaml...   (deploy/k8s/validate.sh: `make k8s-check`)
 
@@ -42,9 +43,10 @@ import yaml
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from shared.deployment import VARIABLES, FromHost, FromPod, FromSecret, Shape, Value, variables_of
+from shared.deployment import VARIABLES, FromConfigMap, FromHost, FromPod, FromSecret, Shape, Value, variables_of
 from shared.environments import UnsafeEnvironment, check_named_environment
 from shared.settings import REPO_ROOT, Settings, UnknownVariables
+from shared.signing import OperatorKey, encode_key
 
 __all__ = [
     "Container",
@@ -61,6 +63,7 @@ __all__ = [
     "read_objects",
     "render",
     "start_problems",
+    "table_config_map",
     "table_problems",
     "table_secret",
     "with_example_files",
@@ -222,9 +225,12 @@ class Container:
         return None
 
 
-def kubernetes_environments(objects: list[dict[str, Any]], secret: Callable[[str, str, str], str]) -> dict[str, Container]:
+def kubernetes_environments(
+    objects: list[dict[str, Any]], secret: Callable[[str, str, str], str], config_map: Callable[[str, str, str], str] | None = None
+) -> dict[str, Container]:
     """Service -> its container, for every Deployment running `creditwindow run SERVICE`, with the
-    environment it gets. `secret(service, name, key)` gives a Secret's value."""
+    environment it gets. `secret(service, name, key)` gives a Secret's value, `config_map(service,
+    name, key)` that of a ConfigMap the manifests do not hold (default: `table_config_map`)."""
     config_maps = {o["metadata"]["name"]: o.get("data", {}) for o in objects if o["kind"] == "ConfigMap"}
     links = _service_links(objects)
     found: dict[str, Container] = {}
@@ -241,7 +247,7 @@ def kubernetes_environments(objects: list[dict[str, Any]], secret: Callable[[str
                     raise ValueError(f"{service}: envFrom {source} is not read here")
                 env |= {source.get("prefix", "") + k: str(v) for k, v in config_maps[source["configMapRef"]["name"]].items()}
             for item in container.get("env", []):
-                env[item["name"]] = _env_value(service, item, env, config_maps, deployment, secret)
+                env[item["name"]] = _env_value(service, item, env, config_maps, deployment, secret, config_map or table_config_map)
             found[service] = Container(service, env, container, pod)
     return found
 
@@ -253,6 +259,7 @@ def _env_value(
     config_maps: Mapping[str, Mapping[str, str]],
     deployment: Mapping[str, Any],
     secret: Callable[[str, str, str], str],
+    config_map: Callable[[str, str, str], str],
 ) -> str:
     if "value" in item:
         return _expand(str(item["value"]), env)
@@ -260,7 +267,8 @@ def _env_value(
     if "secretKeyRef" in source:
         return secret(service, source["secretKeyRef"]["name"], source["secretKeyRef"]["key"])
     if "configMapKeyRef" in source:
-        return str(config_maps[source["configMapKeyRef"]["name"]][source["configMapKeyRef"]["key"]])
+        name, key = source["configMapKeyRef"]["name"], source["configMapKeyRef"]["key"]
+        return str(config_maps[name][key]) if name in config_maps else config_map(service, name, key)
     if "fieldRef" in source:
         path = source["fieldRef"]["fieldPath"]
         fields = {"metadata.name": f"{deployment['metadata']['name']}-7d9f8c6b5-x2x4q",
@@ -308,11 +316,12 @@ def compose_environments(compose: Mapping[str, Any], host: Mapping[str, str]) ->
 
 
 def example_value(shape: Shape) -> str:
-    """A generated value of a secret's shape, as an operator would create it."""
+    """A generated value of a shape, as an operator would create it."""
     if shape is Shape.PASSWORD:
         return secrets.token_urlsafe(24)
-    if shape is Shape.KEY:
-        return secrets.token_hex(32)
+    if shape is Shape.PUBLIC_KEYS:
+        key = OperatorKey("ops-example", secrets.token_bytes(32))
+        return json.dumps({key.key_id: {"public_key": encode_key(key.public), "retire_at": "2099-01-01T00:00:00+00:00"}})
     if shape is Shape.TOKENS:
         return json.dumps({"partner-a": secrets.token_urlsafe(32), "ops-console": secrets.token_urlsafe(32)})
     return json.dumps({"partner-a": {"url": "https://hooks.partner-a.example/creditwindow", "key": secrets.token_hex(32)}})
@@ -377,12 +386,15 @@ def kubernetes_sources(container: Mapping[str, Any], config_maps: Mapping[str, M
         elif "secretKeyRef" in item["valueFrom"]:
             ref = item["valueFrom"]["secretKeyRef"]
             read[item["name"]] = FromSecret(ref["name"], ref["key"], _shape_of(item["name"], FromSecret))
+        elif "configMapKeyRef" in item["valueFrom"]:
+            ref = item["valueFrom"]["configMapKeyRef"]
+            read[item["name"]] = FromConfigMap(ref["name"], ref["key"], _shape_of(item["name"], FromConfigMap))
         elif "fieldRef" in item["valueFrom"]:
             read[item["name"]] = FromPod(item["valueFrom"]["fieldRef"]["fieldPath"])
     return read
 
 
-def _shape_of(variable: str, kind: type[FromSecret] | type[FromHost]) -> Shape:
+def _shape_of(variable: str, kind: type[FromSecret] | type[FromConfigMap] | type[FromHost]) -> Shape:
     for known in VARIABLES:
         for value in (known.local, known.production):
             if known.name == variable and isinstance(value, kind):
@@ -397,6 +409,15 @@ def table_secret(service: str, name: str, key: str) -> str:
         if isinstance(value, FromSecret) and (value.secret, value.key) == (name, key):
             return example_value(value.shape)
     return example_value(Shape.PASSWORD)
+
+
+def table_config_map(service: str, name: str, key: str) -> str:
+    """A generated value of the shape the table gives a key of a ConfigMap operators create (one it
+    does not name: an empty string, which the check reports as differing from the table)."""
+    for value in variables_of(service, "production").values():
+        if isinstance(value, FromConfigMap) and (value.config_map, value.key) == (name, key):
+            return example_value(value.shape)
+    return ""
 
 
 def compose_sources(service: Mapping[str, Any]) -> dict[str, Value]:

@@ -8,8 +8,11 @@ Two places deploy the fleet, each in one environment:
 - `production`: deploy/k8s, the base and every overlay (Kubernetes, Strimzi, Redis with Sentinel).
 
 A secret is never written in a manifest: in Kubernetes it is a key of a Secret (`FromSecret`), in
-compose it is passed through from the host's environment (`FromHost`). `Shape` says what a secret's
-value looks like, so an operator knows what to create and a check can make one.
+compose it is passed through from the host's environment (`FromHost`). What operators make that is
+no secret, their public keys, is a key of a ConfigMap they create (`FromConfigMap`). No service
+gets a private key anywhere: the fleet verifies operators' signatures, it never signs. `Shape` says
+what a value an operator creates looks like, so an operator knows what to create and a check can
+make one.
 
 tests/unit/test_deployment.py renders docker-compose.yml and every kustomization of deploy/k8s,
 builds each service from exactly the environment its container gets (image, ConfigMaps, Secrets with
@@ -31,6 +34,7 @@ __all__ = [
     "DEPLOYMENTS",
     "SERVICES",
     "VARIABLES",
+    "FromConfigMap",
     "FromHost",
     "FromPod",
     "FromSecret",
@@ -46,12 +50,15 @@ DEPLOYMENTS = {"compose": "local", "kubernetes": "production"}
 
 
 class Shape(Enum):
-    """What a secret's value looks like."""
+    """What a value an operator creates looks like."""
 
     PASSWORD = "a random password of URL-safe characters (it is spliced into REDIS_URL)"
-    KEY = "an HMAC key: at least 32 random bytes"
     TOKENS = 'JSON {"caller": "bearer token"}, each token at least 32 random bytes'
     PARTNERS = 'JSON {"partner": {"url": "https://...", "key": "..."}}, each key at least 32 random bytes'
+    PUBLIC_KEYS = (
+        'JSON {"key id": {"public_key": "<base64>", "retire_at": "<ISO 8601>"}}: the operators\' public keys, '
+        "each entry as `creditwindow keys new` prints it"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,15 @@ class FromSecret:
     """Kubernetes: the key `key` of the Secret `secret` (`{service}` stands for the service)."""
 
     secret: str
+    key: str
+    shape: Shape
+
+
+@dataclass(frozen=True, slots=True)
+class FromConfigMap:
+    """Kubernetes: the key `key` of the ConfigMap `config_map`, which operators create (no secret)."""
+
+    config_map: str
     key: str
     shape: Shape
 
@@ -77,7 +93,7 @@ class FromPod:
     field: str
 
 
-Value = str | FromSecret | FromHost | FromPod
+Value = str | FromSecret | FromConfigMap | FromHost | FromPod
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +151,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CW_API_HOST",                   "0.0.0.0",               "0.0.0.0"),
     Variable("CW_LOG_FORMAT",                 "json",                  "json"),
     Variable("CW_LOG_LEVEL",                  None,                    "INFO"),
-    # keys: compose runs the settings' development policy key (local only)
-    Variable("CW_POLICY_SIGNING_KEY",         None,                    FromSecret("creditwindow-keys", "policy-signing-key", Shape.KEY), services=_P),
+    # operators' public keys: compose runs the settings' development ring (local only); never a private key
+    Variable("CW_OPERATOR_PUBLIC_KEYS",       None,                    FromConfigMap("creditwindow-operator-keys", "public-keys", Shape.PUBLIC_KEYS), services=_P),
     Variable("CW_API_TOKENS",                 FromHost(Shape.TOKENS),  FromSecret("creditwindow-keys", "api-tokens", Shape.TOKENS), services=_P),
     Variable("CW_WEBHOOK_PARTNERS",           None,                    FromSecret("creditwindow-keys", "webhook-partners", Shape.PARTNERS), services=_N),
 )  # fmt: skip

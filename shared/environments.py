@@ -6,9 +6,12 @@ it must not run as `local`. The dev CLI, the demo, the fleet supervisor (devtool
 test suite name it themselves. Outside local and test, every service and the operators' CLI refuse
 to start when:
 
-- a policy key of the ring, a partner's webhook key or an API token is a development key from this
-  repository, or shorter than 32 bytes (an HMAC key or a bearer token anyone can guess); the policy
-  key is checked where it is used (the policy, its shadow, the CLI) or wherever it is set;
+- a service of the fleet is given an operator's private key (CW_OPERATOR_PRIVATE_KEY or its _FILE):
+  the fleet holds public keys only, so no replica can sign a policy or an action;
+- the operators' public ring is empty or has the development key of this repository (anyone could
+  sign with it); it is checked where it is used (the policy, its shadow, the CLI) or wherever it is set;
+- a partner's webhook key or an API token is a development key from this repository, or shorter than
+  32 bytes (an HMAC key or a bearer token anyone can guess);
 - a partner's webhook is not https (its signature would travel beside the decision in clear);
 - Kafka is not SASL_SSL with a user and a password (anyone on the network could read decisions,
   or write them as the fleet);
@@ -24,14 +27,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from shared.settings import DEV_SIGNING_KEY, Settings
+from shared.settings import DEV_OPERATOR_PUBLIC_KEY, Settings
 
 __all__ = ["MIN_KEY_BYTES", "UnsafeEnvironment", "check_environment", "check_named_environment", "environment_problems"]
 
 MIN_KEY_BYTES = 32
 RELAXED = frozenset({"local", "test"})
 # Keys that were once the repository's defaults: public, so never accepted where it matters.
-_DEVELOPMENT_KEYS = frozenset({DEV_SIGNING_KEY, "creditwindow-local-webhook-key"})
+_DEVELOPMENT_KEYS = frozenset({"creditwindow-local-dev-signing-key-not-for-production", "creditwindow-local-webhook-key"})
 
 
 class UnsafeEnvironment(RuntimeError):
@@ -83,32 +86,37 @@ def _redis_problems(settings: Settings) -> list[str]:
     return found
 
 
-def _policy_key_problems(settings: Settings) -> list[str | None]:
-    if settings.policy_signing_keys:
-        return [
-            _key_problem("CW_POLICY_SIGNING_KEYS", f"key {key_id!r}", key.get_secret_value())
-            for key_id, key in sorted(settings.policy_signing_keys.items())
-        ]
-    return [
-        _key_problem(
-            "CW_POLICY_SIGNING_KEYS",
-            f"the policy key {settings.policy_signing_key_id!r} (CW_POLICY_SIGNING_KEY)",
-            settings.policy_signing_key.get_secret_value(),
+def _operator_key_problems(settings: Settings, *, operator_keys: bool, service: bool) -> list[str | None]:
+    found: list[str | None] = []
+    if service and settings.operator_key_given:
+        given = [name for name, value in (("CW_OPERATOR_PRIVATE_KEY", settings.operator_private_key),
+                                          ("CW_OPERATOR_PRIVATE_KEY_FILE", settings.operator_private_key_file)) if value is not None]  # fmt: skip
+        found.append(
+            f"{', '.join(given)}: a service of the fleet holds the operators' public keys only (CW_OPERATOR_PUBLIC_KEYS); "
+            "remove the private key from its environment: whoever holds it can sign policies"
         )
-    ]
+    if operator_keys or "operator_public_keys" in settings.model_fields_set:
+        if operator_keys and not settings.operator_public_keys:
+            found.append("CW_OPERATOR_PUBLIC_KEYS: empty; no policy update or operator action would be accepted: set the operators' public keys")
+        found += [
+            f"CW_OPERATOR_PUBLIC_KEYS: key {key_id!r} is the development key published in the repository (anyone can sign "
+            "with it); set your operators' public keys (`creditwindow keys new`)"
+            for key_id, key in sorted(settings.operator_public_keys.items())
+            if key.public_key == DEV_OPERATOR_PUBLIC_KEY
+        ]
+    return found
 
 
-def environment_problems(settings: Settings, *, policy_keys: bool = True) -> list[str]:
+def environment_problems(settings: Settings, *, operator_keys: bool = True, service: bool = False) -> list[str]:
     """What keeps these settings from running in their environment (nothing in local and test).
 
-    `policy_keys`: the process signs or verifies policy updates (the policy, its shadow, the CLI).
-    A process that does not (scoring, notification) needs no policy key, but one set is checked.
+    `operator_keys`: the process verifies operators' signatures (the policy, its shadow, the CLI).
+    A process that does not (scoring, notification) needs no ring, but one set is checked.
+    `service`: the process is a service of the fleet, which never holds a private key.
     """
     if settings.environment in RELAXED:
         return []
-    found: list[str | None] = []
-    if policy_keys or settings.policy_signing_keys or "policy_signing_key" in settings.model_fields_set:
-        found += _policy_key_problems(settings)
+    found = _operator_key_problems(settings, operator_keys=operator_keys, service=service)
     for name, partner in sorted(settings.webhook_partners.items()):
         found.append(_key_problem("CW_WEBHOOK_PARTNERS", f"the key of partner {name!r}", partner.key.get_secret_value()))
         if not partner.url.lower().startswith("https://"):
@@ -127,9 +135,9 @@ def environment_problems(settings: Settings, *, policy_keys: bool = True) -> lis
     return [problem for problem in found if problem]
 
 
-def check_environment(settings: Settings, *, policy_keys: bool = True) -> None:
+def check_environment(settings: Settings, *, operator_keys: bool = True, service: bool = False) -> None:
     """Raise UnsafeEnvironment naming every problem; return quietly when the settings may run."""
-    problems = environment_problems(settings, policy_keys=policy_keys)
+    problems = environment_problems(settings, operator_keys=operator_keys, service=service)
     if problems:
         raise UnsafeEnvironment(settings.environment, problems)
 

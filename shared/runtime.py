@@ -63,10 +63,11 @@ class Plumbing:
     clock: Clock  # the one clock of the process (settings.clock(): the system's)
 
 
-def plumbing(settings: Settings, service: str, *, policy_keys: bool = True) -> Plumbing:
+def plumbing(settings: Settings, service: str, *, operator_keys: bool = True) -> Plumbing:
     """Logging configured, the environment checked (UnsafeEnvironment), and the parts every service
-    needs made (none of them connects yet). `policy_keys`: the service verifies policy updates and
-    operator actions, so its key ring is checked even where it is not set."""
+    needs made (none of them connects yet). `operator_keys`: the service verifies policy updates and
+    operator actions, so its public ring is checked even where it is not set. No service holds a
+    private key."""
     configure_logging(
         service=service,
         level=settings.log_level,
@@ -75,7 +76,7 @@ def plumbing(settings: Settings, service: str, *, policy_keys: bool = True) -> P
         secrets=settings.secret_values(),
     )
     try:
-        check_environment(settings, policy_keys=policy_keys)
+        check_environment(settings, operator_keys=operator_keys, service=True)
     except UnsafeEnvironment as exc:
         log.error("unsafe_environment", environment=settings.environment, problems=exc.problems)
         raise

@@ -8,26 +8,38 @@ unseen. Nothing here connects to anything.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.clock import Clock, ShiftedClock, SystemClock
 from shared.contracts.topics import Topics
 from shared.masking import mask_url
-from shared.signing import KeyRing
+from shared.signing import KEY_ID_PATTERN, KeyRing, OperatorKey, PublicKey, SigningRefused, decode_public_key
 
 __all__ = [
-    "DEV_SIGNING_KEY",
+    "DEV_OPERATOR_KEY",
+    "DEV_OPERATOR_PUBLIC_KEY",
     "REPO_ROOT",
     "TOOLING_VARIABLES",
     "Environment",
+    "OperatorPublicKey",
     "Settings",
     "UnknownVariables",
     "WebhookPartner",
@@ -35,11 +47,34 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The local platform's key, public in this repository: outside `local` and `test` nothing starts
-# with it (shared/environments.py).
-DEV_SIGNING_KEY = "creditwindow-local-dev-signing-key-not-for-production"
+# The local platform's operator key pair, public in this repository (the private key is the SHA-256
+# of "creditwindow-local-dev-operator-key-not-for-production"): the local fleet's default ring and the
+# CLI's default key in local and test; outside them nothing starts with either (shared/environments.py).
+DEV_OPERATOR_KEY_ID = "dev"
+DEV_OPERATOR_KEY = "dev:Wz1s4Z+8FZqUD1pHSTnfjCKKc+sYqTsfytLsgOrziKk="
+DEV_OPERATOR_PUBLIC_KEY = "UqC4TNK0cerCjwv44oVZbnoWQYTCk9QpRSrDnPxaxc0="
+_DEV_RETIRE_AT = datetime(2999, 12, 31, tzinfo=UTC)
 
 Environment = Literal["local", "test", "production"]
+
+
+class OperatorPublicKey(BaseModel):
+    """An operator's public key as the fleet holds it, and the time from which it signs nothing."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    public_key: str = Field(description="Ed25519 public key, base64 (as `creditwindow keys new` prints it).")
+    retire_at: AwareDatetime = Field(description="Anything issued or logged after this is refused (ISO 8601 with a zone).")
+
+    @field_validator("public_key")
+    @classmethod
+    def _a_public_key(cls, value: str) -> str:
+        decode_public_key(value)
+        return value
+
+
+def _development_ring() -> dict[str, OperatorPublicKey]:
+    return {DEV_OPERATOR_KEY_ID: OperatorPublicKey(public_key=DEV_OPERATOR_PUBLIC_KEY, retire_at=_DEV_RETIRE_AT)}
 
 
 class WebhookPartner(BaseModel):
@@ -87,9 +122,17 @@ TOOLING_VARIABLES = frozenset(
     }
 )  # fmt: skip
 # Names that settings once read, and what replaced them.
+_OPERATOR_KEYS = (
+    "operators sign with keys of their own: the fleet holds their public keys (CW_OPERATOR_PUBLIC_KEYS), "
+    "the CLI a private key (CW_OPERATOR_PRIVATE_KEY_FILE); docs/operations.md, \"Operators' keys\""
+)
 _RETIRED = {
     "CW_WEBHOOK_URLS": "each partner's URL and key are CW_WEBHOOK_PARTNERS",
     "CW_WEBHOOK_SIGNING_KEY": "each partner's URL and key are CW_WEBHOOK_PARTNERS",
+    "CW_POLICY_SIGNING_KEYS": _OPERATOR_KEYS,
+    "CW_POLICY_SIGNING_KEY": _OPERATOR_KEYS,
+    "CW_POLICY_SIGNING_KEY_ID": _OPERATOR_KEYS,
+    "CW_POLICY_RETIRED_KEY_IDS": _OPERATOR_KEYS,
 }
 
 
@@ -218,20 +261,22 @@ class Settings(BaseSettings):
         default=REPO_ROOT / "services" / "policy" / "policies" / "default.yaml",
         description="The policy used until a signed PolicyUpdated is restored from the topic.",
     )
-    # --- the policy's key ring (see shared/signing.py) -------------------------------------------------
-    policy_signing_keys: dict[str, SecretStr] = Field(
-        default_factory=dict,
-        description='Key id -> HMAC key of policy updates, JSON: {"k1": "...", "k2": "..."}. Empty: the single key below.',
+    # --- operators' keys (see shared/signing.py) ------------------------------------------------------
+    operator_public_keys: dict[str, OperatorPublicKey] = Field(
+        default_factory=_development_ring,
+        description='Key id -> {"public_key": "<base64>", "retire_at": "<ISO 8601>"}, JSON: the operators\' public keys, '
+        "which verify policy updates and operators' actions. Unset: the development key (local and test only).",
     )
-    policy_signing_key: SecretStr = Field(
-        default=SecretStr(DEV_SIGNING_KEY), description="The single-key form of the ring (id: policy_signing_key_id)."
+    operator_private_key: SecretStr | None = Field(
+        default=None,
+        description="The operators' CLI only: `<key id>:<base64 private key>`. A service of the fleet refuses to start with one.",
     )
-    policy_signing_key_id: str = Field(default="k1", max_length=64, description="The key the CLI signs new updates with.")
-    policy_retired_key_ids: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=(), description="Key ids that still verify history but sign nothing new (JSON list or comma separated)."
+    operator_private_key_file: Path | None = Field(
+        default=None,
+        description="The operators' CLI only: a file (mode 0600) holding the private key, as `creditwindow keys new` writes it.",
     )
     policy_max_clock_skew_s: int = Field(
-        default=300, ge=0, le=3600, description="An update issued further in the future than this is refused."
+        default=300, ge=0, le=3600, description="A signed control event issued further after it reached the log than this is refused."
     )
 
     # --- partner webhooks --------------------------------------------------------------------------
@@ -371,18 +416,46 @@ class Settings(BaseSettings):
         return mask_url(self.redis_dsn)
 
     @property
-    def policy_key_ring(self) -> KeyRing:
-        """The keys that verify policy updates, the one that signs new ones, and those retired."""
-        keys = self.policy_signing_keys or {self.policy_signing_key_id: self.policy_signing_key}
+    def operator_ring(self) -> KeyRing:
+        """The operators' public keys, by id, each with its retirement time (as configured: a replica
+        also applies the signed retirements it reads from the log)."""
         return KeyRing(
-            keys={key_id: key.get_secret_value().encode() for key_id, key in keys.items()},
-            signing_key_id=self.policy_signing_key_id,
-            retired=frozenset(self.policy_retired_key_ids),
+            {key_id: PublicKey(key_id, decode_public_key(key.public_key), key.retire_at) for key_id, key in self.operator_public_keys.items()}
+        )
+
+    @property
+    def operator_key_given(self) -> bool:
+        """Whether a private key is given to this process (CW_OPERATOR_PRIVATE_KEY or its _FILE)."""
+        return self.operator_private_key is not None or self.operator_private_key_file is not None
+
+    def operator_key(self) -> OperatorKey:
+        """The operator's private key the CLI signs with: CW_OPERATOR_PRIVATE_KEY, else the file
+        CW_OPERATOR_PRIVATE_KEY_FILE (readable by its owner only), else, in local and test only, the
+        development key. SigningRefused says which variable and why."""
+        if self.operator_private_key is not None:
+            return OperatorKey.parse(self.operator_private_key.get_secret_value(), source="CW_OPERATOR_PRIVATE_KEY")
+        path = self.operator_private_key_file
+        if path is not None:
+            source = f"CW_OPERATOR_PRIVATE_KEY_FILE ({path})"
+            try:
+                if path.stat().st_mode & 0o077:
+                    raise SigningRefused(f"{source}: others may read it; make it the owner's only (chmod 600)")
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise SigningRefused(f"{source}: cannot be read ({exc.strerror})") from None
+            return OperatorKey.parse(text, source=source)
+        if self.environment in ("local", "test"):
+            return OperatorKey.parse(DEV_OPERATOR_KEY, source="the development key")
+        raise SigningRefused(
+            f"CW_ENVIRONMENT={self.environment}: no operator key to sign with; set CW_OPERATOR_PRIVATE_KEY_FILE "
+            "to your key file (`creditwindow keys new` makes one)"
         )
 
     def secret_values(self) -> list[str]:
         """Every secret these settings hold (keys, tokens, passwords), for masking text that is shown."""
-        secrets = [key.get_secret_value() for key in (self.policy_signing_key, *self.policy_signing_keys.values())]
+        secrets = []
+        if self.operator_private_key is not None:  # the key as given, and its secret part alone
+            secrets += [self.operator_private_key.get_secret_value(), self.operator_private_key.get_secret_value().partition(":")[2]]
         secrets += [partner.key.get_secret_value() for partner in self.webhook_partners.values()]
         secrets += [token.get_secret_value() for token in self.api_tokens.values()]
         if self.kafka_sasl_password is not None:
@@ -392,10 +465,13 @@ class Settings(BaseSettings):
             secrets.append(unquote(password))
         return secrets
 
-    @field_validator("policy_retired_key_ids", mode="before")
+    @field_validator("operator_public_keys")
     @classmethod
-    def _retired_ids(cls, value: Any) -> Any:
-        return _words(value)
+    def _key_ids(cls, value: dict[str, OperatorPublicKey]) -> dict[str, OperatorPublicKey]:
+        wrong = [key_id for key_id in value if not re.match(KEY_ID_PATTERN, key_id)]
+        if wrong:
+            raise ValueError(f"key ids are letters, digits, `.`, `_` and `-` (at most 64), not {wrong}")
+        return value
 
     @field_validator("redis_sentinels", mode="before")
     @classmethod

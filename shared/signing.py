@@ -1,121 +1,175 @@
-"""HMAC-SHA256 signatures of policy updates, and the key ring that makes them. Pure.
+"""Operators' signatures over the fleet's control events, and the public keys the fleet checks them with. Pure.
 
-The operators' CLI signs with the ring's signing key; every policy replica verifies with whichever
-key of the ring the update names. A key is rotated by adding the new one, making it the signing
-key, and retiring the old one: a retired key still verifies the history it signed (so a restarted
-replica restores every version) but signs nothing new. A key that leaked is removed, not retired.
+Control events are policy updates (`PolicyUpdated`), operators' actions on customers (`ReviewDecided`,
+`CustomerSuspended`, `SuspensionLifted`) and key retirements (`KeyRetired`). They are signed with
+Ed25519 (`shared/ed25519.py`):
 
-The signature covers every field that steers the fleet, the document's hash, and the fleet's topic
-namespace: an update signed for one namespace (a test run, a shadow) is refused in another.
+- an operator holds a private key (`OperatorKey`: an id and 32 secret bytes, written
+  `<key id>:<base64>`, in a file or a variable only the CLI reads);
+- the fleet holds the public ring (`KeyRing`: key id -> `PublicKey`, its public key and its
+  retirement time), so nothing a replica holds can sign;
+- a key signs nothing after its retirement time: an event issued after it, or that reached the log
+  after it, is refused. A signed `KeyRetired` brings a key's retirement forward, never back; a key
+  that leaked is taken out of the ring, which voids everything it ever signed.
+
+The signature covers every field that steers the fleet and the fleet's topic namespace: what was
+signed for one namespace (a test run, a shadow) is refused in another. Before operator keys, the
+fleet itself held an HMAC-SHA256 ring and could sign: such signatures (32 bytes, 64 hex digits) are
+recognised, to be refused with that reason, and never verified (docs/security.md, "Migration").
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
-import hmac
 import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from shared import ed25519
+
 __all__ = [
+    "ACTION_SCHEME",
+    "KEY_ID_PATTERN",
+    "POLICY_SCHEME",
     "KeyRing",
+    "OperatorKey",
+    "PublicKey",
     "SigningRefused",
     "action_bytes",
-    "sign_action",
-    "sign_policy",
-    "signed_bytes",
-    "signed_without_namespace",
-    "verify_action",
-    "verify_policy",
+    "decode_public_key",
+    "encode_key",
+    "hmac_signed",
+    "policy_bytes",
 ]
 
-SCHEME = "creditwindow-policy-v2"
-_SCHEME_V1 = "creditwindow-policy-v1"  # before the namespace was signed: recognised, never accepted
+POLICY_SCHEME = "creditwindow-policy-ed25519-v1"
+ACTION_SCHEME = "creditwindow-operator-action-ed25519-v1"
+KEY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_HMAC_HEX = 64  # an HMAC-SHA256 signature of before operator keys; an Ed25519 one is 128
 
 
 class SigningRefused(ValueError):
-    """The ring cannot sign: its signing key is missing or retired (the message says which)."""
+    """No private key to sign with, or one that cannot be used (the message says which variable and why)."""
+
+
+def encode_key(raw: bytes) -> str:
+    """A key's bytes as written in settings and key files: standard base64."""
+    return base64.b64encode(raw).decode("ascii")
+
+
+def decode_public_key(text: str) -> bytes:
+    """The 32 bytes of a base64 Ed25519 public key (ValueError when it is not one)."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("a public key is the base64 of 32 bytes (as `creditwindow keys new` prints it)") from None
+    if len(raw) != ed25519.PUBLIC_KEY_BYTES:
+        raise ValueError(f"a public key is 32 bytes, this one is {len(raw)}")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """An operator's public key as the fleet holds it, and the time after which it signs nothing."""
+
+    key_id: str
+    public: bytes
+    retire_at: datetime
+
+    def retired_for(self, issued_at: datetime, logged_at: datetime) -> bool:
+        """Whether an event issued at `issued_at` that reached the log at `logged_at` comes after this key's retirement."""
+        return issued_at > self.retire_at or logged_at > self.retire_at
+
+    def verifies(self, message: bytes, signature: str) -> bool:
+        """Whether `signature` (hex) is this key's signature of `message`."""
+        try:
+            raw = bytes.fromhex(signature)
+        except ValueError:
+            return False
+        return ed25519.verify(self.public, message, raw)
 
 
 @dataclass(frozen=True, slots=True)
 class KeyRing:
-    """Policy keys by id, the id new updates are signed with, and the ids retired from signing."""
+    """The operators' public keys by id: what the fleet verifies control events with."""
 
-    keys: Mapping[str, bytes]
-    signing_key_id: str
-    retired: frozenset[str] = field(default_factory=frozenset)
+    keys: Mapping[str, PublicKey] = field(default_factory=dict)
 
-    def verifying_key(self, key_id: str) -> bytes | None:
-        """The key that verifies updates naming `key_id` (retired ones included), or None."""
+    def get(self, key_id: str) -> PublicKey | None:
         return self.keys.get(key_id)
 
-    def signing_key(self) -> tuple[str, bytes]:
-        """The id and key that sign a new update; SigningRefused when that key is retired or missing."""
-        key_id = self.signing_key_id
-        if key_id in self.retired:
-            raise SigningRefused(
-                f"CW_POLICY_SIGNING_KEY_ID: key {key_id!r} is retired (CW_POLICY_RETIRED_KEY_IDS): "
-                "it verifies history but signs nothing new; sign with an active key"
-            )
+    def retire(self, key_id: str, at: datetime) -> KeyRing:
+        """The ring with `key_id` retired at `at`, or at its own retirement time if that is earlier."""
         key = self.keys.get(key_id)
-        if key is None:
-            raise SigningRefused(
-                f"CW_POLICY_SIGNING_KEY_ID: key {key_id!r} is not in the key ring "
-                f"(CW_POLICY_SIGNING_KEYS has {sorted(self.keys)})"
-            )
-        return key_id, key
+        if key is None or key.retire_at <= at:
+            return self
+        return KeyRing({**self.keys, key_id: replace(key, retire_at=at)})
+
+    def may_sign(self, at: datetime) -> list[str]:
+        """The ids of the keys whose signature the fleet accepts on what is issued at `at`."""
+        return sorted(key_id for key_id, key in self.keys.items() if at <= key.retire_at)
 
 
-def signed_bytes(
-    *,
-    policy_name: str,
-    version: int,
-    document: str,
-    issued_by: str,
-    issued_at: datetime,
-    key_id: str,
-    namespace: str,
-    scheme: str = SCHEME,
-) -> bytes:
-    """The canonical bytes a signature covers: every field that steers the fleet, the document's hash
-    and the namespace of the topics it is published to."""
+@dataclass(frozen=True, slots=True)
+class OperatorKey:
+    """An operator's private key: its id in the fleet's ring and its 32 secret bytes (never shown)."""
+
+    key_id: str
+    seed: bytes = field(repr=False)
+
+    @classmethod
+    def parse(cls, text: str, *, source: str) -> OperatorKey:
+        """Read `<key id>:<base64>` (lines starting with `#` ignored); SigningRefused names `source`."""
+        lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+        if len(lines) != 1 or ":" not in lines[0]:
+            raise SigningRefused(f"{source}: an operator key is one line `<key id>:<base64 private key>` (`creditwindow keys new` writes it)")
+        key_id, encoded = lines[0].split(":", 1)
+        if not re.match(KEY_ID_PATTERN, key_id):
+            raise SigningRefused(f"{source}: {key_id!r} is not a key id (letters, digits, `.`, `_`, `-`; at most 64)")
+        try:
+            seed = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            seed = b""
+        if len(seed) != ed25519.SEED_BYTES:
+            raise SigningRefused(f"{source}: the private key of {key_id!r} is not the base64 of {ed25519.SEED_BYTES} bytes")
+        return cls(key_id, seed)
+
+    def text(self) -> str:
+        """The key as a key file holds it: `<key id>:<base64>`."""
+        return f"{self.key_id}:{encode_key(self.seed)}"
+
+    @property
+    def public(self) -> bytes:
+        return ed25519.public_key(self.seed)
+
+    def sign(self, message: bytes) -> str:
+        """The Ed25519 signature of `message`, hex."""
+        return ed25519.sign(self.seed, message).hex()
+
+
+def hmac_signed(signature: str) -> bool:
+    """Whether a signature is an HMAC-SHA256 of the fleet's old shared ring (refused, never verified)."""
+    return len(signature) == _HMAC_HEX
+
+
+def policy_bytes(
+    *, policy_name: str, version: int, document: str, issued_by: str, issued_at: datetime, key_id: str, namespace: str,
+    scheme: str = POLICY_SCHEME,
+) -> bytes:  # fmt: skip
+    """What a policy update's signature covers: every field that steers the fleet, the document's
+    hash and the namespace of the topics it is published to (`scheme`: another only to read the old ring's)."""
     digest = hashlib.sha256(document.encode("utf-8")).hexdigest()
-    parts = [scheme, policy_name, str(version), issued_by, issued_at.isoformat(), key_id, digest]
-    if scheme != _SCHEME_V1:
-        parts.append(namespace)
+    parts = [scheme, policy_name, str(version), issued_by, issued_at.isoformat(), key_id, digest, namespace]
     return "\n".join(parts).encode("utf-8")
 
 
-def sign_policy(key: bytes, **fields: object) -> str:
-    return hmac.new(key, signed_bytes(**fields), hashlib.sha256).hexdigest()  # type: ignore[arg-type]
-
-
-def verify_policy(key: bytes, signature: str, **fields: object) -> bool:
-    return hmac.compare_digest(sign_policy(key, **fields), signature)
-
-
-def signed_without_namespace(key: bytes, signature: str, **fields: object) -> bool:
-    """Whether the signature is an old one that did not cover the namespace (refused, with that reason)."""
-    return hmac.compare_digest(sign_policy(key, **{**fields, "scheme": _SCHEME_V1}), signature)
-
-
-# Operators' actions on customers (a review decided, a suspension, its lifting) are signed with the
-# same key ring as policy updates, over a canonical JSON of every field that steers the fleet.
-ACTION_SCHEME = "creditwindow-operator-action-v1"
-
-
-def action_bytes(event_type: str, fields: Mapping[str, Any]) -> bytes:
-    """The canonical bytes an operator action's signature covers: the scheme, the action's type and its
-    fields (JSON values, keys sorted), the topic namespace among them."""
+def action_bytes(event_type: str, fields: Mapping[str, Any], *, scheme: str = ACTION_SCHEME) -> bytes:
+    """What an operator action's signature covers: the scheme, the action's type and its fields (JSON
+    values, keys sorted), the topic namespace among them."""
     body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return f"{ACTION_SCHEME}\n{event_type}\n{body}".encode()
-
-
-def sign_action(key: bytes, event_type: str, fields: Mapping[str, Any]) -> str:
-    return hmac.new(key, action_bytes(event_type, fields), hashlib.sha256).hexdigest()
-
-
-def verify_action(key: bytes, signature: str, event_type: str, fields: Mapping[str, Any]) -> bool:
-    return hmac.compare_digest(sign_action(key, event_type, fields), signature)
+    return f"{scheme}\n{event_type}\n{body}".encode()

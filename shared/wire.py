@@ -9,7 +9,7 @@ import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -74,11 +74,20 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = field(default_factory=tuple)
+    # The record's time in ms. On the operators' topics it is the broker's (LogAppendTime): when the
+    # record reached the log, which no writer chooses (topic_admin.py).
+    timestamp_ms: int | None = None
 
     @classmethod
     def of(cls, raw: Any) -> Record:
         """The record as the fleet reads it, from a consumed one (aiokafka's `ConsumerRecord`)."""
-        return cls(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()))
+        return cls(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()), getattr(raw, "timestamp", None))
+
+    def logged_at(self, otherwise: datetime) -> datetime:
+        """When the record reached the log; `otherwise` for a record that carries no time."""
+        if self.timestamp_ms is None or self.timestamp_ms < 0:
+            return otherwise
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from creditwindow.operator_ops import publish_action, read_reviews, signed_action, suspensions_of
+from creditwindow.policy_ops import control_log
 from creditwindow.terminal import JsonOption, console, fail, reach
 from shared.contracts import SUSPENSION_REASONS, CustomerSuspended, SuspensionLifted
 from shared.settings import Settings
@@ -41,7 +42,6 @@ def _until(text: str | None) -> datetime | None:
 
 def _sign_and_publish(model: type[CustomerSuspended] | type[SuspensionLifted], settings: Settings, yes: bool, question: str, **fields: object) -> tuple[object, int]:
     try:
-        settings.policy_key_ring.signing_key()
         action = signed_action(model, settings, **fields)  # type: ignore[arg-type]
     except SigningRefused as exc:
         fail(str(exc))
@@ -128,4 +128,5 @@ def suspensions(as_json: JsonOption = False) -> None:
 
 
 async def _suspended(settings: Settings, now: datetime) -> dict:  # type: ignore[type-arg]
-    return suspensions_of(await read_reviews(settings), settings, now)
+    control = await control_log(settings)
+    return suspensions_of(await read_reviews(settings), control.signatures, control.active, now)

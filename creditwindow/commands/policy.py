@@ -18,7 +18,14 @@ from rich.syntax import Syntax
 
 from creditwindow.commands.optimise import optimise
 from creditwindow.how_we_decide import render_markdown
-from creditwindow.policy_ops import active_policy, check_as_the_fleet, diff_documents, publish_update, signed_update
+from creditwindow.policy_ops import (
+    active_policy,
+    check_as_the_fleet,
+    control_log,
+    diff_documents,
+    publish_update,
+    signed_update,
+)
 from creditwindow.terminal import JsonOption, console, fail, reach
 from services.policy.control.checks import Refused
 from services.policy.control.document import PolicyDocument, PolicyError, parse_policy
@@ -93,13 +100,13 @@ def apply(
         fail("--json does not ask before publishing: add --yes")
     text, candidate = read_candidate(path)
     try:
-        settings.policy_key_ring.signing_key()  # a retired or missing key signs nothing: say so before reading
+        update = signed_update(text, settings, issued_by=issued_by)  # no key, or a retired one: say so before reading
     except SigningRefused as exc:
         fail(str(exc))
-    active, source = reach(lambda: active_policy(settings), settings)
-    update = signed_update(text, settings, issued_by=issued_by)
-    # The same check every replica runs: refusing here beats a dead letter there.
-    verdict = check_as_the_fleet(update, active, settings)
+    control = reach(lambda: control_log(settings), settings)
+    active, source = control.active, control.source
+    # The same check every replica runs (retirements read from the log included): refusing here beats a dead letter there.
+    verdict = check_as_the_fleet(update, control, settings)
     if isinstance(verdict, Refused):
         fail(f"{path} would be refused by the fleet ({verdict.error_type}): {verdict.error}")
     lines = diff_documents(active, candidate)

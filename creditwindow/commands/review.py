@@ -22,6 +22,7 @@ from rich.table import Table
 
 from creditwindow.commands.explain import explanation_renderables
 from creditwindow.explaining import gather
+from creditwindow.key_ops import signing_key
 from creditwindow.operator_ops import Review, board, publish_action, read_reviews, signed_action
 from creditwindow.policy_ops import active_policy
 from creditwindow.terminal import JsonOption, console, fail, reach
@@ -36,7 +37,7 @@ app = typer.Typer(help="Reviews by a person: list, show, decide (signed).", no_a
 
 
 async def _board(settings: Settings) -> tuple[dict[str, Review], object]:
-    reviews = board(await read_reviews(settings))
+    reviews = board(event for _, event in await read_reviews(settings))
     policy, _ = await active_policy(settings)
     return reviews, policy.customer_care.review_within
 
@@ -112,7 +113,7 @@ def decide_review(
     if as_json and not yes:
         fail("--json does not ask before publishing: add --yes")
     try:
-        settings.policy_key_ring.signing_key()
+        signing_key(settings)  # no key to sign with: say so before reading
     except SigningRefused as exc:
         fail(str(exc))
     reviews, _ = reach(lambda: _board(settings), settings)

@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from creditwindow.hmac_history import old_ring_refusal, read_old_ring
 from creditwindow.split_migration import Part, SplitPlan, copied_already, history_headers, plan_split, position
 from creditwindow.terminal import JsonOption, console, fail, reach
-from services.policy.control.checks import check_action
 from services.policy.windows.adapters.redis_book import RedisBook
 from services.policy.windows.model import Balance
 from shared.contracts import OperatorAction
@@ -102,7 +103,7 @@ async def _live_balances(settings: Settings) -> dict[str, Balance]:
         await redis.aclose()
 
 
-async def _migrate(settings: Settings, part: Part, *, copy: bool) -> SplitPlan:
+async def _migrate(settings: Settings, part: Part, *, copy: bool, hmac_ring: Mapping[str, bytes]) -> SplitPlan:
     topics = settings.topics
     retired = [topics.retired_drawdowns, topics.retired_reviews]
     if not any((await topic_partitions(settings, retired)).values()):
@@ -110,12 +111,13 @@ async def _migrate(settings: Settings, part: Part, *, copy: bool) -> SplitPlan:
     destinations = [topics.lending_results, topics.review_results] if part == "results" else [topics.operator_actions]
     history = await read_to_end(settings, retired)
     copied = copied_already(await read_to_end(settings, destinations))
-    ring, namespace, now = settings.policy_key_ring, settings.topic_namespace, settings.clock().now()
-    skew = timedelta(seconds=settings.policy_max_clock_skew_s)
+    namespace = settings.topic_namespace
 
     def verifies(action: OperatorAction) -> str | None:
-        refused = check_action(action, ring=ring, namespace=namespace, now=now, max_skew=skew)
-        return None if refused is None else f"{refused.error_type}: {refused.error}"
+        # The retired topics hold only what the fleet of before operators' keys wrote: its actions are
+        # vouched for by the old shared HMAC ring, given as a file on the operator's machine, never by
+        # the fleet's public ring (which refuses every HMAC signature).
+        return old_ring_refusal(hmac_ring, action, namespace)
 
     balances = await _live_balances(settings) if part == "results" else None
     plan = plan_split(part, history, topics, copied=copied, verifies=verifies, balances=balances)
@@ -130,17 +132,27 @@ async def _migrate(settings: Settings, part: Part, *, copy: bool) -> SplitPlan:
 def migrate(
     part: Annotated[str, typer.Argument(help="results: the policy's results (run as the policy service's principal); actions: the operators' signed actions (run as the operators').")],
     yes: Annotated[bool, typer.Option("--yes", help="Copy (without it: say what would be copied, and what is refused and why).")] = False,
+    hmac_ring: Annotated[
+        Path | None,
+        typer.Option("--hmac-ring", help='The old fleet\'s ring, JSON {"key id": "key"} as CW_POLICY_SIGNING_KEYS held it: what vouches for its operators\' actions.'),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Read the retired mixed topics (credit.drawdowns, credit.reviews) once as history: copy each
     result and signed action the fleet vouches for to the topic only its writer writes, marked
-    `migrated_from`; leave the requests where they are. Run again, it copies nothing twice. Exit 1
+    `migrated_from`; leave the requests where they are. The old fleet's operator actions (and the
+    reviews they concluded) are vouched for by its HMAC ring (--hmac-ring); `keys migrate` then signs
+    the suspensions in force again with an operator's key. Run again, it copies nothing twice. Exit 1
     when the history holds records it refuses to copy (look at them)."""
     if part not in ("results", "actions"):
         fail("say what to migrate: `results` (as the policy service's principal) or `actions` (as the operators')")
     settings = Settings()
     try:
-        plan = reach(lambda: _migrate(settings, part, copy=yes), settings)  # type: ignore[arg-type]
+        ring = read_old_ring(hmac_ring) if hmac_ring is not None else {}
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+    try:
+        plan = reach(lambda: _migrate(settings, part, copy=yes, hmac_ring=ring), settings)  # type: ignore[arg-type]
     except LookupError as exc:
         fail(str(exc))
     copies = Counter(to for _, to in plan.copies)

@@ -123,7 +123,7 @@ def compose(
     underwriter = Underwriter(
         store=store, publisher=publisher, out_topic=topics.windows, state=state, clock=clock, suspensions=desk, references=references
     )
-    signatures = Signatures(settings.policy_key_ring, settings.topic_namespace, timedelta(seconds=settings.policy_max_clock_skew_s))
+    signatures = Signatures(settings.operator_ring, settings.topic_namespace, timedelta(seconds=settings.policy_max_clock_skew_s))
     clerk = Clerk(
         underwriter=underwriter, archive=archive or NoArchive(), publisher=publisher, results_topic=topics.review_results,
         desk=desk, signatures=signatures, clock=clock,

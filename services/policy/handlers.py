@@ -8,7 +8,7 @@
   `Clerk.act` (care), results out to `credit.review-results`;
 - `desk_router` (every replica): the review results and the operators' actions -> `Clerk.follow` (care);
 - `policy_updates_router` (every replica of the live fleet: a shadow keeps its candidate policy):
-  `credit.policy` -> `PolicyUpdates.follow` (control).
+  `credit.policy` (policy updates, key retirements) -> `PolicyUpdates.follow` (control).
 
 Each subscriber takes what its topic carries (shared/contracts/topics.py) and nothing else: a result
 written to a request topic is dead-lettered as `wrong_topic`, never taken nor skipped. Batches of a
@@ -197,7 +197,7 @@ def desk_router(deps: PolicyDeps) -> KafkaRouter:
     def follow(topic: str, carried: tuple[type[Event], ...]) -> Callable[[Records], Awaitable[None]]:
         async def on_batch(records: Records) -> None:
             fresh = [raw for raw in records if raw.offset >= clerk.desk.history_end.get((topic, raw.partition), 0)]  # not restored at start
-            events: list[Event] = [event for _, event in intake(fresh, carried).events]
+            events: list[tuple[Record, Event]] = list(intake(fresh, carried).events)
             deps.metrics.observe(await deps.batches.retry(lambda: clerk.follow(events), what="desk"))
 
         return on_batch
@@ -218,7 +218,8 @@ def desk_router(deps: PolicyDeps) -> KafkaRouter:
 
 
 def policy_updates_router(deps: PolicyDeps) -> KafkaRouter:
-    """Signed policy updates in: every replica reads every one (no group) and applies those that verify."""
+    """Signed policy updates and key retirements in: every replica reads every one (no group) and
+    applies those that verify."""
     router = KafkaRouter()
     updates = deps.updates
     assert updates is not None
@@ -226,8 +227,8 @@ def policy_updates_router(deps: PolicyDeps) -> KafkaRouter:
     @router.subscriber(
         deps.settings.topics.policy,
         **follower_options(),  # no group: every replica reads every update
-        title="credit.policy:PolicyUpdated",
-        description="Signed policy versions; every replica applies each one that verifies.",
+        title="credit.policy:PolicyUpdated|KeyRetired",
+        description="Signed policy versions and retirements of operators' keys; every replica applies each one that verifies.",
     )
     async def on_policy_updates(records: Records) -> None:
         for raw in records:

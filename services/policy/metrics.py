@@ -39,7 +39,7 @@ class PolicyMetrics:
         )
         self.drawn = Counter("creditwindow_drawn_cny_total", "CNY lent by approved drawdowns.", registry=registry)
         self.policy_updates = Counter(
-            "creditwindow_policy_updates_total", "PolicyUpdated events by result.", ["result"], registry=registry
+            "creditwindow_policy_updates_total", "Signed records of credit.policy (PolicyUpdated, KeyRetired) by result.", ["result"], registry=registry
         )
         self.operator_actions = Counter(
             "creditwindow_operator_actions_total",

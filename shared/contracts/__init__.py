@@ -24,7 +24,7 @@ from shared.contracts.drawdowns import (
 )
 from shared.contracts.envelope import ApplicationId, CustomerId, Event, FreeText, deterministic_id
 from shared.contracts.notifications import NotificationSent
-from shared.contracts.policy import PolicyUpdated
+from shared.contracts.policy import KeyRetired, PolicyUpdated
 from shared.contracts.reviews import (
     OPERATOR_ACTIONS,
     REVIEW_RESULTS,
@@ -62,6 +62,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         NotificationSent,
         DeadLetter,
         PolicyUpdated,
+        KeyRetired,
         DrawdownRequested,
         DrawdownApproved,
         DrawdownRefused,
@@ -103,6 +104,7 @@ __all__ = [
     "LendingOutcome",
     "Event",
     "FreeText",
+    "KeyRetired",
     "LimitBasis",
     "Locale",
     "NotificationSent",

@@ -1,4 +1,5 @@
-"""`PolicyUpdated`: an operator applied a signed policy version (topic `credit.policy`)."""
+"""`credit.policy`: an operator applied a signed policy version (`PolicyUpdated`), or retired one of
+the operators' keys (`KeyRetired`). Every policy replica reads both, in order."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from typing import ClassVar
 from pydantic import Field
 
 from shared.contracts.envelope import Event
+from shared.contracts.reviews import SIGNATURE, KeyId, OperatorAction
 
-__all__ = ["PolicyUpdated"]
+__all__ = ["KeyRetired", "PolicyUpdated"]
 
 
 class PolicyUpdated(Event):
-    """A policy document with its HMAC-SHA256 signature. Refused unless the signature verifies."""
+    """A policy document signed with an operator's Ed25519 key. Refused unless the signature verifies."""
 
     EVENT_TYPE: ClassVar[str] = "PolicyUpdated"
 
@@ -22,8 +24,19 @@ class PolicyUpdated(Event):
     document: str = Field(max_length=200_000, description="The policy YAML, exactly as signed.")
     issued_by: str = Field(max_length=64, description="Operator id (pseudonymous).")
     issued_at: datetime
-    key_id: str = Field(max_length=64, description="Which key of the fleet's key ring signed it.", examples=["k1"])
+    key_id: str = Field(max_length=64, description="Which operator key of the fleet's public ring signed it.", examples=["ops-lin-2026"])
     namespace: str = Field(
         default="", max_length=64, description="Topic namespace it was signed for (the signature covers it)."
     )
-    signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 hex over the signed fields and the namespace.")
+    signature: str = Field(pattern=SIGNATURE, description="Ed25519, hex, over the signed fields and the namespace (64 hex digits: an HMAC of before operator keys, refused).")
+
+
+class KeyRetired(OperatorAction):
+    """An operator retires a key of the fleet's public ring: from `retire_at` on (at the latest), the key
+    signs nothing the fleet accepts. Signed by any key of the ring that may still sign, the retired one
+    included; a retirement only ever brings a key's retirement forward."""
+
+    EVENT_TYPE: ClassVar[str] = "KeyRetired"
+
+    retired_key_id: KeyId = Field(description="The key retired.", examples=["ops-lin-2025"])
+    retire_at: datetime = Field(description="From when it signs nothing (not before `issued_at`: a retirement never reaches back).")

@@ -78,7 +78,7 @@ TOPIC_ACCESS: tuple[TopicAccess, ...] = (
     # what each customer was told: an explanation shows the message as sent
     _row("notifications",    writers=(NOTIFICATION,),      readers=(POLICY, OPERATOR)),
     _row("shadow_windows",   writers=(POLICY,),            readers=(OPERATOR,)),
-    # controls: signed by operators, verified by the policy service
+    # controls: signed by operators (policy updates and key retirements, actions on customers), verified by the policy service
     _row("policy",           writers=(OPERATOR,),          readers=(POLICY, OPERATOR)),
     _row("operator_actions", writers=(OPERATOR,),          readers=(POLICY, OPERATOR)),
     # dead letters hold the original bytes (raw applications): operators only

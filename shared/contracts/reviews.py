@@ -24,8 +24,10 @@ from shared.contracts.envelope import ApplicationId, CustomerId, Event, FreeText
 __all__ = [
     "OPERATOR_ACTIONS",
     "REVIEW_RESULTS",
+    "SIGNATURE",
     "SUSPENSION_REASONS",
     "CustomerSuspended",
+    "KeyId",
     "OperatorAction",
     "ReviewConcluded",
     "ReviewDecided",
@@ -46,6 +48,10 @@ ReviewOutcome = Literal["upheld", "overturned"]
 TypedReference = Annotated[str, StringConstraints(min_length=12, max_length=40, pattern=r"^[A-Za-z0-9-]+$")]
 Reference = Annotated[str, StringConstraints(pattern=r"^CW-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$")]
 OperatorId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")]
+KeyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+# Ed25519, hex (128 digits); 64 digits is an HMAC-SHA256 of the fleet's old shared ring: read, to be
+# refused with that reason (shared/signing.py).
+SIGNATURE = r"^[0-9a-f]{64}([0-9a-f]{64})?$"
 
 # Envelope fields are not signed: the signature covers what the action does and who did it.
 _UNSIGNED = frozenset({"event_id", "event_type", "schema_version", "occurred_at", "correlation_id", "causation_id", "producer", "signature"})
@@ -82,13 +88,13 @@ class ReviewOpened(Event):
 
 
 class OperatorAction(Event):
-    """An operator's signed action: HMAC-SHA256 by a key of the fleet's ring over every field but the envelope."""
+    """An operator's signed action: Ed25519 by the operator's key over every field but the envelope."""
 
     issued_by: OperatorId = Field(description="Operator id (pseudonymous).")
     issued_at: datetime
-    key_id: str = Field(max_length=64, description="Which key of the fleet's key ring signed it.", examples=["k1"])
+    key_id: str = Field(max_length=64, description="Which operator key of the fleet's public ring signed it.", examples=["ops-lin-2026"])
     namespace: str = Field(default="", max_length=64, description="Topic namespace it was signed for (the signature covers it).")
-    signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 hex over the signed fields.")
+    signature: str = Field(pattern=SIGNATURE, description="Ed25519, hex, over the signed fields (64 hex digits: an HMAC of before operator keys, refused).")
 
     def signed_fields(self, namespace: str) -> dict[str, Any]:
         """What the signature covers in a fleet whose topic namespace is `namespace`."""

@@ -29,7 +29,7 @@ from shared.contracts.deadletter import DeadLetter
 from shared.contracts.drawdowns import LENDING_REQUESTS, LENDING_RESULTS
 from shared.contracts.envelope import Event
 from shared.contracts.notifications import NotificationSent
-from shared.contracts.policy import PolicyUpdated
+from shared.contracts.policy import KeyRetired, PolicyUpdated
 from shared.contracts.reviews import OPERATOR_ACTIONS, REVIEW_RESULTS, ReviewRequested
 from shared.contracts.scores import ScoreComputed
 from shared.contracts.windows import DecisionDelayed, WindowClosed, WindowOpened
@@ -78,8 +78,8 @@ CATALOGUE: tuple[TopicEntry, ...] = (
               "the policy service's decisions (and delay notices): the decision log, kept forever"),
     TopicEntry("notifications", "credit.notifications", RESULT, (NotificationSent,), True,
               "what the notification service told each customer"),
-    TopicEntry("policy", "credit.policy", CONTROL, (PolicyUpdated,), True,
-              "signed policy versions, from the operators"),
+    TopicEntry("policy", "credit.policy", CONTROL, (PolicyUpdated, KeyRetired), True,
+              "signed policy versions and retirements of operators' keys, from the operators"),
     TopicEntry("deadletter", "credit.deadletter", DEADLETTER, (DeadLetter,), False,
               "what a service refused, with why", aliases=("dlq",)),
     TopicEntry("lending_requests", "credit.lending-requests", REQUEST, LENDING_REQUESTS, False,

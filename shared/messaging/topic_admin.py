@@ -18,6 +18,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.contracts import Topics
+from shared.contracts.topics import CONTROL
 from shared.messaging.connection import aiokafka_kwargs
 from shared.settings import Settings
 
@@ -55,6 +56,10 @@ def fleet_topics(settings: Settings) -> list[TopicSpec]:
     # The logs the fleet is rebuilt from and, kept as long as the decisions they explain, the scores
     # they were made on and what each customer was told: as the catalogue says (shared/contracts/topics.py).
     keep_forever = {name for name in topics.all() if (entry := topics.entry(name)) is not None and entry.kept_forever}
+    # Where operators' signed events are (the control topics: policy updates and key retirements, actions
+    # on customers): each record is timed by the broker when it reaches the log, not by its writer, so a
+    # key's retirement and an action's age are judged on a time nobody picks.
+    broker_timed = set(topics.of_kind(CONTROL))
     return [
         TopicSpec(
             name,
@@ -65,6 +70,7 @@ def fleet_topics(settings: Settings) -> list[TopicSpec]:
                 "cleanup.policy": "delete",
                 "min.insync.replicas": str(settings.min_insync_replicas),
                 "unclean.leader.election.enable": "false",  # a leader out of sync would drop acknowledged records
+                **({"message.timestamp.type": "LogAppendTime"} if name in broker_timed else {}),
             },
         )
         for name in topics.all()

@@ -173,6 +173,35 @@ async def test_policy_apply_signs_and_publishes_a_valid_file_that_the_fleet_appl
     assert again.returncode == 1 and "would be refused by the fleet (replayed)" in " ".join(again.stderr.split())
 
 
+async def test_keys_new_makes_a_key_the_cli_signs_with_and_only_the_fleets_ring_decides_what_it_accepts(
+    policy_fleet: RunningFleet, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    settings = policy_fleet.settings
+    key_file = tmp_path / "ops-e2e.key"
+    made = json.loads(_ok(await cli(cli_env, "keys", "new", "ops-e2e", "--out", str(key_file), "--retire-at", "2099-01-01T00:00:00+00:00", "--json")))
+    assert key_file.stat().st_mode & 0o777 == 0o600 and made["key_id"] == "ops-e2e"
+    again = await cli(cli_env, "keys", "new", "ops-e2e", "--out", str(key_file))
+    assert again.returncode == 1 and "never overwritten" in again.stderr
+    candidate = _policy_file(tmp_path / "v2.yaml", 2)
+    operator = {**cli_env, "CW_OPERATOR_PRIVATE_KEY_FILE": str(key_file)}
+
+    # Not in the ring: the CLI says so and signs nothing.
+    unknown = await cli(operator, "policy", "apply", str(candidate), "--yes")
+    assert unknown.returncode == 1 and "not in the fleet's public ring" in " ".join(unknown.stderr.split())
+
+    # In the CLI's ring but not in the fleet's: signed and published, and the fleet refuses it.
+    ring = {**Settings().model_dump(mode="json")["operator_public_keys"], "ops-e2e": {"public_key": made["public_key"], "retire_at": made["retire_at"]}}
+    trusting = {**operator, "CW_OPERATOR_PUBLIC_KEYS": json.dumps(ring)}
+    listed = json.loads(_ok(await cli(trusting, "keys", "list", "--json")))
+    assert [(k["key_id"], k["may_sign"], k["yours"]) for k in listed["keys"]] == [("dev", True, False), ("ops-e2e", True, True)]
+    _ok(await cli(trusting, "policy", "apply", str(candidate), "--yes"))
+    seen = await _read_until(settings, [settings.topics.deadletter], lambda s: any(isinstance(r.event, DeadLetter) for r in s))
+    (letter,) = [r.event for r in seen if isinstance(r.event, DeadLetter)]
+    assert letter.error_type == "policy_unknown_key" and "ops-e2e" in letter.error
+    shown = json.loads(_ok(await cli(cli_env, "policy", "show", "--json")))
+    assert shown["policy"] == "default@1"
+
+
 # --- dlq ----------------------------------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ from shared.messaging.topic_io import ReadRecord
 from shared.references import reference_of
 from tests.clocks import WALL
 from tests.e2e.conftest import RunningFleet, start_fleet
+from tests.operator_keys import forger
 from tests.unit.policy.factories import default_policy, score
 
 SERVICES = ("policy", "notification")
@@ -120,9 +121,9 @@ async def test_a_decision_is_explained_on_request_and_overturned_on_review_by_a_
         # a forged decision is refused; the operator's signed one overturns the decision
         settings = running.settings
         forged = signed_action(
-            ReviewDecided, settings, issued_by="mallory", review_id=review_id_for(reference), reference=reference,
-            decision_id=closed.decision_id, customer_id=customer, outcome="overturned", limit=3000, note="",
-        ).model_copy(update={"limit": 200_000})  # fmt: skip
+            ReviewDecided, forger(settings), issued_by="mallory", review_id=review_id_for(reference), reference=reference,
+            decision_id=closed.decision_id, customer_id=customer, outcome="overturned", limit=200_000, note="",
+        )  # fmt: skip  # signed by a key of another ring, under the fleet's key id
         await running.publish(topics.operator_actions, [forged])
         decided = await _cli(env, "review", "decide", reference, "--open", "--limit", "3000", "--note", "Savings confirmed.", "--issued-by", "ops_lin", "--yes", "--json")
         assert decided["outcome"] == "overturned"

@@ -16,14 +16,28 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import SecretStr
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from redis.asyncio import Redis
 
+from creditwindow.hmac_history import old_action_signature, old_policy_signature
 from creditwindow.policy_ops import publish_update, signed_update
 from services.policy.windows.adapters.redis_book import RedisBook
-from shared.contracts import DeadLetter, ScoreComputed, WindowClosed, WindowOpened
+from shared.contracts import (
+    CustomerSuspended,
+    DeadLetter,
+    Event,
+    PolicyUpdated,
+    ScoreComputed,
+    WindowClosed,
+    WindowOpened,
+)
+from shared.messaging import aiokafka_kwargs, ensure_topics
+from shared.messaging.topic_io import Publisher
+from shared.signing import OperatorKey
 from tests.clocks import WALL
+from tests.conftest import settings_for
 from tests.e2e.conftest import RunningFleet, start_fleet
+from tests.operator_keys import forger, operator, ring_json, signing_as
 from tests.unit.policy.factories import charged_to, default_policy, score
 
 POLICY_ONLY = ("policy",)
@@ -146,7 +160,7 @@ async def test_forged_unsigned_replayed_and_tampered_updates_take_no_effect(poli
     settings = policy_fleet.settings
     topics = settings.topics
     await publish_update(signed_update(_policy_text(2), settings), settings)
-    forged = signed_update(_policy_text(3, cycle_factor=2.0), settings.model_copy(update={"policy_signing_key": SecretStr("not-the-key")}))
+    forged = signed_update(_policy_text(3, cycle_factor=2.0), forger(settings))  # a key of another ring under the fleet's id
     real = signed_update(_policy_text(4, cycle_factor=2.0), settings)
     tampered = real.model_copy(update={"document": real.document.replace("cycle_factor: 2.0", "cycle_factor: 1.9")})
     replayed = signed_update(_policy_text(2, cycle_factor=2.0), settings)
@@ -179,38 +193,42 @@ async def test_the_active_policy_is_restored_from_the_topic_on_restart(policy_fl
     assert (decision.policy_version, decision.limit) == ("default@2", 11_000)
 
 
-K1, K2 = "e2e-policy-key-one-0123456789abcdef0123", "e2e-policy-key-two-0123456789abcdef0123"
+LIN, WANG = operator("ops-lin"), operator("ops-wang")
 
 
-async def test_after_a_key_rotation_a_restarted_replica_restores_the_whole_signed_history(
+def _cli(endpoints: dict[str, str], namespace: str, key: OperatorKey, *args: str) -> subprocess.CompletedProcess[str]:
+    """The operators' CLI of whoever holds `key`, with the fleet's ring, as a process of its own."""
+    env = {**os.environ, **endpoints, "CW_TOPIC_NAMESPACE": namespace, "CW_OPERATOR_PUBLIC_KEYS": ring_json(LIN, WANG), "CW_OPERATOR_PRIVATE_KEY": key.text()}
+    return subprocess.run([sys.executable, "-m", "creditwindow", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+async def test_after_a_key_is_retired_by_a_signed_event_a_restarted_replica_restores_the_history_it_signed_and_nothing_after(
     endpoints: dict[str, str], namespace: str, log_root: Path, tmp_path: Path
 ) -> None:
-    ring_k1 = {"CW_POLICY_SIGNING_KEYS": json.dumps({"k1": K1}), "CW_POLICY_SIGNING_KEY_ID": "k1"}
-    rotated = {"CW_POLICY_SIGNING_KEYS": json.dumps({"k1": K1, "k2": K2}), "CW_POLICY_SIGNING_KEY_ID": "k2", "CW_POLICY_RETIRED_KEY_IDS": "k1"}
-    fleet = await start_fleet(endpoints, namespace, log_root, services=POLICY_ONLY, env=ring_k1)
-    operator = fleet.settings.model_copy(update={"policy_signing_keys": {"k1": SecretStr(K1)}, "policy_signing_key_id": "k1"})
+    # The fleet holds the operators' public keys only; each operator holds a private key of their own.
+    fleet = await start_fleet(endpoints, namespace, log_root, services=POLICY_ONLY, env={"CW_OPERATOR_PUBLIC_KEYS": ring_json(LIN, WANG)})
+    lin, wang = signing_as(fleet.settings, LIN, LIN, WANG), signing_as(fleet.settings, WANG, LIN, WANG)
     try:
-        await publish_update(signed_update(_policy_text(2), operator), operator)
+        await publish_update(signed_update(_policy_text(2), lin), lin)
         await fleet.until_logged("policy-0", "policy_applied", "default@2")
+
+        # The rotation, no replica restarted: Lin retires her key with a signed event; Wang signs from now on.
+        retired = await asyncio.to_thread(_cli, endpoints, namespace, LIN, "keys", "retire", "ops-lin", "--issued-by", "ops_lin", "--yes")
+        assert retired.returncode == 0, retired.stderr
+        await fleet.until_logged("policy-0", "operator_key_retired", "ops-lin")
+        await publish_update(signed_update(_policy_text(3, cycle_factor=0.5), wang), wang)
+        await fleet.until_logged("policy-0", "policy_applied", "default@3")
+        refused = await asyncio.to_thread(_cli, endpoints, namespace, LIN, "policy", "apply", str(_policy_file(tmp_path, version=4)), "--yes")
+        assert refused.returncode == 1 and "retired_key" in refused.stderr and "'ops-lin' retired at" in " ".join(refused.stderr.split())
+        listed = await asyncio.to_thread(_cli, endpoints, namespace, WANG, "keys", "list", "--json")
+        keys = {k["key_id"]: k for k in json.loads(listed.stdout)["keys"]}
+        assert (keys["ops-lin"]["may_sign"], keys["ops-wang"]["may_sign"], keys["ops-wang"]["yours"]) == (False, True, True)
+        assert keys["ops-lin"]["retired_on_log"].startswith(fleet.settings.topics.policy)
+        # Signed with the retired key and published past the CLI: the fleet refuses it.
+        await publish_update(signed_update(_policy_text(4, cycle_factor=2.0), lin), lin)
+
         fleet.fleet.stop()
-
-        # The rotation: k2 signs from now on; k1 is retired (it signs nothing new, still verifies history).
-        fleet.fleet.env.update(rotated)
-        after = operator.model_copy(
-            update={"policy_signing_keys": {"k1": SecretStr(K1), "k2": SecretStr(K2)}, "policy_signing_key_id": "k2", "policy_retired_key_ids": ("k1",)}
-        )
-        update = signed_update(_policy_text(3, cycle_factor=0.5), after)
-        assert update.key_id == "k2"
-        await publish_update(update, after)
-        refused = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "creditwindow", "policy", "apply", str(_policy_file(tmp_path, version=4)), "--yes"],
-            env={**os.environ, **endpoints, "CW_TOPIC_NAMESPACE": namespace, **rotated, "CW_POLICY_SIGNING_KEY_ID": "k1"},
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert refused.returncode == 1 and "retired" in refused.stderr and "CW_POLICY_SIGNING_KEY_ID" in refused.stderr
-
-        fleet.fleet.start()  # restarted with the rotated ring: v2 (k1, retired) and v3 (k2) both restore
+        fleet.fleet.start()  # restored: v2 (Lin's, logged before her retirement), the retirement, v3 (Wang's); v4 refused again
         await asyncio.to_thread(fleet.fleet.wait_ready)
         await fleet.until_logged("policy-0", "policy_restored", "default@3")
         probe = _score(grade="D", pd=0.18, income=100_000)
@@ -218,9 +236,79 @@ async def test_after_a_key_rotation_a_restarted_replica_restores_the_whole_signe
         (decision,) = await _decided(fleet, 1, application_id=probe.application_id)
         assert (decision.policy_version, decision.basis.cycle_factor) == ("default@3", 0.5)
         seen = await fleet.drain([fleet.settings.topics.deadletter], idle_s=1)
-        assert not [r for r in seen if isinstance(r.event, DeadLetter)]  # nothing of the history was refused
+        letters = {(r.event.error_type, r.event.source_offset) for r in seen if isinstance(r.event, DeadLetter)}
+        assert {error for error, _ in letters} == {"policy_retired_key"} and len(letters) == 1  # v4 only, nothing of the history
     finally:
         fleet.fleet.stop()
+
+
+async def test_history_signed_with_the_old_hmac_ring_is_carried_over_once_by_keys_migrate(
+    endpoints: dict[str, str], namespace: str, log_root: Path, tmp_path: Path
+) -> None:
+    settings = settings_for(endpoints, namespace)
+    await ensure_topics(settings)
+    old_ring = tmp_path / "old-ring.json"  # on the operator's machine only: the fleet never sees it
+    old_ring.write_text(json.dumps({"k1": OLD_HMAC_KEY}))
+    suspended = f"cus_pol_hmac_{namespace[-6:]}"
+    # What the old CLI published: two versions and a suspension, HMAC-signed with the fleet's shared ring.
+    history: list[tuple[str, Event]] = [(settings.topics.policy, _hmac_update(2, namespace, cycle_factor=0.9)), (settings.topics.policy, _hmac_update(3, namespace, cycle_factor=0.5))]
+    suspension = CustomerSuspended(
+        correlation_id=suspended, producer="creditwindow-cli", issued_by="ops_lin", issued_at=WALL.now(), key_id="k1",
+        namespace=namespace, signature="0" * 64, customer_id=suspended, reason="collections",
+    )  # fmt: skip
+    # The old fleet wrote its operators' actions to the mixed `credit.reviews`, retired by the split.
+    history.append((settings.topics.retired_reviews, suspension.model_copy(update={"signature": old_action_signature(OLD_HMAC_KEY.encode(), suspension)})))
+    admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings))
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(settings.topics.retired_reviews, settings.topic_partitions, settings.topic_replication_factor)])
+    finally:
+        await admin.close()
+    for topic, event in history:
+        async with Publisher(settings) as publisher:
+            await (await publisher.send(topic, event))
+
+    fleet = await start_fleet(endpoints, namespace, log_root, services=POLICY_ONLY)
+    try:
+        await fleet.until_logged("policy-0", "policy_restored", "default@1", "hmac_history")  # not verified: the fleet holds no HMAC key
+        migrate = [sys.executable, "-m", "creditwindow", "keys", "migrate", "--hmac-ring", str(old_ring), "--yes", "--json"]
+        env = {**os.environ, **endpoints, "CW_TOPIC_NAMESPACE": namespace}
+        done = await asyncio.to_thread(subprocess.run, migrate, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"versions": ["default@2", "default@3"], "suspensions": [suspended]}
+        await fleet.until_logged("policy-0", "policy_applied", "default@3")
+        again = await asyncio.to_thread(subprocess.run, migrate, env=env, capture_output=True, text=True, timeout=120)
+        assert json.loads(again.stdout) == {"versions": [], "suspensions": []}  # carried once
+
+        fleet.fleet.stop()
+        fleet.fleet.start()
+        await asyncio.to_thread(fleet.fleet.wait_ready)
+        await fleet.until_logged("policy-0", "policy_restored", "default@3")
+        probe = _score(grade="D", pd=0.18, income=100_000)
+        barred = score(at=WALL.now(), application_id=f"app_pol_hmac_{namespace[-6:]}", customer_id=suspended)
+        await fleet.publish(settings.topics.scores, [probe, barred])
+        decided = {d.application_id: d for d in await _decided(fleet, 2)}
+        assert (decided[probe.application_id].policy_version, decided[probe.application_id].basis.cycle_factor) == ("default@3", 0.5)
+        assert (decided[barred.application_id].category, decided[barred.application_id].reason) == ("strategy", "customer_suspended")
+        seen = await fleet.drain([settings.topics.deadletter], idle_s=1)
+        # The old history leaves no dead letter at each start, and the old suspension, on a topic the
+        # fleet no longer reads, none at all: it took effect again only as `keys migrate` signed it.
+        letters = [(r.event.error_type, r.event.source_topic) for r in seen if isinstance(r.event, DeadLetter)]
+        assert letters == []
+    finally:
+        fleet.fleet.stop()
+
+
+OLD_HMAC_KEY = "the-fleets-old-shared-hmac-key-0123456789"
+
+
+def _hmac_update(version: int, namespace: str, **changes: object) -> PolicyUpdated:
+    """A policy update as the old CLI signed it: HMAC-SHA256 with the fleet's shared ring."""
+    unsigned = PolicyUpdated(
+        correlation_id=f"policy-default-{version}", producer="creditwindow-cli", policy_name="default", version=version,
+        document=_policy_text(version, **changes), issued_by="op_old", issued_at=WALL.now(), key_id="k1", namespace=namespace, signature="0" * 64,
+    )  # fmt: skip
+    return unsigned.model_copy(update={"signature": old_policy_signature(OLD_HMAC_KEY.encode(), unsigned)})
 
 
 async def test_updates_signed_for_another_namespace_or_issued_in_the_future_are_refused(policy_fleet: RunningFleet) -> None:

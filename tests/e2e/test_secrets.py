@@ -19,7 +19,7 @@ from shared.settings import REPO_ROOT
 PLANTED = {
     "redis": "planted-redis-pw-7f3a9c",
     "sasl": "planted-sasl-pw-51d2e8",
-    "policy_key": "planted-policy-key-0123456789abcdef0123",
+    "operator_key": "cGxhbnRlZC1vcGVyYXRvci1rZXktMDEyMzQ1Njc4OWE=",  # the base64 of 32 bytes: a private key the CLI can read
     "token": "planted-api-token-0123456789abcdef012345",
     "webhook": "planted-webhook-key-0123456789abcdef0123",
 }
@@ -40,7 +40,7 @@ def _env(port: int, **extra: str) -> dict[str, str]:
         "REDIS_URL": f"redis://:{PLANTED['redis']}@127.0.0.1:{port}/0",
         "CW_KAFKA_SASL_USERNAME": "scoring",
         "CW_KAFKA_SASL_PASSWORD": PLANTED["sasl"],
-        "CW_POLICY_SIGNING_KEYS": json.dumps({"k1": PLANTED["policy_key"]}),
+        "CW_OPERATOR_PRIVATE_KEY": f"ops-planted:{PLANTED['operator_key']}",
         "CW_API_TOKENS": json.dumps({"ops": PLANTED["token"]}),
         "CW_WEBHOOK_PARTNERS": json.dumps({"p1": {"url": "https://partner.invalid/hook", "key": PLANTED["webhook"]}}),
         "CW_LOG_FORMAT": "json",
@@ -62,7 +62,7 @@ def _leaks(text: str) -> list[str]:
 @pytest.mark.parametrize(
     "args",
     [["dev", "status"], ["dev", "status", "--json"], ["limits", "get", "cus_secret_0001"], ["budget", "show"],
-     ["policy", "show"], ["dlq", "list"], ["tail", "windows", "--limit", "1"]],
+     ["policy", "show"], ["dlq", "list"], ["tail", "windows", "--limit", "1"], ["keys", "list"]],
     ids=lambda a: " ".join(a),
 )  # fmt: skip
 def test_cli_commands_that_fail_to_reach_their_endpoints_print_no_secret(args: list[str], closed_port: int) -> None:

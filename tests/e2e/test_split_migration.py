@@ -11,11 +11,12 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from redis.asyncio import Redis
 
-from creditwindow.operator_ops import signed_action
+from creditwindow.hmac_history import old_action_signature
 from services.policy.record.adapters.recovery import read_book_log
 from services.policy.record.rebuild import derive
 from services.policy.windows.adapters.redis_book import RedisBook
@@ -37,6 +38,7 @@ from tests.conftest import settings_for
 from tests.unit.notification.factories import review_concluded, review_opened
 
 CUSTOMER = "cus_gold00000001"  # the review factories' customer
+OLD_HMAC_KEY = "the-old-fleets-shared-hmac-key-0123456789"
 
 
 async def _migrate(env: dict[str, str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -63,7 +65,12 @@ async def _history(settings: Settings) -> None:
         policy_version="default@1", **common,
     )  # fmt: skip
     forged = RepaymentApplied(correlation_id="rp_mig_forged1", repayment_id="rp_mig_forged1", amount=3_000, applied=3_000, balance=0, balance_seq=50, **common)
-    suspended = signed_action(CustomerSuspended, settings, issued_by="ops_lin", issued_at=now - timedelta(minutes=1), customer_id=CUSTOMER, reason="collections")
+    unsigned = CustomerSuspended(
+        correlation_id=CUSTOMER, producer="creditwindow-cli", issued_by="ops_lin", issued_at=now - timedelta(minutes=1), key_id="k1",
+        namespace=settings.topic_namespace, signature="0" * 64, customer_id=CUSTOMER, reason="collections",
+    )  # fmt: skip
+    # Signed as the old fleet's CLI signed: HMAC with its shared ring.
+    suspended = unsigned.model_copy(update={"signature": old_action_signature(OLD_HMAC_KEY.encode(), unsigned)})
     async with Publisher(settings) as publisher:
         for topic, event in (
             (topics.retired_drawdowns, DrawdownRequested(correlation_id="dd_mig_000001", drawdown_id="dd_mig_000001", customer_id=CUSTOMER, amount=3_000)),
@@ -79,7 +86,7 @@ async def _history(settings: Settings) -> None:
 
 
 async def test_the_retired_topics_are_read_once_as_history_and_only_what_the_fleet_vouches_for_is_copied(
-    endpoints: dict[str, str], namespace: str
+    endpoints: dict[str, str], namespace: str, tmp_path: Path
 ) -> None:
     settings = settings_for(endpoints, namespace)
     topics = settings.topics
@@ -91,8 +98,11 @@ async def test_the_retired_topics_are_read_once_as_history_and_only_what_the_fle
     finally:
         await redis.aclose()
     env = {**os.environ, **endpoints, "CW_TOPIC_NAMESPACE": namespace, "COLUMNS": "200"}
+    old_ring = tmp_path / "old-ring.json"  # on the operator's machine only: the fleet never sees it
+    old_ring.write_text(json.dumps({"k1": OLD_HMAC_KEY}))
+    ring = ("--hmac-ring", str(old_ring))
 
-    code, dry = await _migrate(env, "results")
+    code, dry = await _migrate(env, "results", *ring)
     assert code == 1 and dry["would_copy"] == {topics.lending_results: 1, topics.review_results: 1}
     assert sorted(r["why"].split(":")[0] for r in dry["refused"]) == [
         "a RepaymentApplied the live book never took", "a review of CW-7WN9-R6VQ-T175 concluded without an operator's signed decision that verifies",
@@ -100,11 +110,11 @@ async def test_the_retired_topics_are_read_once_as_history_and_only_what_the_fle
     assert dry["left"] == {"DrawdownRequested": 1, "ReviewRequested": 1}
     assert await read_to_end(settings, [topics.lending_results, topics.review_results]) == []  # a dry run copies nothing
 
-    code, copied = await _migrate(env, "results", "--yes")
+    code, copied = await _migrate(env, "results", "--yes", *ring)
     assert code == 1 and copied["copied"] == dry["would_copy"]
-    code, again = await _migrate(env, "results", "--yes")
+    code, again = await _migrate(env, "results", "--yes", *ring)
     assert again["copied"] == {} and again["already_copied"] == 2
-    code, actions = await _migrate(env, "actions", "--yes")
+    code, actions = await _migrate(env, "actions", "--yes", *ring)
     assert code == 1 and actions["copied"] == {topics.operator_actions: 1}
     (forged_action,) = actions["refused"]
     assert forged_action["why"].startswith("a CustomerSuspended that does not verify: forged")
@@ -117,7 +127,18 @@ async def test_the_retired_topics_are_read_once_as_history_and_only_what_the_fle
     # A rebuild now reads the balances from the results topic only: the debt stands.
     _, movements = await read_book_log(settings)
     assert derive([], movements=movements).balances[CUSTOMER] == Balance(3_000, 1)
-    suspended = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "creditwindow", "customer", "suspensions", "--json"], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert [s["customer_id"] for s in json.loads(suspended.stdout)["suspended"]] == [CUSTOMER]
+
+    async def suspended() -> list[str]:
+        shown = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "creditwindow", "customer", "suspensions", "--json"], env=env, capture_output=True, text=True, timeout=120
+        )
+        return [s["customer_id"] for s in json.loads(shown.stdout)["suspended"]]
+
+    # The copied suspension is history signed with the old HMAC ring, which the fleet no longer
+    # verifies; `keys migrate` signs it again with an operator's key, on the operators' topic.
+    assert await suspended() == []
+    migrate = [sys.executable, "-m", "creditwindow", "keys", "migrate", *ring, "--yes", "--json"]
+    done = await asyncio.to_thread(subprocess.run, migrate, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"versions": [], "suspensions": [CUSTOMER]}
+    assert await suspended() == [CUSTOMER]

@@ -50,17 +50,20 @@ class PolicyWired:
         self.broker = KafkaBroker()
         self.store = store or MemoryBook()
         self.archive = MemoryArchive()
+        self.clock = clock_at(NOW)
         self.policy = compose(
-            self.settings, broker=self.broker, store=self.store, publisher=Outbox(self.broker, service="policy", clock=clock_at(NOW)),
-            registry=CollectorRegistry(), policy=default_policy(**policy_changes), clock=clock_at(NOW),
+            self.settings, broker=self.broker, store=self.store, publisher=Outbox(self.broker, service="policy", clock=self.clock),
+            registry=CollectorRegistry(), policy=default_policy(**policy_changes), clock=self.clock,
             archive=self.archive, references=self.archive,
         )  # fmt: skip
         topics = self.settings.topics
         self.out: Captured = capture(self.broker, topics.windows, topics.review_results, topics.deadletter)
 
     async def send(self, topic: str, event: Event) -> None:
+        # Stamped as the broker stamps the operators' topics: when it reached the log, by the test's clock.
         message = encode(event)
-        await self.broker.publish(message.value, topic, key=message.key, headers=message.headers)
+        at = int(self.clock.now().timestamp() * 1000)
+        await self.broker.publish(message.value, topic, key=message.key, headers=message.headers, timestamp_ms=at)
 
     async def apply(self, the_score: object) -> None:
         self.archive.keep_score(the_score)
@@ -147,7 +150,7 @@ async def test_an_upheld_review_is_concluded_and_a_forged_review_decision_is_ref
         (closed,) = wired.out.of(WindowClosed)
         forged = wired.review(closed, "overturned", limit=5000).model_copy(update={"limit": 200_000})
         await wired.send(topics.operator_actions, forged)
-        unsigned = forged.model_copy(update={"signature": "0" * 64, "key_id": "nobody"})
+        unsigned = forged.model_copy(update={"signature": "0" * 128, "key_id": "nobody"})
         await wired.send(topics.operator_actions, unsigned)
         await wired.send(topics.operator_actions, wired.review(closed, "upheld"))
     assert not wired.out.of(WindowOpened)
@@ -199,10 +202,11 @@ async def test_operators_actions_copied_as_history_are_not_carried_out_again_but
         await wired.apply(score(points=480.0))
         (closed,) = wired.out.of(WindowClosed)
         decided = encode(wired.review(closed, "overturned", limit=5000))
-        await wired.broker.publish(decided.value, topics.operator_actions, key=decided.key, headers={**decided.headers, **history})
+        at = int(wired.clock.now().timestamp() * 1000)  # the broker's time on the operators' topic
+        await wired.broker.publish(decided.value, topics.operator_actions, key=decided.key, headers={**decided.headers, **history}, timestamp_ms=at)
         suspend = encode(signed_action(CustomerSuspended, wired.settings, issued_by="ops_lin", issued_at=NOW - timedelta(minutes=1),
                                        customer_id="cus_unit00000002", reason="collections"))  # fmt: skip
-        await wired.broker.publish(suspend.value, topics.operator_actions, key=suspend.key, headers={**suspend.headers, **history})
+        await wired.broker.publish(suspend.value, topics.operator_actions, key=suspend.key, headers={**suspend.headers, **history}, timestamp_ms=at)
     assert not wired.out.of(WindowOpened) and not wired.out.of(ReviewConcluded)  # carried out before the split: not again
     assert set(wired.policy.clerk.desk.suspensions) == {"cus_unit00000002"}  # the desk is history: it keeps it
 

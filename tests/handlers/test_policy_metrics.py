@@ -14,6 +14,7 @@ from shared.settings import Settings
 from shared.wire import encode
 from tests.clocks import NOW, clock_at
 from tests.handlers.capture import capture
+from tests.operator_keys import forger
 from tests.unit.policy.factories import default_policy, score
 
 
@@ -25,10 +26,10 @@ async def test_a_forged_policy_update_is_counted_as_a_dead_letter_from_the_polic
     compose(settings, broker=broker, store=MemoryBook(), publisher=outbox, registry=registry, policy=default_policy(), clock=clock_at(NOW))
     out = capture(broker, settings.topics.deadletter)
     text = default_policy().model_dump_json().replace('"version":1', '"version":2')
-    forged = signed_update(text, Settings(topic_namespace="h", policy_signing_key="not-the-fleets-key"))
+    forged = signed_update(text, forger(Settings(topic_namespace="h")), issued_at=NOW)
     async with TestKafkaBroker(broker):
         message = encode(forged)
-        await broker.publish(message.value, settings.topics.policy, key=message.key, headers=message.headers)
+        await broker.publish(message.value, settings.topics.policy, key=message.key, headers=message.headers, timestamp_ms=int(NOW.timestamp() * 1000))
         scored = encode(score())
         await broker.publish(scored.value, settings.topics.scores, key=scored.key, headers=scored.headers)
     (letter,) = out.of(DeadLetter)

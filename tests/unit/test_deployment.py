@@ -25,7 +25,7 @@ from devtools.manifests import (
     table_secret,
     with_example_files,
 )
-from shared.deployment import DEPLOYMENTS, SERVICES, VARIABLES, FromHost, FromSecret, variables_of
+from shared.deployment import DEPLOYMENTS, SERVICES, VARIABLES, FromConfigMap, FromHost, FromSecret, variables_of
 from shared.settings import REPO_ROOT, Settings, variable_of
 
 K8S = REPO_ROOT / "deploy" / "k8s"
@@ -136,3 +136,43 @@ def test_the_production_overlay_lists_every_secret_an_operator_creates() -> None
         for name, value in variables_of(service, "production").items():
             if isinstance(value, FromSecret) and value.secret not in made_by_strimzi:
                 assert value.secret in listed and value.key in listed[value.secret], (name, value)
+
+
+def _policy_environments() -> dict[str, tuple[dict[str, str], dict[str, Any]]]:
+    """Every environment a manifest gives the policy service, with where it comes from."""
+    found = {"compose": (compose_environments(COMPOSE, host_secrets("policy"))["policy"], _compose_service("policy"))}
+    for kustomization in KUSTOMIZATIONS:
+        container = _kubernetes(kustomization)[0]["policy"]
+        found[str(kustomization.relative_to(K8S))] = (container.env, container.spec)
+    return found
+
+
+def test_the_policy_service_holds_operators_public_keys_and_no_private_key_anywhere_it_is_deployed() -> None:
+    for where, (env, spec) in _policy_environments().items():
+        settings = Settings.from_environment(env)
+        assert not settings.operator_key_given, where
+        assert not [name for name in env if "PRIVATE" in name or "SIGNING" in name], where
+        # No Secret of the Deployment carries a signing key: its Secrets are its Kafka and Redis passwords and the API tokens.
+        secret_keys = {item["valueFrom"]["secretKeyRef"]["key"] for item in spec.get("env", []) if "secretKeyRef" in item.get("valueFrom", {})}
+        assert secret_keys <= {"password", "policy-password", "api-tokens"}, where
+        # What it verifies with is a ring of public keys: a 32-byte Ed25519 public key per id, nothing more.
+        assert settings.operator_ring.keys and all(len(key.public) == 32 for key in settings.operator_ring.keys.values()), where
+
+
+def test_no_service_is_given_a_private_key_by_the_table() -> None:
+    for variable in VARIABLES:
+        assert "PRIVATE" not in variable.name and "SIGNING" not in variable.name, variable.name
+    ring = variables_of("policy", "production")["CW_OPERATOR_PUBLIC_KEYS"]
+    assert isinstance(ring, FromConfigMap)  # public keys: a ConfigMap, not a Secret
+
+
+def test_the_production_overlay_lists_the_config_map_of_operators_public_keys() -> None:
+    listed = {
+        line.split()[1]: line
+        for line in (K8S / "overlays" / "production" / "kustomization.yaml").read_text().splitlines()
+        if line.startswith("#   creditwindow-")
+    }
+    for service in SERVICES:
+        for value in variables_of(service, "production").values():
+            if isinstance(value, FromConfigMap):
+                assert value.config_map in listed and value.key in listed[value.config_map] and "ConfigMap" in listed[value.config_map]

@@ -52,6 +52,9 @@ def test_every_topic_of_the_code_is_a_kafka_topic_with_replication_3_and_min_ins
         assert entry is not None and spec["config"]["retention.ms"] == (-1 if entry.kept_forever else Settings().topic_retention_ms), name
         if name in wanted:
             assert str(spec["config"]["retention.ms"]) == wanted[name].configs["retention.ms"], name
+            # the control topics are timed by the broker, as the fleet creates them (and only they)
+            assert spec["config"].get("message.timestamp.type") == wanted[name].configs.get("message.timestamp.type"), name
+    assert {n for n, spec in topics.items() if "message.timestamp.type" in spec["config"]} == {Topics().policy, Topics().operator_actions}
     kept_forever = (Topics().windows, Topics().policy, Topics().scores, Topics().notifications, Topics().lending_results,
                     Topics().review_results, Topics().operator_actions)  # fmt: skip
     assert {topics[name]["config"]["retention.ms"] for name in kept_forever} == {-1}
@@ -80,8 +83,9 @@ def test_keys_and_passwords_come_from_secrets_and_no_secret_is_shipped() -> None
         for env in _container(service)["env"]:
             if env["name"].endswith(("_KEY", "PASSWORD", "_TOKENS", "_PARTNERS")):
                 assert "secretKeyRef" in env["valueFrom"], (service, env["name"])
-    policy_env = {e["name"] for e in _container("policy")["env"]}
-    assert "CW_POLICY_SIGNING_KEY" in policy_env
+    policy_env = {e["name"]: e.get("valueFrom", {}) for e in _container("policy")["env"]}
+    # Operators' public keys, from a ConfigMap operators create: the fleet holds no key that signs.
+    assert policy_env["CW_OPERATOR_PUBLIC_KEYS"] == {"configMapKeyRef": {"name": "creditwindow-operator-keys", "key": "public-keys"}}
 
 
 def test_each_service_has_a_disruption_budget_and_scales_on_its_own_lag_up_to_the_partition_count() -> None:

@@ -22,19 +22,18 @@ def test_the_settings_never_show_the_redis_password_nor_a_key() -> None:
     settings = Settings(
         redis_url="redis://:s3cret-redis@cache:6379/0",
         kafka_sasl_password="s3cret-sasl",
-        policy_signing_keys={"k1": "s3cret-policy-key"},
+        operator_private_key="ops-a:s3cret-operator-key",
         api_tokens={"ops": "s3cret-token"},
         webhook_partners={"p1": {"url": "https://p/h", "key": "s3cret-webhook"}},
     )
     shown = repr(settings) + str(settings) + settings.redis_dsn_masked
     assert "s3cret" not in shown and "redis://:***@cache:6379/0" in shown
-    assert set(settings.secret_values()) >= {"s3cret-redis", "s3cret-sasl", "s3cret-policy-key", "s3cret-token", "s3cret-webhook"}
+    assert set(settings.secret_values()) >= {"s3cret-redis", "s3cret-sasl", "ops-a:s3cret-operator-key", "s3cret-token", "s3cret-webhook"}
     assert settings.redis_dsn == "redis://:s3cret-redis@cache:6379/0"  # the client still gets the real one
 
 
-def test_retired_key_ids_are_read_as_json_or_comma_separated(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("CW_POLICY_RETIRED_KEY_IDS", "k1, k2")
-    assert Settings().policy_retired_key_ids == ("k1", "k2")
-    monkeypatch.setenv("CW_POLICY_RETIRED_KEY_IDS", '["k3"]')
-    assert Settings().policy_retired_key_ids == ("k3",)
-    assert Settings().policy_key_ring.retired == frozenset({"k3"})
+def test_the_operators_public_ring_is_read_from_json_in_the_environment(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    public = Settings().operator_public_keys["dev"].public_key
+    monkeypatch.setenv("CW_OPERATOR_PUBLIC_KEYS", '{"ops-a": {"public_key": "%s", "retire_at": "2027-06-30T00:00:00+08:00"}}' % public)
+    (key,) = Settings().operator_ring.keys.values()
+    assert key.key_id == "ops-a" and key.retire_at.isoformat() == "2027-06-30T00:00:00+08:00"

@@ -79,10 +79,14 @@ class Clerk:
     signatures: Signatures
     clock: Clock
 
-    def verify(self, action: OperatorAction) -> str | None:
-        """Why an operator action is refused (`<error_type>: <error>`), or None when it may take effect."""
+    def verify(self, action: OperatorAction, record: Record) -> str | None:
+        """Why an operator action is refused (`<error_type>: <error>`), or None when it may take effect.
+        Judged at the time its record reached the log, so every replica, live or restoring, agrees."""
         s = self.signatures
-        refused = check_action(action, ring=s.ring, namespace=s.namespace, now=self.clock.now(), max_skew=s.max_skew)
+        refused = check_action(
+            action, ring=s.ring, namespace=s.namespace, logged_at=record.logged_at(self.clock.now()),
+            max_age=self.underwriter.state.active.customer_care.max_action_age, max_skew=s.max_skew,
+        )  # fmt: skip
         return None if refused is None else f"{refused.error_type}: {refused.error}"
 
     # --- acting (one replica per record) -------------------------------------------------------------
@@ -93,7 +97,7 @@ class Clerk:
             if isinstance(event, ReviewRequested):
                 await self._open(record, event, handled)
             elif isinstance(event, OperatorAction):
-                why = self.verify(event)
+                why = self.verify(event, record)
                 handled.actions.append((event.event_type, "refused" if why else "accepted"))
                 if why is not None:
                     error_type, error = why.split(": ", 1)
@@ -177,16 +181,17 @@ class Clerk:
 
     # --- following (every replica) -------------------------------------------------------------------
 
-    async def follow(self, events: Sequence[Event], *, close: bool = True) -> list[Decision]:
-        """Apply the batch to the desk; close the windows of customers suspended now (unless `close`
-        is False: at start, `close_all_suspended` closes them once the desk is restored)."""
+    async def follow(self, events: Sequence[tuple[Record, Event]], *, close: bool = True) -> list[Decision]:
+        """Apply the batch (each event with its record) to the desk; close the windows of customers
+        suspended now (unless `close` is False: at start, `close_all_suspended` closes them once the
+        desk is restored)."""
         closures: list[Decision] = []
-        for event in events:
+        for record, event in events:
             if isinstance(event, ReviewOpened):
                 self.desk.opened(event)
             elif isinstance(event, ReviewConcluded):
                 self.desk.concluded(event)
-            elif isinstance(event, (CustomerSuspended, SuspensionLifted)) and self.verify(event) is None:
+            elif isinstance(event, (CustomerSuspended, SuspensionLifted)) and self.verify(event, record) is None:
                 closures += await self.apply_suspension(event, close=close)
         return closures
 

@@ -283,6 +283,11 @@ class CustomerCare(_Part):
         default=timedelta(minutes=2),
         description="An application not decided within this because Redis or the broker is away gets one `system` notice.",
     )
+    max_action_age: timedelta = Field(
+        default=timedelta(hours=1),
+        description="An operator's signed action (a review decided, a suspension, its lifting) that reaches the log "
+        "longer than this after it was issued is refused: a signed action held back or captured is not replayed later.",
+    )
 
     @model_validator(mode="after")
     def _positive(self) -> Self:
@@ -290,6 +295,8 @@ class CustomerCare(_Part):
             value = getattr(self, name)
             if value <= timedelta(0) or value > timedelta(days=366):
                 raise ValueError(f"{name} must be between 1 second and 366 days")
+        if not timedelta(seconds=1) <= self.max_action_age <= timedelta(days=7):
+            raise ValueError("max_action_age must be between 1 second and 7 days")
         return self
 
 

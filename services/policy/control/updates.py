@@ -1,9 +1,13 @@
-"""Signed policy updates followed: each one that verifies becomes the active version, each one
+"""Signed control events on `credit.policy` followed: each policy update that verifies becomes the
+active version, each key retirement that verifies retires its key in this replica's ring, each one
 refused is dead-lettered with why; a new version's pauses close the windows they cover.
 
-Every replica reads every update (no consumer group) and applies each in turn: at start, replayed
+Every replica reads every record (no consumer group) and applies each in turn: at start, replayed
 from `credit.policy` up to its end (`adapters/policy_log.py`, the refusals dead-lettered once the
-broker is up), then live from there on. The checks themselves are `checks.check_update`.
+broker is up), then live from there on. Each is judged at the time it reached the log, so a replica
+that restores judges it as the replicas that read it live. The checks themselves are
+`checks.check_update` and `checks.check_retirement`; `read_control` is the one reading of a record,
+which the operators' CLI shares.
 """
 
 from __future__ import annotations
@@ -14,22 +18,46 @@ from datetime import datetime
 
 import structlog
 
-from services.policy.control.checks import Accepted, Signatures, check_update
+from services.policy.control.checks import Accepted, Refused, Retirement, Signatures, check_retirement, check_update
+from services.policy.control.document import PolicyDocument
 from services.policy.control.ports import PauseEnforcer, Retry
 from services.policy.control.state import PolicyState
 from shared.clock import Clock
-from shared.contracts import PolicyUpdated, WindowClosed
+from shared.contracts import KeyRetired, PolicyUpdated, WindowClosed
 from shared.ports import EventPublisher
 from shared.wire import Record, RefusedRecord, decode
 
-__all__ = ["PolicyUpdates"]
+__all__ = ["CONTROL_EVENTS", "PolicyUpdates", "read_control"]
 
 log = structlog.get_logger("creditwindow.policy")
 
+# What `credit.policy` carries. A key's retirement is read where the policy is, in the same order;
+# to move it to the operators' own topic, move it from here and from the CLI's `keys retire`.
+CONTROL_EVENTS = (PolicyUpdated, KeyRetired)
+
+
+def read_control(record: Record, active: PolicyDocument, signatures: Signatures, now: datetime) -> Accepted | Retirement | RefusedRecord:
+    """What a record of `credit.policy` comes to: a policy version to adopt, a key's retirement, or
+    why it is refused. Judged at the time it reached the log (`now` for a record without one)."""
+    decoded = decode(record, CONTROL_EVENTS)
+    if isinstance(decoded, RefusedRecord):
+        return decoded
+    s, logged_at = signatures, record.logged_at(now)
+    if isinstance(decoded, KeyRetired):
+        checked: Accepted | Retirement | Refused = check_retirement(
+            decoded, ring=s.ring, namespace=s.namespace, logged_at=logged_at, max_skew=s.max_skew
+        )
+        prefix = "key"
+    else:
+        checked = check_update(decoded, active, ring=s.ring, namespace=s.namespace, logged_at=logged_at, max_skew=s.max_skew)
+        prefix = "policy"
+    if isinstance(checked, Refused):
+        return RefusedRecord(record, f"{prefix}_{checked.error_type}", checked.error)
+    return checked
 
 @dataclass(slots=True, kw_only=True)
 class PolicyUpdates:
-    """Applies signed `PolicyUpdated` records to this replica's `PolicyState`."""
+    """Applies signed `credit.policy` records to this replica's `PolicyState` and its key ring."""
 
     state: PolicyState
     signatures: Signatures
@@ -38,24 +66,21 @@ class PolicyUpdates:
     deadletter_topic: str
     pauses: PauseEnforcer
     retry: Retry
-    counted: Callable[[str], None] = lambda result: None  # each update's result: "applied" or why refused (the metric)
+    counted: Callable[[str], None] = lambda result: None  # each record's result: "applied", "key_retired" or why refused (the metric)
 
-    def check(self, record: Record, now: datetime) -> Accepted | RefusedRecord:
-        """Whether `record` holds an update that may replace the active policy at `now`, or why not."""
-        decoded = decode(record, (PolicyUpdated,))
-        if isinstance(decoded, RefusedRecord):
-            return decoded
-        s = self.signatures
-        checked = check_update(decoded, self.state.active, ring=s.ring, namespace=s.namespace, now=now, max_skew=s.max_skew)
-        if isinstance(checked, Accepted):
-            return checked
-        return RefusedRecord(record, f"policy_{checked.error_type}", checked.error)
+    def check(self, record: Record, now: datetime) -> Accepted | Retirement | RefusedRecord:
+        """What `record` comes to at `now` (`read_control`)."""
+        return read_control(record, self.state.active, self.signatures, now)
 
-    def adopt(self, record: Record) -> Accepted | RefusedRecord:
-        """Check `record` now and, if it verifies, make it the active version (its source: topic@offset)."""
+    def adopt(self, record: Record) -> Accepted | Retirement | RefusedRecord:
+        """Check `record` now and, if it verifies, make it the active version (its source: topic@offset)
+        or retire its key in this replica's ring."""
         verdict = self.check(record, self.clock.now())
         if isinstance(verdict, Accepted):
             self.state.adopt(verdict.document, f"{record.topic}@{record.offset}")
+        elif isinstance(verdict, Retirement):
+            self.signatures.ring = self.signatures.ring.retire(verdict.key_id, verdict.at)
+            log.info("operator_key_retired", key_id=verdict.key_id, at=verdict.at.isoformat(), offset=record.offset)
         return verdict
 
     def replayed(self, partition: int, offset: int) -> bool:
@@ -63,11 +88,15 @@ class PolicyUpdates:
         return offset < self.state.history_end.get(partition, 0)
 
     async def follow(self, record: Record) -> list[WindowClosed]:
-        """Apply one live update: adopted (then the windows its pauses cover closed), or refused."""
+        """Apply one live record: a version adopted (then the windows its pauses cover closed), a key
+        retired, or refused."""
         previous = self.state.active
         verdict = self.adopt(record)
         if isinstance(verdict, RefusedRecord):
             await self.refuse([verdict])
+            return []
+        if isinstance(verdict, Retirement):
+            self.counted("key_retired")
             return []
         self.counted("applied")
         log.info("policy_applied", policy=verdict.document.label, previous=previous.label)
@@ -77,6 +106,6 @@ class PolicyUpdates:
         """Dead-letter refused updates (ids are per record: replicas and restarts write the same letter)."""
         for verdict in refused:
             self.counted(verdict.error_type)
-            log.error("policy_update_refused", error_type=verdict.error_type, error=verdict.error, offset=verdict.record.offset)
+            log.error("control_event_refused", error_type=verdict.error_type, error=verdict.error, offset=verdict.record.offset)
         if refused:
             await self.retry(lambda: self.publisher.dead_letter(self.deadletter_topic, refused), what="dead_letter")

@@ -4,10 +4,11 @@ where it belongs now only when the fleet vouches for it, requests left, nothing 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypeVar
 
+from creditwindow.hmac_history import old_action_signature, old_ring_refusal
 from creditwindow.operator_ops import signed_action
 from creditwindow.split_migration import copied_already, history_headers, plan_split
-from services.policy.control.checks import check_action
 from services.policy.windows.model import Balance
 from shared.contracts import (
     CustomerSuspended,
@@ -37,16 +38,29 @@ def _at(topic: str, event: Event | None, value: bytes | None = None) -> ReadReco
     return ReadRecord(record, event, None if event else RefusedRecord(record, "undecodable", "not JSON"), 0)
 
 
+OLD_RING = {"k1": b"the-old-fleets-shared-hmac-key-0123456789"}  # the ring of before operators' keys
+A = TypeVar("A", bound=OperatorAction)
+
+
 def _verifies(action: OperatorAction) -> str | None:
-    refused = check_action(action, ring=SETTINGS.policy_key_ring, namespace="ns1", now=NOW, max_skew=timedelta(minutes=5))
-    return None if refused is None else refused.error_type
+    refused = old_ring_refusal(OLD_RING, action, "ns1")
+    return None if refused is None else refused.split(":")[0]
+
+
+def _old_signed(model: type[A], **fields: object) -> A:
+    """An action as the old fleet's CLI signed it: HMAC-SHA256 with the shared ring."""
+    unsigned = model(
+        correlation_id=CUSTOMER, producer="creditwindow-cli", issued_by="ops_lin", issued_at=NOW - timedelta(hours=1), key_id="k1",
+        namespace="ns1", signature="0" * 64, **fields,
+    )  # fmt: skip
+    return unsigned.model_copy(update={"signature": old_action_signature(OLD_RING["k1"], unsigned)})
 
 
 def _decided() -> ReviewDecided:
     concluded = review_concluded()
-    return signed_action(
-        ReviewDecided, SETTINGS, issued_by="ops_lin", issued_at=NOW - timedelta(hours=1), review_id=concluded.review_id,
-        reference=concluded.reference, decision_id=concluded.decision_id, customer_id=CUSTOMER, outcome="upheld", note="",
+    return _old_signed(
+        ReviewDecided, review_id=concluded.review_id, reference=concluded.reference, decision_id=concluded.decision_id,
+        customer_id=CUSTOMER, outcome="upheld", note="",
     )  # fmt: skip
 
 
@@ -56,7 +70,7 @@ def _history() -> dict[str, ReadRecord]:
     forged = RepaymentApplied(correlation_id="rp_forged_0001", repayment_id="rp_forged_0001", customer_id=CUSTOMER, amount=5_000,
                               applied=5_000, balance=0, balance_seq=99, producer="policy")  # fmt: skip
     same_seq = forged.model_copy(update={"balance_seq": approved.balance_seq, "repayment_id": "rp_forged_0002"})
-    suspended = signed_action(CustomerSuspended, SETTINGS, issued_by="ops_lin", issued_at=NOW - timedelta(hours=1), customer_id=CUSTOMER, reason="collections")
+    suspended = _old_signed(CustomerSuspended, customer_id=CUSTOMER, reason="collections")
     return {
         "request": _at(drawdowns, DrawdownRequested(correlation_id="dd_gold_000001", drawdown_id="dd_gold_000001", customer_id=CUSTOMER, amount=5_000)),
         "approved": _at(drawdowns, approved),
@@ -118,3 +132,11 @@ def test_a_record_copied_by_an_earlier_run_is_not_copied_again() -> None:
 def test_a_copy_keeps_the_original_headers_and_says_where_it_was() -> None:
     record = Record(TOPICS.retired_reviews, 3, 1200, b"k", b"{}", (("event_type", b"CustomerSuspended"), (HISTORY_HEADER, b"older")))
     assert history_headers(record) == [("event_type", b"CustomerSuspended"), (HISTORY_HEADER, b"ns1.credit.reviews[3]@1200")]
+
+
+def test_an_action_signed_with_an_operators_key_is_not_the_old_fleets_history() -> None:
+    # The retired topics hold only what the fleet of before operators' keys wrote: an Ed25519
+    # signature found there is vouched for by no key of the old ring.
+    ed25519 = signed_action(CustomerSuspended, SETTINGS, issued_by="ops_lin", issued_at=NOW, customer_id=CUSTOMER, reason="collections")
+    plan = plan_split("actions", [_at(TOPICS.retired_reviews, ed25519)], TOPICS, copied=set(), verifies=_verifies)
+    assert plan.copies == [] and [why for _, why in plan.refused] == ["a CustomerSuspended that does not verify: unknown_key"]

@@ -9,13 +9,25 @@ import pytest
 
 from creditwindow.operator_ops import signed_action
 from services.policy.care.desk import CustomerDesk
-from services.policy.control.checks import check_action
-from shared.contracts import CustomerSuspended, ReviewConcluded, ReviewDecided, ReviewOpened, SuspensionLifted
+from services.policy.control.checks import Refused, check_action
+from shared.contracts import (
+    CustomerSuspended,
+    OperatorAction,
+    ReviewConcluded,
+    ReviewDecided,
+    ReviewOpened,
+    SuspensionLifted,
+)
 from shared.settings import Settings
 from tests.clocks import NOW
 
-SETTINGS = Settings(topic_namespace="ns1", policy_signing_key="unit-test-key-of-enough-length-0123456789")
-RING = SETTINGS.policy_key_ring
+SETTINGS = Settings(topic_namespace="ns1")  # the development key pair, as in local and test
+RING = SETTINGS.operator_ring
+MAX_AGE = timedelta(hours=1)
+
+
+def check(action: OperatorAction, *, namespace: str = "ns1", logged_at: datetime = NOW) -> Refused | None:
+    return check_action(action, ring=RING, namespace=namespace, logged_at=logged_at, max_age=MAX_AGE)
 
 
 def _suspend(at: datetime = NOW - timedelta(minutes=5), until: datetime | None = None, customer: str = "cus_desk00000001") -> CustomerSuspended:
@@ -27,7 +39,7 @@ def _lift(at: datetime = NOW, customer: str = "cus_desk00000001") -> SuspensionL
 
 
 def test_an_action_signed_by_the_ring_for_this_namespace_takes_effect() -> None:
-    assert check_action(_suspend(), ring=RING, namespace="ns1", now=NOW) is None
+    assert check(_suspend()) is None
 
 
 @pytest.mark.parametrize(
@@ -36,21 +48,33 @@ def test_an_action_signed_by_the_ring_for_this_namespace_takes_effect() -> None:
         ({"reason": "suspected_fraud"}, "forged"),  # a signed field changed after signing
         ({"customer_id": "cus_other0000001"}, "forged"),
         ({"until": NOW + timedelta(days=99)}, "forged"),
-        ({"signature": "0" * 64}, "forged"),
+        ({"signature": "0" * 128}, "forged"),
+        ({"signature": "0" * 64}, "hmac"),  # the fleet's old shared ring signs nothing now
         ({"key_id": "k9"}, "unknown_key"),
     ],
 )
 def test_a_tampered_unsigned_or_unknown_key_action_is_refused(change: dict[str, object], error_type: str) -> None:
     forged = _suspend().model_copy(update=change)
-    refused = check_action(forged, ring=RING, namespace="ns1", now=NOW)
+    refused = check(forged)
     assert refused is not None and refused.error_type == error_type
 
 
 def test_an_action_signed_for_another_namespace_or_from_the_future_is_refused() -> None:
-    other = check_action(_suspend(), ring=RING, namespace="prod", now=NOW)
+    other = check(_suspend(), namespace="prod")
     assert other is not None and other.error_type == "other_namespace"
-    future = check_action(_suspend(at=NOW + timedelta(hours=1)), ring=RING, namespace="ns1", now=NOW)
+    future = check(_suspend(at=NOW + timedelta(hours=1)))
     assert future is not None and future.error_type == "future"
+
+
+def test_an_action_that_reached_the_log_later_than_the_policys_max_age_is_refused() -> None:
+    held_back = check(_suspend(at=NOW - MAX_AGE - timedelta(seconds=1)))
+    assert held_back is not None and held_back.error_type == "stale" and "max_action_age" in held_back.error
+    assert check(_suspend(at=NOW - MAX_AGE)) is None
+
+
+def test_an_action_is_judged_when_it_reached_the_log_so_a_restart_long_after_agrees() -> None:
+    issued = NOW - timedelta(days=30)
+    assert check(_suspend(at=issued), logged_at=issued + timedelta(seconds=2)) is None
 
 
 def test_a_review_decision_is_signed_over_its_outcome_and_limit() -> None:
@@ -58,9 +82,9 @@ def test_a_review_decision_is_signed_over_its_outcome_and_limit() -> None:
         ReviewDecided, SETTINGS, issued_by="ops1", issued_at=NOW, review_id=uuid.uuid4(), reference="CW-0000-0000-0001",
         decision_id=uuid.uuid4(), customer_id="cus_desk00000001", outcome="overturned", limit=3000, note="ok",
     )  # fmt: skip
-    assert check_action(decided, ring=RING, namespace="ns1", now=NOW) is None
+    assert check(decided) is None
     raised = decided.model_copy(update={"limit": 300_000})
-    assert check_action(raised, ring=RING, namespace="ns1", now=NOW).error_type == "forged"  # type: ignore[union-attr]
+    assert check(raised).error_type == "forged"  # type: ignore[union-attr]
 
 
 def test_a_suspension_holds_until_it_ends_or_is_lifted() -> None:

@@ -19,7 +19,7 @@ from shared.references import reference_of
 from shared.settings import Settings
 from tests.unit.policy.factories import NOW, default_policy, score
 
-SETTINGS = Settings(policy_signing_key="unit-test-key-of-enough-length-0123456789")
+SETTINGS = Settings()  # the development key pair, as in local and test
 
 
 @pytest.mark.parametrize(

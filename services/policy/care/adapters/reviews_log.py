@@ -22,7 +22,7 @@ async def restore_desk(settings: Settings, clerk: Clerk) -> None:
     topics = [settings.topics.review_results, settings.topics.operator_actions]
     ends = await end_offsets(settings, topics)
     records = await read_to_end(settings, topics, ends=ends)
-    events = [item.event for item in records if item.event is not None]
+    events = [(item.record, item.event) for item in records if item.event is not None]
     await clerk.follow(events, close=False)
     clerk.desk.history_end.update({(tp.topic, tp.partition): offset for tp, offset in ends.items()})
     log.info("desk_restored", events=len(events), suspended=len(clerk.desk.suspensions), open_reviews=len(clerk.desk.reviews))

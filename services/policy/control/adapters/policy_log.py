@@ -19,15 +19,20 @@ async def restore_policy(settings: Settings, updates: PolicyUpdates) -> list[Ref
     subscriber skips those: `PolicyUpdates.replayed`).
 
     Returns the refused updates met on the way: the caller dead-letters them once the broker is up
-    (a forged update published while no replica ran still leaves its trace).
+    (a forged update published while no replica ran still leaves its trace). Records signed with the
+    fleet's old shared HMAC ring are history from before operators' keys: refused, counted in the log
+    line, not dead-lettered at every start (one published live is).
     """
     topic = settings.topics.policy
     ends = await end_offsets(settings, [topic])
     refused: list[RefusedRecord] = []
+    hmac_era = 0
     for item in await read_to_end(settings, [topic], ends=ends, decode=False):  # checked as updates, not decoded as any event
         verdict = updates.adopt(item.record)
-        if isinstance(verdict, RefusedRecord):
+        if isinstance(verdict, RefusedRecord) and verdict.error_type == "policy_hmac":
+            hmac_era += 1  # signed by the old shared ring: history, carried over by `keys migrate`, never verified
+        elif isinstance(verdict, RefusedRecord):
             refused.append(verdict)
     updates.state.history_end.update({tp.partition: offset for tp, offset in ends.items()})
-    log.info("policy_restored", policy=updates.state.active.label, source=updates.state.source, refused=len(refused))
+    log.info("policy_restored", policy=updates.state.active.label, source=updates.state.source, refused=len(refused), hmac_history=hmac_era)
     return refused
