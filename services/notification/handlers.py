@@ -1,4 +1,5 @@
-"""Notification's Kafka adapter: window decisions in, notifications (and dead letters) out.
+"""Notification's Kafka adapter: window decisions, drawdown outcomes, loan events and review notices
+in, notifications (and dead letters) out.
 
 The handler only enqueues partners' webhooks (in Redis, before the batch's offsets are committed);
 the dispatcher posts them in the background.
@@ -16,6 +17,7 @@ from services.notification.announcing import Announcement, Announcer
 from services.notification.metrics import NotificationMetrics
 from services.notification.ports import EventPublisher
 from shared.contracts import (
+    LOAN_EVENTS,
     REVIEW_EVENTS,
     DeadLetter,
     Decision,
@@ -82,15 +84,25 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         topics.drawdowns,
         **batch_subscriber_options(settings, "notification-drawdowns"),
         title="credit.drawdowns:DrawdownApproved|DrawdownRefused|RepaymentApplied",
-        description="Tells each customer every drawdown outcome and repayment, once, in the inbox.",
+        description="Tells each customer every drawdown outcome and repayment, once, in the inbox; and each drawdown outcome to the partner.",
     )
     async def on_drawdowns(records: Records, message: KafkaMessage) -> None:
         # The requests share the topic (the policy service decides them): skipped, not refused.
         await batches.run(
             topics.drawdowns, records, message, (DrawdownApproved, DrawdownRefused, RepaymentApplied),
             lambda batch: deps.announcer.tell_movements(batch.events), what="tell",
-            observe=lambda told: deps.metrics.observe(told.notices, webhooks=0), ignored=(DrawdownRequested, Repaid), skip_empty=True,
+            observe=observe, ignored=(DrawdownRequested, Repaid), skip_empty=True,
         )  # fmt: skip
+
+    @router.subscriber(
+        topics.loans,
+        **batch_subscriber_options(settings, "notification-loans"),
+        title="credit.loans:" + "|".join(e.EVENT_TYPE for e in LOAN_EVENTS),
+        description="Tells each customer every loan booked (its schedule and cost), instalment due soon or overdue, and overdue cured, "
+        "once, in the inbox; and each loan booked and overdue step to the partner.",
+    )
+    async def on_loans(records: Records, message: KafkaMessage) -> None:
+        await batches.run(topics.loans, records, message, LOAN_EVENTS, lambda batch: deps.announcer.tell_loans(batch.events), what="tell_loans", observe=observe)
 
     @router.subscriber(
         topics.reviews,

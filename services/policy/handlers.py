@@ -25,9 +25,11 @@ from services.policy.care.delay_notices import DelayNotices
 from services.policy.control.state import PolicyState
 from services.policy.control.updates import PolicyUpdates
 from services.policy.lending.lender import Lender
+from services.policy.lending.servicing import Servicer
 from services.policy.metrics import PolicyMetrics
 from services.policy.windows.underwriting import Decided, Underwriter
 from shared.contracts import (
+    LOAN_EVENTS,
     REVIEW_EVENTS,
     DeadLetter,
     DecisionDelayed,
@@ -73,6 +75,7 @@ class PolicyDeps:
     delays: DelayNotices | None = None  # tells customers of long delays (the live fleet)
     lender: Lender | None = None  # the live fleet lends; a shadow replica does not
     updates: PolicyUpdates | None = None  # the live fleet follows signed updates; a shadow keeps its candidate
+    servicer: Servicer | None = None  # the live fleet watches its loans' due dates (run by the sweeper)
 
 
 def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) -> KafkaRouter:
@@ -113,11 +116,14 @@ def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) ->
 
 
 def drawdowns_router(deps: PolicyDeps, *, group: str) -> KafkaRouter:
-    """Drawdown requests and repayments in, their outcomes out, on the same topic (`credit.drawdowns`)."""
+    """Drawdown requests and repayments in, their outcomes out, on the same topic (`credit.drawdowns`);
+    the loans booked and the overdues cured to `credit.loans`, where the sweeper's due-date steps go too."""
     topics = deps.settings.topics
     router = KafkaRouter()
     for outcome in (DrawdownApproved, DrawdownRefused, RepaymentApplied):
         router.publisher(topics.drawdowns, schema=outcome, title=f"{topics.drawdowns}:{outcome.EVENT_TYPE}")
+    for event in LOAN_EVENTS:
+        router.publisher(topics.loans, schema=event, title=f"{topics.loans}:{event.EVENT_TYPE}")
     lender = deps.lender
     assert lender is not None
 

@@ -21,6 +21,18 @@ from shared.contracts.drawdowns import (
     RepaymentApplied,
 )
 from shared.contracts.envelope import ApplicationId, CustomerId, Event, FreeText, deterministic_id
+from shared.contracts.loans import (
+    LOAN_EVENTS,
+    Instalment,
+    InstalmentDueSoon,
+    InstalmentOverdue,
+    InstalmentStep,
+    LoanBooked,
+    LoanEvent,
+    OverdueCured,
+    OwnRecord,
+    RepaymentAllocation,
+)
 from shared.contracts.notifications import NotificationSent
 from shared.contracts.policy import PolicyUpdated
 from shared.contracts.reviews import (
@@ -64,6 +76,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DrawdownRefused,
         Repaid,
         RepaymentApplied,
+        LoanBooked,
+        InstalmentDueSoon,
+        InstalmentOverdue,
+        OverdueCured,
         DecisionDelayed,
         ReviewRequested,
         ReviewOpened,
@@ -86,6 +102,7 @@ REVIEW_EVENTS: tuple[type[Event], ...] = (
 __all__ = [
     "DEFAULT_LOCALE",
     "EVENT_TYPES",
+    "LOAN_EVENTS",
     "OPERATOR_ACTIONS",
     "REVIEW_EVENTS",
     "SUSPENSION_REASONS",
@@ -107,6 +124,15 @@ __all__ = [
     "LendingOutcome",
     "Event",
     "FreeText",
+    "Instalment",
+    "InstalmentDueSoon",
+    "InstalmentOverdue",
+    "InstalmentStep",
+    "LoanBooked",
+    "LoanEvent",
+    "OverdueCured",
+    "OwnRecord",
+    "RepaymentAllocation",
     "LimitBasis",
     "Locale",
     "NotificationSent",

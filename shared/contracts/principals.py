@@ -74,6 +74,8 @@ TOPIC_ACCESS: tuple[TopicAccess, ...] = (
     _row("deadletter",     writers=SERVICE_PRINCIPALS,            readers=(OPERATOR,)),
     # requests and results together, until split
     _row("drawdowns",      writers=(UPSTREAM, POLICY, OPERATOR),  readers=(POLICY, NOTIFICATION, OPERATOR)),
+    # a result topic: loans booked and their due dates; notification tells them, the policy rebuilds its book from it
+    _row("loans",          writers=(POLICY,),                     readers=(POLICY, NOTIFICATION, OPERATOR)),
     _row("shadow_windows", writers=(POLICY,),                     readers=(OPERATOR,)),
     # requests, the operators' signed decisions and the policy's results together, until split
     _row("reviews",        writers=(UPSTREAM, POLICY, OPERATOR),  readers=(POLICY, NOTIFICATION, OPERATOR)),
@@ -109,7 +111,7 @@ PRINCIPALS: tuple[Principal, ...] = (
     Principal(
         NOTIFICATION,
         "the notification service",
-        groups=("notification", "notification-drawdowns", "notification-reviews"),
+        groups=("notification", "notification-drawdowns", "notification-loans", "notification-reviews"),
         describes_topics=True,
     ),
     Principal(UPSTREAM, "the lender's apps: requests only"),

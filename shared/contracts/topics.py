@@ -48,6 +48,10 @@ class Topics:
         return self._name("credit.drawdowns")
 
     @property
+    def loans(self) -> str:
+        return self._name("credit.loans")
+
+    @property
     def reviews(self) -> str:
         return self._name("credit.reviews")
 
@@ -74,6 +78,7 @@ class Topics:
             self.policy,
             self.deadletter,
             self.drawdowns,
+            self.loans,
             self.shadow_windows,
             self.reviews,
         )

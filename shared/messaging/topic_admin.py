@@ -52,9 +52,9 @@ class TopicDifference:
 def fleet_topics(settings: Settings) -> list[TopicSpec]:
     """Every topic of the fleet as the settings want it."""
     topics: Topics = settings.topics
-    # The decision log, the balances' log and the policy history; and, kept as long as the decisions
+    # The decision log, the balances' and the loans' logs and the policy history; and, kept as long as the decisions
     # they explain, the scores they were made on, what each customer was told, and the reviews and suspensions.
-    keep_forever = {topics.windows, topics.policy, topics.drawdowns, topics.scores, topics.notifications, topics.reviews}
+    keep_forever = {topics.windows, topics.policy, topics.drawdowns, topics.loans, topics.scores, topics.notifications, topics.reviews}
     return [
         TopicSpec(
             name,

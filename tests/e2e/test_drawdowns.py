@@ -99,8 +99,8 @@ async def test_two_replicas_drawing_at_once_never_lend_beyond_the_limit_and_the_
         assert {n.outcome for n in notices} == {"drawdown_approved", "drawdown_refused", "repayment_applied"}
 
         # The balances are derived state: the log gives back exactly what Redis holds.
-        decisions, movements = await read_book_log(fleet.settings)
-        derived = derive(decisions, movements=movements)
+        decisions, movements, loans = await read_book_log(fleet.settings)
+        derived = derive(decisions, movements=movements, loans=loans)
         redis = Redis.from_url(fleet.settings.redis_dsn)
         try:
             live = await RedisBook(redis, fleet.settings.redis_prefix).snapshot()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
@@ -10,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from services.policy.shadow_app import compose_shadow
 from services.policy.windows.adapters.memory_book import MemoryBook
 from services.policy.windows.model import DecisionRecord, Reserved
-from shared.contracts import WindowClosed, WindowOpened
+from shared.contracts import OwnRecord, WindowClosed, WindowOpened
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
@@ -22,9 +23,12 @@ from tests.unit.policy.factories import default_policy, score, this_period
 class RecordingLiveBook:
     """The live store as the shadow sees it: reads only, counted."""
 
-    def __init__(self, *, exposure: int = 0, windows: dict[str, DecisionRecord] | None = None) -> None:
+    def __init__(
+        self, *, exposure: int = 0, windows: dict[str, DecisionRecord] | None = None, records: dict[str, OwnRecord] | None = None
+    ) -> None:
         self.exposure = exposure
         self.windows = windows or {}
+        self.records = records or {}
         self.reads: list[str] = []
 
     async def budgets(self, keys: Sequence[str]) -> dict[str, Reserved]:
@@ -38,6 +42,10 @@ class RecordingLiveBook:
     async def open_window(self, customer_id: str) -> DecisionRecord | None:
         self.reads.append(f"window:{customer_id}")
         return self.windows.get(customer_id)
+
+    async def own_records(self, customers: Sequence[str], now: datetime, record_days: int) -> dict[str, OwnRecord]:
+        self.reads.append("own_records")
+        return {c: self.records[c] for c in customers if c in self.records}
 
 
 def _wire(live: RecordingLiveBook, **policy_changes: object) -> tuple[KafkaBroker, MemoryBook, Settings]:

@@ -9,7 +9,9 @@ An update takes effect only if, in this order:
 3. it was not issued further in the future than the allowed clock skew;
 4. its document validates, and says the same name and version as the signed envelope;
 5. it is for the policy this fleet runs, and its version is newer than the active one (an old
-   signed version replayed is refused).
+   signed version replayed is refused);
+6. it is not a testing policy (`lending.testing`: instalments and days shortened for the demo and
+   the fault suite) while the fleet runs in production.
 """
 
 from __future__ import annotations
@@ -21,7 +23,18 @@ from services.policy.control.document import PolicyDocument, PolicyError, parse_
 from shared.contracts import OperatorAction, PolicyUpdated
 from shared.signing import KeyRing, signed_without_namespace, verify_action, verify_policy
 
-__all__ = ["MAX_CLOCK_SKEW", "Accepted", "Refused", "Signatures", "check_action", "check_update", "newly_paused", "paused", "signed_fields"]
+__all__ = [
+    "MAX_CLOCK_SKEW",
+    "Accepted",
+    "Refused",
+    "Signatures",
+    "check_action",
+    "check_update",
+    "newly_paused",
+    "paused",
+    "signed_fields",
+    "testing_refused",
+]
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
@@ -43,6 +56,7 @@ class Accepted:
 @dataclass(frozen=True, slots=True)
 class Refused:
     # unknown_key | forged | other_namespace | unbound | future | invalid_policy | tampered | replayed | other_policy
+    # | testing_policy
     error_type: str
     error: str
 
@@ -60,6 +74,16 @@ def signed_fields(update: PolicyUpdated, namespace: str) -> dict[str, object]:
     }
 
 
+def testing_refused(document: PolicyDocument, environment: str) -> str | None:
+    """Why a fleet in `environment` refuses this policy, or None: a testing policy runs in local and test only."""
+    if document.lending.testing and environment not in ("local", "test"):
+        return (
+            f"policy {document.label} is a testing policy (lending.testing: instalments and days shortened); "
+            f"CW_ENVIRONMENT={environment} runs only real ones"
+        )
+    return None
+
+
 def check_update(
     update: PolicyUpdated,
     active: PolicyDocument,
@@ -68,6 +92,7 @@ def check_update(
     namespace: str,
     now: datetime,
     max_skew: timedelta = MAX_CLOCK_SKEW,
+    environment: str = "local",
 ) -> Accepted | Refused:
     key = ring.verifying_key(update.key_id)
     if key is None:
@@ -99,6 +124,8 @@ def check_update(
         return Refused("other_policy", f"this fleet runs policy {active.name!r}, not {document.name!r}")
     if document.version <= active.version:
         return Refused("replayed", f"version {document.version} is not newer than the active {active.label}")
+    if (refusal := testing_refused(document, environment)) is not None:
+        return Refused("testing_policy", refusal)
     return Accepted(document)
 
 

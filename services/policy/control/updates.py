@@ -39,6 +39,7 @@ class PolicyUpdates:
     pauses: PauseEnforcer
     retry: Retry
     counted: Callable[[str], None] = lambda result: None  # each update's result: "applied" or why refused (the metric)
+    environment: str = "local"  # CW_ENVIRONMENT: production refuses a testing policy
 
     def check(self, record: Record, now: datetime) -> Accepted | RefusedRecord:
         """Whether `record` holds an update that may replace the active policy at `now`, or why not."""
@@ -46,7 +47,9 @@ class PolicyUpdates:
         if isinstance(decoded, RefusedRecord):
             return decoded
         s = self.signatures
-        checked = check_update(decoded, self.state.active, ring=s.ring, namespace=s.namespace, now=now, max_skew=s.max_skew)
+        checked = check_update(
+            decoded, self.state.active, ring=s.ring, namespace=s.namespace, now=now, max_skew=s.max_skew, environment=self.environment
+        )
         if isinstance(checked, Accepted):
             return checked
         return RefusedRecord(record, f"policy_{checked.error_type}", checked.error)
