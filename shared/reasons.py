@@ -343,8 +343,8 @@ EDUCATION: dict[str, Text] = {
         "your record with us for {months} months.",
     ),
     "own_overdue_counts": Text(
-        "您在本平台的记录:最长逾期 {days} 天,已还清;该记录计入至 {until},之后可再次申请。",
-        "On your record with us: {days} days past due at worst, since paid; it counts until {until}, when you can apply again.",
+        "您在本平台的记录:最长逾期 {days} 天,已还清;该记录计入至 {until},届时可再次申请。",
+        "On your record with us: {days} days past due at worst, since paid; it counts until {until}: apply again from then.",
     ),
 }
 

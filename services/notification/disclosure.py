@@ -664,7 +664,7 @@ def compose_loan(event: LoanEvent) -> View:
     if isinstance(event, OverdueCured):
         return View(
             kind="overdue_cured", cured_on=_day(event.cured_on, locale), days_past_due=event.worst_days_past_due,
-            counts_until=moment(event.counts_until, locale), **common,  # type: ignore[arg-type]
+            counts_until=moment(event.counts_until, locale), closes_window=event.keeps_windows_closed, **common,  # type: ignore[arg-type]
         )  # fmt: skip
     raise TypeError(f"not a loan event: {type(event).__name__}")
 

@@ -24,7 +24,7 @@ from services.policy.care.clerk import Clerk
 from services.policy.care.delay_notices import DelayNotices
 from services.policy.care.desk import CustomerDesk
 from services.policy.control.adapters.policy_log import restore_policy
-from services.policy.control.checks import Signatures, testing_refused
+from services.policy.control.checks import Signatures, unsafe_for
 from services.policy.control.document import PolicyDocument, load_policy
 from services.policy.control.state import PolicyState
 from services.policy.control.updates import PolicyUpdates
@@ -125,7 +125,7 @@ def compose(
     A testing policy (shorter instalments and days) is refused in production (`UnsafeEnvironment`)."""
     source = "given" if policy is not None else f"file:{settings.policy_path.name}"
     state = PolicyState(policy or load_policy(settings.policy_path), source=source)
-    if (refusal := testing_refused(state.active, settings.environment)) is not None:
+    if (refusal := unsafe_for(state.active, settings.environment)) is not None:
         raise UnsafeEnvironment(settings.environment, [f"CW_POLICY_PATH: {refusal}"])
     topics = settings.topics
     metrics = PolicyMetrics(registry)

@@ -153,6 +153,9 @@ class OverdueCured(Event):
     cured_on: date = Field(description="The day it was cured, China time.")
     worst_days_past_due: int = Field(ge=1, description="The worst days past due the cured instalments reached.")
     counts_until: datetime = Field(description="From this instant the cured overdue no longer counts on the customer's record.")
+    keeps_windows_closed: bool = Field(
+        default=True, description="Until `counts_until` an application is closed for it (the policy allows fewer days past due)."
+    )
     loan_ids: tuple[LoanId, ...] = Field(max_length=100)
 
 

@@ -33,7 +33,7 @@ __all__ = [
     "newly_paused",
     "paused",
     "signed_fields",
-    "testing_refused",
+    "unsafe_for",
 ]
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -74,7 +74,7 @@ def signed_fields(update: PolicyUpdated, namespace: str) -> dict[str, object]:
     }
 
 
-def testing_refused(document: PolicyDocument, environment: str) -> str | None:
+def unsafe_for(document: PolicyDocument, environment: str) -> str | None:
     """Why a fleet in `environment` refuses this policy, or None: a testing policy runs in local and test only."""
     if document.lending.testing and environment not in ("local", "test"):
         return (
@@ -124,7 +124,7 @@ def check_update(
         return Refused("other_policy", f"this fleet runs policy {active.name!r}, not {document.name!r}")
     if document.version <= active.version:
         return Refused("replayed", f"version {document.version} is not newer than the active {active.label}")
-    if (refusal := testing_refused(document, environment)) is not None:
+    if (refusal := unsafe_for(document, environment)) is not None:
         return Refused("testing_policy", refusal)
     return Accepted(document)
 

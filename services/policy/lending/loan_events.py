@@ -115,4 +115,5 @@ def cured(cause: Repaid, movement: Movement, policy: PolicyDocument) -> OverdueC
         repayment_id=cause.repayment_id, customer_id=cause.customer_id, locale=cause.locale,
         partner_id=movement.partner or None, cured_on=_date(movement.cured_day, movement.cured_day_ms, movement.cured_offset_ms),
         worst_days_past_due=movement.cured_days, counts_until=_moment(until), loan_ids=movement.cured_loans,
+        keeps_windows_closed=movement.cured_days > policy.lending.knockout_worst_days_past_due,
     )  # fmt: skip

@@ -322,12 +322,12 @@ class Book:
             if -(-owed_fen // 100) > ceiling:
                 category, reason = ("regulatory", "balance_cap") if cap < limit else ("credit", "above_available")
         approved = reason == ""
-        partner = loan_id = ""
+        record = self.state.records.get(window.record) if window is not None else None
+        partner = record.partner if record is not None else ""  # the window's partner hears of it, approved or not
+        loan_id = ""
         if approved and window is not None:
             balance = Balance(-(-owed_fen // 100), balance.seq + 1, owed_fen, balance.credit_fen - credit_used)
             self.state.balances[r.customer] = balance
-            record = self.state.records.get(window.record)
-            partner = record.partner if record is not None else ""
             loan_id = r.drawdown_id
             self._book(r, window, partner, amount_fen - credit_used, credit_used, balance.seq)
         movement = Movement(

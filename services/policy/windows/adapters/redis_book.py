@@ -422,11 +422,11 @@ local function draw(r, retention)
     end
   end
   local approved, partner, loan_id = 0, '', ''
+  if w[1] then partner = redis.call('HGET', P .. 'app:' .. (w[10] or ''), 'partner') or '' end
   if reason == '' then
     approved = 1
     balance, seq, credit = math.ceil(owed / 100), seq + 1, credit - credit_used
     redis.call('HSET', bkey, 'balance', balance, 'seq', seq, 'principal_fen', owed, 'credit_fen', credit)
-    partner = redis.call('HGET', P .. 'app:' .. (w[10] or ''), 'partner') or ''
     loan_id = r.drawdown_id
     book_loan(r, w, partner, amount_fen - credit_used, credit_used, seq)
   end
