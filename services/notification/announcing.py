@@ -235,18 +235,13 @@ class Announcer:
                 notification_for(event, disclosure, "inbox", at=now),
                 webhook_delivery_for(event, disclosure, source_of(record), self.partners, at=now),
             )
-        if isinstance(event, LendingOutcome):
-            disclosure = render_movement(event)
-            delivery = None
-            if isinstance(event, DrawdownApproved | DrawdownRefused):
-                delivery = webhook_delivery_for(event, disclosure, source_of(record), self.partners, at=now)
-            return disclosure, movement_notification(event, disclosure, at=now), delivery
-        if isinstance(event, LoanEvent):
-            disclosure = render_loan(event)
-            delivery = None
-            if isinstance(event, LoanBooked | InstalmentOverdue):
-                delivery = webhook_delivery_for(event, disclosure, source_of(record), self.partners, at=now)
-            return disclosure, loan_notification(event, disclosure, at=now), delivery
+        if isinstance(event, LendingOutcome | LoanEvent):
+            lending = isinstance(event, LendingOutcome)
+            disclosure = render_movement(event) if lending else render_loan(event)  # type: ignore[arg-type]
+            told = movement_notification(event, disclosure, at=now) if lending else loan_notification(event, disclosure, at=now)  # type: ignore[arg-type]
+            partners_hear = isinstance(event, DrawdownApproved | DrawdownRefused | LoanBooked | InstalmentOverdue)
+            delivery = webhook_delivery_for(event, disclosure, source_of(record), self.partners, at=now) if partners_hear else None  # type: ignore[arg-type]
+            return disclosure, told, delivery
         disclosure = render_notice(event)
         return disclosure, notice_for(event, disclosure, "inbox", at=now), None
 

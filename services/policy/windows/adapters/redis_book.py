@@ -945,7 +945,7 @@ class RedisBook:
 
     async def notices_published(self, notice_ids: Sequence[str]) -> None:
         if notice_ids:
-            await self._ops([["ZREM", "lnotes", *notice_ids], ["DEL", *(f"lnote:{i}" for i in notice_ids)]])
+            await self._ops([["ZREM", "lnotes", *notice_ids], *(["DEL", f"lnote:{i}"] for i in notice_ids)])  # each key prefixed
 
     async def own_records(self, customers: Sequence[str], now: datetime, record_days: int) -> dict[str, OwnRecord]:
         """Each customer's record, worked out by the book's own rule (`Book.own_records`) from their loans and overdues."""
