@@ -137,3 +137,17 @@ def test_the_shadow_does_not_follow_policy_updates() -> None:
     broker, _, settings = _wire(RecordingLiveBook())
     topics = {topic for sub in broker.subscribers for topic in sub.specification.topics}  # type: ignore[attr-defined]
     assert topics == {settings.topics.scores}
+
+
+async def test_the_shadow_reads_each_customers_own_record_from_the_live_book() -> None:
+    """A candidate policy is judged on the same record the live fleet reads: an overdue with us closes in the shadow too."""
+    overdue = OwnRecord(days_past_due=4, worst_days_past_due_12m=4, overdue_fen=120_000)
+    live = RecordingLiveBook(records={"cus_unit00000001": overdue})
+    broker, _, settings = _wire(live)
+    out = capture(broker, settings.topics.shadow_windows)
+    async with TestKafkaBroker(broker):
+        await _send_score(broker, settings)
+        await _send_score(broker, settings, application_id="app_unit_000002", customer_id="cus_unit00000002")
+    closed, opened = out.of(WindowClosed), out.of(WindowOpened)
+    assert [(c.customer_id, c.reason, c.own_record) for c in closed] == [("cus_unit00000001", "own_overdue", overdue)]
+    assert [o.customer_id for o in opened] == ["cus_unit00000002"] and "own_records" in live.reads
