@@ -70,10 +70,20 @@ class Fleet:
         message = encode(event)
         await self.broker.publish(message.value, topic, key=message.key, headers=message.headers)
 
-    async def apply(self, application: str) -> None:
+    async def apply(self, application: str) -> ScoreComputed:
         the_score: ScoreComputed = score(application_id=application, customer_id=CUSTOMER, at=self.clock.now())
         facts = the_score.facts.model_copy(update={"partner_id": PARTNER, "locale": "en"})  # type: ignore[union-attr]
-        await self.publish(self.settings.topics.scores, the_score.model_copy(update={"facts": facts}))
+        scored = the_score.model_copy(update={"facts": facts})
+        await self.publish(self.settings.topics.scores, scored)
+        return scored
+
+    def draw(self, ident: str, amount: int, term: int | None = 3) -> DrawdownRequested:
+        return DrawdownRequested(
+            correlation_id=ident, drawdown_id=ident, customer_id=CUSTOMER, amount=amount, locale="en", term_months=term, occurred_at=self.clock.now()
+        )
+
+    def repay(self, ident: str, amount: int) -> Repaid:
+        return Repaid(correlation_id=ident, repayment_id=ident, customer_id=CUSTOMER, amount=amount, locale="en", occurred_at=self.clock.now())
 
 
 def _fleet() -> Fleet:
@@ -96,10 +106,6 @@ def _fleet() -> Fleet:
     return Fleet(broker, clock, policy, store, queue, settings, out)
 
 
-def _draw(ident: str, amount: int, term: int | None = 3) -> DrawdownRequested:
-    return DrawdownRequested(correlation_id=ident, drawdown_id=ident, customer_id=CUSTOMER, amount=amount, locale="en", term_months=term)
-
-
 def _told(out: Captured, kind: str) -> list[NotificationSent]:
     return [n for n in out.of(NotificationSent) if n.outcome == kind and n.channel == "inbox"]
 
@@ -112,7 +118,7 @@ async def test_a_customers_story_from_window_to_loan_to_missed_instalment_to_cur
         (opened,) = fleet.out.of(WindowOpened)
 
         # The drawdown becomes a loan of three monthly instalments at the window's APR, booked once.
-        draw = _draw("dd_story_000001", 6_000)
+        draw = fleet.draw("dd_story_000001", 6_000)
         await fleet.publish(topics.drawdowns, draw)
         await fleet.publish(topics.drawdowns, draw)  # redelivered: the same outcome and the same loan
         approved = fleet.out.of(DrawdownApproved)
@@ -145,14 +151,14 @@ async def test_a_customers_story_from_window_to_loan_to_missed_instalment_to_cur
         assert [type(e).__name__ for e in published] == ["WindowClosed", "InstalmentOverdue"]  # the notice is true when read
         assert (await servicer.watch()).notices == []
 
-        await fleet.publish(topics.drawdowns, _draw("dd_story_000002", 1_000))
+        await fleet.publish(topics.drawdowns, fleet.draw("dd_story_000002", 1_000))
         (refused,) = fleet.out.of(DrawdownRefused)
         assert (refused.category, refused.reason, refused.window_reason) == ("credit", "window_closed", "own_overdue")
 
         # Five days late the customer pays it all: interest then principal of the instalment due, then
         # the rest early; the cure is told with the date it stops counting.
         fleet.clock.set(first.pay_by + timedelta(days=4, hours=2))
-        await fleet.publish(topics.drawdowns, Repaid(correlation_id="rp_story_000001", repayment_id="rp_story_000001", customer_id=CUSTOMER, amount=7_000, locale="en"))
+        await fleet.publish(topics.drawdowns, fleet.repay("rp_story_000001", 7_000))
         (repaid,) = fleet.out.of(RepaymentApplied)
         (cured,) = fleet.out.of(OverdueCured)
         assert repaid.allocations[0].due and (repaid.allocations[0].instalment, repaid.allocations[0].interest_fen) == (1, first.interest_fen)
@@ -162,13 +168,14 @@ async def test_a_customers_story_from_window_to_loan_to_missed_instalment_to_cur
 
         # The next application reads our own record beside the bureau's: knocked out until it stops counting.
         fleet.clock.advance(days=1)
-        await fleet.apply("app_story_000002")
+        scored = await fleet.apply("app_story_000002")
         later = [d for d in fleet.out.of(WindowClosed) if d.application_id == "app_story_000002"]
         (knocked,) = later
         assert (knocked.category, knocked.reason, knocked.retry_after) == ("credit", "own_overdue", cured.counts_until)
         assert knocked.own_record is not None and (knocked.own_record.days_past_due, knocked.own_record.worst_days_past_due_12m) == (0, 5)
-        explanation = explain(knocked, None, default_policy(), [])
+        explanation = explain(knocked, scored, default_policy(), [])
         assert explanation.own_record is not None and explanation.own_record["worst_days_past_due_12m"] == 5
+        assert (explanation.rules[-1].rule, explanation.rules[-1].passed, explanation.rules[-1].value) == ("own_overdue", False, "0 days past due now, worst 5")
 
         fleet.clock.set(cured.counts_until)
         await fleet.apply("app_story_000003")
@@ -202,14 +209,14 @@ async def test_a_repayment_redelivered_is_allocated_once_and_a_term_not_offered_
     topics = fleet.settings.topics
     async with TestKafkaBroker(fleet.broker):
         await fleet.apply("app_story_000001")
-        await fleet.publish(topics.drawdowns, _draw("dd_story_000009", 2_000, term=5))
+        await fleet.publish(topics.drawdowns, fleet.draw("dd_story_000009", 2_000, term=5))
         (refused,) = fleet.out.of(DrawdownRefused)
         assert (refused.category, refused.reason, refused.balance) == ("strategy", "term_not_offered", 0)
-        await fleet.publish(topics.drawdowns, _draw("dd_story_000001", 6_000, term=None))  # the policy's default term
+        await fleet.publish(topics.drawdowns, fleet.draw("dd_story_000001", 6_000, term=None))  # the policy's default term
         (loan,) = fleet.out.of(LoanBooked)
         assert loan.term_months == default_policy().lending.default_term_months
         fleet.clock.advance(days=10)
-        repayment = Repaid(correlation_id="rp_story_000001", repayment_id="rp_story_000001", customer_id=CUSTOMER, amount=1_000, locale="en")
+        repayment = fleet.repay("rp_story_000001", 1_000)
         await fleet.publish(topics.drawdowns, repayment)
         fleet.clock.advance(days=1)
         await fleet.publish(topics.drawdowns, repayment)  # redelivered a day later: the first answer, not a second allocation
@@ -223,7 +230,7 @@ async def test_a_step_recorded_by_a_replica_that_stopped_before_publishing_is_pu
     topics = fleet.settings.topics
     async with TestKafkaBroker(fleet.broker):
         await fleet.apply("app_story_000001")
-        await fleet.publish(topics.drawdowns, _draw("dd_story_000001", 3_000))
+        await fleet.publish(topics.drawdowns, fleet.draw("dd_story_000001", 3_000))
         (loan,) = fleet.out.of(LoanBooked)
         fleet.clock.set(loan.instalments[0].pay_by + timedelta(hours=1))
         request_time = int(fleet.clock.now().timestamp() * 1000)
