@@ -6,8 +6,8 @@ decision and notification; then every customer whose window opened draws on it (
 over a term the policy offers, or one it does not for some; more than is left for one in ten;
 some repay), and every outcome, loan and notice is followed too. Then the loans fall due: the
 fleet runs a testing policy (`loans_policy`: days of a second, instalments every 40 of them, which
-a production fleet refuses), so within a minute most borrowers repay everything early (one in
-eight paying more than they owe: kept as credit) and a few dozen miss their first instalment:
+a production fleet refuses), so within a minute most borrowers repay everything early (a little
+more than they owe: the surplus is kept as credit) and a few dozen miss their first instalment:
 reminded, then missed (their window closes), then 30 days past due; half of those cure it by
 paying everything, and apply again, to be closed by our own record. Prints a summary,
 and stops the services.
@@ -202,6 +202,8 @@ async def _draw_and_follow(settings: Settings, run_id: str, result: DemoResult, 
                 result.told.setdefault(event.movement_id, event)
             elif isinstance(event, LoanBooked) and event.drawdown_id in ids:
                 result.loans.setdefault(event.loan_id, event)
+            elif isinstance(event, NotificationSent) and event.about == "loan" and event.channel == "inbox":
+                result.loan_notices.setdefault(str(event.notification_id), event)
 
     def lent(_: object) -> bool:
         approved = {o.loan_id for o in result.outcomes.values() if isinstance(o, DrawdownApproved)}
@@ -235,10 +237,10 @@ async def _fall_due(settings: Settings, run_id: str, result: DemoResult, progres
             if n % 2:
                 result.curing.add(customer)
             continue
-        # the others pay everything early; one in eight pays more than owed (kept as credit)
+        # the others pay everything early, with a little more (the interest of the days since is not known to them)
         repayments.append(Repaid(
             correlation_id=loans[0].loan_id, repayment_id=f"rp_{run_id}_early_{n:04d}", customer_id=customer,
-            amount=sum(_owed(loan) for loan in loans) + (1_000 if n % 8 == 0 else 0), locale=loans[0].locale, producer="demo",
+            amount=sum(_owed(loan) for loan in loans), locale=loans[0].locale, producer="demo",
         ))  # fmt: skip
     missing = {result.loans[i].customer_id for i in result.missing}
     waiting = progress.add_task("instalments falling due", total=len(result.missing) + len(result.curing))
@@ -377,20 +379,19 @@ def _loans_summary(console: Console, result: DemoResult) -> None:
         chosen = [loan for loan in loans if loan.term_months == term]
         table.add_row(str(term), str(group), f"{sum(x.principal_fen for x in chosen) / 100:,.0f}", f"{sum(x.total_interest_fen for x in chosen) / 100:,.2f}")
     console.print(table)
-    steps = Counter(
-        "reminder" if isinstance(s, InstalmentDueSoon) else f"{s.step} days past due" for s in result.steps.values()
-    )
-    console.print("due-date notices: " + ", ".join(f"{k} {v}" for k, v in sorted(steps.items(), key=lambda kv: kv[0])))
+    steps = Counter(0 if isinstance(s, InstalmentDueSoon) else s.step for s in result.steps.values())
+    names = {0: "reminders", 1: "missed (1 day past due)"}
+    console.print("due-date notices: " + ", ".join(f"{names.get(k, f'{k} days past due')} {v}" for k, v in sorted(steps.items())))
     for kind in ("loan_booked", "instalment_overdue", "overdue_cured"):
         notice = next((n for n in result.loan_notices.values() if n.outcome == kind and (kind != "instalment_overdue" or "missed" in n.title or "逾期" in n.title)), None)
         if notice is not None:
             console.print(Panel(notice.body, title=f"{notice.title}  [{notice.locale}, {notice.outcome}]", expand=False))
     again = [d for d in result.again.values() if isinstance(d, WindowClosed) and d.reason == "own_overdue"]
     refused = sum(1 for o in result.outcomes.values() if isinstance(o, DrawdownRefused) and o.reason == "term_not_offered")
-    credited = sum(1 for r in result.early.values() if r.credit_fen)
+    credited = sum(r.credit_fen for r in result.early.values()) / 100
     console.print(
-        f"{len(loans)} loans booked ({refused} drawdowns refused a term not offered); {len(result.early)} repaid early "
-        f"({credited} paying more than owed: kept as credit); {len(result.missing)} missed their first instalment -> "
+        f"{len(loans)} loans booked ({refused} drawdowns refused a term not offered); {len(result.early)} borrowers repaid everything "
+        f"early (CNY {credited:,.2f} paid beyond it, kept as their credit); {len(result.missing)} loans missed their first instalment -> "
         f"{len(result.overdue_closures)} windows closed (credit, own_overdue); {len(result.cures)} cured, "
         f"{len(again)} of their applications since closed by our own record, in {result.due_seconds:.1f} s"
     )
