@@ -215,8 +215,9 @@ async def _draw_and_follow(settings: Settings, run_id: str, result: DemoResult, 
 
 
 def _owed(loan: LoanBooked) -> int:
-    """Enough to pay a loan off whatever interest has accrued since (CNY, rounded up, with a margin): the surplus is kept as credit."""
-    return -(-loan.total_repayable_fen // 100) + 100
+    """Enough to pay a loan off within a few dozen (one-second) days of its booking: its principal and 5% for the
+    interest counted by the day since, in CNY rounded up; the surplus is kept as credit."""
+    return -(-loan.principal_fen * 105 // 10_000) + 10
 
 
 async def _fall_due(settings: Settings, run_id: str, result: DemoResult, progress: Progress) -> None:
