@@ -6,10 +6,9 @@ simulate` and the pacing experiment. The Redis store (`redis_book.py`) runs them
 script, its twin line for line; `tests/e2e/test_book_twins.py` drives both through the same random
 streams and compares every value.
 
-Money, one rule: exposure is whole CNY (limits are multiples of `round_to`); expected loss, loans,
-interest and repayments are integer fen, and every amount computed from a rate is rounded to whole
-fen half up, `fen(x) = floor(x + 0.5)` (stated with the loan rules in `loans.py`):
-`expected_loss_fen(limit, el_rate) = fen(limit x el_rate x 100)`.
+Money: exposure is whole CNY (limits are multiples of `round_to`); expected loss, loans, interest
+and repayments are integer fen, each amount computed from a rate rounded by the one rule stated in
+`loans.py` (`fen`).
 
 The rules, in the order a decision applies them:
 
