@@ -88,7 +88,7 @@ def plumbing(settings: Settings, service: str, *, policy_keys: bool = True) -> P
         broker=make_broker(settings, service=service, middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service)]),
         redis=make_redis(settings),
         # The outbox publishes with its own producer: FastStream's per-message publish path costs more.
-        outbox=Outbox(ProducerSender(settings, client_id=f"creditwindow-{service}-out"), service=service, registry=registry),
+        outbox=Outbox(ProducerSender(settings, client_id=f"creditwindow-{service}-out"), service=service, clock=clock, registry=registry),
         health=ServiceHealth(registry, clock=clock),
         clock=clock,
     )

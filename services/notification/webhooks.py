@@ -316,7 +316,7 @@ def judge(
 # --- the delivery and its dead letter ----------------------------------------------------------------
 
 
-def dead_letter_for_delivery(delivery: WebhookDelivery, reason: str, *, attempts: int) -> DeadLetter:
+def dead_letter_for_delivery(delivery: WebhookDelivery, reason: str, *, attempts: int, at: datetime) -> DeadLetter:
     """The dead letter of a delivery given up: the original decision record, why it failed, and the
     partner (header `webhook_partner`), so a replay of the letter queues this delivery again.
 
@@ -330,6 +330,7 @@ def dead_letter_for_delivery(delivery: WebhookDelivery, reason: str, *, attempts
         event_id=deterministic_id(*parts, delivery.replay_of) if delivery.replay_of else deterministic_id(*parts),
         correlation_id=delivery.correlation_id[:80],
         producer=PRODUCER,
+        occurred_at=at,
         error=f"webhook to partner {delivery.partner_id} failed after {attempts} attempt(s): {reason}"[:2000],
         error_type="webhook_undeliverable",
         failed_by=PRODUCER,

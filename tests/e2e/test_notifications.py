@@ -247,7 +247,7 @@ async def test_dispatchers_sharing_one_redis_post_each_delivery_once_and_resume_
                 return WebhookDispatcher(
                     queue=_queue(redis, settings.redis_prefix, generation),
                     sender=HttpWebhookSender(timeout_s=1.0),
-                    publisher=Outbox(broker, service="notification"),
+                    publisher=Outbox(broker, service="notification", clock=WALL),
                     topics=settings.topics,
                     partners={name: Partner(url, b"shared-key") for name, url in urls.items()},
                     retry_budget_s=60,

@@ -51,7 +51,7 @@ class PolicyWired:
         self.store = store or MemoryBook()
         self.archive = MemoryArchive()
         self.policy = compose(
-            self.settings, broker=self.broker, store=self.store, publisher=Outbox(self.broker, service="policy"),
+            self.settings, broker=self.broker, store=self.store, publisher=Outbox(self.broker, service="policy", clock=clock_at(NOW)),
             registry=CollectorRegistry(), policy=default_policy(**policy_changes), clock=clock_at(NOW),
             archive=self.archive, references=self.archive,
         )  # fmt: skip
@@ -246,7 +246,7 @@ class NotificationWired:
         self.ledger = ledger or FakeLedger()
         compose_notification(
             self.settings, broker=self.broker, ledger=self.ledger, queue=FakeWebhookQueue(), sender=FakeSender([]),  # type: ignore[arg-type]
-            publisher=Outbox(self.broker, service="notification"), registry=CollectorRegistry(), clock=clock_at(NOW),
+            publisher=Outbox(self.broker, service="notification", clock=clock_at(NOW)), registry=CollectorRegistry(), clock=clock_at(NOW),
         )  # fmt: skip
         self.out = capture(self.broker, self.settings.topics.notifications, self.settings.topics.deadletter)
 

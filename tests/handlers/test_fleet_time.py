@@ -24,6 +24,7 @@ from services.scoring.app import compose as compose_scoring
 from services.scoring.scorecard import Scorecard
 from shared.clock import ManualClock
 from shared.contracts import (
+    DeadLetter,
     DrawdownApproved,
     DrawdownRequested,
     Event,
@@ -59,17 +60,17 @@ async def test_every_event_the_fleet_publishes_carries_the_time_of_its_clock() -
     broker = KafkaBroker()
     registry = CollectorRegistry
     compose_scoring(
-        settings, broker=broker, scorecard=Scorecard.load(settings.model_path), publisher=Outbox(broker, service="scoring"),
+        settings, broker=broker, scorecard=Scorecard.load(settings.model_path), publisher=Outbox(broker, service="scoring", clock=clock),
         registry=registry(), clock=clock,
     )  # fmt: skip
     archive = MemoryArchive()  # the decisions read back, so a review finds the decision it is about
     policy = compose_policy(
-        settings, broker=broker, store=MemoryBook(), publisher=Outbox(broker, service="policy"), registry=registry(),
+        settings, broker=broker, store=MemoryBook(), publisher=Outbox(broker, service="policy", clock=clock), registry=registry(),
         policy=default_policy(timing__window_validity=timedelta(days=1)), clock=clock, archive=archive, references=archive,
     )  # fmt: skip
     compose_notification(
         settings, broker=broker, ledger=FakeLedger(), queue=FakeWebhookQueue(), sender=FakeSender([]),  # type: ignore[arg-type]
-        publisher=Outbox(broker, service="notification"), registry=registry(), clock=clock, timing=DispatchTiming(poll_s=0.05),
+        publisher=Outbox(broker, service="notification", clock=clock), registry=registry(), clock=clock, timing=DispatchTiming(poll_s=0.05),
     )  # fmt: skip
     topics = settings.topics
     out = capture(broker, topics.scores, topics.windows, topics.drawdowns, topics.loans, topics.reviews, topics.notifications, topics.deadletter)
@@ -77,6 +78,7 @@ async def test_every_event_the_fleet_publishes_carries_the_time_of_its_clock() -
     async with TestKafkaBroker(broker):
         for application in batch:
             await _publish(broker, topics.applications, application)
+        await broker.publish(b"\xff not an application", topics.applications, key=b"cus_clock_garbage")  # a dead letter
         opened = out.of(WindowOpened)
         closed = out.of(WindowClosed)
         assert opened and closed, "the German Credit rows open some windows and close others"
@@ -101,7 +103,7 @@ async def test_every_event_the_fleet_publishes_carries_the_time_of_its_clock() -
         await policy.servicer.watch()
         missed = clock.advance(days=31)  # missed, and 30 days past due
         await policy.servicer.watch()
-    assert out.of(DrawdownApproved) and any(n.about == "review" for n in out.of(NotificationSent))
+    assert out.of(DrawdownApproved) and any(n.about == "review" for n in out.of(NotificationSent)) and out.of(DeadLetter)
     assert any(isinstance(e, WindowClosed) and e.trigger == "expiry" for e in out.events)
     steps = [(e.instalment, e.days_past_due) for e in out.of(InstalmentDueSoon) + out.of(InstalmentOverdue)]
     assert {(1, 0), (1, 1), (1, 30)} <= set(steps)  # the first instalment's reminder, its miss and its 30 days

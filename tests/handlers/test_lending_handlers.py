@@ -31,7 +31,7 @@ def _wire() -> tuple[KafkaBroker, MemoryBook, Settings]:
     settings = Settings(topic_namespace="h")
     broker = KafkaBroker()
     store = MemoryBook()
-    compose(settings, broker=broker, store=store, publisher=Outbox(broker, service="policy"), registry=CollectorRegistry(), policy=default_policy(), clock=clock_at(NOW))
+    compose(settings, broker=broker, store=store, publisher=Outbox(broker, service="policy", clock=clock_at(NOW)), registry=CollectorRegistry(), policy=default_policy(), clock=clock_at(NOW))
     return broker, store, settings
 
 

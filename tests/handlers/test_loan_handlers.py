@@ -93,13 +93,13 @@ def _fleet() -> Fleet:
     broker = KafkaBroker()
     store = MemoryBook()
     policy = compose_policy(
-        settings, broker=broker, store=store, publisher=Outbox(broker, service="policy"), registry=CollectorRegistry(),
+        settings, broker=broker, store=store, publisher=Outbox(broker, service="policy", clock=clock), registry=CollectorRegistry(),
         policy=default_policy(), clock=clock,
     )  # fmt: skip
     queue = FakeWebhookQueue()
     compose_notification(
         settings, broker=broker, ledger=FakeLedger(), queue=queue, sender=FakeSender([]),  # type: ignore[arg-type]
-        publisher=Outbox(broker, service="notification"), registry=CollectorRegistry(), clock=clock, timing=DispatchTiming(poll_s=0.05),
+        publisher=Outbox(broker, service="notification", clock=clock), registry=CollectorRegistry(), clock=clock, timing=DispatchTiming(poll_s=0.05),
     )  # fmt: skip
     topics = settings.topics
     out = capture(broker, topics.windows, topics.drawdowns, topics.loans, topics.notifications, topics.deadletter)
@@ -134,7 +134,7 @@ async def test_a_customers_story_from_window_to_loan_to_missed_instalment_to_cur
         # Three days before the first due date: the reminder, once (a second replica's servicer finds nothing new).
         fleet.clock.set(first.pay_by - timedelta(days=3, hours=1))
         servicer = fleet.policy.servicer
-        other = Servicer(store=fleet.store, windows=fleet.policy.underwriter, publisher=Outbox(fleet.broker, service="policy"),
+        other = Servicer(store=fleet.store, windows=fleet.policy.underwriter, publisher=Outbox(fleet.broker, service="policy", clock=fleet.clock),
                          out_topic=topics.loans, state=fleet.policy.state, clock=fleet.clock)  # fmt: skip
         (reminder,) = (await servicer.watch()).notices
         assert isinstance(reminder, InstalmentDueSoon) and (reminder.amount_due_fen, reminder.pay_by) == (first.amount_fen, first.pay_by)
@@ -249,8 +249,9 @@ async def test_a_step_recorded_by_a_replica_that_stopped_before_publishing_is_pu
 def test_a_production_fleet_refuses_to_start_with_a_testing_policy() -> None:
     testing = default_policy(lending__testing=True, lending__instalment_interval="PT20S", lending__day_length="PT1S")
     broker = KafkaBroker()
+    clock = ManualClock(NOW)
     with pytest.raises(UnsafeEnvironment, match="testing policy"):
         compose_policy(
             Settings(topic_namespace="h", environment="production"), broker=broker, store=MemoryBook(),
-            publisher=Outbox(broker, service="policy"), registry=CollectorRegistry(), policy=testing, clock=ManualClock(NOW),
+            publisher=Outbox(broker, service="policy", clock=clock), registry=CollectorRegistry(), policy=testing, clock=clock,
         )  # fmt: skip

@@ -70,7 +70,7 @@ class Wired:
             ledger=self.ledger,
             queue=self.queue,
             sender=self.sender,  # type: ignore[arg-type]
-            publisher=Outbox(self.broker, service="notification"),
+            publisher=Outbox(self.broker, service="notification", clock=clock_at(NOW)),
             registry=CollectorRegistry(),
             clock=self.clock,
             timing=DispatchTiming(backoff=Backoff(initial_s=0.05, max_s=0.2), poll_s=0.05, lease_margin_s=0.5),

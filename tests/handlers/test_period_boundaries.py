@@ -39,6 +39,7 @@ from shared.contracts import OwnRecord, ScoreComputed, WindowClosed, WindowOpene
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
+from tests.clocks import NOW, clock_at
 from tests.handlers.capture import Captured, capture
 from tests.unit.policy.factories import default_policy, score
 
@@ -84,7 +85,7 @@ def _live(clock: ManualClock, **changes: object) -> Live:
     settings = Settings(topic_namespace="h")
     broker, store = KafkaBroker(), MemoryBook()
     policy = compose(
-        settings, broker=broker, store=store, publisher=Outbox(broker, service="policy"), registry=CollectorRegistry(),
+        settings, broker=broker, store=store, publisher=Outbox(broker, service="policy", clock=clock_at(NOW)), registry=CollectorRegistry(),
         policy=default_policy(**changes), clock=clock,
     )  # fmt: skip
     return Live(broker, store, settings, capture(broker, settings.topics.windows), policy)
@@ -117,7 +118,7 @@ async def test_an_application_received_before_midnight_and_decided_after_is_char
     shadow_broker = KafkaBroker()
     shadow = compose_shadow(
         shadow_settings, candidate=default_policy(), broker=shadow_broker, live=EmptyLiveBook(),
-        publisher=Outbox(shadow_broker, service="policy-shadow"), registry=CollectorRegistry(), clock=clock,
+        publisher=Outbox(shadow_broker, service="policy-shadow", clock=clock_at(NOW)), registry=CollectorRegistry(), clock=clock,
     )  # fmt: skip
     shadow_out = capture(shadow_broker, shadow_settings.topics.shadow_windows)
     async with TestKafkaBroker(shadow_broker):

@@ -21,7 +21,7 @@ def _wire() -> tuple[KafkaBroker, MemoryBook, Settings]:
     settings = Settings(topic_namespace="h")
     broker = KafkaBroker()
     store = MemoryBook()
-    publisher = Outbox(broker, service="policy")
+    publisher = Outbox(broker, service="policy", clock=clock_at(NOW))
     compose(settings, broker=broker, store=store, publisher=publisher, registry=CollectorRegistry(), policy=default_policy(), clock=clock_at(NOW))
     return broker, store, settings
 
@@ -91,7 +91,7 @@ async def test_a_batch_that_keeps_failing_backs_off_and_shows_the_consumer_stuck
     registry = CollectorRegistry()
     health = ServiceHealth(registry, sleep=sleep, clock=clock_at(NOW))
     compose(
-        settings, broker=broker, store=BrokenBook(), publisher=Outbox(broker, service="policy"), registry=registry,
+        settings, broker=broker, store=BrokenBook(), publisher=Outbox(broker, service="policy", clock=clock_at(NOW)), registry=registry,
         policy=default_policy(), clock=clock_at(NOW), health=health,
     )  # fmt: skip
     async with TestKafkaBroker(broker):

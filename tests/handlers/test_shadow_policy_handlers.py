@@ -53,7 +53,7 @@ def _wire(live: RecordingLiveBook, **policy_changes: object) -> tuple[KafkaBroke
     broker = KafkaBroker()
     shadow = compose_shadow(
         settings, candidate=default_policy(**policy_changes), broker=broker, live=live,
-        publisher=Outbox(broker, service="policy-shadow"), registry=CollectorRegistry(), clock=clock_at(NOW),
+        publisher=Outbox(broker, service="policy-shadow", clock=clock_at(NOW)), registry=CollectorRegistry(), clock=clock_at(NOW),
     )  # fmt: skip
     assert isinstance(shadow.store, MemoryBook)
     return broker, shadow.store, settings
