@@ -54,6 +54,12 @@ def _view(policy: PolicyDocument, locale: str) -> dict[str, Any]:
         "cutoffs": [(segment(name), f"{points:g}") for name, points in policy.cutoffs.items()],
         "max_overdue": policy.knockouts.max_overdue_12m,
         "max_inquiries": policy.knockouts.max_inquiries_3m,
+        "terms": "/".join(str(t) for t in policy.lending.terms_months),
+        "default_term": policy.lending.default_term_months,
+        "remind_days": policy.lending.remind_before_days,
+        "close_at_days": policy.lending.close_window_at_days,
+        "own_worst": policy.lending.knockout_worst_days_past_due,
+        "record_months": max(1, round(policy.lending.record_days / 30.4375)),
         "grades": [
             _Grade(grade, percent(terms.income_multiple, locale, digits=0), money(terms.max_limit, locale), percent(terms.apr, locale))
             for grade, terms in sorted(policy.grades.items())

@@ -73,7 +73,10 @@ def check_as_the_fleet(update: PolicyUpdated, control: ControlLog, settings: Set
     """The check every policy replica runs on `update` if it reached the log now (control.check_update
     with this fleet's ring, its retirements and namespace)."""
     s = control.signatures
-    return check_update(update, control.active, ring=s.ring, namespace=s.namespace, logged_at=settings.clock().now(), max_skew=s.max_skew)
+    return check_update(
+        update, control.active, ring=s.ring, namespace=s.namespace, logged_at=settings.clock().now(), max_skew=s.max_skew,
+        environment=settings.environment,
+    )  # fmt: skip
 
 
 async def publish_update(update: PolicyUpdated, settings: Settings) -> int:
@@ -90,7 +93,7 @@ async def control_log(settings: Settings) -> ControlLog:
     now = settings.clock().now()
     async with TopicReader(settings, [settings.topics.policy]) as reader:
         for item in await reader.drain(idle_s=0.5, timeout_s=30):
-            verdict = read_control(item.record, control.active, control.signatures, now)
+            verdict = read_control(item.record, control.active, control.signatures, now, settings.environment)
             if isinstance(verdict, Accepted):
                 control.active, control.source = verdict.document, f"{settings.topics.policy}@{item.record.offset}"
                 control.versions[verdict.document.label] = verdict.document

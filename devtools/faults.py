@@ -13,10 +13,16 @@ Afterwards it checks, and prints:
   malformed record that named a customer has one too;
 - every drawdown (and repayment) asked for meanwhile, some of them twice, has exactly one outcome,
   and no balance ever went above the limit of the window it was drawn on;
+- the fleet runs a testing policy whose instalments fall due within seconds (`demo.loans_policy`),
+  so loans are booked, repaid (partly, early, more than owed) and fall due while the faults run: no
+  repayment is lost or applied twice (each customer's principal and credit in Redis are what the
+  loans booked and the repayments allocated say), and every due-date step the book recorded is
+  published, under one id, in the policy's order (or still waiting in the book to be published);
 - budget reservations in Redis equal the open windows' limits per segment, within budget;
 - exactly one notification per decision and per drawdown outcome;
 - every malformed or invalid record is in the dead-letter topic with a reason;
-- Redis current limits and balances equal a rebuild from `credit.windows` and `credit.lending-results`;
+- Redis current limits, balances, loans and own records equal a rebuild from `credit.windows`,
+  `credit.lending-results` and `credit.loans` (the policy replicas stopped first, so the book is quiet);
 - each customer's decisions, and inbox notifications, keep their order: in each customer's
   partition, the first copy of each decision comes with a higher `decision_seq` than the one before.
 
@@ -48,6 +54,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from devtools.cluster import LocalCluster, active_controller, leadership, live_brokers
+from devtools.demo import loans_policy
 from devtools.fleet import SERVICES, Fleet
 from devtools.germancredit import applications
 from devtools.namespaces import delete_namespace
@@ -57,13 +64,18 @@ from services.policy.control.document import load_policy
 from services.policy.record.rebuild import derive
 from services.policy.windows.adapters.redis_book import RedisBook
 from shared.contracts import (
+    LOAN_EVENTS,
     DeadLetter,
     Decision,
     DrawdownApproved,
     DrawdownOutcome,
     DrawdownRefused,
     DrawdownRequested,
+    InstalmentDueSoon,
+    InstalmentOverdue,
+    LoanBooked,
     NotificationSent,
+    OverdueCured,
     Repaid,
     RepaymentApplied,
     ScoreComputed,
@@ -259,11 +271,13 @@ def _with_drawdowns(
         for k in range(rng.randint(1, 3)):
             ident = f"dd_{application[-16:]}_{k}"
             event: DrawdownRequested | Repaid = DrawdownRequested(
-                correlation_id=ident, drawdown_id=ident, customer_id=customer, amount=rng.choice([500, 1_000, 3_000, 8_000, 20_000]), producer="faults"
+                correlation_id=ident, drawdown_id=ident, customer_id=customer, amount=rng.choice([500, 1_000, 3_000, 8_000, 20_000]), producer="faults",
+                term_months=rng.choice([None, 3, 6, 12]),
             )  # fmt: skip
             if k == 2 and rng.random() < 0.5:
+                # a little, an instalment's worth, or more than anyone owes here (kept as credit)
                 ident = f"rp_{application[-16:]}_{k}"
-                event = Repaid(correlation_id=ident, repayment_id=ident, customer_id=customer, amount=rng.choice([500, 2_000]), producer="faults")
+                event = Repaid(correlation_id=ident, repayment_id=ident, customer_id=customer, amount=rng.choice([500, 2_000, 40_000]), producer="faults")
                 published.repayments.add(ident)
             message = encode(event)
             published.drawdowns[ident] = customer
@@ -523,6 +537,8 @@ async def _read_all(settings: Settings, published: _Published, timeout_s: float,
             if item.record.topic == topics.lending_results and isinstance(event, DrawdownOutcome | RepaymentApplied):
                 seen["movements"].append(event)
                 answered.add(event.drawdown_id if isinstance(event, DrawdownOutcome) else event.repayment_id)
+            elif item.record.topic == topics.loans and isinstance(event, LOAN_EVENTS):
+                seen["loans"].append(event)
             elif item.record.topic == topics.windows and isinstance(event, Decision):
                 seen["decisions"].append(event)
                 seen["decisions_at"].append((item.record.partition, item.record.offset, event))
@@ -531,7 +547,7 @@ async def _read_all(settings: Settings, published: _Published, timeout_s: float,
             elif item.record.topic == topics.notifications and isinstance(event, NotificationSent):
                 seen["notifications"].append(event)
                 seen["notifications_at"].append((item.record.partition, item.record.offset, event))
-                (told if event.movement_id else notified).add(str(event.decision_id))
+                (told if event.movement_id or event.loan_id or event.about == "loan" else notified).add(str(event.decision_id))
             elif item.record.topic == topics.deadletter and isinstance(event, DeadLetter):
                 seen["dead_letters"].append(event)
             elif item.record.topic == topics.scores and isinstance(event, ScoreComputed):
@@ -540,12 +556,13 @@ async def _read_all(settings: Settings, published: _Published, timeout_s: float,
 
     def done(_: list[Any]) -> bool:
         decided = {str(d.decision_id) for d in seen["decisions"]}
-        outcomes = {str(m.event_id) for m in seen["movements"]}
-        return len(application_decisions) >= wanted_decisions and decided <= notified and answered >= set(published.drawdowns) and outcomes <= told
+        outcomes = {str(m.event_id) for m in [*seen["movements"], *seen["loans"]]}
+        booked = {m.loan_id for m in seen["movements"] if isinstance(m, DrawdownApproved)} <= {e.loan_id for e in seen["loans"] if isinstance(e, LoanBooked)}
+        return len(application_decisions) >= wanted_decisions and decided <= notified and answered >= set(published.drawdowns) and outcomes <= told and booked
 
     progress.update(task, total=wanted_decisions)
     answered: set[str] = set()
-    wanted_topics = [topics.windows, topics.notifications, topics.deadletter, topics.scores, topics.lending_results]
+    wanted_topics = [topics.windows, topics.notifications, topics.deadletter, topics.scores, topics.lending_results, topics.loans]
     async with TopicReader(settings, wanted_topics) as reader:
         await reader.until(done, timeout_s=timeout_s, on_batch=on_batch, settle_s=3.0)
     return seen
@@ -635,8 +652,10 @@ async def _check(settings: Settings, published: _Published, seen: dict[str, list
         live = await RedisBook(redis, settings.redis_prefix).snapshot()
     finally:
         await redis.aclose()
-    rebuilt = derive(decisions, movements=movements)
+    loan_events = seen["loans"]
     policy = load_policy(settings.policy_path)
+    rebuilt = derive(decisions, movements=movements, loans=loan_events)
+    _check_loans(report, live, rebuilt, movements, loan_events, policy)
     open_limits: Counter[str] = Counter()
     for window in rebuilt.windows.values():
         if window.status == "open":
@@ -683,7 +702,64 @@ async def _check(settings: Settings, published: _Published, seen: dict[str, list
         "drawdowns_and_repayments_asked": len(published.drawdowns),
         "drawdown_requests_sent_twice": published.drawdown_duplicates,
         "drawdown_outcome_records": len(movements),
+        "loans_booked": len({e.loan_id for e in loan_events if isinstance(e, LoanBooked)}),
+        "repayments_applied": len({m.repayment_id for m in movements if isinstance(m, RepaymentApplied)}),
+        "credit_balances_kept": sum(1 for b in live.balances.values() if b.credit_fen),
+        "reminders": len({e.event_id for e in loan_events if isinstance(e, InstalmentDueSoon)}),
+        "overdue_steps": len({e.event_id for e in loan_events if isinstance(e, InstalmentOverdue)}),
+        "overdues_cured": len({e.event_id for e in loan_events if isinstance(e, OverdueCured)}),
+        "windows_closed_for_overdue": len({str(d.decision_id) for d in decisions if d.trigger == "overdue"}),
+        "loan_event_redelivered_copies": len(loan_events) - len({e.event_id for e in loan_events}),
     }
+
+
+def _check_loans(
+    report: FaultReport, live: Any, rebuilt: Any, movements: list[Any], loan_events: list[Any], policy: Any
+) -> None:
+    """No repayment lost or applied twice; every due-date step the book recorded published once, in order."""
+    loans = {e.loan_id: e for e in loan_events if isinstance(e, LoanBooked)}
+    repaid = {m.repayment_id: m for m in movements if isinstance(m, RepaymentApplied)}
+    principal: Counter[str] = Counter()
+    credit: Counter[str] = Counter()
+    for loan in loans.values():
+        principal[loan.customer_id] += loan.principal_fen
+        credit[loan.customer_id] -= loan.credit_used_fen
+    allocated_right = True
+    for payment in repaid.values():
+        principal[payment.customer_id] -= payment.principal_fen
+        credit[payment.customer_id] += payment.credit_fen
+        paid = sum(a.interest_fen + a.principal_fen for a in payment.allocations)
+        allocated_right &= paid + payment.credit_fen == payment.amount * 100 and payment.principal_fen == sum(a.principal_fen for a in payment.allocations)
+    customers = set(principal) | {c for c, b in live.balances.items() if b.principal_fen or b.credit_fen}
+    off = [c for c in customers if (live.balances[c].principal_fen if c in live.balances else 0) != principal[c]
+           or (live.balances[c].credit_fen if c in live.balances else 0) != credit[c]]  # fmt: skip
+    report.checks["repayments_applied_once_none_lost"] = {
+        "ok": not off and allocated_right and bool(repaid),
+        "repayments": len(repaid), "loans": len(loans), "customers": len(customers), "principal_or_credit_off": len(off),
+        "allocations_add_up": allocated_right, "examples": off[:3],
+    }  # fmt: skip
+
+    steps: dict[tuple[str, int, int], set[str]] = defaultdict(set)
+    for event in loan_events:
+        if isinstance(event, InstalmentDueSoon | InstalmentOverdue):
+            steps[(event.loan_id, event.instalment, event.days_past_due)].add(str(event.event_id))
+    waiting = {(n.loan_id, n.instalment, n.step) for n in live.notices.values()}  # recorded, left by a replica that stopped
+    named = tuple(policy.lending.overdue_steps_days)
+    out_of_order: list[str] = []
+    for loan_id, loan in live.loans.items():
+        for number, instalment in enumerate(loan.instalments, start=1):
+            told = sorted(s for (i, n, s) in set(steps) | waiting if (i, n) == (loan_id, number) and s > 0)
+            if told != [s for s in named if s <= instalment.step]:
+                out_of_order.append(f"{loan_id}#{number}: told {told}, recorded up to {instalment.step}")
+    report.checks["every_overdue_step_published_once"] = {
+        "ok": all(len(ids) == 1 for ids in steps.values()) and not out_of_order,
+        "steps": len(steps), "waiting_in_the_book": len(waiting), "under_two_ids": sum(1 for ids in steps.values() if len(ids) > 1),
+        "missing_or_out_of_order": len(out_of_order), "examples": out_of_order[:3],
+    }  # fmt: skip
+    for loan_id, number, step in waiting:  # recorded but not yet published: a rebuilt book tells it then
+        again = rebuilt.loans.get(loan_id)
+        if again is not None and number <= len(again.instalments):
+            again.instalments[number - 1].step = max(again.instalments[number - 1].step, step)
 
 
 def out_of_order(records: list[tuple[int, int, Any]], *, strictly: bool = True) -> list[str]:
@@ -739,6 +815,9 @@ async def _run(plan: FaultPlan, console: Console) -> FaultReport:
             **({"KAFKA_BOOTSTRAP_SERVERS": base.kafka_servers} if infra.kafka_external else {}),
             **({"REDIS_URL": base.redis_dsn} if infra.redis_external else {}),
         }
+    # Loans that fall due within seconds while the faults run (a testing policy: local and test only).
+    env["CW_POLICY_PATH"] = str(loans_policy(base, base.home / "logs" / namespace / "loans-policy.yaml"))
+    settings = settings.model_copy(update={"policy_path": Path(env["CW_POLICY_PATH"])})
     await ensure_topics(settings)
     report = FaultReport(plan=plan, namespace=namespace)
     fleet = Fleet(env=env, log_dir=base.home / "logs" / namespace, replicas=plan.replicas, services=SERVICES)
@@ -768,6 +847,13 @@ async def _run(plan: FaultPlan, console: Console) -> FaultReport:
                 if not proc.alive:
                     fleet.restart(proc.name)
             seen = await _read_all(settings, published, plan.settle_timeout_s, progress, deciding)
+            # The book quiet before it is compared with the log: the policy replicas stop (their
+            # sweepers would go on telling due dates), then the log is read again to its end.
+            for proc in list(fleet.processes.values()):
+                if proc.service == "policy" and proc.alive:
+                    fleet.kill(proc.name, signal.SIGTERM)
+            quiet = progress.add_task("the log, the policy stopped", total=plan.applications)
+            seen = await _read_all(settings, published, plan.settle_timeout_s, progress, quiet)
             stop_watch.set()
             await watcher
         await _check(settings, published, seen, report)

@@ -215,6 +215,7 @@ CATEGORIES: dict[str, Text] = {
 CLOSURE_REASONS: dict[str, Text] = {
     "score_below_cutoff": Text("综合信用评分未达到当前标准", "Your credit score is below the current cut-off"),
     "knockout_recent_overdue": Text("近 12 个月内有逾期记录", "An overdue payment in the last 12 months"),
+    "own_overdue": Text("您在本平台的借款有逾期", "A repayment of a loan with us is overdue, or was recently"),
     "knockout_inquiries": Text("近 3 个月信用查询次数过多", "Too many credit inquiries in the last 3 months"),
     "unprofitable_risk": Text("按当前风险水平无法提供可持续的定价", "Your risk level does not allow a sustainable price at present"),
     "segment_paused": Text("平台暂停了该客群的新额度发放", "The platform has paused new windows for your segment"),
@@ -256,6 +257,8 @@ DRAWDOWN_REASONS: dict[str, Text] = {
     "balance_cap": Text(
         "借款后余额将超过监管规定的上限", "Your balance after it would exceed the regulatory cap"
     ),
+    "term_not_offered": Text("平台目前不提供您选择的借款期限", "We do not offer the term you chose at present"),
+    "own_overdue": Text("您在本平台有逾期未还的分期", "An instalment of a loan with us is overdue"),
 }
 
 # What bounded an opened window's limit.
@@ -305,6 +308,16 @@ RULE_THRESHOLDS: dict[str, Text] = {
         "The rule: any overdue payment in the last {months} months keeps the window closed. On your record: {value}. "
         "An overdue stops counting {months} months after the payment was due.",
     ),
+    "own_overdue": Text(
+        "规则:在本平台有逾期未还的分期,或近 {months} 个月内在本平台的逾期超过 {threshold} 天,暂不开通额度。您的记录:最长逾期 {value} 天。",
+        "The rule: an instalment with us overdue now, or one more than {threshold} days past due in the last {months} months, keeps "
+        "the window closed. On your record: {value} days at worst.",
+    ),
+    "own_overdue:none": Text(
+        "规则:在本平台有逾期未还的分期,或近 {months} 个月内在本平台有任何逾期,暂不开通额度。您的记录:最长逾期 {value} 天。",
+        "The rule: an instalment with us overdue now, or any overdue with us in the last {months} months, keeps the window "
+        "closed. On your record: {value} days at worst.",
+    ),
     "score_below_cutoff": Text("规则:综合信用评分需达到 {threshold} 分。", "The rule: a credit score of at least {threshold} points."),
     "below_minimum_limit": Text("规则:可提供的额度低于 {threshold} 时不开通。", "The rule: we do not open a window for less than {threshold}."),
 }
@@ -324,6 +337,15 @@ EDUCATION: dict[str, Text] = {
     "cycle_looser": Text("放宽", "loosens"),
     "programme": Text("{programme}:额度 ×{boost}。", "{programme}: limit x{boost}."),
     "not_credit": Text("这与您的信用无关。", "This is not about your credit."),
+    "own_overdue_now": Text(
+        "您在本平台的记录:有分期已逾期 {days} 天,逾期金额 {amount}。还清后,该逾期在本平台的记录中还会计入 {months} 个月。",
+        "On your record with us: an instalment {days} days past due, {amount} overdue. Once paid, it still counts on "
+        "your record with us for {months} months.",
+    ),
+    "own_overdue_counts": Text(
+        "您在本平台的记录:最长逾期 {days} 天,已还清;该记录计入至 {until},届时可再次申请。",
+        "On your record with us: {days} days past due at worst, since paid; it counts until {until}: apply again from then.",
+    ),
 }
 
 # Segment programmes by name, as customers read them (an unknown name: the generic words).

@@ -1,5 +1,5 @@
-"""`creditwindow cache rebuild [--check | --yes]`: the book rebuilt from `credit.windows` and
-`credit.lending-results` (the policy service's results only), compared or written.
+"""`creditwindow cache rebuild [--check | --yes]`: the book rebuilt from `credit.windows`,
+`credit.lending-results` and `credit.loans` (the policy service's results only), compared or written.
 
 `--yes` runs the fleet's own rebuild protocol (`services.policy.record.adapters.recovery`): safe while the policy
 service runs, which waits (not ready) under the fence and resumes on the new book.
@@ -24,7 +24,9 @@ from shared.settings import Settings
 
 __all__ = ["app"]
 
-app = typer.Typer(help="The Redis cache: derived state, rebuilt from credit.windows and credit.lending-results.", no_args_is_help=True)
+app = typer.Typer(
+    help="The Redis cache: derived state, rebuilt from credit.windows, credit.lending-results and credit.loans.", no_args_is_help=True
+)
 
 
 async def _install(book: RedisBook, settings: Settings) -> str:
@@ -59,8 +61,8 @@ def rebuild(
             fail("another rebuild holds the fence: try again when it is done")
         console.print(f"rebuilt the book from {settings.topics.windows} in {time.monotonic() - began:.1f} s (generation {generation})")
         return
-    decisions, movements = reach(lambda: read_book_log(settings), settings)
-    derived = derive(decisions, movements=movements)
+    decisions, movements, loans = reach(lambda: read_book_log(settings), settings)
+    derived = derive(decisions, movements=movements, loans=loans)
     if check:
         live = with_redis(lambda redis: RedisBook(redis, settings.redis_prefix).snapshot(), settings)
         ours, theirs = derived.comparable(), live.comparable()

@@ -10,8 +10,10 @@ channel hears of it.
 Webhooks are only enqueued here, never sent: the dispatcher (`dispatching.py`) posts them in the
 background, so a slow or failing partner never holds up the batch, nor any customer's inbox.
 
-Drawdown outcomes and repayments (`tell_movements`) are told the same way, in the inbox only, each
-once by its event id and never stale (a customer hears of every drawdown, in any order).
+Drawdown outcomes and repayments (`tell_movements`), and loan events (`tell_loans`: a loan booked,
+an instalment due soon or overdue, an overdue cured) are told the same way, each once by its event id
+and never stale (a customer hears of every one, in any order); a drawdown outcome, a loan booked and
+an overdue step go to the partner's webhook too, as decisions do.
 
 A webhook given up is queued again by `creditwindow dlq replay` from its decision on the log
 (`redelivery.py`), never by a decision published again: a dead letter never becomes a result.
@@ -31,15 +33,43 @@ from datetime import datetime
 
 import structlog
 
-from services.notification.channels import movement_notification, notice_for, notification_for, webhook_delivery_for
-from services.notification.disclosure import Disclosure, Notice, render, render_movement, render_notice, tells
+from services.notification.channels import (
+    loan_notification,
+    movement_notification,
+    notice_for,
+    notification_for,
+    webhook_delivery_for,
+)
+from services.notification.disclosure import (
+    Disclosure,
+    Notice,
+    render,
+    render_loan,
+    render_movement,
+    render_notice,
+    tells,
+)
 from services.notification.ports import DeliverySource, EventPublisher, Ledger, WebhookDelivery, WebhookOutbox
 from shared.clock import Clock
-from shared.contracts import Decision, DecisionDelayed, LendingOutcome, NotificationSent, Topics
+from shared.contracts import (
+    Decision,
+    DecisionDelayed,
+    DrawdownApproved,
+    DrawdownRefused,
+    InstalmentOverdue,
+    LendingOutcome,
+    LoanBooked,
+    LoanEvent,
+    NotificationSent,
+    Topics,
+)
 from shared.logging import event_ids
 from shared.wire import Record, RefusedRecord, serialised
 
-__all__ = ["Announcement", "Announcer", "source_of"]
+__all__ = ["Announcement", "Announcer", "Told", "source_of"]
+
+# What a customer is told of: a decision, a notice, a drawdown outcome or repayment, a loan event.
+Told = Decision | Notice | LendingOutcome | LoanEvent
 
 _DELAYS_REMEMBERED = 100_000
 
@@ -130,8 +160,8 @@ class Announcer:
             log.info("notification_sent", **event_ids(n), channel=n.channel, about=n.about, locale=n.locale)
         return notices
 
-    async def _tell(self, items: Sequence[tuple[str, str, int, Record, Decision | Notice | LendingOutcome]]) -> Announcement:
-        unique: dict[str, tuple[str, int, Record, Decision | Notice | LendingOutcome]] = {}
+    async def _tell(self, items: Sequence[tuple[str, str, int, Record, Told]]) -> Announcement:
+        unique: dict[str, tuple[str, int, Record, Told]] = {}
         for claim_id, customer, seq, record, event in items:
             unique.setdefault(claim_id, (customer, seq, record, event))
         claims = await self.ledger.claim([(c, customer, seq) for c, (customer, seq, _, _) in unique.items()]) if unique else []
@@ -173,14 +203,19 @@ class Announcer:
         return result
 
     async def tell_movements(self, events: Sequence[tuple[Record, LendingOutcome]]) -> Announcement:
-        """Tell each drawdown outcome and repayment once, in the customer's inbox: claimed under the
-        outcome's event id with sequence 0 (outside the order of decisions, never stale)."""
+        """Tell each drawdown outcome and repayment once, in the customer's inbox (and a drawdown outcome
+        to the partner): claimed under the outcome's event id with sequence 0 (outside the order of
+        decisions, never stale)."""
         return await self._tell([(str(e.event_id), e.customer_id, 0, record, e) for record, e in events])
 
-    def _rendered(
-        self, event: Decision | Notice | LendingOutcome, record: Record, now: datetime
-    ) -> tuple[Disclosure, NotificationSent, WebhookDelivery | None]:
-        """The words, the inbox notice and (decisions only) the partner's webhook delivery."""
+    async def tell_loans(self, events: Sequence[tuple[Record, LoanEvent]]) -> Announcement:
+        """Tell each loan event once, in the customer's inbox (and a loan booked or an overdue step to the
+        partner), claimed under its event id like a drawdown outcome."""
+        return await self._tell([(str(e.event_id), e.customer_id, 0, record, e) for record, e in events])
+
+    def _rendered(self, event: Told, record: Record, now: datetime) -> tuple[Disclosure, NotificationSent, WebhookDelivery | None]:
+        """The words, the inbox notice and (decisions, drawdown outcomes, loans booked, overdue steps) the
+        partner's webhook delivery."""
         if isinstance(event, Decision):
             disclosure = render(event)
             return (
@@ -188,8 +223,12 @@ class Announcer:
                 notification_for(event, disclosure, "inbox", at=now),
                 webhook_delivery_for(event, disclosure, source_of(record), self.partners, at=now),
             )
-        if isinstance(event, LendingOutcome):
-            disclosure = render_movement(event)
-            return disclosure, movement_notification(event, disclosure, at=now), None
+        if isinstance(event, LendingOutcome | LoanEvent):
+            lending = isinstance(event, LendingOutcome)
+            disclosure = render_movement(event) if lending else render_loan(event)  # type: ignore[arg-type]
+            told = movement_notification(event, disclosure, at=now) if lending else loan_notification(event, disclosure, at=now)  # type: ignore[arg-type]
+            partners_hear = isinstance(event, DrawdownApproved | DrawdownRefused | LoanBooked | InstalmentOverdue)
+            delivery = webhook_delivery_for(event, disclosure, source_of(record), self.partners, at=now) if partners_hear else None  # type: ignore[arg-type]
+            return disclosure, told, delivery
         disclosure = render_notice(event)
         return disclosure, notice_for(event, disclosure, "inbox", at=now), None

@@ -1,7 +1,8 @@
 """Where a decision is told, and what each channel carries. Pure.
 
-Every decision goes to the customer's in-app inbox (a `NotificationSent` on `credit.notifications`).
-A decision whose `partner_id` has a webhook URL also goes to that partner (see `webhooks.py`).
+Every decision, drawdown outcome, repayment and loan event goes to the customer's in-app inbox (a
+`NotificationSent` on `credit.notifications`). A decision, drawdown outcome, loan booked or overdue
+step whose `partner_id` has a webhook URL also goes to that partner (see `webhooks.py`).
 """
 
 from __future__ import annotations
@@ -14,19 +15,23 @@ from typing import Any
 from services.notification import PRODUCER
 from services.notification.disclosure import Disclosure, Notice
 from services.notification.ports import DeliverySource, WebhookDelivery
-from services.notification.webhooks import notification_id, webhook_payload
+from services.notification.webhooks import PartnerEvent, notification_id, webhook_payload
 from shared.contracts import (
     Decision,
     DecisionDelayed,
     DrawdownApproved,
+    InstalmentDueSoon,
+    InstalmentOverdue,
     LendingOutcome,
+    LoanBooked,
+    LoanEvent,
     NotificationSent,
     RepaymentApplied,
     ReviewConcluded,
     deterministic_id,
 )
 
-__all__ = ["movement_notification", "notice_for", "notification_for", "webhook_delivery_for"]
+__all__ = ["loan_notification", "movement_notification", "notice_for", "notification_for", "webhook_delivery_for"]
 
 
 
@@ -42,10 +47,10 @@ def notification_for(decision: Decision, disclosure: Disclosure, channel: str = 
     )  # fmt: skip
 
 
-def movement_notification(event: LendingOutcome, disclosure: Disclosure, *, at: datetime) -> NotificationSent:
-    """The inbox record that the customer was told of a drawdown outcome or a repayment (inbox only:
-    partners hear of windows, not of each drawdown)."""
-    the_id = deterministic_id("notification", event.event_id, "inbox")
+def movement_notification(event: LendingOutcome, disclosure: Disclosure, *, at: datetime, channel: str = "inbox") -> NotificationSent:
+    """The record that the customer was told of a drawdown outcome or a repayment, on `channel` (a
+    partner hears of each drawdown outcome, not of repayments)."""
+    the_id = deterministic_id("notification", event.event_id, channel)
     if isinstance(event, RepaymentApplied):
         outcome, movement, application, category, policy = "repayment_applied", event.repayment_id, None, None, ""
     else:
@@ -53,27 +58,48 @@ def movement_notification(event: LendingOutcome, disclosure: Disclosure, *, at: 
         movement, application, policy = event.drawdown_id, event.application_id, event.policy_version
         category = getattr(event, "category", None)
     return _told(
-        event, the_id, disclosure, "inbox", at,
+        event, the_id, disclosure, channel, at,
         decision_id=event.event_id, decision_seq=event.balance_seq, application_id=application, outcome=outcome,
         category=category, policy_version=policy or "-", movement_id=movement, about="drawdown",
     )  # fmt: skip
 
 
+_LOAN_OUTCOMES = {LoanBooked: "loan_booked", InstalmentDueSoon: "instalment_due_soon", InstalmentOverdue: "instalment_overdue"}
+
+
+def loan_notification(event: LoanEvent, disclosure: Disclosure, *, at: datetime, channel: str = "inbox") -> NotificationSent:
+    """The record that the customer was told of a loan event on `channel`: a loan booked, an instalment
+    due soon or overdue, an overdue cured."""
+    the_id = deterministic_id("notification", event.event_id, channel)
+    return _told(
+        event, the_id, disclosure, channel, at,
+        decision_id=event.event_id, decision_seq=getattr(event, "balance_seq", 0), application_id=getattr(event, "application_id", None),
+        outcome=_LOAN_OUTCOMES.get(type(event), "overdue_cured"), category="credit" if isinstance(event, InstalmentOverdue) else None,
+        policy_version=getattr(event, "policy_version", "") or "-", loan_id=getattr(event, "loan_id", None), about="loan",
+    )  # fmt: skip
+
+
 def webhook_delivery_for(
-    decision: Decision, disclosure: Disclosure, source: DeliverySource, partners: Container[str], *, at: datetime
+    told: Decision | PartnerEvent, disclosure: Disclosure, source: DeliverySource, partners: Container[str], *, at: datetime
 ) -> WebhookDelivery | None:
-    """The webhook delivery of a decision, when its partner has a webhook; None otherwise."""
-    partner = decision.partner_id
+    """The webhook delivery of a decision, drawdown outcome, loan or overdue step, when its partner has a webhook; None otherwise."""
+    partner = told.partner_id
     if not partner or partner not in partners:
         return None
-    payload = webhook_payload(decision, disclosure, partner)
-    notice = notification_for(decision, disclosure, "webhook", at=at)  # stamped again when delivered
+    payload = webhook_payload(told, disclosure, partner)
+    notice: NotificationSent  # published once delivered (stamped again then)
+    if isinstance(told, Decision):
+        notice = notification_for(told, disclosure, "webhook", at=at)
+    elif isinstance(told, LoanBooked | InstalmentOverdue):
+        notice = loan_notification(told, disclosure, at=at, channel="webhook")
+    else:
+        notice = movement_notification(told, disclosure, at=at, channel="webhook")
     return WebhookDelivery(
         notification_id=str(payload.notification_id),
         partner_id=partner,
-        customer_id=decision.customer_id,
-        decision_id=str(decision.decision_id),
-        correlation_id=decision.correlation_id,
+        customer_id=told.customer_id,
+        decision_id=str(told.decision_id if isinstance(told, Decision) else told.event_id),
+        correlation_id=told.correlation_id,
         body=payload.model_dump_json().encode(),
         notice=notice.model_dump_json().encode(),
         source=source,
@@ -95,7 +121,7 @@ def notice_for(notice: Notice, disclosure: Disclosure, channel: str = "inbox", *
 
 
 def _told(
-    cause: Decision | Notice | LendingOutcome, the_id: uuid.UUID, disclosure: Disclosure, channel: str, at: datetime, **about: Any
+    cause: Decision | Notice | LendingOutcome | LoanEvent, the_id: uuid.UUID, disclosure: Disclosure, channel: str, at: datetime, **about: Any
 ) -> NotificationSent:
     """The record that the customer `cause` is about was told `disclosure` on `channel` at `at` (in the
     language it names); `about` says what it was about."""

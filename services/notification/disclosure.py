@@ -25,7 +25,13 @@ What each kind says (issue 5):
   the policy and model versions behind the decision.
 - drawdowns (issue 16): approved, the amount lent, what is owed now and what is still available;
   refused, the category in words, why (a closed window's own reason too), and what is available;
-  a repayment, what it took off and what is owed now (`render_movement`).
+  a repayment, how it was allocated (interest, principal, what went to the credit balance, which
+  the next drawdown uses) and what is owed now (`render_movement`);
+- loans (issue 25, `render_loan`): a loan booked, with its schedule (each instalment's date and
+  amount), the APR and the total cost; an instalment due soon (what to pay, by when); an instalment
+  missed or so many days past due (what to pay, by when, and what happens to the window); an
+  overdue cured (the date it stops counting on the customer's record with us);
+- a window closed by the customer's own overdue says their record as the rules read it.
 
 Notices that are not decisions (`render_notice`): a decision delayed by an outage (told once:
 "a technical problem, not your credit; we will decide as soon as it clears"), a review received,
@@ -38,7 +44,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from fractions import Fraction
 from functools import cache, lru_cache
 from pathlib import Path
@@ -55,7 +61,13 @@ from shared.contracts import (
     Decision,
     DecisionDelayed,
     DrawdownApproved,
+    InstalmentDueSoon,
+    InstalmentOverdue,
     LendingOutcome,
+    LoanBooked,
+    LoanEvent,
+    OverdueCured,
+    OwnRecord,
     RepaymentApplied,
     ReviewConcluded,
     ReviewOpened,
@@ -101,6 +113,7 @@ __all__ = [
     "percent",
     "reference_for",
     "render",
+    "render_loan",
     "render_movement",
     "render_notice",
     "tells",
@@ -121,7 +134,19 @@ _UNKNOWN = Text("其他评估因素", "another factor in the assessment")
 Kind = Literal[
     "opened", "closed_credit", "closed_strategy", "closed_system", "closed_regulatory",
     "drawdown_approved", "drawdown_refused", "repayment_applied",
+    "loan_booked", "instalment_due_soon", "instalment_overdue", "overdue_cured",
 ]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One instalment of a schedule, as the customer reads it."""
+
+    number: int
+    due: str
+    amount: str
+    principal: str
+    interest: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +209,30 @@ class View:
     applied: str = ""
     owes: bool = False  # a balance is still owed
     window_reason: str = ""
+    # a repayment's allocation (fen figures; `allocated` False for one told before loans were booked)
+    allocated: bool = False
+    interest_paid: str = ""
+    principal_paid: str = ""
+    credit: str = ""  # what went to the credit balance
+    credit_balance: str = ""
+    # loans
+    loan_id: str = ""
+    principal: str = ""
+    credit_used: str = ""
+    term: int = 0
+    schedule: tuple[Line, ...] = ()
+    total_interest: str = ""
+    total_repayable: str = ""
+    instalment: int = 0
+    due_date: str = ""
+    pay_by: str = ""
+    amount_due: str = ""
+    days_past_due: int = 0
+    closes_window: bool = False
+    window_closes_at: int = 0
+    cured_on: str = ""
+    counts_until: str = ""
+    own_record: str = ""  # a window closed by the customer's own overdue: their record
     # credit education and what comes next
     threshold: str = ""
     score: str = ""
@@ -449,12 +498,27 @@ def compose(decision: Decision) -> View:
         retry_after=retry_after,
         closes_reference=reference_of(decision.closes_decision_id) if decision.closes_decision_id else "",
         threshold=threshold_text(decision.threshold, locale) if decision.category == "credit" else "",
+        own_record=own_record_text(decision.own_record, decision.threshold, locale) if decision.reason == "own_overdue" else "",
         score=score_text(decision, locale) if decision.category == "credit" else "",
         alternatives=ALTERNATIVE_FINANCING(locale) if decision.segment == "small_business" and decision.category != "system" else "",
         next_step=_next_step(decision, retry_after, locale) if decision.category == "system" else "",
         **common,  # type: ignore[arg-type]
     )
     return _with_unknown(view, words)
+
+
+def own_record_text(own: OwnRecord | None, threshold: RuleThreshold | None, locale: str) -> str:
+    """The customer's record with us as a decision read it: overdue now, or when its overdues stop counting."""
+    if own is None:
+        return ""
+    if own.days_past_due:
+        months = (threshold.period_months if threshold is not None else None) or 12
+        return EDUCATION["own_overdue_now"](locale).format(
+            days=own.days_past_due, amount=money(own.overdue_fen / 100, locale, cents=True), months=months
+        )
+    if own.counts_until is not None:
+        return EDUCATION["own_overdue_counts"](locale).format(days=own.worst_days_past_due_12m, until=moment(own.counts_until, locale))
+    return ""
 
 
 def _next_step(decision: WindowClosed, retry_after: str, locale: str) -> str:
@@ -534,7 +598,14 @@ def compose_movement(event: LendingOutcome) -> View:
         "owes": event.balance > 0,
     }
     if isinstance(event, RepaymentApplied):
-        view = View(kind="repayment_applied", applied=money(event.applied, locale), **common)  # type: ignore[arg-type]
+        view = View(
+            kind="repayment_applied", applied=money(event.applied, locale),
+            allocated=bool(event.interest_fen or event.principal_fen or event.credit_fen),
+            interest_paid=_fen(event.interest_fen, locale), principal_paid=_fen(event.principal_fen, locale),
+            credit=_fen(event.credit_fen, locale) if event.credit_fen else "",
+            credit_balance=_fen(event.credit_balance_fen, locale) if event.credit_balance_fen else "",
+            **common,  # type: ignore[arg-type]
+        )  # fmt: skip
     elif isinstance(event, DrawdownApproved):
         view = View(kind="drawdown_approved", available=money(event.available, locale), limit=money(event.limit, locale), **common)  # type: ignore[arg-type]
     else:
@@ -550,6 +621,57 @@ def compose_movement(event: LendingOutcome) -> View:
             **common,  # type: ignore[arg-type]
         )
     return _with_unknown(view, words)
+
+
+def _fen(amount: int, locale: str) -> str:
+    return money(amount / 100, locale, cents=True)
+
+
+def _day(when: date, locale: str) -> str:
+    return format_date(when, "long", locale=_babel(locale))
+
+
+def compose_loan(event: LoanEvent) -> View:
+    """The view of a loan event: a loan booked, an instalment due soon or overdue, an overdue cured."""
+    locale = event.locale
+    common = {
+        "locale": locale,
+        "reference": reference_of(event.event_id),
+        "policy_version": getattr(event, "policy_version", ""),
+        "model_id": None,
+        "trigger": "loan",
+    }
+    if isinstance(event, LoanBooked):
+        return View(
+            kind="loan_booked", loan_id=event.loan_id, amount=money(event.amount, locale), principal=_fen(event.principal_fen, locale),
+            credit_used=_fen(event.credit_used_fen, locale) if event.credit_used_fen else "", term=event.term_months,
+            apr=percent(event.apr, locale), daily_rate=daily_percent(event.daily_rate, locale),
+            schedule=tuple(
+                Line(i.number, _day(i.due_date, locale), _fen(i.amount_fen, locale), _fen(i.principal_fen, locale), _fen(i.interest_fen, locale))
+                for i in event.instalments
+            ),
+            total_interest=_fen(event.total_interest_fen, locale), total_repayable=_fen(event.total_repayable_fen, locale),
+            **common,  # type: ignore[arg-type]
+        )  # fmt: skip
+    if isinstance(event, InstalmentDueSoon | InstalmentOverdue):
+        return View(
+            kind="instalment_due_soon" if isinstance(event, InstalmentDueSoon) else "instalment_overdue",
+            loan_id=event.loan_id, instalment=event.instalment, due_date=_day(event.due_date, locale), pay_by=moment(event.pay_by, locale),
+            amount_due=_fen(event.amount_due_fen, locale), days_past_due=event.days_past_due,
+            closes_window=isinstance(event, InstalmentOverdue) and event.closes_window, window_closes_at=event.window_closes_at_days,
+            **common,  # type: ignore[arg-type]
+        )  # fmt: skip
+    if isinstance(event, OverdueCured):
+        return View(
+            kind="overdue_cured", cured_on=_day(event.cured_on, locale), days_past_due=event.worst_days_past_due,
+            counts_until=moment(event.counts_until, locale), closes_window=event.keeps_windows_closed, **common,  # type: ignore[arg-type]
+        )  # fmt: skip
+    raise TypeError(f"not a loan event: {type(event).__name__}")
+
+
+def render_loan(event: LoanEvent) -> Disclosure:
+    """The message about a loan event, in the customer's language."""
+    return _render(compose_loan(event))
 
 
 def render(decision: Decision) -> Disclosure:

@@ -1,6 +1,7 @@
-"""Notification's Kafka adapter: the policy service's results in (decisions, lending results, review
-results: each from its result topic, which only the policy service writes), notifications (and dead
-letters) out. Each subscriber takes what its topic carries and dead-letters anything else.
+"""Notification's Kafka adapter: the policy service's results in (decisions, lending results, loan
+events, review results: each from its result topic, which only the policy service writes),
+notifications (and dead letters) out. Each subscriber takes what its topic carries and dead-letters
+anything else.
 
 The handler only enqueues partners' webhooks (in Redis, before the batch's offsets are committed);
 the dispatcher posts them in the background.
@@ -19,6 +20,7 @@ from services.notification.metrics import NotificationMetrics
 from services.notification.ports import EventPublisher
 from shared.contracts import (
     LENDING_RESULTS,
+    LOAN_EVENTS,
     REVIEW_RESULTS,
     DeadLetter,
     Decision,
@@ -80,14 +82,24 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         topics.lending_results,
         **batch_subscriber_options(settings, "notification-lending"),
         title=f"{topics.lending_results}:DrawdownApproved|DrawdownRefused|RepaymentApplied",
-        description="Tells each customer every drawdown outcome and repayment, once, in the inbox.",
+        description="Tells each customer every drawdown outcome and repayment, once, in the inbox; and each drawdown outcome to the partner.",
     )
     async def on_lending_results(records: Records, message: KafkaMessage) -> None:
         await batches.run(
             topics.lending_results, records, message, LENDING_RESULTS,
             lambda batch: deps.announcer.tell_movements(batch.events), what="tell",
-            observe=lambda told: deps.metrics.observe(told.notices, webhooks=0),
+            observe=observe,
         )  # fmt: skip
+
+    @router.subscriber(
+        topics.loans,
+        **batch_subscriber_options(settings, "notification-loans"),
+        title=f"{topics.loans}:" + "|".join(e.EVENT_TYPE for e in LOAN_EVENTS),
+        description="Tells each customer every loan booked (its schedule and cost), instalment due soon or overdue, and overdue cured, "
+        "once, in the inbox; and each loan booked and overdue step to the partner.",
+    )
+    async def on_loans(records: Records, message: KafkaMessage) -> None:
+        await batches.run(topics.loans, records, message, LOAN_EVENTS, lambda batch: deps.announcer.tell_loans(batch.events), what="tell_loans", observe=observe)
 
     @router.subscriber(
         topics.review_results,

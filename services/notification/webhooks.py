@@ -1,7 +1,8 @@
 """The partner webhook, as a protocol: what is sent, how it is signed, when to retry, when to give up. Pure.
 
-A partner in `settings.webhook_partners` receives every decision on its customers' windows as an
-HTTP POST of a JSON `WebhookPayload`, with these headers:
+A partner in `settings.webhook_partners` receives every decision on its customers' windows, every
+drawdown outcome on them, every loan booked and every days-past-due step of an instalment, as an
+HTTP POST of a JSON `WebhookPayload` (its `type` says which), with these headers:
 
     Content-Type: application/json
     Idempotency-Key: <notification_id>            the same on every try: dedupe on it
@@ -36,10 +37,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.notification import PRODUCER
 from services.notification.disclosure import Disclosure
 from services.notification.ports import WebhookDelivery
-from shared.contracts import Category, DeadLetter, Decision, WindowClosed, WindowOpened, deterministic_id
+from shared.contracts import (
+    Category,
+    DeadLetter,
+    Decision,
+    DrawdownApproved,
+    DrawdownRefused,
+    InstalmentOverdue,
+    LoanBooked,
+    WindowClosed,
+    WindowOpened,
+    deterministic_id,
+)
 from shared.wire import REPLAY_HEADER
 
 __all__ = [
+    "PartnerEvent",
     "REDELIVER_HEADER",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
@@ -65,9 +78,13 @@ REDELIVER_HEADER = "webhook_partner"
 _RETRIED_STATUSES = frozenset({408, 425, 429})
 
 
-def notification_id(decision: Decision, channel: str) -> uuid.UUID:
-    """Deterministic per decision and channel: every copy of one notification shares it."""
-    return deterministic_id("notification", decision.decision_id, channel)
+# What partners hear besides decisions: drawdown outcomes, loans booked, days-past-due steps.
+PartnerEvent = DrawdownApproved | DrawdownRefused | LoanBooked | InstalmentOverdue
+
+
+def notification_id(told: Decision | PartnerEvent, channel: str) -> uuid.UUID:
+    """Deterministic per decision (or event told) and channel: every copy of one notification shares it."""
+    return deterministic_id("notification", told.decision_id if isinstance(told, Decision) else told.event_id, channel)
 
 
 class WebhookPayload(BaseModel):
@@ -86,11 +103,13 @@ class WebhookPayload(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    type: Literal["window.opened", "window.closed"]
-    notification_id: uuid.UUID = Field(description="Also the Idempotency-Key header: one per decision.")
+    type: Literal["window.opened", "window.closed", "drawdown.approved", "drawdown.refused", "loan.booked", "loan.overdue"]
+    notification_id: uuid.UUID = Field(description="Also the Idempotency-Key header: one per decision (or event told).")
     reference: str = Field(description="Decision reference the customer quotes for an explanation or review.")
-    decision_id: uuid.UUID
-    decision_seq: int = Field(description="Higher is newer, per customer: order by it, not by arrival.")
+    decision_id: uuid.UUID = Field(description="The decision; for a drawdown or loan event, the id of the event told.")
+    decision_seq: int = Field(
+        description="Higher is newer, per customer: order by it, not by arrival (drawdowns and loans: the balance's sequence; 0 for a step)."
+    )
     decided_at: datetime
     trigger: str
     application_id: str
@@ -111,9 +130,29 @@ class WebhookPayload(BaseModel):
     retry_after: datetime | None = None
     policy_version: str
     model_id: str | None = None
+    # drawdowns and loans
+    drawdown_id: str | None = None
+    loan_id: str | None = None
+    amount: int | None = Field(default=None, description="CNY drawn.")
+    balance: int | None = Field(default=None, description="CNY owed after a drawdown outcome.")
+    available: int | None = None
+    term_months: int | None = None
+    instalments: tuple[dict[str, object], ...] = Field(
+        default=(), description="A loan's schedule: number, due_date, amount_fen, principal_fen, interest_fen."
+    )
+    total_interest_fen: int | None = None
+    total_repayable_fen: int | None = None
+    instalment: int | None = None
+    due_date: str | None = Field(default=None, description="An overdue instalment's due date (China time).")
+    days_past_due: int | None = None
+    amount_due_fen: int | None = None
+    closes_window: bool | None = None
 
 
-def webhook_payload(decision: Decision, disclosure: Disclosure, partner_id: str) -> WebhookPayload:
+def webhook_payload(told: Decision | PartnerEvent, disclosure: Disclosure, partner_id: str) -> WebhookPayload:
+    if not isinstance(told, Decision):
+        return _event_payload(told, disclosure, partner_id)
+    decision = told
     common = {
         "notification_id": notification_id(decision, "webhook"),
         "reference": disclosure.reference,
@@ -149,6 +188,47 @@ def webhook_payload(decision: Decision, disclosure: Disclosure, partner_id: str)
         retry_after=decision.retry_after,
         **common,
     )
+
+
+def _event_payload(event: PartnerEvent, disclosure: Disclosure, partner_id: str) -> WebhookPayload:
+    common = {
+        "notification_id": notification_id(event, "webhook"),
+        "reference": disclosure.reference,
+        "decision_id": event.event_id,
+        "decided_at": event.occurred_at,
+        "application_id": event.application_id or "",
+        "customer_id": event.customer_id,
+        "partner_id": partner_id,
+        "locale": event.locale,
+        "title": disclosure.title,
+        "body": disclosure.body,
+    }
+    if isinstance(event, DrawdownApproved | DrawdownRefused):
+        refused = isinstance(event, DrawdownRefused)
+        return WebhookPayload(
+            type="drawdown.refused" if refused else "drawdown.approved", decision_seq=event.balance_seq, trigger="drawdown",
+            policy_version=event.policy_version, drawdown_id=event.drawdown_id, loan_id=getattr(event, "loan_id", None),
+            amount=event.amount, balance=event.balance, available=event.available, limit=event.limit,
+            category=event.category if refused else None, reason=event.reason if refused else None,  # type: ignore[union-attr]
+            **common,  # type: ignore[arg-type]
+        )  # fmt: skip
+    if isinstance(event, LoanBooked):
+        return WebhookPayload(
+            type="loan.booked", decision_seq=event.balance_seq, trigger="drawdown", policy_version=event.policy_version,
+            drawdown_id=event.drawdown_id, loan_id=event.loan_id, amount=event.amount, apr=event.apr, daily_rate=event.daily_rate,
+            term_months=event.term_months, total_interest_fen=event.total_interest_fen, total_repayable_fen=event.total_repayable_fen,
+            instalments=tuple(
+                {"number": i.number, "due_date": i.due_date.isoformat(), "amount_fen": i.amount_fen, "principal_fen": i.principal_fen,
+                 "interest_fen": i.interest_fen}
+                for i in event.instalments
+            ),
+            **common,  # type: ignore[arg-type]
+        )  # fmt: skip
+    return WebhookPayload(
+        type="loan.overdue", decision_seq=0, trigger="overdue", policy_version="-", loan_id=event.loan_id, instalment=event.instalment,
+        due_date=event.due_date.isoformat(), days_past_due=event.days_past_due, amount_due_fen=event.amount_due_fen,
+        closes_window=event.closes_window, **common,  # type: ignore[arg-type]
+    )  # fmt: skip
 
 
 # --- signing ----------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from services.policy.care.clerk import Clerk
 from services.policy.care.delay_notices import DelayNotices
 from services.policy.care.desk import CustomerDesk
 from services.policy.control.adapters.policy_log import restore_policy
-from services.policy.control.checks import Signatures
+from services.policy.control.checks import Signatures, unsafe_for
 from services.policy.control.document import PolicyDocument, load_policy
 from services.policy.control.state import PolicyState
 from services.policy.control.updates import PolicyUpdates
@@ -39,6 +39,7 @@ from services.policy.handlers import (
 from services.policy.http_api import customer_api
 from services.policy.lending.lender import Lender
 from services.policy.lending.ports import LendingBook
+from services.policy.lending.servicing import Servicer
 from services.policy.metrics import PolicyMetrics
 from services.policy.record.adapters.kafka_archive import KafkaArchive
 from services.policy.record.adapters.recovery import book_recovery
@@ -46,9 +47,10 @@ from services.policy.record.adapters.redis_references import RedisReferences
 from services.policy.record.ports import DecisionArchive, NoArchive, ReferenceIndex
 from services.policy.sweeper import Sweeper
 from services.policy.windows.adapters.redis_book import RedisBook
-from services.policy.windows.ports import WindowBook
+from services.policy.windows.ports import OwnRecords, WindowBook
 from services.policy.windows.underwriting import Underwriter
 from shared.clock import Clock
+from shared.environments import UnsafeEnvironment
 from shared.messaging import BatchRunner, ServiceHealth
 from shared.ports import EventPublisher
 from shared.redis_state import Durability
@@ -62,7 +64,7 @@ log = structlog.get_logger("creditwindow.policy")
 SERVICE = "policy"
 
 
-class FleetBook(WindowBook, LendingBook, Protocol):
+class FleetBook(WindowBook, LendingBook, OwnRecords, Protocol):
     """The one book the windows and lending rooms keep (`RedisBook` for the fleet, `MemoryBook` in tests)."""
 
 
@@ -97,6 +99,11 @@ class Policy:
         assert self.deps.updates is not None
         return self.deps.updates
 
+    @property
+    def servicer(self) -> Servicer:
+        assert self.deps.servicer is not None
+        return self.deps.servicer
+
 
 def compose(
     settings: Settings,
@@ -112,17 +119,23 @@ def compose(
     references: ReferenceIndex | None = None,
 ) -> Policy:
     """The live policy service on `broker`: scores decided into `credit.windows`, signed updates
-    followed, drawdowns and repayments answered on `credit.lending-results`, review requests and the
-    operators' actions carried out (`archive` reads decisions back)."""
+    followed, drawdowns and repayments answered on `credit.lending-results` and lent as loans on
+    `credit.loans`, their due dates watched (`servicer`, run by the sweeper), review requests and the
+    operators' actions carried out (`archive` reads decisions back).
+
+    A testing policy (shorter instalments and days) is refused in production (`UnsafeEnvironment`)."""
     source = "given" if policy is not None else f"file:{settings.policy_path.name}"
     state = PolicyState(policy or load_policy(settings.policy_path), source=source)
+    if (refusal := unsafe_for(state.active, settings.environment)) is not None:
+        raise UnsafeEnvironment(settings.environment, [f"CW_POLICY_PATH: {refusal}"])
     topics = settings.topics
     metrics = PolicyMetrics(registry)
     batches = BatchRunner(settings=settings, publisher=publisher, health=health or ServiceHealth(registry, clock=clock))
     desk = CustomerDesk()
     underwriter = Underwriter(
-        store=store, publisher=publisher, out_topic=topics.windows, state=state, clock=clock, suspensions=desk, references=references
-    )
+        store=store, publisher=publisher, out_topic=topics.windows, state=state, clock=clock, suspensions=desk, references=references,
+        records=store,
+    )  # fmt: skip
     signatures = Signatures(settings.operator_ring, settings.topic_namespace, timedelta(seconds=settings.policy_max_clock_skew_s))
     clerk = Clerk(
         underwriter=underwriter, archive=archive or NoArchive(), publisher=publisher, results_topic=topics.review_results,
@@ -131,10 +144,12 @@ def compose(
     updates = PolicyUpdates(
         state=state, signatures=signatures, clock=clock, publisher=publisher, deadletter_topic=topics.deadletter,
         pauses=underwriter, retry=batches.retry, counted=lambda result: metrics.policy_updates.labels(result).inc(),
+        environment=settings.environment,
     )  # fmt: skip
     delays = DelayNotices(publisher=publisher, out_topic=topics.windows, state=state, clock=clock, counted=metrics.delays.inc)
-    lender = Lender(store=store, publisher=publisher, out_topic=topics.lending_results, state=state, clock=clock)
-    deps = PolicyDeps(settings, batches, metrics, underwriter, state, clerk, delays, lender, updates)
+    lender = Lender(store=store, publisher=publisher, out_topic=topics.lending_results, loans_topic=topics.loans, state=state, clock=clock)
+    servicer = Servicer(store=store, windows=underwriter, publisher=publisher, out_topic=topics.loans, state=state, clock=clock)
+    deps = PolicyDeps(settings, batches, metrics, underwriter, state, clerk, delays, lender, updates, servicer)
     broker.include_router(scores_router(deps, group=SERVICE))
     broker.include_router(lending_router(deps, group=f"{SERVICE}-lending"))
     broker.include_router(policy_updates_router(deps))
@@ -154,7 +169,10 @@ def create_app(settings: Settings | None = None) -> FleetApp:
         settings, broker=parts.broker, store=store, publisher=parts.outbox, registry=parts.registry, health=parts.health,
         archive=archive, references=references, clock=parts.clock,
     )  # fmt: skip
-    sweeper = Sweeper(underwriter=policy.underwriter, book=store, state=policy.state, metrics=policy.metrics, desk=policy.clerk.desk)
+    sweeper = Sweeper(
+        underwriter=policy.underwriter, book=store, state=policy.state, metrics=policy.metrics, desk=policy.clerk.desk,
+        servicer=policy.servicer,
+    )  # fmt: skip
     api = customer_api(settings, store, archive, policy.state)
     tasks: list[asyncio.Task[None]] = []
     refused_at_start: list[RefusedRecord] = []

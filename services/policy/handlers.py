@@ -29,11 +29,13 @@ from services.policy.care.delay_notices import DelayNotices
 from services.policy.control.state import PolicyState
 from services.policy.control.updates import PolicyUpdates
 from services.policy.lending.lender import Lender
+from services.policy.lending.servicing import Servicer
 from services.policy.metrics import PolicyMetrics
 from services.policy.windows.underwriting import Decided, Underwriter
 from shared.contracts import (
     LENDING_REQUESTS,
     LENDING_RESULTS,
+    LOAN_EVENTS,
     OPERATOR_ACTIONS,
     REVIEW_RESULTS,
     DeadLetter,
@@ -76,6 +78,7 @@ class PolicyDeps:
     delays: DelayNotices | None = None  # tells customers of long delays (the live fleet)
     lender: Lender | None = None  # the live fleet lends; a shadow replica does not
     updates: PolicyUpdates | None = None  # the live fleet follows signed updates; a shadow keeps its candidate
+    servicer: Servicer | None = None  # the live fleet watches its loans' due dates (run by the sweeper)
 
 
 def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) -> KafkaRouter:
@@ -117,13 +120,16 @@ def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) ->
 
 def lending_router(deps: PolicyDeps, *, group: str) -> KafkaRouter:
     """Drawdown and repayment requests in (`credit.lending-requests`), their results out to the topic
-    only this service writes (`credit.lending-results`)."""
+    only this service writes (`credit.lending-results`); the loans booked and the overdues cured to
+    `credit.loans`, another result topic only it writes, where the sweeper's due-date steps go too."""
     topics = deps.settings.topics
     router = KafkaRouter()
     lender = deps.lender
     assert lender is not None
     for result in LENDING_RESULTS:
         router.publisher(lender.out_topic, schema=result, title=f"{lender.out_topic}:{result.EVENT_TYPE}")
+    for event in LOAN_EVENTS:
+        router.publisher(lender.loans_topic, schema=event, title=f"{lender.loans_topic}:{event.EVENT_TYPE}")
 
     @router.subscriber(
         topics.lending_requests,

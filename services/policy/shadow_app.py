@@ -72,7 +72,9 @@ def compose_shadow(
     store = MemoryBook(live, programmes=[p.name for p in candidate.programmes])
     state = PolicyState(candidate, source="candidate")
     shadow_publisher = RefusalsLogged(publisher)
-    underwriter = Underwriter(store=store, publisher=shadow_publisher, out_topic=settings.topics.shadow_windows, state=state, clock=clock)
+    underwriter = Underwriter(
+        store=store, publisher=shadow_publisher, out_topic=settings.topics.shadow_windows, state=state, clock=clock, records=store
+    )  # the customers' records read from the live book
     batches = BatchRunner(settings=settings, publisher=shadow_publisher, health=health or ServiceHealth(registry, clock=clock))
     deps = PolicyDeps(settings, batches, PolicyMetrics(registry), underwriter, state)
     broker.include_router(scores_router(deps, group=SERVICE, dead_letters=False))

@@ -1,9 +1,11 @@
 """The policy service's sweeper: once a second, the windows' lifecycle and the gauges read from state.
 
-Each tick: expire windows, close those of pauses come in force, decide again what maintenance
-deferred, announce closures (`Underwriter.sweep`); then refresh the budget gauges (this period's
-reservations against each segment's budget) and customer care's (open, overdue reviews; customers
-suspended). A tick that fails is logged and tried again on the next: the sweeper outlives any fault.
+Each tick: watch the loans' due dates (reminders, missed instalments, days-past-due steps, and the
+windows of customers overdue closed: `Servicer.watch`); expire windows, close those of pauses come in
+force, decide again what maintenance deferred, announce closures (`Underwriter.sweep`); then refresh
+the budget gauges (this period's reservations against each segment's budget) and customer care's
+(open, overdue reviews; customers suspended). A tick that fails is logged and tried again on the
+next: the sweeper outlives any fault. Every time comes from the injected clock.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import structlog
 
 from services.policy.care.desk import CustomerDesk
 from services.policy.control.state import PolicyState
+from services.policy.lending.servicing import Servicer
 from services.policy.metrics import PolicyMetrics
 from services.policy.windows.decisions import budgets_now
 from services.policy.windows.model import Reserved
@@ -35,6 +38,7 @@ class Sweeper:
     state: PolicyState
     metrics: PolicyMetrics
     desk: CustomerDesk | None = None  # customer care's gauges (none: a replica without a desk)
+    servicer: Servicer | None = None  # the loans' due dates (none: a replica that lends nothing)
     interval_s: float = SWEEP_INTERVAL_S
 
     async def forever(self) -> None:
@@ -47,6 +51,8 @@ class Sweeper:
             await asyncio.sleep(self.interval_s)
 
     async def tick(self) -> None:
+        if self.servicer is not None:
+            self.metrics.observe((await self.servicer.watch()).closures)
         self.metrics.observe(await self.underwriter.sweep())
         now = self.underwriter.clock.now()
         if self.desk is not None:

@@ -23,6 +23,18 @@ from shared.contracts.drawdowns import (
     RepaymentApplied,
 )
 from shared.contracts.envelope import ApplicationId, CustomerId, Event, FreeText, deterministic_id
+from shared.contracts.loans import (
+    LOAN_EVENTS,
+    Instalment,
+    InstalmentDueSoon,
+    InstalmentOverdue,
+    InstalmentStep,
+    LoanBooked,
+    LoanEvent,
+    OverdueCured,
+    OwnRecord,
+    RepaymentAllocation,
+)
 from shared.contracts.notifications import NotificationSent
 from shared.contracts.policy import KeyRetired, PolicyUpdated
 from shared.contracts.reviews import (
@@ -68,6 +80,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DrawdownRefused,
         Repaid,
         RepaymentApplied,
+        LoanBooked,
+        InstalmentDueSoon,
+        InstalmentOverdue,
+        OverdueCured,
         DecisionDelayed,
         ReviewRequested,
         ReviewOpened,
@@ -83,6 +99,7 @@ __all__ = [
     "EVENT_TYPES",
     "LENDING_REQUESTS",
     "LENDING_RESULTS",
+    "LOAN_EVENTS",
     "OPERATOR_ACTIONS",
     "REVIEW_RESULTS",
     "SUSPENSION_REASONS",
@@ -105,6 +122,15 @@ __all__ = [
     "Event",
     "FreeText",
     "KeyRetired",
+    "Instalment",
+    "InstalmentDueSoon",
+    "InstalmentOverdue",
+    "InstalmentStep",
+    "LoanBooked",
+    "LoanEvent",
+    "OverdueCured",
+    "OwnRecord",
+    "RepaymentAllocation",
     "LimitBasis",
     "Locale",
     "NotificationSent",

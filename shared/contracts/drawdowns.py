@@ -1,13 +1,15 @@
 """Drawing on an open window, and paying back (keyed by customer).
 
-Upstream apps write `DrawdownRequested` and `Repaid` (topic `credit.lending-requests`); the policy
-service decides each drawdown at once against the customer's window (`DrawdownApproved` or
-`DrawdownRefused`, in the same four honest categories as a window) and applies each repayment
-(`RepaymentApplied`), on `credit.lending-results`, which only it writes. The balance is the
-customer's: it outlives a window that closes or is superseded, and a new window's available amount
+Upstream apps write `DrawdownRequested` (with the term the customer chose) and `Repaid` (topic
+`credit.lending-requests`); the policy service decides each drawdown at once against the customer's
+window (`DrawdownApproved` or `DrawdownRefused`, in the same four honest categories as a window) and
+applies each repayment (`RepaymentApplied`, saying how it was allocated), on `credit.lending-results`,
+which only it writes. An approved drawdown is booked as a loan in the same step (`LoanBooked` on
+`credit.loans`, another result topic only the policy writes). The balance is the customer's principal
+outstanding: it outlives a window that closes or is superseded, and a new window's available amount
 is its limit less what is still owed. Every outcome carries the balance after it and the customer's
 balance sequence (`balance_seq`, raised by every approved drawdown and applied repayment), so the
-balances can be rebuilt from the results topic exactly.
+balances can be rebuilt from `credit.lending-results` and `credit.loans` exactly.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import Field, StringConstraints
 
 from shared.contracts.applications import DEFAULT_LOCALE, Locale
 from shared.contracts.envelope import CustomerId, Event
+from shared.contracts.loans import RepaymentAllocation
 from shared.contracts.windows import Category
 
 __all__ = [
@@ -54,6 +57,11 @@ class DrawdownRequested(Event):
     customer_id: CustomerId
     amount: Amount
     locale: Locale = DEFAULT_LOCALE
+    term_months: int | None = Field(
+        default=None, ge=1, le=600,
+        description="The term the customer chose, in monthly instalments: one the policy offers (none: the policy's default term).",
+        examples=[6],
+    )  # fmt: skip
 
 
 class Repaid(Event):
@@ -83,12 +91,15 @@ class DrawdownOutcome(Event):
     available: int = Field(ge=0, description="What the customer may still draw after this outcome, CNY.")
     balance_seq: int = Field(ge=0, description="The customer's balance sequence after this outcome (higher is newer).")
     policy_version: str = Field(max_length=80)
+    partner_id: str | None = Field(default=None, max_length=40, description="The partner of the window drawn on (its webhook is told).")
 
 
 class DrawdownApproved(DrawdownOutcome):
-    """The money is lent: the balance grew by `amount`."""
+    """The money is lent: the balance grew by `amount` (less any credit balance used), booked as a loan."""
 
     EVENT_TYPE: ClassVar[str] = "DrawdownApproved"
+
+    loan_id: str | None = Field(default=None, max_length=80, description="The loan it was booked as (`LoanBooked` on credit.loans).")
 
 
 class DrawdownRefused(DrawdownOutcome):
@@ -98,14 +109,16 @@ class DrawdownRefused(DrawdownOutcome):
 
     category: Category
     reason: Annotated[str, StringConstraints(max_length=64)] = Field(
-        description="no_window | window_closed | window_expired | above_available | balance_cap",
+        description="no_window | window_closed | window_expired | term_not_offered | own_overdue | above_available | balance_cap",
         examples=["above_available"],
     )
     window_reason: str | None = Field(default=None, max_length=64, description="Why the window is closed, when it is.")
 
 
 class RepaymentApplied(Event):
-    """A repayment lowered the balance (never below zero)."""
+    """A repayment, allocated: interest then principal of the oldest instalment due first, then what is
+    not yet due (an early repayment lowers the principal outstanding, and later interest with it);
+    what is left over becomes a credit balance, never lost, which the customer's next drawdown uses."""
 
     EVENT_TYPE: ClassVar[str] = "RepaymentApplied"
 
@@ -114,10 +127,16 @@ class RepaymentApplied(Event):
     amount: Amount
     locale: Locale = DEFAULT_LOCALE
     applied: int = Field(
-        ge=0, description="What it took off the balance, CNY (less than amount when it paid more than was owed)."
+        ge=0, description="What it paid of what was owed (interest and principal), whole CNY rounded down; the fen fields are exact."
     )
-    balance: int = Field(ge=0, description="What the customer owes after it, CNY.")
+    balance: int = Field(ge=0, description="The principal the customer owes after it, CNY (rounded up to the yuan).")
     balance_seq: int = Field(ge=0)
+    interest_fen: int = Field(default=0, ge=0, description="What it paid of interest.")
+    principal_fen: int = Field(default=0, ge=0, description="What it paid of principal.")
+    credit_fen: int = Field(default=0, ge=0, description="What it paid beyond all that was owed: added to the credit balance.")
+    credit_balance_fen: int = Field(default=0, ge=0, description="The customer's credit balance after it (used by their next drawdown).")
+    balance_fen: int = Field(default=0, ge=0, description="The principal outstanding after it, fen.")
+    allocations: tuple[RepaymentAllocation, ...] = Field(default=(), max_length=600, description="Instalment by instalment, in the order paid.")
 
 
 # What the policy service tells of a drawdown or a repayment (the outcome of a movement of the balance).

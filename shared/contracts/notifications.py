@@ -23,6 +23,8 @@ class NotificationSent(Event):
     drawdown_approved, drawdown_refused or repayment_applied): then `decision_id` is the outcome event's
     id, `decision_seq` the customer's balance sequence, `movement_id` the drawdown's or repayment's id,
     and `application_id` the application behind the window drawn on (none when there was no window).
+    Loan notices (`about` loan: a loan booked, an instalment due soon or overdue, an overdue cured)
+    take `decision_id` from the loan event's id and name the loan (`loan_id`).
     """
 
     EVENT_TYPE: ClassVar[str] = "NotificationSent"
@@ -41,17 +43,19 @@ class NotificationSent(Event):
     customer_id: CustomerId
     channel: Literal["inbox", "webhook"]
     locale: Locale
-    outcome: Literal["opened", "closed", "pending", "drawdown_approved", "drawdown_refused", "repayment_applied"] = Field(
-        description="pending: not decided yet (a delay, a review under way)."
-    )
+    outcome: Literal[
+        "opened", "closed", "pending", "drawdown_approved", "drawdown_refused", "repayment_applied",
+        "loan_booked", "instalment_due_soon", "instalment_overdue", "overdue_cured",
+    ] = Field(description="pending: not decided yet (a delay, a review under way).")  # fmt: skip
     movement_id: str | None = Field(default=None, max_length=80, description="The drawdown's or repayment's id (drawdown outcomes only).")
+    loan_id: str | None = Field(default=None, max_length=80, description="The loan told of (about `loan`).")
     category: Category | None = None
     reference: str = Field(max_length=40, description="Decision reference the customer quotes for review.", examples=["CW-3F2A-9C1B"])
     title: str = Field(max_length=200)
     body: str = Field(max_length=4000, description="The rendered disclosure text.")
     policy_version: str = Field(max_length=80)
     model_id: str | None = Field(default=None, max_length=120)
-    about: Literal["decision", "delay", "review", "drawdown"] = Field(default="decision", description="What the message tells.")
+    about: Literal["decision", "delay", "review", "drawdown", "loan"] = Field(default="decision", description="What the message tells.")
     about_decision_id: uuid.UUID | None = Field(
         default=None, description="For a notice: the decision it is about (a delay: the decision to come; a review: the decision reviewed)."
     )

@@ -73,6 +73,8 @@ TOPIC_ACCESS: tuple[TopicAccess, ...] = (
     _row("windows",          writers=(POLICY,),            readers=(POLICY, NOTIFICATION, OPERATOR)),
     # the balances' log: notification tells it, the policy rebuilds balances from it
     _row("lending_results",  writers=(POLICY,),            readers=(POLICY, NOTIFICATION, OPERATOR)),
+    # loans booked and their due dates: notification tells them, the policy rebuilds its book from it
+    _row("loans",            writers=(POLICY,),            readers=(POLICY, NOTIFICATION, OPERATOR)),
     # reviews acknowledged and concluded: notification tells them, every policy replica keeps its desk from them
     _row("review_results",   writers=(POLICY,),            readers=(POLICY, NOTIFICATION, OPERATOR)),
     # what each customer was told: an explanation shows the message as sent
@@ -119,7 +121,7 @@ PRINCIPALS: tuple[Principal, ...] = (
     Principal(
         NOTIFICATION,
         "the notification service",
-        groups=("notification", "notification-lending", "notification-reviews"),
+        groups=("notification", "notification-lending", "notification-loans", "notification-reviews"),
         describes_topics=True,
     ),
     Principal(UPSTREAM, "the lender's apps: requests only"),

@@ -28,6 +28,7 @@ from shared.contracts.applications import ApplicationReceived
 from shared.contracts.deadletter import DeadLetter
 from shared.contracts.drawdowns import LENDING_REQUESTS, LENDING_RESULTS
 from shared.contracts.envelope import Event
+from shared.contracts.loans import LOAN_EVENTS
 from shared.contracts.notifications import NotificationSent
 from shared.contracts.policy import KeyRetired, PolicyUpdated
 from shared.contracts.reviews import OPERATOR_ACTIONS, REVIEW_RESULTS, ReviewRequested
@@ -86,6 +87,8 @@ CATALOGUE: tuple[TopicEntry, ...] = (
               "drawdown and repayment requests, from upstream apps"),
     TopicEntry("lending_results", "credit.lending-results", RESULT, LENDING_RESULTS, True,
               "the policy service's answers to drawdowns and repayments: the balances' log, kept forever"),
+    TopicEntry("loans", "credit.loans", RESULT, LOAN_EVENTS, True,
+              "the policy service's loans booked, due-date reminders, overdue steps and cures: the loans' log, kept forever"),
     TopicEntry("shadow_windows", "credit.windows.shadow", RESULT, (WindowOpened, WindowClosed), False,
               "a shadow policy's decisions, compared with the live ones", aliases=("shadow",)),
     TopicEntry("review_requests", "credit.review-requests", REQUEST, (ReviewRequested,), True,
@@ -157,6 +160,10 @@ class Topics:
     @property
     def lending_results(self) -> str:
         return self._name("credit.lending-results")
+
+    @property
+    def loans(self) -> str:
+        return self._name("credit.loans")
 
     @property
     def review_requests(self) -> str:

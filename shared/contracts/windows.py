@@ -10,6 +10,7 @@ from pydantic import Field
 
 from shared.contracts.applications import DEFAULT_LOCALE, Locale, Segment
 from shared.contracts.envelope import ApplicationId, CustomerId, Event, FreeText, Part
+from shared.contracts.loans import OwnRecord
 from shared.contracts.scores import Reason, RecourseAction
 
 __all__ = [
@@ -24,8 +25,9 @@ __all__ = [
 ]
 
 Category = Literal["credit", "strategy", "system", "regulatory"]
-# review: a person overturned a decision on review; suspension: an operator suspended the customer.
-Trigger = Literal["application", "expiry", "pause", "redecision", "review", "suspension"]
+# review: a person overturned a decision on review; suspension: an operator suspended the customer;
+# overdue: the customer's own instalment reached the policy's days past due (the window closes).
+Trigger = Literal["application", "expiry", "pause", "redecision", "review", "suspension", "overdue"]
 # reviewer: the limit a person set on review (still under the regulatory caps).
 Bound = Literal["risk_grade", "requested_amount", "income_cap", "absolute_cap", "segment_budget", "reviewer"]
 
@@ -103,6 +105,9 @@ class Decision(Event):
         default=None, description="For a decision made on review (trigger `review`): the decision a person reviewed."
     )
     review_note: FreeText | None = Field(default=None, max_length=1000, description="The reviewer's note to the customer (review only).")
+    own_record: OwnRecord | None = Field(
+        default=None, description="The customer's repayment record with us as the rules read it (none: nothing on record, or not read)."
+    )
 
 
 class WindowOpened(Decision):

@@ -53,8 +53,9 @@ class TopicDifference:
 def fleet_topics(settings: Settings) -> list[TopicSpec]:
     """Every topic of the fleet as the settings want it."""
     topics: Topics = settings.topics
-    # The logs the fleet is rebuilt from and, kept as long as the decisions they explain, the scores
-    # they were made on and what each customer was told: as the catalogue says (shared/contracts/topics.py).
+    # The logs the fleet is rebuilt from (decisions, balances, loans, the policy history) and, kept as
+    # long as the decisions they explain, the scores they were made on and what each customer was told:
+    # as the catalogue says (shared/contracts/topics.py).
     keep_forever = {name for name in topics.all() if (entry := topics.entry(name)) is not None and entry.kept_forever}
     # Where operators' signed events are (the control topics: policy updates and key retirements, actions
     # on customers): each record is timed by the broker when it reaches the log, not by its writer, so a

@@ -111,8 +111,8 @@ async def test_two_replicas_drawing_at_once_never_lend_beyond_the_limit_and_the_
         assert letter.source_topic == topics.lending_requests and "credit.lending-results" in letter.error
 
         # The balances are derived state: the log (the policy's results only) gives back exactly what Redis holds.
-        decisions, movements = await read_book_log(fleet.settings)
-        derived = derive(decisions, movements=movements)
+        decisions, movements, loans = await read_book_log(fleet.settings)
+        derived = derive(decisions, movements=movements, loans=loans)
         redis = Redis.from_url(fleet.settings.redis_dsn)
         try:
             live = await RedisBook(redis, fleet.settings.redis_prefix).snapshot()

@@ -83,8 +83,8 @@ async def test_the_year_end_on_the_real_book_charges_each_application_to_its_mon
         early_limit = by_application[early.application_id].limit  # type: ignore[union-attr]
         assert (live["individual/2026-12"].exposure, live["individual/2027-01"].exposure) == (late_limit, early_limit)
         # The log says the same: a rebuild derives these budgets.
-        logged, movements = await read_book_log(fleet.settings)
-        rebuilt = derive(logged, movements=movements)
+        logged, movements, loans = await read_book_log(fleet.settings)
+        rebuilt = derive(logged, movements=movements, loans=loans)
         assert {k: v.exposure for k, v in rebuilt.budgets.items() if v.exposure} == {"individual/2026-12": late_limit, "individual/2027-01": early_limit}
     finally:
         await redis.aclose()

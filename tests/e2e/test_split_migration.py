@@ -125,7 +125,7 @@ async def test_the_retired_topics_are_read_once_as_history_and_only_what_the_fle
     assert not any(isinstance(r.event, ReviewConcluded | RepaymentApplied) for r in copies)
 
     # A rebuild now reads the balances from the results topic only: the debt stands.
-    _, movements = await read_book_log(settings)
+    _, movements, _ = await read_book_log(settings)
     assert derive([], movements=movements).balances[CUSTOMER] == Balance(3_000, 1)
 
     async def suspended() -> list[str]:

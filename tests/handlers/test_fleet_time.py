@@ -2,7 +2,8 @@
 
 The three services are built by their own composition roots on one in-memory broker, with one
 clock standing years away from any date this suite runs on. Applications go through scoring,
-policy and notification; drawdowns, a repayment, a review and an expiry follow. Any event stamped
+policy and notification; drawdowns (booked as loans), a repayment, a review, an expiry, and the
+loan's due dates watched across a reminder, a miss and its days-past-due step follow. Any event stamped
 from the wall clock (a constructor left to its default, a `datetime.now` somewhere) shows here as
 an `occurred_at` outside the test clock's times.
 """
@@ -27,6 +28,9 @@ from shared.contracts import (
     DrawdownApproved,
     DrawdownRequested,
     Event,
+    InstalmentDueSoon,
+    InstalmentOverdue,
+    LoanBooked,
     NotificationSent,
     Repaid,
     ReviewRequested,
@@ -69,7 +73,9 @@ async def test_every_event_the_fleet_publishes_carries_the_time_of_its_clock() -
         publisher=Outbox(broker, service="notification", clock=clock), registry=registry(), clock=clock, timing=DispatchTiming(poll_s=0.05),
     )  # fmt: skip
     topics = settings.topics
-    out = capture(broker, topics.scores, topics.windows, topics.lending_results, topics.review_results, topics.notifications, topics.deadletter)
+    out = capture(
+        broker, topics.scores, topics.windows, topics.lending_results, topics.loans, topics.review_results, topics.notifications, topics.deadletter
+    )
     batch = [a.model_copy(update={"occurred_at": FAR}) for a in applications("clock", count=40)]
     async with TestKafkaBroker(broker):
         for application in batch:
@@ -93,10 +99,18 @@ async def test_every_event_the_fleet_publishes_carries_the_time_of_its_clock() -
         ))  # fmt: skip
         clock.advance(days=2)  # every window has expired
         policy.metrics.observe(await policy.underwriter.sweep())
+        swept = clock.now()
+        (loan,) = out.of(LoanBooked)
+        reminded = clock.advance(loan.instalments[0].pay_by - timedelta(days=1) - clock.now())  # the reminder's sweep
+        await policy.servicer.watch()
+        missed = clock.advance(days=31)  # missed, and 30 days past due
+        await policy.servicer.watch()
     assert out.of(DrawdownApproved) and any(n.about == "review" for n in out.of(NotificationSent)) and out.of(DeadLetter)
     assert any(isinstance(e, WindowClosed) and e.trigger == "expiry" for e in out.events)
+    steps = [(e.instalment, e.days_past_due) for e in out.of(InstalmentDueSoon) + out.of(InstalmentOverdue)]
+    assert {(1, 0), (1, 1), (1, 30)} <= set(steps)  # the first instalment's reminder, its miss and its 30 days
+    assert {n.outcome for n in out.of(NotificationSent)} >= {"loan_booked", "instalment_due_soon", "instalment_overdue", "repayment_applied"}
     ours = [e for e in out.events if e.producer in ("scoring", "policy", "notification")]
     stamped = {e.occurred_at for e in ours}
-    assert stamped <= {FAR, FAR + timedelta(minutes=5), FAR + timedelta(minutes=10), FAR + timedelta(days=2, minutes=10)}, sorted(
-        (e.event_type, e.occurred_at.isoformat()) for e in ours if e.occurred_at not in {FAR, clock.now()}
-    )
+    expected = {FAR, FAR + timedelta(minutes=5), FAR + timedelta(minutes=10), swept, reminded, missed}
+    assert stamped <= expected, sorted((e.event_type, e.occurred_at.isoformat()) for e in ours if e.occurred_at not in expected)

@@ -35,7 +35,7 @@ from services.policy.windows.decisions import book_request, budget_charge, charg
 from services.policy.windows.model import DecisionRecord, Posting, Reserved
 from services.policy.windows.rules import Offer, evaluate
 from shared.clock import ManualClock
-from shared.contracts import ScoreComputed, WindowClosed, WindowOpened
+from shared.contracts import OwnRecord, ScoreComputed, WindowClosed, WindowOpened
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
@@ -64,6 +64,9 @@ class EmptyLiveBook:
 
     async def open_window(self, customer_id: str) -> DecisionRecord | None:
         return None
+
+    async def own_records(self, customers: Sequence[str], now: datetime, record_days: int) -> dict[str, OwnRecord]:
+        return {}
 
 
 @dataclass

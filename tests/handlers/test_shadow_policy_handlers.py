@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
@@ -10,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from services.policy.shadow_app import compose_shadow
 from services.policy.windows.adapters.memory_book import MemoryBook
 from services.policy.windows.model import DecisionRecord, Reserved
-from shared.contracts import WindowClosed, WindowOpened
+from shared.contracts import OwnRecord, WindowClosed, WindowOpened
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import encode
@@ -22,9 +23,12 @@ from tests.unit.policy.factories import default_policy, score, this_period
 class RecordingLiveBook:
     """The live store as the shadow sees it: reads only, counted."""
 
-    def __init__(self, *, exposure: int = 0, windows: dict[str, DecisionRecord] | None = None) -> None:
+    def __init__(
+        self, *, exposure: int = 0, windows: dict[str, DecisionRecord] | None = None, records: dict[str, OwnRecord] | None = None
+    ) -> None:
         self.exposure = exposure
         self.windows = windows or {}
+        self.records = records or {}
         self.reads: list[str] = []
 
     async def budgets(self, keys: Sequence[str]) -> dict[str, Reserved]:
@@ -38,6 +42,10 @@ class RecordingLiveBook:
     async def open_window(self, customer_id: str) -> DecisionRecord | None:
         self.reads.append(f"window:{customer_id}")
         return self.windows.get(customer_id)
+
+    async def own_records(self, customers: Sequence[str], now: datetime, record_days: int) -> dict[str, OwnRecord]:
+        self.reads.append("own_records")
+        return {c: self.records[c] for c in customers if c in self.records}
 
 
 def _wire(live: RecordingLiveBook, **policy_changes: object) -> tuple[KafkaBroker, MemoryBook, Settings]:
@@ -129,3 +137,17 @@ def test_the_shadow_does_not_follow_policy_updates() -> None:
     broker, _, settings = _wire(RecordingLiveBook())
     topics = {topic for sub in broker.subscribers for topic in sub.specification.topics}  # type: ignore[attr-defined]
     assert topics == {settings.topics.scores}
+
+
+async def test_the_shadow_reads_each_customers_own_record_from_the_live_book() -> None:
+    """A candidate policy is judged on the same record the live fleet reads: an overdue with us closes in the shadow too."""
+    overdue = OwnRecord(days_past_due=4, worst_days_past_due_12m=4, overdue_fen=120_000)
+    live = RecordingLiveBook(records={"cus_unit00000001": overdue})
+    broker, _, settings = _wire(live)
+    out = capture(broker, settings.topics.shadow_windows)
+    async with TestKafkaBroker(broker):
+        await _send_score(broker, settings)
+        await _send_score(broker, settings, application_id="app_unit_000002", customer_id="cus_unit00000002")
+    closed, opened = out.of(WindowClosed), out.of(WindowOpened)
+    assert [(c.customer_id, c.reason, c.own_record) for c in closed] == [("cus_unit00000001", "own_overdue", overdue)]
+    assert [o.customer_id for o in opened] == ["cus_unit00000002"] and "own_records" in live.reads

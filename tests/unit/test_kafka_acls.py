@@ -161,11 +161,11 @@ def test_the_scaler_reads_no_record_and_joins_no_group() -> None:
         ("scoring", {"applications"}, {"scores", "deadletter"}),
         (
             "policy",
-            {"scores", "policy", "windows", "lending_requests", "lending_results", "review_requests", "review_results", "operator_actions",
-             "notifications", "retired_drawdowns", "retired_reviews"},
-            {"windows", "shadow_windows", "lending_results", "review_results", "deadletter"},
+            {"scores", "policy", "windows", "lending_requests", "lending_results", "loans", "review_requests", "review_results",
+             "operator_actions", "notifications", "retired_drawdowns", "retired_reviews"},
+            {"windows", "shadow_windows", "lending_results", "loans", "review_results", "deadletter"},
         ),
-        ("notification", {"windows", "lending_results", "review_results"}, {"notifications", "deadletter"}),
+        ("notification", {"windows", "lending_results", "loans", "review_results"}, {"notifications", "deadletter"}),
     ],
 )  # fmt: skip
 def test_each_service_reads_its_inputs_in_its_own_group_and_writes_its_outputs(service: str, reads: set[str], writes: set[str]) -> None:

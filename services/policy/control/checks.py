@@ -13,8 +13,10 @@ judges it the same. A signature is accepted only if, in this order:
 
 Then, for a policy update (`check_update`): its document validates, says the same name and version
 as the signed envelope, is for the policy this fleet runs, and is newer than the active version (an
-old signed version replayed is refused). For an operator's action (`check_action`): it reached the
-log within the policy's `customer_care.max_action_age` of being issued. For a key's retirement
+old signed version replayed is refused), and is not a testing policy (`lending.testing`:
+instalments and days shortened for the demo and the fault suite) while the fleet runs in
+production. For an operator's action (`check_action`): it reached the log within the policy's
+`customer_care.max_action_age` of being issued. For a key's retirement
 (`check_retirement`): it does not reach back before it was issued; it takes effect from its
 `retire_at`, or from when it reached the log if that is later, so nothing logged before it changes.
 """
@@ -40,6 +42,7 @@ __all__ = [
     "newly_paused",
     "paused",
     "signed_fields",
+    "unsafe_for",
 ]
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -71,7 +74,7 @@ class Retirement:
 @dataclass(frozen=True, slots=True)
 class Refused:
     # unknown_key | hmac | forged | other_namespace | future | retired_key | stale | retroactive
-    # | invalid_policy | tampered | replayed | other_policy
+    # | invalid_policy | tampered | replayed | other_policy | testing_policy
     error_type: str
     error: str
 
@@ -117,6 +120,16 @@ def _signature(
     return None
 
 
+def unsafe_for(document: PolicyDocument, environment: str) -> str | None:
+    """Why a fleet in `environment` refuses this policy, or None: a testing policy runs in local and test only."""
+    if document.lending.testing and environment not in ("local", "test"):
+        return (
+            f"policy {document.label} is a testing policy (lending.testing: instalments and days shortened); "
+            f"CW_ENVIRONMENT={environment} runs only real ones"
+        )
+    return None
+
+
 def check_update(
     update: PolicyUpdated,
     active: PolicyDocument,
@@ -125,6 +138,7 @@ def check_update(
     namespace: str,
     logged_at: datetime,
     max_skew: timedelta = MAX_CLOCK_SKEW,
+    environment: str = "local",
 ) -> Accepted | Refused:
     """Whether `update`, which reached the log at `logged_at`, may replace `active`."""
     message = policy_bytes(**signed_fields(update, namespace))  # type: ignore[arg-type]
@@ -143,6 +157,8 @@ def check_update(
         return Refused("other_policy", f"this fleet runs policy {active.name!r}, not {document.name!r}")
     if document.version <= active.version:
         return Refused("replayed", f"version {document.version} is not newer than the active {active.label}")
+    if (refusal := unsafe_for(document, environment)) is not None:
+        return Refused("testing_policy", refusal)
     return Accepted(document)
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "Cycle",
     "DemandPoint",
     "GradeTerms",
+    "Lending",
     "MaintenanceWindow",
     "Multipliers",
     "Pacing",
@@ -300,6 +301,69 @@ class CustomerCare(_Part):
         return self
 
 
+DAY = timedelta(days=1)
+
+
+class Lending(_Part):
+    """What a drawdown becomes (a loan: its terms and schedule) and how its due dates are watched.
+
+    A loan of `n` months is paid in `n` equal monthly instalments, due on the drawdown's day of the
+    month in the policy's time zone (the month's last day when it has none). Days past due are
+    counted in calendar days from the day after the due date. `testing` lets the fault suite and the
+    demo see instalments fall due within minutes: a shorter `instalment_interval` (a duration such
+    as ``PT20S``, a whole number of days) and a shorter `day_length`; a production fleet refuses a
+    testing policy.
+    """
+
+    terms_months: tuple[int, ...] = Field(default=(3, 6, 12), min_length=1, description="The terms offered, in monthly instalments.")
+    default_term_months: int = Field(default=3, description="The term of a drawdown that names none.")
+    instalment_interval: Literal["P1M"] | timedelta = Field(
+        default="P1M", description="P1M: monthly, on the drawdown's day; a duration only when `testing`."
+    )
+    day_length: timedelta = Field(default=DAY, description="A calendar day; shorter only when `testing`.")
+    testing: bool = Field(default=False, description="For tests and the demo only: refused by a production fleet.")
+    remind_before_days: int = Field(default=3, ge=0, le=60, description="The reminder comes this many days before a due date.")
+    overdue_steps_days: tuple[int, ...] = Field(
+        default=(1, 30, 60, 90), min_length=1, description="Days past due at which the customer (and partner) is told; 1 is the miss itself."
+    )
+    close_window_at_days: int = Field(
+        default=1, description="At this step (days past due) the open window closes (credit, own_overdue) and drawdowns are refused."
+    )
+    record_days: int = Field(default=365, ge=1, le=3650, description="A cured overdue counts on the customer's record this many days (12 months).")
+    knockout_worst_days_past_due: int = Field(
+        default=0, ge=0, le=3650,
+        description="An application is closed (credit, own_overdue) while overdue, or when the worst days past due on record exceed this.",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        terms = list(self.terms_months)
+        if terms != sorted(set(terms)) or terms[0] < 1 or terms[-1] > 120:
+            raise ValueError("terms_months: distinct terms of 1 to 120 months, ascending")
+        if self.default_term_months not in terms:
+            raise ValueError(f"default_term_months: {self.default_term_months} is not a term offered {terms}")
+        steps = list(self.overdue_steps_days)
+        if steps != sorted(set(steps)) or steps[0] != 1 or steps[-1] > 3650:
+            raise ValueError("overdue_steps_days: ascending, distinct, starting at 1 (the miss itself)")
+        if self.close_window_at_days not in steps:
+            raise ValueError(f"close_window_at_days: {self.close_window_at_days} is not one of overdue_steps_days {steps}")
+        if not (timedelta(seconds=1) <= self.day_length <= DAY) or DAY % self.day_length:
+            raise ValueError("day_length: from 1 second to a day, a whole fraction of a day")
+        if isinstance(self.instalment_interval, timedelta) and (
+            self.instalment_interval < self.day_length or self.instalment_interval % self.day_length
+        ):
+            raise ValueError("instalment_interval: a whole number of days (of day_length)")
+        if not self.testing and (self.instalment_interval != "P1M" or self.day_length != DAY):
+            raise ValueError("instalment_interval other than P1M and a day_length other than a day are for tests only (testing: true)")
+        return self
+
+    def term(self, asked: int | None) -> int | None:
+        """The term a drawdown gets: the one asked for if offered, the default if none was asked; None: not offered."""
+        if asked is None:
+            return self.default_term_months
+        return asked if asked in self.terms_months else None
+
+
 class PolicyDocument(_Part):
     """A complete policy version."""
 
@@ -323,6 +387,7 @@ class PolicyDocument(_Part):
     limits: Limits = Limits()
     timing: Timing = Timing()
     customer_care: CustomerCare = CustomerCare()
+    lending: Lending = Lending()
 
     @model_validator(mode="after")
     def _complete(self) -> Self:

@@ -36,9 +36,12 @@ log = structlog.get_logger("creditwindow.policy")
 CONTROL_EVENTS = (PolicyUpdated, KeyRetired)
 
 
-def read_control(record: Record, active: PolicyDocument, signatures: Signatures, now: datetime) -> Accepted | Retirement | RefusedRecord:
+def read_control(
+    record: Record, active: PolicyDocument, signatures: Signatures, now: datetime, environment: str = "local"
+) -> Accepted | Retirement | RefusedRecord:
     """What a record of `credit.policy` comes to: a policy version to adopt, a key's retirement, or
-    why it is refused. Judged at the time it reached the log (`now` for a record without one)."""
+    why it is refused. Judged at the time it reached the log (`now` for a record without one); a
+    fleet in production (`environment`) refuses a testing policy."""
     decoded = decode(record, CONTROL_EVENTS)
     if isinstance(decoded, RefusedRecord):
         return decoded
@@ -49,7 +52,9 @@ def read_control(record: Record, active: PolicyDocument, signatures: Signatures,
         )
         prefix = "key"
     else:
-        checked = check_update(decoded, active, ring=s.ring, namespace=s.namespace, logged_at=logged_at, max_skew=s.max_skew)
+        checked = check_update(
+            decoded, active, ring=s.ring, namespace=s.namespace, logged_at=logged_at, max_skew=s.max_skew, environment=environment
+        )
         prefix = "policy"
     if isinstance(checked, Refused):
         return RefusedRecord(record, f"{prefix}_{checked.error_type}", checked.error)
@@ -67,10 +72,11 @@ class PolicyUpdates:
     pauses: PauseEnforcer
     retry: Retry
     counted: Callable[[str], None] = lambda result: None  # each record's result: "applied", "key_retired" or why refused (the metric)
+    environment: str = "local"  # CW_ENVIRONMENT: production refuses a testing policy
 
     def check(self, record: Record, now: datetime) -> Accepted | Retirement | RefusedRecord:
         """What `record` comes to at `now` (`read_control`)."""
-        return read_control(record, self.state.active, self.signatures, now)
+        return read_control(record, self.state.active, self.signatures, now, self.environment)
 
     def adopt(self, record: Record) -> Accepted | Retirement | RefusedRecord:
         """Check `record` now and, if it verifies, make it the active version (its source: topic@offset)

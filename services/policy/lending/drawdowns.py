@@ -12,13 +12,15 @@ from datetime import UTC, datetime
 
 from services.policy import PRODUCER
 from services.policy.control.document import PolicyDocument
-from services.policy.windows.model import DrawRequest, Movement, RepayRequest
+from services.policy.lending.calendar import loan_calendar
+from services.policy.windows.model import Allocation, DrawRequest, Movement, RepayRequest
 from shared.contracts import (
     DrawdownApproved,
     DrawdownOutcome,
     DrawdownRefused,
     DrawdownRequested,
     Repaid,
+    RepaymentAllocation,
     RepaymentApplied,
 )
 
@@ -36,7 +38,11 @@ def _at(movement: Movement) -> datetime:
 
 
 def draw_request(event: DrawdownRequested, policy: PolicyDocument, now: datetime) -> DrawRequest:
-    """The book's request for a drawdown, under the regulatory caps in force now."""
+    """The book's request for a drawdown, under the regulatory caps in force now, with the calendar of
+    the loan it would become (the term asked for, or the policy's default; 0: a term not offered)."""
+    lending = policy.lending
+    term = lending.term(event.term_months) or 0
+    calendar = loan_calendar(policy, now, term)
     return DrawRequest(
         drawdown_id=event.drawdown_id,
         customer=event.customer_id,
@@ -45,6 +51,14 @@ def draw_request(event: DrawdownRequested, policy: PolicyDocument, now: datetime
         absolute_cap=policy.regulatory.absolute_cap,
         income_fraction=repr(policy.regulatory.income_fraction),
         policy_version=policy.label,
+        term=term,
+        due_days=calendar.due_days,
+        day_ms=calendar.day_ms,
+        offset_ms=calendar.offset_ms,
+        interval=calendar.interval,
+        close_at_days=lending.close_window_at_days,
+        remind_days=lending.remind_before_days,
+        locale=event.locale,
     )
 
 
@@ -71,9 +85,10 @@ def outcome(event: DrawdownRequested, movement: Movement) -> DrawdownApproved | 
         "available": movement.available,
         "balance_seq": movement.balance_seq,
         "policy_version": movement.policy_version,
+        "partner_id": movement.partner or None,
     }
     if movement.approved:
-        return DrawdownApproved.caused_by(event, **common)  # type: ignore[arg-type]
+        return DrawdownApproved.caused_by(event, **common, loan_id=movement.loan_id or None)  # type: ignore[arg-type]
     return DrawdownRefused.caused_by(
         event, **common, category=movement.category, reason=movement.reason, window_reason=movement.window_reason or None
     )  # type: ignore[arg-type]
@@ -93,16 +108,29 @@ def applied(event: Repaid, movement: Movement) -> RepaymentApplied:
         applied=movement.applied,
         balance=movement.balance,
         balance_seq=movement.balance_seq,
+        interest_fen=movement.interest_fen,
+        principal_fen=movement.principal_fen,
+        credit_fen=movement.credit_fen,
+        credit_balance_fen=movement.credit_balance_fen,
+        balance_fen=movement.balance_fen,
+        allocations=tuple(
+            RepaymentAllocation(loan_id=a.loan_id, instalment=a.instalment, interest_fen=a.interest, principal_fen=a.principal, due=a.due)
+            for a in movement.allocations
+        ),
     )
 
 
 def movement_of(event: DrawdownOutcome | RepaymentApplied) -> tuple[str, Movement]:
-    """What the book keeps of a published outcome: its id and its answer (for a rebuild)."""
+    """What the book keeps of a published outcome: its id and its answer (for a rebuild; a repayment's
+    cure is worked out again by replaying it on the loans, `rebuild.derive`)."""
     at = _ms(event.occurred_at)
     if isinstance(event, RepaymentApplied):
         return event.repayment_id, Movement(
             fresh=False, customer=event.customer_id, amount=event.amount, approved=True, balance=event.balance,
-            balance_seq=event.balance_seq, applied=event.applied, at=at, repayment=True,
+            balance_seq=event.balance_seq, applied=event.applied, at=at, repayment=True, interest_fen=event.interest_fen,
+            principal_fen=event.principal_fen, credit_fen=event.credit_fen, credit_balance_fen=event.credit_balance_fen,
+            balance_fen=event.balance_fen,
+            allocations=tuple(Allocation(a.loan_id, a.instalment, a.interest_fen, a.principal_fen, a.due) for a in event.allocations),
         )  # fmt: skip
     refused = isinstance(event, DrawdownRefused)
     return event.drawdown_id, Movement(
@@ -111,4 +139,5 @@ def movement_of(event: DrawdownOutcome | RepaymentApplied) -> tuple[str, Movemen
         decision_id=str(event.decision_id) if event.decision_id else "", application_id=event.application_id or "",
         category=event.category if refused else "", reason=event.reason if refused else "",  # type: ignore[union-attr]
         window_reason=(event.window_reason or "") if refused else "", at=at, policy_version=event.policy_version,
+        partner=event.partner_id or "", loan_id=(getattr(event, "loan_id", None) or ""),
     )  # fmt: skip

@@ -3,7 +3,9 @@
 `explain` puts together what a customer (through an upstream app) or an operator may ask of any
 decision still on `credit.windows` (PIPL art. 24, the right to an explanation): the outcome and its
 category, the reasons with what to do about each, the recourse, the limit's basis with every bound
-and its value, the rules of the policy version that decided, in their order, each with its threshold
+and its value, the customer's record with us as the decision read it (days past due now, the worst
+still counting, when it stops counting), the rules of the policy version that decided, in their
+order, each with its threshold
 and whether it passed, the model, and the message as it was sent.
 
 `verify` runs the recorded score through the recorded policy version (`rules.evaluate`, at the
@@ -26,8 +28,16 @@ from typing import Any, Literal, Protocol
 from services.policy.control.document import PolicyDocument
 from services.policy.windows.book import round_down
 from services.policy.windows.ports import Suspension
-from services.policy.windows.rules import BOUND_PRIORITY, Close, Offer, evaluate, limit_bounds
-from shared.contracts import Decision, NotificationSent, ScoreComputed, WindowClosed, WindowOpened
+from services.policy.windows.rules import (
+    BOUND_PRIORITY,
+    Close,
+    Offer,
+    evaluate,
+    limit_bounds,
+    own_overdue,
+    own_threshold,
+)
+from shared.contracts import Decision, NotificationSent, OwnRecord, ScoreComputed, WindowClosed, WindowOpened
 from shared.reasons import ADVICE, CATEGORIES, CLOSURE_REASONS, REASON_ADVICE, REASONS, reason_code
 from shared.references import reference_of
 
@@ -121,6 +131,7 @@ class Explanation:
     rules: list[RuleCheck] = field(default_factory=list)
     review: dict[str, Any] | None = None
     closes_reference: str | None = None
+    own_record: dict[str, Any] | None = None  # the customer's record with us, as the decision read it
     messages: list[dict[str, Any]] = field(default_factory=list)
     inputs: str = "complete"  # complete | no_score | no_policy_version
     verification: Verification | None = None
@@ -133,8 +144,11 @@ def _in_maintenance(policy: PolicyDocument, now: datetime) -> bool:
     return any(w.start <= now < w.end for w in policy.maintenance)
 
 
-def rule_checks(score: ScoreComputed, policy: PolicyDocument, now: datetime, suspension: Suspension | None = None) -> list[RuleCheck]:
-    """Every rule `rules.evaluate` applies, in its order, with thresholds and the customer's figures.
+def rule_checks(
+    score: ScoreComputed, policy: PolicyDocument, now: datetime, suspension: Suspension | None = None, own: OwnRecord | None = None
+) -> list[RuleCheck]:
+    """Every rule `rules.evaluate` applies, in its order, with thresholds and the customer's figures
+    (`own`: their record with us, as the decision read it).
 
     Stops after the first rule that fails (that rule decided); an offer passes them all.
     """
@@ -162,6 +176,10 @@ def rule_checks(score: ScoreComputed, policy: PolicyDocument, now: datetime, sus
             return checks
     knockouts = policy.knockouts
     if not check("knockout_recent_overdue", knockouts.max_overdue_12m, facts.bureau.overdue_count_12m, facts.bureau.overdue_count_12m <= knockouts.max_overdue_12m):
+        return checks
+    # Our own record beside the bureau's: days past due now, and the worst still counting.
+    own_value = f"{own.days_past_due} days past due now, worst {own.worst_days_past_due_12m}" if own is not None else "nothing on record"
+    if not check("own_overdue", own_threshold(own, policy).threshold, own_value, not own_overdue(own, policy)):
         return checks
     if not check("knockout_inquiries", knockouts.max_inquiries_3m, facts.bureau.inquiries_3m, facts.bureau.inquiries_3m <= knockouts.max_inquiries_3m):
         return checks
@@ -293,11 +311,13 @@ def explain(
     if points is not None and (operator or decision.score_disclosed):
         cutoff = policy.cutoffs.get(decision.segment) if policy and decision.segment else None  # type: ignore[call-overload]
         explanation.score = {"points": round(points, 1), "grade": grade, "cutoff": cutoff, **({"pd": pd} if operator else {})}
+    if decision.own_record is not None:
+        explanation.own_record = decision.own_record.model_dump(mode="json")
     if decision.reviewed_decision_id is not None:
         explanation.review = {"reviewed_reference": reference_of(decision.reviewed_decision_id), "note": decision.review_note}
     if score is not None and policy is not None and decision.trigger in ("application", "redecision") and score.outcome == "scored":
         suspended = Suspension(decision.customer_id, "", decision.occurred_at, None, "") if closed and closed.reason == "customer_suspended" else None
-        explanation.rules = rule_checks(score, policy, decision.occurred_at, suspended)
+        explanation.rules = rule_checks(score, policy, decision.occurred_at, suspended, decision.own_record)
         explanation.bounds = limit_basis(score, policy, decision)
     elif score is not None and policy is not None and decision.trigger == "review" and opened:
         explanation.bounds = limit_basis(score, policy, decision)
@@ -346,7 +366,7 @@ def verify(
     checks, note = _model_checks(score, model)
     if decision.trigger == "review":
         return _verify_review(decision, score, policy, checks)
-    verdict = evaluate(score, policy, decision.occurred_at, suspension)
+    verdict = evaluate(score, policy, decision.occurred_at, suspension, decision.own_record)  # the record it read
     checks += _compare(decision, verdict)
     same = all(c.same for c in checks)
     budget_note = ""

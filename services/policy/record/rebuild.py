@@ -1,10 +1,15 @@
-"""Rebuilding the book from `credit.windows` and `credit.lending-results`: Redis is derived state, the
-policy service's own result topics are the truth. Pure.
+"""Rebuilding the book from `credit.windows`, `credit.lending-results` and `credit.loans`: Redis is
+derived state, the policy service's own result topics are the truth. Pure.
 
 `derive` replays the published decisions, per customer in sequence order, through the book's own
 rules (`Book.restore`, `Book.restore_closure`): what each decision reserved, which window it
-superseded, which closure released it. The result is the `BookState` the store would hold; the Redis
-adapter writes it (`RedisBook.replace`) or compares it with the live one (`RedisBook.snapshot`).
+superseded, which closure released it. It replays each customer's loans and repayments in the
+order of their balance sequence: each loan as it was booked (`LoanBooked`, `Book.restore_loan`),
+each repayment allocated again by the book's own rule (`Book.repay`: the same loans, the same
+amount at the same time give the same allocation, the same interest and the same cured overdues,
+so the customers' own records come back too), and the due-date steps told (`Book.restore_step`).
+The result is the `BookState` the store would hold; the Redis adapter writes it
+(`RedisBook.replace`) or compares it with the live one (`RedisBook.snapshot`).
 
 Maintenance deferrals still waiting are rebuilt too, with the scores they were closed on (read from
 `credit.scores` by the caller, from the oldest such closure on). The notification ledger belongs to
@@ -18,10 +23,23 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from services.policy.lending.drawdowns import movement_of
+from services.policy.lending.loan_events import loan_of
 from services.policy.windows.book import Book, budget_key
 from services.policy.windows.decisions import record_key
-from services.policy.windows.model import BookState, CloseRequest, DecisionRecord, WindowEntry
-from shared.contracts import Decision, DrawdownOutcome, RepaymentApplied, ScoreComputed, WindowClosed, WindowOpened
+from services.policy.windows.model import Balance, BookState, CloseRequest, DecisionRecord, RepayRequest, WindowEntry
+from shared.contracts import (
+    Decision,
+    DrawdownApproved,
+    DrawdownOutcome,
+    InstalmentDueSoon,
+    InstalmentOverdue,
+    LoanBooked,
+    LoanEvent,
+    RepaymentApplied,
+    ScoreComputed,
+    WindowClosed,
+    WindowOpened,
+)
 
 __all__ = ["deferred_since", "derive", "waiting_deferrals"]
 
@@ -47,13 +65,15 @@ def derive(
     decisions: Iterable[Decision],
     scores: Mapping[uuid.UUID, ScoreComputed] | None = None,
     movements: Iterable[DrawdownOutcome | RepaymentApplied] = (),
+    loans: Iterable[LoanEvent] = (),
 ) -> BookState:
     """Replay decisions in sequence order per customer; the first copy of a decision wins.
 
     `scores` (by event id) give back the maintenance deferrals still waiting: an application closed
     for maintenance and not yet decided again is deferred again, with the score it was closed on.
-    `movements` (the outcomes on `credit.lending-results`) give back each customer's balance (the outcome
-    with the highest balance sequence) and each drawdown's and repayment's answer, by its id.
+    `movements` (the outcomes on `credit.lending-results`) give back each drawdown's and repayment's
+    answer, by its id; with `loans` (the events of `credit.loans`) they give back each customer's
+    loans, balance and own record (`_replay_lending`).
     """
     decisions = list(decisions)
     book = Book()
@@ -81,10 +101,34 @@ def derive(
         if score is not None:
             book.state.records[record].deferred_score = score.model_dump_json()
             book.state.deferred[record] = until
-    for outcome in movements:
-        movement_id, movement = movement_of(outcome)
-        book.restore_movement(movement_id, movement)
+    _replay_lending(book, list(movements), list(loans))
     return book.state
+
+
+def _replay_lending(book: Book, movements: list[DrawdownOutcome | RepaymentApplied], loans: list[LoanEvent]) -> None:
+    """Each customer's loans and repayments in the order of their balance sequence, through the book's rules."""
+    booked = {e.loan_id: e for e in loans if isinstance(e, LoanBooked)}
+    replayed: dict[tuple[str, int], LoanBooked | RepaymentApplied] = {}
+    for outcome in movements:
+        if isinstance(outcome, RepaymentApplied):
+            replayed.setdefault((outcome.customer_id, outcome.balance_seq), outcome)
+        elif isinstance(outcome, DrawdownApproved) and outcome.loan_id in booked:
+            replayed.setdefault((outcome.customer_id, outcome.balance_seq), booked[outcome.loan_id])
+        elif isinstance(outcome, DrawdownApproved):
+            # approved before drawdowns were booked as loans: its balance as published, in whole CNY
+            current = book.state.balances.get(outcome.customer_id, Balance())
+            if outcome.balance_seq > current.seq:
+                book.state.balances[outcome.customer_id] = Balance(outcome.balance, outcome.balance_seq, outcome.balance * 100)
+    for (customer, _), event in sorted(replayed.items()):
+        if isinstance(event, LoanBooked):
+            book.restore_loan(loan_of(event))
+        else:
+            book.repay(RepayRequest(event.repayment_id, customer, event.amount, int(event.occurred_at.timestamp() * 1000)))
+    for outcome in movements:
+        book.restore_movement(*movement_of(outcome))  # a repayment's own answer is the one replayed
+    for event in loans:
+        if isinstance(event, InstalmentDueSoon | InstalmentOverdue):
+            book.restore_step(event.loan_id, event.instalment, event.days_past_due)
 
 
 def waiting_deferrals(

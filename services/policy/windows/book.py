@@ -6,8 +6,9 @@ simulate` and the pacing experiment. The Redis store (`redis_book.py`) runs them
 script, its twin line for line; `tests/e2e/test_book_twins.py` drives both through the same random
 streams and compares every value.
 
-Money, one rule: exposure is whole CNY (limits are multiples of `round_to`), expected loss is
-integer fen, `expected_loss_fen(limit, el_rate) = floor(limit x el_rate x 100 + 0.5)`.
+Money: exposure is whole CNY (limits are multiples of `round_to`); expected loss, loans, interest
+and repayments are integer fen, each amount computed from a rate rounded by the one rule stated in
+`loans.py` (`fen`).
 
 The rules, in the order a decision applies them:
 
@@ -26,12 +27,18 @@ The rules, in the order a decision applies them:
   a newer application (an offer is then refused as ``newer_application``).
 - **expire / close**: an open window past its `valid_until`, or in a newly paused segment, is
   closed and released; the closure is queued for announcement.
-- **draw / repay**: a drawdown is approved when the customer's window is open and unexpired and
-  the balance after it stays within the window's limit and the regulatory cap in force now (the
-  absolute cap; a tighter income rule than the window was opened under caps it at the limit scaled
-  down by the same ratio); else refused, in the window's own category when it is closed. A repayment
-  lowers the balance, never below zero. The balance is the customer's: it outlives their windows.
-  Each is decided once by its id.
+- **draw / repay**: a drawdown is approved when the customer's window is open and unexpired, the term
+  asked for is offered (else ``term_not_offered``), the customer is not as many days past due as
+  closes a window (else ``own_overdue``), and the balance after it stays within the window's limit
+  and the regulatory cap in force now (the absolute cap; a tighter income rule than the window was
+  opened under caps it at the limit scaled down by the same ratio); else refused, in the window's own
+  category when it is closed. Approved, it is booked as a loan in the same step (`loans.schedule`,
+  at the window's APR), the customer's credit balance paying for it first. A repayment is allocated
+  to the customer's instalments (`loans.allocate`); what is left over is their credit balance. The
+  balance is the customer's principal outstanding: it outlives their windows. Each is decided once
+  by its id.
+- **watch**: each loan's due-date steps (a reminder, each days-past-due step) are recorded once as
+  they come, in order, to be published (`pending_notices`, `notice_published`).
 - A record is decided once: asking again returns the first answer. An application id that
   belongs to another customer is a conflict (refused). The closure of an application that could not
   be read defers to a real decision of the same application (`fallback_of`).
@@ -40,8 +47,23 @@ The rules, in the order a decision applies them:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 
+from services.policy.windows.loans import (
+    accrue,
+    allocate,
+    day_of,
+    days_past_due,
+    fen,
+    instant_of,
+    next_watch,
+    overdue_fen,
+    projected,
+    schedule,
+    settled,
+)
 from services.policy.windows.model import (
     Balance,
     BookState,
@@ -49,14 +71,19 @@ from services.policy.windows.model import (
     CloseRequest,
     DecisionRecord,
     DrawRequest,
+    Loan,
+    LoanNotice,
     Movement,
     OfferTerms,
     Posting,
     RepayRequest,
     Reserved,
+    Watched,
+    WatchRequest,
     WindowEntry,
     WindowRequest,
 )
+from shared.contracts import OwnRecord
 
 __all__ = [
     "Book",
@@ -77,8 +104,8 @@ def round_down(amount: float, step: int) -> int:
 
 
 def expected_loss_fen(limit: int, el_rate: float) -> int:
-    """Expected loss of a limit, in whole fen: the one rounding of money in the book."""
-    return int(math.floor(limit * el_rate * 100 + 0.5))
+    """Expected loss of a limit, in whole fen (the one rounding of money: `loans.fen`)."""
+    return fen(limit * el_rate * 100)
 
 
 def budget_key(segment: str, period: str = "") -> str:
@@ -265,7 +292,8 @@ class Book:
         )  # fmt: skip
 
     def draw(self, r: DrawRequest) -> Movement:
-        """Decide a drawdown against the customer's window and balance (once per drawdown id)."""
+        """Decide a drawdown against the customer's window and balance (once per drawdown id); approved,
+        book it as a loan (`loans.schedule`) in the same step, using any credit balance first."""
         seen = self._seen(r.drawdown_id, r.customer, r.amount)
         if seen is not None:
             return seen
@@ -273,47 +301,182 @@ class Book:
         window = self.state.windows.get(r.customer)
         limit = ceiling = 0
         category = reason = window_reason = ""
+        amount_fen = r.amount * 100
+        credit_used = min(balance.credit_fen, amount_fen)
+        owed_fen = balance.principal_fen + amount_fen - credit_used
         if window is None:
             category, reason = "strategy", "no_window"
         elif window.status != "open":
             category, reason, window_reason = window.category or "strategy", "window_closed", window.reason
         elif window.valid_until is not None and window.valid_until <= r.at_ms:
             category, reason = "strategy", "window_expired"
+        elif r.term == 0:
+            category, reason = "strategy", "term_not_offered"
+        elif self.days_past_due(r.customer, r.at_ms) >= r.close_at_days:
+            category, reason = "credit", "own_overdue"
         else:
             limit = window.limit
             cap = balance_cap(limit, r.absolute_cap, window.income_fraction, r.income_fraction)
             ceiling = min(limit, cap)
-            if balance.balance + r.amount > ceiling:
+            if -(-owed_fen // 100) > ceiling:
                 category, reason = ("regulatory", "balance_cap") if cap < limit else ("credit", "above_available")
         approved = reason == ""
-        if approved:
-            balance = Balance(balance.balance + r.amount, balance.seq + 1)
+        record = self.state.records.get(window.record) if window is not None else None
+        partner = record.partner if record is not None else ""  # the window's partner hears of it, approved or not
+        loan_id = ""
+        if approved and window is not None:
+            balance = Balance(-(-owed_fen // 100), balance.seq + 1, owed_fen, balance.credit_fen - credit_used)
             self.state.balances[r.customer] = balance
+            loan_id = r.drawdown_id
+            self._book(r, window, partner, amount_fen - credit_used, credit_used, balance.seq)
         movement = Movement(
             fresh=True, customer=r.customer, amount=r.amount, approved=approved, balance=balance.balance,
             balance_seq=balance.seq, available=max(0, ceiling - balance.balance), limit=limit,
             decision_id=window.decision_id if window is not None else "",
             application_id=window.application_id if window is not None else "",
             category=category, reason=reason, window_reason=window_reason, at=r.at_ms, policy_version=r.policy_version,
+            partner=partner, loan_id=loan_id,
         )  # fmt: skip
         self.state.movements[r.drawdown_id] = replace(movement, fresh=False)
         return movement
 
+    def _book(self, r: DrawRequest, window: WindowEntry, partner: str, principal: int, credit_used: int, seq: int) -> None:
+        start = day_of(r.at_ms, r.day_ms, r.offset_ms)
+        loan = Loan(
+            loan_id=r.drawdown_id, customer=r.customer, principal=principal, outstanding=principal, apr=window.apr,
+            start_day=start, since_day=start, day_ms=r.day_ms, offset_ms=r.offset_ms, booked_ms=r.at_ms, credit_used=credit_used,
+            amount=r.amount, interval=r.interval, partner=partner, application_id=window.application_id,
+            decision_id=window.decision_id, locale=r.locale, policy_version=r.policy_version, balance_seq=seq,
+            instalments=schedule(principal, float(window.apr), start, r.due_days) if principal > 0 else [],
+        )  # fmt: skip
+        self.state.loans[loan.loan_id] = loan
+        if loan.instalments:
+            self.state.active.setdefault(r.customer, []).append(loan.loan_id)
+            self.state.watch[loan.loan_id] = instant_of(loan.instalments[0].due - r.remind_days, r.day_ms, r.offset_ms)
+
+    def _active(self, customer: str) -> list[Loan]:
+        return [self.state.loans[loan_id] for loan_id in self.state.active.get(customer, [])]
+
+    def days_past_due(self, customer: str, at_ms: int) -> int:
+        """How many days past due the customer's oldest unpaid instalment is at `at_ms` (0: current)."""
+        worst = 0
+        for loan in self._active(customer):
+            today = day_of(at_ms, loan.day_ms, loan.offset_ms)
+            worst = max(worst, days_past_due(projected(loan, today), today))
+        return worst
+
     def repay(self, r: RepayRequest) -> Movement:
-        """Apply a repayment to the customer's balance, never below zero (once per repayment id)."""
+        """Allocate a repayment to the customer's instalments (`loans.allocate`, once per repayment id):
+        what is left over becomes their credit balance."""
         seen = self._seen(r.repayment_id, r.customer, r.amount)
         if seen is not None:
             return seen
         balance = self.state.balances.get(r.customer, Balance())
-        applied = min(r.amount, balance.balance)
-        balance = Balance(balance.balance - applied, balance.seq + 1)
+        loans = self._active(r.customer)
+        for loan in loans:
+            accrue(loan, day_of(r.at_ms, loan.day_ms, loan.offset_ms))
+        overdue_before = self.days_past_due(r.customer, r.at_ms)
+        allocations, cured, left = allocate(loans, r.amount * 100, r.at_ms)
+        for loan in loans:
+            if settled(loan):
+                self.state.active[r.customer].remove(loan.loan_id)
+                self.state.watch.pop(loan.loan_id, None)
+        if not self.state.active.get(r.customer, True):
+            del self.state.active[r.customer]  # as Redis drops an empty list
+        if cured:
+            self.state.episodes.setdefault(r.customer, []).extend(cured)
+        paid_interest = sum(a.interest for a in allocations)
+        paid_principal = sum(a.principal for a in allocations)
+        owed_fen = balance.principal_fen - paid_principal
+        balance = Balance(-(-owed_fen // 100), balance.seq + 1, owed_fen, balance.credit_fen + left)
         self.state.balances[r.customer] = balance
+        cure = cured[-1] if cured and overdue_before > 0 and self.days_past_due(r.customer, r.at_ms) == 0 else None
+        partner = self.state.loans[cure.loan_id].partner if cure else ""
         movement = Movement(
             fresh=True, customer=r.customer, amount=r.amount, approved=True, balance=balance.balance,
-            balance_seq=balance.seq, applied=applied, at=r.at_ms, repayment=True,
+            balance_seq=balance.seq, applied=(r.amount * 100 - left) // 100, at=r.at_ms, repayment=True,
+            interest_fen=paid_interest, principal_fen=paid_principal, credit_fen=left, credit_balance_fen=balance.credit_fen,
+            balance_fen=owed_fen, allocations=tuple(allocations),
+            cured_days=max(e.days for e in cured) if cure else 0, cured_day=cure.cured_day if cure else 0,
+            cured_day_ms=cure.day_ms if cure else 0, cured_offset_ms=cure.offset_ms if cure else 0,
+            cured_loans=tuple(dict.fromkeys(e.loan_id for e in cured)) if cure else (), partner=partner,
         )  # fmt: skip
         self.state.movements[r.repayment_id] = replace(movement, fresh=False)
         return movement
+
+    def watch(self, r: WatchRequest) -> Watched:
+        """Tell the due-date steps that have come by `r.now_ms`, each once, in the order they came (a sweep
+        after a long outage tells every missed one): a reminder of an instalment still to pay by its due
+        day, and each days-past-due step of one unpaid after it."""
+        due = sorted((at, loan_id) for loan_id, at in self.state.watch.items() if at <= r.now_ms)[: r.limit]
+        came: list[tuple[int, int, int, int, int]] = []  # when, loan's place, instalment, step, amount
+        for position, (_, loan_id) in enumerate(due):
+            loan = self.state.loans[loan_id]
+            today = day_of(r.now_ms, loan.day_ms, loan.offset_ms)
+            view = projected(loan, today)
+            for number, (inst, told) in enumerate(zip(view.instalments, loan.instalments, strict=True)):
+                if told.step < 0 and inst.due - r.remind_days <= today <= inst.due:
+                    ahead = projected(loan, inst.due).instalments[number].left  # what its due day will ask
+                    if ahead > 0:
+                        came.append((instant_of(inst.due - r.remind_days, loan.day_ms, loan.offset_ms), position, number, 0, ahead))
+                        told.step = 0
+                if inst.due < today and inst.left > 0:
+                    for step in r.steps:
+                        if step > told.step and inst.due + step <= today:
+                            came.append((instant_of(inst.due + step, loan.day_ms, loan.offset_ms), position, number, step, inst.left))
+                            told.step = step
+            later = next_watch(loan, today, r.remind_days, r.steps)
+            if later is None:
+                self.state.watch.pop(loan_id, None)
+            else:
+                self.state.watch[loan_id] = later
+        notices = [self._notice(self.state.loans[due[p][1]], n, step, amount, r) for _, p, n, step, amount in sorted(came)]
+        return Watched(notices)
+
+    def _notice(self, loan: Loan, number: int, step: int, amount: int, r: WatchRequest) -> LoanNotice:
+        self.state.notice_seq += 1
+        due = loan.instalments[number].due
+        notice = LoanNotice(
+            notice_id=f"{loan.loan_id}|{number + 1}|{step}", seq=self.state.notice_seq, loan_id=loan.loan_id,
+            customer=loan.customer, instalment=number + 1, step=step, due=due,
+            pay_by_ms=instant_of(due + 1, loan.day_ms, loan.offset_ms), amount_due=amount, at_ms=r.now_ms,
+            closes_window=step == r.close_at_days, close_at_days=r.close_at_days, day_ms=loan.day_ms, offset_ms=loan.offset_ms,
+        )  # fmt: skip
+        self.state.notices[notice.notice_id] = notice
+        return notice
+
+    def pending_notices(self, recorded_before_ms: int, limit: int = 200) -> list[LoanNotice]:
+        """Notices recorded before `recorded_before_ms` and not yet published, in the order recorded."""
+        waiting = [n for n in self.state.notices.values() if n.at_ms < recorded_before_ms]
+        return sorted(waiting, key=lambda n: n.seq)[:limit]
+
+    def notice_published(self, notice_id: str) -> None:
+        self.state.notices.pop(notice_id, None)
+
+    def own_records(self, customers: Sequence[str], now_ms: int, record_days: int) -> dict[str, OwnRecord]:
+        """The records of those customers that have something on record: overdue now, or an overdue still counting."""
+        found = {}
+        for customer in customers:
+            record = self.own_record(customer, now_ms, record_days)
+            if record.days_past_due or record.worst_days_past_due_12m or record.counts_until:
+                found[customer] = record
+        return found
+
+    def own_record(self, customer: str, now_ms: int, record_days: int) -> OwnRecord:
+        """The customer's repayment record with us at `now_ms` (`loans` module docstring)."""
+        dpd = overdue = 0
+        for loan in self._active(customer):
+            today = day_of(now_ms, loan.day_ms, loan.offset_ms)
+            view = projected(loan, today)
+            dpd, overdue = max(dpd, days_past_due(view, today)), overdue + overdue_fen(view, today)
+        counting = [
+            e for e in self.state.episodes.get(customer, []) if day_of(now_ms, e.day_ms, e.offset_ms) < e.cured_day + record_days
+        ]
+        until = max((instant_of(e.cured_day + record_days, e.day_ms, e.offset_ms) for e in counting), default=0)
+        return OwnRecord(
+            days_past_due=dpd, worst_days_past_due_12m=max([dpd, *(e.days for e in counting)]), overdue_fen=overdue,
+            counts_until=datetime.fromtimestamp(until / 1000, UTC) if until and not dpd else None,
+        )
 
     def _seen(self, movement_id: str, customer: str, amount: int) -> Movement | None:
         seen = self.state.movements.get(movement_id)
@@ -372,11 +535,25 @@ class Book:
     # --- restoring from the log ---------------------------------------------------------------------
 
     def restore_movement(self, movement_id: str, movement: Movement) -> None:
-        """Book a published drawdown outcome or repayment: its answer, and the balance if it is newer."""
+        """Book a published drawdown outcome or repayment: its answer (the balances come from the loans)."""
         self.state.movements.setdefault(movement_id, replace(movement, fresh=False))
-        current = self.state.balances.get(movement.customer)
-        if current is None or movement.balance_seq > current.seq:
-            self.state.balances[movement.customer] = Balance(movement.balance, movement.balance_seq)
+
+    def restore_loan(self, loan: Loan) -> None:
+        """Book a published loan as it was booked: its balance, and its instalments watched again."""
+        balance = self.state.balances.get(loan.customer, Balance())
+        owed = balance.principal_fen + loan.principal
+        self.state.balances[loan.customer] = Balance(-(-owed // 100), loan.balance_seq, owed, balance.credit_fen - loan.credit_used)
+        self.state.loans[loan.loan_id] = loan
+        if loan.instalments:
+            self.state.active.setdefault(loan.customer, []).append(loan.loan_id)
+            self.state.watch[loan.loan_id] = 0  # the first watch works out its next step
+
+    def restore_step(self, loan_id: str, instalment: int, step: int) -> None:
+        """A published due-date step: never told again."""
+        loan = self.state.loans.get(loan_id)
+        if loan is not None and 0 < instalment <= len(loan.instalments):
+            told = loan.instalments[instalment - 1]
+            told.step = max(told.step, step)
 
     def restore(self, record: str, entry: DecisionRecord, window: WindowEntry | None, valid_until_ms: int) -> None:
         """Book a decision as it was published (a rebuild): reserve what it granted, supersede unless it

@@ -43,6 +43,7 @@ from services.policy.windows.rules import Close, Offer, evaluate
 from shared.contracts import (
     DEFAULT_LOCALE,
     Decision,
+    OwnRecord,
     ScoreComputed,
     Trigger,
     WindowClosed,
@@ -128,6 +129,7 @@ class Proposal:
     trigger: Trigger = "application"
     decided_at: datetime = datetime.min.replace(tzinfo=UTC)
     review: OnReview | None = None
+    own: OwnRecord | None = None  # the customer's record with us as the rules read it
 
     @property
     def record_key(self) -> str:
@@ -147,10 +149,17 @@ class Proposal:
 
 
 def propose(
-    score: ScoreComputed, policy: PolicyDocument, now: datetime, trigger: Trigger = "application", *, suspension: Suspension | None = None
+    score: ScoreComputed,
+    policy: PolicyDocument,
+    now: datetime,
+    trigger: Trigger = "application",
+    *,
+    suspension: Suspension | None = None,
+    own: OwnRecord | None = None,
 ) -> Proposal:
     key = record_key(score.application_id, trigger, unreadable=unreadable(score))
-    return Proposal(score, evaluate(score, policy, now, suspension), decision_id_for(key), policy.label, trigger, now)
+    verdict = evaluate(score, policy, now, suspension, own)
+    return Proposal(score, verdict, decision_id_for(key), policy.label, trigger, now, own=own)
 
 
 def _ms(moment: datetime) -> int:
@@ -351,9 +360,10 @@ def request_for(proposal: Proposal, policy: PolicyDocument, charge: Charge | Non
     )
 
 
-def close_request(record: str, *, trigger: str, reason: str, now: datetime) -> CloseRequest:
-    """A lifecycle closure (expiry, pause) of the window `record` opened: category strategy."""
-    return CloseRequest(record, str(closure_id(record, trigger)), "strategy", reason, trigger, _ms(now))
+def close_request(record: str, *, trigger: str, reason: str, now: datetime, category: str = "strategy") -> CloseRequest:
+    """A lifecycle closure of the window `record` opened: an expiry, a pause or a suspension (strategy),
+    or the customer's own overdue (credit)."""
+    return CloseRequest(record, str(closure_id(record, trigger)), category, reason, trigger, _ms(now))
 
 
 def decision_event(
@@ -386,6 +396,7 @@ def decision_event(
         "model_id": score.model_id,
         "trigger": proposal.trigger,
         "score_disclosed": policy.customer_care.show_score,
+        "own_record": proposal.own,
     }
     if proposal.review is not None:
         common |= {"reviewed_decision_id": proposal.review.reviewed_decision_id, "review_note": proposal.review.note or None}

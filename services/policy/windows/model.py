@@ -4,8 +4,9 @@ The book's rules (`book.py`), its Lua twin (`adapters/redis_book.py`) and its me
 (`adapters/memory_book.py`) speak these; the ports the rooms reach the book through are in
 `windows/ports.py` and `lending/ports.py`.
 
-Money, one rule: limits and exposure are whole CNY (a limit is a multiple of `round_to`), expected
-loss is integer fen (see `book.expected_loss_fen`), so every sum in the book is exact.
+Money: limits and exposure are whole CNY (a limit is a multiple of `round_to`); expected loss, loans,
+interest and repayments are integer fen, rounded by the one rule of `loans.fen`, so every sum in the
+book is exact.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from shared.contracts import DEFAULT_LOCALE
 
 __all__ = [
     "Posting",
+    "Allocation",
     "Balance",
     "BookState",
     "BudgetTerms",
@@ -27,11 +29,17 @@ __all__ = [
     "DecisionRecord",
     "Demand",
     "DrawRequest",
+    "Episode",
+    "InstalmentState",
     "LifecycleClosure",
+    "Loan",
+    "LoanNotice",
     "Movement",
     "OfferTerms",
     "RepayRequest",
     "Reserved",
+    "WatchRequest",
+    "Watched",
     "WindowEntry",
 ]
 
@@ -106,7 +114,12 @@ class WindowRequest:
 
 @dataclass(frozen=True, slots=True)
 class DrawRequest:
-    """Draw on the customer's window now."""
+    """Draw on the customer's window now, and book the loan it becomes.
+
+    The loan's calendar comes with it (`lending.calendar`): its days are `day_ms` long, counted from
+    UTC + `offset_ms` (China time), and its instalments fall due on `due_days` (one per month of the
+    term). `term` 0: the term asked for is not offered (refused).
+    """
 
     drawdown_id: str
     customer: str
@@ -115,6 +128,14 @@ class DrawRequest:
     absolute_cap: int  # the regulatory cap per person in force now
     income_fraction: str  # the income rule in force now (repr): a tighter one caps the balance
     policy_version: str = ""
+    term: int = 1
+    due_days: tuple[int, ...] = ()
+    day_ms: int = 86_400_000
+    offset_ms: int = 28_800_000
+    interval: str = "P1M"
+    close_at_days: int = 1  # a customer this many days past due is refused (own_overdue)
+    remind_days: int = 3  # the first reminder comes this many days before the first due date
+    locale: str = DEFAULT_LOCALE
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +146,17 @@ class RepayRequest:
     customer: str
     amount: int
     at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRequest:
+    """Watch the loans whose next due-date step has come by `now_ms`: tell each step once, in order."""
+
+    now_ms: int
+    remind_days: int
+    steps: tuple[int, ...]  # days past due told, ascending, 1 first
+    close_at_days: int  # the step at which the customer's window closes
+    limit: int = 200  # loans per call
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,10 +219,27 @@ class Movement:
     reason: str = ""
     window_reason: str = ""
     conflict: bool = False  # the id was another customer's: refused
-    applied: int = 0  # of a repayment: what it took off the balance (never below zero)
+    applied: int = 0  # of a repayment: what it paid of what was owed, whole CNY rounded down
     at: int = 0  # when it was decided (ms)
     repayment: bool = False
     policy_version: str = ""  # of a drawdown: the policy in force when it was decided
+    partner: str = ""  # of a drawdown: the partner of the window drawn on
+    loan_id: str = ""  # of an approved drawdown: the loan booked
+    # of a repayment, in fen: what it paid of interest and of principal, what went to the credit
+    # balance, the credit balance and the principal outstanding after it, and instalment by instalment
+    interest_fen: int = 0
+    principal_fen: int = 0
+    credit_fen: int = 0
+    credit_balance_fen: int = 0
+    balance_fen: int = 0
+    allocations: tuple[Allocation, ...] = ()
+    # of a repayment that brought an overdue customer back to current: the worst days past due of the
+    # instalments it cured (0: no cure), the day it was cured in their loan's calendar, and the loans
+    cured_days: int = 0
+    cured_day: int = 0
+    cured_day_ms: int = 0
+    cured_offset_ms: int = 0
+    cured_loans: tuple[str, ...] = ()
 
     @classmethod
     def conflicting(cls, customer: str, amount: int) -> Movement:
@@ -198,12 +247,113 @@ class Movement:
         return cls(fresh=False, customer=customer, amount=amount, approved=False, balance=0, balance_seq=0, conflict=True)
 
 
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """What a repayment paid of one instalment (fen): its interest, then its principal."""
+
+    loan_id: str
+    instalment: int  # 1 for the first
+    interest: int
+    principal: int
+    due: bool  # it was due when paid (else paid early)
+
+
 @dataclass(slots=True)
 class Balance:
-    """What a customer owes, and its sequence (raised by every approved drawdown and repayment)."""
+    """What a customer owes, and its sequence (raised by every approved drawdown and repayment).
+
+    `balance` is what the window counts: the principal outstanding in CNY, rounded up to the yuan
+    (`principal_fen` exactly). `credit_fen` is what they paid beyond all they owed: their next
+    drawdown uses it.
+    """
 
     balance: int = 0
     seq: int = 0
+    principal_fen: int = 0
+    credit_fen: int = 0
+
+
+@dataclass(slots=True)
+class InstalmentState:
+    """One instalment of a loan as the book keeps it (fen; days in the loan's calendar)."""
+
+    due: int  # the day it is due
+    principal: int  # its part of the principal, as scheduled
+    planned_interest: int  # its interest as scheduled (paid on every due date)
+    interest: int = 0  # interest accrued into it so far: by the day, on the principal outstanding
+    interest_paid: int = 0
+    principal_paid: int = 0
+    step: int = -1  # the last due-date step told: 0 the reminder, n days past due; -1 none
+
+    @property
+    def left(self) -> int:
+        """What is left to pay of it, of what has accrued so far."""
+        return self.interest - self.interest_paid + self.principal - self.principal_paid
+
+
+@dataclass(slots=True)
+class Loan:
+    """An approved drawdown as a loan: its terms (as booked) and its state (as paid)."""
+
+    loan_id: str  # the drawdown's id
+    customer: str
+    principal: int  # fen lent
+    outstanding: int  # fen of principal still owed
+    apr: str  # the window's APR (repr)
+    start_day: int  # the day it was booked
+    since_day: int  # interest has accrued up to (not including) this day
+    day_ms: int
+    offset_ms: int
+    booked_ms: int
+    credit_used: int  # fen of the customer's credit balance the drawdown used
+    amount: int  # CNY drawn
+    interval: str
+    partner: str
+    application_id: str
+    decision_id: str
+    locale: str
+    policy_version: str
+    balance_seq: int
+    instalments: list[InstalmentState] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """An overdue cured: an instalment paid after its due date, and how many days past due it reached."""
+
+    loan_id: str
+    instalment: int
+    days: int  # days past due when cured
+    cured_day: int  # in its loan's calendar
+    day_ms: int
+    offset_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoanNotice:
+    """A due-date step recorded by the book and not yet published: a reminder (step 0) or days past due."""
+
+    notice_id: str  # loan|instalment|step: the event's id is derived from it
+    seq: int  # publication order
+    loan_id: str
+    customer: str
+    instalment: int
+    step: int
+    due: int  # the due day
+    pay_by_ms: int  # the end of the due day
+    amount_due: int  # fen left to pay of the instalment
+    at_ms: int  # when the sweep recorded it
+    closes_window: bool
+    close_at_days: int  # the step at which a window closes, as the policy said when it was recorded
+    day_ms: int
+    offset_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """What a watch did: the notices it recorded (to publish, in order)."""
+
+    notices: list[LoanNotice]
 
 
 @dataclass(slots=True)
@@ -285,6 +435,12 @@ class BookState:
     deferred: dict[str, int] = field(default_factory=dict)  # maintenance closure -> when to decide again (ms)
     balances: dict[str, Balance] = field(default_factory=dict)  # customer -> what they owe
     movements: dict[str, Movement] = field(default_factory=dict)  # drawdown or repayment id -> its answer
+    loans: dict[str, Loan] = field(default_factory=dict)  # loan id -> the loan
+    active: dict[str, list[str]] = field(default_factory=dict)  # customer -> loans not yet settled, as booked
+    watch: dict[str, int] = field(default_factory=dict)  # loan id -> when its next due-date step comes (ms)
+    episodes: dict[str, list[Episode]] = field(default_factory=dict)  # customer -> overdues cured (their own record)
+    notices: dict[str, LoanNotice] = field(default_factory=dict)  # due-date steps recorded, not yet published
+    notice_seq: int = 0
 
     def comparable(self) -> dict[str, Any]:
         """What `creditwindow cache rebuild --check` compares: the book's money and windows, not its records."""
@@ -296,11 +452,20 @@ class BookState:
             "expiry": dict(self.expiry),
             "open": sorted(self.open),
             "balances": {c: _plain(b) for c, b in self.balances.items() if b.balance or b.seq},
+            "loans": {i: _plain(loan) for i, loan in self.loans.items()},
+            "active": {c: list(ids) for c, ids in self.active.items() if ids},
+            "episodes": {c: [_plain(e) for e in es] for c, es in self.episodes.items() if es},
         }
 
 
 def _plain(value: Any) -> dict[str, Any]:
-    return {f.name: getattr(value, f.name) for f in fields(value)}
+    return {f.name: _value(getattr(value, f.name)) for f in fields(value)}
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_value(v) for v in value]
+    return _plain(value) if hasattr(value, "__dataclass_fields__") else value
 
 
 @dataclass(frozen=True, slots=True)

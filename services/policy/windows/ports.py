@@ -2,8 +2,9 @@
 
 The book is one ledger (`book.py`; in Redis `adapters/redis_book.py`, in memory
 `adapters/memory_book.py`), reached through a port per job: `DecisionBook` to decide, `LifecycleBook`
-to expire, close and decide again, `BookReader` to read; lending draws on it through
-`lending.ports.LendingBook`. A shadow replica reads the fleet's book through `LiveBook` only.
+to expire, close and decide again, `BookReader` to read, `OwnRecords` to read a customer's repayment
+record with us; lending draws on it through `lending.ports.LendingBook`. A shadow replica reads the
+fleet's book through `LiveBook` only.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from services.policy.windows.model import (
     Reserved,
     WindowRequest,
 )
-from shared.contracts import Decision
+from shared.contracts import Decision, OwnRecord
 
 __all__ = [
     "BookReader",
@@ -31,6 +32,7 @@ __all__ = [
     "DecisionIndex",
     "LifecycleBook",
     "LiveBook",
+    "OwnRecords",
     "Suspension",
     "Suspensions",
     "WindowBook",
@@ -99,6 +101,14 @@ class LifecycleBook(Protocol):
     async def redecided(self, records: Sequence[str]) -> None: ...
 
 
+class OwnRecords(Protocol):
+    """Each customer's repayment record with us (`Book.own_record`), as the rules read it: plain values."""
+
+    async def own_records(self, customers: Sequence[str], now: datetime, record_days: int) -> dict[str, OwnRecord]:
+        """The record of each customer that has one (a loan, or an overdue still counting) at `now`."""
+        ...
+
+
 class WindowBook(DecisionBook, LifecycleBook, BookReader, Protocol):
     """What the underwriter keeps in the book: its decisions, their lifecycle, and what it reads back."""
 
@@ -113,6 +123,8 @@ class LiveBook(Protocol):
     async def open_window(self, customer_id: str) -> DecisionRecord | None:
         """The record of the customer's current window if it is open."""
         ...
+
+    async def own_records(self, customers: Sequence[str], now: datetime, record_days: int) -> dict[str, OwnRecord]: ...
 
 
 @dataclass(frozen=True, slots=True)

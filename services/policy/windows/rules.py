@@ -8,7 +8,11 @@ Order of the rules, first match wins:
 2. maintenance window                 -> system      (retry when it ends)
 3. the customer is suspended          -> strategy    (customer_suspended, until the suspension ends)
 4. paused segment, region or channel  -> strategy    (pauses in force now, scheduled ones included)
-5. knock-outs (overdue, inquiries)    -> credit      (with the scorecard's reasons)
+5. knock-outs: the bureau's overdues,
+   our own record (overdue now, or
+   worse than the policy allows in its
+   12 months: `own_overdue`, until it
+   stops counting), inquiries         -> credit      (the bureau's with the scorecard's reasons)
 6. points below the segment cut-off   -> credit      (reasons and recourse)
 7. points below the cut-off the cycle
    raised it to                       -> strategy    (cycle_cutoff: the usual bar is met)
@@ -34,10 +38,29 @@ from fractions import Fraction
 from services.policy.control.document import GradeTerms, PolicyDocument, Programme
 from services.policy.windows.book import round_down
 from services.policy.windows.ports import Suspension
-from shared.contracts import ApplicationFacts, LimitBasis, Reason, RecourseAction, RuleThreshold, ScoreComputed
+from shared.contracts import (
+    ApplicationFacts,
+    LimitBasis,
+    OwnRecord,
+    Reason,
+    RecourseAction,
+    RuleThreshold,
+    ScoreComputed,
+)
 from shared.contracts.windows import Category
 
-__all__ = ["BOUND_PRIORITY", "Close", "LimitBound", "Offer", "evaluate", "income_cap", "limit_bounds", "threshold_of"]
+__all__ = [
+    "BOUND_PRIORITY",
+    "Close",
+    "LimitBound",
+    "Offer",
+    "evaluate",
+    "income_cap",
+    "limit_bounds",
+    "own_overdue",
+    "own_threshold",
+    "threshold_of",
+]
 
 # On a tie the regulation is named: it would bind even if the grade grid were looser.
 BOUND_PRIORITY = {"absolute_cap": 0, "income_cap": 1, "requested_amount": 2, "risk_grade": 3}
@@ -118,11 +141,27 @@ def threshold_of(reason: str, score: ScoreComputed, policy: PolicyDocument) -> R
     return None
 
 
+def own_threshold(own: OwnRecord | None, policy: PolicyDocument) -> RuleThreshold:
+    """The own-record knock-out as the customer is told it: the worst days past due the policy allows in
+    the record's months, and the customer's own worst (0: nothing on record)."""
+    months = max(1, round(policy.lending.record_days / 30.4375))
+    worst = own.worst_days_past_due_12m if own is not None else 0
+    return RuleThreshold(rule="own_overdue", threshold=policy.lending.knockout_worst_days_past_due, value=worst, period_months=months)
+
+
+def own_overdue(own: OwnRecord | None, policy: PolicyDocument) -> bool:
+    """Our own record knocks the application out: overdue now, or worse than the policy allows while it counts."""
+    return own is not None and (own.days_past_due > 0 or own.worst_days_past_due_12m > policy.lending.knockout_worst_days_past_due)
+
+
 def _credit(reason: str, score: ScoreComputed, policy: PolicyDocument) -> Close:
     return Close("credit", reason, reasons=score.reasons, recourse=score.recourse, threshold=threshold_of(reason, score, policy))
 
 
-def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime, suspension: Suspension | None = None) -> Offer | Close:
+def evaluate(
+    score: ScoreComputed, policy: PolicyDocument, now: datetime, suspension: Suspension | None = None, own: OwnRecord | None = None
+) -> Offer | Close:
+    """The rules in their order (the module docstring); `own` is the customer's record with us (None: nothing on record)."""
     timing = policy.timing
     system_retry = now + timing.system_retry
     strategy_retry = now + timing.strategy_retry
@@ -154,6 +193,10 @@ def evaluate(score: ScoreComputed, policy: PolicyDocument, now: datetime, suspen
 
     if facts.bureau.overdue_count_12m > policy.knockouts.max_overdue_12m:
         return _credit("knockout_recent_overdue", score, policy)
+    if own_overdue(own, policy):
+        # Paying is the remedy, not the score: no score factors; open again once it stops counting.
+        assert own is not None
+        return Close("credit", "own_overdue", retry_after=own.counts_until, threshold=own_threshold(own, policy))
     if facts.bureau.inquiries_3m > policy.knockouts.max_inquiries_3m:
         return _credit("knockout_inquiries", score, policy)
 

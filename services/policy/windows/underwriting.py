@@ -24,7 +24,7 @@ import structlog
 from services.policy.control.checks import paused
 from services.policy.control.state import PolicyState
 from services.policy.windows.decisions import Proposal, booked, close_request, lifecycle_closure, plan, propose
-from services.policy.windows.ports import DecisionIndex, Suspensions, WindowBook
+from services.policy.windows.ports import DecisionIndex, OwnRecords, Suspensions, WindowBook
 from shared.clock import Clock
 from shared.contracts import Decision, ScoreComputed, Trigger, WindowClosed, WindowOpened
 from shared.logging import event_ids
@@ -54,6 +54,7 @@ class Underwriter:
     clock: Clock
     suspensions: Suspensions | None = None  # customer care's (None: a shadow replica, which follows none)
     references: DecisionIndex | None = None  # where each decision is, by reference (None: not indexed)
+    records: OwnRecords | None = None  # each customer's repayment record with us (None: not read)
     # The pauses whose windows are closed already: a pause that starts later (scheduled) is enforced
     # by the sweep that first sees it in force.
     enforced: dict[str, set[str]] = field(default_factory=lambda: {"segment": set(), "region": set(), "channel": set()}, init=False)
@@ -67,10 +68,12 @@ class Underwriter:
         unique: dict[str, ScoreComputed] = {}
         for score in scores:
             unique.setdefault(score.application_id, score)  # a duplicate in the same batch is the same application
+        customers = list(dict.fromkeys(score.customer_id for score in unique.values()))
+        own = await self.records.own_records(customers, now, policy.lending.record_days) if self.records is not None else {}
 
         def proposal(score: ScoreComputed, at: datetime) -> Proposal:
             suspension = self.suspensions.suspension(score.customer_id, at) if self.suspensions is not None else None
-            return propose(score, policy, at, trigger, suspension=suspension)
+            return propose(score, policy, at, trigger, suspension=suspension, own=own.get(score.customer_id))
 
         proposals = [proposal(score, now) for score in unique.values()]
         return await self.put_to_book(proposals, lambda p, then: proposal(p.score, then), size=len(scores))
@@ -168,6 +171,14 @@ class Underwriter:
         record = await self.store.open_record(customer_id)
         if record is not None:
             await self.store.close(close_request(record, trigger="suspension", reason="customer_suspended", now=self.clock.now()))
+        return await self._announce_closures()
+
+    async def close_overdue(self, customer_id: str) -> list[WindowClosed]:
+        """Close the customer's open window, if any, because their own instalment is overdue (credit, own_overdue)."""
+        record = await self.store.open_record(customer_id)
+        if record is not None:
+            request = close_request(record, trigger="overdue", reason="own_overdue", category="credit", now=self.clock.now())
+            await self.store.close(request)
         return await self._announce_closures()
 
     def _retry_after(self, customer_id: str, trigger: str) -> datetime | None:

@@ -82,7 +82,7 @@ def test_every_topic_of_the_one_list_is_known_by_its_short_name_and_the_retired_
     assert resolve_topic("lending-requests", topics) == "t1.credit.lending-requests"
     assert resolve_topic("drawdowns", topics) == "t1.credit.drawdowns"  # the mixed history of before the split
     assert resolve_topic("dlq", topics) == "t1.credit.deadletter" and resolve_topic("shadow", topics) == "t1.credit.windows.shadow"
-    with pytest.raises(ValueError, match="lending-requests, lending-results, windows.shadow, review-requests"):
+    with pytest.raises(ValueError, match="lending-requests, lending-results, loans, windows.shadow, review-requests"):
         resolve_topic("loans-and-more", topics)
 
 

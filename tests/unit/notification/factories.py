@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shared.contracts import (
     DecisionDelayed,
     DrawdownApproved,
     DrawdownRefused,
+    Instalment,
+    InstalmentDueSoon,
+    InstalmentOverdue,
     LimitBasis,
+    LoanBooked,
+    LoanEvent,
+    OverdueCured,
     Reason,
     RecourseAction,
+    RepaymentAllocation,
     RepaymentApplied,
     ReviewConcluded,
     ReviewOpened,
@@ -114,6 +121,19 @@ def drawdown(locale: str = "zh-CN", outcome: str = "approved", **changes: Any) -
     }
     if outcome == "repaid":
         return RepaymentApplied(**{**base, "repayment_id": "rp_gold_000001", "amount": 6_000, "applied": 6_000, "balance": 2_000, **changes})
+    if outcome in ("repaid_allocated", "repaid_overpaid"):
+        over = outcome == "repaid_overpaid"
+        allocations = (
+            RepaymentAllocation(loan_id="dd_gold_000001", instalment=1, interest_fen=9_300, principal_fen=330_185, due=True),
+            RepaymentAllocation(loan_id="dd_gold_000001", instalment=2, interest_fen=0, principal_fen=669_815 if over else 260_515, due=False),
+        )
+        paid = 9_300 + sum(a.principal_fen for a in allocations)
+        return RepaymentApplied(**{
+            **base, "repayment_id": "rp_gold_000002", "amount": 12_000 if over else 6_000, "applied": paid // 100,
+            "balance": 0 if over else 4_093, "balance_fen": 0 if over else 409_300, "interest_fen": 9_300, "principal_fen": paid - 9_300,
+            "credit_fen": 1_200_000 - paid if over else 0, "credit_balance_fen": 1_200_000 - paid if over else 0, "allocations": allocations,
+            **changes,
+        })  # fmt: skip
     common = {**base, "drawdown_id": "dd_gold_000001", "limit": 30_000, "policy_version": "default@2", "application_id": "app_gold_000001"}
     if outcome == "approved":
         return DrawdownApproved(**{**common, "balance": 12_000, "available": 18_000, **changes})
@@ -153,3 +173,47 @@ def review_concluded(locale: str = "zh-CN", outcome: str = "upheld", note: str =
         customer_id="cus_gold00000001", locale=locale, outcome=outcome, note=note, decided_by="ops_lin",  # type: ignore[arg-type]
         new_decision_id=None if outcome == "upheld" else REVIEWED_ID, reviewed_outcome="closed", reviewed_category="credit",
     )  # fmt: skip
+
+
+LOAN_ID = "dd_gold_000001"
+
+
+def _instalment(number: int, due: date, principal: int, interest: int) -> Instalment:
+    pay_by = datetime(due.year, due.month, due.day, tzinfo=UTC) + timedelta(hours=16)  # the end of the due date, China time
+    return Instalment(number=number, due_date=due, pay_by=pay_by, principal_fen=principal, interest_fen=interest, amount_fen=principal + interest)
+
+
+def loan_event(locale: str = "zh-CN", kind: str = "booked", **changes: Any) -> LoanEvent:
+    """A loan booked (with a credit balance used: `booked_credit`), a reminder, a miss that closes the
+    window, 30 days past due, or a cure."""
+    base: dict[str, Any] = {
+        "event_id": uuid.UUID("8b1e2c3d-4f50-5a6b-8c7d-9e0f1a2b3c4d"), "correlation_id": "dd_gold_000001", "producer": "policy",
+        "occurred_at": DECIDED_AT, "customer_id": "cus_gold00000001", "locale": locale,
+    }  # fmt: skip
+    schedule = (
+        _instalment(1, date(2026, 12, 28), 330_185, 9_300),
+        _instalment(2, date(2027, 1, 28), 333_457, 6_028),
+        _instalment(3, date(2027, 2, 28), 336_358, 2_830),
+    )
+    if kind in ("booked", "booked_credit"):
+        credit = 120_000 if kind == "booked_credit" else 0
+        return LoanBooked(**{
+            **base, "loan_id": LOAN_ID, "drawdown_id": LOAN_ID, "application_id": "app_gold_000001", "amount": 10_000 + credit // 100,
+            "credit_used_fen": credit, "principal_fen": 1_000_000, "apr": 0.1095, "daily_rate": 0.0003, "term_months": 3,
+            "instalment_interval": "P1M", "day_seconds": 86_400, "utc_offset_seconds": 28_800, "instalments": schedule,
+            "total_interest_fen": 18_158, "total_repayable_fen": 1_018_158, "balance_seq": 4, "policy_version": "default@7", **changes,
+        })  # fmt: skip
+    if kind == "cured":
+        return OverdueCured(**{
+            **base, "repayment_id": "rp_gold_000002", "cured_on": date(2027, 1, 2), "worst_days_past_due": 5,
+            "counts_until": datetime(2027, 12, 31, 16, tzinfo=UTC), "loan_ids": (LOAN_ID,), **changes,
+        })  # fmt: skip
+    first = schedule[0]
+    step = {"reminder": 0, "missed": 1, "overdue_30": 30}[kind]
+    common = {
+        **base, "loan_id": LOAN_ID, "application_id": "app_gold_000001", "instalment": 1, "due_date": first.due_date, "pay_by": first.pay_by,
+        "days_past_due": step, "amount_due_fen": first.amount_fen, "window_closes_at_days": 1,
+    }  # fmt: skip
+    if step == 0:
+        return InstalmentDueSoon(**{**common, **changes})
+    return InstalmentOverdue(**{**common, "step": step, "closes_window": step == 1, **changes})

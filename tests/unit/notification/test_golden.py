@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from services.notification.disclosure import Disclosure, render, render_movement, render_notice
+from services.notification.disclosure import Disclosure, render, render_loan, render_movement, render_notice
 from services.policy.care.reviewing import open_review
 from services.policy.windows.decisions import decision_event, propose
 from services.policy.windows.model import Posting
 from services.policy.windows.rules import Offer
-from shared.contracts import Decision, ReviewRequested, RuleThreshold
+from shared.contracts import Decision, OwnRecord, ReviewRequested, RuleThreshold
 from shared.references import reference_of
 from tests.unit.notification.factories import (
     DECIDED_AT,
@@ -30,6 +30,7 @@ from tests.unit.notification.factories import (
     closed,
     delayed,
     drawdown,
+    loan_event,
     opened,
     review_concluded,
     review_opened,
@@ -79,6 +80,20 @@ CASES: dict[str, Callable[[str], Decision]] = {
         locale, "regulatory", "income_cap", segment="small_business", threshold=_threshold("income_cap", 0.25)
     ),
     "closed_regulatory_absolute_cap": lambda locale: closed(locale, "regulatory", "absolute_cap", threshold=_threshold("absolute_cap", 200_000)),
+    # Our own record (issue 25): an application while overdue, one while a cured overdue still counts,
+    # and the open window closed by a missed instalment.
+    "closed_credit_own_overdue_now": lambda locale: closed(
+        locale, reason="own_overdue", reasons=(), recourse=(), threshold=_threshold("own_overdue", 0, 3, 12),
+        own_record=OwnRecord(days_past_due=3, worst_days_past_due_12m=3, overdue_fen=339_485),
+    ),
+    "closed_credit_own_overdue_counting": lambda locale: closed(
+        locale, reason="own_overdue", reasons=(), recourse=(), threshold=_threshold("own_overdue", 0, 5, 12),
+        retry_after=DECIDED_AT + timedelta(days=300),
+        own_record=OwnRecord(days_past_due=0, worst_days_past_due_12m=5, counts_until=DECIDED_AT + timedelta(days=300)),
+    ),
+    "closed_credit_own_overdue_window": lambda locale: closed(
+        locale, reason="own_overdue", reasons=(), recourse=(), trigger="overdue", closes_decision_id=REVIEWED_ID, grade=None, pd=None, points=None,
+    ),
 }
 # Notices that are not decisions: told once each.
 NOTICES: dict[str, Callable[[str], Disclosure]] = {
@@ -90,6 +105,23 @@ NOTICES: dict[str, Callable[[str], Disclosure]] = {
     "drawdown_window_closed": lambda locale: render_movement(drawdown(locale, "window_closed")),
     "drawdown_balance_cap": lambda locale: render_movement(drawdown(locale, "balance_cap")),
     "repayment_applied": lambda locale: render_movement(drawdown(locale, "repaid")),
+    # After the drawdown (issue 25): how a repayment was allocated, an overpayment kept as credit, the
+    # refusals for a term not offered and for our own overdue, the loan's schedule and cost, its due dates.
+    "repayment_allocated": lambda locale: render_movement(drawdown(locale, "repaid_allocated")),
+    "repayment_overpaid": lambda locale: render_movement(drawdown(locale, "repaid_overpaid")),
+    "drawdown_term_not_offered": lambda locale: render_movement(
+        drawdown(locale, "window_closed", category="strategy", reason="term_not_offered", window_reason=None, limit=30_000, available=18_000)
+    ),
+    "drawdown_own_overdue": lambda locale: render_movement(
+        drawdown(locale, "window_closed", category="credit", reason="own_overdue", window_reason=None, limit=30_000, available=18_000)
+    ),
+    "loan_booked": lambda locale: render_loan(loan_event(locale, "booked")),
+    "loan_booked_credit_used": lambda locale: render_loan(loan_event(locale, "booked_credit")),
+    "instalment_due_soon": lambda locale: render_loan(loan_event(locale, "reminder")),
+    "instalment_missed_closes_window": lambda locale: render_loan(loan_event(locale, "missed")),
+    "instalment_overdue_30_days": lambda locale: render_loan(loan_event(locale, "overdue_30")),
+    "overdue_cured": lambda locale: render_loan(loan_event(locale, "cured")),
+    "overdue_cured_not_counted_against": lambda locale: render_loan(loan_event(locale, "cured", keeps_windows_closed=False)),
 }
 
 

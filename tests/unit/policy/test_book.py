@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.policy.control.document import PolicyDocument
+from services.policy.lending.calendar import loan_calendar
 from services.policy.windows.adapters.memory_book import MemoryBook
 from services.policy.windows.book import (
     Book,
@@ -20,6 +21,7 @@ from services.policy.windows.book import (
 )
 from services.policy.windows.decisions import budget_period, budget_terms, close_request, propose, request_for
 from services.policy.windows.model import (
+    Balance,
     BudgetTerms,
     DrawRequest,
     OfferTerms,
@@ -242,9 +244,11 @@ def _draw(
     customer: str = "cus_unit00000001",
 ) -> DrawRequest:
     at = at_ms if at_ms is not None else int(NOW.timestamp() * 1000)
+    calendar = loan_calendar(default_policy(), datetime.fromtimestamp(at / 1000, UTC), 3)  # three monthly instalments
     return DrawRequest(
-        drawdown_id=ident, customer=customer, amount=amount, at_ms=at, absolute_cap=cap, income_fraction=fraction
-    )
+        drawdown_id=ident, customer=customer, amount=amount, at_ms=at, absolute_cap=cap, income_fraction=fraction, term=3,
+        due_days=calendar.due_days,
+    )  # fmt: skip
 
 
 def test_drawdowns_are_approved_up_to_the_limit_and_refused_above_what_is_available() -> None:
@@ -307,18 +311,22 @@ def test_the_regulatory_cap_in_force_now_caps_the_balance() -> None:
     assert (tighter.approved, tighter.reason) == (False, "balance_cap")
 
 
-def test_repayments_lower_the_balance_never_below_zero_and_the_balance_outlives_the_window() -> None:
+def test_an_overpayment_is_a_credit_balance_the_next_drawdown_uses_and_the_balance_outlives_the_window() -> None:
     book = Book()
     _opened(book)
-    book.draw(_draw("dd_unit_0001", 4_000))
-    paid = book.repay(RepayRequest(repayment_id="rp_unit_0001", customer="cus_unit00000001", amount=6_000, at_ms=1))
-    assert (paid.applied, paid.balance, paid.balance_seq) == (4_000, 0, 2)
-    book.draw(_draw("dd_unit_0002", 3_000))
+    at = int(NOW.timestamp() * 1000)
+    book.draw(_draw("dd_unit_0001", 4_000, at_ms=at))
+    paid = book.repay(RepayRequest(repayment_id="rp_unit_0001", customer="cus_unit00000001", amount=6_000, at_ms=at))
+    assert (paid.applied, paid.balance, paid.balance_seq, paid.credit_fen, paid.credit_balance_fen) == (4_000, 0, 2, 200_000, 200_000)
+    assert not book.state.active.get("cus_unit00000001")  # the loan is settled (repaid the day it was booked: no interest)
+    book.draw(_draw("dd_unit_0002", 3_000, at_ms=at))
+    loan = book.state.loans["dd_unit_0002"]
+    assert (loan.credit_used, loan.principal) == (200_000, 100_000)  # the credit paid two thirds of it at once
     decide(book, _request(application_id="app_draw_000009", income=60_000))  # a new, smaller window
     window = book.state.windows["cus_unit00000001"]
-    assert book.state.balances["cus_unit00000001"].balance == 3_000  # still owed under the new window
-    after = book.draw(_draw("dd_unit_0003", window.limit))
-    assert not after.approved and after.available == window.limit - 3_000
+    assert book.state.balances["cus_unit00000001"] == Balance(1_000, 3, 100_000, 0)  # still owed under the new window
+    after = book.draw(_draw("dd_unit_0003", window.limit, at_ms=at))
+    assert not after.approved and after.available == window.limit - 1_000
 
 
 async def test_limits_still_show_a_balance_owed_when_the_windows_record_is_gone() -> None:

@@ -12,7 +12,7 @@ from services.policy.windows.decisions import decision_event, propose
 from services.policy.windows.model import Posting
 from services.policy.windows.ports import Suspension
 from services.policy.windows.rules import Close, evaluate
-from shared.contracts import NotificationSent, WindowClosed, WindowOpened
+from shared.contracts import NotificationSent, OwnRecord, WindowClosed, WindowOpened
 from shared.references import reference_of
 from tests.unit.policy.factories import NOW, default_policy, score
 
@@ -43,10 +43,12 @@ def _decision(the_score, policy=None, allocation=None):  # type: ignore[no-untyp
     scheduled=st.sampled_from([None, "now", "later"]),
     cutoff_raise=st.sampled_from([0.0, 25.0, 80.0]),
     multiplier=st.sampled_from([1.0, 0.6, 0.05]),
+    own=st.sampled_from([None, (0, 0), (3, 3), (0, 5), (0, 40)]),  # our own record: days past due now, worst still counting
+    own_allowed=st.sampled_from([0, 30]),
 )
 def test_the_first_rule_an_explanation_shows_failing_is_the_rule_that_closed(
     points: float, pd: float, grade: str, segment: str, income: int, overdue: int, inquiries: int, paused: str | None, suspended: bool,
-    scheduled: str | None, cutoff_raise: float, multiplier: float,
+    scheduled: str | None, cutoff_raise: float, multiplier: float, own: tuple[int, int] | None, own_allowed: int,
 ) -> None:  # fmt: skip
     values = {"segments": [segment], "regions": ["CN-SH"], "channels": ["app"]}
     changes: dict[str, object] = {f"pauses__{paused}": values[paused]} if paused else {}
@@ -55,11 +57,16 @@ def test_the_first_rule_an_explanation_shows_failing_is_the_rule_that_closed(
         changes["pauses__scheduled"] = [{"segments": [segment], "start": start, "end": start + timedelta(days=2)}]
     changes["cycle__cutoff_raise"] = cutoff_raise
     changes["multipliers__segments"] = {segment: multiplier}
+    changes["lending__knockout_worst_days_past_due"] = own_allowed
     policy = default_policy(**changes)
     the_score = score(points=points, pd=pd, grade=grade, segment=segment, income=income, overdue=overdue, inquiries=inquiries)
     suspension = Suspension(the_score.customer_id, "collections", NOW - timedelta(hours=1), None, "ops") if suspended else None
-    verdict = evaluate(the_score, policy, NOW, suspension)
-    checks = rule_checks(the_score, policy, NOW, suspension)
+    record = None
+    if own is not None:
+        counts_until = NOW + timedelta(days=200) if own[1] and not own[0] else None
+        record = OwnRecord(days_past_due=own[0], worst_days_past_due_12m=own[1], overdue_fen=own[0] * 1_000, counts_until=counts_until)
+    verdict = evaluate(the_score, policy, NOW, suspension, record)
+    checks = rule_checks(the_score, policy, NOW, suspension, record)
     failing = [c.rule for c in checks if not c.passed]
     if isinstance(verdict, Close):
         assert failing == [verdict.reason] and checks[-1].rule == verdict.reason
@@ -160,3 +167,22 @@ def test_a_lifecycle_closure_or_a_missing_input_is_said_plainly() -> None:
     assert verify(decision, score(), None).verdict == "inputs_missing"
     expiry = decision.model_copy(update={"trigger": "expiry"})
     assert verify(expiry, score(), default_policy()).verdict == "not_a_rule_decision"
+
+
+def test_an_own_overdue_closure_is_explained_with_the_record_it_read_and_verified_with_it() -> None:
+    """Our own record beside the bureau's: the rule trace shows it, and verify reproduces the closure from it."""
+    policy = default_policy()
+    record = OwnRecord(days_past_due=0, worst_days_past_due_12m=12, counts_until=NOW + timedelta(days=300))
+    proposal = propose(score(), policy, NOW, own=record)
+    assert isinstance(proposal.verdict, Close) and (proposal.verdict.category, proposal.verdict.reason) == ("credit", "own_overdue")
+    assert proposal.verdict.retry_after == record.counts_until  # open again once it stops counting
+    decision = decision_event(proposal, _allocation(0), policy, NOW)
+    assert isinstance(decision, WindowClosed) and decision.own_record == record
+    assert decision.threshold is not None and (decision.threshold.threshold, decision.threshold.value, decision.threshold.period_months) == (0, 12, 12)
+    explanation = explain(decision, score(), policy, [])
+    assert [(r.rule, r.passed) for r in explanation.rules][-2:] == [("knockout_recent_overdue", True), ("own_overdue", False)]
+    assert explanation.rules[-1].value == "0 days past due now, worst 12"
+    assert explanation.own_record is not None and explanation.own_record["counts_until"] == record.counts_until.isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
+    assert verify(decision, score(), policy).verdict == "reproduced"
+    clean = decision_event(propose(score(), policy, NOW), _allocation(30_000), policy, NOW)
+    assert next(r for r in explain(clean, score(), policy, []).rules if r.rule == "own_overdue").value == "nothing on record"

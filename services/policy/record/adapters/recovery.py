@@ -9,11 +9,11 @@ rebuilds one under the fence (no script runs meanwhile, in any replica):
 1. retire the book's generation;
 2. wait a grace period, so that decisions published just before the loss reach the topic (not when
    the topic is empty: a new fleet has nothing in flight);
-3. read `credit.windows` and `credit.lending-results` to their end offsets, and `credit.scores` for
-   maintenance deferrals still waiting; derive the book with its own rules (`rebuild.derive`).
-   Results only from the result topics, each decoded as what its topic carries: a decision comes
-   from `credit.windows`, a balance from `credit.lending-results`, and nothing upstream apps write
-   (requests) is ever taken as a result;
+3. read `credit.windows`, `credit.lending-results` and `credit.loans` to their end offsets, and
+   `credit.scores` for maintenance deferrals still waiting; derive the book with its own rules
+   (`rebuild.derive`). Results only from the result topics, each decoded as what its topic carries:
+   a decision comes from `credit.windows`, a balance from `credit.lending-results`, a loan from
+   `credit.loans`, and nothing upstream apps write (requests) is ever taken as a result;
 4. write it and mark it complete with a new generation; lift the fence.
 
 A rebuild that dies half way leaves no generation: the next one starts again. A decision decided
@@ -37,7 +37,7 @@ from services.policy.record.adapters.redis_references import RedisReferences
 from services.policy.record.rebuild import deferred_since, derive
 from services.policy.windows.adapters.redis_book import RedisBook
 from shared.clock import Clock
-from shared.contracts import Decision, DrawdownOutcome, RepaymentApplied, ScoreComputed, Topics
+from shared.contracts import LOAN_EVENTS, Decision, DrawdownOutcome, LoanEvent, RepaymentApplied, ScoreComputed, Topics
 from shared.messaging import ServiceHealth
 from shared.messaging.topic_io import end_offsets, offsets_at, read_to_end
 from shared.redis_state import Recovery
@@ -48,19 +48,23 @@ __all__ = ["book_recovery", "read_book_log", "rebuild_into"]
 log = structlog.get_logger("creditwindow.policy")
 
 
-def _book_log(records: list[Any], topics: Topics) -> tuple[list[Decision], list[DrawdownOutcome | RepaymentApplied]]:
+BookLog = tuple[list[Decision], list[DrawdownOutcome | RepaymentApplied], list[LoanEvent]]
+
+
+def _book_log(records: list[Any], topics: Topics) -> BookLog:
     decisions = [r.event for r in records if r.record.topic == topics.windows and isinstance(r.event, Decision)]
     movements = [r.event for r in records if r.record.topic == topics.lending_results and isinstance(r.event, DrawdownOutcome | RepaymentApplied)]
-    return decisions, movements
+    loans = [r.event for r in records if r.record.topic == topics.loans and isinstance(r.event, LOAN_EVENTS)]
+    return decisions, movements, loans
 
 
 def _book_topics(topics: Topics) -> list[str]:
-    """The book's log: the decisions and the lending results, the policy service's own results."""
-    return [topics.windows, topics.lending_results]
+    """The book's log: the decisions, the lending results and the loans, the policy service's own results."""
+    return [topics.windows, topics.lending_results, topics.loans]
 
 
-async def read_book_log(settings: Settings) -> tuple[list[Decision], list[DrawdownOutcome | RepaymentApplied]]:
-    """The book's log to its end offsets: every decision, and every drawdown outcome and repayment."""
+async def read_book_log(settings: Settings) -> BookLog:
+    """The book's log to its end offsets: every decision, every drawdown outcome and repayment, every loan event."""
     return _book_log(await read_to_end(settings, _book_topics(settings.topics)), settings.topics)
 
 
@@ -74,14 +78,14 @@ async def rebuild_into(
     if any((await end_offsets(settings, topics)).values()):
         await asyncio.sleep(grace_s)  # publications in flight when the book was lost land on the topic first
     records = await read_to_end(settings, topics)
-    decisions, movements = _book_log(records, settings.topics)
-    state = derive(decisions, await _deferred_scores(settings, decisions), movements)
+    decisions, movements, loans = _book_log(records, settings.topics)
+    state = derive(decisions, await _deferred_scores(settings, decisions), movements, loans)
     if references is not None:
         await references.install((r.event, r.timestamp_ms) for r in records if r.record.topic == settings.topics.windows and isinstance(r.event, Decision))
     await book.install(state, generation, now_ms=int(clock.now().timestamp() * 1000))
     log.info(
         "book_rebuilt", generation=generation, decisions=len(decisions), customers=len(state.windows),
-        deferrals=len(state.deferred), balances=len(state.balances), seconds=round(time.monotonic() - began, 3),
+        deferrals=len(state.deferred), balances=len(state.balances), loans=len(state.loans), seconds=round(time.monotonic() - began, 3),
     )  # fmt: skip
 
 

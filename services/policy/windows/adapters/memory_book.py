@@ -2,14 +2,15 @@
 
 A shadow replica decides with it, so a candidate policy never writes the fleet's Redis: seeded once,
 read-only, from the live book (reservations per segment and programme), it releases a customer's live
-window in its own book when that customer applies again, as the live store would. Handler tests use
-it with no live book at all: the same ledger rules as production, in memory.
+window in its own book when that customer applies again, as the live store would, and reads each
+customer's repayment record from the live book (the shadow lends nothing). Handler tests use it with
+no live book at all: the same ledger rules as production, in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from copy import copy
+from collections.abc import Collection, Mapping, Sequence
+from copy import copy, deepcopy
 from datetime import datetime
 
 from services.policy.windows.book import Book
@@ -21,13 +22,18 @@ from services.policy.windows.model import (
     DecisionRecord,
     DrawRequest,
     LifecycleClosure,
+    Loan,
+    LoanNotice,
     Movement,
     Posting,
     RepayRequest,
     Reserved,
+    Watched,
+    WatchRequest,
     WindowRequest,
 )
 from services.policy.windows.ports import LiveBook
+from shared.contracts import OwnRecord
 
 __all__ = ["MemoryBook"]
 
@@ -146,3 +152,22 @@ class MemoryBook:
 
     async def programmes(self, names: Sequence[str]) -> dict[str, int]:
         return {n: self.book.state.programmes[n] for n in names if n in self.book.state.programmes}
+
+    async def loans(self, loan_ids: Collection[str]) -> dict[str, Loan]:
+        return {i: deepcopy(self.book.state.loans[i]) for i in loan_ids if i in self.book.state.loans}
+
+    async def watch(self, request: WatchRequest) -> Watched:
+        return self.book.watch(request)
+
+    async def pending_notices(self, recorded_before_ms: int, limit: int = 200) -> list[LoanNotice]:
+        return self.book.pending_notices(recorded_before_ms, limit)
+
+    async def notices_published(self, notice_ids: Sequence[str]) -> None:
+        for notice_id in notice_ids:
+            self.book.notice_published(notice_id)
+
+    async def own_records(self, customers: Sequence[str], now: datetime, record_days: int) -> dict[str, OwnRecord]:
+        if self._live is not None:
+            return await self._live.own_records(customers, now, record_days)
+        return self.book.own_records(customers, _ms(now), record_days)
+

@@ -17,15 +17,24 @@ knows the key layout; everything else reads and writes the book through it. Keys
     open                 set   open records
     closing              zset  lifecycle closures decided but not yet announced, by sequence
     deferred             zset  records closed for maintenance, by when to decide them again (ms)
-    bal:<customer>       hash  balance (CNY owed), seq (raised by every approved drawdown and repayment)
+    bal:<customer>       hash  balance (CNY owed: the principal rounded up), seq (raised by every approved
+                               drawdown and repayment), principal_fen, credit_fen (an overpayment, kept)
     mv:<id>              hash  a drawdown's or repayment's answer (see `ports.Movement`), by its id
+    loan:<id>            str   a loan (JSON, see `model.Loan`): its terms, schedule and what is paid; id =
+                               the drawdown's
+    loans:<customer>     list  the customer's loans not yet settled, in the order booked
+    lwatch               zset  loans by when their next due-date step comes (ms)
+    own:<customer>       list  the customer's cured overdues (JSON `model.Episode`): their own record
+    lnote:<id>           str   a due-date step recorded, not yet published (JSON `model.LoanNotice`)
+    lnotes               zset  those steps, by the order recorded
+    lnote_seq            int   the last step's order
 
 Single-node Redis (the scripts touch several keys; on a Redis Cluster they would need hash tags).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
@@ -33,7 +42,9 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from services.policy.windows.book import Book
 from services.policy.windows.model import (
+    Allocation,
     Balance,
     BookState,
     BudgetTerms,
@@ -41,14 +52,21 @@ from services.policy.windows.model import (
     CurrentWindow,
     DecisionRecord,
     DrawRequest,
+    Episode,
+    InstalmentState,
     LifecycleClosure,
+    Loan,
+    LoanNotice,
     Movement,
     Posting,
     RepayRequest,
     Reserved,
+    Watched,
+    WatchRequest,
     WindowEntry,
     WindowRequest,
 )
+from shared.contracts import OwnRecord
 from shared.redis_connection import text
 from shared.redis_state import Durability, StateGuard, guard_lua
 
@@ -227,13 +245,102 @@ return cjson.encode({version = version, answers = answers})
 """
 )
 
+# The loan rules (`loans.py`), function for function: the one rounding (`fen`), the calendar, the
+# schedule, interest by the day, days past due. A loan is one JSON value (`loan:<id>`): read, changed,
+# written back whole.
+_LOANS = r"""
+local function fen(x) return math.floor(x + 0.5) end
+local function interest_fen(principal, apr, days) return fen(principal * apr * days / 365) end
+local function day_of(ms, day_ms, offset_ms) return math.floor((ms + offset_ms) / day_ms) end
+local function instant_of(day, day_ms, offset_ms) return day * day_ms - offset_ms end
+local function left(i) return i.interest - i.interest_paid + i.principal - i.principal_paid end
+local function schedule(principal, apr, start_day, due_days)
+  local factor, total, previous = 1.0, 0.0, start_day
+  for _, day in ipairs(due_days) do
+    factor = factor / (1 + apr * (day - previous) / 365)
+    total = total + factor
+    previous = day
+  end
+  local payment = principal
+  if total > 0 then payment = fen(principal / total) end
+  local remaining = principal
+  previous = start_day
+  local out = {}
+  for n, day in ipairs(due_days) do
+    local interest = interest_fen(remaining, apr, day - previous)
+    local part = remaining
+    if n < #due_days then part = math.min(remaining, math.max(0, payment - interest)) end
+    out[n] = {due = day, principal = part, planned_interest = interest, interest = 0, interest_paid = 0,
+      principal_paid = 0, step = -1}
+    remaining = remaining - part
+    previous = day
+  end
+  return out
+end
+local function accrue(loan, day)
+  local apr = tonumber(loan.apr)
+  while loan.since_day < day and loan.outstanding > 0 do
+    local current = nil
+    for _, i in ipairs(loan.instalments) do
+      if i.due > loan.since_day then current = i; break end
+    end
+    if not current then return end  -- no interest after the last due day
+    local till = math.min(current.due, day)
+    current.interest = current.interest + interest_fen(loan.outstanding, apr, till - loan.since_day)
+    loan.since_day = till
+  end
+end
+local function days_past_due(loan, day)
+  local worst = 0
+  for _, i in ipairs(loan.instalments) do
+    if i.due < day and left(i) > 0 and day - i.due > worst then worst = day - i.due end
+  end
+  return worst
+end
+local function settled(loan)
+  if loan.outstanding ~= 0 then return false end
+  for _, i in ipairs(loan.instalments) do if left(i) ~= 0 then return false end end
+  return true
+end
+local function loan_key(id) return P .. 'loan:' .. id end
+local function load_loan(id)
+  local raw = redis.call('GET', loan_key(id))
+  if not raw then return nil end
+  local loan = cjson.decode(raw)
+  if #loan.instalments == 0 then loan.instalments = {} end
+  return loan
+end
+local function save_loan(loan) redis.call('SET', loan_key(loan.loan_id), cjson.encode(loan)) end
+local function active_loans(customer)
+  local loans = {}
+  for n, id in ipairs(redis.call('LRANGE', P .. 'loans:' .. customer, 0, -1)) do loans[n] = load_loan(id) end
+  return loans
+end
+-- Days past due of the customer at `at_ms` (each loan accrued, in a copy, up to its day).
+local function customer_days_past_due(customer, at_ms)
+  local worst = 0
+  for _, loan in ipairs(active_loans(customer)) do
+    local today = day_of(at_ms, loan.day_ms, loan.offset_ms)
+    accrue(loan, today)
+    worst = math.max(worst, days_past_due(loan, today))
+  end
+  return worst
+end
+"""
+
 # ARGV 2: {retention_ms, kind: "draw" | "repay", requests: [DrawRequest | RepayRequest, ...]}.
 # Reply: {version, answers: [Movement fields, ...]}, in order (book.draw / book.repay).
 _MOVE = (
     _LEDGER
+    + _LOANS
     + r"""
 local FIELDS = {'customer', 'amount', 'approved', 'balance', 'balance_seq', 'available', 'limit', 'decision_id',
-  'application_id', 'category', 'reason', 'window_reason', 'applied', 'at', 'repayment', 'policy_version'}
+  'application_id', 'category', 'reason', 'window_reason', 'applied', 'at', 'repayment', 'policy_version', 'partner',
+  'loan_id', 'interest_fen', 'principal_fen', 'credit_fen', 'credit_balance_fen', 'balance_fen', 'allocations',
+  'cured_days', 'cured_day', 'cured_day_ms', 'cured_offset_ms', 'cured_loans'}
+local DEFAULTS = {partner = '', loan_id = '', interest_fen = 0, principal_fen = 0, credit_fen = 0, credit_balance_fen = 0,
+  balance_fen = 0, allocations = '[]', cured_days = 0, cured_day = 0, cured_day_ms = 0, cured_offset_ms = 0,
+  cured_loans = '[]'}
 local function seen(key, customer)
   local v = redis.call('HMGET', key, unpack(FIELDS))
   if not v[1] then return nil end
@@ -244,7 +351,10 @@ local function seen(key, customer)
 end
 local function store(key, m, retention)
   local args = {}
-  for _, name in ipairs(FIELDS) do args[#args + 1] = name; args[#args + 1] = tostring(m[name]) end
+  for _, name in ipairs(FIELDS) do
+    if m[name] == nil then m[name] = DEFAULTS[name] end
+    args[#args + 1] = name; args[#args + 1] = tostring(m[name])
+  end
   redis.call('HSET', key, unpack(args))
   keep_for(key, retention)
   m.fresh = 1
@@ -258,15 +368,38 @@ local function balance_cap(limit, absolute_cap, opened, fraction_now)
   end
   return cap
 end
+local function read_balance(bkey)
+  local bh = redis.call('HMGET', bkey, 'balance', 'seq', 'principal_fen', 'credit_fen')
+  local balance = tonumber(bh[1] or '0')
+  -- a balance kept before loans were booked is whole CNY: its principal in fen
+  return balance, tonumber(bh[2] or '0'), tonumber(bh[3] or tostring(balance * 100)), tonumber(bh[4] or '0')
+end
+local function book_loan(r, w, partner, principal, credit_used, seq)
+  local start = day_of(r.at_ms, r.day_ms, r.offset_ms)
+  local instalments = {}
+  if principal > 0 then instalments = schedule(principal, tonumber(w[9]), start, r.due_days) end
+  local loan = {loan_id = r.drawdown_id, customer = r.customer, principal = principal, outstanding = principal,
+    apr = w[9], start_day = start, since_day = start, day_ms = r.day_ms, offset_ms = r.offset_ms, booked_ms = r.at_ms,
+    credit_used = credit_used, amount = r.amount, interval = r.interval, partner = partner,
+    application_id = w[7] or '', decision_id = w[6] or '', locale = r.locale, policy_version = r.policy_version,
+    balance_seq = seq, instalments = instalments}
+  save_loan(loan)
+  if #instalments > 0 then
+    redis.call('RPUSH', P .. 'loans:' .. r.customer, loan.loan_id)
+    redis.call('ZADD', P .. 'lwatch', instant_of(instalments[1].due - r.remind_days, r.day_ms, r.offset_ms), loan.loan_id)
+  end
+end
 local function draw(r, retention)
   local mkey = P .. 'mv:' .. r.drawdown_id
   local old = seen(mkey, r.customer)
   if old then return old end
   local bkey = P .. 'bal:' .. r.customer
-  local bh = redis.call('HMGET', bkey, 'balance', 'seq')
-  local balance, seq = tonumber(bh[1] or '0'), tonumber(bh[2] or '0')
+  local balance, seq, owed, credit = read_balance(bkey)
   local w = redis.call('HMGET', P .. 'window:' .. r.customer, 'status', 'limit', 'valid_until', 'category', 'reason',
-    'decision_id', 'application_id', 'income_fraction')
+    'decision_id', 'application_id', 'income_fraction', 'apr', 'record')
+  local amount_fen = r.amount * 100
+  local credit_used = math.min(credit, amount_fen)
+  owed = owed + amount_fen - credit_used
   local limit, ceiling = 0, 0
   local category, reason, window_reason = '', '', ''
   if not w[1] then
@@ -276,38 +409,113 @@ local function draw(r, retention)
     if category == '' then category = 'strategy' end
   elseif w[3] and w[3] ~= '' and tonumber(w[3]) <= r.at_ms then
     category, reason = 'strategy', 'window_expired'
+  elseif r.term == 0 then
+    category, reason = 'strategy', 'term_not_offered'
+  elseif customer_days_past_due(r.customer, r.at_ms) >= r.close_at_days then
+    category, reason = 'credit', 'own_overdue'
   else
     limit = tonumber(w[2])
     local cap = balance_cap(limit, r.absolute_cap, w[8] or '', r.income_fraction)
     ceiling = math.min(limit, cap)
-    if balance + r.amount > ceiling then
+    if math.ceil(owed / 100) > ceiling then
       if cap < limit then category, reason = 'regulatory', 'balance_cap' else category, reason = 'credit', 'above_available' end
     end
   end
-  local approved = 0
+  local approved, partner, loan_id = 0, '', ''
+  if w[1] then partner = redis.call('HGET', P .. 'app:' .. (w[10] or ''), 'partner') or '' end
   if reason == '' then
     approved = 1
-    balance, seq = balance + r.amount, seq + 1
-    redis.call('HSET', bkey, 'balance', balance, 'seq', seq)
+    balance, seq, credit = math.ceil(owed / 100), seq + 1, credit - credit_used
+    redis.call('HSET', bkey, 'balance', balance, 'seq', seq, 'principal_fen', owed, 'credit_fen', credit)
+    loan_id = r.drawdown_id
+    book_loan(r, w, partner, amount_fen - credit_used, credit_used, seq)
   end
   return store(mkey, {customer = r.customer, amount = r.amount, approved = approved, balance = balance,
     balance_seq = seq, available = math.max(0, ceiling - balance), limit = limit, decision_id = w[6] or '',
     application_id = w[7] or '', category = category, reason = reason, window_reason = window_reason, applied = 0,
-    at = r.at_ms, repayment = 0, policy_version = r.policy_version}, retention)
+    at = r.at_ms, repayment = 0, policy_version = r.policy_version, partner = partner, loan_id = loan_id}, retention)
 end
 local function repay(r, retention)
   local mkey = P .. 'mv:' .. r.repayment_id
   local old = seen(mkey, r.customer)
   if old then return old end
   local bkey = P .. 'bal:' .. r.customer
-  local bh = redis.call('HMGET', bkey, 'balance', 'seq')
-  local balance, seq = tonumber(bh[1] or '0'), tonumber(bh[2] or '0')
-  local applied = math.min(r.amount, balance)
-  balance, seq = balance - applied, seq + 1
-  redis.call('HSET', bkey, 'balance', balance, 'seq', seq)
-  return store(mkey, {customer = r.customer, amount = r.amount, approved = 1, balance = balance, balance_seq = seq,
+  local balance, seq, owed, credit = read_balance(bkey)
+  local loans = active_loans(r.customer)
+  local worst_before = 0
+  for _, loan in ipairs(loans) do
+    local today = day_of(r.at_ms, loan.day_ms, loan.offset_ms)
+    accrue(loan, today)
+    worst_before = math.max(worst_before, days_past_due(loan, today))
+  end
+  -- allocate (loans.allocate): the oldest instalment first, interest then principal
+  local queue = {}
+  for position, loan in ipairs(loans) do
+    for number, i in ipairs(loan.instalments) do
+      if left(i) > 0 then queue[#queue + 1] = {instant_of(i.due + 1, loan.day_ms, loan.offset_ms), position, number} end
+    end
+  end
+  table.sort(queue, function(a, b)
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[3] < b[3]
+  end)
+  local remaining = r.amount * 100
+  local allocations, cured = {}, {}
+  local paid_interest, paid_principal = 0, 0
+  for _, q in ipairs(queue) do
+    if remaining == 0 then break end
+    local loan = loans[q[2]]
+    local i = loan.instalments[q[3]]
+    local today = day_of(r.at_ms, loan.day_ms, loan.offset_ms)
+    local interest = math.min(remaining, i.interest - i.interest_paid)
+    i.interest_paid = i.interest_paid + interest
+    remaining = remaining - interest
+    local principal = math.min(remaining, i.principal - i.principal_paid)
+    i.principal_paid = i.principal_paid + principal
+    loan.outstanding = loan.outstanding - principal
+    remaining = remaining - principal
+    paid_interest, paid_principal = paid_interest + interest, paid_principal + principal
+    if interest > 0 or principal > 0 then
+      allocations[#allocations + 1] = {loan_id = loan.loan_id, instalment = q[3], interest = interest,
+        principal = principal, due = i.due <= today}
+    end
+    if i.due < today and left(i) == 0 then
+      cured[#cured + 1] = {loan_id = loan.loan_id, instalment = q[3], days = today - i.due, cured_day = today,
+        day_ms = loan.day_ms, offset_ms = loan.offset_ms}
+    end
+  end
+  local worst_after = 0
+  local partners = {}
+  for _, loan in ipairs(loans) do
+    save_loan(loan)
+    partners[loan.loan_id] = loan.partner
+    worst_after = math.max(worst_after, days_past_due(loan, day_of(r.at_ms, loan.day_ms, loan.offset_ms)))
+    if settled(loan) then
+      redis.call('LREM', P .. 'loans:' .. r.customer, 0, loan.loan_id)
+      redis.call('ZREM', P .. 'lwatch', loan.loan_id)
+    end
+  end
+  for _, e in ipairs(cured) do redis.call('RPUSH', P .. 'own:' .. r.customer, cjson.encode(e)) end
+  owed, seq, credit = owed - paid_principal, seq + 1, credit + remaining
+  balance = math.ceil(owed / 100)
+  redis.call('HSET', bkey, 'balance', balance, 'seq', seq, 'principal_fen', owed, 'credit_fen', credit)
+  local m = {customer = r.customer, amount = r.amount, approved = 1, balance = balance, balance_seq = seq,
     available = 0, limit = 0, decision_id = '', application_id = '', category = '', reason = '', window_reason = '',
-    applied = applied, at = r.at_ms, repayment = 1, policy_version = ''}, retention)
+    applied = math.floor((r.amount * 100 - remaining) / 100), at = r.at_ms, repayment = 1, policy_version = '',
+    interest_fen = paid_interest, principal_fen = paid_principal, credit_fen = remaining, credit_balance_fen = credit,
+    balance_fen = owed, allocations = '[]'}
+  if #allocations > 0 then m.allocations = cjson.encode(allocations) end
+  if #cured > 0 and worst_before > 0 and worst_after == 0 then
+    local cure, worst, names, seen_loans = cured[#cured], 0, {}, {}
+    for _, e in ipairs(cured) do
+      worst = math.max(worst, e.days)
+      if not seen_loans[e.loan_id] then seen_loans[e.loan_id] = true; names[#names + 1] = e.loan_id end
+    end
+    m.cured_days, m.cured_day, m.cured_day_ms, m.cured_offset_ms = worst, cure.cured_day, cure.day_ms, cure.offset_ms
+    m.cured_loans, m.partner = cjson.encode(names), partners[cure.loan_id]
+  end
+  return store(mkey, m, retention)
 end
 local batch = cjson.decode(ARGV[2])
 local answers = {}
@@ -315,6 +523,85 @@ for i, r in ipairs(batch.requests) do
   if batch.kind == 'draw' then answers[i] = draw(r, batch.retention_ms) else answers[i] = repay(r, batch.retention_ms) end
 end
 return cjson.encode({version = version, answers = answers})
+"""
+)
+
+# ARGV 2: a JSON WatchRequest. Reply: {version, notices: [LoanNotice, ...]} (book.watch).
+_WATCH = (
+    _LEDGER
+    + _LOANS
+    + r"""
+local r = cjson.decode(ARGV[2])
+local notices = {}
+local function notice(loan, number, step, amount)
+  local seq = redis.call('INCR', P .. 'lnote_seq')
+  local due = loan.instalments[number].due
+  local n = {notice_id = loan.loan_id .. '|' .. number .. '|' .. step, seq = seq, loan_id = loan.loan_id,
+    customer = loan.customer, instalment = number, step = step, due = due,
+    pay_by_ms = instant_of(due + 1, loan.day_ms, loan.offset_ms), amount_due = amount, at_ms = r.now_ms,
+    closes_window = step == r.close_at_days, close_at_days = r.close_at_days, day_ms = loan.day_ms,
+    offset_ms = loan.offset_ms}
+  redis.call('SET', P .. 'lnote:' .. n.notice_id, cjson.encode(n))
+  redis.call('ZADD', P .. 'lnotes', seq, n.notice_id)
+  notices[#notices + 1] = n
+end
+-- loans.next_watch: the first step after `day` of an instalment not paid for good
+local function next_watch(loan, view, day)
+  local found = nil
+  for number, i in ipairs(view.instalments) do
+    if not (i.due <= day and left(i) == 0) then
+      local step = loan.instalments[number].step
+      local later = nil
+      if step < 0 and i.due - r.remind_days > day then later = i.due - r.remind_days end
+      if not later then
+        for _, s in ipairs(r.steps) do
+          if s > step and i.due + s > day then later = i.due + s; break end
+        end
+      end
+      if later and (not found or later < found) then found = later end
+    end
+  end
+  if not found then return nil end
+  return instant_of(found, loan.day_ms, loan.offset_ms)
+end
+local due = redis.call('ZRANGEBYSCORE', P .. 'lwatch', '-inf', r.now_ms, 'LIMIT', 0, r.limit)
+local loans, came = {}, {}
+for position, id in ipairs(due) do
+  local raw = redis.call('GET', loan_key(id))
+  local loan, view = cjson.decode(raw), cjson.decode(raw)
+  loans[position] = loan
+  local today = day_of(r.now_ms, loan.day_ms, loan.offset_ms)
+  accrue(view, today)
+  for number, i in ipairs(view.instalments) do
+    local told = loan.instalments[number]
+    if told.step < 0 and i.due - r.remind_days <= today and today <= i.due then
+      local ahead = cjson.decode(raw)
+      accrue(ahead, i.due)
+      local owed = left(ahead.instalments[number])
+      if owed > 0 then
+        came[#came + 1] = {instant_of(i.due - r.remind_days, loan.day_ms, loan.offset_ms), position, number, 0, owed}
+        told.step = 0
+      end
+    end
+    if i.due < today and left(i) > 0 then
+      for _, s in ipairs(r.steps) do
+        if s > told.step and i.due + s <= today then
+          came[#came + 1] = {instant_of(i.due + s, loan.day_ms, loan.offset_ms), position, number, s, left(i)}
+          told.step = s
+        end
+      end
+    end
+  end
+  save_loan(loan)
+  local later = next_watch(loan, view, today)
+  if later then redis.call('ZADD', P .. 'lwatch', later, id) else redis.call('ZREM', P .. 'lwatch', id) end
+end
+table.sort(came, function(a, b)
+  for k = 1, 5 do if a[k] ~= b[k] then return a[k] < b[k] end end
+  return false
+end)
+for _, c in ipairs(came) do notice(loans[c[2]], c[3], c[4], c[5]) end
+return cjson.encode({version = version, notices = notices})
 """
 )
 
@@ -399,8 +686,19 @@ def _window(raw: Mapping[bytes | str, bytes | str]) -> WindowEntry | None:
     )
 
 
-_MOVEMENT_TEXT = ("customer", "decision_id", "application_id", "category", "reason", "window_reason", "policy_version")
-_MOVEMENT_INT = ("amount", "balance", "balance_seq", "available", "limit", "applied", "at")
+_MOVEMENT_TEXT = (
+    "customer", "decision_id", "application_id", "category", "reason", "window_reason", "policy_version", "partner", "loan_id",
+)  # fmt: skip
+_MOVEMENT_INT = (
+    "amount", "balance", "balance_seq", "available", "limit", "applied", "at", "interest_fen", "principal_fen", "credit_fen",
+    "credit_balance_fen", "balance_fen", "cured_days", "cured_day", "cured_day_ms", "cured_offset_ms",
+)  # fmt: skip
+
+
+def _json_list(raw: Any) -> list[Any]:
+    """A JSON array a script wrote (an empty Lua table encodes as `{}`)."""
+    value = orjson.loads(raw) if isinstance(raw, str | bytes) and raw else raw
+    return list(value) if isinstance(value, list) else []
 
 
 def _movement(raw: Mapping[str, Any], *, fresh: bool) -> Movement:
@@ -411,6 +709,8 @@ def _movement(raw: Mapping[str, Any], *, fresh: bool) -> Movement:
         fresh=fresh,
         approved=str(raw.get("approved")) in ("1", "1.0"),
         repayment=str(raw.get("repayment")) in ("1", "1.0"),
+        allocations=tuple(Allocation(**a) for a in _json_list(raw.get("allocations"))),
+        cured_loans=tuple(str(i) for i in _json_list(raw.get("cured_loans"))),
         **values,
     )
 
@@ -418,7 +718,26 @@ def _movement(raw: Mapping[str, Any], *, fresh: bool) -> Movement:
 def _movement_fields(m: Movement) -> dict[str, str]:
     out = {name: str(getattr(m, name)) for name in (*_MOVEMENT_TEXT, *_MOVEMENT_INT)}
     out["approved"], out["repayment"] = ("1" if m.approved else "0"), ("1" if m.repayment else "0")
+    out["allocations"] = orjson.dumps(list(m.allocations)).decode()
+    out["cured_loans"] = orjson.dumps(list(m.cured_loans)).decode()
     return out
+
+
+def _loan(raw: bytes | str) -> Loan:
+    """A loan as a script keeps it (one JSON value)."""
+    data = orjson.loads(raw)
+    data["instalments"] = [InstalmentState(**i) for i in _json_list(data.get("instalments"))]
+    return Loan(**data)
+
+
+def _notice(data: Mapping[str, Any]) -> LoanNotice:
+    return LoanNotice(**{**data, "closes_window": bool(data.get("closes_window"))})
+
+
+def _balance(raw: Mapping[str, str]) -> Balance:
+    balance = int(raw.get("balance") or 0)
+    principal = raw.get("principal_fen")
+    return Balance(balance, int(raw.get("seq") or 0), int(principal) if principal else balance * 100, int(raw.get("credit_fen") or 0))
 
 
 def _record_fields(entry: DecisionRecord) -> dict[str, str | bytes]:
@@ -435,7 +754,10 @@ def _window_fields(entry: WindowEntry) -> dict[str, str]:
 
 
 # The families a rebuild replaces.
-FAMILIES = ("window:", "budget:", "programme:", "seq:", "app:", "expiry", "open", "closing", "deferred", "bal:", "mv:")
+FAMILIES = (
+    "window:", "budget:", "programme:", "seq:", "app:", "expiry", "open", "closing", "deferred", "bal:", "mv:",
+    "loan:", "loans:", "lwatch", "own:", "lnote:", "lnotes", "lnote_seq",
+)  # fmt: skip
 
 
 class RedisBook:
@@ -455,6 +777,7 @@ class RedisBook:
         self._post = redis.register_script(_POST)
         self._close = redis.register_script(_CLOSE)
         self._move = redis.register_script(_MOVE)
+        self._watch = redis.register_script(_WATCH)
         self._write = redis.register_script(_WRITE)
 
     def _key(self, family: str, name: str = "") -> str:
@@ -504,7 +827,22 @@ class RedisBook:
         if state.open:
             pipe.sadd(self._key("open"), *state.open)
         for customer, balance in state.balances.items():
-            pipe.hset(self._key("bal:", customer), mapping={"balance": balance.balance, "seq": balance.seq})
+            pipe.hset(self._key("bal:", customer), mapping=asdict(balance))  # type: ignore[arg-type]
+        for loan_id, loan in state.loans.items():
+            pipe.set(self._key("loan:", loan_id), orjson.dumps(loan))
+        for customer, loan_ids in state.active.items():
+            if loan_ids:
+                pipe.rpush(self._key("loans:", customer), *loan_ids)
+        if state.watch:
+            pipe.zadd(self._key("lwatch"), state.watch)  # type: ignore[arg-type]
+        for customer, episodes in state.episodes.items():
+            if episodes:
+                pipe.rpush(self._key("own:", customer), *(orjson.dumps(e) for e in episodes))
+        for notice_id, notice in state.notices.items():
+            pipe.set(self._key("lnote:", notice_id), orjson.dumps(notice))
+            pipe.zadd(self._key("lnotes"), {notice_id: notice.seq})
+        if state.notice_seq:
+            pipe.set(self._key("lnote_seq"), state.notice_seq)
         for movement_id, movement in state.movements.items():
             left = self._left(False, movement.at, now_ms)
             if left == 0:
@@ -576,12 +914,54 @@ class RedisBook:
         return answers
 
     async def draw(self, requests: Sequence[DrawRequest]) -> list[Movement]:
-        """Decide the drawdowns in one atomic script call, in order."""
+        """Decide the drawdowns in one atomic script call, in order (each approved one booked as a loan)."""
         return await self._movements("draw", requests)
 
     async def repay(self, requests: Sequence[RepayRequest]) -> list[Movement]:
-        """Apply the repayments in one atomic script call, in order."""
+        """Allocate the repayments in one atomic script call, in order."""
         return await self._movements("repay", requests)
+
+    # --- loans ---------------------------------------------------------------------------------------
+
+    async def loans(self, loan_ids: Collection[str]) -> dict[str, Loan]:
+        ids = list(loan_ids)
+        if not ids:
+            return {}
+        raws = await self.redis.mget([self._key("loan:", i) for i in ids])
+        return {i: _loan(raw) for i, raw in zip(ids, raws, strict=True) if raw}
+
+    async def watch(self, request: WatchRequest) -> Watched:
+        reply = orjson.loads(await self.guard.run(self._watch, orjson.dumps(request), durable=True))  # published next
+        self.guard.seen(reply["version"])
+        return Watched([_notice(n) for n in _json_list(reply["notices"])])
+
+    async def pending_notices(self, recorded_before_ms: int, limit: int = 200) -> list[LoanNotice]:
+        ids = [text(m) for m in await self.redis.zrange(self._key("lnotes"), 0, limit - 1)]
+        if not ids:
+            return []
+        raws = await self.redis.mget([self._key("lnote:", i) for i in ids])
+        notices = [_notice(orjson.loads(raw)) for raw in raws if raw]
+        return [n for n in notices if n.at_ms < recorded_before_ms]
+
+    async def notices_published(self, notice_ids: Sequence[str]) -> None:
+        if notice_ids:
+            await self._ops([["ZREM", "lnotes", *notice_ids], *(["DEL", f"lnote:{i}"] for i in notice_ids)])  # each key prefixed
+
+    async def own_records(self, customers: Sequence[str], now: datetime, record_days: int) -> dict[str, OwnRecord]:
+        """Each customer's record, worked out by the book's own rule (`Book.own_records`) from their loans and overdues."""
+        if not customers:
+            return {}
+        lists = await self._pipeline(
+            lambda pipe: [
+                (pipe.lrange(self._key("loans:", c), 0, -1), pipe.lrange(self._key("own:", c), 0, -1)) for c in customers
+            ]
+        )
+        state = BookState()
+        for customer, active, episodes in zip(customers, lists[0::2], lists[1::2], strict=True):
+            state.active[customer] = [text(i) for i in active]
+            state.episodes[customer] = [Episode(**orjson.loads(e)) for e in episodes]
+        state.loans = await self.loans([i for ids in state.active.values() for i in ids])
+        return Book(state).own_records(customers, int(now.timestamp() * 1000), record_days)
 
     async def _ops(self, ops: list[list[Any]], *, durable: bool = False) -> None:
         # Durable even with nothing to write: the batch's allocation (or a kept event) is published next.
@@ -665,8 +1045,7 @@ class RedisBook:
         return CurrentWindow.found(customer_id, entry, int(text(balance) or 0) if balance else 0)
 
     async def balance(self, customer_id: str) -> Balance:
-        raw = await self.redis.hmget(self._key("bal:", customer_id), ["balance", "seq"])
-        return Balance(int(text(raw[0]) or 0) if raw[0] else 0, int(text(raw[1]) or 0) if raw[1] else 0)
+        return _balance({text(k): text(v) for k, v in (await self.redis.hgetall(self._key("bal:", customer_id))).items()})
 
     async def budgets(self, keys: Sequence[str]) -> dict[str, Reserved]:
         """Reserved per budget (one round trip, no key scan); budgets never reserved are absent."""
@@ -728,9 +1107,20 @@ class RedisBook:
         state.open = {text(m) for m in await self.redis.smembers(self._key("open"))}
         for key in await scan("bal:"):
             raw = {text(k): text(v) for k, v in (await self.redis.hgetall(key)).items()}
-            state.balances[key.removeprefix(self._key("bal:"))] = Balance(
-                int(raw.get("balance") or 0), int(raw.get("seq") or 0)
-            )
+            state.balances[key.removeprefix(self._key("bal:"))] = _balance(raw)
+        for key in await scan("loan:"):
+            state.loans[key.removeprefix(self._key("loan:"))] = _loan(await self.redis.get(key))
+        for key in await scan("loans:"):
+            state.active[key.removeprefix(self._key("loans:"))] = [text(i) for i in await self.redis.lrange(key, 0, -1)]
+        for key in await scan("own:"):
+            episodes = await self.redis.lrange(key, 0, -1)
+            state.episodes[key.removeprefix(self._key("own:"))] = [Episode(**orjson.loads(e)) for e in episodes]
+        for key in await scan("lnote:"):
+            notice = _notice(orjson.loads(await self.redis.get(key)))
+            state.notices[notice.notice_id] = notice
+        for member, score in await self.redis.zrange(self._key("lwatch"), 0, -1, withscores=True):
+            state.watch[text(member)] = int(score)
+        state.notice_seq = int(text(await self.redis.get(self._key("lnote_seq"))) or 0)
         for key in await scan("mv:"):
             raw = {text(k): text(v) for k, v in (await self.redis.hgetall(key)).items()}
             if raw:
