@@ -10,10 +10,13 @@ version: when FastStream changes, it fails and says to check whether the fix is 
 from __future__ import annotations
 
 from itertools import chain
+from time import perf_counter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from faststream.kafka.subscriber.usecase import BatchSubscriber
+
+from shared.messaging.stages import cycle
 
 __all__ = ["PATCHED_FASTSTREAM", "original_poll", "skip_idle_sleep"]
 
@@ -26,7 +29,17 @@ async def _poll_batch(self: BatchSubscriber, consumer: AIOKafkaConsumer) -> tupl
     # aiokafka's getmany already waits up to the timeout and returns as soon as records arrive;
     # FastStream 0.7 then sleeps the same timeout again after an empty poll, which only adds that
     # much latency to the next record on every idle hop. Same call, without the extra sleep.
+    loop = cycle()  # the poll wait and the time since the last batch, for the batch's stages (stages.py)
+    started = perf_counter()
+    if loop.done_at is not None:
+        loop.after, loop.done_at = started - loop.done_at, None
+    if loop.idle_since is None:
+        loop.idle_since = started
     messages = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
+    if not messages:
+        return ()
+    loop.polled_at = perf_counter()
+    loop.waited, loop.idle_since = loop.polled_at - loop.idle_since, None
     return tuple(chain(*messages.values()))
 
 

@@ -4,13 +4,15 @@
 failure backs off, reports, and rewinds the batch); it is taken (decoded, the undecodable
 dead-lettered: `intake.take`); the work is done, transient faults retried (`retries.py`) unless the
 work retries its own steps; what the work refused is dead-lettered; its outcome is observed
-(metrics); and only then are the offsets committed (`commits.py`). A handler names its events, its
-work and what to observe, nothing else. The runner adds no work per record.
+(metrics; and where the batch's time went, `stages.py`); and only then are the offsets committed
+(`commits.py`). A handler names its events, its work and what to observe, nothing else. The runner
+adds no work per record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from time import perf_counter
 from typing import Any, TypeVar
 
 from shared.contracts import Event
@@ -61,18 +63,24 @@ class BatchRunner:
         `skip_empty`: no work when the batch holds none of `accepted`.
         """
 
+        stages = self.health.stages
+
         async def batch() -> None:
+            clock, started = stages.begin()
             if dead_letters:
                 taken = await take(records, accepted, publisher=self.publisher, settings=self.settings, ignored=ignored)
             else:
                 taken = intake(records, accepted, ignored)
+            decoded = worked = perf_counter()
             if not (skip_empty and not taken.events):
                 result = await (self.retry(lambda: work(taken), what=what) if what is not None else work(taken))
                 if refused is not None:
                     await self.dead_letter(refused(taken, result))
+                worked = perf_counter()
                 if observe is not None:
                     observe(result)
-            commit_in_background(message)
+            commit_in_background(message, lambda seconds: stages.committed(consumer, seconds))
+            stages.end(consumer, len(records), clock, started, decoded, worked)
 
         await self.health.watch(consumer, batch)
 

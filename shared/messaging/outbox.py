@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import Iterable
+from time import perf_counter
 from typing import Any, Protocol
 
 import structlog
@@ -36,6 +37,7 @@ from prometheus_client import CollectorRegistry, Counter
 from shared.clock import Clock
 from shared.contracts import DeadLetter, Event
 from shared.logging import event_ids
+from shared.messaging import stages
 from shared.messaging.connection import aiokafka_kwargs
 from shared.messaging.retries import is_transient
 from shared.settings import Settings
@@ -275,6 +277,7 @@ class Outbox:
     async def publish(self, items: Iterable[tuple[str, Event]]) -> int:
         sent: list[tuple[str, Event]] = []
         generation = self._sender.generation
+        started = perf_counter()
         try:
             if isinstance(self._sender, ProducerSender):
                 records: list[OutRecord] = []
@@ -282,6 +285,8 @@ class Outbox:
                     message = encode(event)
                     records.append((topic, message.key, message.value, message.headers))
                     sent.append((topic, event))
+                encoded = perf_counter()
+                stages.add("encode", encoded - started)
                 pending = await self._sender.send_all(records) if records else []
             else:
                 futures = []
@@ -289,9 +294,11 @@ class Outbox:
                     message = encode(event)
                     futures.append(await self._sender.send(topic, message.key, message.value, message.headers, message.correlation_id))
                     sent.append((topic, event))
-                pending = [f for f in futures if f is not None]  # the in-memory test broker delivers inline
+                encoded = started  # the in-memory test broker delivers inline: all of it is "produce"
+                pending = [f for f in futures if f is not None]
             if pending:
                 await asyncio.gather(*pending)
+            stages.add("produce", perf_counter() - encoded)
         except Exception as exc:
             if await self._sender.recover(exc, generation):
                 raise ProducerReplaced(f"publication failed ({type(exc).__name__}); the producer was replaced") from exc
