@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 
 from services.notification.announcing import Announcement, Announcer
 from services.notification.metrics import NotificationMetrics
@@ -75,8 +74,8 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         description="Tells each customer the decision and its basis, once per decision, in the inbox and to partners; "
         "and, once, that a decision is delayed by an outage.",
     )
-    async def on_windows(records: Records, message: KafkaMessage) -> None:
-        await batches.run(topics.windows, records, message, (WindowOpened, WindowClosed, DecisionDelayed), announce, what=None, observe=observe)
+    async def on_windows(records: Records) -> None:
+        await batches.run(topics.windows, records, (WindowOpened, WindowClosed, DecisionDelayed), announce, what=None, observe=observe)
 
     @router.subscriber(
         topics.drawdowns,
@@ -84,10 +83,10 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         title="credit.drawdowns:DrawdownApproved|DrawdownRefused|RepaymentApplied",
         description="Tells each customer every drawdown outcome and repayment, once, in the inbox.",
     )
-    async def on_drawdowns(records: Records, message: KafkaMessage) -> None:
+    async def on_drawdowns(records: Records) -> None:
         # The requests share the topic (the policy service decides them): skipped, not refused.
         await batches.run(
-            topics.drawdowns, records, message, (DrawdownApproved, DrawdownRefused, RepaymentApplied),
+            topics.drawdowns, records, (DrawdownApproved, DrawdownRefused, RepaymentApplied),
             lambda batch: deps.announcer.tell_movements(batch.events), what="tell",
             observe=lambda told: deps.metrics.observe(told.notices, webhooks=0), ignored=(DrawdownRequested, Repaid), skip_empty=True,
         )  # fmt: skip
@@ -98,10 +97,10 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         title="credit.reviews:" + "|".join(e.EVENT_TYPE for e in REVIEW_EVENTS),
         description="Tells each customer that their request for review was received, and a review's outcome when the decision stands.",
     )
-    async def on_reviews(records: Records, message: KafkaMessage) -> None:
+    async def on_reviews(records: Records) -> None:
         # No dead letters here: the policy service owns credit.reviews and dead-letters what it refuses.
         await batches.run(
-            topics.reviews, records, message, REVIEW_EVENTS, lambda batch: deps.announcer.announce_notices(_notices(batch)),
+            topics.reviews, records, REVIEW_EVENTS, lambda batch: deps.announcer.announce_notices(_notices(batch)),
             what="announce_reviews", observe=lambda told: deps.metrics.observe(told.notices, webhooks=0), dead_letters=False,
         )  # fmt: skip
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 
 from services.policy.care.clerk import Clerk, Handled
 from services.policy.care.delay_notices import DelayNotices
@@ -101,9 +100,9 @@ def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) ->
         title="credit.scores:ScoreComputed",
         description="Decides each scored application: open a window with a limit, or close it with a category.",
     )
-    async def on_scores(records: Records, message: KafkaMessage) -> None:
+    async def on_scores(records: Records) -> None:
         await deps.batches.run(
-            topics.scores, records, message, (ScoreComputed,), decide, what=None,
+            topics.scores, records, (ScoreComputed,), decide, what=None,
             # An application id another customer's application already holds: never skipped in silence.
             refused=lambda batch, decided: refusals(batch.events, decided.conflicts, "application_id_reused", _application_reused),
             observe=lambda decided: deps.metrics.observe(decided.decisions),
@@ -127,10 +126,10 @@ def drawdowns_router(deps: PolicyDeps, *, group: str) -> KafkaRouter:
         title="credit.drawdowns:DrawdownRequested|Repaid",
         description="Decides each drawdown at once against the customer's window and balance; applies each repayment.",
     )
-    async def on_drawdowns(records: Records, message: KafkaMessage) -> None:
+    async def on_drawdowns(records: Records) -> None:
         # The topic carries the outcomes this service writes too: those are skipped, not refused.
         await deps.batches.run(
-            topics.drawdowns, records, message, (DrawdownRequested, Repaid),
+            topics.drawdowns, records, (DrawdownRequested, Repaid),
             lambda batch: lender.lend([event for _, event in batch.events]), what="lend",
             refused=lambda batch, lent: refusals(batch.events, lent.conflicts, "movement_id_reused", _movement_reused),
             observe=lambda lent: deps.metrics.observe_lending(lent.outcomes),
@@ -162,9 +161,9 @@ def reviews_router(deps: PolicyDeps) -> KafkaRouter:
         title="credit.reviews:" + "|".join(e.EVENT_TYPE for e in REVIEW_EVENTS),
         description="Acknowledges requests for review by a person, carries out signed review decisions, refuses forged operator actions.",
     )
-    async def on_reviews(records: Records, message: KafkaMessage) -> None:
+    async def on_reviews(records: Records) -> None:
         await deps.batches.run(
-            f"{topics.reviews}:act", records, message, REVIEW_EVENTS, lambda batch: clerk.act(batch.events), what="reviews",
+            f"{topics.reviews}:act", records, REVIEW_EVENTS, lambda batch: clerk.act(batch.events), what="reviews",
             refused=lambda batch, handled: handled.refused, observe=observe,
         )  # fmt: skip
 

@@ -22,6 +22,7 @@ from shared.messaging.batches import BatchRunner, refusals
 from shared.messaging.commits import commit_in_background
 from shared.messaging.connection import (
     BATCH_ACK_POLICY,
+    Batch,
     Records,
     aiokafka_kwargs,
     batch_subscriber_options,
@@ -37,6 +38,7 @@ from shared.messaging.topic_admin import TopicDifference, check_topics, ensure_t
 
 __all__ = [
     "BATCH_ACK_POLICY",
+    "Batch",
     "BatchRunner",
     "BrokerSender",
     "Intake",

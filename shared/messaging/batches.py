@@ -43,7 +43,6 @@ class BatchRunner:
         self,
         consumer: str,
         records: Sequence[Any],
-        message: Any,
         accepted: Sequence[type[E]],
         work: Callable[[Intake[E]], Awaitable[R]],
         *,
@@ -54,7 +53,7 @@ class BatchRunner:
         dead_letters: bool = True,
         skip_empty: bool = False,
     ) -> None:
-        """Run one batch of `consumer` (see the module).
+        """Run one batch of `consumer` (see the module): `records`, a `Batch` with the message they came in.
 
         `what` names the work for the retry log; None when the work retries its own steps (a step
         that must not run twice, or a retry of its own kind). `refused` picks the records the work
@@ -79,7 +78,7 @@ class BatchRunner:
                 worked = perf_counter()
                 if observe is not None:
                     observe(result)
-            commit_in_background(message, lambda seconds: stages.committed(consumer, seconds))
+            commit_in_background(getattr(records, "message", None), lambda seconds: stages.committed(consumer, seconds))
             stages.end(consumer, len(records), clock, started, decoded, worked)
 
         await self.health.watch(consumer, batch)

@@ -67,8 +67,8 @@ async def test_each_batch_is_counted_with_its_records_and_its_stages_summed_per_
         return await publisher.publish(("credit.windows", event) for _, event in batch.events)
 
     batch = [raw(score(application_id=f"app_unit_{n:06d}", customer_id=f"cus_unit{n:08d}"), n) for n in range(3)]
-    await runner.run("credit.scores", batch, object(), (ScoreComputed,), work, what=None)
-    await runner.run("credit.scores", batch[:1], object(), (ScoreComputed,), work, what=None)
+    await runner.run("credit.scores", batch, (ScoreComputed,), work, what=None)
+    await runner.run("credit.scores", batch[:1], (ScoreComputed,), work, what=None)
 
     assert len(publisher.published) == 4
     assert registry.get_sample_value("creditwindow_batch_records_count", {"consumer": "credit.scores"}) == 2
@@ -87,9 +87,9 @@ async def test_time_spent_outside_a_batch_is_added_to_none() -> None:
     async def nothing(batch: Intake[ScoreComputed]) -> None:
         return None
 
-    await runner.run("credit.scores", [raw(score(), 0)], object(), (ScoreComputed,), nothing, what=None)
+    await runner.run("credit.scores", [raw(score(), 0)], (ScoreComputed,), nothing, what=None)
     stages.add("redis", 1.0)  # e.g. a background task's round trip, after the batch ended
-    await runner.run("credit.scores", [raw(score(), 1)], object(), (ScoreComputed,), nothing, what=None)
+    await runner.run("credit.scores", [raw(score(), 1)], (ScoreComputed,), nothing, what=None)
     assert stage_seconds(registry, "credit.scores", "redis") == 0.0
 
 
