@@ -12,7 +12,7 @@ from faststream.kafka import KafkaBroker
 from faststream.params import NoCast
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
-from shared.messaging.batch_poll import skip_idle_sleep
+from shared.messaging.batch_poll import handed, skip_idle_sleep
 from shared.settings import Settings
 
 __all__ = ["BATCH_ACK_POLICY", "Batch", "Records", "aiokafka_kwargs", "batch_subscriber_options", "follower_options", "make_broker", "raw_records"]
@@ -137,6 +137,7 @@ def follower_options() -> dict[str, Any]:
 async def raw_records(message: Any, _: Any = None) -> Batch:
     """FastStream decoder that hands the handler the records themselves (the fleet decodes them), with their message."""
     raw = message.raw_message
+    handed(message)  # the poll looks at its status before taking the next batch (rewound or not)
     return Batch(raw if isinstance(raw, (list, tuple)) else (raw,), message)
 
 
