@@ -41,7 +41,7 @@ from shared.messaging import stages
 from shared.messaging.connection import aiokafka_kwargs
 from shared.messaging.retries import is_transient
 from shared.settings import Settings
-from shared.wire import RefusedRecord, dead_letter_for, encode
+from shared.wire import RefusedRecord, dead_letter_for, encode, kafka_record
 
 __all__ = ["BrokerSender", "Outbox", "ProducerReplaced", "ProducerSender", "RecordSender", "breaks_sequence"]
 
@@ -114,7 +114,7 @@ class BrokerSender:
 
 
 # One record as the outbox hands it to a sender: topic, key, value, headers.
-OutRecord = tuple[str, bytes, bytes, dict[str, str]]
+OutRecord = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
 
 
 class ProducerSender:
@@ -188,12 +188,11 @@ class ProducerSender:
             batch = open_batches.get((topic, partition))
             if batch is None:
                 batch = open_batches[(topic, partition)] = producer.create_batch()
-            encoded = [(k, v.encode()) for k, v in headers.items()]
-            if batch.append(timestamp=None, key=key, value=value, headers=encoded) is None:
+            if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
                 # full: send it, and start the next one with this record (a first record always fits)
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = open_batches[(topic, partition)] = producer.create_batch()
-                batch.append(timestamp=None, key=key, value=value, headers=encoded)
+                batch.append(timestamp=None, key=key, value=value, headers=headers)
         for (topic, partition), batch in open_batches.items():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         return futures
@@ -282,8 +281,7 @@ class Outbox:
             if isinstance(self._sender, ProducerSender):
                 records: list[OutRecord] = []
                 for topic, event in items:
-                    message = encode(event)
-                    records.append((topic, message.key, message.value, message.headers))
+                    records.append((topic, *kafka_record(event)))
                     sent.append((topic, event))
                 encoded = perf_counter()
                 stages.add("encode", encoded - started)
