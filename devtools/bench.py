@@ -835,7 +835,7 @@ def write_report(report: BenchReport, path: Path) -> None:
         "```",
         "",
     ]
-    for begin, end in ((CLUSTER_BEGIN, CLUSTER_END), (BUDGET_BEGIN, BUDGET_END)):  # other writers' sections stay
+    for begin, end in ((NOTES_BEGIN, NOTES_END), (CLUSTER_BEGIN, CLUSTER_END), (BUDGET_BEGIN, BUDGET_END)):  # kept sections
         kept = kept_section(path, begin, end)
         if kept:
             lines += [kept, ""]
@@ -897,6 +897,8 @@ def run_bench(plan: BenchPlan, *, console: Console | None = None, report_path: P
 
 
 BUDGET_BEGIN, BUDGET_END = "<!-- BEGIN budget-bench -->", "<!-- END budget-bench -->"
+# Written by hand (why the latency grows with load, and what changed): kept when the page is regenerated.
+NOTES_BEGIN, NOTES_END = "<!-- BEGIN latency-notes -->", "<!-- END latency-notes -->"
 
 
 def print_report(report: BenchReport, console: Console) -> None:
