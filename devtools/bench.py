@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
@@ -55,6 +56,7 @@ from devtools.platform import LocalPlatform
 from devtools.redis_memory import kept_section, replace_section
 from shared.contracts import ApplicationReceived, DrawdownRequested, WindowOpened
 from shared.messaging import aiokafka_kwargs, ensure_topics
+from shared.messaging.stages import STAGES
 from shared.messaging.topic_io import TopicReader, end_offsets
 from shared.settings import REPO_ROOT, Settings
 from shared.wire import encode
@@ -110,6 +112,9 @@ class Phase:
     to_notification: Latency = field(default_factory=Latency)
     cpu_s: dict[str, float] = field(default_factory=dict)
     load_cpu_s: float = 0.0  # the benchmark process itself: load generator and latency consumer
+    hops: dict[str, Latency] = field(default_factory=dict)  # applied -> scored -> decided -> notified
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # per consumer: batches and stages (the services' metrics)
+    loop_lag: dict[str, dict[str, float]] = field(default_factory=dict)  # per process: the event loop's lag
 
     def cpu_us_per_decision(self) -> dict[str, float]:
         """Each process's CPU microseconds per decision (per record for the relay) in this phase."""
@@ -161,6 +166,7 @@ class BenchReport:
             out["p99_ms"][str(rate)] = f.to_decision.p99 if f else None
             out["p99_notification_ms"][str(rate)] = f.to_notification.p99 if f else None
             out["relay_p99_ms"][str(rate)] = r.to_decision.p99 if r else None
+        out.update(self._where_the_time_goes())
         drawn = self.phase("drawdowns", None)
         if drawn is not None:
             out["drawdowns_per_s"] = round(drawn.decisions_per_s, 1)
@@ -171,6 +177,32 @@ class BenchReport:
         if scaled and fleet and fleet.decisions_per_s:
             out["replicas_2_per_s"] = round(scaled.decisions_per_s, 1)
             out["scaling_ratio"] = round(scaled.decisions_per_s / fleet.decisions_per_s, 3)
+        return out
+
+    def _where_the_time_goes(self) -> dict[str, Any]:
+        """Medians per rate, each hop's p50/p99, the consumers' stages and loop lag, and the latency targets."""
+        out: dict[str, Any] = {"p50_ms": {}, "relay_p50_ms": {}, "p50_notification_ms": {}, "hops_ms": {}, "stages": {}, "loop_lag_ms": {}}
+        for rate in (None, *self.plan.rates):
+            key = "max" if rate is None else str(rate)
+            f, r = self.phase("fleet", rate), self.phase("relay", rate)
+            if rate is not None:
+                out["p50_ms"][key] = f.to_decision.p50 if f else None
+                out["p50_notification_ms"][key] = f.to_notification.p50 if f else None
+                out["relay_p50_ms"][key] = r.to_decision.p50 if r else None
+                out["hops_ms"][key] = {
+                    system: {hop: [latency.p50, latency.p99] for hop, latency in phase.hops.items()}
+                    for system, phase in (("fleet", f), ("relay", r)) if phase is not None
+                }  # fmt: skip
+            if f is not None:
+                out["stages"][key] = f.stages
+                out["loop_lag_ms"][key] = f.loop_lag
+        low, high = (min(self.plan.rates), max(self.plan.rates)) if self.plan.rates else (None, None)
+        f_low, f_high, r_high = self.phase("fleet", low), self.phase("fleet", high), self.phase("relay", high)
+        if f_low and f_high and r_high and f_low.to_decision.p50 and r_high.to_decision.p99:
+            out["latency_targets"] = {
+                f"fleet_p50_{high}_over_p50_{low}": round(f_high.to_decision.p50 / f_low.to_decision.p50, 2),
+                f"fleet_p99_{high}_over_relay_p99_{high}": round(f_high.to_decision.p99 / r_high.to_decision.p99, 2),
+            }
         return out
 
     def _cluster_summary(self) -> dict[str, Any]:
@@ -276,14 +308,18 @@ async def _measure(
     phase: Phase,
     progress: Progress,
     publish: Publish | None = None,
+    scored_topic: str | None = None,
 ) -> None:
     """Publish while reading this run's decisions and notifications (by key); fill in the phase.
 
     `publish` (sent_at, on_sent) replaces the applications (the drawdown phase: its "decisions" are
-    the lending results)."""
+    the lending results). `scored_topic`: the middle hop's topic, read too, for the latency of each
+    hop (`Phase.hops`)."""
     run = uuid.uuid4().hex[:6]
-    start = await end_offsets(settings, [decision_topic, notification_topic])
+    topics = [decision_topic, notification_topic] + ([scored_topic] if scored_topic else [])
+    start = await end_offsets(settings, topics)
     sent_at: dict[bytes, float] = {}
+    scored: dict[bytes, float] = {}
     decided: dict[bytes, float] = {}
     notified: dict[bytes, float] = {}
     label = f"{phase.system} x{phase.replicas} " + (f"{phase.rate}/s" if phase.rate else "max")
@@ -292,7 +328,7 @@ async def _measure(
     publishing_done = asyncio.Event()
 
     async def read() -> None:
-        async with TopicReader(settings, [decision_topic, notification_topic], start=start, decode=False) as reader:
+        async with TopicReader(settings, topics, start=start, decode=False) as reader:
             quiet_deadline = None
             while len(decided) < phase.sent or len(notified) < phase.sent:
                 batch = await reader.poll(timeout_ms=100)
@@ -305,6 +341,8 @@ async def _measure(
                         if key not in decided:
                             decided[key] = arrived
                             progress.advance(deciding)
+                    elif item.record.topic == scored_topic:
+                        scored.setdefault(key, arrived)
                     elif key not in notified:
                         notified[key] = arrived
                 if publishing_done.is_set():
@@ -327,6 +365,13 @@ async def _measure(
         phase.notifications_per_s = len(notified) / max(max(notified.values()) - first, 1e-9)
     phase.to_decision = Latency.of([(t - sent_at[k]) * 1000 for k, t in decided.items()])
     phase.to_notification = Latency.of([(t - sent_at[k]) * 1000 for k, t in notified.items()])
+    if scored:
+        # Each hop from the record timestamps (each writer's time of the record, before its produce request).
+        phase.hops = {
+            "applied_to_scored": Latency.of([(t - sent_at[k]) * 1000 for k, t in scored.items()]),
+            "scored_to_decided": Latency.of([(decided[k] - t) * 1000 for k, t in scored.items() if k in decided]),
+            "decided_to_notified": Latency.of([(notified[k] - t) * 1000 for k, t in decided.items() if k in notified]),
+        }
 
 
 async def _opened_customers(settings: Settings, wanted: int) -> list[tuple[str, int]]:
@@ -448,20 +493,107 @@ def _fleet_pids(fleet: Fleet) -> dict[str, int]:
     return {name: p.process.pid for name, p in fleet.processes.items() if p.alive and p.process is not None}
 
 
+def _fleet_addresses(fleet: Fleet) -> dict[str, str]:
+    """Where each live service process serves /metrics."""
+    found = {name: fleet.http_address(name) for name, p in fleet.processes.items() if p.alive}
+    return {name: address for name, address in found.items() if address}
+
+
 async def _phases(
     settings: Settings, system: str, replicas: int, rates: tuple[int | None, ...], count: int, plan: BenchPlan,
     pids: Callable[[], dict[str, int]], report: BenchReport, progress: Progress,
+    addresses: Callable[[], dict[str, str]] = dict,
 ) -> None:  # fmt: skip
     topics = settings.topics
     for rate in rates:
         sent = count if rate is None else int(rate * plan.rate_seconds)
         phase = Phase(system=system, replicas=replicas, rate=rate, sent=sent)
+        metrics_before = await _scrape(addresses())
         before, own = _cpu(pids()), _own_cpu()
-        await _measure(settings, topics.applications, topics.windows, topics.notifications, phase, progress)
+        await _measure(settings, topics.applications, topics.windows, topics.notifications, phase, progress, scored_topic=topics.scores)
         after = _cpu(pids())
         phase.load_cpu_s = _own_cpu() - own
         phase.cpu_s = {k: round(after[k] - before.get(k, 0.0), 2) for k in after}
+        phase.stages, phase.loop_lag = _stage_figures(metrics_before, await _scrape(addresses()), topics.topic_prefix)
         report.phases.append(phase)
+
+
+# --- where the time goes: the services' own metrics (shared/messaging/stages.py), read around a phase ---
+
+Samples = dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]  # process -> (name, labels) -> value
+
+
+async def _scrape(addresses: dict[str, str]) -> Samples:
+    """Every sample of each process's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples: Samples = {}
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        for name, address in addresses.items():
+            try:
+                text = (await client.get(f"{address}/metrics")).text
+            except httpx.HTTPError:
+                continue
+            samples[name] = {
+                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+            }
+    return samples
+
+
+def _bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """The upper bound of the histogram bucket holding quantile `q` (cumulative counts, sorted by bound)."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    wanted = q * buckets[-1][1]
+    return next((bound for bound, count in buckets if count >= wanted), None)
+
+
+def _stage_figures(before: Samples, after: Samples, prefix: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]]]:
+    """Per consumer (`<process> <topic>`): batches, records per batch, ms per batch in each stage; per process: loop lag."""
+    stages: dict[str, dict[str, Any]] = {}
+    lags: dict[str, dict[str, float]] = {}
+    for process, now in after.items():
+        then = before.get(process, {})
+
+        def delta(key: tuple[str, tuple[tuple[str, str], ...]], now: dict[Any, float] = now, then: dict[Any, float] = then) -> float:
+            return now.get(key, 0.0) - then.get(key, 0.0)
+
+        consumers = {dict(labels)["consumer"] for name, labels in now if name == "creditwindow_batch_records_count"}
+        for consumer in sorted(consumers):
+            labels = (("consumer", consumer),)
+            batches = delta(("creditwindow_batch_records_count", labels))
+            if batches <= 0:
+                continue
+            records = delta(("creditwindow_batch_records_sum", labels))
+            buckets = sorted(
+                (float(dict(lbl)["le"]), delta((name, lbl)))
+                for name, lbl in now
+                if name == "creditwindow_batch_records_bucket" and dict(lbl)["consumer"] == consumer
+            )
+            per_batch = {
+                stage: round(delta(("creditwindow_batch_stage_seconds_total", (("consumer", consumer), ("stage", stage)))) * 1000 / batches, 3)
+                for stage in STAGES
+            }
+            stages[f"{process} {consumer.removeprefix(prefix)}"] = {
+                "batches": int(batches),
+                "records_per_batch": round(records / batches, 1),
+                "records_per_batch_p50": _bucket_quantile(buckets, 0.5),
+                "records_per_batch_p90": _bucket_quantile(buckets, 0.9),
+                "ms_per_batch": per_batch,
+            }
+        count = delta(("creditwindow_event_loop_lag_seconds_count", ()))
+        if count > 0:
+            buckets = sorted(
+                (float(dict(lbl)["le"]), delta((name, lbl))) for name, lbl in now if name == "creditwindow_event_loop_lag_seconds_bucket"
+            )
+            p99 = _bucket_quantile(buckets, 0.99)
+            lags[process] = {
+                "mean_ms": round(delta(("creditwindow_event_loop_lag_seconds_sum", ())) * 1000 / count, 2),
+                "p99_ms_at_most": round(p99 * 1000, 1) if p99 is not None and p99 != float("inf") else float("inf"),
+            }
+    return stages, lags
 
 
 async def _hop_sizes(settings: Settings) -> dict[str, int]:
@@ -509,16 +641,17 @@ async def _run(plan: BenchPlan, console: Console) -> BenchReport:
                     fleet.start()
                     await asyncio.to_thread(fleet.wait_ready, 90.0)
                     pids: Callable[[], dict[str, int]] = lambda f=fleet: _fleet_pids(f)  # noqa: E731
+                    addresses: Callable[[], dict[str, str]] = lambda f=fleet: _fleet_addresses(f)  # noqa: E731
                 else:
                     relay = Relay(settings, report.hop_bytes, log_dir, env=endpoints)
                     relay.start()
-                    pids = relay.pids
+                    pids, addresses = relay.pids, dict
                     await asyncio.sleep(3.0)  # the relay consumers join their groups
                 # warm up (imports, JIT-free Python still has caches to fill), not measured
                 await _measure(settings, settings.topics.applications, settings.topics.windows, settings.topics.notifications,
                                Phase(system, replicas, None, sent=plan.warmup), progress)  # fmt: skip
                 rates: tuple[int | None, ...] = (None, *plan.rates) if replicas == 1 else (None,)
-                await _phases(settings, system, replicas, rates, plan.applications, plan, pids, report, progress)
+                await _phases(settings, system, replicas, rates, plan.applications, plan, pids, report, progress, addresses)
                 if system != "relay" and replicas == 1 and not report.hop_bytes:
                     report.hop_bytes = await _hop_sizes(settings)
                     if plan.drawdowns and not plan.cluster:
@@ -656,6 +789,7 @@ def write_report(report: BenchReport, path: Path) -> None:
         "",
         f"![latency against rate]({image.relative_to(path.parent)})",
         "",
+        *_time_lines(report, summary),
         "## CPU per decision",
         "",
         "CPU microseconds (user + system) each process spent per decision in the \"max\" phase (the relay: per",
@@ -696,12 +830,57 @@ def write_report(report: BenchReport, path: Path) -> None:
         "```",
         "",
     ]
-    for begin, end in ((CLUSTER_BEGIN, CLUSTER_END), (BUDGET_BEGIN, BUDGET_END)):  # other writers' sections stay
+    for begin, end in ((NOTES_BEGIN, NOTES_END), (CLUSTER_BEGIN, CLUSTER_END), (BUDGET_BEGIN, BUDGET_END)):  # kept sections
         kept = kept_section(path, begin, end)
         if kept:
             lines += [kept, ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+def _time_lines(report: BenchReport, summary: dict[str, Any]) -> list[str]:
+    """The "where the milliseconds go" section: each hop, each consumer's stages, the loop lag."""
+    lines = [
+        "## Where the milliseconds go",
+        "",
+        "Each hop's latency, p50 / p99 in ms, from the record timestamps (the application's `occurred_at`, then",
+        "the time each writer stamped its record, before its produce request went out):",
+        "",
+        "| system | rate | applied -> scored | scored -> decided | decided -> notified |",
+        "|---|---|---|---|---|",
+    ]
+    for p in report.phases:
+        if p.hops and p.rate is not None:
+            lines.append(f"| {p.system} | {p.rate}/s | " + " | ".join(f"{h.p50} / {h.p99}" for h in p.hops.values()) + " |")
+    lines += [
+        "",
+        "Each consumer's batches (from the services' `creditwindow_batch_*` metrics, read around the phase): how many,",
+        "records per batch (mean, and the p50 / p90 histogram bucket), and the mean ms per batch in each stage",
+        "(`shared/messaging/stages.py` says what each is; `commit` runs in the background, beside the next batches):",
+        "",
+        "| rate | consumer | batches | records per batch (p50 / p90) | " + " | ".join(STAGES) + " |",
+        "|---|---|---|---|" + "---|" * len(STAGES),
+    ]
+    for p in report.phases:
+        if p.system != "fleet" or p.replicas != 1:
+            continue
+        rate = "max" if p.rate is None else f"{p.rate}/s"
+        for consumer, figures in p.stages.items():
+            ms = figures["ms_per_batch"]
+            lines.append(
+                f"| {rate} | {consumer} | {figures['batches']:,} | {figures['records_per_batch']} "
+                f"({figures['records_per_batch_p50']} / {figures['records_per_batch_p90']}) | " + " | ".join(f"{ms[s]:.2f}" for s in STAGES) + " |"
+            )
+    lagged = [p for p in report.phases if p.system == "fleet" and p.replicas == 1 and p.loop_lag]
+    names = sorted({name for p in lagged for name in p.loop_lag})
+    lines += ["", "The event loop's lag (how late a 50 ms timer ran), mean / p99 bucket in ms:", ""]
+    lines += ["| rate | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for p in lagged:
+        cells = (f"{p.loop_lag[n]['mean_ms']} / {p.loop_lag[n]['p99_ms_at_most']}" if n in p.loop_lag else "" for n in names)
+        lines.append(f"| {'max' if p.rate is None else f'{p.rate}/s'} | " + " | ".join(cells) + " |")
+    if "latency_targets" in summary:
+        lines += ["", f"Latency against the targets (issue 28: at most 2 and 4): {summary['latency_targets']}."]
+    return [*lines, ""]
 
 
 def run_bench(plan: BenchPlan, *, console: Console | None = None, report_path: Path | None = None) -> BenchReport:
@@ -713,6 +892,8 @@ def run_bench(plan: BenchPlan, *, console: Console | None = None, report_path: P
 
 
 BUDGET_BEGIN, BUDGET_END = "<!-- BEGIN budget-bench -->", "<!-- END budget-bench -->"
+# Written by hand (why the latency grows with load, and what changed): kept when the page is regenerated.
+NOTES_BEGIN, NOTES_END = "<!-- BEGIN latency-notes -->", "<!-- END latency-notes -->"
 
 
 def print_report(report: BenchReport, console: Console) -> None:

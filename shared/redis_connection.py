@@ -9,17 +9,44 @@ transient (shared/messaging/retries.py), so the batch is retried until the new m
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from shared.messaging import stages
 from shared.settings import Settings
 
-__all__ = ["make_redis", "text"]
+__all__ = ["TimedRedis", "make_redis", "text"]
+
+
+class _TimedPipeline(Pipeline):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        started = perf_counter()
+        try:
+            return await super().execute(raise_on_error)
+        finally:
+            stages.add("redis", perf_counter() - started)
+
+
+class TimedRedis(Redis):
+    """redis-py's client, each round trip (a command, a script, a pipeline) added to the running
+    batch's `redis` stage (shared/messaging/stages.py)."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        started = perf_counter()
+        try:
+            return await super().execute_command(*args, **options)
+        finally:
+            stages.add("redis", perf_counter() - started)
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return _TimedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
 
 
 def make_redis(settings: Settings, *, socket_timeout: float | None = 5.0, connect_timeout: float = 2.0) -> Redis:
@@ -34,7 +61,7 @@ def make_redis(settings: Settings, *, socket_timeout: float | None = 5.0, connec
     if settings.redis_ssl_ca_certs:
         kwargs["ssl_ca_certs"] = str(settings.redis_ssl_ca_certs)
     if not settings.redis_sentinels:
-        return Redis.from_url(settings.redis_dsn, **kwargs)
+        return TimedRedis.from_url(settings.redis_dsn, **kwargs)
     # The master comes from the Sentinels; REDIS_URL, when set, still gives the password, the database and TLS.
     if settings.redis_url:
         url = urlsplit(settings.redis_url)
@@ -52,7 +79,7 @@ def make_redis(settings: Settings, *, socket_timeout: float | None = 5.0, connec
         settings.sentinel_addresses,
         sentinel_kwargs={"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
     )
-    return sentinel.master_for(settings.redis_master_name, **kwargs)
+    return sentinel.master_for(settings.redis_master_name, redis_class=TimedRedis, **kwargs)
 
 
 def text(value: bytes | str | int | float | None) -> str:

@@ -28,6 +28,7 @@ from shared.clock import Clock
 from shared.environments import UnsafeEnvironment, check_environment
 from shared.logging import configure_logging
 from shared.messaging import Outbox, ProducerSender, ServiceHealth, ensure_topics, make_broker, retry_transient
+from shared.messaging.stages import watch_loop_lag
 from shared.redis_connection import make_redis
 from shared.settings import Settings
 
@@ -137,6 +138,15 @@ def build_app(
     async def start_outbox() -> None:
         await outbox.start()
 
+    lag: list[asyncio.Task[None]] = []
+
+    async def watch_lag() -> None:
+        lag.append(asyncio.create_task(watch_loop_lag(parts.registry)))
+
+    async def stop_watching_lag() -> None:
+        for task in lag:
+            task.cancel()
+
     async def stop_outbox() -> None:
         await outbox.stop()
 
@@ -146,8 +156,8 @@ def build_app(
         logger=logging.getLogger(f"creditwindow.{service}.app"),
         asgi_routes=[("/health", health), ("/metrics", make_asgi_app(parts.registry))],
         on_startup=[topics, start_outbox, *on_startup],
-        after_startup=[*after_startup, quiet_gc],
-        on_shutdown=[*on_shutdown],
+        after_startup=[*after_startup, quiet_gc, watch_lag],
+        on_shutdown=[stop_watching_lag, *on_shutdown],
         after_shutdown=[stop_outbox, close_redis],
         specification=AsyncAPI(
             title=f"creditwindow {service}",

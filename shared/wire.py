@@ -31,6 +31,7 @@ __all__ = [
     "encode",
     "header",
     "event_key",
+    "kafka_record",
     "serialised",
 ]
 
@@ -137,6 +138,20 @@ def encode(event: Event) -> WireMessage:
     return WireMessage(
         key=event_key(event).encode(), value=value, headers=headers, correlation_id=event.correlation_id
     )
+
+
+@cache
+def _fixed_headers(event_type: str, schema_version: int) -> tuple[tuple[str, bytes], ...]:
+    return (("content-type", b"application/json"), ("event_type", event_type.encode()), ("schema_version", str(schema_version).encode()))
+
+
+def kafka_record(event: Event) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """`encode` as a producer takes it: key, value and headers as (name, bytes) pairs, the same bytes,
+    with the parts fixed per event type made once (fewer objects per record on the outbox's path)."""
+    kept = _SERIALISED.pop(id(event), None)
+    value = kept[1] if kept is not None and kept[0] is event else event.model_dump_json().encode()
+    headers = [*_fixed_headers(event.event_type, event.schema_version), ("correlation_id", event.correlation_id.encode())]
+    return event_key(event).encode(), value, headers
 
 
 def _limit(model: type[Event]) -> int:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 
 from services.notification.announcing import Announcement, Announcer
 from services.notification.metrics import NotificationMetrics
@@ -75,8 +74,8 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         description="Tells each customer the decision and its basis, once per decision, in the inbox and to partners; "
         "and, once, that a decision is delayed by an outage.",
     )
-    async def on_windows(records: Records, message: KafkaMessage) -> None:
-        await batches.run(topics.windows, records, message, (WindowOpened, WindowClosed, DecisionDelayed), announce, what=None, observe=observe)
+    async def on_windows(records: Records) -> None:
+        await batches.run(topics.windows, records, (WindowOpened, WindowClosed, DecisionDelayed), announce, what=None, observe=observe)
 
     @router.subscriber(
         topics.lending_results,
@@ -84,9 +83,9 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         title=f"{topics.lending_results}:DrawdownApproved|DrawdownRefused|RepaymentApplied",
         description="Tells each customer every drawdown outcome and repayment, once, in the inbox; and each drawdown outcome to the partner.",
     )
-    async def on_lending_results(records: Records, message: KafkaMessage) -> None:
+    async def on_lending_results(records: Records) -> None:
         await batches.run(
-            topics.lending_results, records, message, LENDING_RESULTS,
+            topics.lending_results, records, LENDING_RESULTS,
             lambda batch: deps.announcer.tell_movements(batch.events), what="tell",
             observe=observe,
         )  # fmt: skip
@@ -98,8 +97,8 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         description="Tells each customer every loan booked (its schedule and cost), instalment due soon or overdue, and overdue cured, "
         "once, in the inbox; and each loan booked and overdue step to the partner.",
     )
-    async def on_loans(records: Records, message: KafkaMessage) -> None:
-        await batches.run(topics.loans, records, message, LOAN_EVENTS, lambda batch: deps.announcer.tell_loans(batch.events), what="tell_loans", observe=observe)
+    async def on_loans(records: Records) -> None:
+        await batches.run(topics.loans, records, LOAN_EVENTS, lambda batch: deps.announcer.tell_loans(batch.events), what="tell_loans", observe=observe)
 
     @router.subscriber(
         topics.review_results,
@@ -107,9 +106,9 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         title=f"{topics.review_results}:ReviewOpened|ReviewConcluded",
         description="Tells each customer that their request for review was received, and a review's outcome when the decision stands.",
     )
-    async def on_review_results(records: Records, message: KafkaMessage) -> None:
+    async def on_review_results(records: Records) -> None:
         await batches.run(
-            topics.review_results, records, message, REVIEW_RESULTS, lambda batch: deps.announcer.announce_notices(_notices(batch)),
+            topics.review_results, records, REVIEW_RESULTS, lambda batch: deps.announcer.announce_notices(_notices(batch)),
             what="announce_reviews", observe=lambda told: deps.metrics.observe(told.notices, webhooks=0),
         )  # fmt: skip
 

@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 
 from services.policy.care.clerk import Clerk, Handled
 from services.policy.care.delay_notices import DelayNotices
@@ -107,9 +106,9 @@ def scores_router(deps: PolicyDeps, *, group: str, dead_letters: bool = True) ->
         title="credit.scores:ScoreComputed",
         description="Decides each scored application: open a window with a limit, or close it with a category.",
     )
-    async def on_scores(records: Records, message: KafkaMessage) -> None:
+    async def on_scores(records: Records) -> None:
         await deps.batches.run(
-            topics.scores, records, message, (ScoreComputed,), decide, what=None,
+            topics.scores, records, (ScoreComputed,), decide, what=None,
             # An application id another customer's application already holds: never skipped in silence.
             refused=lambda batch, decided: refusals(batch.events, decided.conflicts, "application_id_reused", _application_reused),
             observe=lambda decided: deps.metrics.observe(decided.decisions),
@@ -138,9 +137,9 @@ def lending_router(deps: PolicyDeps, *, group: str) -> KafkaRouter:
         description="Decides each drawdown at once against the customer's window and balance; applies each repayment. "
         "Anything else on the topic (a result above all) is dead-lettered.",
     )
-    async def on_lending_requests(records: Records, message: KafkaMessage) -> None:
+    async def on_lending_requests(records: Records) -> None:
         await deps.batches.run(
-            topics.lending_requests, records, message, LENDING_REQUESTS,
+            topics.lending_requests, records, LENDING_REQUESTS,
             lambda batch: lender.lend([event for _, event in batch.events]), what="lend",
             refused=lambda batch, lent: refusals(batch.events, lent.conflicts, "movement_id_reused", _movement_reused),
             observe=lambda lent: deps.metrics.observe_lending(lent.outcomes),
@@ -167,10 +166,10 @@ def reviews_router(deps: PolicyDeps) -> KafkaRouter:
             deps.metrics.operator_actions.labels(action, result).inc()
         deps.metrics.observe(handled.decisions)
 
-    def act(topic: str, accepted: tuple[type[Event], ...]) -> Callable[[Records, KafkaMessage], Awaitable[None]]:
-        async def on_batch(records: Records, message: KafkaMessage) -> None:
+    def act(topic: str, accepted: tuple[type[Event], ...]) -> Callable[[Records], Awaitable[None]]:
+        async def on_batch(records: Records) -> None:
             await deps.batches.run(
-                f"{topic}:act", records, message, accepted, lambda batch: clerk.act(batch.events), what="reviews",
+                f"{topic}:act", records, accepted, lambda batch: clerk.act(batch.events), what="reviews",
                 refused=lambda batch, handled: handled.refused, observe=observe,
             )  # fmt: skip
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import structlog
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 
 from services.scoring.assessment import assess, unreadable
 from services.scoring.metrics import ScoringMetrics
@@ -53,9 +52,9 @@ def build_router(deps: ScoringDeps) -> KafkaRouter:
         title="credit.applications:ApplicationReceived",
         description="Scores each application; unreadable ones are dead-lettered and still get an outcome.",
     )
-    async def on_applications(records: Records, message: KafkaMessage) -> None:
+    async def on_applications(records: Records) -> None:
         await batches.run(
-            topics.applications, records, message, (ApplicationReceived,), score, what=None, observe=lambda scores: _observe(deps, scores)
+            topics.applications, records, (ApplicationReceived,), score, what=None, observe=lambda scores: _observe(deps, scores)
         )
 
     return router

@@ -7,6 +7,7 @@
 - `commits`: committing those offsets without making the next batch wait;
 - `retries`: transient faults retried with backoff (and, meanwhile, something else: a delay told);
 - `health`: a failing batch backed off and reported (`/health`, a metric), never retried in a tight loop;
+- `stages`: where a batch's time goes (poll, decode, logic, Redis, produce, commit) and the loop's lag;
 - `batches`: the one way a handler runs a batch (watched, taken, worked, refusals dead-lettered,
   observed, committed), built from the modules above;
 - `topic_admin`: the fleet's topics created, checked against the settings, and looked up.
@@ -16,10 +17,12 @@ offsets of a batch are committed only after the handler returned, i.e. after its
 after every record it published was acknowledged by the broker. An exception rewinds the batch.
 """
 
+from shared.messaging import stages
 from shared.messaging.batches import BatchRunner, refusals
 from shared.messaging.commits import commit_in_background
 from shared.messaging.connection import (
     BATCH_ACK_POLICY,
+    Batch,
     Records,
     aiokafka_kwargs,
     batch_subscriber_options,
@@ -35,6 +38,7 @@ from shared.messaging.topic_admin import TopicDifference, check_topics, ensure_t
 
 __all__ = [
     "BATCH_ACK_POLICY",
+    "Batch",
     "BatchRunner",
     "BrokerSender",
     "Intake",
@@ -60,6 +64,7 @@ __all__ = [
     "refusals",
     "retry_meanwhile",
     "retry_transient",
+    "stages",
     "take",
     "topic_partitions",
 ]

@@ -4,13 +4,15 @@
 failure backs off, reports, and rewinds the batch); it is taken (decoded, the undecodable
 dead-lettered: `intake.take`); the work is done, transient faults retried (`retries.py`) unless the
 work retries its own steps; what the work refused is dead-lettered; its outcome is observed
-(metrics); and only then are the offsets committed (`commits.py`). A handler names its events, its
-work and what to observe, nothing else. The runner adds no work per record.
+(metrics; and where the batch's time went, `stages.py`); and only then are the offsets committed
+(`commits.py`). A handler names its events, its work and what to observe, nothing else. The runner
+adds no work per record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from time import perf_counter
 from typing import Any, TypeVar
 
 from shared.contracts import Event
@@ -42,7 +44,6 @@ class BatchRunner:
         self,
         consumer: str,
         records: Sequence[Any],
-        message: Any,
         accepted: Sequence[type[E]],
         work: Callable[[Intake[E]], Awaitable[R]],
         *,
@@ -50,7 +51,7 @@ class BatchRunner:
         refused: Callable[[Intake[E], R], Sequence[RefusedRecord]] | None = None,
         observe: Callable[[R], object] | None = None,
     ) -> None:
-        """Run one batch of `consumer` (see the module).
+        """Run one batch of `consumer` (see the module): `records`, a `Batch` with the message they came in.
 
         `accepted`: the event types the batch's topic carries (any other is dead-lettered). `what`
         names the work for the retry log; None when the work retries its own steps (a step that must
@@ -58,14 +59,20 @@ class BatchRunner:
         (dead-lettered before the commit).
         """
 
+        stages = self.health.stages
+
         async def batch() -> None:
+            clock, started = stages.begin()
             taken = await take(self._news(records), accepted, publisher=self.publisher, settings=self.settings)
+            decoded = perf_counter()
             result = await (self.retry(lambda: work(taken), what=what) if what is not None else work(taken))
             if refused is not None:
                 await self.dead_letter(refused(taken, result))
+            worked = perf_counter()
             if observe is not None:
                 observe(result)
-            commit_in_background(message)
+            commit_in_background(getattr(records, "message", None), lambda seconds: stages.committed(consumer, seconds))
+            stages.end(consumer, len(records), clock, started, decoded, worked)
 
         await self.health.watch(consumer, batch)
 

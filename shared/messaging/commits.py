@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 import structlog
@@ -16,14 +18,15 @@ log = structlog.get_logger("creditwindow.messaging")
 _COMMITS: set[asyncio.Task[None]] = set()
 
 
-def commit_in_background(message: Any) -> None:
+def commit_in_background(message: Any, took: Callable[[float], None] | None = None) -> None:
     """Commit this batch's offsets without making the next batch wait for the round trip.
 
     Called by a handler after its effects (Redis written, outputs acknowledged by the broker), so
     at-least-once holds: the offsets are explicit (this batch's last + 1), never the consumer's
     position. If the commit fails or the process dies first, the batch is redelivered and the
     idempotent handlers change nothing twice. Marking the message acknowledged stops FastStream from
-    committing again in the foreground. With the in-memory test broker it does nothing.
+    committing again in the foreground. With the in-memory test broker it does nothing. `took` is
+    told the seconds a commit that succeeded took.
     """
     consumer = getattr(message, "consumer", None)
     if not isinstance(consumer, AIOKafkaConsumer):
@@ -36,6 +39,9 @@ def commit_in_background(message: Any) -> None:
     task = asyncio.create_task(consumer.commit(offsets))
     _COMMITS.add(task)
     task.add_done_callback(_commit_done)
+    if took is not None:
+        started = perf_counter()
+        task.add_done_callback(lambda done: None if done.cancelled() or done.exception() else took(perf_counter() - started))
     message.committed = AckStatus.ACKED
 
 

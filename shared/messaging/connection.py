@@ -12,13 +12,29 @@ from faststream.kafka import KafkaBroker
 from faststream.params import NoCast
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
-from shared.messaging.batch_poll import skip_idle_sleep
+from shared.messaging.batch_poll import handed, skip_idle_sleep
 from shared.settings import Settings
 
-__all__ = ["BATCH_ACK_POLICY", "Records", "aiokafka_kwargs", "batch_subscriber_options", "follower_options", "make_broker", "raw_records"]
+__all__ = ["BATCH_ACK_POLICY", "Batch", "Records", "aiokafka_kwargs", "batch_subscriber_options", "follower_options", "make_broker", "raw_records"]
 
-# A batch handler's records, as aiokafka gave them (`raw_records` decodes nothing: the fleet does).
-Records = Annotated[list[Any], NoCast]
+
+
+class Batch(list[Any]):
+    """A batch handler's records as aiokafka gave them, and the message they came in (`message`: what
+    commits or rewinds them). `raw_records` makes it; it decodes nothing (the fleet does)."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, records: Any = (), message: Any = None) -> None:
+        super().__init__(records)
+        self.message = message
+
+
+# A handler's one parameter, its `Batch`. Its only one: FastStream 0.7 resolves a `Context` parameter
+# (its `KafkaMessage` annotation) with a synchronous call that FastDepends runs in a worker thread, a
+# thread hop per batch that cost more than the rest of the framework. `Any`: a `list` annotation has
+# FastDepends copy the batch into a plain list, without its message.
+Records = Annotated[Any, NoCast]
 
 # At-least-once in: commit after the handler, rewind on error. Never ACK_FIRST.
 BATCH_ACK_POLICY = AckPolicy.NACK_ON_ERROR
@@ -119,9 +135,10 @@ def follower_options() -> dict[str, Any]:
     return {"batch": True, "auto_offset_reset": "earliest", "ack_policy": AckPolicy.MANUAL, "decoder": raw_records}
 
 
-async def raw_records(message: Any, _: Any = None) -> list[Any]:
-    """FastStream decoder that hands the handler the records themselves: the fleet decodes them."""
+async def raw_records(message: Any, _: Any = None) -> Batch:
+    """FastStream decoder that hands the handler the records themselves (the fleet decodes them), with their message."""
     raw = message.raw_message
-    return list(raw) if isinstance(raw, (list, tuple)) else [raw]
+    handed(message)  # the poll looks at its status before taking the next batch (rewound or not)
+    return Batch(raw if isinstance(raw, (list, tuple)) else (raw,), message)
 
 

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from shared.clock import Clock
 from shared.messaging.retries import is_transient
+from shared.messaging.stages import BatchStages
 
 __all__ = ["Problem", "ServiceHealth"]
 
@@ -57,6 +58,7 @@ class ServiceHealth:
         self.problems: dict[str, Problem] = {}
         self._initial_s, self._max_s, self._jitter = initial_s, max_s, jitter
         self._sleep, self._spread, self._clock = sleep, spread, clock
+        self.stages = BatchStages(registry)  # how fast they progress: where each batch's time goes
         self._stuck: Gauge | None = None
         self._failures: Counter | None = None
         if registry is not None:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import Iterable
+from time import perf_counter
 from typing import Any, Protocol
 
 import structlog
@@ -36,10 +37,11 @@ from prometheus_client import CollectorRegistry, Counter
 from shared.clock import Clock
 from shared.contracts import DeadLetter, Event
 from shared.logging import event_ids
+from shared.messaging import stages
 from shared.messaging.connection import aiokafka_kwargs
 from shared.messaging.retries import is_transient
 from shared.settings import Settings
-from shared.wire import RefusedRecord, dead_letter_for, encode
+from shared.wire import RefusedRecord, dead_letter_for, encode, kafka_record
 
 __all__ = ["BrokerSender", "Outbox", "ProducerReplaced", "ProducerSender", "RecordSender", "breaks_sequence"]
 
@@ -112,7 +114,7 @@ class BrokerSender:
 
 
 # One record as the outbox hands it to a sender: topic, key, value, headers.
-OutRecord = tuple[str, bytes, bytes, dict[str, str]]
+OutRecord = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
 
 
 class ProducerSender:
@@ -186,12 +188,11 @@ class ProducerSender:
             batch = open_batches.get((topic, partition))
             if batch is None:
                 batch = open_batches[(topic, partition)] = producer.create_batch()
-            encoded = [(k, v.encode()) for k, v in headers.items()]
-            if batch.append(timestamp=None, key=key, value=value, headers=encoded) is None:
+            if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
                 # full: send it, and start the next one with this record (a first record always fits)
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = open_batches[(topic, partition)] = producer.create_batch()
-                batch.append(timestamp=None, key=key, value=value, headers=encoded)
+                batch.append(timestamp=None, key=key, value=value, headers=headers)
         for (topic, partition), batch in open_batches.items():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         return futures
@@ -275,13 +276,15 @@ class Outbox:
     async def publish(self, items: Iterable[tuple[str, Event]]) -> int:
         sent: list[tuple[str, Event]] = []
         generation = self._sender.generation
+        started = perf_counter()
         try:
             if isinstance(self._sender, ProducerSender):
                 records: list[OutRecord] = []
                 for topic, event in items:
-                    message = encode(event)
-                    records.append((topic, message.key, message.value, message.headers))
+                    records.append((topic, *kafka_record(event)))
                     sent.append((topic, event))
+                encoded = perf_counter()
+                stages.add("encode", encoded - started)
                 pending = await self._sender.send_all(records) if records else []
             else:
                 futures = []
@@ -289,9 +292,11 @@ class Outbox:
                     message = encode(event)
                     futures.append(await self._sender.send(topic, message.key, message.value, message.headers, message.correlation_id))
                     sent.append((topic, event))
-                pending = [f for f in futures if f is not None]  # the in-memory test broker delivers inline
+                encoded = started  # the in-memory test broker delivers inline: all of it is "produce"
+                pending = [f for f in futures if f is not None]
             if pending:
                 await asyncio.gather(*pending)
+            stages.add("produce", perf_counter() - encoded)
         except Exception as exc:
             if await self._sender.recover(exc, generation):
                 raise ProducerReplaced(f"publication failed ({type(exc).__name__}); the producer was replaced") from exc

@@ -10,7 +10,16 @@ from hypothesis import strategies as st
 
 from devtools.germancredit import applications
 from shared.contracts import ApplicationReceived, ScoreComputed
-from shared.wire import MAX_DEAD_LETTER_BYTES, MAX_EVENT_BYTES, Record, RefusedRecord, dead_letter_for, decode, encode
+from shared.wire import (
+    MAX_DEAD_LETTER_BYTES,
+    MAX_EVENT_BYTES,
+    Record,
+    RefusedRecord,
+    dead_letter_for,
+    decode,
+    encode,
+    kafka_record,
+)
 from tests.clocks import NOW
 
 
@@ -30,6 +39,20 @@ def test_an_event_round_trips_with_customer_key_and_headers() -> None:
     assert message.headers["schema_version"] == "1"
     assert message.headers["correlation_id"] == event.application_id
     assert decode(_record(message.value, message.headers), [ApplicationReceived]) == event
+
+
+def test_the_producer_gets_the_same_key_bytes_and_headers_as_encode_gives() -> None:
+    event = _application()
+    message = encode(event)
+    key, value, headers = kafka_record(event)
+    assert (key, value) == (message.key, message.value)
+    assert headers == [(k, v.encode()) for k, v in message.headers.items()]
+
+
+def test_a_body_without_type_and_version_is_decoded_with_those_of_its_class() -> None:
+    event = _application()
+    body = {k: v for k, v in json.loads(encode(event).value).items() if k not in ("event_type", "schema_version")}
+    assert decode(_record(json.dumps(body).encode(), {"event_type": "ApplicationReceived"}), [ApplicationReceived]) == event
 
 
 def test_a_body_without_headers_is_decoded_by_its_event_type() -> None:
