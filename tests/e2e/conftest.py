@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocol
 
 from devtools.fleet import SERVICES, Fleet
 from devtools.namespaces import delete_namespace
@@ -83,6 +84,26 @@ class RunningFleet:
         while not self.fleet.logged(name, *needles):
             assert asyncio.get_running_loop().time() < deadline, f"{name} never logged {needles}:\n{self.fleet.tail(name)}"
             await asyncio.sleep(0.05)
+
+    async def joined(self, group: str, members: int, *, timeout_s: float = 60) -> None:
+        """Wait until the consumer group `group` (the service's name for it) is stable with `members`
+        members, each holding partitions: replicas that start together join one by one, and the first
+        may drain a topic alone before the group rebalances."""
+        group_id = self.settings.topics.group(group)
+        admin = AIOKafkaAdminClient(**aiokafka_kwargs(self.settings))
+        await admin.start()
+        try:
+            deadline = asyncio.get_running_loop().time() + timeout_s
+            while True:
+                (response,) = await admin.describe_consumer_groups([group_id])
+                (described,) = response.to_object()["groups"]
+                holding = [m for m in described["members"] if m["member_assignment"] and ConsumerProtocol.ASSIGNMENT.decode(m["member_assignment"]).assignment]
+                if described["state"] == "Stable" and len(described["members"]) == members == len(holding):
+                    return
+                assert asyncio.get_running_loop().time() < deadline, f"{group_id} is {described['state']} with {len(holding)} of {members} members holding partitions"
+                await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
 
     async def consumed(self, service: str, topics: list[str], *, timeout_s: float = 60) -> None:
         """Wait until the service's consumer group has committed every record the topics hold now."""

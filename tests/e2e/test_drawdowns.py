@@ -67,6 +67,7 @@ async def test_two_replicas_drawing_at_once_never_lend_beyond_the_limit_and_the_
         opened = await _open_window(fleet)
         asks = [DrawdownRequested(correlation_id=f"dd_race_{n:04d}", drawdown_id=f"dd_race_{n:04d}", customer_id=CUSTOMER, amount=1_000 + 100 * (n % 7), locale="en") for n in range(80)]
         assert sum(a.amount for a in asks) > 3 * opened.limit  # far more asked than the window holds
+        await fleet.joined("policy-lending", members=2)  # both replicas hold lending partitions before the race
         await _spread(fleet, asks + asks[:15])  # and some asked twice
         topics = fleet.settings.topics
         seen = await fleet.read([topics.lending_results], lambda s: len({o.drawdown_id for o in _outcomes(s)}) >= len(asks), timeout_s=120, settle_s=1.0)
