@@ -251,9 +251,11 @@ async def test_a_partner_that_always_fails_ends_in_a_dead_letter_with_the_reason
 
 
 async def test_a_hanging_partner_does_not_hold_up_other_customers_notifications() -> None:
-    receiver = Receiver(KEY, delay_s=1.5, clock=clock_at(NOW))
+    # The partner answers after 5 s: an inbox that waited for it would take that long; one that does
+    # not wait tells the others in milliseconds, however busy the machine (no tight time bound here).
+    receiver = Receiver(KEY, delay_s=5.0, clock=clock_at(NOW))
     with running_receiver(receiver):
-        wired = Wired(urls={"slow": receiver.url}, timeout_s=1.0)
+        wired = Wired(urls={"slow": receiver.url}, timeout_s=6.0)
         async with TestKafkaBroker(wired.broker):
             await wired.dispatcher.start()
             try:
@@ -266,7 +268,7 @@ async def test_a_hanging_partner_does_not_hold_up_other_customers_notifications(
             finally:
                 await wired.dispatcher.stop(grace_s=0)
     assert len(wired.notices("inbox")) == 4
-    assert told_in < 0.5, f"the inbox waited {told_in:.2f} s for a partner"
+    assert told_in < receiver.delay_s, f"the inbox waited {told_in:.2f} s for a partner"
 
 
 async def test_an_answer_the_partner_means_is_not_retried() -> None:
