@@ -43,6 +43,7 @@ from shared.messaging.topic_io import TopicReader
 from shared.reasons import CATEGORIES
 from shared.redis_state import StateGuard
 from shared.settings import Settings
+from tests.clocks import WALL
 from tests.conftest import settings_for
 from tests.e2e.conftest import start_fleet
 from tests.unit.notification.factories import opened
@@ -253,6 +254,7 @@ async def test_dispatchers_sharing_one_redis_post_each_delivery_once_and_resume_
                     backoff=Backoff(initial_s=0.2, max_s=1.0),
                     concurrency=4,
                     poll_s=0.05,
+                    clock=WALL,
                 )
 
             deliveries = _deliveries(24)
@@ -342,7 +344,7 @@ def _deliveries(count: int) -> list[WebhookDelivery]:
             "en", partner_id="p1", decision_id=deterministic_id("e2e-webhook", n), customer_id=f"cus_e2ewh_{n:04d}"
         )
         source = DeliverySource("credit.windows", 0, n, decision.customer_id, decision.model_dump_json().encode(), {})
-        delivery = webhook_delivery_for(decision, render(decision), source, {"p1"})
+        delivery = webhook_delivery_for(decision, render(decision), source, {"p1"}, at=WALL.now())
         assert delivery is not None
         out.append(delivery)
     return out
