@@ -24,7 +24,8 @@ other in the batch's order:
 
 `remember` keeps a notice's event unless one is kept already; `mark_published` marks it published
 and drops the event (a redelivery has nothing to publish again). A notice past its time is gone, as
-Redis forgets the key: its decision would be claimed afresh (a redelivery that late cannot happen).
+Redis forgets the key: a decision is then stale all the same (the customer's sequence stays), a
+notice outside the order would be told afresh (a redelivery that late cannot happen).
 `installed` is the state a rebuild installs: the notices told within the last `TTL_S`, published,
 kept until `TTL_S` after they were told, and every customer's highest sequence told.
 """

@@ -110,17 +110,19 @@ class RedisLedger:
     async def snapshot(self) -> LedgerState:
         """Every value the ledger holds under this prefix (the twins test compares it with the pure ledger's)."""
         state = LedgerState()
-        async for key in self.redis.scan_iter(match=f"{self.prefix}notice:*", count=1000):
-            raw = {text(k): v for k, v in (await self.redis.hgetall(key)).items()}
-            state.notices[text(key).removeprefix(f"{self.prefix}notice:")] = NoticeEntry(
-                claimed=text(raw.pop("claimed", b"")) == "1",
-                published=text(raw.pop("published", b"")) == "1",
-                event=raw.pop("event", None),
-                expires_at=await forgotten_at(self.redis, key),
-                **raw,  # a field the ledger does not know is an error
-            )
-        async for key in self.redis.scan_iter(match=f"{self.prefix}nseq:*", count=1000):
-            state.seqs[text(key).removeprefix(f"{self.prefix}nseq:")] = int(text(await self.redis.get(key)))
+        async for key in self.redis.scan_iter(match=f"{self.prefix}n*", count=1000):  # one pass: notice:, nseq: (and notify:)
+            family, _, name = text(key).removeprefix(self.prefix).partition(":")
+            if family == "nseq":
+                state.seqs[name] = int(text(await self.redis.get(key)))
+            elif family == "notice":
+                raw = {text(k): v for k, v in (await self.redis.hgetall(key)).items()}
+                state.notices[name] = NoticeEntry(
+                    claimed=text(raw.pop("claimed", b"")) == "1",
+                    published=text(raw.pop("published", b"")) == "1",
+                    event=raw.pop("event", None),
+                    expires_at=await forgotten_at(self.redis, key),
+                    **raw,  # a field the ledger does not know is an error
+                )
         return state
 
 

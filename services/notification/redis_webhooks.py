@@ -237,16 +237,16 @@ class RedisWebhookQueue:
     async def snapshot(self) -> QueueState:
         """Every value the queue holds under this prefix (the twins test compares it with the pure queue's)."""
         state = QueueState()
-        async for key in self.redis.scan_iter(match=f"{self.prefix}wh:*", count=1000):
-            raw = {text(k): v for k, v in (await self.redis.hgetall(key)).items()}
-            entry = _delivery(raw, await forgotten_at(self.redis, key))
-            state.deliveries[text(key).removeprefix(f"{self.prefix}wh:")] = entry
         for member, score in await self.redis.zrange(f"{self.prefix}whq", 0, -1, withscores=True):
             state.due[text(member)] = int(score)
-        async for key in self.redis.scan_iter(match=f"{self.prefix}whr:*", count=1000):
-            expires_at = await forgotten_at(self.redis, key)
-            replayed = Replayed(text(await self.redis.get(key)), expires_at if expires_at is not None else -1)
-            state.replayed[text(key).removeprefix(f"{self.prefix}whr:")] = replayed
+        async for key in self.redis.scan_iter(match=f"{self.prefix}wh*", count=1000):  # one pass: wh:, whr: (and whq)
+            family, _, name = text(key).removeprefix(self.prefix).partition(":")
+            if family == "wh":
+                raw = {text(k): v for k, v in (await self.redis.hgetall(key)).items()}
+                state.deliveries[name] = _delivery(raw, await forgotten_at(self.redis, key))
+            elif family == "whr":
+                expires_at = await forgotten_at(self.redis, key)
+                state.replayed[name] = Replayed(text(await self.redis.get(key)), expires_at if expires_at is not None else -1)
         return state
 
 
