@@ -19,12 +19,12 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) requirements/bui
 PYTEST_ARGS ?=
 COMPOSE := docker compose $(if $(wildcard .cache/images.env),--env-file .cache/images.env)
 
-.PHONY: help install lock demo test test-fast test-e2e bench profile faults up down status schemas docs clean \
+.PHONY: help install lock demo test test-fast test-dates test-e2e bench profile faults up down status schemas docs clean \
 	images test-containers compose-check compose-up compose-down k8s-check rules-check deploy-check \
 	test-cluster faults-cluster bench-cluster
 
 help:
-	@echo "make demo | make test | make test-fast | make bench | make profile | make faults | make up | make down | make status"
+	@echo "make demo | make test | make test-fast | make test-dates | make bench | make profile | make faults | make up | make down | make status"
 	@echo "make images | make test-containers | make compose-check | make deploy-check | make lock"
 	@echo "make test-cluster | make faults-cluster | make bench-cluster"
 
@@ -70,6 +70,12 @@ test: install
 # The fast ones while you work: no broker, no Redis.
 test-fast: install
 	$(BIN)/python -m pytest -ra -m "unit or handlers" $(PYTEST_ARGS)
+
+# The unit and handler suites at other dates (devtools/dates.py): the process clock moved by Debian's
+# faketime (installed when missing) and the tests' own clock (CW_TEST_NOW) to a month's last seconds,
+# just after them, a leap day and a year after the fixtures.
+test-dates: install
+	$(BIN)/python -m devtools.dates $(PYTEST_ARGS)
 
 test-e2e: install
 	$(BIN)/python -m pytest -ra -m e2e $(PYTEST_ARGS)

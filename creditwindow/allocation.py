@@ -15,7 +15,7 @@ per budget period, the segment's period kept).
   several), so the budget never binds and every offer above the cut-off opens, whatever the order;
   or **a share** of it (``fractions``): the budget then binds, and the book grants first come, first
   served or, with the demand curve of the recorded offers written as the segment's pacing forecast
-  (`services.policy.forecast`), keeps it for the better margins (both are tried); or **nothing**
+  (`services.policy.windows.forecast`), keeps it for the better margins (both are tried); or **nothing**
   (a zero budget: the segment opens no window), so that any limits can be met.
 
 **The figures of an option are not estimated**: the segment's recorded scores are replayed through
@@ -54,10 +54,10 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from creditwindow.outcomes import Outcome
 from creditwindow.replay import first_scores, replay_proposals, replay_scores
-from services.policy.decisions import Proposal, budget_period, propose
-from services.policy.document import Budget, DemandPoint, Pacing, PolicyDocument
-from services.policy.forecast import demand_curve
-from services.policy.rules import Offer
+from services.policy.control.document import Budget, DemandPoint, Pacing, PolicyDocument
+from services.policy.windows.decisions import Proposal, budget_period, propose
+from services.policy.windows.forecast import demand_curve
+from services.policy.windows.rules import Offer
 from shared.contracts import ScoreComputed
 
 __all__ = [

@@ -16,12 +16,12 @@ from redis.asyncio import Redis
 
 from creditwindow.operator_ops import read_reviews
 from creditwindow.policy_ops import policy_versions
-from services.policy.control import check_action
-from services.policy.desk import CustomerDesk
-from services.policy.explanation import Explanation, PointsModel, explain, verify
-from services.policy.kafka_archive import KafkaArchive
-from services.policy.ports import Suspension
-from services.policy.redis_references import RedisReferences
+from services.policy.care.desk import CustomerDesk
+from services.policy.control.checks import check_action
+from services.policy.record.adapters.kafka_archive import KafkaArchive
+from services.policy.record.adapters.redis_references import RedisReferences
+from services.policy.record.explanation import Explanation, PointsModel, explain, verify
+from services.policy.windows.ports import Suspension
 from services.scoring.scorecard import InvalidArtifact, Scorecard
 from shared.contracts import CustomerSuspended, Decision, SuspensionLifted
 from shared.messaging.topic_io import read_to_end

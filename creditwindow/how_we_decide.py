@@ -20,13 +20,13 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from services.notification.disclosure import duration, moment, money, percent, share_of_income
-from services.policy.document import PolicyDocument
-from shared.reasons import PROGRAMMES, SEGMENT_NAMES
+from services.policy.control.document import PolicyDocument
+from shared.contracts import DEFAULT_LOCALE
+from shared.reasons import LOCALES, PROGRAMMES, SEGMENT_NAMES
 
 __all__ = ["TEMPLATES", "render_markdown"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-LOCALES = ("zh-CN", "en")
 
 
 
@@ -120,7 +120,7 @@ def _minutes(seconds: float, locale: str) -> str:
     return f"{minutes} 分钟" if locale == "zh-CN" else f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
-def render_markdown(policy: PolicyDocument, locale: str = "zh-CN") -> str:
+def render_markdown(policy: PolicyDocument, locale: str = DEFAULT_LOCALE) -> str:
     """The policy as "how we decide", Markdown, in `locale` (zh-CN or en)."""
     if locale not in LOCALES:
         raise ValueError(f"locale {locale!r}: one of {', '.join(LOCALES)}")

@@ -2,7 +2,7 @@
 
 A review decided, a suspension and its lifting are `OperatorAction`s: HMAC-SHA256 by the ring's
 signing key over every field and this fleet's namespace (`shared.signing.sign_action`); every
-policy replica verifies them (`services.policy.control.check_action`) and refuses the unsigned and
+policy replica verifies them (`services.policy.control.checks.check_action`) and refuses the unsigned and
 the forged to the dead-letter topic. `board` and `suspensions_of` are pure: what `credit.reviews`
 says about the reviews under way and the customers suspended.
 """
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from services.policy.control import check_action
-from services.policy.desk import CustomerDesk
-from services.policy.ports import Suspension
-from services.policy.reviewing import review_id_for
+from services.policy.care.desk import CustomerDesk
+from services.policy.care.reviewing import review_id_for
+from services.policy.control.checks import check_action
+from services.policy.windows.ports import Suspension
 from shared.contracts import (
     CustomerSuspended,
     Event,

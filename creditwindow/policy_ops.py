@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 from datetime import datetime, timedelta
 
-from services.policy.control import Accepted, Refused, check_update
-from services.policy.document import PolicyDocument, load_policy, parse_policy
+from services.policy.control.checks import Accepted, Refused, check_update
+from services.policy.control.document import PolicyDocument, load_policy, parse_policy
 from shared.contracts import PolicyUpdated
 from shared.messaging.topic_io import Publisher, TopicReader
 from shared.settings import Settings

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from creditwindow.outcomes import Outcome
-from services.policy.book import Book
-from services.policy.decisions import Proposal, book_request, close_request, propose
-from services.policy.document import PolicyDocument
-from services.policy.rules import Close, Offer
+from services.policy.control.document import PolicyDocument
+from services.policy.windows.book import Book
+from services.policy.windows.decisions import Proposal, book_request, close_request, propose
+from services.policy.windows.rules import Close, Offer
 from shared.contracts import ScoreComputed
 
 __all__ = ["first_scores", "replay_proposals", "replay_scores"]
@@ -47,7 +47,7 @@ def replay_proposals(proposals: Sequence[Proposal], policy: PolicyDocument, *, o
         now = score.occurred_at
         for record in book.due_expiries(int(now.timestamp() * 1000), limit=len(book.state.expiry)):
             book.close(close_request(record, trigger="expiry", reason="expired", now=now))
-        answer = book.decide(*book_request(proposal, policy))
+        answer = book.post(*book_request(proposal, policy))
         segment = score.facts.segment if score.facts else "unknown"
         verdict = proposal.verdict
         if isinstance(verdict, Offer) and answer.granted > 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.policy.document import PolicyDocument
+from services.policy.control.document import PolicyDocument
 from shared.contracts import ScoreComputed
 from shared.settings import Settings
 

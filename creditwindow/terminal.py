@@ -20,10 +20,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
 
 from shared.contracts import Topics
-from shared.environments import UnsafeEnvironment, check_environment
+from shared.environments import UnsafeEnvironment, check_environment, check_named_environment
 from shared.masking import mask_secrets
 from shared.redis_connection import make_redis
-from shared.settings import Settings, variable_of
+from shared.settings import Settings, UnknownVariables, variable_of
 
 __all__ = [
     "JsonOption",
@@ -33,6 +33,7 @@ __all__ = [
     "fail",
     "reach",
     "resolve_topic",
+    "service_settings",
     "unreachable_message",
     "with_redis",
 ]
@@ -58,6 +59,8 @@ def checked_settings() -> Settings:
     naming the variables (and never their values: a setting may hold a secret)."""
     try:
         settings = Settings()
+    except UnknownVariables as exc:
+        fail(f"the settings are invalid: {exc}")
     except ValidationError as exc:
         problems = "; ".join(
             " ".join([variable_of(str(error["loc"][0])) if error["loc"] else "settings", *map(str, error["loc"][1:])])
@@ -70,6 +73,17 @@ def checked_settings() -> Settings:
         fail(f"the settings are invalid: {variable_of(field)} cannot be read ({exc.__cause__.__class__.__name__})")
     try:
         check_environment(settings)
+    except UnsafeEnvironment as exc:
+        fail(str(exc))
+    return settings
+
+
+def service_settings() -> Settings:
+    """`checked_settings` for a process that runs a service: it must also say where it runs
+    (CW_ENVIRONMENT set), so a deployment that forgot it does not start as `local`."""
+    settings = checked_settings()
+    try:
+        check_named_environment(settings)
     except UnsafeEnvironment as exc:
         fail(str(exc))
     return settings

@@ -1,19 +1,19 @@
 """`creditwindow dev budget-bench`: how many budget reservations one Redis takes per second.
 
 Every window a segment opens reserves its limit on one hash, `budget:<segment>/<period>`, in the
-book's decide script (services/policy/redis_book.py): a hot key. Redis runs scripts one at a time on
+book's decide script (services/policy/windows/adapters/redis_book.py): a hot key. Redis runs scripts one at a time on
 one core, so that key's ceiling is the ceiling of the whole instance, and only more Redis instances
 (each holding a share of a segment's budget) raise it. This measures the book's own script, and
 nothing else, on the Redis of the settings (the local platform's, or with `--cluster` the cluster's
 master through Sentinel, its replica attached); every decision opens a window in the same segment
 and period, so every one is a reservation on that one hash:
 
-1. `RedisBook.allocate` in batches of 1, 100 and 500 requests per call, from one caller, and in
+1. `RedisBook.post` in batches of 1, 100 and 500 requests per call, from one caller, and in
    batches of 1 and 100 from four concurrent callers (as four policy replicas would): decisions per
    second, and the server's time per decision (`INFO commandstats`, evalsha), which more callers do
    not lower;
 2. the same script call from `redis-benchmark` (Debian's C client, 2 connections, 100 pipelined):
-   the exact call `RedisBook.allocate` makes for one request, replayed with random application and
+   the exact call `RedisBook.post` makes for one request, replayed with random application and
    customer ids, the server-side ceiling without Python in the way.
 
 Only 127.0.0.1; bounded (a few seconds per mode); each mode's keys are deleted after it.
@@ -35,8 +35,8 @@ from redis.asyncio import Redis
 
 from devtools.bench import BUDGET_BEGIN, BUDGET_END
 from devtools.redis_memory import replace_section
-from services.policy.ports import BookState, BudgetTerms, DecideRequest, OfferTerms
-from services.policy.redis_book import RedisBook
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.model import BookState, BudgetTerms, OfferTerms, WindowRequest
 from shared.redis_connection import make_redis
 from shared.redis_state import StateGuard
 from shared.settings import Settings
@@ -107,8 +107,8 @@ HOT_BUDGET = "individual/2026-11"
 TERMS = {HOT_BUDGET: BudgetTerms(exposure=10**13, expected_loss=10**11, round_to=100, min_limit=500)}
 
 
-def _request(record: str, customer: str, now_ms: int) -> DecideRequest:
-    return DecideRequest(
+def _request(record: str, customer: str, now_ms: int) -> WindowRequest:
+    return WindowRequest(
         record=record, customer=customer, segment="individual", decision_id=str(uuid.uuid4()),
         application_id=record, policy_version="default@1", decided_at_ms=now_ms,
         budget=HOT_BUDGET,
@@ -153,7 +153,7 @@ async def _allocate(redis: Redis, prefix: str, batch: int, callers: int, seconds
         n = 0
         while time.perf_counter() < deadline:
             requests = [_request(f"app_bb{c}_{n + i:08d}", f"cus_bb{c}_{n + i:09d}", now_ms) for i in range(batch)]
-            await book.allocate(requests, TERMS)
+            await book.post(requests, TERMS)
             n += batch
             made += batch
 
@@ -168,10 +168,10 @@ async def _allocate(redis: Redis, prefix: str, batch: int, callers: int, seconds
 
 
 async def _replayed_call(redis: Redis, prefix: str) -> list[str]:
-    """The decide script call `RedisBook.allocate` makes for one request, its ids left for redis-benchmark to draw."""
+    """The decide script call `RedisBook.post` makes for one request, its ids left for redis-benchmark to draw."""
     book = await _book(redis, prefix, "bbrb")
     template = _request("app_rb___rand_int__", "cus_rb___rand_int__", int(time.time() * 1000))
-    await book.allocate([template], TERMS)
+    await book.post([template], TERMS)
     assert isinstance(book.guard, _Replayable) and book.guard.call is not None
     sha, args = book.guard.call
     return ["EVALSHA", sha, "0", *(a.decode() if isinstance(a, bytes) else str(a) for a in args)]

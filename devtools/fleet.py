@@ -65,6 +65,9 @@ class Fleet:
 
     def _spawn(self, proc: ServiceProcess) -> None:
         env = {
+            # A service refuses to start without CW_ENVIRONMENT: the fleet runs here, so `local`
+            # unless this process says otherwise (the test suite says `test`).
+            "CW_ENVIRONMENT": "local",
             **os.environ,
             "CW_LOG_FORMAT": "json",
             "CW_POLICY_API_PORT": "0",  # replicas on one host: each its own free port

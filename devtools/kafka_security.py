@@ -8,20 +8,23 @@ keytool, KRaft's StandardAuthorizer, and the ACLs of the fleet's principals.
 - the controller listener on loopback, SASL_PLAINTEXT with PLAIN, for the broker's own `admin`;
 - `authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer`,
   `super.users=User:admin`, and nothing allowed without an ACL;
-- one SCRAM user per principal, created when the storage is formatted (`--add-scram`):
-  `admin` (the broker, the platform), `operator` (the operators' CLI), `scoring`, `policy` and
-  `notification`, each with a random password kept in `credentials.json` (mode 0600, never printed).
+- one SCRAM user per principal, created when the storage is formatted (`--add-scram`): `admin`
+  (the broker, the platform) and every principal of shared/contracts/principals.py (`scoring`,
+  `policy`, `notification`, `upstream`, `operator`, `scaler`), each with a random password kept in
+  `credentials.json` (mode 0600, never printed).
 
-The ACLs (`fleet_acls`) give each principal only what it does: a service reads its input topics in
-its own consumer group and writes its output topics and the dead-letter topic; only the operator
-writes `credit.policy` and reads `credit.deadletter` (it holds raw applications). `client_env`
-gives the settings a process of one principal runs with.
+The ACLs (`fleet_acls`) are that table's grants, the same ones the Strimzi `KafkaUser`s of
+deploy/k8s carry (devtools/kafka_users.py): a service reads its input topics in its own consumer
+groups and writes its output topics and the dead-letter topic; upstream apps write request topics
+only; only the operator writes `credit.policy` and reads `credit.deadletter` (it holds raw
+applications). `client_env` gives the settings a process of one principal runs with.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -33,6 +36,8 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from shared.contracts import Topics
+from shared.contracts.principals import PRINCIPALS as TABLE
+from shared.contracts.principals import grants
 from shared.settings import Settings
 
 __all__ = [
@@ -45,7 +50,7 @@ __all__ = [
 ]
 
 ADMIN = "admin"
-PRINCIPALS = ("operator", "scoring", "policy", "notification")
+PRINCIPALS = tuple(principal.name for principal in TABLE)
 MECHANISM = "SCRAM-SHA-512"
 
 
@@ -65,8 +70,18 @@ class Operation(IntEnum):  # org.apache.kafka.common.acl.AclOperation codes
     READ = 3
     WRITE = 4
     CREATE = 5
+    DELETE = 6
+    ALTER = 7
     DESCRIBE = 8
+    CLUSTER_ACTION = 9
     DESCRIBE_CONFIGS = 10
+    ALTER_CONFIGS = 11
+    IDEMPOTENT_WRITE = 12
+
+    @classmethod
+    def named(cls, name: str) -> Operation:
+        """The operation of Kafka's (and Strimzi's) name: `DescribeConfigs` -> DESCRIBE_CONFIGS."""
+        return cls[re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()]
 
 
 ALLOW = 3
@@ -87,48 +102,21 @@ class Acl:
         return f"User:{self.principal} {self.operation.name} {self.resource.name.lower()} {kind}{self.name}"
 
 
+_RESOURCES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP, "cluster": ResourceType.CLUSTER}
+
+
 def fleet_acls(topics: Topics) -> list[Acl]:
-    """Every ACL of the fleet in a namespace. Pure: what each principal may do, and nothing more."""
-    prefix = topics.policy.removesuffix("policy")  # "credit." or "<namespace>.credit."
-    groups = topics.group("").removesuffix(".")  # "creditwindow" or "<namespace>.creditwindow"
-    acls: list[Acl] = []
-
-    def allow(principal: str, operation: Operation, resource: ResourceType, name: str, pattern: PatternType = PatternType.LITERAL) -> None:
-        acls.append(Acl(principal, operation, resource, name, pattern))
-
-    # The operators: every fleet topic and group (publish a signed policy, read dead letters, replay
-    # them, tail), and topic creation.
-    allow("operator", Operation.ALL, ResourceType.TOPIC, prefix, PatternType.PREFIXED)
-    allow("operator", Operation.ALL, ResourceType.GROUP, groups, PatternType.PREFIXED)
-    for operation in (Operation.CREATE, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS):
-        allow("operator", operation, ResourceType.CLUSTER, "kafka-cluster")
-
-    reads = {
-        "scoring": [topics.applications],
-        # windows and drawdowns: the book is rebuilt from them; notifications: an explanation shows the message as sent
-        "policy": [topics.scores, topics.policy, topics.windows, topics.drawdowns, topics.reviews, topics.notifications],
-        "notification": [topics.windows, topics.drawdowns, topics.reviews],
-    }
-    writes = {
-        "scoring": [topics.scores, topics.deadletter],
-        "policy": [topics.windows, topics.shadow_windows, topics.drawdowns, topics.reviews, topics.deadletter],  # reviews: opened, concluded
-        "notification": [topics.notifications, topics.deadletter],
-    }
-    own_groups = {
-        "scoring": ["scoring"],
-        "policy": ["policy", "policy-shadow", "policy-drawdowns", "policy-reviews"],
-        "notification": ["notification", "notification-drawdowns", "notification-reviews"],
-    }
-    for service in ("scoring", "policy", "notification"):
-        # Describe (not read) every fleet topic: a service checks at start that its topics exist.
-        allow(service, Operation.DESCRIBE, ResourceType.TOPIC, prefix, PatternType.PREFIXED)
-        for topic in reads[service]:
-            allow(service, Operation.READ, ResourceType.TOPIC, topic)
-        for topic in writes[service]:
-            allow(service, Operation.WRITE, ResourceType.TOPIC, topic)
-        for group in own_groups[service]:
-            allow(service, Operation.READ, ResourceType.GROUP, topics.group(group))
-    return acls
+    """Every ACL of the fleet in a namespace: the grants of shared/contracts/principals.py. Pure."""
+    return [
+        Acl(
+            grant.principal,
+            Operation.named(grant.operation),
+            _RESOURCES[grant.resource],
+            grant.name,
+            PatternType.PREFIXED if grant.prefixed else PatternType.LITERAL,
+        )
+        for grant in grants(topics)
+    ]
 
 
 async def create_acls(admin: Settings, acls: Sequence[Acl]) -> None:
@@ -285,10 +273,15 @@ class SecureKafka:
             }
         )
 
+    def missing_principals(self) -> list[str]:
+        """Principals of the table with no SCRAM user here: the broker was formatted before they existed."""
+        return [principal for principal in PRINCIPALS if principal not in self.credentials()]
+
     def write_env_files(self, *, port: int, principals: Iterable[str] = PRINCIPALS) -> list[Path]:
-        """One `<principal>.env` per principal (mode 0600), to source before running a process as it."""
+        """One `<principal>.env` per principal that has a user here (mode 0600), to source before
+        running a process as it."""
         written = []
-        for principal in principals:
+        for principal in (p for p in principals if p in self.credentials()):
             path = self.directory / f"{principal}.env"
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, "w") as handle:

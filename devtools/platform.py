@@ -175,6 +175,12 @@ class LocalPlatform:
                 f"kafka  SASL_SSL (SCRAM-SHA-512) with {len(acls)} ACLs for {', '.join(PRINCIPALS)}; "
                 f"CA {self.security.ca_path}; run a process as one with `. {files[0].parent}/<principal>.env`"
             )
+            missing = self.security.missing_principals()
+            if missing:
+                self.say(
+                    f"kafka  no user for {', '.join(missing)}: this broker was secured before they existed; "
+                    f"`creditwindow dev down`, remove {self.security.directory} and the broker's data, then `dev up --secure`"
+                )
 
     def down(self) -> None:
         self.stop_kafka()

@@ -20,8 +20,8 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from services.notification.redis_ledger import RedisLedger
-from services.policy.ports import BookState, BudgetTerms, DecideRequest, OfferTerms
-from services.policy.redis_book import RedisBook
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.model import BookState, BudgetTerms, OfferTerms, WindowRequest
 from shared.redis_state import StateGuard
 from shared.settings import Settings
 
@@ -51,11 +51,11 @@ async def _used(redis: Redis) -> int:
 TERMS = BudgetTerms(exposure=10**12, expected_loss=10**10, round_to=100, min_limit=500)
 
 
-def _request(n: int, run: str, now_ms: int) -> DecideRequest:
+def _request(n: int, run: str, now_ms: int) -> WindowRequest:
     application = f"app_mem{run}_{n:08d}"
     opened = n % 5 < 3
     offer = OfferTerms(limit=30_000, el_rate=0.0216, margin=0.0379, apr="0.1095", valid_until_ms=now_ms + 30 * 86_400_000) if opened else None
-    return DecideRequest(
+    return WindowRequest(
         record=application, customer=f"cus_mem{run}_{n:09d}", segment="individual", decision_id=str(uuid.uuid4()),
         application_id=application, policy_version="default@1", decided_at_ms=now_ms,
         budget="individual/2026-11",
@@ -84,7 +84,7 @@ async def measure(settings: Settings, customers: int = 100_000) -> MemoryReport:
         notice = b'{"event_type":"NotificationSent","schema_version":1,' + b'"body":"' + b"x" * 900 + b'"}'
         for first in range(0, customers, BATCH):
             requests = [_request(n, run, now_ms) for n in range(first, min(customers, first + BATCH))]
-            answers = await book.allocate(requests, {"individual/2026-11": TERMS})
+            answers = await book.post(requests, {"individual/2026-11": TERMS})
             await book.remember([(r.record, b'{"event_type":"WindowClosed"}' + b" " * 1_400) for r in requests])
             await book.mark_published([r.record for r in requests])
             claims = [(r.decision_id, r.customer, a.seq) for r, a in zip(requests, answers, strict=True)]

@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from devtools.germancredit import applications
-from services.policy.document import PolicyDocument
-from services.policy.periods import period_span
+from services.policy.control.document import PolicyDocument
+from services.policy.windows.periods import period_span
 from services.scoring.assessment import assess
 from services.scoring.ports import Scorer
 from services.scoring.scorecard import Scorecard

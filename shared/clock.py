@@ -9,7 +9,7 @@ sense and stay where they are.
 
 - `SystemClock`: UTC from the operating system.
 - `ShiftedClock`: the system clock moved by a fixed offset: a fleet run at another date on the real
-  broker (`CW_CLOCK_START`, local and test environments only).
+  broker (`CW_CLOCK_OFFSET_S`, local and test environments only).
 - `ManualClock`: a clock that moves only when told (`set`, `advance`): the tests' clock, and any
   replay that decides recorded events at their own times.
 """

@@ -38,7 +38,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError, ResponseError
 
-from shared.messaging.guard import ServiceHealth
+from shared.messaging.health import ServiceHealth
 from shared.messaging.retries import is_transient
 from shared.redis_connection import text
 from shared.settings import Settings

@@ -63,9 +63,10 @@ class Plumbing:
     clock: Clock  # the one clock of the process (settings.clock(): the system's)
 
 
-def plumbing(settings: Settings, service: str) -> Plumbing:
+def plumbing(settings: Settings, service: str, *, policy_keys: bool = True) -> Plumbing:
     """Logging configured, the environment checked (UnsafeEnvironment), and the parts every service
-    needs made (none of them connects yet)."""
+    needs made (none of them connects yet). `policy_keys`: the service verifies policy updates and
+    operator actions, so its key ring is checked even where it is not set."""
     configure_logging(
         service=service,
         level=settings.log_level,
@@ -74,7 +75,7 @@ def plumbing(settings: Settings, service: str) -> Plumbing:
         secrets=settings.secret_values(),
     )
     try:
-        check_environment(settings)
+        check_environment(settings, policy_keys=policy_keys)
     except UnsafeEnvironment as exc:
         log.error("unsafe_environment", environment=settings.environment, problems=exc.problems)
         raise
@@ -87,7 +88,7 @@ def plumbing(settings: Settings, service: str) -> Plumbing:
         broker=make_broker(settings, service=service, middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service)]),
         redis=make_redis(settings),
         # The outbox publishes with its own producer: FastStream's per-message publish path costs more.
-        outbox=Outbox(ProducerSender(settings, client_id=f"creditwindow-{service}-out"), service=service, registry=registry),
+        outbox=Outbox(ProducerSender(settings, client_id=f"creditwindow-{service}-out"), service=service, clock=clock, registry=registry),
         health=ServiceHealth(registry, clock=clock),
         clock=clock,
     )

@@ -1,25 +1,38 @@
 """Typed configuration, read once per process from the environment (12-factor), with local defaults.
 
-Every variable is listed in the README. Nothing here connects to anything.
+Every variable is listed in docs/configuration.md. A `CW_` variable that no setting reads is refused,
+by name (`UnknownVariables`): a misspelt or retired name must not leave its setting at the default
+unseen. Nothing here connects to anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.clock import Clock, ShiftedClock, SystemClock
 from shared.contracts.topics import Topics
 from shared.masking import mask_url
 from shared.signing import KeyRing
 
-__all__ = ["DEV_SIGNING_KEY", "REPO_ROOT", "Environment", "Settings", "WebhookPartner", "variable_of"]
+__all__ = [
+    "DEV_SIGNING_KEY",
+    "REPO_ROOT",
+    "TOOLING_VARIABLES",
+    "Environment",
+    "Settings",
+    "UnknownVariables",
+    "WebhookPartner",
+    "variable_of",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The local platform's key, public in this repository: outside `local` and `test` nothing starts
@@ -62,6 +75,67 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
 
 
+# Variables of the project's tooling that share the prefix but are no setting: the test suite's,
+# the images' and compose's. A process may have them in its environment; the settings ignore them.
+TOOLING_VARIABLES = frozenset(
+    {
+        "CW_TEST_NOW", "CW_TEST_ENDPOINTS", "CW_KEEP_PLATFORM", "CW_KEEP_CLUSTER", "CW_CLUSTER_TESTS",
+        "CW_CLUSTER_FAULT_SECONDS", "CW_COMPOSE_CHECK", "CW_COMPOSE_KAFKA_PORT", "CW_COMPOSE_REDIS_PORT",
+        "CW_COMPOSE_SCORING_PORT", "CW_COMPOSE_POLICY_PORT", "CW_COMPOSE_POLICY_API_PORT",
+        "CW_COMPOSE_NOTIFICATION_PORT", "CW_IMAGE", "CW_IMAGES", "CW_BASE_IMAGE", "CW_KAFKA_IMAGE", "CW_REDIS_IMAGE",
+        "CW_OFFICIAL_PYTHON_IMAGE", "CW_OFFICIAL_DEBIAN_IMAGE", "CW_OFFICIAL_KAFKA_IMAGE", "CW_OFFICIAL_REDIS_IMAGE",
+    }
+)  # fmt: skip
+# Names that settings once read, and what replaced them.
+_RETIRED = {
+    "CW_WEBHOOK_URLS": "each partner's URL and key are CW_WEBHOOK_PARTNERS",
+    "CW_WEBHOOK_SIGNING_KEY": "each partner's URL and key are CW_WEBHOOK_PARTNERS",
+}
+
+
+class UnknownVariables(ValueError):
+    """`CW_` variables in the environment that no setting reads: a misspelt or retired name would
+    otherwise leave its setting at the default without a word."""
+
+    def __init__(self, names: Iterable[str], known: Iterable[str]) -> None:
+        self.names = sorted(names)
+        candidates = sorted(known)
+        hints = []
+        for name in self.names:
+            if name in _RETIRED:
+                hints.append(f"{name} (retired: {_RETIRED[name]})")
+                continue
+            close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
+            hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        super().__init__(
+            f"no setting reads {', '.join(hints)}: set the variable a setting reads (README, Configuration) "
+            "or remove it from the environment"
+        )
+
+
+# The environment Settings reads: the process's, unless `Settings.from_environment` gives another.
+_GIVEN_ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("creditwindow_settings_environment", default=None)
+
+
+class _FleetEnvironment(EnvSettingsSource):
+    """The environment, read as pydantic-settings reads it, refusing `CW_` variables no setting reads."""
+
+    def __init__(self, settings_cls: type[BaseSettings], *, init_state: Any = None) -> None:
+        super().__init__(settings_cls, _init_state=init_state)
+        given = _GIVEN_ENVIRONMENT.get()
+        if given is not None:
+            self.env_vars = dict(given) if self.case_sensitive else {k.lower(): v for k, v in given.items()}
+        known = {variable_of(field) for field in settings_cls.model_fields}
+        allowed = {name.lower() for name in known | TOOLING_VARIABLES}
+        self.unknown = [name.upper() for name in self.env_vars if name.lower().startswith("cw_") and name.lower() not in allowed]
+        self.known = known
+
+    def __call__(self) -> dict[str, Any]:
+        if self.unknown:
+            raise UnknownVariables(self.unknown, self.known)
+        return super().__call__()
+
+
 class Settings(BaseSettings):
     """creditwindow settings. Kafka and Redis endpoints use their conventional variable names."""
 
@@ -69,7 +143,8 @@ class Settings(BaseSettings):
 
     environment: Environment = Field(
         default="local",
-        description="local | test | production: outside local and test nothing starts with a development or short key.",
+        description="local | test | production: outside local and test nothing starts with a development or short key. "
+        "A service refuses to start unless it is set (the dev CLI, the demo and the tests set it).",
     )
 
     # --- endpoints -------------------------------------------------------------------------------
@@ -84,7 +159,7 @@ class Settings(BaseSettings):
         description="Redis URL; rediss:// for TLS, redis://:password@host for AUTH. Unset: the local Redis.",
     )
 
-    # --- Kafka security (documented in the README; PLAINTEXT on the local platform) ------------------
+    # --- Kafka security (documented in docs/configuration.md; PLAINTEXT on the local platform) ------
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
@@ -216,6 +291,32 @@ class Settings(BaseSettings):
         if self.book_retention_days * 86_400_000 <= self.topic_retention_ms:
             raise ValueError("CW_BOOK_RETENTION_DAYS must be longer than the topics' retention (CW_TOPIC_RETENTION_MS)")
         return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environment = _FleetEnvironment(settings_cls, init_state=getattr(env_settings, "_init_state", None))
+        return init_settings, environment, dotenv_settings, file_secret_settings
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str], **values: Any) -> Settings:
+        """The settings a process with exactly `environ` as its environment reads (a container's, say)."""
+        token = _GIVEN_ENVIRONMENT.set(environ)
+        try:
+            return cls(**values)
+        finally:
+            _GIVEN_ENVIRONMENT.reset(token)
+
+    @property
+    def environment_named(self) -> bool:
+        """Whether CW_ENVIRONMENT was given (in the environment or by the code), not left at its default."""
+        return "environment" in self.model_fields_set
 
     def clock(self) -> Clock:
         """The clock a composition root injects: the system's, moved by `clock_offset_s` if set."""

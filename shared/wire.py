@@ -9,7 +9,9 @@ import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -67,6 +69,11 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = field(default_factory=tuple)
+
+    @classmethod
+    def of(cls, raw: Any) -> Record:
+        """The record as the fleet reads it, from a consumed one (aiokafka's `ConsumerRecord`)."""
+        return cls(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +216,8 @@ def _summarise(exc: ValidationError) -> str:
     return "; ".join(parts)[:2000]
 
 
-def dead_letter_for(refused: RefusedRecord, *, failed_by: str) -> DeadLetter:
-    """The dead letter for a refused record: original bytes and headers, source position, reason."""
+def dead_letter_for(refused: RefusedRecord, *, failed_by: str, at: datetime) -> DeadLetter:
+    """The dead letter, written at `at`, for a refused record: original bytes and headers, source position, reason."""
     record = refused.record
     raw = record.value or b""
     headers = {
@@ -218,18 +225,18 @@ def dead_letter_for(refused: RefusedRecord, *, failed_by: str) -> DeadLetter:
         for k, v in list(record.headers or ())[:MAX_HEADERS]
     }
     key = record.key.decode("utf-8", "replace")[:MAX_KEY] if record.key else None
-    letter = _letter(refused, failed_by, raw[:MAX_DEAD_LETTER_PAYLOAD], len(raw), headers, key)
+    letter = _letter(refused, failed_by, raw[:MAX_DEAD_LETTER_PAYLOAD], len(raw), headers, key, at)
     size = len(letter.model_dump_json())
     if size <= MAX_DEAD_LETTER_BYTES:
         return letter
     # Too large with the payload (its base64 costs 4 bytes per 3): keep what fits, or nothing.
     room = MAX_DEAD_LETTER_BYTES - (size - len(letter.payload_b64)) - 64
     kept = raw[: max(0, room) * 3 // 4]
-    return _letter(refused, failed_by, kept, len(raw), headers, key, omitted=not kept)
+    return _letter(refused, failed_by, kept, len(raw), headers, key, at, omitted=not kept)
 
 
 def _letter(
-    refused: RefusedRecord, failed_by: str, kept: bytes, size: int, headers: dict[str, str], key: str | None, *, omitted: bool = False
+    refused: RefusedRecord, failed_by: str, kept: bytes, size: int, headers: dict[str, str], key: str | None, at: datetime, *, omitted: bool = False
 ) -> DeadLetter:
     record = refused.record
     return DeadLetter(
@@ -237,6 +244,7 @@ def _letter(
         event_id=deterministic_id("deadletter", failed_by, record.topic, record.partition, record.offset),
         correlation_id=(headers.get("correlation_id") or f"{record.topic}:{record.partition}:{record.offset}")[:80],
         producer=failed_by,
+        occurred_at=at,
         error=refused.error[:2000],
         error_type=refused.error_type,
         failed_by=failed_by,

@@ -24,6 +24,10 @@ from tests.clocks import NOW, clock_at
 
 WAYS = ("auto", "env", "containers", "platform")
 
+# The suite runs in the `test` environment, and so does every process it starts (a service refuses
+# to start without CW_ENVIRONMENT).
+os.environ["CW_ENVIRONMENT"] = "test"
+
 
 def _containers_usable() -> bool:
     """Docker answers and Kafka and Redis images are here or can be pulled; else say why not."""

@@ -11,10 +11,10 @@ from rich.table import Table
 
 from creditwindow.policy_ops import active_policy
 from creditwindow.terminal import JsonOption, console, reach, with_redis
-from services.policy.decisions import budgets_now
-from services.policy.periods import period_span
-from services.policy.ports import Reserved
-from services.policy.redis_book import RedisBook
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.decisions import budgets_now
+from services.policy.windows.model import Reserved
+from services.policy.windows.periods import period_span
 from shared.settings import Settings
 
 __all__ = ["app"]

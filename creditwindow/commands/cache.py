@@ -1,7 +1,7 @@
 """`creditwindow cache rebuild [--check | --yes]`: the book rebuilt from `credit.windows` and
 `credit.drawdowns`, compared or written.
 
-`--yes` runs the fleet's own rebuild protocol (`services.policy.recovery`): safe while the policy
+`--yes` runs the fleet's own rebuild protocol (`services.policy.record.adapters.recovery`): safe while the policy
 service runs, which waits (not ready) under the fence and resumes on the new book.
 """
 
@@ -16,10 +16,10 @@ import typer
 from redis.asyncio import Redis
 
 from creditwindow.terminal import JsonOption, console, fail, reach, with_redis
-from services.policy.rebuild import derive
-from services.policy.recovery import read_book_log, rebuild_into
-from services.policy.redis_book import RedisBook
-from services.policy.redis_references import RedisReferences
+from services.policy.record.adapters.recovery import read_book_log, rebuild_into
+from services.policy.record.adapters.redis_references import RedisReferences
+from services.policy.record.rebuild import derive
+from services.policy.windows.adapters.redis_book import RedisBook
 from shared.settings import Settings
 
 __all__ = ["app"]

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from creditwindow.explaining import gather
 from creditwindow.terminal import JsonOption, console, fail, reach
-from services.policy.explanation import Explanation
+from services.policy.record.explanation import Explanation
 from shared.settings import Settings
 
 __all__ = ["explain", "explanation_renderables"]

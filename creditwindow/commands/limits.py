@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from creditwindow.terminal import JsonOption, console, with_redis
-from services.policy.redis_book import RedisBook
+from services.policy.windows.adapters.redis_book import RedisBook
 from shared.settings import Settings
 
 __all__ = ["app"]

@@ -39,7 +39,7 @@ from creditwindow.policy_ops import active_policy
 from creditwindow.replay import first_scores
 from creditwindow.sources import registered_sources
 from creditwindow.terminal import JsonOption, console, err, fail, reach
-from services.policy.document import PolicyDocument, PolicyError, load_policy, parse_policy
+from services.policy.control.document import PolicyDocument, PolicyError, load_policy, parse_policy
 from shared.contracts import ScoreComputed
 from shared.messaging.topic_io import read_to_end
 from shared.settings import Settings

@@ -20,8 +20,10 @@ from creditwindow.commands.optimise import optimise
 from creditwindow.how_we_decide import render_markdown
 from creditwindow.policy_ops import active_policy, check_as_the_fleet, diff_documents, publish_update, signed_update
 from creditwindow.terminal import JsonOption, console, fail, reach
-from services.policy.control import Refused
-from services.policy.document import PolicyDocument, PolicyError, parse_policy
+from services.policy.control.checks import Refused
+from services.policy.control.document import PolicyDocument, PolicyError, parse_policy
+from shared.contracts import DEFAULT_LOCALE
+from shared.reasons import LOCALES
 from shared.settings import Settings
 from shared.signing import SigningRefused
 
@@ -115,12 +117,12 @@ def apply(
 
 @app.command("explain")
 def explain(
-    locale: Annotated[str, typer.Option("--locale", help="zh-CN or en.")] = "zh-CN",
+    locale: Annotated[str, typer.Option("--locale", help="zh-CN or en.")] = DEFAULT_LOCALE,
     path: Annotated[Path | None, typer.Option("--file", help="Explain this policy file instead of the active policy.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the Markdown here instead of printing it.")] = None,
 ) -> None:
     """"How we decide" as Markdown, from the active policy (cut-offs, knock-outs, caps, programmes, pauses, rights)."""
-    if locale not in ("zh-CN", "en"):
+    if locale not in LOCALES:
         fail(f"--locale {locale!r}: zh-CN or en")
     if path is not None:
         _, document = read_candidate(path)

@@ -90,7 +90,7 @@ def show(reference: Annotated[str, typer.Argument(help="The decision reference u
 
 
 @app.command("decide")
-def decide(
+def decide_review(
     reference: Annotated[str, typer.Argument(help="The decision reference under review.")],
     uphold: Annotated[bool, typer.Option("--uphold", help="The decision stands.")] = False,
     open_window: Annotated[bool, typer.Option("--open", help="Overturn it: open the window (a new decision, trigger review).")] = False,

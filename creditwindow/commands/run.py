@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from creditwindow.terminal import fail
+from creditwindow.terminal import fail, service_settings
 from shared.environments import UnsafeEnvironment
 
 __all__ = ["SERVICES", "run"]
@@ -22,6 +22,7 @@ def run(
     """Run one service in this process (its own consumer group; start more for replicas)."""
     if service not in SERVICES:
         fail(f"unknown service {service!r}: choose one of {', '.join(SERVICES)}")
+    service_settings()  # CW_ENVIRONMENT named, the settings safe for it
     # Only the chosen service is imported: a scoring process does not load the policy's code.
     module = importlib.import_module(f"services.{service}.app")
     try:

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from creditwindow.commands.policy import read_candidate
 from creditwindow.outcomes import SegmentSummary, compare
-from creditwindow.terminal import JsonOption, console, reach
+from creditwindow.terminal import JsonOption, console, reach, service_settings
 from shared.contracts import Decision
 from shared.messaging.topic_io import read_to_end
 from shared.settings import Settings
@@ -43,7 +43,7 @@ def run(
     from services.policy.shadow_app import create_shadow_app
     from shared.runtime import serve
 
-    settings = Settings()
+    settings = service_settings()  # a shadow replica is a service: CW_ENVIRONMENT named
     console.print(
         f"shadow policy from {policy} on {settings.topics.scores} -> {settings.topics.shadow_windows} "
         f"(group {settings.topics.group(SHADOW)}); Ctrl-C stops it",

@@ -21,7 +21,7 @@ from creditwindow.outcomes import SegmentSummary, changes, summarise
 from creditwindow.policy_ops import active_policy
 from creditwindow.replay import replay_scores
 from creditwindow.terminal import JsonOption, console, err, reach
-from services.policy.document import PolicyDocument
+from services.policy.control.document import PolicyDocument
 from shared.contracts import ScoreComputed
 from shared.messaging.topic_io import read_to_end
 from shared.settings import Settings

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make k8s-check`: render deploy/k8s (the base and every overlay) with kustomize and check every
 # object against a JSON schema with kubeconform, strictly (unknown fields are errors, a kind
-# without a schema is an error). No cluster is involved.
+# without a schema is an error); then check each service's container against shared/deployment.py
+# and build the service from exactly its environment (devtools/manifests.py): a variable no setting
+# reads, a Secret the table does not name, or a production check that fails is an error. No cluster
+# is involved.
 #
 # Tools and schemas come through the Go module proxy, once, then from the module cache:
 #   kustomize, kubeconform          go install (into .cache/tools)
@@ -52,6 +55,7 @@ rm -rf "$OUT/schemas"
   -- "${rendered[@]}" >&2
 
 status=0
+"$PY" -m devtools.manifests "${rendered[@]}" || status=1
 for file in "${rendered[@]}"; do
   say "$(basename "$file" .yaml): $(grep -c '^kind:' "$file") objects"
   "$KUBECONFORM" -strict -summary -output text \

@@ -137,7 +137,7 @@ def pacing(
     ] = False,
 ) -> None:
     """First come, first served against pacing on the period's forecast demand, over seeded shuffles of the German Credit applications."""
-    from services.policy.document import PolicyError, load_policy
+    from services.policy.control.document import PolicyError, load_policy
     from services.scoring.scorecard import InvalidArtifact, Scorecard
 
     settings = Settings()

@@ -33,11 +33,11 @@ from datetime import datetime
 import structlog
 
 from services.notification.channels import movement_notification, notice_for, notification_for, webhook_delivery_for
-from services.notification.disclosure import Disclosure, Movement, Notice, render, render_movement, render_notice, tells
+from services.notification.disclosure import Disclosure, Notice, render, render_movement, render_notice, tells
 from services.notification.ports import DeliverySource, EventPublisher, Ledger, WebhookDelivery, WebhookOutbox
 from services.notification.webhooks import REDELIVER_HEADER
 from shared.clock import Clock
-from shared.contracts import Decision, DecisionDelayed, NotificationSent, Topics
+from shared.contracts import Decision, DecisionDelayed, LendingOutcome, NotificationSent, Topics
 from shared.logging import event_ids
 from shared.wire import REPLAY_HEADER, Record, RefusedRecord, serialised
 
@@ -142,8 +142,8 @@ class Announcer:
             log.info("notification_sent", **event_ids(n), channel=n.channel, about=n.about, locale=n.locale)
         return notices
 
-    async def _tell(self, items: Sequence[tuple[str, str, int, Record, Decision | Notice | Movement]]) -> Announcement:
-        unique: dict[str, tuple[str, int, Record, Decision | Notice | Movement]] = {}
+    async def _tell(self, items: Sequence[tuple[str, str, int, Record, Decision | Notice | LendingOutcome]]) -> Announcement:
+        unique: dict[str, tuple[str, int, Record, Decision | Notice | LendingOutcome]] = {}
         for claim_id, customer, seq, record, event in items:
             unique.setdefault(claim_id, (customer, seq, record, event))
         claims = await self.ledger.claim([(c, customer, seq) for c, (customer, seq, _, _) in unique.items()]) if unique else []
@@ -184,13 +184,13 @@ class Announcer:
         _log_sent(result.notices, webhooks=result.webhooks_enqueued)
         return result
 
-    async def tell_movements(self, events: Sequence[tuple[Record, Movement]]) -> Announcement:
+    async def tell_movements(self, events: Sequence[tuple[Record, LendingOutcome]]) -> Announcement:
         """Tell each drawdown outcome and repayment once, in the customer's inbox: claimed under the
         outcome's event id with sequence 0 (outside the order of decisions, never stale)."""
         return await self._tell([(str(e.event_id), e.customer_id, 0, record, e) for record, e in events])
 
     def _rendered(
-        self, event: Decision | Notice | Movement, record: Record, now: datetime
+        self, event: Decision | Notice | LendingOutcome, record: Record, now: datetime
     ) -> tuple[Disclosure, NotificationSent, WebhookDelivery | None]:
         """The words, the inbox notice and (decisions only) the partner's webhook delivery."""
         if isinstance(event, Decision):
@@ -200,7 +200,7 @@ class Announcer:
                 notification_for(event, disclosure, "inbox", at=now),
                 webhook_delivery_for(event, disclosure, source_of(record), self.partners, at=now),
             )
-        if isinstance(event, Movement):
+        if isinstance(event, LendingOutcome):
             disclosure = render_movement(event)
             return disclosure, movement_notification(event, disclosure, at=now), None
         disclosure = render_notice(event)

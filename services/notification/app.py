@@ -98,7 +98,7 @@ def compose(
 
 
 def create_app(settings: Settings | None = None) -> FleetApp:
-    parts = plumbing(settings or Settings(), SERVICE)
+    parts = plumbing(settings or Settings(), SERVICE, policy_keys=False)
     settings = parts.settings
     sender = HttpWebhookSender(timeout_s=settings.webhook_timeout_s)
     guard = StateGuard(parts.redis, settings.redis_prefix, STATE, Durability.of(settings))  # the ledger and the queue: one state

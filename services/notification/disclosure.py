@@ -55,7 +55,7 @@ from shared.contracts import (
     Decision,
     DecisionDelayed,
     DrawdownApproved,
-    DrawdownRefused,
+    LendingOutcome,
     RepaymentApplied,
     ReviewConcluded,
     ReviewOpened,
@@ -122,7 +122,6 @@ Kind = Literal[
     "opened", "closed_credit", "closed_strategy", "closed_system", "closed_regulatory",
     "drawdown_approved", "drawdown_refused", "repayment_applied",
 ]  # fmt: skip
-Movement = DrawdownApproved | DrawdownRefused | RepaymentApplied
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,7 +519,7 @@ def _template(kind: str, locale: str) -> Template:
     return _environment().get_template(f"{kind}.{locale}.txt.j2")
 
 
-def compose_movement(event: Movement) -> View:
+def compose_movement(event: LendingOutcome) -> View:
     """The view of a drawdown outcome or a repayment, formatted for the customer's locale."""
     locale = event.locale
     words = _Words(locale)
@@ -558,7 +557,7 @@ def render(decision: Decision) -> Disclosure:
     return _render(compose(decision))
 
 
-def render_movement(event: Movement) -> Disclosure:
+def render_movement(event: LendingOutcome) -> Disclosure:
     """The message about a drawdown outcome or a repayment, in the customer's language."""
     return _render(compose_movement(event))
 

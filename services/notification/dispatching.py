@@ -162,7 +162,7 @@ class WebhookDispatcher:
                 bound.info("webhook_delivered", attempts=claimed.attempts)
                 self._count(notice.outcome, "sent")
             else:
-                letter = dead_letter_for_delivery(d, reason, attempts=claimed.attempts)
+                letter = dead_letter_for_delivery(d, reason, attempts=claimed.attempts, at=self.clock.now())
                 await self.publisher.publish([(self.topics.deadletter, letter)])
                 bound.error("webhook_dead_lettered", attempts=claimed.attempts, reason=reason)
                 self._count(notice.outcome, "dead_lettered")

@@ -12,16 +12,18 @@ from dataclasses import dataclass
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
-from services.notification.announcing import Announcer
+from services.notification.announcing import Announcement, Announcer
 from services.notification.metrics import NotificationMetrics
 from services.notification.ports import EventPublisher
 from shared.contracts import (
     REVIEW_EVENTS,
     DeadLetter,
+    Decision,
     DecisionDelayed,
     DrawdownApproved,
     DrawdownRefused,
     DrawdownRequested,
+    Event,
     NotificationSent,
     Repaid,
     RepaymentApplied,
@@ -30,16 +32,9 @@ from shared.contracts import (
     WindowClosed,
     WindowOpened,
 )
-from shared.messaging import (
-    Records,
-    ServiceHealth,
-    batch_subscriber_options,
-    commit_in_background,
-    intake,
-    retry_transient,
-    take,
-)
+from shared.messaging import BatchRunner, Intake, Records, ServiceHealth, batch_subscriber_options
 from shared.settings import Settings
+from shared.wire import Record
 
 __all__ = ["NotificationDeps", "build_router"]
 
@@ -56,9 +51,22 @@ class NotificationDeps:
 def build_router(deps: NotificationDeps) -> KafkaRouter:
     settings = deps.settings
     topics = settings.topics
+    batches = BatchRunner(settings=settings, publisher=deps.publisher, health=deps.health)
     router = KafkaRouter()
     router.publisher(topics.notifications, schema=NotificationSent, title="credit.notifications:NotificationSent")
     router.publisher(topics.deadletter, schema=DeadLetter, title="credit.deadletter:DeadLetter")
+
+    async def announce(batch: Intake[Decision | DecisionDelayed]) -> Announcement:
+        delays = [event for _, event in batch.events if isinstance(event, DecisionDelayed)]
+        decisions = [(record, event) for record, event in batch.events if not isinstance(event, DecisionDelayed)]
+        # Delays first, without Redis: an outage of Redis is what they are about. Each step retried on its own.
+        delayed = await batches.retry(lambda: deps.announcer.tell_delays(delays), what="tell_delays") if delays else []
+        told = await batches.retry(lambda: deps.announcer.announce(decisions), what="announce")  # type: ignore[arg-type]
+        return Announcement([*delayed, *told.notices], told.webhooks_enqueued)
+
+    def observe(told: Announcement) -> None:
+        deps.metrics.observe(told.notices, webhooks=told.webhooks_enqueued)
+        deps.webhooks_waiting()
 
     @router.subscriber(
         topics.windows,
@@ -68,7 +76,7 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         "and, once, that a decision is delayed by an outage.",
     )
     async def on_windows(records: Records, message: KafkaMessage) -> None:
-        await deps.health.guard(topics.windows, lambda: _announce_batch(deps, records, message))
+        await batches.run(topics.windows, records, message, (WindowOpened, WindowClosed, DecisionDelayed), announce, what=None, observe=observe)
 
     @router.subscriber(
         topics.drawdowns,
@@ -77,7 +85,12 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         description="Tells each customer every drawdown outcome and repayment, once, in the inbox.",
     )
     async def on_drawdowns(records: Records, message: KafkaMessage) -> None:
-        await deps.health.guard(topics.drawdowns, lambda: _tell_batch(deps, records, message))
+        # The requests share the topic (the policy service decides them): skipped, not refused.
+        await batches.run(
+            topics.drawdowns, records, message, (DrawdownApproved, DrawdownRefused, RepaymentApplied),
+            lambda batch: deps.announcer.tell_movements(batch.events), what="tell",
+            observe=lambda told: deps.metrics.observe(told.notices, webhooks=0), ignored=(DrawdownRequested, Repaid), skip_empty=True,
+        )  # fmt: skip
 
     @router.subscriber(
         topics.reviews,
@@ -86,42 +99,14 @@ def build_router(deps: NotificationDeps) -> KafkaRouter:
         description="Tells each customer that their request for review was received, and a review's outcome when the decision stands.",
     )
     async def on_reviews(records: Records, message: KafkaMessage) -> None:
-        await deps.health.guard(topics.reviews, lambda: _announce_reviews(deps, records, message))
+        # No dead letters here: the policy service owns credit.reviews and dead-letters what it refuses.
+        await batches.run(
+            topics.reviews, records, message, REVIEW_EVENTS, lambda batch: deps.announcer.announce_notices(_notices(batch)),
+            what="announce_reviews", observe=lambda told: deps.metrics.observe(told.notices, webhooks=0), dead_letters=False,
+        )  # fmt: skip
 
     return router
 
 
-async def _announce_batch(deps: NotificationDeps, records: Records, message: KafkaMessage) -> None:
-    settings = deps.settings
-    batch = await take(records, (WindowOpened, WindowClosed, DecisionDelayed), publisher=deps.publisher, settings=settings)
-    delays = [event for _, event in batch.events if isinstance(event, DecisionDelayed)]
-    decisions = [(record, event) for record, event in batch.events if not isinstance(event, DecisionDelayed)]
-    # Delays first, without Redis: an outage of Redis is what they are about.
-    delayed = await retry_transient(lambda: deps.announcer.tell_delays(delays), settings=settings, what="tell_delays") if delays else []
-    told = await retry_transient(lambda: deps.announcer.announce(decisions), settings=settings, what="announce")
-    deps.metrics.observe([*delayed, *told.notices], webhooks=told.webhooks_enqueued)
-    deps.webhooks_waiting()
-    commit_in_background(message)
-
-
-async def _tell_batch(deps: NotificationDeps, records: Records, message: KafkaMessage) -> None:
-    settings = deps.settings
-    # The requests share the topic (the policy service decides them): skipped, not refused.
-    batch = await take(
-        records, (DrawdownApproved, DrawdownRefused, RepaymentApplied), publisher=deps.publisher, settings=settings,
-        ignored=(DrawdownRequested, Repaid),
-    )  # fmt: skip
-    if batch.events:
-        told = await retry_transient(lambda: deps.announcer.tell_movements(batch.events), settings=settings, what="tell")
-        deps.metrics.observe(told.notices, webhooks=0)
-    commit_in_background(message)
-
-
-async def _announce_reviews(deps: NotificationDeps, records: Records, message: KafkaMessage) -> None:
-    settings = deps.settings
-    # No dead letters here: the policy service owns credit.reviews and dead-letters what it refuses.
-    batch = intake(records, REVIEW_EVENTS)
-    notices = [(record, event) for record, event in batch.events if isinstance(event, (ReviewOpened, ReviewConcluded))]
-    told = await retry_transient(lambda: deps.announcer.announce_notices(notices), settings=settings, what="announce_reviews")  # type: ignore[arg-type]
-    deps.metrics.observe(told.notices, webhooks=0)
-    commit_in_background(message)
+def _notices(batch: Intake[Event]) -> list[tuple[Record, ReviewOpened | ReviewConcluded]]:
+    return [(record, event) for record, event in batch.events if isinstance(event, (ReviewOpened, ReviewConcluded))]

@@ -94,7 +94,7 @@ async def rebuild_into(ledger: RedisLedger, queue: RedisWebhookQueue, settings: 
         start = await offsets_at(settings, [topics.windows], int(oldest * 1000) - 3_600_000)
         decisions = await read_to_end(settings, [topics.windows], start=start)
     deliveries = owed_webhooks(notices, decisions, settings.webhook_partners.keys(), at=at)
-    # The state keeps Redis's time, which the fleet's clock may not be (CW_CLOCK_START): ages carry over.
+    # The state keeps Redis's time, which the fleet's clock may not be (CW_CLOCK_OFFSET_S): ages carry over.
     state_now_ms = await ledger.now_ms()
     told_ago_ms = {decision_id: int((now - told_at) * 1000) for decision_id, told_at in kept.items()}
     await ledger.install(installed(told_ago_ms, seqs, state_now_ms), queue, restored(deliveries, state_now_ms), generation)

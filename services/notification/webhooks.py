@@ -32,6 +32,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.notification import PRODUCER
 from services.notification.disclosure import Disclosure
 from services.notification.ports import WebhookDelivery
 from shared.contracts import Category, DeadLetter, Decision, WindowClosed, WindowOpened, deterministic_id
@@ -58,7 +59,6 @@ SIGNATURE_HEADER = "X-Creditwindow-Signature"
 TIMESTAMP_HEADER = "X-Creditwindow-Timestamp"
 ATTEMPT_HEADER = "X-Creditwindow-Attempt"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-PRODUCER = "notification"
 # On a give-up's dead letter (and so on its replay): the partner whose delivery is to be queued again.
 REDELIVER_HEADER = "webhook_partner"
 _RETRIED_STATUSES = frozenset({408, 425, 429})
@@ -236,7 +236,7 @@ def judge(
 # --- the delivery and its dead letter ----------------------------------------------------------------
 
 
-def dead_letter_for_delivery(delivery: WebhookDelivery, reason: str, *, attempts: int) -> DeadLetter:
+def dead_letter_for_delivery(delivery: WebhookDelivery, reason: str, *, attempts: int, at: datetime) -> DeadLetter:
     """The dead letter of a delivery given up: the original decision record, why it failed, and the
     partner (header `webhook_partner`), so a replay of the letter queues this delivery again.
 
@@ -250,6 +250,7 @@ def dead_letter_for_delivery(delivery: WebhookDelivery, reason: str, *, attempts
         event_id=deterministic_id(*parts, delivery.replay_of) if delivery.replay_of else deterministic_id(*parts),
         correlation_id=delivery.correlation_id[:80],
         producer=PRODUCER,
+        occurred_at=at,
         error=f"webhook to partner {delivery.partner_id} failed after {attempts} attempt(s): {reason}"[:2000],
         error_type="webhook_undeliverable",
         failed_by=PRODUCER,

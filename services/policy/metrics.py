@@ -69,6 +69,17 @@ class PolicyMetrics:
             elif isinstance(decision, WindowClosed):
                 self.decisions.labels("closed", decision.category, decision.reason, decision.trigger).inc()
 
+    def observe_budget(self, segment: str, reserved: int, budget: int) -> None:
+        """A segment's exposure reserved now (CNY) against its budget for the period (0: none)."""
+        self.budget_reserved.labels(segment).set(reserved)
+        if budget:
+            self.budget_utilisation.labels(segment).set(reserved / budget)
+
+    def observe_care(self, *, open_reviews: int, overdue: int, suspended: int) -> None:
+        self.reviews_open.set(open_reviews)
+        self.reviews_overdue.set(overdue)
+        self.suspended.set(suspended)
+
     def observe_lending(self, outcomes: Sequence[Event]) -> None:
         for event in outcomes:
             if isinstance(event, DrawdownApproved):

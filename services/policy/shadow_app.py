@@ -17,16 +17,18 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.policy.app import Policy
-from services.policy.document import PolicyDocument, load_policy
+from services.policy.control.document import PolicyDocument, load_policy
+from services.policy.control.state import PolicyState
 from services.policy.handlers import PolicyDeps, scores_router
-from services.policy.memory_book import MemoryBook
 from services.policy.metrics import PolicyMetrics
-from services.policy.ports import EventPublisher, LiveBook
-from services.policy.redis_book import RedisBook
-from services.policy.underwriting import PolicyState, Underwriter
+from services.policy.windows.adapters.memory_book import MemoryBook
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.ports import LiveBook
+from services.policy.windows.underwriting import Underwriter
 from shared.clock import Clock
 from shared.contracts import Event
-from shared.messaging import ServiceHealth
+from shared.messaging import BatchRunner, ServiceHealth
+from shared.ports import EventPublisher
 from shared.runtime import FleetApp, build_app, plumbing
 from shared.settings import Settings
 from shared.wire import RefusedRecord
@@ -71,7 +73,8 @@ def compose_shadow(
     state = PolicyState(candidate, source="candidate")
     shadow_publisher = RefusalsLogged(publisher)
     underwriter = Underwriter(store=store, publisher=shadow_publisher, out_topic=settings.topics.shadow_windows, state=state, clock=clock)
-    deps = PolicyDeps(settings, shadow_publisher, PolicyMetrics(registry), underwriter, state, health or ServiceHealth(registry, clock=clock))
+    batches = BatchRunner(settings=settings, publisher=shadow_publisher, health=health or ServiceHealth(registry, clock=clock))
+    deps = PolicyDeps(settings, batches, PolicyMetrics(registry), underwriter, state)
     broker.include_router(scores_router(deps, group=SERVICE, dead_letters=False))
     return Policy(broker, deps, store)
 

@@ -55,7 +55,7 @@ def compose(
 
 
 def create_app(settings: Settings | None = None) -> FleetApp:
-    parts = plumbing(settings or Settings(), SERVICE)
+    parts = plumbing(settings or Settings(), SERVICE, policy_keys=False)
     # A missing or broken artifact stops the service at start (fail fast) instead of closing every window.
     scorecard = Scorecard.load(parts.settings.model_path)
     compose(

@@ -25,25 +25,25 @@ _APP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{5,79}$")
 def assess(application: ApplicationReceived, scorer: Scorer | None, now: datetime) -> ScoreComputed:
     """Score one application at `now`. The output's id is derived from the input's, so a redelivery is a duplicate."""
     envelope = {
-        "event_id": deterministic_id(PRODUCER, application.event_id),
+        "key": (PRODUCER, application.event_id),
+        "producer": PRODUCER,
         "occurred_at": now,
         "correlation_id": application.application_id,
-        "causation_id": application.event_id,
-        "producer": PRODUCER,
         "application_id": application.application_id,
         "customer_id": application.customer_id,
         "facts": application.facts,
     }
     if scorer is None:
-        return ScoreComputed(**envelope, outcome="unscorable", failure="model_unavailable")
+        return ScoreComputed.caused_by(application, **envelope, outcome="unscorable", failure="model_unavailable")  # type: ignore[arg-type]
     try:
         result = scorer.score(application.applicant, application.facts.segment)
     except (ValueError, KeyError, ArithmeticError) as exc:
-        return ScoreComputed(
-            **envelope, outcome="unscorable", failure=f"scoring_error: {type(exc).__name__}", model_id=scorer.model_id
+        return ScoreComputed.caused_by(
+            application, **envelope, outcome="unscorable", failure=f"scoring_error: {type(exc).__name__}", model_id=scorer.model_id  # type: ignore[arg-type]
         )
-    return ScoreComputed(
-        **envelope,
+    return ScoreComputed.caused_by(
+        application,
+        **envelope,  # type: ignore[arg-type]
         outcome="scored",
         model_id=scorer.model_id,
         points=result.points,

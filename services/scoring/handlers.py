@@ -15,14 +15,7 @@ from services.scoring.ports import EventPublisher, Scorer
 from shared.clock import Clock
 from shared.contracts import ApplicationReceived, DeadLetter, ScoreComputed
 from shared.logging import event_ids
-from shared.messaging import (
-    Records,
-    ServiceHealth,
-    batch_subscriber_options,
-    commit_in_background,
-    retry_transient,
-    take,
-)
+from shared.messaging import BatchRunner, Intake, Records, ServiceHealth, batch_subscriber_options
 from shared.settings import Settings
 
 __all__ = ["ScoringDeps", "build_router"]
@@ -42,9 +35,17 @@ class ScoringDeps:
 
 def build_router(deps: ScoringDeps) -> KafkaRouter:
     topics = deps.settings.topics
+    batches = BatchRunner(settings=deps.settings, publisher=deps.publisher, health=deps.health)
     router = KafkaRouter()
     router.publisher(topics.scores, schema=ScoreComputed, title="credit.scores:ScoreComputed")
     router.publisher(topics.deadletter, schema=DeadLetter, title="credit.deadletter:DeadLetter")
+
+    async def score(batch: Intake[ApplicationReceived]) -> list[ScoreComputed]:
+        now = deps.clock.now()
+        scores = [assess(application, deps.scorer, now) for _, application in batch.events]
+        scores += [score for refused in batch.refused if (score := unreadable(refused, now)) is not None]
+        await batches.retry(lambda: deps.publisher.publish((topics.scores, score) for score in scores), what="publish_scores")
+        return scores
 
     @router.subscriber(
         topics.applications,
@@ -53,21 +54,14 @@ def build_router(deps: ScoringDeps) -> KafkaRouter:
         description="Scores each application; unreadable ones are dead-lettered and still get an outcome.",
     )
     async def on_applications(records: Records, message: KafkaMessage) -> None:
-        await deps.health.guard(topics.applications, lambda: _score_batch(deps, records, message))
+        await batches.run(
+            topics.applications, records, message, (ApplicationReceived,), score, what=None, observe=lambda scores: _observe(deps, scores)
+        )
 
     return router
 
 
-async def _score_batch(deps: ScoringDeps, records: Records, message: KafkaMessage) -> None:
-    topics = deps.settings.topics
-    batch = await take(records, (ApplicationReceived,), publisher=deps.publisher, settings=deps.settings)
-    now = deps.clock.now()
-    scores = [assess(application, deps.scorer, now) for _, application in batch.events]
-    scores += [score for refused in batch.refused if (score := unreadable(refused, now)) is not None]
-    await retry_transient(
-        lambda: deps.publisher.publish((topics.scores, score) for score in scores), settings=deps.settings, what="publish_scores"
-    )
-    commit_in_background(message)
+def _observe(deps: ScoringDeps, scores: list[ScoreComputed]) -> None:
     deps.metrics.observe(scores)
     debug = log.is_enabled_for(logging.DEBUG)  # a scored application's line is DEBUG: build it only then
     for score in scores:

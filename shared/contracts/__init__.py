@@ -1,6 +1,7 @@
 """Event contracts shared by every service: pydantic v2 models, JSON on the wire."""
 
 from shared.contracts.applications import (
+    DEFAULT_LOCALE,
     SEGMENTS,
     Applicant,
     ApplicationFacts,
@@ -15,6 +16,7 @@ from shared.contracts.drawdowns import (
     DrawdownOutcome,
     DrawdownRefused,
     DrawdownRequested,
+    LendingOutcome,
     Repaid,
     RepaymentApplied,
 )
@@ -82,6 +84,7 @@ REVIEW_EVENTS: tuple[type[Event], ...] = (
 )
 
 __all__ = [
+    "DEFAULT_LOCALE",
     "EVENT_TYPES",
     "OPERATOR_ACTIONS",
     "REVIEW_EVENTS",
@@ -101,6 +104,7 @@ __all__ = [
     "DrawdownOutcome",
     "DrawdownRefused",
     "DrawdownRequested",
+    "LendingOutcome",
     "Event",
     "FreeText",
     "LimitBasis",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, get_args
+from typing import Annotated, ClassVar, Final, Literal, get_args
 
 from pydantic import BeforeValidator, Field, StringConstraints
 
 from shared.contracts.envelope import ApplicationId, CustomerId, Event, Part
 
 __all__ = [
+    "DEFAULT_LOCALE",
     "Applicant",
     "ApplicationFacts",
     "ApplicationReceived",
@@ -27,15 +28,19 @@ SEGMENTS: tuple[Segment, ...] = get_args(Segment)
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{0,39}$")]
 
 
+# The fleet's language when a customer's is not known: every default in the fleet is this one.
+DEFAULT_LOCALE: Final = "zh-CN"
+
+
 def _normalise_locale(value: object) -> object:
     # Upstream apps send many spellings; the fleet speaks zh-CN (default) and en.
     if value is None:
-        return "zh-CN"
+        return DEFAULT_LOCALE
     if isinstance(value, str):
         lowered = value.strip().replace("_", "-").lower()
         if lowered.startswith("en"):
             return "en"
-        return "zh-CN"
+        return DEFAULT_LOCALE
     return value
 
 
@@ -118,7 +123,7 @@ class ApplicationFacts(Part):
     channel: Code = Field(description="Where the customer applied: app, mini_program, web, partner.", examples=["app"])
     annual_income: int = Field(ge=0, le=1_000_000_000, description="Declared annual income, CNY.")
     requested_amount: int = Field(ge=1, le=100_000_000, description="Limit asked for, CNY.")
-    locale: Locale = "zh-CN"
+    locale: Locale = DEFAULT_LOCALE
     bureau: BureauSignals = Field(default_factory=BureauSignals)
     partner_id: Code | None = Field(
         default=None, description="Partner whose webhook also receives the notification, if any."

@@ -16,7 +16,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, StringConstraints
 
-from shared.contracts.applications import Locale
+from shared.contracts.applications import DEFAULT_LOCALE, Locale
 from shared.contracts.envelope import CustomerId, Event
 from shared.contracts.windows import Category
 
@@ -26,6 +26,7 @@ __all__ = [
     "DrawdownOutcome",
     "DrawdownRefused",
     "DrawdownRequested",
+    "LendingOutcome",
     "Repaid",
     "RepaymentApplied",
 ]
@@ -49,7 +50,7 @@ class DrawdownRequested(Event):
     drawdown_id: DrawdownId
     customer_id: CustomerId
     amount: Amount
-    locale: Locale = "zh-CN"
+    locale: Locale = DEFAULT_LOCALE
 
 
 class Repaid(Event):
@@ -60,7 +61,7 @@ class Repaid(Event):
     repayment_id: DrawdownId
     customer_id: CustomerId
     amount: Amount
-    locale: Locale = "zh-CN"
+    locale: Locale = DEFAULT_LOCALE
 
 
 class DrawdownOutcome(Event):
@@ -69,7 +70,7 @@ class DrawdownOutcome(Event):
     drawdown_id: DrawdownId
     customer_id: CustomerId
     amount: Amount
-    locale: Locale = "zh-CN"
+    locale: Locale = DEFAULT_LOCALE
     decision_id: uuid.UUID | None = Field(default=None, description="The window's decision (None: no window).")
     application_id: str | None = Field(
         default=None, max_length=80, description="The application that opened the window."
@@ -108,9 +109,13 @@ class RepaymentApplied(Event):
     repayment_id: DrawdownId
     customer_id: CustomerId
     amount: Amount
-    locale: Locale = "zh-CN"
+    locale: Locale = DEFAULT_LOCALE
     applied: int = Field(
         ge=0, description="What it took off the balance, CNY (less than amount when it paid more than was owed)."
     )
     balance: int = Field(ge=0, description="What the customer owes after it, CNY.")
     balance_seq: int = Field(ge=0)
+
+
+# What the policy service tells of a drawdown or a repayment (the outcome of a movement of the balance).
+LendingOutcome = DrawdownApproved | DrawdownRefused | RepaymentApplied

@@ -118,6 +118,37 @@ class Event(BaseModel):
         default="unknown", description="The service or tool that produced the event.", examples=["scoring"]
     )
 
+    @classmethod
+    def caused_by(
+        cls,
+        cause: Event,
+        /,
+        *,
+        key: tuple[object, ...] | uuid.UUID,
+        producer: str,
+        occurred_at: datetime,
+        correlation_id: str | None = None,
+        causation_id: uuid.UUID | None = None,
+        **fields: Any,
+    ) -> Self:
+        """An event of this type that `cause` caused: the one way the fleet builds an event from another.
+
+        Its id is derived from `key` (`deterministic_id(*key)`, or `key` itself when it is an id
+        derived already), so a redelivered cause makes the same event; it carries the cause's
+        correlation id (or `correlation_id`: the application it belongs to, when the cause names
+        another) and names the cause as its causation (or `causation_id`, when the cause is known by
+        its id only). `producer` and `occurred_at` are given: the time is the producer's injected
+        clock's, never defaulted.
+        """
+        return cls(
+            event_id=key if isinstance(key, uuid.UUID) else deterministic_id(*key),
+            correlation_id=cause.correlation_id if correlation_id is None else correlation_id,
+            causation_id=cause.event_id if causation_id is None else causation_id,
+            producer=producer,
+            occurred_at=occurred_at,
+            **fields,
+        )
+
     @model_validator(mode="before")
     @classmethod
     def _fill_type_and_version(cls, data: Any) -> Any:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, StringConstraints
 
-from shared.contracts.applications import Locale
+from shared.contracts.applications import DEFAULT_LOCALE, Locale
 from shared.contracts.envelope import ApplicationId, CustomerId, Event, FreeText
 
 __all__ = [
@@ -58,7 +58,7 @@ class ReviewRequested(Event):
     statement: FreeText = Field(
         default="", max_length=2000, description="The customer's own words (personal numbers and e-mail addresses are masked)."
     )
-    locale: Locale = "zh-CN"
+    locale: Locale = DEFAULT_LOCALE
 
 
 class ReviewOpened(Event):
@@ -71,7 +71,7 @@ class ReviewOpened(Event):
     decision_id: uuid.UUID
     application_id: ApplicationId
     customer_id: CustomerId
-    locale: Locale = "zh-CN"
+    locale: Locale = DEFAULT_LOCALE
     requested_at: datetime = Field(description="When the customer first asked.")
     respond_by: datetime = Field(description="When a person will have decided it at the latest (the policy's review time).")
     reviewed_outcome: Literal["opened", "closed"]
@@ -118,7 +118,7 @@ class ReviewConcluded(Event):
     decision_id: uuid.UUID = Field(description="The decision reviewed.")
     application_id: ApplicationId
     customer_id: CustomerId
-    locale: Locale = "zh-CN"
+    locale: Locale = DEFAULT_LOCALE
     outcome: ReviewOutcome
     note: FreeText = Field(default="", max_length=1000)
     decided_by: OperatorId

@@ -1,4 +1,7 @@
-"""Every topic name, in one place. A namespace prefix isolates test, benchmark and shadow runs."""
+"""Every topic name, in one place. A namespace prefix isolates test, benchmark and shadow runs.
+
+Who may write and read each topic is the table beside this module (shared/contracts/principals.py).
+"""
 
 from __future__ import annotations
 
@@ -51,6 +54,16 @@ class Topics:
     @property
     def shadow_windows(self) -> str:
         return self._name("credit.windows.shadow")
+
+    @property
+    def topic_prefix(self) -> str:
+        """What every fleet topic's name starts with (`credit.`, or `<namespace>.credit.`)."""
+        return self._name("credit.")
+
+    @property
+    def group_prefix(self) -> str:
+        """What every fleet consumer group's name starts with (`creditwindow.`)."""
+        return self.group("")
 
     def all(self) -> tuple[str, ...]:
         return (

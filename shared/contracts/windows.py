@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from shared.contracts.applications import Locale, Segment
+from shared.contracts.applications import DEFAULT_LOCALE, Locale, Segment
 from shared.contracts.envelope import ApplicationId, CustomerId, Event, FreeText, Part
 from shared.contracts.scores import Reason, RecourseAction
 
@@ -91,7 +91,7 @@ class Decision(Event):
     channel: str | None = Field(
         default=None, max_length=40, description="Application channel (for pauses and rebuilds)."
     )
-    locale: Locale = "zh-CN"
+    locale: Locale = DEFAULT_LOCALE
     partner_id: str | None = Field(default=None, max_length=40)
     policy_version: str = Field(max_length=80, description="name@version of the policy used.", examples=["default@1"])
     model_id: str | None = Field(default=None, max_length=120)
@@ -159,7 +159,7 @@ class DecisionDelayed(Event):
     application_id: ApplicationId
     customer_id: CustomerId
     decision_id: uuid.UUID = Field(description="The id the application's decision will carry (its reference, told in advance).")
-    locale: Locale = "zh-CN"
+    locale: Locale = DEFAULT_LOCALE
     segment: Segment | None = None
     partner_id: str | None = Field(default=None, max_length=40)
     waiting_since: datetime = Field(description="When the application was scored and began to wait for its decision.")

@@ -15,7 +15,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from shared.messaging.batch_poll import skip_idle_sleep
 from shared.settings import Settings
 
-__all__ = ["BATCH_ACK_POLICY", "Records", "aiokafka_kwargs", "batch_subscriber_options", "make_broker", "raw_records"]
+__all__ = ["BATCH_ACK_POLICY", "Records", "aiokafka_kwargs", "batch_subscriber_options", "follower_options", "make_broker", "raw_records"]
 
 # A batch handler's records, as aiokafka gave them (`raw_records` decodes nothing: the fleet does).
 Records = Annotated[list[Any], NoCast]
@@ -110,6 +110,12 @@ def batch_subscriber_options(settings: Settings, service: str) -> dict[str, Any]
         "heartbeat_interval_ms": 1_000,
         "max_poll_interval_ms": 300_000,
     }
+
+
+def follower_options() -> dict[str, Any]:
+    """Subscriber arguments of a topic every replica reads whole (no group): from the beginning, in
+    batches of raw records, nothing to commit (signed policy updates, the desk's `credit.reviews`)."""
+    return {"batch": True, "auto_offset_reset": "earliest", "ack_policy": AckPolicy.MANUAL, "decoder": raw_records}
 
 
 async def raw_records(message: Any, _: Any = None) -> list[Any]:

@@ -32,7 +32,7 @@ def intake(records: Iterable[Any], accepted: Sequence[type[E]], ignored: Sequenc
     skip = {model.EVENT_TYPE for model in ignored}
     models = (*accepted, *ignored)
     for raw in records:
-        record = Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()))
+        record = Record.of(raw)
         if skip and header(record, "event_type") in skip:
             continue
         decoded = decode(record, models)

@@ -33,6 +33,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter
 
+from shared.clock import Clock
 from shared.contracts import DeadLetter, Event
 from shared.logging import event_ids
 from shared.messaging.connection import aiokafka_kwargs
@@ -240,9 +241,12 @@ class Outbox:
     when the broker acknowledged every one, so the caller can commit its input offsets after it.
     """
 
-    def __init__(self, sender: RecordSender | KafkaBroker, *, service: str, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, sender: RecordSender | KafkaBroker, *, service: str, clock: Clock, registry: CollectorRegistry | None = None
+    ) -> None:
         self._sender: RecordSender = BrokerSender(sender) if isinstance(sender, KafkaBroker) else sender
         self._service = service
+        self._clock = clock  # stamps the dead letters it writes
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._published: Counter | None = None
         self._dead_letters: Counter | None = None
@@ -306,7 +310,8 @@ class Outbox:
         caller goes on: one crafted record must never stop its partition. Transient faults propagate,
         so the caller retries them like any other publication.
         """
-        letters = [dead_letter_for(r, failed_by=self._service) for r in refused]
+        now = self._clock.now()
+        letters = [dead_letter_for(r, failed_by=self._service, at=now) for r in refused]
         letters = [letter for letter in letters if str(letter.event_id) not in self._recent]
         for letter in letters:
             log.warning(

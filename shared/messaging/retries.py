@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
@@ -12,7 +12,7 @@ from redis import exceptions as redis_errors
 
 from shared.settings import Settings
 
-__all__ = ["is_transient", "retry_transient"]
+__all__ = ["Meanwhile", "is_transient", "retry_meanwhile", "retry_transient"]
 
 T = TypeVar("T")
 log = structlog.get_logger("creditwindow.messaging")
@@ -70,3 +70,33 @@ async def retry_transient(
             log.warning("transient_fault_retrying", what=what, attempt=attempt, delay_s=round(delay, 3), error=repr(exc)[:300])
             await asyncio.sleep(delay)
             delay = min(delay * 2, settings.retry_max_ms / 1000)
+
+
+class Meanwhile(Protocol):
+    """What to do while an operation keeps failing on a transient fault (e.g. tell the customers
+    whose decisions wait): `due_in_s` says when it is next due (None: nothing left to do)."""
+
+    def due_in_s(self) -> float | None: ...
+
+    async def __call__(self, fault: BaseException) -> None: ...
+
+
+async def retry_meanwhile(
+    operation: Callable[[], Awaitable[T]], meanwhile: Meanwhile | None, *, settings: Settings, what: str, give_up_after_s: float = 120.0
+) -> T:
+    """`retry_transient` in slices that end when `meanwhile` is due: it runs between them (once per
+    slice that ended on a transient fault), until the operation succeeds or `give_up_after_s` passes.
+    Without `meanwhile`, `retry_transient` itself."""
+    if meanwhile is None:
+        return await retry_transient(operation, settings=settings, what=what, give_up_after_s=give_up_after_s)
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + give_up_after_s
+    while True:
+        due_in = meanwhile.due_in_s()
+        slice_s = max(0.5, min(give_up - loop.time(), give_up_after_s if due_in is None else due_in))
+        try:
+            return await retry_transient(operation, settings=settings, what=what, give_up_after_s=slice_s)
+        except Exception as exc:
+            if not is_transient(exc) or loop.time() >= give_up:
+                raise
+            await meanwhile(exc)

@@ -89,11 +89,10 @@ async def ensure_topics(settings: Settings) -> list[str]:
                 await admin.create_topics([NewTopic(t.name, t.partitions, t.replication_factor, topic_configs=t.configs) for t in missing])
             except TopicAlreadyExistsError:
                 pass  # another process created them first
-            deadline = asyncio.get_running_loop().time() + 15
-            while asyncio.get_running_loop().time() < deadline:
-                if {t.name for t in missing} <= set(await admin.list_topics()):
-                    break
-                await asyncio.sleep(0.1)
+        # Created is not ready: on a cluster each broker learns of a new topic, and its partitions of
+        # their leaders, a moment later. Wait until the answer shows every topic with a leader for each
+        # partition, so a service (or a check) that starts next finds them whole.
+        await _described(admin, [t.name for t in wanted], settle_s=15.0)
         present = [t for t in wanted if t.name in existing]
         for difference in await _differences(admin, present) if present else []:
             log.warning(
@@ -114,8 +113,30 @@ async def check_topics(settings: Settings) -> list[TopicDifference]:
         await admin.close()
 
 
+def _ready(topic: dict | None) -> bool:
+    return bool(topic and not topic.get("error_code") and topic.get("partitions")) and all(
+        p.get("leader", -1) >= 0 for p in topic["partitions"]
+    )
+
+
+async def _described(admin: AIOKafkaAdminClient, names: Sequence[str], *, settle_s: float) -> dict[str, dict]:
+    """The topics as the broker describes them, asked again for up to `settle_s` while any of them is
+    not yet whole (unknown to the broker answering, or a partition without a leader): right after a
+    topic is made, a broker of a cluster may not know it yet. A topic still not whole is returned as
+    last seen."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settle_s
+    while True:
+        described = {d["topic"]: d for d in await admin.describe_topics(list(names))}
+        if all(_ready(described.get(name)) for name in names) or loop.time() >= deadline:
+            return described
+        await asyncio.sleep(0.2)
+
+
 async def _differences(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> list[TopicDifference]:
-    described = {d["topic"]: d for d in await admin.describe_topics([s.name for s in specs])}
+    # A few seconds' grace: a topic made a moment ago (by a service starting beside this check) is not
+    # called missing because the broker answering has not heard of it yet.
+    described = await _described(admin, [s.name for s in specs], settle_s=3.0)
     found: list[TopicDifference] = []
     present = []
     for spec in specs:

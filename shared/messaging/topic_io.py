@@ -102,7 +102,7 @@ class TopicReader:
         out = []
         for records in batches.values():
             for raw in records:
-                record = Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()))
+                record = Record.of(raw)
                 if not self.decode:
                     out.append(ReadRecord(record, None, None, raw.timestamp))
                     continue
@@ -169,16 +169,20 @@ async def read_to_end(
     topics: Sequence[str],
     *,
     start: dict[TopicPartition, int] | None = None,
+    ends: dict[TopicPartition, int] | None = None,
+    decode: bool = True,
     on_batch: Callable[[list[ReadRecord], int], None] | None = None,
     timeout_s: float = 600.0,
 ) -> list[ReadRecord]:
-    """Everything the topics hold from `start` (default: the beginning) up to their end now.
+    """Everything the topics hold from `start` (default: the beginning) up to their end now (or up
+    to `ends`, end offsets the caller took: it then knows exactly where the replay stopped).
 
+    `decode=False` leaves decoding to the caller (a topic with a decoder of its own).
     `on_batch(batch, total)` reports progress: `total` is how many records there are to read.
     """
-    ends = await end_offsets(settings, topics)
+    ends = await end_offsets(settings, topics) if ends is None else ends
     seen: list[ReadRecord] = []
-    async with TopicReader(settings, topics, start=start) as reader:
+    async with TopicReader(settings, topics, start=start, decode=decode) as reader:
         assert reader._consumer is not None
         first = {tp: await reader._consumer.position(tp) for tp in reader._consumer.assignment()}
         total = sum(max(0, ends.get(tp, 0) - offset) for tp, offset in first.items())
@@ -226,7 +230,7 @@ async def scan_key(
             for raw in batch.get(tp, []):
                 if raw.offset >= end or raw.key != raw_key:
                     continue
-                record = Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, tuple(raw.headers or ()))
+                record = Record.of(raw)
                 decoded = decode(record, EVENT_TYPES.values())
                 item = ReadRecord(record, None, decoded, raw.timestamp) if isinstance(decoded, RefusedRecord) else ReadRecord(record, decoded, None, raw.timestamp)
                 found.append(item)

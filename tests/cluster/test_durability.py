@@ -10,8 +10,8 @@ import time
 import pytest
 
 from devtools.cluster import LocalCluster
-from services.policy.ports import BookState
-from services.policy.redis_book import RedisBook
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.model import BookState
 from shared.redis_connection import make_redis
 from shared.redis_state import Durability, NotDurable
 from shared.settings import Settings

@@ -14,6 +14,7 @@ from shared.contracts import WindowClosed
 from shared.messaging import Outbox, ProducerSender, ensure_topics, retry_transient
 from shared.messaging.topic_io import TopicReader
 from shared.settings import Settings
+from tests.clocks import WALL
 
 CUSTOMERS = 40
 
@@ -35,7 +36,7 @@ def _decision(customer: int, seq: int, run: str) -> WindowClosed:
 async def _stream(settings: Settings, stop: asyncio.Event, run: str) -> tuple[int, ProducerSender]:
     """Batches of one decision per customer, each batch published (and retried) until acknowledged."""
     sender = ProducerSender(settings, client_id="order-test")
-    outbox = Outbox(sender, service="order-test")
+    outbox = Outbox(sender, service="order-test", clock=WALL)
     await outbox.start()
     rounds = 0
     try:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from creditwindow.operator_ops import signed_action
-from services.policy.reviewing import review_id_for
+from services.policy.care.reviewing import review_id_for
 from shared.contracts import (
     DeadLetter,
     DecisionDelayed,

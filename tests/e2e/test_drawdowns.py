@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 from redis.asyncio import Redis
 
-from services.policy.rebuild import derive
-from services.policy.recovery import read_book_log
-from services.policy.redis_book import RedisBook
+from services.policy.record.adapters.recovery import read_book_log
+from services.policy.record.rebuild import derive
+from services.policy.windows.adapters.redis_book import RedisBook
 from shared.contracts import (
     DrawdownApproved,
     DrawdownRefused,

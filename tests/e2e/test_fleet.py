@@ -7,7 +7,7 @@ import json
 from collections import Counter
 
 from devtools.germancredit import applications
-from services.policy.redis_book import RedisBook
+from services.policy.windows.adapters.redis_book import RedisBook
 from shared.contracts import DeadLetter, NotificationSent, WindowClosed, WindowOpened
 from shared.redis_connection import make_redis
 from shared.wire import encode
@@ -92,7 +92,7 @@ async def test_bad_input_is_dead_lettered_and_everything_after_it_is_still_decid
 
 
 async def test_the_redis_cache_rebuilt_from_credit_windows_is_identical_to_the_live_one(fleet: RunningFleet) -> None:
-    from services.policy.rebuild import derive
+    from services.policy.record.rebuild import derive
 
     topics = fleet.settings.topics
     first = list(applications("e2erb1", count=120))

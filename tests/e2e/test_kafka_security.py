@@ -1,9 +1,11 @@
 """A broker that asks who is calling: SASL_SSL (SCRAM-SHA-512 over TLS), KRaft's StandardAuthorizer
 and the fleet's ACLs, on a broker of the test's own (ports 29100-29198, never the shared one).
 
-The three services run as separate processes, each as its own principal; applications go in and
-decisions and notifications come out; a service's principal cannot write `credit.policy` nor read
-`credit.deadletter`, while the operator can do both.
+The three services run as separate processes, each as its own principal; an upstream app's
+principal sends applications, and decisions and notifications come out; a service's principal
+cannot write `credit.policy` nor read `credit.deadletter`, while the operator can do both; the
+upstream principal writes requests only and reads nothing. The ACLs are the table's
+(shared/contracts/principals.py), the same as the Strimzi users of deploy/k8s.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from creditwindow.policy_ops import publish_update, signed_update
 from devtools.fleet import SERVICES, Fleet
 from devtools.germancredit import applications
 from devtools.platform import LocalPlatform
-from services.policy.document import load_policy
+from services.policy.control.document import load_policy
 from shared.contracts import NotificationSent, WindowClosed, WindowOpened
 from shared.messaging import aiokafka_kwargs
 from shared.messaging.topic_io import Publisher, TopicReader
@@ -81,13 +83,16 @@ async def _write(settings: Settings, topic: str) -> None:
         await producer.stop()
 
 
-async def _read(settings: Settings, topic: str) -> None:
+async def _read(settings: Settings, topic: str) -> int:
+    """How many records of the topic this principal gets (an authorised topic's fetch
+    that is refused raises TopicAuthorizationFailedError; a topic it may not even describe yields none)."""
     consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), group_id=None, request_timeout_ms=10_000)
     await consumer.start()
     try:
-        consumer.assign([TopicPartition(topic, 0)])
+        consumer.assign([TopicPartition(topic, p) for p in range(settings.topic_partitions)])
         await consumer.seek_to_beginning()
-        await asyncio.wait_for(consumer.getmany(timeout_ms=3000), 20)
+        batches = await asyncio.wait_for(consumer.getmany(timeout_ms=3000), 20)
+        return sum(len(records) for records in batches.values())
     finally:
         await consumer.stop()
 
@@ -96,7 +101,7 @@ async def test_the_fleet_decides_through_a_secured_broker_where_each_principal_d
     secured: LocalPlatform, endpoints: dict[str, str], namespace: str, log_root: Path
 ) -> None:
     security, port, topics = secured.security, secured.settings.kafka_port, secured.settings.topics
-    operator = _as(secured, "operator")
+    operator, upstream = _as(secured, "operator"), _as(secured, "upstream")
     fleet = Fleet(
         env={"REDIS_URL": endpoints["REDIS_URL"], "CW_TOPIC_NAMESPACE": namespace},
         log_dir=log_root / namespace,
@@ -106,7 +111,7 @@ async def test_the_fleet_decides_through_a_secured_broker_where_each_principal_d
     try:
         await asyncio.to_thread(fleet.wait_ready, 90)
         batch = list(applications(f"sec{time.time_ns() % 10**8}", count=APPLICATIONS))
-        async with Publisher(operator) as publisher:
+        async with Publisher(upstream) as publisher:
             await asyncio.gather(*[await publisher.send(topics.applications, a) for a in batch])
         async with TopicReader(operator, [topics.windows, topics.notifications]) as reader:
             seen = await reader.until(
@@ -134,6 +139,12 @@ async def test_the_fleet_decides_through_a_secured_broker_where_each_principal_d
         with pytest.raises(TopicAuthorizationFailedError):
             await _write(_as(secured, "scoring"), topics.windows)  # nor another service's output
         await _read(operator, topics.deadletter)  # the operator may
+        # Upstream apps write requests, never the fleet's results nor its controls, and read nothing.
+        for topic in (topics.windows, topics.scores, topics.notifications, topics.policy, topics.deadletter):
+            with pytest.raises(TopicAuthorizationFailedError):
+                await _write(upstream, topic)
+        assert await _read(operator, topics.windows) > 0
+        assert await _read(upstream, topics.windows) == 0  # not even told the topic exists
         assert not fleet.exited(), [p.name for p in fleet.exited()]
     finally:
         fleet.stop()

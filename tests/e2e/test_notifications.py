@@ -25,7 +25,7 @@ from services.notification.http_webhook import HttpWebhookSender
 from services.notification.ports import DeliverySource, Partner, WebhookDelivery
 from services.notification.redis_webhooks import STATE, RedisWebhookQueue
 from services.notification.webhooks import Backoff
-from services.policy.document import load_policy
+from services.policy.control.document import load_policy
 from shared.contracts import (
     ApplicationFacts,
     DeadLetter,
@@ -247,14 +247,14 @@ async def test_dispatchers_sharing_one_redis_post_each_delivery_once_and_resume_
                 return WebhookDispatcher(
                     queue=_queue(redis, settings.redis_prefix, generation),
                     sender=HttpWebhookSender(timeout_s=1.0),
-                    publisher=Outbox(broker, service="notification"),
+                    publisher=Outbox(broker, service="notification", clock=WALL),
                     topics=settings.topics,
                     partners={name: Partner(url, b"shared-key") for name, url in urls.items()},
                     retry_budget_s=60,
                     backoff=Backoff(initial_s=0.2, max_s=1.0),
                     concurrency=4,
                     poll_s=0.05,
-                    clock=WALL,
+                    clock=WALL,  # the partner's receiver checks the signature's time against the wall
                 )
 
             deliveries = _deliveries(24)

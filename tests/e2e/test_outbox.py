@@ -19,7 +19,7 @@ async def test_a_batch_lands_where_a_send_per_record_puts_each_key_in_the_order_
         score(at=WALL.now(), customer_id=f"cus_batch_{n % 400:06d}", application_id=f"app_batch_{n:06d}", region=("CN-SH", "CN-BJ")[n % 2])
         for n in range(2_000)
     ]
-    outbox = Outbox(ProducerSender(settings, client_id="test-outbox"), service="test")
+    outbox = Outbox(ProducerSender(settings, client_id="test-outbox"), service="test", clock=WALL)
     await outbox.start()
     try:
         assert await outbox.publish((topics.scores, s) for s in scores) == len(scores)

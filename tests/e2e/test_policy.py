@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from creditwindow.policy_ops import publish_update, signed_update
-from services.policy.redis_book import RedisBook
+from services.policy.windows.adapters.redis_book import RedisBook
 from shared.contracts import DeadLetter, ScoreComputed, WindowClosed, WindowOpened
 from tests.clocks import WALL
 from tests.e2e.conftest import RunningFleet, start_fleet

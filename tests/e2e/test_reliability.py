@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 from creditwindow.policy_ops import publish_update, signed_update
 from devtools.faults import POISON_KEY, poison_record
 from devtools.germancredit import DEMO_PARTNER, applications
-from services.policy.rebuild import derive
-from services.policy.redis_book import RedisBook
+from services.policy.record.rebuild import derive
+from services.policy.windows.adapters.redis_book import RedisBook
 from shared.contracts import DeadLetter, Decision, NotificationSent, WindowClosed, WindowOpened
 from shared.wire import MAX_DEAD_LETTER_BYTES, encode
 from tests.clocks import WALL

@@ -44,6 +44,7 @@ def _env(port: int, **extra: str) -> dict[str, str]:
         "CW_API_TOKENS": json.dumps({"ops": PLANTED["token"]}),
         "CW_WEBHOOK_PARTNERS": json.dumps({"p1": {"url": "https://partner.invalid/hook", "key": PLANTED["webhook"]}}),
         "CW_LOG_FORMAT": "json",
+        "CW_ENVIRONMENT": "test",
         "COLUMNS": "200",
         **extra,
     }

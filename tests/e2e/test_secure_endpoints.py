@@ -15,9 +15,9 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ResponseError
 
-from services.policy.decisions import book_request, propose
-from services.policy.ports import BookState
-from services.policy.redis_book import RedisBook
+from services.policy.windows.adapters.redis_book import RedisBook
+from services.policy.windows.decisions import book_request, propose
+from services.policy.windows.model import BookState
 from shared.contracts import WindowOpened
 from shared.redis_connection import make_redis
 from shared.settings import Settings
@@ -62,7 +62,7 @@ async def test_the_limit_store_works_through_redis_auth_and_refuses_without_it(r
         book = RedisBook(authed, "cw:auth:")
         await book.install(BookState(), "g1", now_ms=0)
         book.guard.adopt("g1")
-        (allocation,) = await book.allocate([request], {request.budget: terms})
+        (allocation,) = await book.post([request], {request.budget: terms})
         assert allocation.fresh and allocation.granted > 0
     finally:
         await authed.aclose()

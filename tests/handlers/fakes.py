@@ -1,7 +1,7 @@
 """Small in-memory stand-ins for what the handler tests read back, recording what happened.
 
 No Redis rule is faked here: the policy's handler tests use the in-memory book
-(`services.policy.memory_book.MemoryBook`), the notification's the in-memory ledger and webhook queue
+(`services.policy.windows.adapters.memory_book.MemoryBook`), the notification's the in-memory ledger and webhook queue
 (`services.notification.memory_ledger`, `memory_webhooks`): the same rules as production, each held
 equal to its Lua twin by a test in tests/e2e/.
 """
@@ -32,7 +32,7 @@ class MemoryArchive:
             self.decisions.setdefault(reference_of(decision.decision_id), decision)  # type: ignore[attr-defined]
 
     async def find(self, reference: str) -> object:
-        from services.policy.ports import IndexEntry
+        from services.policy.record.ports import IndexEntry
 
         found = self.decisions.get(reference)
         if found is None:

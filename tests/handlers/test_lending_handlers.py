@@ -7,7 +7,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.policy.app import compose
-from services.policy.memory_book import MemoryBook
+from services.policy.windows.adapters.memory_book import MemoryBook
 from shared.contracts import (
     DeadLetter,
     DrawdownApproved,
@@ -31,7 +31,7 @@ def _wire() -> tuple[KafkaBroker, MemoryBook, Settings]:
     settings = Settings(topic_namespace="h")
     broker = KafkaBroker()
     store = MemoryBook()
-    compose(settings, broker=broker, store=store, publisher=Outbox(broker, service="policy"), registry=CollectorRegistry(), policy=default_policy(), clock=clock_at(NOW))
+    compose(settings, broker=broker, store=store, publisher=Outbox(broker, service="policy", clock=clock_at(NOW)), registry=CollectorRegistry(), policy=default_policy(), clock=clock_at(NOW))
     return broker, store, settings
 
 

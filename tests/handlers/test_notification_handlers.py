@@ -21,8 +21,8 @@ from services.notification.memory_webhooks import MemoryWebhookQueue
 from services.notification.ports import Answer, DeliverySource
 from services.notification.webhook_queue import QueuedDelivery
 from services.notification.webhooks import Backoff
-from services.policy.decisions import decide, propose
-from services.policy.ports import Allocation
+from services.policy.windows.decisions import decision_event, propose
+from services.policy.windows.model import Posting
 from shared.clock import Clock
 from shared.contracts import DeadLetter, Decision, NotificationSent, WindowClosed
 from shared.messaging import Outbox
@@ -40,9 +40,9 @@ KEY = b"test-webhook-key"
 def _decision(seq: int = 1, partner: str | None = None, locale: str = "zh-CN", **kwargs: object) -> Decision:
     proposal = propose(score(**kwargs), default_policy(), NOW)  # type: ignore[arg-type]
     limit = getattr(proposal.verdict, "limit", 0)
-    decision = decide(
+    decision = decision_event(
         proposal,
-        Allocation(fresh=True, seq=seq, granted=limit, refusal=None, programme_part=0, available=10**7),
+        Posting(fresh=True, seq=seq, granted=limit, refusal=None, programme_part=0, available=10**7),
         default_policy(),
         NOW,
     )
@@ -77,7 +77,7 @@ class Wired:
             ledger=self.ledger,
             queue=self.queue,
             sender=self.sender,  # type: ignore[arg-type]
-            publisher=Outbox(self.broker, service="notification"),
+            publisher=Outbox(self.broker, service="notification", clock=clock_at(NOW)),
             registry=CollectorRegistry(),
             clock=self.clock,
             timing=DispatchTiming(backoff=Backoff(initial_s=0.05, max_s=0.2), poll_s=0.05, lease_margin_s=0.5),

@@ -7,7 +7,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.policy.app import compose
-from services.policy.memory_book import MemoryBook
+from services.policy.windows.adapters.memory_book import MemoryBook
 from shared.contracts import DeadLetter, WindowClosed, WindowOpened
 from shared.messaging import Outbox, ServiceHealth
 from shared.settings import Settings
@@ -21,7 +21,7 @@ def _wire() -> tuple[KafkaBroker, MemoryBook, Settings]:
     settings = Settings(topic_namespace="h")
     broker = KafkaBroker()
     store = MemoryBook()
-    publisher = Outbox(broker, service="policy")
+    publisher = Outbox(broker, service="policy", clock=clock_at(NOW))
     compose(settings, broker=broker, store=store, publisher=publisher, registry=CollectorRegistry(), policy=default_policy(), clock=clock_at(NOW))
     return broker, store, settings
 
@@ -78,7 +78,7 @@ async def test_garbage_goes_to_the_dead_letter_topic_and_the_next_score_is_decid
 
 async def test_a_batch_that_keeps_failing_backs_off_and_shows_the_consumer_stuck_and_why() -> None:
     class BrokenBook(MemoryBook):
-        async def allocate(self, requests, budgets):  # type: ignore[no-untyped-def]
+        async def post(self, requests, budgets):  # type: ignore[no-untyped-def]
             raise RuntimeError("OOM command not allowed when used memory > 'maxmemory'")
 
     waits: list[float] = []
@@ -91,7 +91,7 @@ async def test_a_batch_that_keeps_failing_backs_off_and_shows_the_consumer_stuck
     registry = CollectorRegistry()
     health = ServiceHealth(registry, sleep=sleep, clock=clock_at(NOW))
     compose(
-        settings, broker=broker, store=BrokenBook(), publisher=Outbox(broker, service="policy"), registry=registry,
+        settings, broker=broker, store=BrokenBook(), publisher=Outbox(broker, service="policy", clock=clock_at(NOW)), registry=registry,
         policy=default_policy(), clock=clock_at(NOW), health=health,
     )  # fmt: skip
     async with TestKafkaBroker(broker):

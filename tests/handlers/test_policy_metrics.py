@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from creditwindow.policy_ops import signed_update
 from services.policy.app import compose
-from services.policy.memory_book import MemoryBook
+from services.policy.windows.adapters.memory_book import MemoryBook
 from shared.contracts import DeadLetter
 from shared.messaging import Outbox
 from shared.settings import Settings
@@ -21,7 +21,7 @@ async def test_a_forged_policy_update_is_counted_as_a_dead_letter_from_the_polic
     settings = Settings(topic_namespace="h")
     broker = KafkaBroker()
     registry = CollectorRegistry()
-    outbox = Outbox(broker, service="policy", registry=registry)  # the outbox counts what it dead-letters
+    outbox = Outbox(broker, service="policy", registry=registry, clock=clock_at(NOW))  # the outbox counts what it dead-letters
     compose(settings, broker=broker, store=MemoryBook(), publisher=outbox, registry=registry, policy=default_policy(), clock=clock_at(NOW))
     out = capture(broker, settings.topics.deadletter)
     text = default_policy().model_dump_json().replace('"version":1', '"version":2')

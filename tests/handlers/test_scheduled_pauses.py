@@ -6,8 +6,9 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from services.policy.memory_book import MemoryBook
-from services.policy.underwriting import PolicyState, Underwriter
+from services.policy.control.state import PolicyState
+from services.policy.windows.adapters.memory_book import MemoryBook
+from services.policy.windows.underwriting import Underwriter
 from shared.contracts import Event, WindowClosed, WindowOpened
 from tests.clocks import NOW, clock_at
 from tests.unit.policy.factories import default_policy, score

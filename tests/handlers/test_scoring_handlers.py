@@ -34,7 +34,7 @@ def _wire(scorer: object | None = None) -> tuple[KafkaBroker, Settings, Captured
     registry = CollectorRegistry()
     compose(
         settings, broker=broker, scorecard=Scorecard.load(settings.model_path), scorer=scorer,  # type: ignore[arg-type]
-        publisher=Outbox(broker, service="scoring", registry=registry), registry=registry, clock=clock_at(NOW),
+        publisher=Outbox(broker, service="scoring", registry=registry, clock=clock_at(NOW)), registry=registry, clock=clock_at(NOW),
     )  # fmt: skip
     return broker, settings, capture(broker, settings.topics.scores, settings.topics.deadletter), registry
 

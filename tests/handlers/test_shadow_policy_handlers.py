@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
-from services.policy.memory_book import MemoryBook
-from services.policy.ports import DecisionRecord, Reserved
 from services.policy.shadow_app import compose_shadow
+from services.policy.windows.adapters.memory_book import MemoryBook
+from services.policy.windows.model import DecisionRecord, Reserved
 from shared.contracts import WindowClosed, WindowOpened
 from shared.messaging import Outbox
 from shared.settings import Settings
@@ -45,7 +45,7 @@ def _wire(live: RecordingLiveBook, **policy_changes: object) -> tuple[KafkaBroke
     broker = KafkaBroker()
     shadow = compose_shadow(
         settings, candidate=default_policy(**policy_changes), broker=broker, live=live,
-        publisher=Outbox(broker, service="policy-shadow"), registry=CollectorRegistry(), clock=clock_at(NOW),
+        publisher=Outbox(broker, service="policy-shadow", clock=clock_at(NOW)), registry=CollectorRegistry(), clock=clock_at(NOW),
     )  # fmt: skip
     assert isinstance(shadow.store, MemoryBook)
     return broker, shadow.store, settings

@@ -54,7 +54,7 @@ def _check_everywhere(value: bytes, hdrs: list[tuple[str, bytes]], key: bytes | 
         assert isinstance(result, (Event, RefusedRecord))
         if isinstance(result, RefusedRecord):
             assert result.error and result.error_type
-            letter = dead_letter_for(result, failed_by="test")  # every refusal can be dead-lettered
+            letter = dead_letter_for(result, failed_by="test", at=NOW)  # every refusal can be dead-lettered
             assert letter.source_offset == 9
             if accepted == (ApplicationReceived,):
                 unreadable(result, NOW)  # salvaging a customer never crashes either

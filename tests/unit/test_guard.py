@@ -24,7 +24,7 @@ async def test_a_failing_batch_backs_off_longer_each_time_and_the_consumer_is_st
 
     for _ in range(5):
         with pytest.raises(ResponseError):
-            await health.guard("credit.scores", misconf)
+            await health.watch("credit.scores", misconf)
     assert waits == [0.625, 1.25, 2.5, 5.0, 5.0]  # doubling, capped, a quarter added by the jitter drawn
     assert not health.ready
     problem = health.problems["credit.scores"]
@@ -35,7 +35,7 @@ async def test_a_failing_batch_backs_off_longer_each_time_and_the_consumer_is_st
     async def fine() -> None:
         return None
 
-    await health.guard("credit.scores", fine)
+    await health.watch("credit.scores", fine)
     assert health.ready
     assert registry.get_sample_value("creditwindow_consumer_stuck", {"consumer": "credit.scores"}) == 0
 

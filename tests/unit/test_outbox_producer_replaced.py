@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, OutOfOrderS
 from shared.contracts import DeadLetter
 from shared.messaging import Outbox, ProducerReplaced, is_transient
 from shared.messaging.outbox import breaks_sequence
+from tests.clocks import NOW, clock_at
 
 
 class FlakySender:
@@ -60,7 +61,7 @@ def _letters(n: int) -> list[tuple[str, DeadLetter]]:
 
 async def test_an_out_of_order_sequence_replaces_the_producer_and_the_retry_goes_through_the_new_one() -> None:
     sender = FlakySender(OutOfOrderSequenceNumber())
-    outbox = Outbox(sender, service="test")
+    outbox = Outbox(sender, service="test", clock=clock_at(NOW))
     with pytest.raises(ProducerReplaced) as raised:
         await outbox.publish(_letters(3))
     assert is_transient(raised.value)  # the handler retries the batch
@@ -72,7 +73,7 @@ async def test_an_out_of_order_sequence_replaces_the_producer_and_the_retry_goes
 async def test_other_failures_leave_the_producer_alone() -> None:
     sender = FlakySender(KafkaTimeoutError())
     with pytest.raises(KafkaTimeoutError):
-        await Outbox(sender, service="test").publish(_letters(2))
+        await Outbox(sender, service="test", clock=clock_at(NOW)).publish(_letters(2))
     assert sender.replaced == 0
 
 

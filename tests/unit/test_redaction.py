@@ -7,6 +7,8 @@ import logging
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.logging import configure_logging, redact
 
@@ -20,7 +22,10 @@ def test_phone_id_card_email_and_card_numbers_are_masked() -> None:
 
 
 def test_pseudonymous_ids_and_uuids_survive() -> None:
-    values = ["cus_8f3a51c2d9e04b77", "app_20261128_000001", "3f2a9c1b-0d4e-5f60-8a7b-9c0d1e2f3a4b", "german-woe@1+eb436e95"]
+    values = [
+        "cus_8f3a51c2d9e04b77", "app_20261128_000001", "3f2a9c1b-0d4e-5f60-8a7b-9c0d1e2f3a4b", "german-woe@1+eb436e95",
+        "cus_0000000000000000", "12345678-1234-4234-abcd-1234567890ab",  # ids whose first 16 characters are digits
+    ]  # fmt: skip
     assert [redact(v) for v in values] == values
 
 
@@ -79,3 +84,117 @@ def test_the_settings_secrets_never_reach_a_log_line(capfd: pytest.CaptureFixtur
 
 def test_token_and_key_fields_are_redacted_by_name() -> None:
     assert redact({"api_token": "abc", "signing_key": "k", "limit": 5}) == {"api_token": "[redacted]", "signing_key": "[redacted]", "limit": 5}
+
+
+# --- the numbers as people write them, read before they are matched (NFKC, separators) -----------------
+# The rule (shared/logging.py): read the text as a person does (NFKC: full-width digits and separators
+# are ASCII; a digit of any script is its 0-9), then a personal number is a run of digits of its
+# length and shape, glued or with one kind of separator (space, -, ., _) between any two digits, no
+# group between separators longer than 8 digits, touching no more of a number or a word (a phone may
+# follow `tel`).
+
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+GROUPINGS = [(11,), (3, 4, 4), (3, 8), (3, 3, 5), (1,) * 11]
+
+
+def _read(text: str) -> str:
+    """The text as redaction reads it, separators dropped: no digit of a personal number may be left in it."""
+    import unicodedata
+
+    normal = "".join(str(unicodedata.decimal(c)) if unicodedata.decimal(c, None) is not None else unicodedata.normalize("NFKC", c) for c in text)
+    return "".join(c for c in normal if c not in " ._-\u3000")
+
+
+@st.composite
+def written_mobiles(draw: st.DrawFn) -> tuple[str, str]:
+    """A mainland mobile number as a person may write it, and its digits."""
+    digits = "1" + draw(st.sampled_from("3456789")) + draw(st.text("0123456789", min_size=9, max_size=9))
+    separator = draw(st.sampled_from(["", " ", "-", ".", "_", "\u3000", "－", "．", "＿"]))
+    groups, at = [], 0
+    for size in draw(st.sampled_from(GROUPINGS)):
+        groups.append(digits[at : at + size])
+        at += size
+    number = separator.join(groups)
+    if draw(st.booleans()):
+        number = number.translate(FULL_WIDTH)
+    prefix = draw(st.sampled_from(["", "tel", "TEL", "Tel:", "tel ", "tel+86", "+86 ", "+86-", "0086", "86 ", "(+86) ", "电话：", "手机"]))
+    return prefix + number, digits
+
+
+sentences = st.sampled_from(["{}", "call {} now", "客户说 {}，请回电", "note: {}.", "({})", "phone={}&x=1", "我的号码是{}"])
+
+
+@given(written_mobiles(), sentences)
+def test_a_mobile_number_is_masked_however_it_is_written(mobile: tuple[str, str], sentence: str) -> None:
+    written, digits = mobile
+    masked = redact(sentence.format(written))
+    assert "[phone]" in masked, masked
+    assert digits not in _read(masked), masked
+
+
+@pytest.mark.parametrize("written", ["１３８１２３４５６７８", "138.1234.5678", "138_1234_5678", "tel13812345678"])
+def test_full_width_dotted_underscored_and_tel_prefixed_mobiles_are_masked(written: str) -> None:
+    assert redact(f"customer said {written}, call back") in ("customer said [phone], call back", "customer said tel[phone], call back")
+
+
+@given(written_mobiles(), sentences)
+def test_free_text_in_events_is_masked_the_same_way(mobile: tuple[str, str], sentence: str) -> None:
+    from pydantic import TypeAdapter
+
+    from shared.contracts import FreeText
+
+    written, digits = mobile
+    stored = TypeAdapter(FreeText).validate_python(sentence.format(written))
+    assert "[phone]" in stored and digits not in _read(stored)
+
+
+@given(
+    st.text("0123456789", min_size=17, max_size=17).map(lambda d: d + "X")
+    | st.text("0123456789", min_size=18, max_size=18),
+    st.sampled_from([(18,), (6, 8, 4), (6, 4, 4, 4)]),
+    st.sampled_from(["", " ", "-", ".", "_"]),
+    st.booleans(),
+)
+def test_a_resident_id_number_is_masked_however_it_is_written(number: str, grouping: tuple[int, ...], separator: str, wide: bool) -> None:
+    groups, at = [], 0
+    for size in grouping:
+        groups.append(number[at : at + size])
+        at += size
+    written = separator.join(groups)
+    masked = redact(f"id {written.translate(FULL_WIDTH) if wide else written} given")
+    assert masked == "id [id-card] given"
+
+
+@given(st.text("0123456789", min_size=16, max_size=19), st.sampled_from(["", " ", "-", ".", "_"]), st.booleans())
+def test_a_card_number_is_masked_however_it_is_written(number: str, separator: str, wide: bool) -> None:
+    written = separator.join(number[i : i + 4] for i in range(0, len(number), 4))
+    masked = redact(f"card {written.translate(FULL_WIDTH) if wide else written} used")
+    assert masked in ("card [card] used", "card [id-card] used")  # 18 digits are also an ID number's length
+
+
+ordinary_numbers = st.one_of(
+    st.decimals(min_value=0, max_value=10**9, places=2).map(str),  # amounts
+    st.integers(0, 10**10).map(str),  # counts, limits, offsets
+    st.floats(0, 1, allow_nan=False).map(repr),  # probabilities, ratios, as Python writes them
+    st.floats(0, 10**6, allow_nan=False).map(str),
+    st.integers(10**12, 2 * 10**12).map(str),  # epoch milliseconds
+    st.integers(10**9, 2 * 10**9).map(lambda s: f"{s}.{s % 10**6:06d}"),  # epoch seconds with microseconds
+    st.dates().map(lambda d: d.strftime("%Y-%m-%d")),
+    st.dates().map(lambda d: d.strftime("%Y.%m.%d")),
+    st.dates().map(lambda d: d.strftime("%Y_%m_%d")),
+    st.dates().map(lambda d: d.strftime("%Y%m%d")),
+    st.datetimes().map(lambda t: t.isoformat(sep=" ")),
+    st.datetimes().map(lambda t: t.isoformat()),
+    st.builds(lambda d, n: f"app_{d:%Y%m%d}_{n:06d}", st.dates(), st.integers(0, 999_999)),  # application ids
+    st.builds(lambda h: f"cus_{h:016x}", st.integers(0, 2**64 - 1)),  # customer ids
+    st.uuids().map(str),  # event ids
+    st.builds(lambda p, o: f"partition {p} offset {o}", st.integers(0, 255), st.integers(0, 10**10)),
+)
+
+
+@given(st.lists(ordinary_numbers, min_size=1, max_size=4), st.sampled_from([", ", " and ", "; ", " / "]))
+def test_amounts_ids_dates_and_timestamps_are_never_taken_for_personal_data(values: list[str], joiner: str) -> None:
+    text = f"limit {joiner.join(values)} ok"
+    assert redact(text) == text
+    wide = text.translate(FULL_WIDTH)
+    assert redact(wide) == wide

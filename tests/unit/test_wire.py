@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from devtools.germancredit import applications
 from shared.contracts import ApplicationReceived, ScoreComputed
 from shared.wire import MAX_DEAD_LETTER_BYTES, MAX_EVENT_BYTES, Record, RefusedRecord, dead_letter_for, decode, encode
+from tests.clocks import NOW
 
 
 def _record(value: bytes | None, headers: dict[str, str] | None = None, key: bytes | None = b"cus_0123456789") -> Record:
@@ -78,12 +79,12 @@ def test_a_dead_letter_keeps_the_original_bytes_source_and_reason() -> None:
     record = _record(b"\x00\x01garbage", {"event_type": "X"})
     refused = decode(record, [ApplicationReceived])
     assert isinstance(refused, RefusedRecord)
-    letter = dead_letter_for(refused, failed_by="scoring")
+    letter = dead_letter_for(refused, failed_by="scoring", at=NOW)
     assert base64.b64decode(letter.payload_b64) == b"\x00\x01garbage"
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("credit.applications", 3, 42)
     assert letter.headers == {"event_type": "X"}
     assert letter.error and letter.failed_by == "scoring"
-    assert dead_letter_for(refused, failed_by="scoring").event_id == letter.event_id  # a redelivery is the same letter
+    assert dead_letter_for(refused, failed_by="scoring", at=NOW).event_id == letter.event_id  # a redelivery is the same letter
 
 
 def test_locale_spellings_are_normalised() -> None:
@@ -100,7 +101,7 @@ _CONTROL = "".join(chr(c) for c in range(32))
 
 def test_a_record_with_a_huge_header_key_of_control_characters_gets_a_letter_that_fits() -> None:
     crafted = Record("credit.applications", 3, 77, b"\x01" * 5_000, b"\x00" * 350_000, (((_CONTROL * 10_000)[:300_000], b"\x02" * 300_000),))
-    letter = dead_letter_for(RefusedRecord(crafted, "too_large", "value is 350000 bytes"), failed_by="scoring")
+    letter = dead_letter_for(RefusedRecord(crafted, "too_large", "value is 350000 bytes"), failed_by="scoring", at=NOW)
     assert len(encode(letter).value) <= MAX_DEAD_LETTER_BYTES
     assert letter.payload_truncated and (letter.source_partition, letter.source_offset) == (3, 77)
 
@@ -114,7 +115,7 @@ def test_a_record_with_a_huge_header_key_of_control_characters_gets_a_letter_tha
 )
 def test_every_dead_letter_fits_whatever_the_record_carried(value: bytes, header_count: int, header_chars: str, key: bytes) -> None:
     headers = tuple((f"{header_chars}{n}", header_chars.encode()) for n in range(header_count))
-    letter = dead_letter_for(RefusedRecord(Record("t", 0, 1, key, value, headers), "too_large", _CONTROL * 500), failed_by="policy")
+    letter = dead_letter_for(RefusedRecord(Record("t", 0, 1, key, value, headers), "too_large", _CONTROL * 500), failed_by="policy", at=NOW)
     size = len(encode(letter).value)
     assert size <= MAX_DEAD_LETTER_BYTES
     assert letter.payload_omitted or letter.payload_b64 or not value

@@ -41,7 +41,7 @@ from devtools.experiments.pacing.simulation import (
     with_budget_share,
 )
 from devtools.experiments.pacing.statistics import PairedDifference, Spread, paired
-from services.policy.document import Budget, Pacing, PolicyDocument
+from services.policy.control.document import Budget, Pacing, PolicyDocument
 
 
 def share_key(share: float) -> str:

@@ -10,11 +10,11 @@ arrival order through the portfolio book. Pure.
   shuffle *k* is a bootstrap resample of the 1,000 rows (drawn with replacement by
   ``random.Random(f"creditwindow-pacing:forecast:{n}:{k}")``; ``forecast-tune`` for the tuning
   orders): the same population, another draw of it, with its own noise. Its offers (the rules'
-  verdicts) give the demand curve (`services.policy.forecast.demand_curve`). The forecast never
+  verdicts) give the demand curve (`services.policy.windows.forecast.demand_curve`). The forecast never
   sees the order being replayed: it is made from the seed and the shuffle number alone.
 - **Elapsed**: the share of the period gone by is counted in arrivals: the application at place
   *i* of *N* is decided with ``elapsed = i / N`` (`decisions.budget_terms(..., elapsed=...)`).
-- **Ledger**: the replay books each application in the portfolio book (`services.policy.book`), the
+- **Ledger**: the replay books each application in the portfolio book (`services.policy.windows.book`), the
   ledger the fleet keeps in Redis, so every grant sees the state the service would see.
 - **Orders**: shuffle *k* of seed *n* is ``random.Random(f"creditwindow-pacing:{purpose}:{n}:{k}")``;
   the reported runs use purpose ``test``, the slack search purpose ``tune``, so tuning never sees a
@@ -37,12 +37,12 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from devtools.germancredit import applications, load_rows
-from services.policy.book import Book
-from services.policy.decisions import budget_terms, propose, request_for
-from services.policy.document import Budget, DemandPoint, Pacing, PolicyDocument
-from services.policy.forecast import demand_by_segment
-from services.policy.ports import DecideRequest, Reserved
-from services.policy.rules import Close, Offer
+from services.policy.control.document import Budget, DemandPoint, Pacing, PolicyDocument
+from services.policy.windows.book import Book
+from services.policy.windows.decisions import budget_terms, propose, request_for
+from services.policy.windows.forecast import demand_by_segment
+from services.policy.windows.model import Reserved, WindowRequest
+from services.policy.windows.rules import Close, Offer
 from services.scoring.assessment import assess
 from services.scoring.ports import Scorer
 from shared.contracts import ScoreComputed
@@ -116,7 +116,7 @@ class Market:
     cases: tuple[Case, ...]
     policy: PolicyDocument
     verdicts: tuple[Offer | Close, ...]
-    requests: tuple[DecideRequest | None, ...]
+    requests: tuple[WindowRequest | None, ...]
 
     def offers(self, rows: Sequence[int] | None = None) -> list[tuple[str, float, int, float]]:
         """(segment, margin, limit, expected loss) of each offer among `rows` (default: all, once each)."""
@@ -313,7 +313,7 @@ def replay(target: Market, policy: PolicyDocument, order: Sequence[int], now: da
         key, base = terms[request.segment]
         if key != request.budget:
             raise ValueError(f"the request names budget {request.budget!r}, the policy's terms are for {key!r}")
-        answer = book.decide(request, replace(base, elapsed=position / arrivals))
+        answer = book.post(request, replace(base, elapsed=position / arrivals))
         if answer.granted == 0:
             paced_count += answer.refusal == "budget_paced"
             exhausted += answer.refusal == "budget_exhausted"

@@ -25,9 +25,9 @@ from creditwindow.allocation import (
 from creditwindow.cli import app
 from creditwindow.replay import first_scores
 from devtools.scored_period import scored_period
-from services.policy.decisions import propose
-from services.policy.document import Budget, PolicyDocument, load_policy, parse_policy
-from services.policy.rules import Offer
+from services.policy.control.document import Budget, PolicyDocument, load_policy, parse_policy
+from services.policy.windows.decisions import propose
+from services.policy.windows.rules import Offer
 from services.scoring.scorecard import Scorecard
 from shared.contracts import ScoreComputed
 from shared.settings import Settings

@@ -23,7 +23,7 @@ from tests.unit.policy.factories import NOW
 
 def _letter(offset: int, *, topic: str = "credit.scores", error_type: str = "invalid", failed_by: str = "policy", value: bytes = b'{"x": 1}') -> DeadLetter:
     record = Record(topic, 0, offset, b"cus_dlq_000001", value, (("event_type", b"ScoreComputed"),))
-    letter = dead_letter_for(RefusedRecord(record, error_type, "facts: field required"), failed_by=failed_by)
+    letter = dead_letter_for(RefusedRecord(record, error_type, "facts: field required"), failed_by=failed_by, at=NOW)
     return letter.model_copy(update={"occurred_at": NOW + timedelta(seconds=offset)})
 
 
@@ -78,7 +78,7 @@ def test_replays_are_found_by_their_header_on_the_source_topic() -> None:
 
 def test_a_replay_that_fails_again_says_which_letter_it_came_from() -> None:
     record = Record("credit.scores", 0, 3, b"k", b"nope", ((REPLAY_HEADER, b"0f3a"),))
-    assert dead_letter_for(RefusedRecord(record, "undecodable", "not JSON"), failed_by="policy").replayed_from == "0f3a"
+    assert dead_letter_for(RefusedRecord(record, "undecodable", "not JSON"), failed_by="policy", at=NOW).replayed_from == "0f3a"
     assert _letter(4).replayed_from is None
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from creditwindow.outcomes import compare
-from services.policy.decisions import decide, propose
-from services.policy.ports import Allocation
+from services.policy.windows.decisions import decision_event, propose
+from services.policy.windows.model import Posting
 from shared.contracts import Decision
 from tests.unit.policy.factories import NOW, default_policy, score
 
@@ -12,7 +12,7 @@ from tests.unit.policy.factories import NOW, default_policy, score
 def _decision(n: int, *, points: float = 600, granted: int = 20_000, policy_version: int = 1, trigger: str = "application") -> Decision:
     policy = default_policy(version=policy_version)
     proposal = propose(score(application_id=f"app_shd_{n:06d}", customer_id=f"cus_shd_{n:09d}", points=points), policy, NOW, trigger)  # type: ignore[arg-type]
-    return decide(proposal, Allocation(fresh=True, seq=1, granted=granted, refusal=None, programme_part=0, available=1_000_000), policy, NOW)
+    return decision_event(proposal, Posting(fresh=True, seq=1, granted=granted, refusal=None, programme_part=0, available=1_000_000), policy, NOW)
 
 
 def test_agreement_counts_same_outcome_and_limit_by_application() -> None:

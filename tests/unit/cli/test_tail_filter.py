@@ -8,8 +8,8 @@ import pytest
 
 from creditwindow.commands.tail import TailFilter, as_json_line, customer_of, summarise
 from creditwindow.terminal import resolve_topic
-from services.policy.decisions import decide, propose
-from services.policy.ports import Allocation
+from services.policy.windows.decisions import decision_event, propose
+from services.policy.windows.model import Posting
 from shared.contracts import Event, Topics
 from shared.messaging.topic_io import ReadRecord
 from shared.wire import Record, RefusedRecord, encode
@@ -23,12 +23,12 @@ def _read(event: Event, topic: str = "credit.windows") -> ReadRecord:
 
 def _opened() -> ReadRecord:
     proposal = propose(score(customer_id="cus_tail_000001"), default_policy(), NOW)
-    return _read(decide(proposal, Allocation(fresh=True, seq=1, granted=20_000, refusal=None, programme_part=0, available=1_000_000), default_policy(), NOW))
+    return _read(decision_event(proposal, Posting(fresh=True, seq=1, granted=20_000, refusal=None, programme_part=0, available=1_000_000), default_policy(), NOW))
 
 
 def _closed() -> ReadRecord:
     proposal = propose(score(customer_id="cus_tail_000002", points=400), default_policy(), NOW)
-    return _read(decide(proposal, Allocation(fresh=True, seq=1, granted=0, refusal=None, programme_part=0, available=1_000_000), default_policy(), NOW))
+    return _read(decision_event(proposal, Posting(fresh=True, seq=1, granted=0, refusal=None, programme_part=0, available=1_000_000), default_policy(), NOW))
 
 
 def _refused() -> ReadRecord:

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from services.notification.disclosure import Disclosure, render, render_movement, render_notice
-from shared.contracts import Decision, RuleThreshold
+from services.policy.care.reviewing import open_review
+from services.policy.windows.decisions import decision_event, propose
+from services.policy.windows.model import Posting
+from services.policy.windows.rules import Offer
+from shared.contracts import Decision, ReviewRequested, RuleThreshold
+from shared.references import reference_of
 from tests.unit.notification.factories import (
     DECIDED_AT,
     REVIEWED_ID,
@@ -29,6 +34,7 @@ from tests.unit.notification.factories import (
     review_concluded,
     review_opened,
 )
+from tests.unit.policy.factories import default_policy, score
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -85,6 +91,37 @@ NOTICES: dict[str, Callable[[str], Disclosure]] = {
     "drawdown_balance_cap": lambda locale: render_movement(drawdown(locale, "balance_cap")),
     "repayment_applied": lambda locale: render_movement(drawdown(locale, "repaid")),
 }
+
+
+# Decisions and notices taken a second either side of midnight on a month's (and a year's) last day in
+# China time, through the policy's own rules: the dates a customer reads ("open until", "try again
+# after", "a person will have decided by") are counted from the decision's time and shown in China time.
+BEFORE_MIDNIGHT = datetime(2026, 12, 31, 15, 59, 59, tzinfo=UTC)  # 2026-12-31 23:59:59 China time
+AFTER_MIDNIGHT = datetime(2026, 12, 31, 16, 0, 1, tzinfo=UTC)  # 2027-01-01 00:00:01 China time
+
+
+def _at(moment: datetime, locale: str, *, budget_spent: bool = False) -> Decision:
+    policy = default_policy()
+    proposal = propose(score(at=moment), policy, moment)
+    assert isinstance(proposal.verdict, Offer)
+    granted = 0 if budget_spent else proposal.verdict.limit
+    allocation = Posting(fresh=True, seq=1, granted=granted, refusal="budget_exhausted" if budget_spent else None, programme_part=0, available=0)
+    return decision_event(proposal, allocation, policy, moment).model_copy(update={"locale": locale})
+
+
+def _review_received_at(moment: datetime, locale: str) -> Disclosure:
+    decision = _at(moment, locale, budget_spent=True)
+    request = ReviewRequested(
+        correlation_id="req", customer_id=decision.customer_id, reference=reference_of(decision.decision_id), statement="Please look again.",
+        locale=locale, occurred_at=moment,  # type: ignore[arg-type]
+    )  # fmt: skip
+    return render_notice(open_review(request, decision, default_policy(), moment))
+
+
+for _name, _moment in (("boundary_235959", BEFORE_MIDNIGHT), ("boundary_000001", AFTER_MIDNIGHT)):
+    CASES[f"{_name}_opened"] = lambda locale, m=_moment: _at(m, locale)
+    CASES[f"{_name}_closed_budget"] = lambda locale, m=_moment: _at(m, locale, budget_spent=True)
+    NOTICES[f"{_name}_review_received"] = lambda locale, m=_moment: _review_received_at(m, locale)
 
 
 def _rendered(case: str, locale: str) -> Disclosure:

@@ -145,8 +145,8 @@ def test_a_given_up_delivery_dead_letters_the_original_decision_with_the_reason(
     decision = opened(partner_id="p1")
     delivery = webhook_delivery_for(decision, render(decision), SOURCE, {"p1"}, at=NOW)
     assert delivery is not None
-    letter = dead_letter_for_delivery(delivery, "HTTP 500: gave up after 5 attempts", attempts=5)
-    again = dead_letter_for_delivery(delivery, "HTTP 500: gave up after 5 attempts", attempts=5)
+    letter = dead_letter_for_delivery(delivery, "HTTP 500: gave up after 5 attempts", attempts=5, at=NOW)
+    again = dead_letter_for_delivery(delivery, "HTTP 500: gave up after 5 attempts", attempts=5, at=NOW)
     assert letter.event_id == again.event_id
     assert letter.error_type == "webhook_undeliverable" and "partner p1" in letter.error and "HTTP 500" in letter.error
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("credit.windows", 2, 41)
@@ -159,9 +159,9 @@ def test_a_replayed_delivery_given_up_again_leaves_a_letter_of_its_own_naming_th
     decision = opened(partner_id="p1")
     delivery = webhook_delivery_for(decision, render(decision), SOURCE, {"p1"}, at=NOW)
     assert delivery is not None
-    first = dead_letter_for_delivery(delivery, "HTTP 500", attempts=3)
+    first = dead_letter_for_delivery(delivery, "HTTP 500", attempts=3, at=NOW)
     replayed_source = replace(SOURCE, headers={**first.headers, "replay_of": str(first.event_id)})
-    again = dead_letter_for_delivery(replace(delivery, source=replayed_source, replay_of=str(first.event_id)), "HTTP 500", attempts=3)
+    again = dead_letter_for_delivery(replace(delivery, source=replayed_source, replay_of=str(first.event_id)), "HTTP 500", attempts=3, at=NOW)
     assert again.event_id != first.event_id and again.replayed_from == str(first.event_id)
     assert again.headers == first.headers  # the old replay_of is not carried into the new letter
 

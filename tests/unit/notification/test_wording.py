@@ -90,7 +90,7 @@ def test_every_advice_target_placeholder_is_in_both_languages() -> None:
 
 def _policy_closure_reasons() -> set[str]:
     # Read from the policy's sources, so a reason added there without words here fails this test.
-    source = "\n".join(path.read_text() for path in sorted((REPO_ROOT / "services" / "policy").glob("*.py")))
+    source = "\n".join(path.read_text() for path in sorted((REPO_ROOT / "services" / "policy").rglob("*.py")))
     found = set(re.findall(r'Close\(\s*"\w+",\s*"(\w+)"', source))
     found |= set(re.findall(r"refusal = '(\w+)'", source))
     found |= set(re.findall(r'reason="(\w+)"', source))

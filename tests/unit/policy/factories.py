@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from services.policy.book import budget_key
-from services.policy.decisions import budget_period
-from services.policy.document import PolicyDocument, load_policy
+from services.policy.control.document import PolicyDocument, load_policy
+from services.policy.windows.book import budget_key
+from services.policy.windows.decisions import budget_period
 from shared.clock import Clock
 from shared.contracts import ApplicationFacts, BureauSignals, Reason, RecourseAction, ScoreComputed, WindowOpened
 from shared.settings import Settings

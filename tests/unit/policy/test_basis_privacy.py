@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from services.policy.decisions import decide, propose
-from services.policy.ports import Allocation
+from services.policy.windows.decisions import decision_event, propose
+from services.policy.windows.model import Posting
 from shared.contracts import WindowOpened
 from shared.wire import Record, decode, encode
 from tests.clocks import NOW
@@ -19,7 +19,7 @@ def _opened(income: int, **policy_changes: object) -> WindowOpened:
     policy = default_policy(**policy_changes)
     proposal = propose(score(income=income, grade="A", pd=0.04), policy, NOW)
     limit = proposal.verdict.limit  # type: ignore[union-attr]
-    decision = decide(proposal, Allocation(fresh=True, seq=1, granted=limit, refusal=None, programme_part=0, available=10**8), policy, NOW)
+    decision = decision_event(proposal, Posting(fresh=True, seq=1, granted=limit, refusal=None, programme_part=0, available=10**8), policy, NOW)
     assert isinstance(decision, WindowOpened)
     return decision
 

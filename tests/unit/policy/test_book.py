@@ -7,18 +7,26 @@ import math
 from dataclasses import replace
 from datetime import timedelta
 
-from services.policy.book import Book, balance_cap, budget_key, expected_loss_fen, grant, required_margin, utilisation
-from services.policy.decisions import budget_period, budget_terms, close_request, propose, request_for
-from services.policy.document import PolicyDocument
-from services.policy.memory_book import MemoryBook
-from services.policy.ports import (
-    Allocation,
+from services.policy.control.document import PolicyDocument
+from services.policy.windows.adapters.memory_book import MemoryBook
+from services.policy.windows.book import (
+    Book,
+    balance_cap,
+    budget_key,
+    expected_loss_fen,
+    grant,
+    required_margin,
+    utilisation,
+)
+from services.policy.windows.decisions import budget_period, budget_terms, close_request, propose, request_for
+from services.policy.windows.model import (
     BudgetTerms,
-    DecideRequest,
     DrawRequest,
     OfferTerms,
+    Posting,
     RepayRequest,
     Reserved,
+    WindowRequest,
 )
 from tests.unit.policy.factories import NOW, default_policy, score
 
@@ -26,17 +34,17 @@ from tests.unit.policy.factories import NOW, default_policy, score
 KEY = budget_key("individual", budget_period(default_policy(), "individual", NOW))
 
 
-def _request(policy: object = None, **kwargs: object) -> DecideRequest:
+def _request(policy: object = None, **kwargs: object) -> WindowRequest:
     policy = policy or default_policy()
     return request_for(propose(score(**kwargs), policy, NOW), policy)  # type: ignore[arg-type]
 
 
-def _terms(request: DecideRequest, policy: PolicyDocument | None = None) -> BudgetTerms:
+def _terms(request: WindowRequest, policy: PolicyDocument | None = None) -> BudgetTerms:
     return budget_terms(policy or default_policy(), request.segment, NOW)[1]
 
 
-def decide(book: Book, request: DecideRequest, policy: PolicyDocument | None = None) -> Allocation:
-    return book.decide(request, _terms(request, policy))
+def decide(book: Book, request: WindowRequest, policy: PolicyDocument | None = None) -> Posting:
+    return book.post(request, _terms(request, policy))
 
 
 def _offer(**kwargs: object) -> tuple[OfferTerms, BudgetTerms]:
@@ -183,9 +191,8 @@ def test_a_re_decision_never_supersedes_the_window_of_a_newer_application_whatev
         assert (
             book.state.windows["cus_unit00000001"].application_id == "app_order_00000b"
         )  # the newer application stands
-        # charged to the period of the re-decision (the month may have turned in the two hours)
-        charged = budget_key("individual", budget_period(default_policy(), "individual", later))
-        assert answers["b"].granted > 0 and book.state.budgets[charged].exposure == answers["b"].granted
+        # charged to the period of the application (received at NOW), even if the month turned since
+        assert answers["b"].granted > 0 and book.state.budgets[KEY].exposure == answers["b"].granted
         if order == ("b", "a"):  # the older one, decided last, does not take the window back
             assert (answers["a"].granted, answers["a"].refusal) == (0, "newer_application")
         else:  # decided first, then superseded by the newer one

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 import yaml
 
-from services.policy.control import Accepted, Refused, check_update, newly_paused
-from services.policy.document import PolicyDocument
+from services.policy.control.checks import Accepted, Refused, check_update, newly_paused
+from services.policy.control.document import PolicyDocument
 from shared.contracts import PolicyUpdated
 from shared.signing import KeyRing, SigningRefused, sign_policy
 from tests.clocks import NOW

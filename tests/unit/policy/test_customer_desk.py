@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from creditwindow.operator_ops import signed_action
-from services.policy.control import check_action
-from services.policy.desk import CustomerDesk
+from services.policy.care.desk import CustomerDesk
+from services.policy.control.checks import check_action
 from shared.contracts import CustomerSuspended, ReviewConcluded, ReviewDecided, ReviewOpened, SuspensionLifted
 from shared.settings import Settings
 from tests.clocks import NOW

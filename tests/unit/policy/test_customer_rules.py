@@ -8,11 +8,12 @@ from datetime import timedelta
 import pytest
 
 from creditwindow.operator_ops import signed_action
-from services.policy.decisions import decide, propose, request_for
-from services.policy.delays import DelayWatch
-from services.policy.ports import Allocation, Suspension
-from services.policy.reviewing import conclusion, open_review, overturn, review_id_for, reviewed_record
-from services.policy.rules import Close, Offer, evaluate
+from services.policy.care.delays import DelayWatch
+from services.policy.care.reviewing import conclusion, open_review, overturn, review_id_for, reviewed_record
+from services.policy.windows.decisions import decision_event, propose, request_for
+from services.policy.windows.model import Posting
+from services.policy.windows.ports import Suspension
+from services.policy.windows.rules import Close, Offer, evaluate
 from shared.contracts import ReviewDecided, ReviewRequested, RuleThreshold, WindowClosed, WindowOpened
 from shared.references import reference_of
 from shared.settings import Settings
@@ -45,12 +46,12 @@ def test_a_regulatory_closure_carries_the_policys_own_share_of_income() -> None:
 def test_the_decision_event_carries_the_threshold_and_whether_the_score_may_be_told() -> None:
     policy = default_policy()
     proposal = propose(score(inquiries=5), policy, NOW)
-    allocation = Allocation(fresh=True, seq=1, granted=0, refusal=None, programme_part=0, available=0)
-    closed = decide(proposal, allocation, policy, NOW)
+    allocation = Posting(fresh=True, seq=1, granted=0, refusal=None, programme_part=0, available=0)
+    closed = decision_event(proposal, allocation, policy, NOW)
     assert isinstance(closed, WindowClosed) and closed.threshold is not None and closed.threshold.value == 5
     assert closed.score_disclosed is True  # the shipped policy lets customers see their score
     quiet = default_policy(customer_care__show_score=False)
-    assert decide(propose(score(inquiries=5), quiet, NOW), allocation, quiet, NOW).score_disclosed is False
+    assert decision_event(propose(score(inquiries=5), quiet, NOW), allocation, quiet, NOW).score_disclosed is False
 
 
 def test_a_suspended_customer_closes_as_strategy_until_the_suspension_ends() -> None:
@@ -70,7 +71,7 @@ def test_maintenance_comes_before_a_suspension_and_a_suspension_before_pauses() 
 
 def _closed_decision(**kwargs: object) -> WindowClosed:
     proposal = propose(score(points=480.0, **kwargs), default_policy(), NOW)  # type: ignore[arg-type]
-    closed = decide(proposal, Allocation(fresh=True, seq=4, granted=0, refusal=None, programme_part=0, available=0), default_policy(), NOW)
+    closed = decision_event(proposal, Posting(fresh=True, seq=4, granted=0, refusal=None, programme_part=0, available=0), default_policy(), NOW)
     assert isinstance(closed, WindowClosed)
     return closed
 
@@ -86,13 +87,18 @@ def _decided(reviewed: WindowClosed, limit: int | None = 5000, outcome: str = "o
 def test_duplicate_requests_for_the_same_decision_make_one_review() -> None:
     reviewed = _closed_decision()
     requests = [
-        ReviewRequested(correlation_id="x", customer_id=reviewed.customer_id, reference=text, statement="please look again")
+        # An upstream app's clock, or a backdated request: it sets no deadline.
+        ReviewRequested(
+            correlation_id="x", customer_id=reviewed.customer_id, reference=text, statement="please look again",
+            occurred_at=NOW - timedelta(days=30),
+        )  # fmt: skip
         for text in (reference_of(reviewed.decision_id), reference_of(reviewed.decision_id).lower().replace("-", ""), str(reviewed.decision_id))
     ]
-    opened = {open_review(r, reviewed, default_policy()).review_id for r in requests}
+    opened = {open_review(r, reviewed, default_policy(), NOW).review_id for r in requests}
     assert len(opened) == 1
-    ack = open_review(requests[0], reviewed, default_policy())
-    assert ack.respond_by - ack.requested_at == default_policy().customer_care.review_within
+    ack = open_review(requests[0], reviewed, default_policy(), NOW)
+    assert ack.respond_by == NOW + default_policy().customer_care.review_within  # from when the fleet opened it
+    assert ack.requested_at == NOW - timedelta(days=30)  # what the app said, kept as said
 
 
 def test_an_overturn_opens_the_reviewers_limit_ordered_as_the_decision_it_reviews() -> None:
@@ -104,7 +110,7 @@ def test_an_overturn_opens_the_reviewers_limit_ordered_as_the_decision_it_review
     request = request_for(proposal, default_policy())
     assert request.redecides == reviewed.application_id and request.supersedes
     assert request.record == f"{reviewed.application_id}~review:{reviewed.decision_id}"
-    opened = decide(proposal, Allocation(fresh=True, seq=5, granted=5000, refusal=None, programme_part=0, available=10**6), default_policy(), NOW)
+    opened = decision_event(proposal, Posting(fresh=True, seq=5, granted=5000, refusal=None, programme_part=0, available=10**6), default_policy(), NOW)
     assert isinstance(opened, WindowOpened) and opened.trigger == "review" and opened.reviewed_decision_id == reviewed.decision_id
     assert opened.review_note == "Your savings were misread." and opened.causation_id == decided.event_id
 

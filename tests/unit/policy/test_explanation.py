@@ -7,17 +7,18 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.policy.decisions import decide, propose
-from services.policy.explanation import explain, rule_checks, verify
-from services.policy.ports import Allocation, Suspension
-from services.policy.rules import Close, evaluate
+from services.policy.record.explanation import explain, rule_checks, verify
+from services.policy.windows.decisions import decision_event, propose
+from services.policy.windows.model import Posting
+from services.policy.windows.ports import Suspension
+from services.policy.windows.rules import Close, evaluate
 from shared.contracts import NotificationSent, WindowClosed, WindowOpened
 from shared.references import reference_of
 from tests.unit.policy.factories import NOW, default_policy, score
 
 
-def _allocation(granted: int = 0, *, refusal: str | None = None, budget_bound: bool = False, available: int = 10**7) -> Allocation:
-    return Allocation(fresh=True, seq=3, granted=granted, refusal=refusal, programme_part=0, available=available, budget_bound=budget_bound)
+def _allocation(granted: int = 0, *, refusal: str | None = None, budget_bound: bool = False, available: int = 10**7) -> Posting:
+    return Posting(fresh=True, seq=3, granted=granted, refusal=refusal, programme_part=0, available=available, budget_bound=budget_bound)
 
 
 def _decision(the_score, policy=None, allocation=None):  # type: ignore[no-untyped-def]
@@ -25,7 +26,7 @@ def _decision(the_score, policy=None, allocation=None):  # type: ignore[no-untyp
     proposal = propose(the_score, policy, NOW)
     if allocation is None:
         allocation = _allocation(proposal.verdict.limit if not isinstance(proposal.verdict, Close) else 0)
-    return decide(proposal, allocation, policy, NOW)
+    return decision_event(proposal, allocation, policy, NOW)
 
 
 @settings(max_examples=300, deadline=None)
@@ -129,7 +130,7 @@ def test_verify_says_a_decision_differs_when_the_inputs_do_not_give_it() -> None
 
 def test_verify_reproduces_a_budget_refusal_up_to_the_budget() -> None:
     policy = default_policy()
-    refused = decide(propose(score(), policy, NOW), _allocation(0, refusal="budget_exhausted"), policy, NOW)
+    refused = decision_event(propose(score(), policy, NOW), _allocation(0, refusal="budget_exhausted"), policy, NOW)
     assert isinstance(refused, WindowClosed) and refused.reason == "budget_exhausted"
     verification = verify(refused, score(), policy)
     assert verification.verdict == "reproduced" and "budget" in verification.note

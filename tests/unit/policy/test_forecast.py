@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from services.policy.book import required_margin
-from services.policy.document import DemandPoint, Pacing
-from services.policy.forecast import demand_by_segment, demand_curve, total_demand
-from services.policy.ports import BudgetTerms, Reserved
+from services.policy.control.document import DemandPoint, Pacing
+from services.policy.windows.book import required_margin
+from services.policy.windows.forecast import demand_by_segment, demand_curve, total_demand
+from services.policy.windows.model import BudgetTerms, Reserved
 
 OFFERS = [(0.03, 10_000, 200.0), (0.01, 5_000, 300.0), (0.02, 20_000, 100.0), (0.03, 1_000, 10.0)]
 

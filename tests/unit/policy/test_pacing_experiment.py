@@ -30,11 +30,11 @@ from devtools.experiments.pacing.simulation import (
     with_budget_share,
 )
 from devtools.experiments.pacing.statistics import Spread, paired
-from services.policy.book import Book
-from services.policy.decisions import budget_terms
-from services.policy.document import Budget, PolicyDocument
-from services.policy.ports import Reserved
-from services.policy.rules import Offer
+from services.policy.control.document import Budget, PolicyDocument
+from services.policy.windows.book import Book
+from services.policy.windows.decisions import budget_terms
+from services.policy.windows.model import Reserved
+from services.policy.windows.rules import Offer
 from services.scoring.scorecard import Scorecard
 from tests.unit.policy.factories import default_policy
 
@@ -154,13 +154,13 @@ def test_the_replay_counts_the_share_of_the_period_gone_by_in_arrivals(
     pacing = paced(budgeted, 0.1, forecast(target, forecast_sample(len(cases), 1, 0)))
     order = arrival_order(len(cases), 1, 0)
     seen: list[tuple[str, object]] = []
-    decide = Book.decide
+    decide = Book.post
 
     def spy(self: Book, request, terms):  # type: ignore[no-untyped-def]
         seen.append((request.application_id, terms))
         return decide(self, request, terms)
 
-    monkeypatch.setattr(Book, "decide", spy)
+    monkeypatch.setattr(Book, "post", spy)
     replay(target, pacing, order)
     position = {cases[i].score.application_id: p for p, i in enumerate(order)}
     assert len(seen) == len(target.offers())

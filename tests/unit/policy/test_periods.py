@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.policy.decisions import budget_terms
-from services.policy.periods import period_span
+from services.policy.windows.decisions import budget_terms
+from services.policy.windows.periods import period_span
 from tests.unit.policy.factories import default_policy
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.policy.rules import Close, Offer, evaluate
+from services.policy.windows.rules import Close, Offer, evaluate
 from tests.unit.policy.factories import NOW, default_policy, score
 
 

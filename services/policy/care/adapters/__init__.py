@@ -1,0 +1,1 @@
+"""The history of customer care on `credit.reviews`, replayed at start."""

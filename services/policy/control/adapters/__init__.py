@@ -1,0 +1,1 @@
+"""The policy's history on `credit.policy`, replayed at start."""
