@@ -13,6 +13,8 @@ the family's name) a fenced state, a state whose generation is not the one the p
 the data was lost; another one: it was rebuilt), or whose version is below one the process has
 seen. `StateGuard` runs scripts with those arguments and turns a refusal into `StateLost`, a
 transient fault: the batch waits, `Recovery` adopts the new copy or rebuilds one, and it resumes.
+Small writes that need no rule of their own (keep an event, mark it published, drop a queue entry)
+go through `StateGuard.write`: one guarded script for every family.
 
 With a replica (`Durability`, `CW_REDIS_MIN_REPLICAS`), a script whose writes are about to be
 published runs `durable`: in one pipeline (one connection, since WAIT counts that connection's
@@ -30,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -81,6 +84,17 @@ local version = redis.call('INCR', P .. '{family}:version')
 """
 
 
+# ARGV 2: a JSON array of [command, key suffix, args...], applied in order under the prefix. Reply: the version.
+_WRITE = r"""
+for _, op in ipairs(cjson.decode(ARGV[2])) do
+  local args = {}
+  for i = 3, #op do args[#args + 1] = op[i] end
+  redis.call(op[1], P .. op[2], unpack(args))
+end
+return version
+"""
+
+
 class StateGuard:
     """Which copy of a family's state this process works on, and the scripts run against it."""
 
@@ -92,6 +106,7 @@ class StateGuard:
         self.generation = ""
         self.version = 0
         self.on_lost: Callable[[str], None] | None = None
+        self._write = redis.register_script(guard_lua(family) + _WRITE)
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}{self.family}:{name}"
@@ -120,6 +135,15 @@ class StateGuard:
             # The process moved to a rebuilt copy while this ran on the old one: do it again there.
             raise StateLost(f"the {self.family} state was rebuilt while a script ran")
         return reply
+
+    async def write(self, ops: list[list[Any]], *, durable: bool = False) -> None:
+        """Apply small writes (`[command, key suffix, args...]`, e.g. `["HSET", "notice:<id>", "published", "1"]`)
+        to the copy this process holds, atomically, or refuse them as any script of the family would.
+
+        `durable`: return once they (and every earlier write) reached the replicas `durability` asks for;
+        then it runs even with nothing to write, since what is published next rests on the earlier writes."""
+        if ops or (durable and self.durability.replicas):
+            self.seen(await self.run(self._write, orjson.dumps(ops), durable=durable))
 
     async def _plainly(self, sha: str, args: tuple[Any, ...]) -> Any:
         return await self.redis.evalsha(sha, 0, *args)

@@ -10,11 +10,12 @@ and leaves `NOW` where it is, so a test that reads the wall where it should read
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 from shared.clock import ManualClock, SystemClock
 
-__all__ = ["NOW", "WALL", "clock_at"]
+__all__ = ["NOW", "WALL", "RunningClock", "clock_at"]
 
 
 def _now() -> datetime:
@@ -33,6 +34,18 @@ NOW = _now()
 def clock_at(moment: datetime = NOW) -> ManualClock:
     """A clock standing at `moment` (the tests' NOW by default), moved only by the test."""
     return ManualClock(moment)
+
+
+class RunningClock:
+    """A clock that starts at `start` (NOW) and runs at the pace of the monotonic timer: for a test
+    whose background loop waits short real times (a dispatcher's backoff), without reading the wall."""
+
+    def __init__(self, start: datetime = NOW) -> None:
+        self._start = start
+        self._began = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=time.monotonic() - self._began)
 
 
 # End-to-end tests run the fleet on the system clock: what they publish is stamped with it too, and

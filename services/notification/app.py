@@ -2,7 +2,7 @@
 `faststream run services.notification.app:create_app --factory`.
 
 `compose` wires the logic to whatever ledger, webhook queue, HTTP sender and publisher it is given
-(the handler tests give it fakes and the in-memory broker); `create_app` gives it Redis, httpx and
+(the handler tests give it the memory ledger and queue, and the in-memory broker); `create_app` gives it Redis, httpx and
 the Kafka outbox, and runs the webhook dispatcher beside the handler.
 """
 

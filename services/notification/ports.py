@@ -1,8 +1,9 @@
 """What the notification logic needs from outside, and the values that cross: one module.
 
 The logic (`announcing.py`, `dispatching.py`, `channels.py`, `webhooks.py`) imports from here, never
-from an adapter. Redis keeps the ledger (`redis_ledger.py`) and the webhook queue
-(`redis_webhooks.py`); httpx posts to partners (`http_webhook.py`); tests use small fakes.
+from an adapter. The ledger's and the webhook queue's rules are pure (`ledger.py`, `webhook_queue.py`);
+Redis runs them as Lua twins (`redis_ledger.py`, `redis_webhooks.py`), the tests in memory
+(`memory_ledger.py`, `memory_webhooks.py`); httpx posts to partners (`http_webhook.py`).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class Answer:
 
 
 class Ledger(Protocol):
-    """Which decisions were announced (Redis in production, a fake in handler tests)."""
+    """Which decisions were announced (Redis in production, memory in handler tests)."""
 
     async def claim(self, decisions: Sequence[tuple[str, str, int]]) -> list[Claim]:
         """Claim (id, customer, sequence) triples in order; sequence -1 is never stale (drawdown outcomes)."""

@@ -27,9 +27,11 @@ import structlog
 from services.notification.announcing import source_of
 from services.notification.channels import webhook_delivery_for
 from services.notification.disclosure import render
+from services.notification.ledger import TTL_S, installed
 from services.notification.ports import WebhookDelivery
-from services.notification.redis_ledger import TTL_S, RedisLedger
+from services.notification.redis_ledger import RedisLedger
 from services.notification.redis_webhooks import RedisWebhookQueue
+from services.notification.webhook_queue import restored
 from shared.clock import Clock
 from shared.contracts import Decision, NotificationSent
 from shared.messaging import ServiceHealth
@@ -92,7 +94,10 @@ async def rebuild_into(ledger: RedisLedger, queue: RedisWebhookQueue, settings: 
         start = await offsets_at(settings, [topics.windows], int(oldest * 1000) - 3_600_000)
         decisions = await read_to_end(settings, [topics.windows], start=start)
     deliveries = owed_webhooks(notices, decisions, settings.webhook_partners.keys(), at=at)
-    await ledger.install(kept, seqs, queue, deliveries, generation, now_s=now)
+    # The state keeps Redis's time, which the fleet's clock may not be (CW_CLOCK_OFFSET_S): ages carry over.
+    state_now_ms = await ledger.now_ms()
+    told_ago_ms = {decision_id: int((now - told_at) * 1000) for decision_id, told_at in kept.items()}
+    await ledger.install(installed(told_ago_ms, seqs, state_now_ms), queue, restored(deliveries, state_now_ms), generation)
     log.info(
         "notification_state_rebuilt", generation=generation, told=len(kept), customers=len(seqs),
         webhooks_owed=len(deliveries), seconds=round(time.monotonic() - began, 3),

@@ -1,4 +1,8 @@
-"""The webhook outbox on Redis: deliveries wait here, with their next-attempt time, until delivered.
+"""The webhook queue on Redis: deliveries wait here, with their next-attempt time, until delivered.
+
+Every script is the atomic twin of a method of `webhook_queue.DeliveryQueue` (same rules, same
+order: the rules are listed there); `tests/e2e/test_notification_twins.py` holds the two equal on
+random streams. Only this module knows the key layout:
 
     wh:<notification_id>   hash  state, attempts, partner, customer, decision, correlation, body,
                                  notice, source, lease, last_error, created, first (ms of the first
@@ -7,14 +11,12 @@
     whq                    zset  notification_id -> when it is due (ms, Redis clock)
     whr:<dead letter id>   string  a replayed give-up was queued again (30 days): once per letter
 
-A delivery is `pending` until a POST succeeds (`delivered`) or is given up (`failed`); then its
-NotificationSent or dead letter is published and it is finished (`done` / `dead`, out of the queue).
-A `dead` delivery whose dead letter an operator replays is queued again from scratch, once.
-
 Claiming is one Lua script: it takes the due deliveries and pushes their due time past a lease in
 the same step, so two replicas never hold the same delivery at once. A dispatcher that dies holding
 a lease only delays the delivery until the lease runs out; then another claims it. Times come from
-Redis's own clock, so replicas with skewed clocks agree on what is due.
+Redis's own clock (TIME), so replicas with skewed clocks agree on what is due; every reply names
+the time its script used (`now`), the clock the pure twin is given. Expiries are absolute
+(PEXPIREAT) for the same reason.
 
 The queue is part of the notification state (family ``notify``, with the ledger): every script
 starts with the state guard (shared/redis_state.py) and refuses a state that was lost or is being
@@ -24,25 +26,27 @@ rebuilt. Scripts take one JSON argument and answer JSON.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
 from services.notification.ports import ClaimedDelivery, DeliverySource, WebhookDelivery
+from services.notification.webhook_queue import TTL_S, QueuedDelivery, QueueState, Replayed, require_letters
 from shared.redis_connection import text
 from shared.redis_state import StateGuard, guard_lua
 
-__all__ = ["STATE", "TTL_S", "RedisWebhookQueue"]
+__all__ = ["PRELUDE", "STATE", "RedisWebhookQueue", "forgotten_at"]
 
-TTL_S = 30 * 24 * 3600
 STATE = "notify"  # the notification state's family (shared/redis_state.py)
 
-_PRELUDE = guard_lua(STATE) + "local t = redis.call('TIME') ; local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+# The state guard, then `now`: Redis's time in ms, the clock of every rule of the notification state.
+PRELUDE = guard_lua(STATE) + "local t = redis.call('TIME') ; local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-# ARGV 2: a JSON array of deliveries. Reply: how many were new.
-_ENQUEUE = _PRELUDE + r"""
+# ARGV 2: a JSON array of deliveries. Reply: how many were new (DeliveryQueue.enqueue).
+_ENQUEUE = PRELUDE + r"""
 local created = 0
 for _, d in ipairs(cjson.decode(ARGV[2])) do
   local k = P .. 'wh:' .. d.id
@@ -54,11 +58,11 @@ for _, d in ipairs(cjson.decode(ARGV[2])) do
     created = created + 1
   end
 end
-return cjson.encode({version = version, created = created})
+return cjson.encode({version = version, now = now, created = created})
 """
 
-# ARGV 2: {ttl, deliveries: [... with replay_of]}. Reply: how many were queued again.
-_REQUEUE = _PRELUDE + r"""
+# ARGV 2: {ttl_ms, deliveries: [... with replay_of]}. Reply: how many were queued again (DeliveryQueue.requeue).
+_REQUEUE = PRELUDE + r"""
 local a = cjson.decode(ARGV[2])
 local queued = 0
 for _, d in ipairs(a.deliveries) do
@@ -66,7 +70,7 @@ for _, d in ipairs(a.deliveries) do
   local k = P .. 'wh:' .. d.id
   local state = redis.call('HGET', k, 'state')
   if redis.call('EXISTS', marker) == 0 and ((not state) or state == 'dead') then
-    redis.call('SET', marker, d.id, 'EX', a.ttl)
+    redis.call('SET', marker, d.id, 'PXAT', now + a.ttl_ms)
     redis.call('DEL', k)
     redis.call('HSET', k, 'state', 'pending', 'attempts', 0, 'partner', d.partner, 'customer', d.customer,
       'decision', d.decision, 'correlation', d.correlation, 'body', d.body, 'notice', d.notice,
@@ -75,11 +79,11 @@ for _, d in ipairs(a.deliveries) do
     queued = queued + 1
   end
 end
-return cjson.encode({version = version, queued = queued})
+return cjson.encode({version = version, now = now, queued = queued})
 """
 
-# ARGV 2: {limit, lease_ms, token}. Reply: the claimed deliveries.
-_CLAIM = _PRELUDE + r"""
+# ARGV 2: {limit, lease_ms, token}. Reply: the claimed deliveries (DeliveryQueue.claim).
+_CLAIM = PRELUDE + r"""
 local a = cjson.decode(ARGV[2])
 local ids = redis.call('ZRANGEBYSCORE', P .. 'whq', '-inf', now, 'LIMIT', 0, a.limit)
 local out = {}
@@ -101,14 +105,15 @@ for _, id in ipairs(ids) do
       age_ms = now - (tonumber(f[11]) or now), replay_of = f[12] or ''}
   end
 end
-return cjson.encode({version = version, claimed = out})
+return cjson.encode({version = version, now = now, claimed = out})
 """
 
-# ARGV 2: {id, token, outcome (retry | delivered | failed), delay_ms, error}. Reply: ok 1, or 0 if the lease was lost.
-_SETTLE = _PRELUDE + r"""
+# ARGV 2: {id, token, outcome (retry | delivered | failed), delay_ms, error}. Reply: ok 1, or 0 if the lease
+# was lost (DeliveryQueue.settle).
+_SETTLE = PRELUDE + r"""
 local a = cjson.decode(ARGV[2])
 local k = P .. 'wh:' .. a.id
-if redis.call('HGET', k, 'lease') ~= a.token then return cjson.encode({version = version, ok = 0}) end
+if redis.call('HGET', k, 'lease') ~= a.token then return cjson.encode({version = version, now = now, ok = 0}) end
 if a.outcome == 'retry' then
   redis.call('HSET', k, 'last_error', a.error)
   redis.call('HDEL', k, 'lease')
@@ -116,20 +121,20 @@ if a.outcome == 'retry' then
 else
   redis.call('HSET', k, 'state', a.outcome, 'last_error', a.error)
 end
-return cjson.encode({version = version, ok = 1})
+return cjson.encode({version = version, now = now, ok = 1})
 """
 
-# ARGV 2: {id, token, ttl_s}. Reply: ok 1, or 0 if the lease was lost.
-_FINISH = _PRELUDE + r"""
+# ARGV 2: {id, token, ttl_ms}. Reply: ok 1, or 0 if the lease was lost (DeliveryQueue.finish).
+_FINISH = PRELUDE + r"""
 local a = cjson.decode(ARGV[2])
 local k = P .. 'wh:' .. a.id
-if redis.call('HGET', k, 'lease') ~= a.token then return cjson.encode({version = version, ok = 0}) end
+if redis.call('HGET', k, 'lease') ~= a.token then return cjson.encode({version = version, now = now, ok = 0}) end
 local state = redis.call('HGET', k, 'state')
 redis.call('HSET', k, 'state', state == 'delivered' and 'done' or 'dead')
 redis.call('HDEL', k, 'lease', 'body', 'notice', 'source')
 redis.call('ZREM', P .. 'whq', a.id)
-redis.call('EXPIRE', k, a.ttl_s)
-return cjson.encode({version = version, ok = 1})
+redis.call('PEXPIREAT', k, now + a.ttl_ms)
+return cjson.encode({version = version, now = now, ok = 1})
 """
 
 
@@ -172,12 +177,11 @@ class RedisWebhookQueue:
 
     async def requeue(self, deliveries: Sequence[WebhookDelivery]) -> int:
         """Queue given-up (`dead`, or expired) deliveries again, once per `replay_of`; returns how many."""
-        for d in deliveries:
-            if not d.replay_of:
-                raise ValueError(f"delivery {d.notification_id} names no dead letter to requeue it for")
+        require_letters(deliveries)
         if not deliveries:
             return 0
-        return int((await self._call(self._requeue, {"ttl": TTL_S, "deliveries": [_wire(d) for d in deliveries]}))["queued"])
+        argument = {"ttl_ms": TTL_S * 1000, "deliveries": [_wire(d) for d in deliveries]}
+        return int((await self._call(self._requeue, argument))["queued"])
 
     async def requeued_for(self, letter_id: str) -> str | None:
         """The delivery a replayed dead letter queued again (None: it queued none yet)."""
@@ -210,20 +214,20 @@ class RedisWebhookQueue:
 
     async def finish(self, claimed: ClaimedDelivery) -> bool:
         """Take a delivered or failed delivery out of the queue, once its event is published."""
-        argument = {"id": claimed.delivery.notification_id, "token": claimed.token, "ttl_s": TTL_S}
+        argument = {"id": claimed.delivery.notification_id, "token": claimed.token, "ttl_ms": TTL_S * 1000}
         return bool((await self._call(self._finish, argument))["ok"])
 
-    def restore(self, pipe: Any, deliveries: Sequence[WebhookDelivery], now_ms: int) -> None:
-        """Queue deliveries afresh, due now, in a rebuild's pipeline (under the fence)."""
-        for d in deliveries:
-            pipe.hset(
-                f"{self.prefix}wh:{d.notification_id}",
-                mapping={
-                    "state": "pending", "attempts": 0, "partner": d.partner_id, "customer": d.customer_id, "decision": d.decision_id,
-                    "correlation": d.correlation_id, "body": d.body, "notice": d.notice, "source": d.source.to_json(), "created": now_ms,
-                },
-            )  # fmt: skip
-            pipe.zadd(f"{self.prefix}whq", {d.notification_id: now_ms})
+    def write(self, pipe: Any, state: QueueState) -> None:
+        """Write `state`'s values in a rebuild's pipeline (under the fence): `webhook_queue.restored` for a rebuild."""
+        for notification_id, entry in state.deliveries.items():
+            key = f"{self.prefix}wh:{notification_id}"
+            pipe.hset(key, mapping=_delivery_fields(entry))
+            if entry.expires_at is not None:
+                pipe.pexpireat(key, entry.expires_at)
+        if state.due:
+            pipe.zadd(f"{self.prefix}whq", state.due)
+        for letter, replayed in state.replayed.items():
+            pipe.set(f"{self.prefix}whr:{letter}", replayed.notification_id, pxat=replayed.expires_at)
 
     async def state(self, notification_id: str) -> dict[str, str]:
         """A delivery's state, attempts and last error (for operators and tests)."""
@@ -233,3 +237,46 @@ class RedisWebhookQueue:
     async def waiting(self) -> int:
         """Deliveries in the queue (pending, leased, or delivered/failed but not yet finished)."""
         return int(await self.redis.zcard(f"{self.prefix}whq"))
+
+    async def snapshot(self) -> QueueState:
+        """Every value the queue holds under this prefix (the twins test compares it with the pure queue's)."""
+        state = QueueState()
+        for member, score in await self.redis.zrange(f"{self.prefix}whq", 0, -1, withscores=True):
+            state.due[text(member)] = int(score)
+        async for key in self.redis.scan_iter(match=f"{self.prefix}wh*", count=1000):  # one pass: wh:, whr: (and whq)
+            family, _, name = text(key).removeprefix(self.prefix).partition(":")
+            if family == "wh":
+                raw = {text(k): v for k, v in (await self.redis.hgetall(key)).items()}
+                state.deliveries[name] = _delivery(raw, await forgotten_at(self.redis, key))
+            elif family == "whr":
+                expires_at = await forgotten_at(self.redis, key)
+                state.replayed[name] = Replayed(text(await self.redis.get(key)), expires_at if expires_at is not None else -1)
+        return state
+
+
+async def forgotten_at(redis: Redis, key: Any) -> int | None:
+    """When Redis forgets the key (ms, its clock), None when never."""
+    at = int(await redis.pexpiretime(key))
+    return at if at >= 0 else None
+
+
+_NUMBERS = ("attempts", "created", "first")
+_BYTES = ("body", "notice")
+
+
+def _delivery(raw: Mapping[str, Any], expires_at: int | None) -> QueuedDelivery:
+    """A delivery read back: every field the hash holds (an unknown one is an error), absent ones None."""
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name in _NUMBERS:
+            values[name] = int(float(text(value)))
+        elif name in _BYTES:
+            values[name] = value if isinstance(value, bytes) else str(value).encode()
+        else:
+            values[name] = text(value)
+    return QueuedDelivery(**values, expires_at=expires_at)
+
+
+def _delivery_fields(entry: QueuedDelivery) -> dict[str, Any]:
+    # Absent in Redis reads back as None; the expiry is the key's, not a field.
+    return {name: value for name, value in asdict(entry).items() if value is not None and name != "expires_at"}

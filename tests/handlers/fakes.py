@@ -1,44 +1,14 @@
-"""Small in-memory stand-ins for the notification's Redis ledger, recording what happened.
+"""Small in-memory stand-ins for what the handler tests read back, recording what happened.
 
-It keeps the same promises as the real store (a decision is announced once, never when stale) so
-handler tests can check the handlers' use of it. The policy's handler tests need no fake: they use
-the in-memory book (`services.policy.windows.adapters.memory_book.MemoryBook`), the same ledger rules as production.
+No Redis rule is faked here: the policy's handler tests use the in-memory book
+(`services.policy.windows.adapters.memory_book.MemoryBook`), the notification's the in-memory ledger and webhook queue
+(`services.notification.memory_ledger`, `memory_webhooks`): the same rules as production, each held
+equal to its Lua twin by a test in tests/e2e/.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from services.notification.ports import Claim
-
-
-class FakeLedger:
-    def __init__(self) -> None:
-        self.claimed: dict[str, dict[str, object]] = {}
-        self.last_seq: dict[str, int] = {}
-
-    async def claim(self, decisions: Sequence[tuple[str, str, int]]) -> list[Claim]:
-        out = []
-        for decision_id, customer, seq in decisions:
-            if decision_id in self.claimed:
-                entry = self.claimed[decision_id]
-                out.append(Claim("done") if entry.get("published") else Claim("again", entry.get("event")))  # type: ignore[arg-type]
-            elif seq > 0 and seq <= self.last_seq.get(customer, 0):
-                out.append(Claim("stale"))
-            else:
-                if seq > 0:
-                    self.last_seq[customer] = seq
-                self.claimed[decision_id] = {}
-                out.append(Claim("fresh"))
-        return out
-
-    async def remember(self, notices: Sequence[tuple[str, bytes]]) -> None:
-        for decision_id, payload in notices:
-            self.claimed[decision_id].setdefault("event", payload)
-
-    async def mark_published(self, decision_ids: Sequence[str]) -> None:
-        for decision_id in decision_ids:
-            self.claimed[decision_id]["published"] = True
 
 
 class MemoryArchive:

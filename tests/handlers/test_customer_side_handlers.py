@@ -12,6 +12,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from creditwindow.operator_ops import signed_action
 from services.notification.app import compose as compose_notification
+from services.notification.memory_ledger import MemoryLedger
+from services.notification.memory_webhooks import MemoryWebhookQueue
 from services.policy.app import compose
 from services.policy.care.reviewing import review_id_for
 from services.policy.http_api import explanation_reply
@@ -36,9 +38,9 @@ from shared.settings import Settings
 from shared.wire import encode
 from tests.clocks import NOW, clock_at
 from tests.handlers.capture import Captured, capture
-from tests.handlers.fakes import FakeLedger, MemoryArchive
+from tests.handlers.fakes import MemoryArchive
 from tests.unit.notification.factories import delayed, review_concluded, review_opened
-from tests.unit.notification.fakes import FakeSender, FakeWebhookQueue
+from tests.unit.notification.fakes import FakeSender
 from tests.unit.policy.factories import default_policy, score, this_period
 
 CUSTOMER = "cus_unit00000001"
@@ -263,9 +265,9 @@ class NotificationWired:
     def __init__(self, ledger: object | None = None) -> None:
         self.settings = Settings(topic_namespace="h")
         self.broker = KafkaBroker()
-        self.ledger = ledger or FakeLedger()
+        self.ledger = ledger or MemoryLedger(clock_at(NOW))
         compose_notification(
-            self.settings, broker=self.broker, ledger=self.ledger, queue=FakeWebhookQueue(), sender=FakeSender([]),  # type: ignore[arg-type]
+            self.settings, broker=self.broker, ledger=self.ledger, queue=MemoryWebhookQueue(clock_at(NOW)), sender=FakeSender([]),  # type: ignore[arg-type]
             publisher=Outbox(self.broker, service="notification", clock=clock_at(NOW)), registry=CollectorRegistry(), clock=clock_at(NOW),
         )  # fmt: skip
         self.out = capture(self.broker, self.settings.topics.notifications, self.settings.topics.deadletter)
@@ -275,7 +277,7 @@ class NotificationWired:
         await self.broker.publish(message.value, topic, key=message.key, headers=message.headers)
 
 
-class RedisAway(FakeLedger):
+class RedisAway(MemoryLedger):
     async def claim(self, decisions):  # type: ignore[no-untyped-def]
         if decisions:
             raise AssertionError("a delay notice must not need the ledger: Redis may be what is away")
@@ -283,7 +285,7 @@ class RedisAway(FakeLedger):
 
 
 async def test_a_delay_is_told_once_without_redis() -> None:
-    wired = NotificationWired(ledger=RedisAway())
+    wired = NotificationWired(ledger=RedisAway(clock_at(NOW)))
     async with TestKafkaBroker(wired.broker):
         for _ in range(3):
             await wired.send(wired.settings.topics.windows, delayed("en"))
@@ -310,7 +312,7 @@ async def test_a_review_received_and_upheld_are_told_once_each_and_an_overturn_b
     ]
     assert not wired.out.of(DeadLetter)
     # a notice is outside the order of decisions: a decision after it is not stale
-    assert wired.ledger.last_seq == {}  # type: ignore[attr-defined]
+    assert wired.ledger.ledger.state.seqs == {}  # type: ignore[attr-defined]
 
 
 async def test_garbage_or_a_request_on_the_review_results_topic_is_dead_lettered_and_the_next_result_told() -> None:

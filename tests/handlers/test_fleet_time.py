@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry
 from devtools.germancredit import applications
 from services.notification.app import DispatchTiming
 from services.notification.app import compose as compose_notification
+from services.notification.memory_ledger import MemoryLedger
+from services.notification.memory_webhooks import MemoryWebhookQueue
 from services.policy.app import compose as compose_policy
 from services.policy.windows.adapters.memory_book import MemoryBook
 from services.scoring.app import compose as compose_scoring
@@ -42,8 +44,8 @@ from shared.references import reference_of
 from shared.settings import Settings
 from shared.wire import encode
 from tests.handlers.capture import capture
-from tests.handlers.fakes import FakeLedger, MemoryArchive
-from tests.unit.notification.fakes import FakeSender, FakeWebhookQueue
+from tests.handlers.fakes import MemoryArchive
+from tests.unit.notification.fakes import FakeSender
 from tests.unit.policy.factories import default_policy
 
 FAR = datetime(2031, 7, 15, 3, 0, tzinfo=UTC)  # no run of this suite happens near it
@@ -69,7 +71,7 @@ async def test_every_event_the_fleet_publishes_carries_the_time_of_its_clock() -
         policy=default_policy(timing__window_validity=timedelta(days=1)), clock=clock, archive=archive, references=archive,
     )  # fmt: skip
     compose_notification(
-        settings, broker=broker, ledger=FakeLedger(), queue=FakeWebhookQueue(), sender=FakeSender([]),  # type: ignore[arg-type]
+        settings, broker=broker, ledger=MemoryLedger(clock), queue=MemoryWebhookQueue(clock), sender=FakeSender([]),  # type: ignore[arg-type]
         publisher=Outbox(broker, service="notification", clock=clock), registry=registry(), clock=clock, timing=DispatchTiming(poll_s=0.05),
     )  # fmt: skip
     topics = settings.topics

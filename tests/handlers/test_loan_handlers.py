@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from services.notification.app import DispatchTiming
 from services.notification.app import compose as compose_notification
+from services.notification.memory_ledger import MemoryLedger
+from services.notification.memory_webhooks import MemoryWebhookQueue
 from services.policy.app import Policy
 from services.policy.app import compose as compose_policy
 from services.policy.lending.servicing import Servicer
@@ -48,8 +50,7 @@ from shared.settings import Settings
 from shared.wire import encode
 from tests.clocks import NOW
 from tests.handlers.capture import Captured, capture
-from tests.handlers.fakes import FakeLedger
-from tests.unit.notification.fakes import FakeSender, FakeWebhookQueue
+from tests.unit.notification.fakes import FakeSender
 from tests.unit.policy.factories import default_policy, score
 
 CUSTOMER = "cus_story0000001"
@@ -62,7 +63,7 @@ class Fleet:
     clock: ManualClock
     policy: Policy
     store: MemoryBook
-    queue: FakeWebhookQueue
+    queue: MemoryWebhookQueue
     settings: Settings
     out: Captured
 
@@ -96,9 +97,9 @@ def _fleet() -> Fleet:
         settings, broker=broker, store=store, publisher=Outbox(broker, service="policy", clock=clock), registry=CollectorRegistry(),
         policy=default_policy(), clock=clock,
     )  # fmt: skip
-    queue = FakeWebhookQueue()
+    queue = MemoryWebhookQueue(clock)
     compose_notification(
-        settings, broker=broker, ledger=FakeLedger(), queue=queue, sender=FakeSender([]),  # type: ignore[arg-type]
+        settings, broker=broker, ledger=MemoryLedger(clock), queue=queue, sender=FakeSender([]),  # type: ignore[arg-type]
         publisher=Outbox(broker, service="notification", clock=clock), registry=CollectorRegistry(), clock=clock, timing=DispatchTiming(poll_s=0.05),
     )  # fmt: skip
     topics = settings.topics
@@ -191,7 +192,7 @@ async def test_a_customers_story_from_window_to_loan_to_missed_instalment_to_cur
     closed_notice = next(n for n in fleet.out.of(NotificationSent) if n.decision_id == knocked.decision_id)
     assert "On your record with us: 5 days past due at worst" in closed_notice.body
     # Partners hear of the drawdown outcomes, the loan and the overdue step, each once; not of reminders or repayments.
-    kinds = sorted(json.loads(entry.delivery.body)["type"] for entry in fleet.queue.entries.values())
+    kinds = sorted(json.loads(entry.body or b"{}")["type"] for entry in fleet.queue.queue.state.deliveries.values())
     assert kinds == ["drawdown.approved", "drawdown.refused", "loan.booked", "loan.overdue", "window.closed", "window.closed", "window.opened", "window.opened"]
 
     # The book is derived state: a rebuild from the log gives back the loan and the customer's own record.

@@ -1,5 +1,5 @@
-"""The notification handler and webhook dispatcher with the in-memory broker, fakes, and a real local
-HTTP receiver standing in for a partner."""
+"""The notification handler and webhook dispatcher with the in-memory broker, the in-memory ledger and
+webhook queue, and a real local HTTP receiver standing in for a partner."""
 
 from __future__ import annotations
 
@@ -17,19 +17,22 @@ from prometheus_client import CollectorRegistry
 from services.notification.app import DispatchTiming, compose
 from services.notification.disclosure import Disclosure, render
 from services.notification.http_webhook import HttpWebhookSender
-from services.notification.ports import Answer
+from services.notification.memory_ledger import MemoryLedger
+from services.notification.memory_webhooks import MemoryWebhookQueue
+from services.notification.ports import Answer, DeliverySource
 from services.notification.redelivery import redelivery
+from services.notification.webhook_queue import QueuedDelivery
 from services.notification.webhooks import Backoff
 from services.policy.windows.decisions import decision_event, propose
 from services.policy.windows.model import Posting
+from shared.clock import Clock
 from shared.contracts import DeadLetter, Decision, NotificationSent, WindowClosed
 from shared.messaging import Outbox
 from shared.settings import Settings
 from shared.wire import Record, encode
-from tests.clocks import NOW, clock_at
+from tests.clocks import NOW, RunningClock, clock_at
 from tests.handlers.capture import Captured, capture
-from tests.handlers.fakes import FakeLedger
-from tests.unit.notification.fakes import FakeSender, FakeWebhookQueue, RedisTime
+from tests.unit.notification.fakes import FakeSender
 from tests.unit.notification.receiver import Receiver, running_receiver
 from tests.unit.policy.factories import default_policy, score
 
@@ -49,22 +52,26 @@ def _decision(seq: int = 1, partner: str | None = None, locale: str = "zh-CN", *
 
 
 class Wired:
-    """The notification service built by its own composition root, with fakes and a quick dispatcher."""
+    """The notification service built by its own composition root, in memory, with a quick dispatcher.
+
+    `queue_clock` stands for Redis's TIME (the queue's clock): a test that moves it waits for no real
+    time; without one the queue's time runs (the dispatcher in the background waits real backoffs)."""
 
     def __init__(
         self,
         urls: dict[str, str] | None = None,
         sender: object | None = None,
         timeout_s: float = 0.5,
-        queue_clock: RedisTime | None = None,
+        queue_clock: Clock | None = None,
         retry_s: float = 2.0,
     ) -> None:
         partners = {name: {"url": url, "key": KEY.decode()} for name, url in (urls or {}).items()}
         self.settings = Settings(topic_namespace="h", webhook_partners=partners, webhook_retry_hours=retry_s / 3600)
         self.broker = KafkaBroker()
-        self.ledger = FakeLedger()
-        self.queue = FakeWebhookQueue(queue_clock) if queue_clock is not None else FakeWebhookQueue()
         self.clock = clock_at(NOW)
+        queue_clock = queue_clock or RunningClock()
+        self.ledger = MemoryLedger(queue_clock)
+        self.queue = MemoryWebhookQueue(queue_clock)
         self.sender = sender or HttpWebhookSender(timeout_s=timeout_s)
         notification = compose(
             self.settings,
@@ -88,6 +95,9 @@ class Wired:
 
     def notices(self, channel: str) -> list[NotificationSent]:
         return [n for n in self.out.of(NotificationSent) if n.channel == channel]
+
+    def queued(self) -> list[QueuedDelivery]:
+        return list(self.queue.queue.state.deliveries.values())
 
 
 async def _eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
@@ -119,7 +129,7 @@ async def test_a_decision_older_than_the_customers_latest_is_not_announced() -> 
         await wired.send(newer)
         await wired.send(older)
     assert [n.decision_id for n in wired.out.of(NotificationSent)] == [newer.decision_id]
-    assert [d.delivery.decision_id for d in wired.queue.entries.values()] == [str(newer.decision_id)]
+    assert [d.decision for d in wired.queued()] == [str(newer.decision_id)]
 
 
 async def test_a_closure_is_told_in_the_customers_language_with_its_category() -> None:
@@ -150,7 +160,7 @@ async def test_every_drawdown_outcome_is_told_once_in_the_inbox_in_any_order_and
     assert [(n.outcome, n.movement_id) for n in notices] == [
         ("drawdown_approved", "dd_gold_000001"), ("drawdown_refused", "dd_gold_000001"), ("repayment_applied", "rp_gold_000001"),
     ]  # fmt: skip
-    assert all(n.channel == "inbox" for n in notices) and not wired.queue.entries  # partners hear of windows only
+    assert all(n.channel == "inbox" for n in notices) and not wired.queued()  # partners hear of windows only
     assert "CN¥5,000" in notices[0].body and notices[1].category == "credit" and "可借" in notices[1].body
     assert not wired.out.of(DeadLetter)
 
@@ -177,9 +187,9 @@ async def test_a_partners_decision_is_enqueued_for_its_webhook_once_even_when_re
     async with TestKafkaBroker(wired.broker):
         for _ in range(3):
             await wired.send(decision)
-    (entry,) = wired.queue.entries.values()
-    assert entry.delivery.partner_id == "p1" and entry.delivery.decision_id == str(decision.decision_id)
-    assert entry.delivery.source.topic == wired.settings.topics.windows
+    (entry,) = wired.queued()
+    assert entry.partner == "p1" and entry.decision == str(decision.decision_id)
+    assert DeliverySource.from_json(entry.source or "").topic == wired.settings.topics.windows
     assert len(wired.notices("inbox")) == 1
     assert wired.notices("webhook") == []  # published only once the partner has it
 
@@ -189,7 +199,7 @@ async def test_a_decision_whose_partner_has_no_webhook_is_told_in_the_inbox_only
     async with TestKafkaBroker(wired.broker):
         await wired.send(_decision(partner="p2"))
         await wired.send(_decision(partner=None, application_id="app_unit_000003", customer_id="cus_unit00000003"))
-    assert wired.queue.entries == {}
+    assert wired.queued() == []
     assert len(wired.notices("inbox")) == 2
 
 
@@ -260,7 +270,7 @@ async def test_a_hanging_partner_does_not_hold_up_other_customers_notifications(
             await wired.dispatcher.start()
             try:
                 await wired.send(_decision(partner="slow"))
-                await _eventually(lambda: len(receiver.seen) > 0 or wired.queue.history[-1][1].startswith("claimed"), 2)
+                await _eventually(lambda: len(receiver.seen) > 0 or wired.queued()[0].lease is not None, 2)
                 started = time.monotonic()
                 for n in range(2, 5):
                     await wired.send(_decision(application_id=f"app_unit_00000{n}", customer_id=f"cus_unit0000000{n}"))
@@ -283,14 +293,14 @@ async def test_an_answer_the_partner_means_is_not_retried() -> None:
 
 async def test_a_delivery_whose_dispatcher_died_is_resumed_after_its_lease() -> None:
     sender = FakeSender([Answer(200)])
-    clock = RedisTime()
+    clock = clock_at(NOW)
     wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender, queue_clock=clock)
     async with TestKafkaBroker(wired.broker):
         await wired.send(_decision(partner="p1"))
         abandoned = await wired.queue.claim(10, lease_ms=200)  # a replica that dies holding it
         assert len(abandoned) == 1
         assert await wired.dispatcher.run_once() == 0  # leased: nobody else takes it
-        clock.advance(0.25)  # the lease runs out
+        clock.advance(seconds=0.25)  # the lease runs out
         assert await wired.dispatcher.run_once() == 1
         assert not await wired.queue.settle(abandoned[0], "delivered")  # the dead holder's word counts no more
     assert len(sender.posts) == 1
@@ -300,13 +310,13 @@ async def test_a_delivery_whose_dispatcher_died_is_resumed_after_its_lease() -> 
 
 async def test_a_delivery_posted_but_not_announced_is_announced_without_posting_again() -> None:
     sender = FakeSender([Answer(200)])
-    clock = RedisTime()
+    clock = clock_at(NOW)
     wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender, queue_clock=clock)
     async with TestKafkaBroker(wired.broker):
         await wired.send(_decision(partner="p1"))
         (claimed,) = await wired.queue.claim(10, lease_ms=100)
         await wired.queue.settle(claimed, "delivered")  # the POST went through, then the process died
-        clock.advance(0.15)  # its lease runs out
+        clock.advance(seconds=0.15)  # its lease runs out
         await wired.dispatcher.run_once()
     assert sender.posts == []
     assert len(wired.notices("webhook")) == 1
@@ -314,14 +324,14 @@ async def test_a_delivery_posted_but_not_announced_is_announced_without_posting_
 
 async def test_a_webhook_given_up_is_queued_again_once_from_its_decision_and_delivered() -> None:
     sender = FakeSender([Answer(500), Answer(500), Answer(500), Answer(200)])
-    clock = RedisTime()
+    clock = clock_at(NOW)
     wired = Wired(urls={"p1": "http://partner.invalid/hook"}, sender=sender, queue_clock=clock)
     decision = _decision(partner="p1", locale="en")
     async with TestKafkaBroker(wired.broker):
         await wired.send(decision)
         for _ in range(3):  # 500 until the 2 s budget is spent
             await wired.dispatcher.run_once()
-            clock.advance(1.0)
+            clock.advance(seconds=1.0)
         (letter,) = wired.out.of(DeadLetter)
         assert set(wired.queue.states().values()) == {"dead"} and "3 attempts" in letter.error
 
@@ -347,7 +357,7 @@ async def test_a_decision_published_again_with_replay_headers_queues_nothing_aga
     async with TestKafkaBroker(wired.broker):
         await wired.send(decision, headers=[("replay_of", "some-letter"), ("webhook_partner", "p1")])
         await wired.send(decision, headers=[("replay_of", "another-letter"), ("webhook_partner", "p1")])
-    assert wired.queue.replayed == set() and len(wired.queue.entries) == 1
+    assert wired.queue.queue.state.replayed == {} and len(wired.queued()) == 1
     assert len(wired.notices("inbox")) == 1
 
 
@@ -378,7 +388,7 @@ async def test_a_decision_that_cannot_be_rendered_is_dead_lettered_and_the_next_
 
 async def test_webhook_logs_name_ids_never_the_message_or_the_partners_url() -> None:
     secret_url = "http://127.0.0.1:9/hook?token=s3cret-partner-token"  # port 9: nothing listens
-    clock = RedisTime()
+    clock = clock_at(NOW)
     wired = Wired(urls={"p1": secret_url}, queue_clock=clock)
     decision = _decision(partner="p1", locale="en")
     with structlog.testing.capture_logs() as logs:
@@ -386,7 +396,7 @@ async def test_webhook_logs_name_ids_never_the_message_or_the_partners_url() -> 
             await wired.send(decision)
             for _ in range(4):  # tries until the 2 s budget is spent, each due once its backoff has passed
                 await wired.dispatcher.run_once()
-                clock.advance(1.0)
+                clock.advance(seconds=1.0)
     events = [entry["event"] for entry in logs]
     assert "webhook_attempt_failed" in events and "webhook_dead_lettered" in events
     text = repr(logs) + "".join(letter.error for letter in wired.out.of(DeadLetter))

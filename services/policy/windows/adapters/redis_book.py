@@ -629,20 +629,6 @@ return cjson.encode({version = version, seq = seq})
 """
 )
 
-# ARGV 2: a JSON array of [command, key suffix, args...]: small writes (remember, published, ...),
-# applied only to the book this process holds. Reply: the version.
-_WRITE = (
-    _LEDGER
-    + r"""
-for _, op in ipairs(cjson.decode(ARGV[2])) do
-  local args = {}
-  for i = 3, #op do args[#args + 1] = op[i] end
-  redis.call(op[1], P .. op[2], unpack(args))
-end
-return version
-"""
-)
-
 _RECORD_FIELDS = {f.name for f in fields(DecisionRecord)}
 _INT_FIELDS = {f.name for f in fields(DecisionRecord) if f.type in ("int", int)}
 
@@ -778,7 +764,6 @@ class RedisBook:
         self._close = redis.register_script(_CLOSE)
         self._move = redis.register_script(_MOVE)
         self._watch = redis.register_script(_WATCH)
-        self._write = redis.register_script(_WRITE)
 
     def _key(self, family: str, name: str = "") -> str:
         return f"{self.prefix}{family}{name}"
@@ -945,7 +930,7 @@ class RedisBook:
 
     async def notices_published(self, notice_ids: Sequence[str]) -> None:
         if notice_ids:
-            await self._ops([["ZREM", "lnotes", *notice_ids], *(["DEL", f"lnote:{i}"] for i in notice_ids)])  # each key prefixed
+            await self.guard.write([["ZREM", "lnotes", *notice_ids], *(["DEL", f"lnote:{i}"] for i in notice_ids)])  # each key prefixed
 
     async def own_records(self, customers: Sequence[str], now: datetime, record_days: int) -> dict[str, OwnRecord]:
         """Each customer's record, worked out by the book's own rule (`Book.own_records`) from their loans and overdues."""
@@ -963,18 +948,13 @@ class RedisBook:
         state.loans = await self.loans([i for ids in state.active.values() for i in ids])
         return Book(state).own_records(customers, int(now.timestamp() * 1000), record_days)
 
-    async def _ops(self, ops: list[list[Any]], *, durable: bool = False) -> None:
-        # Durable even with nothing to write: the batch's allocation (or a kept event) is published next.
-        if ops or (durable and self.guard.durability.replicas):
-            self.guard.seen(await self.guard.run(self._write, orjson.dumps(ops), durable=durable))
-
     async def remember(self, decisions: Sequence[tuple[str, bytes]]) -> None:
         """Keep each decision's event; with a replica, return once the batch's writes reached it."""
-        await self._ops([["HSETNX", f"app:{r}", "event", payload.decode()] for r, payload in decisions], durable=True)
+        await self.guard.write([["HSETNX", f"app:{r}", "event", payload.decode()] for r, payload in decisions], durable=True)
 
     async def mark_published(self, records: Sequence[str]) -> None:
         # Published: a redelivery has nothing to publish again, so the kept event can go (memory).
-        await self._ops(
+        await self.guard.write(
             [op for r in records for op in (["HSET", f"app:{r}", "published", "1"], ["HDEL", f"app:{r}", "event"])]
         )
 
@@ -1014,7 +994,7 @@ class RedisBook:
         return [LifecycleClosure(r, facts) for r, raw in zip(records, raws, strict=True) if (facts := _record(raw))]
 
     async def closure_published(self, records: Sequence[str]) -> None:
-        await self._ops([["ZREM", "closing", *records]] if records else [])
+        await self.guard.write([["ZREM", "closing", *records]] if records else [])
 
     async def due_deferred(self, now: datetime, limit: int = 200) -> list[tuple[str, bytes]]:
         due = await self.redis.zrangebyscore(
@@ -1026,11 +1006,11 @@ class RedisBook:
             if score:
                 out.append((record, score if isinstance(score, bytes) else str(score).encode()))
             else:
-                await self._ops([["ZREM", "deferred", record]])
+                await self.guard.write([["ZREM", "deferred", record]])
         return out
 
     async def redecided(self, records: Sequence[str]) -> None:
-        await self._ops([["ZREM", "deferred", *records]] if records else [])
+        await self.guard.write([["ZREM", "deferred", *records]] if records else [])
 
     # --- reading -------------------------------------------------------------------------------------
 
