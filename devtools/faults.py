@@ -38,6 +38,7 @@ Only 127.0.0.1, bounded in count and time: it stops by itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -171,6 +172,9 @@ class _Published:
 # that costs six bytes a character in a dead letter's JSON. It must end in one dead letter that fits
 # the broker, and stop nothing.
 POISON_KEY = b"cus_poison_000001"
+# The last records trickle while faults remain, so each fault has records made after it (`_publish`).
+TRICKLE = 200
+TRICKLE_EVERY_S = 0.5
 PUBLISH_WINDOW = 64  # applications the suite's upstream app keeps in flight
 REPEAT_FROM = 200  # a repeat applicant is one of the last this many customers
 
@@ -198,7 +202,12 @@ def _malformed(rng: random.Random, body: dict[str, Any]) -> tuple[str, bytes]:
     return "invalid", json.dumps(broken).encode()
 
 
-async def _publish(settings: Settings, plan: FaultPlan, published: _Published, progress: Progress, task: Any) -> None:
+async def _publish(
+    settings: Settings, plan: FaultPlan, published: _Published, progress: Progress, task: Any, faults_done: asyncio.Event
+) -> None:
+    """Publish the plan's records at its pace. The last TRICKLE records go out one every
+    TRICKLE_EVERY_S while faults remain (then at once): on a slow machine the faults can outlast the
+    publishing time, and a fault with no record made after it would have no recovery to measure."""
     rng = random.Random(plan.seed)
     run_id = uuid.uuid4().hex[:8]
     topic = settings.topics.applications
@@ -243,6 +252,9 @@ async def _publish(settings: Settings, plan: FaultPlan, published: _Published, p
             delay = began + n * interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if n >= len(items) - TRICKLE and not faults_done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(faults_done.wait(), TRICKLE_EVERY_S)
             # Up to PUBLISH_WINDOW records in flight, as an upstream app batching its sends: the pace is
             # the plan's, not one broker round trip per application (acks=all on three brokers is slower).
             to = settings.topics.lending_requests if kind in ("drawdown", "repayment") else topic
@@ -834,14 +846,19 @@ async def _run(plan: FaultPlan, console: Console) -> FaultReport:
             deciding = progress.add_task("applications decided", total=plan.applications)
             watcher = asyncio.create_task(_watch(settings, stop_watch, flow))
 
+            faults_done = asyncio.Event()
+
             async def publish() -> None:
-                await _publish(settings, plan, published, progress, sending)
+                await _publish(settings, plan, published, progress, sending, faults_done)
                 flow.published.set()
 
-            await asyncio.gather(
-                publish(),
-                _chaos(plan, settings, fleet, infra, report.faults, flow, published, lambda line: progress.console.print(line)),
-            )
+            async def chaos() -> None:
+                try:
+                    await _chaos(plan, settings, fleet, infra, report.faults, flow, published, lambda line: progress.console.print(line))
+                finally:
+                    faults_done.set()
+
+            await asyncio.gather(publish(), chaos())
             exited_meanwhile = len(fleet.exited())  # counted before anything comes back
             for proc in fleet.processes.values():  # anything still down comes back for the count
                 if not proc.alive:
