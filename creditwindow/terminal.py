@@ -58,6 +58,12 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def publishing_needs_yes(as_json: bool, yes: bool) -> None:
+    """A command that publishes asks first; with --json it cannot ask, so it needs --yes."""
+    if as_json and not yes:
+        fail("--json does not ask before publishing: add --yes")
+
+
 def checked_settings() -> Settings:
     """The settings of this process, readable and safe for its environment; else the command ends,
     naming the variables (and never their values: a setting may hold a secret)."""

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from creditwindow.operator_ops import publish_action, read_reviews, signed_action, suspensions_of
 from creditwindow.policy_ops import control_log
-from creditwindow.terminal import JsonOption, console, fail, reach
+from creditwindow.terminal import JsonOption, console, fail, publishing_needs_yes, reach
 from shared.contracts import SUSPENSION_REASONS, CustomerSuspended, SuspensionLifted
 from shared.settings import Settings
 from shared.signing import SigningRefused
@@ -72,8 +72,7 @@ def suspend(
     ends = _until(until)
     if ends is not None and ends <= settings.clock().now():
         fail("--until is in the past")
-    if as_json and not yes:
-        fail("--json does not ask before publishing: add --yes")
+    publishing_needs_yes(as_json, yes)
     action, offset = _sign_and_publish(
         CustomerSuspended, settings, yes or as_json, f"sign and publish: suspend {customer} ({reason}) until {ends or 'lifted'}?",
         issued_by=issued_by, customer_id=customer, reason=reason, until=ends, note=note,
@@ -94,8 +93,7 @@ def lift(
 ) -> None:
     """Lift a customer's suspension: their next application is decided as any other."""
     settings = Settings()
-    if as_json and not yes:
-        fail("--json does not ask before publishing: add --yes")
+    publishing_needs_yes(as_json, yes)
     action, offset = _sign_and_publish(
         SuspensionLifted, settings, yes or as_json, f"sign and publish: lift the suspension of {customer}?",
         issued_by=issued_by, customer_id=customer, note=note,

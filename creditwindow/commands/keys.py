@@ -30,7 +30,7 @@ from creditwindow.hmac_history import carried_over, read_old_ring
 from creditwindow.key_ops import new_key, publish_retirement, ring_entry, signed_retirement, signing_key, write_key_file
 from creditwindow.operator_ops import read_reviews, signed_action, suspensions_of
 from creditwindow.policy_ops import ControlLog, control_log, signed_update
-from creditwindow.terminal import JsonOption, YesOption, checked_settings, console, fail, reach
+from creditwindow.terminal import JsonOption, YesOption, checked_settings, console, fail, publishing_needs_yes, reach
 from services.policy.control.document import load_policy
 from shared.contracts import CustomerSuspended, Event
 from shared.messaging import topic_partitions
@@ -135,8 +135,7 @@ def retire(
 ) -> None:
     """Retire key ID, signed with your key (CW_OPERATOR_PRIVATE_KEY_FILE), on the log every policy replica reads."""
     settings = Settings()
-    if as_json and not yes:
-        fail("--json does not ask before publishing: add --yes")
+    publishing_needs_yes(as_json, yes)
     if key_id not in settings.operator_public_keys:
         fail(f"key {key_id!r} is not in the fleet's ring (CW_OPERATOR_PUBLIC_KEYS has {sorted(settings.operator_public_keys)})")
     when = _moment(at, "--at") if at else None
@@ -186,8 +185,7 @@ def migrate(
 ) -> None:
     """Carry the HMAC-signed history over, once: each policy version the old fleet adopted and each suspension in force, signed again with your key."""
     settings = Settings()
-    if as_json and not yes:
-        fail("--json does not ask before publishing: add --yes")
+    publishing_needs_yes(as_json, yes)
     try:
         ring = read_old_ring(hmac_ring)
         signing_key(settings)

@@ -26,7 +26,7 @@ from creditwindow.policy_ops import (
     publish_update,
     signed_update,
 )
-from creditwindow.terminal import JsonOption, console, fail, reach
+from creditwindow.terminal import JsonOption, console, fail, publishing_needs_yes, reach
 from services.policy.control.checks import Refused
 from services.policy.control.document import PolicyDocument, PolicyError, parse_policy
 from shared.contracts import DEFAULT_LOCALE
@@ -96,8 +96,7 @@ def apply(
 ) -> None:
     """Validate FILE, show the diff, sign it and publish it to credit.policy (every replica applies it)."""
     settings = Settings()
-    if as_json and not yes:
-        fail("--json does not ask before publishing: add --yes")
+    publishing_needs_yes(as_json, yes)
     text, candidate = read_candidate(path)
     try:
         update = signed_update(text, settings, issued_by=issued_by)  # no key, or a retired one: say so before reading

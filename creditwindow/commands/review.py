@@ -25,7 +25,7 @@ from creditwindow.explaining import gather
 from creditwindow.key_ops import signing_key
 from creditwindow.operator_ops import Review, board, publish_action, read_reviews, signed_action
 from creditwindow.policy_ops import active_policy
-from creditwindow.terminal import JsonOption, console, fail, reach
+from creditwindow.terminal import JsonOption, console, fail, publishing_needs_yes, reach
 from shared.contracts import ReviewDecided
 from shared.references import normalise_reference
 from shared.settings import Settings
@@ -110,8 +110,7 @@ def decide_review(
         fail("--open needs --limit N (CNY)")
     if uphold and limit:
         fail("--limit goes with --open only")
-    if as_json and not yes:
-        fail("--json does not ask before publishing: add --yes")
+    publishing_needs_yes(as_json, yes)
     try:
         signing_key(settings)  # no key to sign with: say so before reading
     except SigningRefused as exc:
